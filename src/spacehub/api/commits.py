@@ -1,0 +1,67 @@
+"""Uploads: preupload and the NDJSON commit endpoint."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import IO, Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from spacehub.api.deps import base_url, ctx_of, json_body, qbool, raw, unit
+from spacehub.errors import PayloadTooLarge
+from spacehub.services import commits, repos
+
+router = APIRouter()
+SPOOL_IN_MEMORY = 32 * 1024 * 1024
+
+
+@router.post("/api/{rtype:repotype}/{ns}/{name}/preupload/{rev}")
+async def preupload(request: Request, rtype: str, ns: str, name: str, rev: str) -> dict[str, Any]:
+    """Serves the upload-mode negotiation of every upload: POST /api/{T}/{id}/preupload/{rev}."""
+    body = await json_body(request)
+
+    def run() -> dict[str, Any]:
+        with unit(request) as (ctx, s, p):
+            repo = repos.get_repo(s, p, rtype, f"{ns}/{name}", "write")
+            return commits.preupload(ctx, s, repo, raw(rev), body, request.headers.get("user-agent"))
+
+    return await run_in_threadpool(run)
+
+
+async def spool_body(request: Request) -> IO[bytes]:
+    """The request body in a temporary file (in memory while small), refusing more than the configured limit."""
+    limit = ctx_of(request).settings.storage.max_request_bytes
+    f = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=ctx_of(request).settings.tmp_dir)  # noqa: SIM115
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            f.close()
+            raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes")
+        f.write(chunk)
+    f.seek(0)
+    return f  # type: ignore[return-value]
+
+
+@router.post("/api/{rtype:repotype}/{ns}/{name}/commit/{rev}")
+async def create_commit(request: Request, rtype: str, ns: str, name: str, rev: str) -> dict[str, Any]:
+    """Serves `HfApi.create_commit`, `upload_file`, `upload_folder`, `delete_file`, `delete_folder`:
+    POST /api/{T}/{id}/commit/{rev} (NDJSON)."""
+    body = await spool_body(request)
+
+    def run() -> dict[str, Any]:
+        with body, unit(request) as (ctx, s, p):
+            repo = repos.get_repo(s, p, rtype, f"{ns}/{name}", "write")
+            out = commits.create_commit(
+                ctx, s, p, repo, raw(rev), body, create_pr=qbool(request.query_params.get("create_pr"))
+            )
+            url = repos.repo_url(base_url(request), rtype, repo.full_name)
+            return {
+                "success": True,
+                "commitOid": out["commitOid"],
+                "commitUrl": f"{url}/commit/{out['commitOid']}",
+                "hookOutput": "",
+            }
+
+    return await run_in_threadpool(run)

@@ -1,0 +1,105 @@
+"""What every handler needs: the hub context, a transaction with the caller's principal, and request parsing helpers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote
+
+from sqlalchemy.orm import Session
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.requests import Request
+
+from spacehub.errors import BadRequest, PayloadTooLarge
+from spacehub.services import accounts
+from spacehub.services.accounts import Principal
+from spacehub.services.context import HubContext
+from spacehub.services.formats import PLURALS
+
+
+class RepoTypeConvertor(Convertor[str]):
+    """``{t:repotype}`` matches models|datasets|spaces and yields model|dataset|space."""
+
+    regex = "models|datasets|spaces"
+
+    def convert(self, value: str) -> str:
+        return PLURALS[value]
+
+    def to_string(self, value: str) -> str:
+        return value + "s"
+
+
+register_url_convertor("repotype", RepoTypeConvertor())
+
+
+def ctx_of(request: Request) -> HubContext:
+    ctx: HubContext = request.app.state.ctx
+    return ctx
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token from ``Authorization: Bearer …``, or the password of HTTP basic auth (git's way)."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            _, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return password or None
+    return None
+
+
+@contextmanager
+def unit(request: Request) -> Iterator[tuple[HubContext, Session, Principal]]:
+    """One unit of work: a transaction plus the authenticated caller. Raises: Unauthorized for a bad token."""
+    ctx = ctx_of(request)
+    with ctx.db.transaction() as s:
+        yield ctx, s, accounts.authenticate(s, bearer_token(request))
+
+
+def base_url(request: Request) -> str:
+    ctx = ctx_of(request)
+    return (ctx.settings.server.public_url or str(request.base_url)).rstrip("/")
+
+
+def qbool(value: str | None, default: bool = False) -> bool:
+    """Query booleans as every client sends them: true/false (httpx) and True/False (requests), 1/0."""
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def raw(value: str) -> str:
+    """Decode a path parameter taken from the raw path (revisions arrive as ``refs%2Fpr%2F1``)."""
+    return unquote(value)
+
+
+async def json_body(request: Request, limit: int = 16 * 1024 * 1024) -> Any:
+    """The JSON body (``None`` when empty). Raises: BadRequest (malformed), PayloadTooLarge."""
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
+    if not data.strip():
+        return None
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadRequest(f"Malformed JSON body: {e}") from None
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """Raises: BadRequest unless the body is a JSON object."""
+    body = await json_body(request)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequest("Expected a JSON object")
+    return body

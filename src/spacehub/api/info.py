@@ -1,0 +1,226 @@
+"""Reading repos: info, listing, tree, paths-info, refs, commits; and branches and tags."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from spacehub.api.deps import base_url, json_object, qbool, raw, unit
+from spacehub.errors import BadRequest
+from spacehub.services import files, refs, repos
+from spacehub.services.formats import iso
+
+router = APIRouter()
+
+
+def _next_link(request: Request, cursor: int) -> dict[str, str]:
+    url = request.url.include_query_params(cursor=cursor)
+    public = base_url(request)
+    return {"Link": f'<{public}{url.path}?{url.query}>; rel="next"'}
+
+
+@router.get("/api/{rtype:repotype}")
+def list_repos(request: Request, rtype: str) -> JSONResponse:
+    """Serves `HfApi.list_models` / `list_datasets` / `list_spaces`: GET /api/{T} (paginated with Link)."""
+    q = request.query_params
+    try:
+        limit = int(q["limit"]) if q.get("limit") else None
+        cursor = int(q.get("cursor") or 0)
+        direction = int(q.get("direction") or -1)
+    except ValueError:
+        raise BadRequest("'limit', 'cursor' and 'direction' must be integers") from None
+    if (limit is not None and limit < 0) or cursor < 0:
+        raise BadRequest("'limit' and 'cursor' must not be negative")
+    with unit(request) as (ctx, s, p):
+        items, more = repos.list_repos(
+            ctx,
+            s,
+            p,
+            rtype,
+            q.get("author"),
+            q.get("search"),
+            q.get("sort"),
+            direction,
+            limit,
+            cursor,
+            base_url(request),
+        )
+    headers = _next_link(request, cursor + len(items)) if more and (limit is None or len(items) < limit) else {}
+    return JSONResponse(items, headers=headers)
+
+
+@router.get("/api/{rtype:repotype}/{ns}/{name}")
+def repo_info(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.repo_info` / `model_info` / `dataset_info` / `space_info`: GET /api/{T}/{id}."""
+    return _info(request, rtype, f"{ns}/{name}", "main")
+
+
+@router.get("/api/{rtype:repotype}/{ns}/{name}/revision/{rev:path}")
+def repo_info_at_revision(request: Request, rtype: str, ns: str, name: str, rev: str) -> dict[str, Any]:
+    """Serves `repo_info(revision=…)`, `revision_exists`, snapshot_download: GET /api/{T}/{id}/revision/{rev}."""
+    return _info(request, rtype, f"{ns}/{name}", raw(rev))
+
+
+def _info(request: Request, rtype: str, repo_id: str, rev: str) -> dict[str, Any]:
+    with unit(request) as (ctx, s, p):
+        repo = repos.get_repo(s, p, rtype, repo_id)
+        if rev == "main" and "main" not in ctx.git.branches(repo.id):
+            sha = None  # an empty repo still has an info page
+        else:
+            sha = ctx.git.resolve(repo.id, rev)
+        info = repos.base_info(ctx, repo, sha, base_url(request))
+        if sha is not None:
+            info["siblings"] = files.siblings(ctx, repo, sha, qbool(request.query_params.get("blobs")))
+            info["cardData"] = files.card_data(ctx, repo, sha)
+            info["lastModified"] = iso(ctx.git.commit_info(repo.id, sha).date)
+        else:
+            info["siblings"], info["cardData"] = [], {}
+        if rtype == "space":
+            card = info["cardData"]
+            for key in ("title", "emoji", "colorFrom", "colorTo", "pinned"):
+                if key in card:
+                    info[key] = card[key]
+        tags = info["cardData"].get("tags") if isinstance(info["cardData"], dict) else None
+        if isinstance(tags, list):
+            info["tags"] = [str(t) for t in tags]
+        return info
+
+
+@router.get("/api/{rtype:repotype}/{ns}/{name}/tree/{rev}")
+def list_repo_tree_root(request: Request, rtype: str, ns: str, name: str, rev: str) -> JSONResponse:
+    """Serves `HfApi.list_repo_tree` / `list_repo_files`: GET /api/{T}/{id}/tree/{rev}."""
+    return _tree(request, rtype, f"{ns}/{name}", raw(rev), "")
+
+
+@router.get("/api/{rtype:repotype}/{ns}/{name}/tree/{rev}/{path:path}")
+def list_repo_tree(request: Request, rtype: str, ns: str, name: str, rev: str, path: str) -> JSONResponse:
+    """Serves `HfApi.list_repo_tree(path_in_repo=…)`: GET /api/{T}/{id}/tree/{rev}/{path}."""
+    return _tree(request, rtype, f"{ns}/{name}", raw(rev), raw(path).strip("/"))
+
+
+TREE_PAGE = 1000
+TREE_PAGE_EXPANDED = 50
+
+
+def _tree(request: Request, rtype: str, repo_id: str, rev: str, path: str) -> JSONResponse:
+    q = request.query_params
+    expand = qbool(q.get("expand"))
+    try:
+        cursor = int(q.get("cursor") or 0)
+    except ValueError:
+        raise BadRequest("'cursor' must be an integer") from None
+    with unit(request) as (ctx, s, p):
+        repo = repos.get_repo(s, p, rtype, repo_id)
+        sha = ctx.git.resolve(repo.id, rev)
+        items = files.tree(ctx, repo, sha, path, qbool(q.get("recursive")), False)
+        page = TREE_PAGE_EXPANDED if expand else TREE_PAGE
+        chunk = items[cursor : cursor + page]
+        if expand:
+            files.add_last_commits(ctx, repo.id, sha, chunk)
+    more = cursor + page < len(items)
+    return JSONResponse(chunk, headers=_next_link(request, cursor + page) if more else {})
+
+
+@router.post("/api/{rtype:repotype}/{ns}/{name}/paths-info/{rev}")
+async def get_paths_info(request: Request, rtype: str, ns: str, name: str, rev: str) -> list[dict[str, Any]]:
+    """Serves `HfApi.get_paths_info`: POST /api/{T}/{id}/paths-info/{rev} (form-encoded, JSON accepted too)."""
+    body = await request.body()
+    if request.headers.get("content-type", "").startswith("application/json"):
+        import json
+
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise BadRequest("Malformed JSON body") from None
+        paths, expand = data.get("paths", []), bool(data.get("expand"))
+    else:
+        form = parse_qs(body.decode("utf-8", "replace"))
+        paths, expand = form.get("paths", []), qbool((form.get("expand") or ["false"])[0])
+    if not isinstance(paths, list) or not all(isinstance(x, str) for x in paths):
+        raise BadRequest("'paths' must be a list of strings")
+
+    def run() -> list[dict[str, Any]]:
+        with unit(request) as (ctx, s, p):
+            repo = repos.get_repo(s, p, rtype, f"{ns}/{name}")
+            return files.paths_info(ctx, repo, ctx.git.resolve(repo.id, raw(rev)), paths, expand)
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/api/{rtype:repotype}/{ns}/{name}/refs")
+def list_repo_refs(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.list_repo_refs`: GET /api/{T}/{id}/refs."""
+    with unit(request) as (ctx, s, p):
+        repo = repos.get_repo(s, p, rtype, f"{ns}/{name}")
+        out = refs.list_refs(ctx, repo)
+        if qbool(request.query_params.get("include_prs")):
+            out["pullRequests"] = []
+        return out
+
+
+@router.get("/api/{rtype:repotype}/{ns}/{name}/commits/{rev}")
+def list_repo_commits(request: Request, rtype: str, ns: str, name: str, rev: str) -> JSONResponse:
+    """Serves `HfApi.list_repo_commits`: GET /api/{T}/{id}/commits/{rev} (paginated, newest first)."""
+    q = request.query_params
+    try:
+        cursor = int(q.get("cursor") or 0)
+        limit = min(int(q.get("limit") or 100), 1000)
+    except ValueError:
+        raise BadRequest("'cursor' and 'limit' must be integers") from None
+    with unit(request) as (ctx, s, p):
+        repo = repos.get_repo(s, p, rtype, f"{ns}/{name}")
+        items, more = refs.list_commits(ctx, repo, raw(rev), cursor, limit)
+    return JSONResponse(items, headers=_next_link(request, cursor + limit) if more else {})
+
+
+@router.post("/api/{rtype:repotype}/{ns}/{name}/branch/{branch:path}")
+async def create_branch(request: Request, rtype: str, ns: str, name: str, branch: str) -> dict[str, Any]:
+    """Serves `HfApi.create_branch`: POST /api/{T}/{id}/branch/{branch}."""
+    body = await json_object(request)
+
+    def run() -> dict[str, Any]:
+        with unit(request) as (ctx, s, p):
+            repo = repos.get_repo(s, p, rtype, f"{ns}/{name}", "write")
+            refs.create_branch(ctx, repo, raw(branch), body.get("startingPoint"))
+            return {}
+
+    return await run_in_threadpool(run)
+
+
+@router.delete("/api/{rtype:repotype}/{ns}/{name}/branch/{branch:path}")
+def delete_branch(request: Request, rtype: str, ns: str, name: str, branch: str) -> dict[str, Any]:
+    """Serves `HfApi.delete_branch`: DELETE /api/{T}/{id}/branch/{branch}."""
+    with unit(request) as (ctx, s, p):
+        repo = repos.get_repo(s, p, rtype, f"{ns}/{name}", "write")
+        refs.delete_ref(ctx, repo, "heads", raw(branch))
+        return {}
+
+
+@router.post("/api/{rtype:repotype}/{ns}/{name}/tag/{rev:path}")
+async def create_tag(request: Request, rtype: str, ns: str, name: str, rev: str) -> dict[str, Any]:
+    """Serves `HfApi.create_tag`: POST /api/{T}/{id}/tag/{rev} with {"tag", "message"?}."""
+    body = await json_object(request)
+
+    def run() -> dict[str, Any]:
+        tag, message = body.get("tag"), body.get("message")
+        if not isinstance(tag, str) or (message is not None and not isinstance(message, str)):
+            raise BadRequest("'tag' (string) is required; 'message' must be a string")
+        with unit(request) as (ctx, s, p):
+            repo = repos.get_repo(s, p, rtype, f"{ns}/{name}", "write")
+            refs.create_tag(ctx, repo, tag, raw(rev), message, p.name or "")
+            return {}
+
+    return await run_in_threadpool(run)
+
+
+@router.delete("/api/{rtype:repotype}/{ns}/{name}/tag/{tag:path}")
+def delete_tag(request: Request, rtype: str, ns: str, name: str, tag: str) -> dict[str, Any]:
+    """Serves `HfApi.delete_tag`: DELETE /api/{T}/{id}/tag/{tag}."""
+    with unit(request) as (ctx, s, p):
+        repo = repos.get_repo(s, p, rtype, f"{ns}/{name}", "write")
+        refs.delete_ref(ctx, repo, "tags", raw(tag))
+        return {}

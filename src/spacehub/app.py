@@ -1,0 +1,89 @@
+"""create_app(settings) → the ASGI app: routers, the raw-path router fix, error rendering."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from spacehub.config import Settings
+from spacehub.errors import HubError
+from spacehub.services.context import HubContext
+
+log = logging.getLogger("spacehub")
+
+
+class RawPathMiddleware:
+    """Route on the raw path: revisions and tree paths arrive %2F-encoded (``refs%2Fpr%2F1``), and decoding them
+    before routing would split them. Handlers decode their parameters once (``api.deps.raw``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and scope.get("raw_path"):
+            scope = dict(scope)
+            scope["path"] = scope["raw_path"].decode("latin-1")
+        await self.app(scope, receive, send)
+
+
+def _safe_header(message: str) -> str:
+    return message.encode("ascii", "replace").decode().replace("\n", " ")[:1000]
+
+
+def error_response(err: HubError, request_id: str) -> JSONResponse:
+    headers = {"X-Error-Message": _safe_header(err.message), "X-Request-Id": request_id, **err.headers}
+    if err.error_code:
+        headers["X-Error-Code"] = err.error_code
+    if err.status_code == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="SpaceHub"')
+    body: dict[str, Any] = {"error": err.message, **err.extra}
+    return JSONResponse(body, status_code=err.status_code, headers=headers)
+
+
+def create_app(settings: Settings, ctx: HubContext | None = None) -> FastAPI:
+    from spacehub.api import commits, files, info, repos
+
+    ctx = ctx or HubContext.create(settings)
+    app = FastAPI(title="SpaceHub", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.ctx = ctx
+    app.state.create_hooks = []
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Any) -> Any:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = rid
+        limit = ctx.settings.storage.max_request_bytes
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            from spacehub.errors import PayloadTooLarge
+
+            return error_response(PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes"), rid)
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = rid
+        return response
+
+    @app.exception_handler(HubError)
+    async def hub_error(request: Request, err: HubError) -> JSONResponse:
+        return error_response(err, getattr(request.state, "request_id", ""))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        from spacehub.errors import BadRequest
+
+        msg = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
+        return error_response(BadRequest(f"Invalid request: {msg}"), getattr(request.state, "request_id", ""))
+
+    for module in (repos, info, commits):
+        app.include_router(module.router)
+    from spacehub.git import routes as git_routes
+
+    app.include_router(git_routes.router)
+    app.include_router(files.router)  # last: its model route /{ns}/{name}/resolve/... is the widest pattern
+    app.add_middleware(RawPathMiddleware)
+    return app

@@ -1,0 +1,124 @@
+"""The ``spacehub`` command: serve, and admin commands that work on the data folder (also while the server runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spacehub.config import Settings
+from spacehub.errors import HubError
+
+app = typer.Typer(help="SpaceHub: a self-hosted home for Hugging Face-style Spaces.", no_args_is_help=True)
+users = typer.Typer(help="Manage users.", no_args_is_help=True)
+tokens = typer.Typer(help="Manage access tokens.", no_args_is_help=True)
+orgs = typer.Typer(help="Manage organizations.", no_args_is_help=True)
+app.add_typer(users, name="users")
+app.add_typer(tokens, name="tokens")
+app.add_typer(orgs, name="orgs")
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (default: SPACEHUB_DATA_DIR or ./data)")]
+
+
+def _settings(data_dir: Path | None, **overrides: object) -> Settings:
+    kwargs: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        kwargs["data_dir"] = data_dir
+    return Settings(**kwargs)  # type: ignore[arg-type]
+
+
+def _run_admin(data_dir: Path | None, fn):  # type: ignore[no-untyped-def]
+    from spacehub.storage.db import Database, upgrade_schema
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_schema(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as s:
+            return fn(s)
+    except HubError as e:
+        typer.echo(f"error: {e.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000)")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Start the server with embedded defaults (SQLite and local folders under the data dir)."""
+    import uvicorn
+
+    from spacehub.app import create_app
+
+    settings = _settings(data_dir, host=host, port=port)
+    application = create_app(settings)
+    typer.echo(f"SpaceHub on http://{settings.server.host}:{settings.server.port} (data: {settings.data_dir})")
+    uvicorn.run(
+        application,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level="info",
+        proxy_headers=False,
+        timeout_keep_alive=30,
+    )
+
+
+@users.command("create")
+def users_create(
+    name: str,
+    data_dir: DataDir = None,
+    fullname: Annotated[str, typer.Option(help="Display name")] = "",
+    email: Annotated[str | None, typer.Option(help="E-mail address")] = None,
+    admin: Annotated[bool, typer.Option(help="Site administrator")] = False,
+) -> None:
+    """Create a user."""
+    from spacehub.services import accounts
+
+    _run_admin(data_dir, lambda s: accounts.create_user(s, name, fullname, email, admin))
+    typer.echo(f"created user {name}")
+
+
+@tokens.command("create")
+def tokens_create(
+    name: str,
+    data_dir: DataDir = None,
+    role: Annotated[str, typer.Option(help="read or write")] = "write",
+    token_name: Annotated[str, typer.Option("--token-name", help="A label for the token")] = "cli",
+) -> None:
+    """Create an access token for user NAME; the token is the last line printed."""
+    from spacehub.services import accounts
+
+    value = _run_admin(data_dir, lambda s: accounts.create_token(s, name, role, token_name))
+    typer.echo(f"token for {name} ({role}):")
+    typer.echo(value)
+
+
+@orgs.command("create")
+def orgs_create(name: str, data_dir: DataDir = None, fullname: str = "") -> None:
+    """Create an organization."""
+    from spacehub.services import accounts
+
+    _run_admin(data_dir, lambda s: accounts.create_org(s, name, fullname))
+    typer.echo(f"created organization {name}")
+
+
+@orgs.command("add-member")
+def orgs_add_member(
+    org: str,
+    user: str,
+    data_dir: DataDir = None,
+    role: Annotated[str, typer.Option(help="read, write or admin")] = "write",
+) -> None:
+    """Add USER to ORG with a role (or change their role)."""
+    from spacehub.services import accounts
+
+    _run_admin(data_dir, lambda s: accounts.add_member(s, org, user, role))
+    typer.echo(f"{user} is now {role} in {org}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,76 @@
+"""Settings: the one place SpaceHub reads its environment (prefix ``SPACEHUB_``, nested groups with ``__``).
+
+Every field is documented in docs/settings.md (tests/test_docs.py enforces it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients use (HF_ENDPOINT). Defaults to the URL of each incoming request.",
+    )
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite:///{data_dir}/spacehub.db")
+
+
+class StorageSettings(BaseModel):
+    max_request_bytes: int = Field(default=8 * 1024**3, description="Largest request body accepted (commit, LFS PUT).")
+    lfs_threshold_bytes: int = Field(
+        default=10 * 1024**2,
+        description="Files larger than this are stored as LFS objects even when uploaded inline, as the Hub does.",
+    )
+    lfs_url_ttl_seconds: int = Field(default=3600, description="Lifetime of the signed LFS upload URLs.")
+
+
+class RuntimeSettings(BaseModel):
+    spaces_domain: str = Field(default="localhost", description="Spaces are served at {subdomain}.{spaces_domain}.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPACEHUB_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="Where the database, repos and blobs live.")
+    host: str | None = Field(default=None, description="Shortcut for server.host.")
+    port: int | None = Field(default=None, description="Shortcut for server.port.")
+    server: ServerSettings = ServerSettings()
+    db: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+
+    def model_post_init(self, __context: object) -> None:
+        self.data_dir = self.data_dir.resolve()
+        if self.host is not None:
+            self.server.host = self.host
+        if self.port is not None:
+            self.server.port = self.port
+
+    @property
+    def database_url(self) -> str:
+        return self.db.url or f"sqlite:///{self.data_dir / 'spacehub.db'}"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data_dir / "repos"
+
+    @property
+    def lfs_dir(self) -> Path:
+        return self.data_dir / "lfs"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"

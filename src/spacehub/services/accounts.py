@@ -1,0 +1,235 @@
+"""Users, organizations, tokens, and the one place that decides who may read, write or administer a repo."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, RepoNotFound, Unauthorized
+from spacehub.storage.db import utcnow
+from spacehub.storage.models import Account, Membership, Repo, Token
+
+NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,40}[A-Za-z0-9])?$")
+RESERVED_NAMES = {
+    "api",
+    "spaces",
+    "datasets",
+    "models",
+    "settings",
+    "login",
+    "logout",
+    "new",
+    "static",
+    "docs",
+    "admin",
+}
+ROLES = ("read", "write", "admin")
+TOKEN_ROLES = ("read", "write")
+INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user with a token of some role, or nobody (anonymous)."""
+
+    user_id: int | None = None
+    name: str | None = None
+    token_role: str | None = None  # read | write
+    is_admin: bool = False
+    org_roles: dict[int, str] = field(default_factory=dict)  # org account id → role
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user_id is None
+
+
+ANONYMOUS = Principal()
+
+
+def validate_name(name: str, what: str = "name") -> None:
+    if not NAME_RE.match(name) or "--" in name or name.lower() in RESERVED_NAMES:
+        raise BadRequest(
+            f"Invalid {what} {name!r}: use 1-42 letters, digits or single hyphens, not starting or ending with a hyphen"
+        )
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def get_account(s: Session, name: str) -> Account | None:
+    return s.scalar(select(Account).where(Account.name == name))
+
+
+def create_user(s: Session, name: str, fullname: str = "", email: str | None = None, admin: bool = False) -> Account:
+    """Raises: BadRequest (invalid name), Conflict (name taken by a user or an org)."""
+    return _create_account(s, name, "user", fullname, email, admin)
+
+
+def create_org(s: Session, name: str, fullname: str = "") -> Account:
+    return _create_account(s, name, "org", fullname, None, False)
+
+
+def _create_account(s: Session, name: str, kind: str, fullname: str, email: str | None, admin: bool) -> Account:
+    validate_name(name, "user name" if kind == "user" else "organization name")
+    if s.scalar(select(Account).where(Account.name.ilike(name))) is not None:
+        raise Conflict(f"The name {name!r} is already taken")
+    acct = Account(name=name, kind=kind, fullname=fullname or name, email=email, is_admin=admin)
+    s.add(acct)
+    s.flush()
+    return acct
+
+
+def add_member(s: Session, org_name: str, user_name: str, role: str) -> Membership:
+    """Add (or change the role of) ``user_name`` in ``org_name``.
+
+    Raises: NotFound (no such org/user), BadRequest (bad role).
+    """
+    if role not in ROLES:
+        raise BadRequest(f"Invalid role {role!r}; use one of {', '.join(ROLES)}")
+    org, user = get_account(s, org_name), get_account(s, user_name)
+    if org is None or org.kind != "org":
+        raise NotFound(f"Organization {org_name!r} not found")
+    if user is None or user.kind != "user":
+        raise NotFound(f"User {user_name!r} not found")
+    m = s.scalar(select(Membership).where(Membership.org_id == org.id, Membership.user_id == user.id))
+    if m is None:
+        m = Membership(org_id=org.id, user_id=user.id, role=role)
+        s.add(m)
+    else:
+        m.role = role
+    s.flush()
+    return m
+
+
+def create_token(s: Session, user_name: str, role: str = "write", name: str = "cli") -> str:
+    """Create a token for ``user_name`` and return its value (shown once; only its hash is stored).
+
+    Raises: NotFound (no such user), BadRequest (bad role).
+    """
+    if role not in TOKEN_ROLES:
+        raise BadRequest(f"Invalid token role {role!r}; use read or write")
+    user = get_account(s, user_name)
+    if user is None or user.kind != "user":
+        raise NotFound(f"User {user_name!r} not found")
+    value = "hf_" + secrets.token_urlsafe(30).replace("-", "A").replace("_", "z")[:34]
+    s.add(Token(user_id=user.id, name=name, role=role, token_hash=hash_token(value)))
+    s.flush()
+    return value
+
+
+def authenticate(s: Session, token: str | None) -> Principal:
+    """The principal behind a bearer token; anonymous when there is none.
+
+    Raises: Unauthorized (a token was given but is not valid).
+    """
+    if not token:
+        return ANONYMOUS
+    row = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
+    if row is None:
+        raise Unauthorized(INVALID_CREDENTIALS)
+    now = utcnow()
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        row.last_used_at = now  # coarse, so that reads do not write on every request
+    roles = {m.org_id: m.role for m in s.scalars(select(Membership).where(Membership.user_id == row.user_id))}
+    return Principal(row.user_id, row.user.name, row.role, row.user.is_admin, roles)
+
+
+def whoami(s: Session, p: Principal, token: str) -> dict[str, object]:
+    """The ``/api/whoami-v2`` document. Raises: Unauthorized (anonymous)."""
+    if p.anonymous or p.user_id is None:
+        raise Unauthorized(INVALID_CREDENTIALS)
+    user = s.get(Account, p.user_id)
+    assert user is not None
+    tok = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
+    orgs = []
+    for m in s.scalars(select(Membership).where(Membership.user_id == user.id)):
+        orgs.append(
+            {"type": "org", "name": m.org.name, "fullname": m.org.fullname, "roleInOrg": m.role, "id": _hexid(m.org.id)}
+        )
+    from spacehub.services.formats import iso
+
+    return {
+        "type": "user",
+        "id": _hexid(user.id),
+        "name": user.name,
+        "fullname": user.fullname,
+        "email": user.email,
+        "emailVerified": user.email is not None,
+        "isPro": False,
+        "canPay": False,
+        "avatarUrl": "",
+        "orgs": orgs,
+        "auth": {
+            "type": "access_token",
+            "accessToken": {
+                "displayName": tok.name if tok else "token",
+                "role": p.token_role,
+                "createdAt": iso(tok.created_at) if tok else None,
+            },
+        },
+    }
+
+
+def _hexid(n: int) -> str:
+    return f"{n:024x}"
+
+
+# ---- the permission check ------------------------------------------------------------------------------------
+def role_on(p: Principal, owner: Account) -> str | None:
+    """The role ``p`` holds over everything ``owner`` owns: admin (the user themself or an org admin), write, read."""
+    if p.anonymous:
+        return None
+    if p.is_admin or p.user_id == owner.id:
+        return "admin"
+    return p.org_roles.get(owner.id)
+
+
+def can_read(p: Principal, repo: Repo) -> bool:
+    return not repo.private or role_on(p, repo.owner) is not None
+
+
+def check_repo_access(p: Principal, repo: Repo | None, need: str = "read") -> Repo:
+    """The single permission gate for repos. ``need`` is read, write or admin.
+
+    A repo you may not read does not exist for you (404 RepoNotFound, never 403). A visible repo you may not change
+    gives 401 when anonymous and 403 otherwise. Write and admin also need a write token.
+
+    Raises: RepoNotFound, Unauthorized, Forbidden.
+    """
+    if repo is None or not can_read(p, repo):
+        raise RepoNotFound("Repository not found")
+    if need == "read":
+        return repo
+    if p.anonymous:
+        raise Unauthorized("You must be authenticated to do this: pass a token with write access")
+    role = role_on(p, repo.owner)
+    if p.token_role != "write":
+        raise Forbidden("This token is read-only: use a token with the write role")
+    ok = role in ("write", "admin") if need == "write" else role == "admin"
+    if not ok:
+        raise Forbidden(
+            f"You don't have the rights to {'change' if need == 'write' else 'administer'} {repo.full_name}"
+        )
+    return repo
+
+
+def check_namespace_write(s: Session, p: Principal, namespace: str) -> Account:
+    """The account ``p`` may create repos under. Raises: Unauthorized, Forbidden, NotFound."""
+    if p.anonymous:
+        raise Unauthorized("You must be authenticated to create a repo")
+    owner = get_account(s, namespace)
+    if owner is None:
+        raise (
+            NotFound(f"Namespace {namespace!r} not found")
+            if p.is_admin
+            else Forbidden(f"You don't have the rights to create a repo under {namespace!r}")
+        )
+    if p.token_role != "write" or role_on(p, owner) not in ("write", "admin"):
+        raise Forbidden(f"You don't have the rights to create a repo under {namespace!r}")
+    return owner

@@ -1,0 +1,307 @@
+"""Commits: preupload decisions and applying an NDJSON commit (add, LFS add, delete file, delete folder) atomically.
+
+Large files become LFS objects whatever way they arrive: an inline (base64) file that matches an LFS pattern of
+``.gitattributes`` or exceeds ``storage.lfs_threshold_bytes`` is put in the blob store and its pointer committed, as
+the Hub does. Every line is validated and every blob written before the branch moves, so a refused or interrupted
+commit changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import pathspec
+from sqlalchemy.orm import Session
+
+from spacehub.errors import (
+    BadRequest,
+    EntryNotFound,
+    NotImplementedOnHub,
+    PreconditionFailed,
+    RevisionNotFound,
+    Unprocessable,
+)
+from spacehub.services import cards
+from spacehub.services.accounts import Principal
+from spacehub.services.context import HubContext, RepoEvent
+from spacehub.services.formats import SDKS
+from spacehub.storage.blobs import LfsPointer, parse_pointer, stage_bytes
+from spacehub.storage.db import utcnow
+from spacehub.storage.git import EXEC_MODE, FILE_MODE, Change
+from spacehub.storage.models import LfsObject, Repo
+
+MAX_PATH_BYTES = 4096
+MAX_SEGMENT_BYTES = 255
+HEX_PREFIX = re.compile(r"^[0-9a-fA-F]{5,40}$")
+UA_VERSION = re.compile(r"hf_hub/(\d+)\.(\d+)")
+
+
+def validate_path(path: Any) -> str:
+    """A repo path as the Hub accepts it. Raises: Unprocessable (``..``, absolute, ``.git``, NUL, too long…)."""
+    if not isinstance(path, str) or not path:
+        raise Unprocessable("Invalid path: empty or not a string")
+    if "\0" in path or "\\" in path or any(ord(c) < 32 for c in path):
+        raise Unprocessable(f"Invalid path {path!r}: control characters and backslashes are not allowed")
+    if path.startswith("/"):
+        raise Unprocessable(f"Invalid path {path!r}: absolute paths are not allowed")
+    if len(path.encode()) > MAX_PATH_BYTES:
+        raise Unprocessable("Invalid path: too long")
+    for seg in path.split("/"):
+        if seg in ("", ".", ".."):
+            raise Unprocessable(f"Invalid path {path!r}: empty, '.' or '..' segments are not allowed")
+        if seg.lower() == ".git":
+            raise Unprocessable(f"Invalid path {path!r}: '.git' is reserved")
+        if len(seg.encode()) > MAX_SEGMENT_BYTES:
+            raise Unprocessable(f"Invalid path {path!r}: a name is longer than {MAX_SEGMENT_BYTES} bytes")
+    return path
+
+
+def lfs_matcher(gitattributes: str) -> pathspec.PathSpec:
+    patterns = [line.split()[0] for line in gitattributes.splitlines() if "filter=lfs" in line.split()[1:]]
+    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+
+
+def client_version(user_agent: str | None) -> tuple[int, int] | None:
+    m = UA_VERSION.search(user_agent or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def head_of(ctx: HubContext, repo: Repo, branch: str) -> str:
+    """Raises: RevisionNotFound (commits go to existing branches only)."""
+    ref = branch if branch.startswith("refs/heads/") else f"refs/heads/{branch}"
+    heads = ctx.git.branches(repo.id)
+    name = ref[len("refs/heads/") :]
+    if name not in heads:
+        raise RevisionNotFound(f"Invalid rev id: {branch}")
+    return heads[name]
+
+
+def _gitattributes(ctx: HubContext, repo: Repo, sha: str) -> str:
+    e = ctx.git.entry(repo.id, sha, ".gitattributes")
+    if e is None or e.type != "file":
+        return ""
+    return ctx.git.read_blob(repo.id, e.oid).decode("utf-8", "replace")
+
+
+# ---- preupload --------------------------------------------------------------------------------------------
+def preupload(ctx: HubContext, s: Session, repo: Repo, rev: str, body: Any, user_agent: str | None) -> dict[str, Any]:
+    """Upload modes: ``regular`` for every client that may use Xet (≥ 1.20, or unknown), ``lfs`` for LFS-worthy
+    files from older clients. ``oid`` is the remote file's id in the mode answered (no-op detection).
+
+    Raises: BadRequest, RevisionNotFound.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("files"), list):
+        raise BadRequest("Expected a JSON object with a 'files' list")
+    sha = head_of(ctx, repo, rev) if not _is_sha(rev) else ctx.git.resolve(repo.id, rev)
+    rules = lfs_matcher(_gitattributes(ctx, repo, sha))
+    ignore_text = body.get("gitIgnore")
+    if not isinstance(ignore_text, str):
+        e = ctx.git.entry(repo.id, sha, ".gitignore")
+        ignore_text = ctx.git.read_blob(repo.id, e.oid).decode("utf-8", "replace") if e and e.type == "file" else ""
+    ignore = pathspec.PathSpec.from_lines("gitwildmatch", ignore_text.splitlines())
+    version = client_version(user_agent)
+    lfs_ok = version is not None and version < (1, 20)
+    out = []
+    for f in body["files"]:
+        if not isinstance(f, dict) or not isinstance(f.get("path"), str):
+            raise BadRequest("Each file needs a 'path'")
+        path = validate_path(f["path"])
+        size = f.get("size") if isinstance(f.get("size"), int) else 0
+        lfs = lfs_ok and size > 0 and (rules.match_file(path) or size > ctx.settings.storage.lfs_threshold_bytes)
+        item: dict[str, Any] = {
+            "path": path,
+            "uploadMode": "lfs" if lfs else "regular",
+            "shouldIgnore": bool(ignore.match_file(path)) and path != ".gitignore",
+        }
+        oid = _remote_oid(ctx, s, repo, sha, path, lfs)
+        if oid:
+            item["oid"] = oid
+        out.append(item)
+    return {"files": out, "commitOid": sha}
+
+
+def _remote_oid(ctx: HubContext, s: Session, repo: Repo, sha: str, path: str, lfs: bool) -> str | None:
+    e = ctx.git.entry(repo.id, sha, path)
+    if e is None or e.type != "file":
+        return None
+    ptr = parse_pointer(ctx.git.read_blob(repo.id, e.oid)) if e.size <= 1024 else None
+    if ptr is None:
+        return None if lfs else e.oid
+    if lfs:
+        return ptr.oid
+    obj = s.get(LfsObject, ptr.oid)
+    return obj.git_sha1 if obj else None
+
+
+def _is_sha(rev: str) -> bool:
+    return len(rev) == 40 and all(c in "0123456789abcdef" for c in rev)
+
+
+# ---- commit -----------------------------------------------------------------------------------------------
+@dataclass
+class _Op:
+    kind: str
+    path: str
+    value: dict[str, Any]
+
+
+def _lines(body: IO[bytes]) -> Iterator[dict[str, Any]]:
+    for n, raw in enumerate(body, 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BadRequest(f"Malformed NDJSON at line {n}: {e.msg if hasattr(e, 'msg') else e}") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("value"), dict) or "key" not in obj:
+            raise BadRequest(f'Malformed NDJSON at line {n}: expected {{"key": ..., "value": {{...}}}}')
+        yield obj
+
+
+def parse_commit(body: IO[bytes]) -> tuple[dict[str, Any], list[_Op]]:
+    """Header and operations of an NDJSON commit body. Raises: BadRequest, Unprocessable."""
+    lines = _lines(body)
+    header = next(lines, None)
+    if header is None or header["key"] != "header":
+        raise BadRequest("The first line of a commit must be its header")
+    h = header["value"]
+    if not isinstance(h.get("summary", ""), str) or not isinstance(h.get("description", ""), str):
+        raise BadRequest("Commit summary and description must be strings")
+    parent = h.get("parentCommit")
+    if parent is not None and (not isinstance(parent, str) or not HEX_PREFIX.match(parent)):
+        raise BadRequest("parentCommit must be a commit sha (5 to 40 hex digits)")
+    ops = []
+    for obj in lines:
+        kind, v = obj["key"], obj["value"]
+        if kind not in ("file", "lfsFile", "deletedFile", "deletedFolder"):
+            raise BadRequest(f"Unknown commit operation {kind!r}")
+        path = v.get("path")
+        if kind == "deletedFolder" and isinstance(path, str):
+            path = path.rstrip("/")
+        ops.append(_Op(kind, validate_path(path), v))
+    return h, ops
+
+
+def create_commit(
+    ctx: HubContext,
+    s: Session,
+    p: Principal,
+    repo: Repo,
+    branch: str,
+    body: IO[bytes],
+    create_pr: bool = False,
+) -> dict[str, str]:
+    """Apply an NDJSON commit to ``branch`` as one git commit. Returns ``commitOid``.
+
+    Raises: BadRequest / Unprocessable (bad lines, paths, base64, missing LFS objects), RevisionNotFound,
+    EntryNotFound (deleting what is not there), PreconditionFailed (stale ``parentCommit``, or a race lost).
+    """
+    if create_pr:
+        raise NotImplementedOnHub("Pull requests are not supported by this SpaceHub server: commit to a branch")
+    header, ops = parse_commit(body)
+    head = head_of(ctx, repo, branch)
+    parent = header.get("parentCommit")
+    if parent and not head.startswith(parent.lower()):
+        raise PreconditionFailed("The branch was updated since you opened this page. Please refresh and try again.")
+    changes = _changes(ctx, s, repo, head, ops)
+    summary = header.get("summary") or "Update files"
+    message = summary + ("\n\n" + header["description"] if header.get("description") else "")
+    assert p.name is not None
+    sha = ctx.git.commit(
+        repo.id, f"refs/heads/{branch}", head, changes, message, p.name, f"{p.name}@users.noreply.spacehub"
+    )
+    after_commit(ctx, s, repo, branch, sha)
+    return {"commitOid": sha}
+
+
+def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str) -> None:
+    """Bookkeeping after any commit (API or git push): timestamps, the Space's sdk, and the event for the runtime."""
+    repo.updated_at = utcnow()
+    if repo.type == "space" and branch == "main":
+        from spacehub.services.files import card_data
+
+        sdk = card_data(ctx, repo, sha).get("sdk")
+        if isinstance(sdk, str) and sdk in SDKS:
+            repo.sdk = sdk
+    s.flush()
+    ctx.events.publish(RepoEvent("committed", repo.id, repo.type, f"refs/heads/{branch}", sha))
+
+
+def _changes(ctx: HubContext, s: Session, repo: Repo, head: str, ops: list[_Op]) -> list[Change]:
+    files = ctx.git.files(repo.id, head)
+    new_attrs = next((op for op in reversed(ops) if op.kind == "file" and op.path == ".gitattributes"), None)
+    attrs = _decode(new_attrs).decode("utf-8", "replace") if new_attrs else _gitattributes(ctx, repo, head)
+    rules = lfs_matcher(attrs)
+    threshold = ctx.settings.storage.lfs_threshold_bytes
+    changes: dict[str, Change] = {}
+    for op in ops:
+        if op.kind == "file":
+            data = _decode(op)
+            mode = files.get(op.path, (None, FILE_MODE))[1]
+            mode = mode if mode in (FILE_MODE, EXEC_MODE) else FILE_MODE
+            if data and (len(data) > threshold or rules.match_file(op.path)) and parse_pointer(data) is None:
+                ptr = store_lfs(ctx, s, data)
+                data = ptr.encode()
+            changes[op.path] = Change(op.path, ctx.git.write_blob(repo.id, data), mode)
+        elif op.kind == "lfsFile":
+            ptr = _lfs_op(ctx, op)
+            changes[op.path] = Change(op.path, ctx.git.write_blob(repo.id, ptr.encode()), FILE_MODE)
+        elif op.kind == "deletedFile":
+            if op.path not in files and not (op.path in changes and changes[op.path].oid):
+                raise EntryNotFound(f"A file with this name doesn't exist: {op.path}")
+            changes[op.path] = Change(op.path, None)
+        else:  # deletedFolder
+            prefix = op.path + "/"
+            doomed = [f for f in files if f.startswith(prefix)] + [f for f in changes if f.startswith(prefix)]
+            if not doomed:
+                raise EntryNotFound(f"A folder with this name doesn't exist: {op.path}")
+            for f in doomed:
+                changes[f] = Change(f, None)
+    return list(changes.values())
+
+
+def _decode(op: _Op) -> bytes:
+    content, encoding = op.value.get("content"), op.value.get("encoding", "base64")
+    if not isinstance(content, str) or encoding != "base64":
+        raise BadRequest(f"File {op.path}: 'content' must be a base64 string (encoding 'base64')")
+    try:
+        return base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"File {op.path}: content is not valid base64") from None
+
+
+def _lfs_op(ctx: HubContext, op: _Op) -> LfsPointer:
+    oid, algo, size = op.value.get("oid"), op.value.get("algo", "sha256"), op.value.get("size")
+    if algo != "sha256" or not isinstance(oid, str):
+        raise BadRequest(f"LFS file {op.path}: expected algo 'sha256' and an oid")
+    if not ctx.blobs.has(oid):
+        raise BadRequest(f"LFS file {op.path}: object {oid} was not uploaded (use the LFS batch API first)")
+    actual = ctx.blobs.size(oid)
+    if size is not None and size != actual:
+        raise BadRequest(f"LFS file {op.path}: size {size} does not match the uploaded object ({actual} bytes)")
+    return LfsPointer(oid, actual)
+
+
+def store_lfs(ctx: HubContext, s: Session, data: bytes) -> LfsPointer:
+    """Put ``data`` in the blob store (recording its git sha1) and return its pointer."""
+    staged = stage_bytes(ctx.settings.tmp_dir, [data], len(data))
+    if s.get(LfsObject, staged.sha256) is None:
+        s.add(LfsObject(sha256=staged.sha256, size=staged.size, git_sha1=staged.git_sha1))
+    ctx.blobs.put_staged(staged)
+    return LfsPointer(staged.sha256, staged.size)
+
+
+def validate_yaml(body: Any) -> dict[str, Any]:
+    """``POST /api/validate-yaml``. Raises: BadRequest carrying ``errors`` (the client lists them)."""
+    if not isinstance(body, dict) or not isinstance(body.get("content"), str):
+        raise BadRequest("Expected {'content': str, 'repoType': str}")
+    errors = cards.validate_card(body["content"], body.get("repoType") or "model")
+    if errors:
+        raise BadRequest("Invalid metadata in README.md", errors=[{"message": m} for m in errors], warnings=[])
+    return {"errors": [], "warnings": []}

@@ -1,0 +1,79 @@
+"""HubContext: the shared objects services work with (settings, database, git store, blob store, events)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from spacehub.config import Settings
+from spacehub.storage.blobs import LocalBlobStore
+from spacehub.storage.db import Database
+from spacehub.storage.git import GitStore
+
+
+@dataclass(frozen=True)
+class RepoEvent:
+    """Something happened to a repo: ``kind`` is created, committed (ref + sha), deleted or moved."""
+
+    kind: str
+    repo_id: str
+    repo_type: str
+    ref: str | None = None
+    sha: str | None = None
+
+
+class Events:
+    """A tiny in-process publish/subscribe: the runtime subscribes to learn of Space commits (API or git push)."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Callable[[RepoEvent], None]] = []
+
+    def subscribe(self, fn: Callable[[RepoEvent], None]) -> None:
+        self._subscribers.append(fn)
+
+    def publish(self, event: RepoEvent) -> None:
+        for fn in list(self._subscribers):
+            fn(event)
+
+
+RuntimeProvider = Callable[[Any], dict[str, Any]]
+
+
+def _default_runtime(repo: Any) -> dict[str, Any]:
+    """Runtime shape served until a runtime is attached (issue "Spaces run" replaces it)."""
+    return {
+        "stage": "STOPPED",
+        "hardware": {"current": None, "requested": "cpu-basic"},
+        "storage": None,
+        "gcTimeout": None,
+        "replicas": {"requested": 1},
+        "devMode": False,
+        "volumes": [],
+    }
+
+
+@dataclass
+class HubContext:
+    settings: Settings
+    db: Database
+    git: GitStore
+    blobs: LocalBlobStore
+    events: Events = field(default_factory=Events)
+    runtime_info: RuntimeProvider = _default_runtime
+
+    @classmethod
+    def create(cls, settings: Settings) -> HubContext:
+        from spacehub.git.hooks import install_hooks
+        from spacehub.storage.db import upgrade_schema
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        upgrade_schema(settings.database_url)
+        hooks_dir = install_hooks(settings)
+        return cls(
+            settings=settings,
+            db=Database(settings.database_url),
+            git=GitStore(settings.repos_dir, hooks_dir),
+            blobs=LocalBlobStore(settings.lfs_dir, settings.tmp_dir),
+        )

@@ -1,0 +1,1 @@
+"""Everything that persists: the database, git repositories and the LFS blob store."""

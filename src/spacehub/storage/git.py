@@ -1,0 +1,331 @@
+"""GitStore: one bare git repository per repo on disk. The only module that touches pygit2.
+
+Reads (refs, trees, blobs, history) and object writes go through libgit2 (pygit2). Ref updates go through
+``git update-ref <ref> <new> <old>``: a compare-and-swap under git's own lock file, the same lock that
+``git-receive-pack`` takes, so API commits and ``git push`` can race safely. Objects are written before the
+ref moves, so a crash mid-commit leaves the branch at its previous commit and only unreachable objects behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from spacehub.errors import Conflict, PreconditionFailed, RevisionNotFound
+
+ZERO_SHA = "0" * 40
+HEX = set("0123456789abcdef")
+FILE_MODE = pygit2.enums.FileMode.BLOB
+EXEC_MODE = pygit2.enums.FileMode.BLOB_EXECUTABLE
+TREE_MODE = pygit2.enums.FileMode.TREE
+LINK_MODE = pygit2.enums.FileMode.LINK
+
+# Written into every new repository. fsync keeps committed objects and refs durable across a power cut.
+REPO_CONFIG = {
+    "core.fsync": "committed",
+    "core.fsyncMethod": "fsync",
+    "http.receivepack": "true",
+    "receive.denyNonFastForwards": "false",
+    "receive.fsckObjects": "true",
+    "gc.auto": "0",  # gc runs on our schedule, never inside a request
+    "uploadpack.allowAnySHA1InWant": "true",
+}
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str
+    type: str  # "file" | "directory"
+    oid: str
+    size: int
+    mode: int
+
+
+@dataclass(frozen=True)
+class CommitEntry:
+    id: str
+    title: str
+    message: str
+    author: str
+    date: dt.datetime
+    parents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One path in a commit: a blob to write (oid + mode) or a deletion (oid None)."""
+
+    path: str
+    oid: str | None
+    mode: int = FILE_MODE
+
+
+def is_sha(rev: str) -> bool:
+    return len(rev) == 40 and set(rev) <= HEX
+
+
+class GitStore:
+    def __init__(self, root: Path, hooks_dir: Path | None = None) -> None:
+        self.root = root
+        self.hooks_dir = hooks_dir
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, repo_id: str) -> Path:
+        return self.root / f"{repo_id}.git"
+
+    def open(self, repo_id: str) -> pygit2.Repository:
+        return pygit2.Repository(str(self.path(repo_id)))
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+    def init(self, repo_id: str) -> None:
+        p = self.path(repo_id)
+        repo = pygit2.init_repository(str(p), bare=True, initial_head="main")
+        for k, v in REPO_CONFIG.items():
+            repo.config[k] = v
+        if self.hooks_dir is not None:
+            repo.config["core.hooksPath"] = str(self.hooks_dir)
+
+    def delete(self, repo_id: str) -> None:
+        p = self.path(repo_id)
+        if p.exists():
+            trash = p.with_name(p.name + ".deleting")
+            p.rename(trash)  # atomic: the repo is gone at once; removal may take its time
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def copy(self, src_id: str, dst_id: str) -> None:
+        """Clone every ref and object of ``src_id`` into the new repo ``dst_id`` (used by duplicate)."""
+        self.init(dst_id)
+        subprocess.run(
+            ["git", "fetch", "--quiet", "--no-tags", str(self.path(src_id)), "+refs/heads/*:refs/heads/*"],
+            cwd=self.path(dst_id),
+            check=True,
+            capture_output=True,
+        )
+
+    # ---- refs --------------------------------------------------------------------------------------------------
+    def resolve(self, repo_id: str, rev: str) -> str:
+        """Branch, tag, ``refs/...`` name or full commit sha → commit sha.
+
+        Raises:
+            RevisionNotFound: no such revision.
+        """
+        repo = self.open(repo_id)
+        candidates = [rev] if rev.startswith("refs/") else [f"refs/heads/{rev}", f"refs/tags/{rev}"]
+        for name in candidates:
+            if not pygit2.reference_is_valid_name(name):
+                continue
+            ref = repo.references.get(name)
+            if ref is not None:
+                return str(ref.peel(pygit2.Commit).id)
+        if is_sha(rev.lower()):
+            try:
+                obj = repo[rev.lower()]
+            except (KeyError, ValueError):
+                obj = None
+            if isinstance(obj, pygit2.Commit):
+                return str(obj.id)
+        raise RevisionNotFound(f"Invalid rev id: {rev}")
+
+    def branches(self, repo_id: str) -> dict[str, str]:
+        return self._refs(repo_id, "refs/heads/")
+
+    def tags(self, repo_id: str) -> dict[str, str]:
+        return self._refs(repo_id, "refs/tags/")
+
+    def _refs(self, repo_id: str, prefix: str) -> dict[str, str]:
+        repo = self.open(repo_id)
+        out = {}
+        for name in repo.references:
+            if name.startswith(prefix):
+                out[name[len(prefix) :]] = str(repo.references[name].peel(pygit2.Commit).id)
+        return out
+
+    def update_ref(self, repo_id: str, ref: str, new: str, old: str | None) -> None:
+        """Atomically move ``ref`` from ``old`` (None = must not exist) to ``new`` (ZERO_SHA = delete).
+
+        Raises:
+            PreconditionFailed: the ref was not at ``old`` any more.
+        """
+        args = ["git", "update-ref", "--no-deref"]
+        args += ["-d", ref, old or ""] if new == ZERO_SHA else [ref, new, old or ZERO_SHA]
+        r = subprocess.run(args, cwd=self.path(repo_id), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise PreconditionFailed("The branch was updated since you opened this page. Please refresh and try again.")
+
+    def create_ref(self, repo_id: str, ref: str, target: str) -> None:
+        """Raises: Conflict if the ref exists."""
+        if not pygit2.reference_is_valid_name(ref):
+            from spacehub.errors import BadRequest
+
+            raise BadRequest(f"Invalid reference name: {ref}")
+        try:
+            self.update_ref(repo_id, ref, target, None)
+        except PreconditionFailed as e:
+            raise Conflict(f"Reference {ref} already exists") from e
+
+    def create_annotated_tag(self, repo_id: str, tag: str, target: str, message: str, tagger: str) -> None:
+        repo = self.open(repo_id)
+        sig = pygit2.Signature(tagger, f"{tagger}@users.noreply.spacehub")
+        tag_oid = repo.create_tag(tag, pygit2.Oid(hex=target), pygit2.enums.ObjectType.COMMIT, sig, message)
+        # create_tag also writes the ref (not CAS); it raised already if the ref existed.
+        del tag_oid
+
+    # ---- reading -------------------------------------------------------------------------------------------
+    def commit_info(self, repo_id: str, sha: str) -> CommitEntry:
+        return _entry(self.open(repo_id)[sha])
+
+    def log(self, repo_id: str, sha: str) -> Iterator[CommitEntry]:
+        repo = self.open(repo_id)
+        for c in repo.walk(pygit2.Oid(hex=sha), pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME):
+            yield _entry(c)
+
+    def tree_of(self, repo_id: str, sha: str) -> tuple[pygit2.Repository, pygit2.Tree]:
+        repo = self.open(repo_id)
+        return repo, repo[sha].peel(pygit2.Tree)
+
+    def entry(self, repo_id: str, sha: str, path: str) -> TreeEntry | None:
+        repo, tree = self.tree_of(repo_id, sha)
+        if path in ("", "/"):
+            return TreeEntry("", "directory", str(tree.id), 0, TREE_MODE)
+        try:
+            obj = tree[path]
+        except KeyError:
+            return None
+        return _tree_entry(repo, path, obj)
+
+    def list_tree(self, repo_id: str, sha: str, path: str = "", recursive: bool = False) -> Iterator[TreeEntry]:
+        """Entries below ``path`` (files and folders), depth-first, folders before their contents.
+
+        Raises:
+            KeyError: ``path`` is not a folder at ``sha``.
+        """
+        repo, tree = self.tree_of(repo_id, sha)
+        if path:
+            obj = tree[path]
+            if not isinstance(obj, pygit2.Tree):
+                raise KeyError(path)
+            tree = obj
+        yield from _walk(repo, tree, path, recursive)
+
+    def read_blob(self, repo_id: str, oid: str) -> bytes:
+        return bytes(self.open(repo_id)[oid].data)
+
+    def files(self, repo_id: str, sha: str) -> dict[str, tuple[str, int]]:
+        """Every file at ``sha``: path → (blob oid, mode)."""
+        repo, tree = self.tree_of(repo_id, sha)
+        return {e.path: (e.oid, e.mode) for e in _walk(repo, tree, "", True) if e.type == "file"}
+
+    # ---- writing -------------------------------------------------------------------------------------------
+    def write_blob(self, repo_id: str, data: bytes) -> str:
+        return str(self.open(repo_id).create_blob(data))
+
+    def write_blob_from_file(self, repo_id: str, path: Path) -> str:
+        return str(self.open(repo_id).create_blob_fromdisk(str(path)))
+
+    def has_object(self, repo_id: str, oid: str) -> bool:
+        return oid in self.open(repo_id)
+
+    def commit(
+        self,
+        repo_id: str,
+        ref: str,
+        parent: str | None,
+        changes: list[Change],
+        message: str,
+        author: str,
+        email: str,
+        when: dt.datetime | None = None,
+    ) -> str:
+        """Write a commit on top of ``parent`` applying ``changes`` and move ``ref`` to it (compare-and-swap).
+
+        Raises:
+            PreconditionFailed: ``ref`` moved away from ``parent`` meanwhile.
+        """
+        repo = self.open(repo_id)
+        base = repo[parent].peel(pygit2.Tree) if parent else None
+        tree_oid = _apply(repo, base, _nest(changes))
+        when = when or dt.datetime.now(dt.UTC)
+        sig = pygit2.Signature(author, email, int(when.timestamp()), 0)
+        parents = [pygit2.Oid(hex=parent)] if parent else []
+        oid = repo.create_commit(None, sig, sig, message, tree_oid, parents)
+        self.update_ref(repo_id, ref, str(oid), parent)
+        return str(oid)
+
+
+def _entry(c: pygit2.Commit) -> CommitEntry:
+    msg = c.message
+    title, _, rest = msg.partition("\n")
+    return CommitEntry(
+        id=str(c.id),
+        title=title.strip(),
+        message=rest.strip(),
+        author=c.author.name,
+        date=dt.datetime.fromtimestamp(c.commit_time, dt.UTC).replace(tzinfo=None),
+        parents=tuple(str(p) for p in c.parent_ids),
+    )
+
+
+def _tree_entry(repo: pygit2.Repository, path: str, obj: pygit2.Object) -> TreeEntry:
+    if isinstance(obj, pygit2.Tree):
+        return TreeEntry(path, "directory", str(obj.id), 0, TREE_MODE)
+    mode = obj.filemode if hasattr(obj, "filemode") else FILE_MODE
+    return TreeEntry(path, "file", str(obj.id), obj.size, int(mode))
+
+
+def _walk(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str, recursive: bool) -> Iterator[TreeEntry]:
+    for obj in tree:
+        path = f"{prefix}/{obj.name}" if prefix else obj.name
+        if obj.type == pygit2.enums.ObjectType.TREE:
+            yield TreeEntry(path, "directory", str(obj.id), 0, TREE_MODE)
+            if recursive:
+                yield from _walk(repo, repo[obj.id], path, True)
+        elif obj.type == pygit2.enums.ObjectType.BLOB:
+            yield TreeEntry(path, "file", str(obj.id), obj.size, int(obj.filemode))
+        # submodules (commits) are not files of the repo: skipped
+
+
+_Nested = dict[str, "tuple[str | None, int] | _Nested"]
+
+
+def _nest(changes: list[Change]) -> _Nested:
+    root: _Nested = {}
+    for ch in changes:
+        parts = ch.path.split("/")
+        node = root
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                node[part] = nxt
+            node = nxt
+        node[parts[-1]] = (ch.oid, ch.mode)
+    return root
+
+
+def _apply(repo: pygit2.Repository, base: pygit2.Tree | None, changes: _Nested) -> pygit2.Oid:
+    """Write a new tree = ``base`` with ``changes``; only the touched subtrees are rewritten. Empty dirs vanish."""
+    tb = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
+    for name, change in changes.items():
+        existing = tb.get(name)
+        if isinstance(change, dict):
+            sub = repo[existing.id] if existing is not None and existing.type == pygit2.enums.ObjectType.TREE else None
+            oid = _apply(repo, sub, change)
+            if len(repo[oid]) == 0:
+                if existing is not None:
+                    tb.remove(name)
+            else:
+                tb.insert(name, oid, TREE_MODE)
+        else:
+            blob, mode = change
+            if blob is None:
+                if existing is not None:
+                    tb.remove(name)
+            else:
+                tb.insert(name, pygit2.Oid(hex=blob), mode)
+    return tb.write()

@@ -1,0 +1,94 @@
+"""SQLAlchemy models: accounts (users and orgs share one namespace), memberships, tokens, repos."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from spacehub.storage.db import Base, utcnow
+
+
+class Account(Base):
+    """A user or an organization: both own repos under their name."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "user" | "org"
+    fullname: Mapped[str] = mapped_column(String(256), default="")
+    email: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("org_id", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(8))  # read | write | admin
+
+    org: Mapped[Account] = relationship(foreign_keys=[org_id])
+    user: Mapped[Account] = relationship(foreign_keys=[user_id])
+
+
+class Token(Base):
+    """An access token. Only its sha256 is stored; the value is shown once at creation."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(8))  # read | write
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+    user: Mapped[Account] = relationship()
+
+
+class Repo(Base):
+    """A model, dataset or Space. Its git repository lives at ``repos/{id}.git`` so renames touch no file."""
+
+    __tablename__ = "repos"
+    __table_args__ = (UniqueConstraint("type", "owner_id", "name"),)
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    type: Mapped[str] = mapped_column(String(8))  # model | dataset | space
+    owner_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(96))
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    gated: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    sdk: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    likes: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    owner: Mapped[Account] = relationship()
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner.name}/{self.name}"
+
+
+class RepoRedirect(Base):
+    """An old name of a moved repo, so that old URLs keep working as on the Hub."""
+
+    __tablename__ = "repo_redirects"
+    __table_args__ = (UniqueConstraint("type", "full_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(8))
+    full_name: Mapped[str] = mapped_column(String(192))
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"))
+
+
+class LfsObject(Base):
+    """An object in the LFS blob store, with the git blob sha1 of its content (for preupload no-op detection)."""
+
+    __tablename__ = "lfs_objects"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    git_sha1: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,123 @@
+"""Shared fixtures: a live SpaceHub server (a real uvicorn process) with users, orgs and tokens made by the CLI."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(data_dir: Path, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "spacehub", *args, "--data-dir", str(data_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def cli(self, *args: str) -> str:
+        return cli(self.data_dir, *args)
+
+    def user(self, name: str, role: str = "write") -> str:
+        """Create ``name`` (if new) and return a fresh token of ``role``."""
+        if name not in self.tokens:
+            self.cli("users", "create", name)
+            self.tokens[name] = self.cli("tokens", "create", name).strip().splitlines()[-1]
+        if role == "write":
+            return self.tokens[name]
+        return self.cli("tokens", "create", name, "--role", role).strip().splitlines()[-1]
+
+
+def start_server(data_dir: Path, env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    log = data_dir.parent / f"server-{port}.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spacehub", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            httpx.get(url + "/api/agent-harnesses", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not start")
+    return Server(url, data_dir, proc, log)
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("hub") / "data")
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def alice(server: Server) -> str:
+    return server.user("alice")
+
+
+@pytest.fixture(scope="session")
+def bob(server: Server) -> str:
+    return server.user("bob")
+
+
+@pytest.fixture
+def api(server: Server, alice: str):  # type: ignore[no-untyped-def]
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=server.url, token=alice)
+
+
+_counter = iter(range(10**9))
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh repo name per test (tests share one server)."""
+    return f"r{os.getpid()}-{next(_counter)}-{int(time.time() * 1000) % 100000}"
