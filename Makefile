@@ -1,0 +1,35 @@
+# make serve: install and start SpaceHub with embedded defaults · make test: install everything and run every test
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+.PHONY: install serve test lint fmt bench system-deps
+install: $(STAMP)
+
+system-deps:
+	./scripts/install-system-deps
+
+serve: install
+	$(BIN)/spacehub serve $(ARGS)
+
+test: install system-deps
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+fmt: install
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: install system-deps
+	$(BIN)/python bench/hub_bench.py
