@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import pathspec
@@ -31,7 +32,8 @@ from spacehub.services import cards
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import SDKS
-from spacehub.storage.blobs import LfsPointer, parse_pointer, stage_bytes
+from spacehub.services.ndjson import LargeString, iter_ndjson
+from spacehub.storage.blobs import LfsPointer, StagedBlob, Stager, parse_pointer, stage_bytes
 from spacehub.storage.db import utcnow
 from spacehub.storage.git import EXEC_MODE, FILE_MODE, Change
 from spacehub.storage.models import LfsObject, Repo
@@ -40,6 +42,7 @@ MAX_PATH_BYTES = 4096
 MAX_SEGMENT_BYTES = 255
 HEX_PREFIX = re.compile(r"^[0-9a-fA-F]{5,40}$")
 UA_VERSION = re.compile(r"hf_hub/(\d+)\.(\d+)")
+B64_CHUNK = 4 * 1024 * 1024  # a multiple of 4: every chunk of a base64 text decodes on its own
 
 
 def validate_path(path: Any) -> str:
@@ -151,22 +154,19 @@ class _Op:
     value: dict[str, Any]
 
 
-def _lines(body: IO[bytes]) -> Iterator[dict[str, Any]]:
-    for n, raw in enumerate(body, 1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BadRequest(f"Malformed NDJSON at line {n}: {e.msg if hasattr(e, 'msg') else e}") from None
+def _lines(body: IO[bytes], tmp_dir: Path) -> Iterator[dict[str, Any]]:
+    for n, obj in iter_ndjson(body, tmp_dir):
         if not isinstance(obj, dict) or not isinstance(obj.get("value"), dict) or "key" not in obj:
             raise BadRequest(f'Malformed NDJSON at line {n}: expected {{"key": ..., "value": {{...}}}}')
         yield obj
 
 
-def parse_commit(body: IO[bytes]) -> tuple[dict[str, Any], list[_Op]]:
-    """Header and operations of an NDJSON commit body. Raises: BadRequest, Unprocessable."""
-    lines = _lines(body)
+def parse_commit(body: IO[bytes], tmp_dir: Path) -> tuple[dict[str, Any], list[_Op]]:
+    """Header and operations of an NDJSON commit body; huge inline contents land in files under ``tmp_dir``.
+
+    Raises: BadRequest, Unprocessable.
+    """
+    lines = _lines(body, tmp_dir)
     header = next(lines, None)
     if header is None or header["key"] != "header":
         raise BadRequest("The first line of a commit must be its header")
@@ -204,12 +204,15 @@ def create_commit(
     """
     if create_pr:
         raise NotImplementedOnHub("Pull requests are not supported by this SpaceHub server: commit to a branch")
-    header, ops = parse_commit(body)
-    head = head_of(ctx, repo, branch)
-    parent = header.get("parentCommit")
-    if parent and not head.startswith(parent.lower()):
-        raise PreconditionFailed("The branch was updated since you opened this page. Please refresh and try again.")
-    changes = _changes(ctx, s, repo, head, ops)
+    with tempfile.TemporaryDirectory(dir=ctx.settings.tmp_dir, prefix="commit-") as tmp:
+        header, ops = parse_commit(body, Path(tmp))
+        head = head_of(ctx, repo, branch)
+        parent = header.get("parentCommit")
+        if parent and not head.startswith(parent.lower()):
+            raise PreconditionFailed(
+                "The branch was updated since you opened this page. Please refresh and try again."
+            )
+        changes = _changes(ctx, s, repo, head, ops)
     summary = header.get("summary") or "Update files"
     message = summary + ("\n\n" + header["description"] if header.get("description") else "")
     assert p.name is not None
@@ -236,19 +239,28 @@ def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str)
 def _changes(ctx: HubContext, s: Session, repo: Repo, head: str, ops: list[_Op]) -> list[Change]:
     files = ctx.git.files(repo.id, head)
     new_attrs = next((op for op in reversed(ops) if op.kind == "file" and op.path == ".gitattributes"), None)
-    attrs = _decode(new_attrs).decode("utf-8", "replace") if new_attrs else _gitattributes(ctx, repo, head)
+    attrs = _small_content(new_attrs).decode("utf-8", "replace") if new_attrs else _gitattributes(ctx, repo, head)
     rules = lfs_matcher(attrs)
     threshold = ctx.settings.storage.lfs_threshold_bytes
     changes: dict[str, Change] = {}
     for op in ops:
         if op.kind == "file":
-            data = _decode(op)
             mode = files.get(op.path, (None, FILE_MODE))[1]
             mode = mode if mode in (FILE_MODE, EXEC_MODE) else FILE_MODE
-            if data and (len(data) > threshold or rules.match_file(op.path)) and parse_pointer(data) is None:
-                ptr = store_lfs(ctx, s, data)
-                data = ptr.encode()
-            changes[op.path] = Change(op.path, ctx.git.write_blob(repo.id, data), mode)
+            content = _content(ctx, op)
+            size = content.size if isinstance(content, StagedBlob) else len(content)
+            lfs = size > 0 and (size > threshold or rules.match_file(op.path))
+            if isinstance(content, StagedBlob):
+                if lfs:
+                    content = store_lfs(ctx, s, content).encode()
+                else:
+                    oid = ctx.git.write_blob_from_file(repo.id, content.path)
+                    content.path.unlink(missing_ok=True)
+                    changes[op.path] = Change(op.path, oid, mode)
+                    continue
+            elif lfs and parse_pointer(content) is None:
+                content = store_lfs(ctx, s, stage_bytes(ctx.settings.tmp_dir, [content], size)).encode()
+            changes[op.path] = Change(op.path, ctx.git.write_blob(repo.id, content), mode)
         elif op.kind == "lfsFile":
             ptr = _lfs_op(ctx, op)
             changes[op.path] = Change(op.path, ctx.git.write_blob(repo.id, ptr.encode()), FILE_MODE)
@@ -266,14 +278,38 @@ def _changes(ctx: HubContext, s: Session, repo: Repo, head: str, ops: list[_Op])
     return list(changes.values())
 
 
-def _decode(op: _Op) -> bytes:
+def _content(ctx: HubContext, op: _Op) -> bytes | StagedBlob:
+    """The decoded content of a ``file`` line: bytes, or a staged file when it arrived as a huge string."""
     content, encoding = op.value.get("content"), op.value.get("encoding", "base64")
-    if not isinstance(content, str) or encoding != "base64":
+    if encoding != "base64" or not isinstance(content, str | LargeString):
         raise BadRequest(f"File {op.path}: 'content' must be a base64 string (encoding 'base64')")
+    if isinstance(content, str):
+        return _b64(op.path, content)
+    stager = Stager(ctx.settings.tmp_dir)
     try:
-        return base64.b64decode(content, validate=True)
+        with content.path.open("rb") as f:
+            while chunk := f.read(B64_CHUNK):
+                stager.write(_b64(op.path, chunk))
+    except BaseException:
+        stager.abort()
+        raise
+    finally:
+        content.path.unlink(missing_ok=True)
+    return stager.finish()
+
+
+def _small_content(op: _Op) -> bytes:
+    content = op.value.get("content")
+    if isinstance(content, LargeString):
+        raise BadRequest(f"File {op.path}: too large")
+    return _b64(op.path, content) if isinstance(content, str) else b""
+
+
+def _b64(path: str, data: str | bytes) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest(f"File {op.path}: content is not valid base64") from None
+        raise BadRequest(f"File {path}: content is not valid base64") from None
 
 
 def _lfs_op(ctx: HubContext, op: _Op) -> LfsPointer:
@@ -288,9 +324,8 @@ def _lfs_op(ctx: HubContext, op: _Op) -> LfsPointer:
     return LfsPointer(oid, actual)
 
 
-def store_lfs(ctx: HubContext, s: Session, data: bytes) -> LfsPointer:
-    """Put ``data`` in the blob store (recording its git sha1) and return its pointer."""
-    staged = stage_bytes(ctx.settings.tmp_dir, [data], len(data))
+def store_lfs(ctx: HubContext, s: Session, staged: StagedBlob) -> LfsPointer:
+    """Move a staged file into the blob store (recording its git sha1 for no-op detection); returns its pointer."""
     if s.get(LfsObject, staged.sha256) is None:
         s.add(LfsObject(sha256=staged.sha256, size=staged.size, git_sha1=staged.git_sha1))
     ctx.blobs.put_staged(staged)
