@@ -226,8 +226,9 @@ def list_repos(
     if author:
         q = q.where(Account.name == author)
     if search:
-        like = f"%{search.replace('%', '').replace('_', '')}%"
-        q = q.where(or_(Repo.name.ilike(like), Account.name.ilike(like)))
+        # A substring of the full id, as on the Hub ("alice/my_model" finds it); LIKE wildcards match literally.
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        q = q.where((Account.name + "/" + Repo.name).ilike(f"%{escaped}%", escape="\\"))
     column = {"lastModified": Repo.updated_at, "createdAt": Repo.created_at, "likes": Repo.likes}.get(
         sort or "", Repo.updated_at if sort else Repo.created_at
     )
