@@ -1,0 +1,166 @@
+"""plan(desired, observed, now) → Plan: the whole decision logic of the runtime, pure and without I/O.
+
+Level-triggered, as kopf and Kubernetes controllers are: the plan depends only on what the Space should be and what
+is, never on the event that woke us, so a missed event or a restart of SpaceHub is healed by the next pass.
+
+The rules, in order:
+1. Deleting: stop everything.                                              → DELETING
+2. Paused: stop everything.                                                → PAUSED
+3. No revision, no app file or a config error: keep an old release serving if one is (and say why), else stop.
+                                                                           → RUNNING + error, NO_APP_FILE, CONFIG_ERROR
+4. Static: SpaceHub serves the files itself; no process.                   → RUNNING
+5. Asleep: freeze the serving instance (light sleep) or stop it (deep sleep).  → SLEEPING (detail frozen|stopped)
+6. Otherwise walk the desired release forward, zero-downtime: the serving release keeps serving until the new one
+   answers HTTP; then traffic switches and the old one stops.
+   build missing → StartBuild                                              → BUILDING / RUNNING_BUILDING
+   build failed                                                            → BUILD_ERROR / RUNNING + error
+   instance missing → StartInstance                                        → APP_STARTING / RUNNING_APP_STARTING
+   instance starting past its timeout → FailInstance                       → RUNTIME_ERROR / RUNNING + error
+   instance exited → restart with exponential backoff, up to MAX_RESTARTS  → then RUNTIME_ERROR (last log lines)
+   instance ready → Route to it, stop every other instance                 → RUNNING
+No intermediate stage lasts forever: builds and starts have timeouts, crashes a bounded number of restarts.
+"""
+
+from __future__ import annotations
+
+from spacehub.runtime.types import (
+    Action,
+    BuildState,
+    Desired,
+    FailBuild,
+    FailInstance,
+    Freeze,
+    InstanceState,
+    Observed,
+    Plan,
+    Route,
+    SleepMode,
+    Stage,
+    StartBuild,
+    StartInstance,
+    StopInstance,
+    Thaw,
+)
+
+MAX_RESTARTS = 5
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 30.0
+SERVING_STATES = (InstanceState.READY, InstanceState.FROZEN)
+
+
+def backoff(restarts: int) -> float:
+    """Seconds to wait before crash restart number ``restarts + 1``: 1, 2, 4, 8, 16, 30…"""
+    return min(BACKOFF_BASE * 2**restarts, BACKOFF_MAX)
+
+
+def _stop_all_but(observed: Observed, keep: set[str | None]) -> list[Action]:
+    return [
+        StopInstance(rid)
+        for rid, inst in sorted(observed.instances.items())
+        if rid not in keep and inst.state not in (InstanceState.FAILED,)
+    ]
+
+
+def _serving(observed: Observed) -> str | None:
+    """The release that serves traffic now, if its instance is still up."""
+    rid = observed.serving
+    inst = observed.instances.get(rid) if rid else None
+    return rid if inst is not None and inst.state in SERVING_STATES else None
+
+
+def plan(desired: Desired, observed: Observed, now: float) -> Plan:
+    if desired.deleting:
+        return Plan([*_stop_all_but(observed, set()), Route(None)], Stage.DELETING)
+    if desired.paused:
+        return Plan([*_stop_all_but(observed, set()), *_route(observed, None)], Stage.PAUSED)
+    serving = _serving(observed)
+    if desired.revision is None or desired.problem is not None:
+        stage = desired.problem or Stage.NO_APP_FILE
+        message = desired.problem_message or "The Space has no commit yet"
+        if serving is not None:
+            return Plan(_stop_all_but(observed, {serving}), Stage.RUNNING, f"{stage.value}: {message}")
+        return Plan([*_stop_all_but(observed, set()), *_route(observed, None)], stage, message)
+    if desired.static:
+        return Plan([*_stop_all_but(observed, set()), *_route(observed, None)], Stage.RUNNING)
+    assert desired.build_id is not None and desired.release_id is not None
+    if desired.sleep is not SleepMode.AWAKE:
+        return _asleep(desired, observed, serving)
+    return _advance(desired, observed, serving, now)
+
+
+def _route(observed: Observed, release_id: str | None) -> list[Action]:
+    return [] if observed.serving == release_id else [Route(release_id)]
+
+
+def _asleep(desired: Desired, observed: Observed, serving: str | None) -> Plan:
+    """Sleep keeps (frozen) or frees (stopped) the serving instance; everything else stops."""
+    if serving is None or desired.sleep is SleepMode.STOPPED:
+        actions = [*_stop_all_but(observed, set()), *_route(observed, None)]
+        return Plan(actions, Stage.SLEEPING, detail=SleepMode.STOPPED.value)
+    actions = _stop_all_but(observed, {serving})
+    if observed.instances[serving].state is InstanceState.READY:
+        actions.append(Freeze(serving))
+    return Plan(actions, Stage.SLEEPING, detail=SleepMode.FROZEN.value)
+
+
+def _advance(desired: Desired, observed: Observed, serving: str | None, now: float) -> Plan:
+    want, build_id = desired.release_id, desired.build_id
+    assert want is not None and build_id is not None
+    actions: list[Action] = []
+    if serving is not None and observed.instances[serving].state is InstanceState.FROZEN:
+        actions.append(Thaw(serving))  # a wake: the serving instance answers again at once
+    keep = {want, serving}
+
+    def waiting(stage_alone: Stage, stage_serving: Stage, after: float | None = None) -> Plan:
+        return Plan(
+            actions + _stop_all_but(observed, keep), stage_serving if serving else stage_alone, requeue_after=after
+        )
+
+    def failed(stage_alone: Stage, reason: str) -> Plan:
+        # ``want`` is never stopped here: FailInstance stops its process and keeps the FAILED record, so that the
+        # next pass does not start it again.
+        if serving is not None and serving != want:
+            return Plan(actions + _stop_all_but(observed, {serving, want}), Stage.RUNNING, reason)
+        return Plan(actions + _stop_all_but(observed, {want}) + _route(observed, None), stage_alone, reason)
+
+    build = observed.builds.get(build_id)
+    if build is None:
+        actions.append(StartBuild(build_id))
+        return waiting(Stage.BUILDING, Stage.RUNNING_BUILDING)
+    if build.state is BuildState.BUILDING:
+        if now - build.started_at > desired.build_timeout:
+            actions.append(FailBuild(build_id, f"Build timed out after {desired.build_timeout:.0f}s"))
+            return failed(Stage.BUILD_ERROR, f"Build timed out after {desired.build_timeout:.0f}s")
+        return waiting(Stage.BUILDING, Stage.RUNNING_BUILDING, desired.build_timeout - (now - build.started_at))
+    if build.state is BuildState.FAILED:
+        return failed(Stage.BUILD_ERROR, build.error or "Build failed")
+
+    inst = observed.instances.get(want)
+    if inst is None:
+        actions.append(StartInstance(want, build_id))
+        return waiting(Stage.APP_STARTING, Stage.RUNNING_APP_STARTING)
+    if inst.state is InstanceState.STARTING:
+        elapsed = now - inst.started_at
+        if elapsed > desired.start_timeout:
+            reason = f"The app did not answer HTTP within {desired.start_timeout:.0f}s (startup_duration_timeout)"
+            actions.append(FailInstance(want, reason))
+            return failed(Stage.RUNTIME_ERROR, reason)
+        return waiting(Stage.APP_STARTING, Stage.RUNNING_APP_STARTING, desired.start_timeout - elapsed)
+    if inst.state is InstanceState.EXITED:
+        if inst.restarts >= MAX_RESTARTS:
+            reason = inst.error or "The app keeps exiting"
+            actions.append(FailInstance(want, reason))
+            return failed(Stage.RUNTIME_ERROR, reason)
+        wait = (inst.exited_at or now) + backoff(inst.restarts) - now
+        if wait <= 0:
+            actions.append(StartInstance(want, build_id, restart=True))
+            return waiting(Stage.APP_STARTING, Stage.RUNNING_APP_STARTING)
+        return waiting(Stage.APP_STARTING, Stage.RUNNING_APP_STARTING, wait)
+    if inst.state is InstanceState.FAILED:
+        return failed(Stage.RUNTIME_ERROR, inst.error or "The app failed")
+    # READY (or FROZEN, being thawed above when it is the serving one)
+    if inst.state is InstanceState.FROZEN and serving != want:
+        actions.append(Thaw(want))
+    actions += _route(observed, want)
+    actions += _stop_all_but(observed, {want})
+    return Plan(actions, Stage.RUNNING)

@@ -1,0 +1,148 @@
+"""The runtime's vocabulary: stages, what a Space should be (Desired), what is (Observed), and the Actions between.
+
+A *build* is a checkout of one revision with its environment installed; its id hashes everything that changes the
+result (revision, sdk and version, requirements, factory-reboot generation). A *release* is a build started with one
+set of environment variables and hardware; its id hashes the build id, the env, the hardware and the restart
+generation. An *instance* is a running release. Changing a secret makes a new release of the same build (no
+reinstall); a new commit makes a new build.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    NO_APP_FILE = "NO_APP_FILE"
+    CONFIG_ERROR = "CONFIG_ERROR"
+    BUILDING = "BUILDING"
+    BUILD_ERROR = "BUILD_ERROR"
+    APP_STARTING = "APP_STARTING"
+    RUNNING = "RUNNING"
+    RUNNING_BUILDING = "RUNNING_BUILDING"
+    RUNNING_APP_STARTING = "RUNNING_APP_STARTING"
+    RUNTIME_ERROR = "RUNTIME_ERROR"
+    PAUSED = "PAUSED"
+    SLEEPING = "SLEEPING"
+    STOPPED = "STOPPED"
+    DELETING = "DELETING"
+
+
+class BuildState(StrEnum):
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class InstanceState(StrEnum):
+    STARTING = "starting"  # process started, port not answering HTTP yet
+    READY = "ready"  # answers HTTP
+    EXITED = "exited"  # the process ended (crash or exit); may be restarted
+    FROZEN = "frozen"  # asleep in the cgroup freezer: memory kept, no CPU
+    FAILED = "failed"  # given up: start timeout or too many crashes
+
+
+class SleepMode(StrEnum):
+    AWAKE = "awake"
+    FROZEN = "frozen"  # light sleep: instant wake
+    STOPPED = "stopped"  # deep sleep: memory freed, wake = start
+
+
+@dataclass(frozen=True)
+class Desired:
+    space_id: str
+    revision: str | None
+    build_id: str | None
+    release_id: str | None
+    problem: Stage | None = None  # NO_APP_FILE or CONFIG_ERROR found in the revision
+    problem_message: str | None = None
+    static: bool = False
+    paused: bool = False
+    deleting: bool = False
+    sleep: SleepMode = SleepMode.AWAKE
+    build_timeout: float = 1800.0
+    start_timeout: float = 1800.0
+
+
+@dataclass(frozen=True)
+class BuildObs:
+    build_id: str
+    state: BuildState
+    started_at: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class InstanceObs:
+    release_id: str
+    build_id: str
+    state: InstanceState
+    started_at: float
+    restarts: int = 0  # crash restarts of this release so far
+    exited_at: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    builds: dict[str, BuildObs] = field(default_factory=dict)
+    instances: dict[str, InstanceObs] = field(default_factory=dict)
+    serving: str | None = None  # the release traffic goes to
+
+
+# ---- actions -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StartBuild:
+    build_id: str
+
+
+@dataclass(frozen=True)
+class FailBuild:
+    build_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StartInstance:
+    release_id: str
+    build_id: str
+    restart: bool = False  # a crash restart (counts against the limit)
+
+
+@dataclass(frozen=True)
+class StopInstance:
+    release_id: str
+
+
+@dataclass(frozen=True)
+class FailInstance:
+    release_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Route:
+    release_id: str | None  # None: no process serves (static, paused, stopped)
+
+
+@dataclass(frozen=True)
+class Freeze:
+    release_id: str
+
+
+@dataclass(frozen=True)
+class Thaw:
+    release_id: str
+
+
+Action = StartBuild | FailBuild | StartInstance | StopInstance | FailInstance | Route | Freeze | Thaw
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: list[Action]
+    stage: Stage
+    error: str | None = None
+    detail: str | None = None  # e.g. the sleep mode
+    requeue_after: float | None = None  # come back then even without an event (backoff, timeouts)
