@@ -1,0 +1,114 @@
+"""git's smart HTTP protocol (clone, fetch, push; protocol v0 and v2), served by ``git http-backend``.
+
+We check permissions and map the URL (``/spaces/alice/demo[.git]``) to the repo on disk (``repos/{id}.git``), then
+hand the request to git's own CGI program: the reference implementation of every protocol detail. A push is checked
+by the pre-receive hook (``push_checks``); once ``http-backend`` exits, the branches that moved get the same
+bookkeeping as an API commit (``services.commits.after_commit``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from spacehub.api.deps import ctx_of
+from spacehub.errors import BadRequest
+from spacehub.git.access import GitRepo, authorize, repo_route
+from spacehub.git.cgi import run_cgi
+from spacehub.git.push_checks import CONFIG_ENV, HookConfig
+from spacehub.services import commits
+from spacehub.services.context import HubContext
+from spacehub.storage.models import Repo
+
+router = APIRouter()
+SERVICES = {"git-upload-pack": "read", "git-receive-pack": "write"}
+GIT = shutil.which("git") or "git"
+
+
+@repo_route(router, "/info/refs", ["GET"])
+async def git_info_refs(request: Request, rtype: str, repo_id: str) -> Response:
+    """Serves the start of `git clone` / `fetch` / `push`: GET /{prefix}{id}[.git]/info/refs?service=…"""
+    service = request.query_params.get("service", "")
+    if service not in SERVICES:
+        raise BadRequest("Only git's smart HTTP protocol is served: use git 1.6.6 or newer")
+    repo = await authorize(request, rtype, repo_id, SERVICES[service])
+    return await _backend(request, repo, "info/refs")
+
+
+@repo_route(router, "/git-upload-pack", ["POST"])
+async def git_upload_pack(request: Request, rtype: str, repo_id: str) -> Response:
+    """Serves `git clone` / `fetch` / `pull`: POST /{prefix}{id}[.git]/git-upload-pack."""
+    repo = await authorize(request, rtype, repo_id, "read")
+    return await _backend(request, repo, "git-upload-pack")
+
+
+@repo_route(router, "/git-receive-pack", ["POST"])
+async def git_receive_pack(request: Request, rtype: str, repo_id: str) -> Response:
+    """Serves `git push`: POST /{prefix}{id}[.git]/git-receive-pack (checked by the pre-receive hook)."""
+    repo = await authorize(request, rtype, repo_id, "write")
+    ctx = ctx_of(request)
+    before = await run_in_threadpool(ctx.git.branches, repo.id)
+
+    async def after(returncode: int) -> None:
+        await run_in_threadpool(after_push, ctx, repo, before)
+
+    return await _backend(request, repo, "git-receive-pack", after)
+
+
+async def _backend(request: Request, repo: GitRepo, service_path: str, after: Any = None) -> Response:
+    ctx = ctx_of(request)
+    env = cgi_env(ctx, request, repo, service_path)
+    limit = ctx.settings.storage.max_request_bytes
+    return await run_cgi(request, [GIT, "http-backend"], env, ctx.settings.repos_dir, limit, after)
+
+
+def cgi_env(ctx: HubContext, request: Request, repo: GitRepo, service_path: str) -> dict[str, str]:
+    """The CGI environment of one ``git http-backend`` run, isolated from the server user's git configuration."""
+    settings = ctx.settings
+    hook = HookConfig(str(settings.lfs_dir), str(settings.tmp_dir), settings.storage.max_request_bytes)
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),  # to find git's helpers; nothing else leaks from our environment
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_PROJECT_ROOT": str(settings.repos_dir),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REQUEST_METHOD": request.method,
+        "PATH_INFO": f"/{repo.id}.git/{service_path}",
+        "QUERY_STRING": request.url.query,
+        "CONTENT_TYPE": request.headers.get("content-type", ""),
+        "REMOTE_ADDR": request.client.host if request.client else "",
+        CONFIG_ENV: hook.to_env(),
+    }
+    if repo.user:
+        env["REMOTE_USER"] = repo.user
+    for header, var in (
+        ("content-length", "CONTENT_LENGTH"),
+        ("content-encoding", "HTTP_CONTENT_ENCODING"),  # http-backend inflates gzip request bodies itself
+        ("git-protocol", "HTTP_GIT_PROTOCOL"),  # "version=2"
+    ):
+        if header in request.headers:
+            env[var] = request.headers[header]
+    return env
+
+
+def after_push(ctx: HubContext, repo: GitRepo, before: dict[str, str]) -> None:
+    """Bookkeeping for every branch the push moved: timestamps, the Space's sdk, the event the runtime listens to.
+
+    Compares the branches before and after, so a concurrent API commit may be announced twice (harmless).
+    """
+    after = ctx.git.branches(repo.id)
+    moved = {branch: sha for branch, sha in sorted(after.items()) if before.get(branch) != sha}
+    if not moved:
+        return
+    with ctx.db.transaction() as s:
+        row = s.get(Repo, repo.id)
+        if row is None:  # deleted meanwhile
+            return
+        for branch, sha in moved.items():
+            commits.after_commit(ctx, s, row, branch, sha)

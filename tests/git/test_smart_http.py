@@ -1,0 +1,181 @@
+"""git clone / push over smart HTTP with the real git binary against the live server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from spacehub.storage.blobs import LfsPointer
+
+
+def make_repo(api, repo_type: str, name: str, private: bool = False) -> str:  # type: ignore[no-untyped-def]
+    repo_id = f"alice/{name}"
+    sdk = {"space_sdk": "static"} if repo_type == "space" else {}
+    api.create_repo(repo_id, repo_type=repo_type, private=private, **sdk)
+    return repo_id
+
+
+def head(git, url: str) -> str:  # type: ignore[no-untyped-def]
+    out = git.run("ls-remote", url, "refs/heads/main").stdout.split()
+    return out[0] if out else ""
+
+
+@pytest.mark.parametrize("repo_type", ["space", "dataset", "model"])
+@pytest.mark.parametrize("suffix", ["", ".git"])
+def test_clone_repo_created_by_api(server, api, git, url, unique, repo_type, suffix) -> None:  # type: ignore[no-untyped-def]
+    repo_id = make_repo(api, repo_type, unique)
+    api.upload_file(path_or_fileobj=b"print('hi')\n", path_in_repo="src/app.py", repo_id=repo_id, repo_type=repo_type)
+    clone = git.clone(url(server.url, repo_type, repo_id, suffix=suffix), "c")
+    assert (clone / "src" / "app.py").read_text() == "print('hi')\n"
+    assert (clone / ".gitattributes").exists()
+    if repo_type == "space":
+        assert "sdk: static" in (clone / "README.md").read_text()
+    sha = api.repo_info(repo_id, repo_type=repo_type).sha
+    assert git.run("rev-parse", "HEAD", cwd=clone).stdout.strip() == sha
+
+
+def test_push_new_commit_is_seen_by_the_api(server, alice, api, git, url, unique, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    repo_id = make_repo(api, "space", unique)
+    clone = git.clone(url(server.url, "space", repo_id, alice), "c")
+    sha = git.commit_file(clone, "docs/hello.txt", "hello from git\n", "Add hello via git push")
+    readme = (clone / "README.md").read_text().replace("sdk: static", "sdk: gradio")
+    git.commit_file(clone, "README.md", readme, "Switch to gradio")
+    git.run("push", "origin", "main", cwd=clone)
+
+    assert "docs/hello.txt" in api.list_repo_files(repo_id, repo_type="space")
+    path = api.hf_hub_download(repo_id, "docs/hello.txt", repo_type="space", cache_dir=tmp_path / "cache")
+    assert Path(path).read_text() == "hello from git\n"
+    titles = [c.title for c in api.list_repo_commits(repo_id, repo_type="space")]
+    assert titles[:2] == ["Switch to gradio", "Add hello via git push"]
+    assert sha in [c.commit_id for c in api.list_repo_commits(repo_id, repo_type="space")]
+    info = api.space_info(repo_id)
+    assert info.sdk == "gradio"  # after_commit ran for the pushed branch
+
+
+def test_push_with_read_only_token_is_refused(server, api, git, url, unique) -> None:  # type: ignore[no-untyped-def]
+    repo_id = make_repo(api, "space", unique)
+    read_token = server.user("alice", role="read")
+    clone = git.clone(url(server.url, "space", repo_id, read_token), "c")  # reading is fine
+    before = head(git, url(server.url, "space", repo_id))
+    git.commit_file(clone, "x.txt", "x", "x")
+    out = git.run("push", "origin", "main", cwd=clone, check=False)
+    assert out.returncode != 0
+    assert "403" in out.stderr
+    assert head(git, url(server.url, "space", repo_id)) == before
+
+
+def test_bob_cannot_push_to_alice_repo_nor_see_her_private_one(server, bob, api, git, url, unique) -> None:  # type: ignore[no-untyped-def]
+    public = make_repo(api, "space", unique)
+    clone = git.clone(url(server.url, "space", public, bob), "c")
+    git.commit_file(clone, "x.txt", "x", "x")
+    out = git.run("push", "origin", "main", cwd=clone, check=False)
+    assert out.returncode != 0 and "403" in out.stderr
+
+    private = make_repo(api, "space", unique + "-p", private=True)
+    out = git.run("clone", url(server.url, "space", private, bob), str(git.tmp / "p"), check=False)
+    assert out.returncode != 0 and "not found" in out.stderr
+    r = httpx.get(f"{server.url}/spaces/{private}/info/refs?service=git-upload-pack", auth=("bob", bob))
+    assert r.status_code == 404 and r.headers["x-error-code"] == "RepoNotFound"
+
+
+def test_private_repo_needs_credentials(server, alice, api, git, url, unique) -> None:  # type: ignore[no-untyped-def]
+    repo_id = make_repo(api, "dataset", unique, private=True)
+    out = git.run("clone", url(server.url, "dataset", repo_id), str(git.tmp / "anon"), check=False)
+    assert out.returncode != 0
+    assert not (git.tmp / "anon").exists()
+    clone = git.clone(url(server.url, "dataset", repo_id, alice, ".git"), "c")
+    assert (clone / ".gitattributes").exists()
+
+
+def test_missing_repo_looks_like_a_private_one(server, alice, api, git, url, unique) -> None:  # type: ignore[no-untyped-def]
+    private = make_repo(api, "space", unique, private=True)
+    answers = [
+        httpx.get(f"{server.url}/spaces/{repo_id}/info/refs?service=git-upload-pack")
+        for repo_id in (private, f"alice/{unique}-missing")
+    ]
+    for r in answers:
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == 'Basic realm="SpaceHub"'
+    assert answers[0].json() == answers[1].json()
+
+    out = git.run("clone", url(server.url, "space", f"alice/{unique}-missing", alice), str(git.tmp / "m"), check=False)
+    assert out.returncode != 0 and "not found" in out.stderr
+
+
+def test_anonymous_push_is_challenged(server, api, unique) -> None:  # type: ignore[no-untyped-def]
+    repo_id = make_repo(api, "model", unique)
+    r = httpx.get(f"{server.url}/{repo_id}/info/refs?service=git-receive-pack")
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
+    r = httpx.get(f"{server.url}/{repo_id}/info/refs")  # the dumb protocol is not served
+    assert r.status_code == 400
+
+
+def test_push_rules_refs_and_paths(server, alice, api, git, url, unique) -> None:  # type: ignore[no-untyped-def]
+    repo_id = make_repo(api, "space", unique)
+    origin = url(server.url, "space", repo_id, alice)
+    clone = git.clone(origin, "c")
+    before = head(git, origin)
+
+    out = git.run("push", "origin", "main:refs/pr/1", cwd=clone, check=False)
+    assert out.returncode != 0 and "only branches (refs/heads/*) and tags (refs/tags/*)" in out.stderr
+    out = git.run("push", "origin", ":main", cwd=clone, check=False)
+    assert out.returncode != 0 and "main branch cannot be deleted" in out.stderr
+
+    git.run("push", "origin", "main:feature", "refs/heads/main:refs/tags/v1", cwd=clone)
+    assert {b.name for b in api.list_repo_refs(repo_id, repo_type="space").branches} == {"main", "feature"}
+    git.run("push", "origin", ":feature", cwd=clone)
+
+    git.commit_file(clone, "ok.txt", "fine", "fine")
+    git.commit_file(clone, "bad\\name.txt", "x", "backslash")
+    out = git.run("push", "origin", "main", cwd=clone, check=False)
+    assert out.returncode != 0
+    assert "remote: error: Invalid path" in out.stderr and "backslashes are not allowed" in out.stderr
+    assert head(git, origin) == before
+
+
+def test_push_of_lfs_pointer_without_its_object_is_refused(server, alice, api, git, url, unique) -> None:  # type: ignore[no-untyped-def]
+    repo_id = make_repo(api, "space", unique)
+    origin = url(server.url, "space", repo_id, alice)
+    clone = git.clone(origin, "c")
+    before = head(git, origin)
+    pointer = LfsPointer("ab" * 32, 12345).encode()
+    git.commit_file(clone, "weights.dat", pointer, "pointer to nothing")  # *.dat is not LFS-tracked: no git-lfs
+    out = git.run("push", "origin", "main", cwd=clone, check=False)
+    assert out.returncode != 0
+    assert f"weights.dat: the LFS object {'ab' * 32} (12345 bytes) is not on the server" in out.stderr
+    assert "pre-receive hook declined" in out.stderr
+    assert head(git, origin) == before
+    assert "weights.dat" not in api.list_repo_files(repo_id, repo_type="space")
+
+
+def test_push_of_file_over_the_limit_is_refused(small_server, git, url, unique) -> None:  # type: ignore[no-untyped-def]
+    from huggingface_hub import HfApi
+
+    token = small_server.user("alice")
+    repo_id = make_repo(HfApi(endpoint=small_server.url, token=token), "model", unique)
+    clone = git.clone(url(small_server.url, "model", repo_id, token), "c")
+    git.commit_file(clone, "zeros.raw", b"\0" * 1_500_000, "big file")  # compresses well: the pack is tiny
+    out = git.run("push", "origin", "main", cwd=clone, check=False)
+    assert out.returncode != 0
+    assert "zeros.raw: 1500000 bytes is over the limit of 1000000 bytes" in out.stderr
+
+
+def test_fetch_with_gzipped_negotiation_and_a_big_file(server, alice, api, git, url, unique) -> None:  # type: ignore[no-untyped-def]
+    """git gzips large upload-pack requests (many ``have`` lines): http-backend inflates them."""
+    repo_id = make_repo(api, "model", unique)
+    origin = url(server.url, "model", repo_id, alice)
+    pusher, fetcher = git.clone(origin, "a"), git.clone(origin, "b")
+    for i in range(30):
+        git.commit_file(pusher, f"f{i}.txt", str(i), f"commit {i}")
+    big = os.urandom(3_000_000)
+    tip = git.commit_file(pusher, "big.raw", big, "a big regular file")
+    git.run("push", "origin", "main", cwd=pusher)
+    for i in range(40):
+        git.commit_file(fetcher, f"local{i}.txt", str(i), f"local {i}")
+    out = git.run("fetch", "origin", cwd=fetcher, GIT_TRACE_CURL="1")
+    assert "Content-Encoding: gzip" in out.stderr
+    assert git.run("rev-parse", "origin/main", cwd=fetcher).stdout.strip() == tip
+    assert (git.clone(origin, "c") / "big.raw").read_bytes() == big
