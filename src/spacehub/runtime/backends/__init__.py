@@ -1,0 +1,1 @@
+"""Backends run builds and app instances: `local` (processes on this machine) now, `kubernetes` later."""
