@@ -181,6 +181,22 @@ def test_move_repo_onto_an_existing_repo_is_a_conflict(api: HfApi, repo: str, un
     assert e.value.response.status_code == 409
 
 
+def test_move_repo_back_to_its_old_name(api: HfApi, repo: str, unique: str) -> None:
+    api.move_repo(from_id=repo, to_id=f"alice/{unique}-tmp")
+    api.move_repo(from_id=f"alice/{unique}-tmp", to_id=repo)
+    assert api.model_info(repo).id == repo
+    assert api.model_info(f"alice/{unique}-tmp").id == repo  # the other old name still leads to it
+
+
+def test_move_repo_onto_the_old_name_of_another_repo(api: HfApi, repo: str, unique: str) -> None:
+    api.move_repo(from_id=repo, to_id=f"alice/{unique}-renamed")
+    api.create_repo(f"alice/{unique}-other")
+    api.upload_file(path_or_fileobj=b"o", path_in_repo="other.txt", repo_id=f"alice/{unique}-other")
+    api.move_repo(from_id=f"alice/{unique}-other", to_id=repo)  # only a redirect had that name
+    assert "other.txt" in api.list_repo_files(repo)
+    assert "other.txt" not in api.list_repo_files(f"alice/{unique}-renamed")
+
+
 def test_move_then_delete_the_moved_repo(api: HfApi, repo: str, unique: str) -> None:
     api.move_repo(from_id=repo, to_id=f"alice/{unique}-moved")
     api.delete_repo(f"alice/{unique}-moved")

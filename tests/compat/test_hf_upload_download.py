@@ -97,6 +97,14 @@ def test_upload_file_to_a_branch(api: HfApi, repo: str) -> None:
     assert "dev.txt" not in api.list_repo_files(repo)
 
 
+def test_upload_file_to_a_branch_named_by_its_full_ref(api: HfApi, repo: str) -> None:
+    api.create_branch(repo, branch="dev")
+    info = api.upload_file(path_or_fileobj=b"d", path_in_repo="d.txt", repo_id=repo, revision="refs/heads/dev")
+    assert api.list_repo_refs(repo).branches and api.model_info(repo, revision="dev").sha == info.oid
+    assert {b.name for b in api.list_repo_refs(repo).branches} == {"main", "dev"}
+    assert "d.txt" in api.list_repo_files(repo, revision="dev")
+
+
 def test_upload_file_to_a_missing_branch_or_repo(api: HfApi, repo: str, unique: str) -> None:
     with pytest.raises(RevisionNotFoundError):
         api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo, revision="no-such-branch")

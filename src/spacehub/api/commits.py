@@ -53,8 +53,9 @@ async def create_commit(request: Request, rtype: str, ns: str, name: str, rev: s
     def run() -> dict[str, Any]:
         with body, unit(request) as (ctx, s, p):
             repo = repos.get_repo(s, p, rtype, f"{ns}/{name}", "write")
+            branch = raw(rev).removeprefix("refs/heads/")  # the service builds refs/heads/{branch} from it
             out = commits.create_commit(
-                ctx, s, p, repo, raw(rev), body, create_pr=qbool(request.query_params.get("create_pr"))
+                ctx, s, p, repo, branch, body, create_pr=qbool(request.query_params.get("create_pr"))
             )
             url = repos.repo_url(base_url(request), rtype, repo.full_name)
             return {

@@ -136,9 +136,17 @@ def move_repo(ctx: HubContext, s: Session, p: Principal, repo_type: str, from_id
     ns, name = split_repo_id(to_id)
     validate_repo_name(name)
     owner = accounts.check_namespace_write(s, p, ns)
-    if find_repo(s, repo_type, to_id) is not None and repo.full_name != to_id:
-        raise Conflict(f"A {repo_type} repo named {to_id} already exists")
     old = repo.full_name
+    if f"{owner.name}/{name}" == old:
+        return repo
+    # Only a live repo takes a name: an old name of a moved repo (a redirect) is free, also to move back to.
+    clash = s.scalar(
+        select(Repo).where(
+            Repo.type == repo_type, Repo.owner_id == owner.id, func.lower(Repo.name) == name.lower(), Repo.id != repo.id
+        )
+    )
+    if clash is not None:
+        raise Conflict(f"A {repo_type} repo named {to_id} already exists")
     s.execute(RepoRedirect.__table__.delete().where(RepoRedirect.type == repo_type, RepoRedirect.full_name == to_id))
     repo.owner_id, repo.owner, repo.name = owner.id, owner, name
     repo.updated_at = utcnow()
