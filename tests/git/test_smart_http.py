@@ -162,6 +162,15 @@ def test_push_of_file_over_the_limit_is_refused(small_server, git, url, unique) 
     assert out.returncode != 0
     assert "zeros.raw: 1500000 bytes is over the limit of 1000000 bytes" in out.stderr
 
+    git.run("reset", "-q", "--hard", "origin/main", cwd=clone)
+    git.commit_file(clone, "noise.raw", os.urandom(1_200_000), "incompressible")  # a chunked body over the limit
+    out = git.run("push", "origin", "main", cwd=clone, check=False)
+    assert out.returncode != 0 and "413" in out.stderr
+    assert (
+        head(git, url(small_server.url, "model", repo_id))
+        == git.run("rev-parse", "origin/main", cwd=clone).stdout.strip()
+    )
+
 
 def test_fetch_with_gzipped_negotiation_and_a_big_file(server, alice, api, git, url, unique) -> None:  # type: ignore[no-untyped-def]
     """git gzips large upload-pack requests (many ``have`` lines): http-backend inflates them."""

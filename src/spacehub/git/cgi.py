@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +39,10 @@ class _Run:
     stderr: bytearray = field(default_factory=bytearray)
 
     def kill(self) -> None:
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+        """Kill the program and its children (``http-backend`` runs ``upload-pack``/``receive-pack``, which hold the
+        pipes: killing the parent alone would leave them writing to a pipe nobody reads)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 async def run_cgi(
@@ -49,10 +52,13 @@ async def run_cgi(
     cwd: Path,
     limit: int,
     after: Callable[[int], Awaitable[None]] | None = None,
+    buffered: bool = False,
 ) -> Response:
     """Start ``argv`` as a CGI program for ``request`` and answer with its output.
 
-    ``after(returncode)`` runs once the program has exited, whatever happened to the client.
+    ``after(returncode)`` runs once the program has exited, whatever happened to the client. ``buffered`` collects
+    the whole (small) output and answers once the program has exited: then a body over ``limit`` is a clean 413 even
+    though the program wrote its headers first, and ``after`` is done before the answer.
 
     Raises: PayloadTooLarge (the body passed ``limit`` bytes before any answer), HubError (no valid CGI answer).
     """
@@ -63,12 +69,15 @@ async def run_cgi(
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group, killed as a whole
     )
     run = _Run(proc, limit)
     feeder = asyncio.create_task(_feed(request, run))
     finisher = asyncio.create_task(_finish(run, argv, after))
     _tasks.add(finisher)
     finisher.add_done_callback(_tasks.discard)
+    if buffered:
+        return await _buffered(run, feeder, finisher)
     try:
         status, headers = await _read_header_block(run)
     except HubError:
@@ -79,6 +88,28 @@ async def run_cgi(
             raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes") from None
         raise
     return CgiResponse(run, status, headers, feeder, finisher)
+
+
+async def _buffered(run: _Run, feeder: asyncio.Task[None], finisher: asyncio.Task[None]) -> Response:
+    stdout = run.proc.stdout
+    assert stdout is not None
+    try:
+        output = await stdout.read()  # always drained while the body streams in: no pipe can fill up
+        await asyncio.shield(finisher)
+    finally:
+        feeder.cancel()
+        if run.proc.returncode is None:
+            run.kill()
+    if run.too_large:
+        raise PayloadTooLarge(f"Request body is larger than the limit of {run.limit} bytes")
+    reader = asyncio.StreamReader()
+    reader.feed_data(output)
+    reader.feed_eof()
+    status, headers = await _parse_header_block(reader)
+    response = Response(await reader.read(), status_code=status)
+    response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    response.headers["content-length"] = str(len(response.body))
+    return response
 
 
 async def _feed(request: Request, run: _Run) -> None:
@@ -126,9 +157,12 @@ async def _finish(run: _Run, argv: list[str], after: Callable[[int], Awaitable[N
 
 
 async def _read_header_block(run: _Run) -> tuple[int, list[tuple[str, str]]]:
+    assert run.proc.stdout is not None
+    return await _parse_header_block(run.proc.stdout)
+
+
+async def _parse_header_block(stdout: asyncio.StreamReader) -> tuple[int, list[tuple[str, str]]]:
     """The CGI header block: ``Status: 404 Not Found`` and other headers, up to an empty line."""
-    stdout = run.proc.stdout
-    assert stdout is not None
     status, headers, total = 200, [], 0
     while True:
         line = await stdout.readline()

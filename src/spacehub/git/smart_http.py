@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -56,14 +56,21 @@ async def git_receive_pack(request: Request, rtype: str, repo_id: str) -> Respon
     async def after(returncode: int) -> None:
         await run_in_threadpool(after_push, ctx, repo, before)
 
-    return await _backend(request, repo, "git-receive-pack", after)
+    # buffered: the answer (report-status, hook messages) is small, and a pack over the limit then gets a clean 413
+    return await _backend(request, repo, "git-receive-pack", after, buffered=True)
 
 
-async def _backend(request: Request, repo: GitRepo, service_path: str, after: Any = None) -> Response:
+async def _backend(
+    request: Request,
+    repo: GitRepo,
+    service_path: str,
+    after: Callable[[int], Awaitable[None]] | None = None,
+    buffered: bool = False,
+) -> Response:
     ctx = ctx_of(request)
     env = cgi_env(ctx, request, repo, service_path)
     limit = ctx.settings.storage.max_request_bytes
-    return await run_cgi(request, [GIT, "http-backend"], env, ctx.settings.repos_dir, limit, after)
+    return await run_cgi(request, [GIT, "http-backend"], env, ctx.settings.repos_dir, limit, after, buffered)
 
 
 def cgi_env(ctx: HubContext, request: Request, repo: GitRepo, service_path: str) -> dict[str, str]:
