@@ -61,6 +61,23 @@ def test_long_string_is_spilled_to_a_file_with_exact_bytes(tmp_path: Path) -> No
     assert value["value"]["path"] == "big.bin"
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_quotes_and_escapes_straddling_buffer_refills(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """The string scanner remembers where the next quote / backslash is: refills must not leave it stale."""
+    monkeypatch.setattr("spacehub.services.ndjson.READ_CHUNK", chunk)
+    rnd = random.Random(chunk)
+    pieces = ['"', "\\", "\n", "/", "é", "😀", "\u0001", "a", "bcdefgh"]
+    values = [
+        {"key": "".join(rnd.choice(pieces) for _ in range(8)), "value": "".join(rnd.choice(pieces) for _ in range(400))}
+        for _ in range(20)
+    ]
+    body = "\n".join(json.dumps(v, ensure_ascii=rnd.random() < 0.5) for v in values).encode()
+    for big in (2, 50, 1 << 20):
+        assert [_materialize(v) for v in read(body, tmp_path, big)] == values
+
+
 def test_blank_lines_are_skipped_and_the_last_line_needs_no_newline(tmp_path: Path) -> None:
     body = b'\n{"a": 1}\n\n   \n{"b": 2}'
     assert read(body, tmp_path, 4) == [{"a": 1}, {"b": 2}]

@@ -21,7 +21,6 @@ from spacehub.errors import BadRequest
 
 READ_CHUNK = 1 << 20
 MAX_KEY_BYTES = 64 * 1024
-_SPECIAL = re.compile(rb'["\\]')
 _NUMBER_CHARS = frozenset(b"+-.eE0123456789")
 _WS = frozenset(b" \t\r")
 _ESCAPES = {ord('"'): b'"', ord("\\"): b"\\", ord("/"): b"/", ord("b"): b"\b", ord("f"): b"\f", ord("n"): b"\n",
@@ -192,12 +191,24 @@ class _Reader:
         spill: IO[bytes] | None = None
         spill_path: Path | None = None
         written = 0
+        # The next '"' and '\\' at or after pos, found with bytes.find (memchr: GB/s, where a regex character class
+        # crawls at ~150 MB/s) and remembered until pos passes them, so a string full of escapes stays linear.
+        # len(buf) = none in this buffer; both are looked up again whenever fill() replaces the buffer.
+        seen, quote, backslash = None, -1, -1
         while True:
-            m = _SPECIAL.search(self.buf, self.pos)
-            end = m.start() if m else len(self.buf)
+            buf, pos = self.buf, self.pos
+            if buf is not seen:
+                seen, quote, backslash = buf, -1, -1
+            if quote < pos:
+                quote = buf.find(b'"', pos)
+                quote = quote if quote >= 0 else len(buf)
+            if backslash < pos:
+                backslash = buf.find(b"\\", pos)
+                backslash = backslash if backslash >= 0 else len(buf)
+            end = quote if quote < backslash else backslash
             piece = self.buf[self.pos : end]
             self.pos = end
-            if m is None:
+            if end == len(self.buf):
                 parts.append(piece)
                 held += len(piece)
                 if not self.fill():
