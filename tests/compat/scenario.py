@@ -261,6 +261,7 @@ def step_repo_info() -> dict[str, Any]:
     d = api.dataset_info(S["dataset"])
     expect(d.id == S["dataset"] and is_sha(d.sha) and d.private is False, f"dataset_info {d!r}")
     expect(isinstance(d.last_modified, dt.datetime) and isinstance(d.tags, list), "dataset_info keys")
+    expect(d.likes == 0 and [s.rfilename for s in d.siblings] == [".gitattributes"], f"dataset_info {d!r}")
     sp = api.space_info(S["space"])
     expect(sp.id == S["space"] and is_sha(sp.sha) and sp.sdk == "gradio", f"space_info {sp!r}")
     expect(isinstance(sp.last_modified, dt.datetime), "space_info last_modified")
@@ -296,6 +297,11 @@ def step_list_repos() -> dict[str, Any]:
     expect(S["dataset"] in datasets, f"list_datasets = {datasets}")
     spaces = list(api.list_spaces(author="alice", search=P, limit=50))
     expect(S["space"] in {s.id for s in spaces}, f"list_spaces = {[s.id for s in spaces]}")
+    expect(all(s.sdk == "gradio" and s.private is False and s.likes == 0 for s in spaces), "list_spaces items")
+    api.create_repo(f"{P}-data2", repo_type="dataset")
+    expect(len(list(api.list_datasets(author="alice", search=P, limit=1))) == 1, "list_datasets limit=1")
+    expect(len(list(api.list_datasets(author="alice", search=P))) == 2, "list_datasets without limit")
+    expect(len(list(api.list_spaces(author="alice", search=P, limit=1))) == 1, "list_spaces limit=1")
     expect(not list(api.list_models(author="alice", search=f"{P}-nothing-matches")), "search for nothing")
     return {"models": len(models), "spaces": len(spaces)}
 
@@ -628,6 +634,8 @@ def step_orgs() -> dict[str, Any]:
     expect(bob.model_info(repo).private is True, "a read member cannot see the org's private repo")
     e = raises(HfHubHTTPError, bob.create_repo, f"{ORG}/{P}-by-bob")
     expect(status_of(e) == 403, f"read member create_repo: status {status_of(e)}")
+    url = bob.create_repo(repo, exist_ok=True)  # 403, then the client finds the repo with repo_info
+    expect(url.repo_id == repo, f"read member create_repo(exist_ok=True) = {url!r}")
     e = raises(HfHubHTTPError, bob.upload_file, path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo)
     expect(status_of(e) == 403, f"read member upload: status {status_of(e)}")
     e = raises(HfHubHTTPError, api.create_repo, f"bob/{P}-by-alice")
@@ -691,7 +699,10 @@ def step_lfs_upload() -> dict[str, Any]:
         [CommitOperationCopy(src_path_in_repo="weights/model.bin", path_in_repo="weights/copy.bin")],
         commit_message="cp",
     )
+    # the same content again: for 0.21 the batch API answers "already stored" (no upload action)
+    info = api.upload_file(path_or_fileobj=LFS_DATA, path_in_repo="weights/again.bin", repo_id=S["model"])
     S["lfs_sha"] = info.oid
+    expect({"weights/copy.bin", "weights/again.bin"} <= files_of(S["model"]), "copy/again missing")
     return {"size": len(LFS_DATA), "via": "lfs batch" if VERSION < (1, 20) else "inline (stored as LFS)"}
 
 
@@ -719,11 +730,18 @@ def step_lfs_download() -> dict[str, Any]:
         path = download(S["model"], "weights/model.bin", revision=rev)
         expect(path.read_bytes() == LFS_DATA, f"LFS content at {rev}")
     expect(download(S["model"], "weights/copy.bin").read_bytes() == LFS_DATA, "copied LFS content")
+    expect(download(S["model"], "weights/again.bin").read_bytes() == LFS_DATA, "re-uploaded LFS content")
+    blob = download(S["model"], "weights/model.bin").resolve()
+    before = blob.stat()
+    expect(blob.name == sha256, f"LFS blob in the cache is named {blob.name}, not its sha256")
+    download(S["model"], "weights/model.bin")
+    expect((before.st_ino, before.st_mtime_ns) == (blob.stat().st_ino, blob.stat().st_mtime_ns), "LFS downloaded twice")
     meta = get_hf_file_metadata(hf_hub_url(S["model"], "weights/model.bin", endpoint=E), token=ARGS.token)
     expect(meta.etag == sha256 and meta.size == len(LFS_DATA), f"LFS metadata etag={meta.etag} size={meta.size}")
     expect(meta.commit_hash == S["lfs_sha"], f"LFS metadata commit {meta.commit_hash}")
-    root = snapshot(S["model"], revision="v-lfs")
-    expect((root / "weights" / "model.bin").read_bytes() == LFS_DATA, "LFS file in snapshot")
+    for rev in ("main", "v-lfs", S["lfs_sha"]):
+        root = snapshot(S["model"], revision=rev)
+        expect((root / "weights" / "model.bin").read_bytes() == LFS_DATA, f"LFS file in the snapshot at {rev}")
     return {"etag": meta.etag}
 
 

@@ -42,6 +42,16 @@ def test_a_read_member_cannot_create_org_repos(bob_api: HfApi, acme: str, unique
         bob_api.model_info(f"{acme}/{unique}")
 
 
+def test_exist_ok_for_a_read_member_falls_back_to_repo_info(
+    api: HfApi, bob_api: HfApi, acme: str, unique: str, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.create_repo(f"{acme}/{unique}")
+    # The 403 of the create makes the client look the repo up instead. 2.4.0 then parses the URL it builds against
+    # constants.ENDPOINT (HF_ENDPOINT), not HfApi(endpoint=…): set it, as every user of a self-hosted hub does.
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", server.url)
+    assert bob_api.create_repo(f"{acme}/{unique}", exist_ok=True).repo_id == f"{acme}/{unique}"
+
+
 def test_a_read_member_reads_private_org_repos_but_cannot_write(
     api: HfApi, bob_api: HfApi, acme: str, unique: str, server: Any, bob: str, cache_dir: Path
 ) -> None:
