@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +25,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(data_dir: Path, *args: str) -> str:
+def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "spacehub", *args, "--data-dir", str(data_dir)],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     return out.stdout
 
@@ -42,9 +43,10 @@ class Server:
     proc: subprocess.Popen[bytes]
     log: Path
     tokens: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment, also given to the CLI (SPACEHUB_DB__URL)
 
     def cli(self, *args: str) -> str:
-        return cli(self.data_dir, *args)
+        return cli(self.data_dir, *args, env=self.env)
 
     def user(self, name: str, role: str = "write") -> str:
         """Create ``name`` (if new) and return a fresh token of ``role``."""
@@ -79,7 +81,7 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None) -> Server:
     else:
         proc.kill()
         raise RuntimeError("server did not start")
-    return Server(url, data_dir, proc, log)
+    return Server(url, data_dir, proc, log, env=dict(env or {}))
 
 
 def stop_server(server: Server) -> None:
@@ -95,6 +97,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(tmp_path_factory.mktemp("hub") / "data")
     yield srv
     stop_server(srv)
+
+
+@pytest.fixture
+def start_hub(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start extra servers for one test, each with its own data dir and extra env; all are stopped after it."""
+    started: list[Server] = []
+
+    def start(env: dict[str, str] | None = None) -> Server:
+        started.append(start_server(tmp_path / f"hub{len(started)}" / "data", env))
+        return started[-1]
+
+    yield start
+    for srv in started:
+        stop_server(srv)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -63,6 +64,8 @@ def hash_token(token: str) -> str:
 
 
 def get_account(s: Session, name: str) -> Account | None:
+    if "\x00" in name:  # no name has one, and PostgreSQL refuses NUL in text parameters
+        return None
     return s.scalar(select(Account).where(Account.name == name))
 
 
@@ -77,6 +80,8 @@ def create_org(s: Session, name: str, fullname: str = "") -> Account:
 
 def _create_account(s: Session, name: str, kind: str, fullname: str, email: str | None, admin: bool) -> Account:
     validate_name(name, "user name" if kind == "user" else "organization name")
+    _check_length("full name", fullname, Account.fullname)
+    _check_length("e-mail address", email, Account.email)
     if s.scalar(select(Account).where(Account.name.ilike(name))) is not None:
         raise Conflict(f"The name {name!r} is already taken")
     acct = Account(name=name, kind=kind, fullname=fullname or name, email=email, is_admin=admin)
@@ -114,6 +119,7 @@ def create_token(s: Session, user_name: str, role: str = "write", name: str = "c
     """
     if role not in TOKEN_ROLES:
         raise BadRequest(f"Invalid token role {role!r}; use read or write")
+    _check_length("token name", name, Token.name)
     user = get_account(s, user_name)
     if user is None or user.kind != "user":
         raise NotFound(f"User {user_name!r} not found")
@@ -121,6 +127,13 @@ def create_token(s: Session, user_name: str, role: str = "write", name: str = "c
     s.add(Token(user_id=user.id, name=name, role=role, token_hash=hash_token(value)))
     s.flush()
     return value
+
+
+def _check_length(what: str, value: str | None, column: Any) -> None:
+    """The column's length, enforced the same way on every database (SQLite would store longer text silently)."""
+    limit = column.type.length
+    if value is not None and len(value) > limit:
+        raise BadRequest(f"The {what} is too long: {len(value)} characters, at most {limit}")
 
 
 def authenticate(s: Session, token: str | None) -> Principal:

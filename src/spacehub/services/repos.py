@@ -26,6 +26,8 @@ def repo_url(base_url: str, repo_type: str, full_name: str) -> str:
 
 def find_repo(s: Session, repo_type: str, repo_id: str) -> Repo | None:
     """The repo named ``repo_id`` (or formerly named so, after a move), or None."""
+    if "\x00" in repo_id:  # no name has one, and PostgreSQL refuses NUL in text parameters
+        return None
     ns, _, name = repo_id.partition("/")
     repo = s.scalar(select(Repo).join(Repo.owner).where(Repo.type == repo_type, Account.name == ns, Repo.name == name))
     if repo is None:
@@ -225,6 +227,8 @@ def list_repos(
     base_url: str,
 ) -> tuple[list[dict[str, Any]], bool]:
     """A page of repos ``p`` can see, and whether more follow."""
+    if "\x00" in (author or "") + (search or ""):  # matches no name; PostgreSQL refuses NUL in text parameters
+        return [], False
     q = select(Repo).join(Repo.owner).where(Repo.type == repo_type)
     if p.anonymous:
         q = q.where(Repo.private.is_(False))
