@@ -523,6 +523,11 @@ def test_list_repo_commits_newest_first_with_authors(api: HfApi, repo: str) -> N
     assert commits[0].commit_id == info.oid and commits[0].message == "body"
     assert commits[0].authors == ["alice"] and isinstance(commits[0].created_at, dt.datetime)
     assert [c.title for c in api.list_repo_commits(repo, revision=commits[1].commit_id)] == ["one", "initial commit"]
+    api.create_tag(repo, tag="at-one", revision=commits[1].commit_id)
+    assert [c.title for c in api.list_repo_commits(repo, revision="at-one")] == ["one", "initial commit"]
+    assert sorted(api.list_repo_files(repo, revision="at-one")) == [".gitattributes", "1.txt"]
+    formatted = api.list_repo_commits(repo, formatted=True)
+    assert formatted[0].formatted_title and formatted[0].formatted_message is not None
 
 
 def test_list_repo_commits_pages_past_a_hundred(api: HfApi, repo: str, server: Any, alice: str) -> None:

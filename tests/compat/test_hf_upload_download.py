@@ -167,9 +167,18 @@ def test_upload_folder_with_delete_patterns(api: HfApi, repo: str, tmp_path: Pat
         [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b"old") for p in ("old.tmp", "keep.txt", "x/stale.tmp")],
         commit_message="old files",
     )
-    folder = write_tree(tmp_path / "f", {"new.txt": b"new", "sub/a.txt": b"a", "sub/b.txt": b"b"})
+    readme = b"---\nlicense: apache-2.0\n---\n# Folder\n"  # a root README.md: validate-yaml is called first
+    folder = write_tree(tmp_path / "f", {"README.md": readme, "new.txt": b"new", "sub/a.txt": b"a", "sub/b.txt": b"b"})
     api.upload_folder(folder_path=folder, repo_id=repo, delete_patterns=["*.tmp"], commit_message="folder")
-    assert sorted(api.list_repo_files(repo)) == [".gitattributes", "keep.txt", "new.txt", "sub/a.txt", "sub/b.txt"]
+    assert sorted(api.list_repo_files(repo)) == [
+        ".gitattributes",
+        "README.md",
+        "keep.txt",
+        "new.txt",
+        "sub/a.txt",
+        "sub/b.txt",
+    ]
+    assert api.model_info(repo).card_data.license == "apache-2.0"
 
 
 def test_upload_folder_into_a_subfolder_with_patterns(api: HfApi, repo: str, tmp_path: Path) -> None:
