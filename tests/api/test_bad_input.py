@@ -198,3 +198,10 @@ def test_body_over_the_limit_is_413_and_writes_nothing(tmp_path, unique: str):
         assert head(srv, f"alice/{unique}", token) == before
     finally:
         stop_server(srv)
+
+
+def test_inline_lfs_pointer_to_a_missing_object_is_refused(server: Server, alice: str, repo: str):
+    before = head(server, repo, alice)
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{'b' * 64}\nsize 12\n".encode()
+    assert_error(commit(server, repo, alice, ndjson(header(), add("weights.bin", pointer))), 400, text="not uploaded")
+    assert head(server, repo, alice) == before

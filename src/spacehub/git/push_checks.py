@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from spacehub.errors import Unprocessable
-from spacehub.services.commits import validate_path
+from spacehub.services.paths import validate_path
 from spacehub.storage.blobs import MAX_POINTER_SIZE, LocalBlobStore, parse_pointer
 
 ZERO = "0" * 40
