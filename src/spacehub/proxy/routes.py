@@ -1,0 +1,136 @@
+"""The routing contract between the proxy and the runtime: ``RouteTable`` (a Protocol) and ``RouteTarget``.
+
+The proxy asks the table, on every request to ``{subdomain}.{spaces_domain}``, where the request goes:
+
+- ``lookup(host)`` with the request's host name (lower case, no port, no trailing dot: ``"alice-demo.localhost"``)
+  answers a ``RouteTarget`` or ``None`` (no such Space: 404). It is called on every request, so it must be a dict
+  lookup, never a database query.
+- A target is exactly one of: an ``upstream`` ``(host, port)`` the request is forwarded to; an ``asgi`` app that
+  serves it in-process (static Spaces served from git, "paused", "building", "runtime error" pages); or ``asleep``
+  (the Space sleeps: ``wake`` is awaited first). Each carries ``space_id`` and ``private``.
+- ``touch(space_id)`` runs on every request that reaches a Space (upstream or asgi): the runtime tracks the last
+  activity for sleep. It must be cheap: record a timestamp in memory, never write to the database per request.
+- ``await wake(space_id)`` runs when the target is asleep and answers the target to use once the app answers HTTP.
+  Browsers (``Accept: text/html`` GETs) do not wait: they get a "waking up" page that reloads itself, while the
+  wake goes on in the background. Concurrent wakes of one Space are coalesced by the proxy into one call.
+- ``await authorize(space_id, headers)`` runs before anything else for a ``private`` target: ``True`` when the
+  request carries a token that may read the Space (``request_token`` finds it in ``Authorization: Bearer`` or in the
+  ``spacehub_token`` cookie set by the web login). It is async because checking a token is a database query the
+  implementation may want to run in a thread or cache. Refused requests get the same 404 as an unknown host, so a
+  private Space's existence is never revealed.
+
+``StaticRouteTable`` is the in-memory implementation used by the tests and the benchmark; the runtime's reconciler
+provides the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from starlette.types import ASGIApp
+
+TOKEN_COOKIE = "spacehub_token"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTarget:
+    """Where one Space's traffic goes now: exactly one of ``upstream``, ``asgi`` or ``asleep``."""
+
+    space_id: str
+    upstream: tuple[str, int] | None = None
+    asgi: ASGIApp | None = None
+    asleep: bool = False
+    private: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.upstream is not None) + (self.asgi is not None) + self.asleep != 1:
+            raise ValueError("a RouteTarget is exactly one of upstream, asgi or asleep")
+
+    @classmethod
+    def to_upstream(cls, space_id: str, host: str, port: int, *, private: bool = False) -> RouteTarget:
+        """Forward to the app listening on ``host:port``."""
+        return cls(space_id, upstream=(host, port), private=private)
+
+    @classmethod
+    def to_asgi(cls, space_id: str, app: ASGIApp, *, private: bool = False) -> RouteTarget:
+        """Serve in-process with ``app`` (static files, status pages)."""
+        return cls(space_id, asgi=app, private=private)
+
+    @classmethod
+    def sleeping(cls, space_id: str, *, private: bool = False) -> RouteTarget:
+        """The Space sleeps: the proxy awaits ``RouteTable.wake`` before serving."""
+        return cls(space_id, asleep=True, private=private)
+
+
+@runtime_checkable
+class RouteTable(Protocol):
+    """What the proxy needs from the runtime. See the module docstring for the contract of each method."""
+
+    def lookup(self, host: str) -> RouteTarget | None: ...
+
+    def touch(self, space_id: str) -> None: ...
+
+    async def wake(self, space_id: str) -> RouteTarget: ...
+
+    async def authorize(self, space_id: str, headers: Mapping[str, str]) -> bool: ...
+
+
+def request_token(headers: Mapping[str, str]) -> str | None:
+    """The SpaceHub token a request carries: ``Authorization: Bearer <t>``, else the ``spacehub_token`` cookie."""
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == TOKEN_COOKIE and value:
+            return value
+    return None
+
+
+@dataclass
+class StaticRouteTable:
+    """An in-memory ``RouteTable``: a dict of host → target, for tests, the benchmark and development.
+
+    ``readers`` maps a private Space id to the tokens that may read it. ``wakers`` maps a Space id to an async
+    function called by ``wake`` (e.g. one that starts the app); by default ``wake`` fails with ``LookupError``.
+    """
+
+    routes: dict[str, RouteTarget] = field(default_factory=dict)
+    readers: dict[str, set[str]] = field(default_factory=dict)
+    wakers: dict[str, Callable[[], Awaitable[RouteTarget]]] = field(default_factory=dict)
+    last_activity: dict[str, float] = field(default_factory=dict)
+    wake_calls: dict[str, int] = field(default_factory=dict)
+
+    def set(self, host: str, target: RouteTarget) -> None:
+        """Route ``host`` (``"alice-demo.localhost"``) to ``target``."""
+        self.routes[host.lower()] = target
+
+    def remove(self, host: str) -> None:
+        self.routes.pop(host.lower(), None)
+
+    def lookup(self, host: str) -> RouteTarget | None:
+        return self.routes.get(host)
+
+    def touch(self, space_id: str) -> None:
+        self.last_activity[space_id] = time.monotonic()
+
+    async def wake(self, space_id: str) -> RouteTarget:
+        self.wake_calls[space_id] = self.wake_calls.get(space_id, 0) + 1
+        waker = self.wakers.get(space_id)
+        if waker is None:
+            raise LookupError(f"no way to wake {space_id}")
+        target = await waker()
+        for host, old in list(self.routes.items()):
+            if old.space_id == space_id:
+                self.routes[host] = target
+        return target
+
+    async def authorize(self, space_id: str, headers: Mapping[str, str]) -> bool:
+        await asyncio.sleep(0)
+        token = request_token(headers)
+        return token is not None and token in self.readers.get(space_id, set())
