@@ -26,43 +26,21 @@ from spacehub.errors import (
     NotImplementedOnHub,
     PreconditionFailed,
     RevisionNotFound,
-    Unprocessable,
 )
 from spacehub.services import cards
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import SDKS
 from spacehub.services.ndjson import LargeString, iter_ndjson
+from spacehub.services.paths import validate_path
 from spacehub.storage.blobs import LfsPointer, StagedBlob, Stager, parse_pointer, stage_bytes
 from spacehub.storage.db import utcnow
 from spacehub.storage.git import EXEC_MODE, FILE_MODE, Change
 from spacehub.storage.models import LfsObject, Repo
 
-MAX_PATH_BYTES = 4096
-MAX_SEGMENT_BYTES = 255
 HEX_PREFIX = re.compile(r"^[0-9a-fA-F]{5,40}$")
 UA_VERSION = re.compile(r"hf_hub/(\d+)\.(\d+)")
 B64_CHUNK = 4 * 1024 * 1024  # a multiple of 4: every chunk of a base64 text decodes on its own
-
-
-def validate_path(path: Any) -> str:
-    """A repo path as the Hub accepts it. Raises: Unprocessable (``..``, absolute, ``.git``, NUL, too long…)."""
-    if not isinstance(path, str) or not path:
-        raise Unprocessable("Invalid path: empty or not a string")
-    if "\0" in path or "\\" in path or any(ord(c) < 32 for c in path):
-        raise Unprocessable(f"Invalid path {path!r}: control characters and backslashes are not allowed")
-    if path.startswith("/"):
-        raise Unprocessable(f"Invalid path {path!r}: absolute paths are not allowed")
-    if len(path.encode()) > MAX_PATH_BYTES:
-        raise Unprocessable("Invalid path: too long")
-    for seg in path.split("/"):
-        if seg in ("", ".", ".."):
-            raise Unprocessable(f"Invalid path {path!r}: empty, '.' or '..' segments are not allowed")
-        if seg.lower() == ".git":
-            raise Unprocessable(f"Invalid path {path!r}: '.git' is reserved")
-        if len(seg.encode()) > MAX_SEGMENT_BYTES:
-            raise Unprocessable(f"Invalid path {path!r}: a name is longer than {MAX_SEGMENT_BYTES} bytes")
-    return path
 
 
 def lfs_matcher(gitattributes: str) -> pathspec.PathSpec:
@@ -258,7 +236,9 @@ def _changes(ctx: HubContext, s: Session, repo: Repo, head: str, ops: list[_Op])
                     content.path.unlink(missing_ok=True)
                     changes[op.path] = Change(op.path, oid, mode)
                     continue
-            elif lfs and parse_pointer(content) is None:
+            elif (ptr := parse_pointer(content)) is not None:
+                _check_lfs_object(ctx, op.path, ptr.oid, ptr.size)  # a pointer committed as text: same rule as lfsFile
+            elif lfs:
                 content = store_lfs(ctx, s, stage_bytes(ctx.settings.tmp_dir, [content], size)).encode()
             changes[op.path] = Change(op.path, ctx.git.write_blob(repo.id, content), mode)
         elif op.kind == "lfsFile":
@@ -326,12 +306,17 @@ def _lfs_op(ctx: HubContext, op: _Op) -> LfsPointer:
     oid, algo, size = op.value.get("oid"), op.value.get("algo", "sha256"), op.value.get("size")
     if algo != "sha256" or not isinstance(oid, str):
         raise BadRequest(f"LFS file {op.path}: expected algo 'sha256' and an oid")
+    return LfsPointer(oid, _check_lfs_object(ctx, op.path, oid, size))
+
+
+def _check_lfs_object(ctx: HubContext, path: str, oid: str, size: int | None) -> int:
+    """The stored object's size. Raises: BadRequest when it was never uploaded or its size differs."""
     if not ctx.blobs.has(oid):
-        raise BadRequest(f"LFS file {op.path}: object {oid} was not uploaded (use the LFS batch API first)")
+        raise BadRequest(f"LFS file {path}: object {oid} was not uploaded (use the LFS batch API first)")
     actual = ctx.blobs.size(oid)
     if size is not None and size != actual:
-        raise BadRequest(f"LFS file {op.path}: size {size} does not match the uploaded object ({actual} bytes)")
-    return LfsPointer(oid, actual)
+        raise BadRequest(f"LFS file {path}: size {size} does not match the uploaded object ({actual} bytes)")
+    return actual
 
 
 def store_lfs(ctx: HubContext, s: Session, staged: StagedBlob) -> LfsPointer:
