@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +24,24 @@ from pathlib import Path
 import pytest
 
 SUPERUSER = "spacehub"
+
+# Cleans up after a test process that dies without its teardown (killed, crashed): it waits for the end of its stdin,
+# which the test process holds open, then stops the server (SIGQUIT: immediate shutdown) and removes the folder.
+WATCHDOG = """
+import os, shutil, signal, sys, time
+base = sys.argv[1]
+sys.stdin.buffer.read()
+try:
+    with open(os.path.join(base, "data", "postmaster.pid")) as f:
+        pid = int(f.readline())
+    os.kill(pid, signal.SIGQUIT)
+    for _ in range(300):
+        os.kill(pid, 0)
+        time.sleep(0.1)
+except (OSError, ValueError):
+    pass
+shutil.rmtree(base, ignore_errors=True)
+"""
 
 
 def pg_bindir() -> Path | None:
@@ -138,6 +157,13 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     cluster = PostgresCluster(bindir, base, user=_server_user())
     if cluster.user is not None:
         os.chown(base, cluster.user.pw_uid, cluster.user.pw_gid)
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", WATCHDOG, str(base)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # outlives a kill of the test process's group, to clean up after it
+    )
     try:
         cluster.initdb()
         cluster.start()
@@ -147,6 +173,9 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
             cluster.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+        assert watchdog.stdin is not None
+        watchdog.stdin.close()
+        watchdog.wait(30)
 
 
 @pytest.fixture
