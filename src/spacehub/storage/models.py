@@ -92,3 +92,33 @@ class LfsObject(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     git_sha1: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Space(Base):
+    """What a Space should be, beyond its files: hardware, sleep, pause, restarts (the runtime's desired state)."""
+
+    __tablename__ = "spaces"
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    hardware: Mapped[str] = mapped_column(String(32), default="cpu-basic")
+    sleep_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    restart_generation: Mapped[int] = mapped_column(Integer, default=0)
+    factory_generation: Mapped[int] = mapped_column(Integer, default=0)
+    storage_tier: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SpaceStatus(Base):
+    """What a Space is, as the runtime last reported it (served by GET /api/spaces/{id}/runtime)."""
+
+    __tablename__ = "space_status"
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(24))
+    error_message: Mapped[str | None] = mapped_column(String(4000), nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    current_hardware: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    serving_revision: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    serving_release: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    limits: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    factory_done: Mapped[int] = mapped_column(Integer, default=0)  # last factory generation built without cache
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,131 @@
+"""The Space runtime API: runtime, logs (SSE), restart, pause."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from spacehub.api.deps import base_url, qbool, unit
+from spacehub.errors import BadRequest
+from spacehub.runtime.logs import SpaceLogs, read_lines, sse_event
+from spacehub.services import repos, spaces
+from spacehub.services.formats import subdomain
+
+router = APIRouter()
+KEEPALIVE_SECONDS = 30.0
+FOLLOW_POLL = 0.25
+LIVE_STAGES = {"BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING", "RUNNING", "SLEEPING"}
+
+
+def _host(request: Request, full_name: str) -> str:
+    ctx = request.app.state.ctx
+    return repos.space_host(ctx, base_url(request), subdomain(full_name)).split("://", 1)[1]
+
+
+def _kick(request: Request, repo_id: str) -> None:
+    kick = getattr(request.app.state, "kick", None)
+    if kick is not None:
+        kick(repo_id)
+
+
+@router.get("/api/spaces/{ns}/{name}/runtime")
+def get_space_runtime(request: Request, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.get_space_runtime` and `wait_for_space`: GET /api/spaces/{id}/runtime."""
+    with unit(request) as (_, s, p):
+        repo = repos.get_repo(s, p, "space", f"{ns}/{name}")
+        return spaces.runtime(s, repo, _host(request, repo.full_name))
+
+
+@router.post("/api/spaces/{ns}/{name}/restart")
+def restart_space(request: Request, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.restart_space`: POST /api/spaces/{id}/restart[?factory=true] (owner or org admin)."""
+    with unit(request) as (_, s, p):
+        repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "admin")
+        spaces.restart(s, repo, qbool(request.query_params.get("factory")))
+        out = spaces.runtime(s, repo, _host(request, repo.full_name))
+        repo_id = repo.id
+    _kick(request, repo_id)
+    if out["stage"] in ("PAUSED", "STOPPED", "RUNTIME_ERROR", "BUILD_ERROR"):
+        out["stage"] = "BUILDING"  # what the Hub answers: the restart is under way
+    return out
+
+
+@router.post("/api/spaces/{ns}/{name}/pause")
+def pause_space(request: Request, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.pause_space`: POST /api/spaces/{id}/pause (owner or org admin; not static Spaces)."""
+    with unit(request) as (_, s, p):
+        repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "admin")
+        spaces.pause(s, repo)
+        out = spaces.runtime(s, repo, _host(request, repo.full_name))
+        repo_id = repo.id
+    _kick(request, repo_id)
+    out["stage"] = "PAUSED"
+    return out
+
+
+@router.get("/api/spaces/{ns}/{name}/logs/{kind}")
+async def fetch_space_logs(request: Request, ns: str, name: str, kind: str) -> StreamingResponse:
+    """Serves `HfApi.fetch_space_logs`: GET /api/spaces/{id}/logs/{build|run} as Server-Sent Events.
+
+    Replays the kept log, then follows it while the Space may still write (keep-alives every 30 s); a client that
+    does not follow stops reading after a few quiet seconds, as the client's no-follow mode expects."""
+    if kind not in ("build", "run"):
+        raise BadRequest("Logs are 'build' or 'run'")
+
+    def check() -> tuple[str, SpaceLogs]:
+        with unit(request) as (ctx, s, p):
+            repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "write")
+            return repo.id, SpaceLogs(ctx.settings.data_dir / "spaces", repo.id)
+
+    repo_id, logs = await run_in_threadpool(check)
+    tail = request.query_params.get("tail")
+    if tail is not None and not tail.isdigit():
+        raise BadRequest("'tail' must be a number of lines")
+    return StreamingResponse(
+        _events(request, repo_id, logs, kind, int(tail) if tail else None),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _stage(request: Request, repo_id: str) -> str | None:
+    runs = getattr(request.app.state, "runs", None)
+    run = runs.get(repo_id) if runs is not None else None
+    return run.stage if run is not None else None
+
+
+async def _events(request: Request, repo_id: str, logs: SpaceLogs, kind: str, tail: int | None) -> AsyncIterator[bytes]:
+    path = logs.path(kind)
+    lines = await asyncio.to_thread(lambda: list(read_lines(path)))
+    for ts, text in lines[-tail:] if tail else lines:
+        yield sse_event(ts, text)
+    offset = path.stat().st_size if path.exists() else 0
+    quiet_since = time.monotonic()
+    while not await request.is_disconnected():
+        stage = _stage(request, repo_id)
+        building = stage in ("BUILDING", "RUNNING_BUILDING")
+        if stage not in LIVE_STAGES or (kind == "build" and not building):
+            return  # nothing more will be written: end the stream
+        size = path.stat().st_size if path.exists() else 0
+        if size < offset:
+            offset = 0  # rotated or a new build log
+        if size > offset:
+            with path.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read(size - offset)
+            complete = chunk.rfind(b"\n") + 1
+            offset += complete
+            for raw in chunk[:complete].decode("utf-8", "replace").splitlines():
+                ts, _, text = raw.partition(" ")
+                yield sse_event(ts, text)
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
+            yield b"data:\n\n"
+            quiet_since = time.monotonic()
+        await asyncio.sleep(FOLLOW_POLL)

@@ -1,0 +1,117 @@
+"""FakeBackend: an in-memory backend for unit tests of the reconciler. Each "instance" is a real HTTP server on a
+thread (so probes and the proxy talk real HTTP), but no process is spawned and nothing is installed.
+
+Scriptable: ``fail_builds`` (build id or "*" → message), ``fail_starts``, ``crash(release_id, code)``,
+``slow_builds`` (seconds). Never enough on its own: the local backend is tested with real processes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from spacehub.runtime.backends.base import BuildFailed, BuildSpec, Endpoint, InstanceStatus, ReleaseSpec
+
+
+class _Hello(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = f"hello from {self.server.release_id}".encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@dataclass
+class _Instance:
+    spec: ReleaseSpec
+    server: ThreadingHTTPServer | None
+    endpoint: Endpoint
+    exit_code: int | None = None
+    frozen: bool = False
+
+
+@dataclass
+class FakeBackend:
+    name: str = "fake"
+    fail_builds: dict[str, str] = field(default_factory=dict)
+    fail_starts: dict[str, str] = field(default_factory=dict)
+    slow_builds: float = 0.0
+    builds: set[str] = field(default_factory=set)
+    instances: dict[str, _Instance] = field(default_factory=dict)
+    started: list[str] = field(default_factory=list)  # release ids in start order
+    build_count: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def build(self, spec: BuildSpec, log: Callable[[str], None]) -> None:
+        if spec.build_id in self.builds:
+            log("build exists")
+            return
+        self.build_count += 1
+        log(f"fake build of {spec.revision}")
+        time.sleep(self.slow_builds)
+        reason = self.fail_builds.get(spec.build_id) or self.fail_builds.get("*")
+        if reason:
+            log(reason)
+            raise BuildFailed(reason)
+        self.builds.add(spec.build_id)
+
+    def build_exists(self, build_id: str) -> bool:
+        return build_id in self.builds
+
+    def drop_build(self, build_id: str) -> None:
+        self.builds.discard(build_id)
+
+    def start(self, spec: ReleaseSpec, log_path: Path) -> Endpoint:
+        reason = self.fail_starts.get(spec.release_id) or self.fail_starts.get("*")
+        if reason:
+            raise BuildFailed(reason)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+        server.release_id = spec.release_id  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        ep = Endpoint("127.0.0.1", server.server_address[1])
+        with self.lock:
+            self.instances[spec.release_id] = _Instance(spec, server, ep)
+            self.started.append(spec.release_id)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("a") as f:
+            f.write(f"2026-01-01T00:00:00.000Z started {spec.release_id}\n")
+        return ep
+
+    def crash(self, release_id: str, code: int = 1) -> None:
+        inst = self.instances[release_id]
+        if inst.server is not None:
+            inst.server.shutdown()
+            inst.server.server_close()
+            inst.server = None
+        inst.exit_code = code
+
+    def status(self, release_id: str) -> InstanceStatus | None:
+        inst = self.instances.get(release_id)
+        if inst is None:
+            return None
+        return InstanceStatus(release_id, inst.spec.build_id, inst.exit_code is None, inst.frozen, inst.endpoint,
+                              inst.exit_code, "none: fake backend")  # fmt: skip
+
+    def list_instances(self) -> list[InstanceStatus]:
+        return [s for rid in list(self.instances) if (s := self.status(rid)) is not None]
+
+    def stop(self, release_id: str) -> None:
+        inst = self.instances.pop(release_id, None)
+        if inst is not None and inst.server is not None:
+            inst.server.shutdown()
+            inst.server.server_close()
+
+    def freeze(self, release_id: str) -> bool:
+        self.instances[release_id].frozen = True
+        return True
+
+    def thaw(self, release_id: str) -> None:
+        self.instances[release_id].frozen = False

@@ -1,0 +1,169 @@
+"""What a Space should be right now, read from the database and its git repository (the reconciler's input).
+
+`read_space(...)` returns a `SpaceState`: the pure `Desired` for plan(), plus the build and release specs the
+backend needs to carry out its actions. Ids are content hashes, so the same inputs always give the same build and
+release, and a change of any input (commit, requirements, secret, hardware, restart) gives a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from spacehub.runtime.backends.base import BuildSpec, ReleaseSpec, Resources
+from spacehub.runtime.hardware import Catalog, Flavor, MachineInfo, memory_label
+from spacehub.runtime.spaceconfig import ConfigProblem, SpaceConfig, parse_space_config
+from spacehub.runtime.types import Desired, SleepMode
+from spacehub.storage.git import GitStore
+from spacehub.storage.models import Repo, Space, SpaceStatus
+
+# Variables a Space may not set: the platform's own (secrets and variables must not shadow them).
+PLATFORM_ENV = (
+    "SPACE_ID", "SPACE_HOST", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", "SPACE_TITLE", "SPACE_CREATOR_USER_ID",
+    "SYSTEM", "CPU_CORES", "MEMORY", "ACCELERATOR", "PORT", "GRADIO_SERVER_PORT", "GRADIO_SERVER_NAME",
+    "HF_ENDPOINT", "CUDA_VISIBLE_DEVICES",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SpaceState:
+    desired: Desired
+    full_name: str
+    hardware: str
+    build: BuildSpec | None
+    release: ReleaseSpec | None
+    config: SpaceConfig | None
+    limits_note: str | None = None  # e.g. "cpu-upgrade asks 8 vCPU; capped to this machine's 2"
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _read_text(git: GitStore, repo_id: str, sha: str, path: str) -> str | None:
+    e = git.entry(repo_id, sha, path)
+    if e is None or e.type != "file" or e.size > 1024 * 1024:
+        return None
+    return git.read_blob(repo_id, e.oid).decode("utf-8", "replace")
+
+
+def _factory_done(s: Session, repo_id: str) -> int:
+    st = s.get(SpaceStatus, repo_id)
+    return st.factory_done if st is not None else 0
+
+
+def resources_for(flavor: Flavor, machine: MachineInfo, strict: bool = False) -> tuple[Resources, str | None]:
+    """The flavor's limits, capped to what this machine has (default policy) with a note saying so."""
+    cpus, memory = flavor.cpu, flavor.memory_bytes
+    notes = []
+    if cpus > machine.cpus:
+        notes.append(f"{flavor.name} asks {flavor.cpu:g} vCPU; this machine has {machine.cpus}")
+        cpus = float(machine.cpus)
+    if memory > machine.memory_bytes:
+        notes.append(f"{flavor.name} asks {flavor.memory_gb:g} GB of memory; this machine has "
+                     f"{machine.memory_bytes / 1024**3:.0f} GB")  # fmt: skip
+        memory = machine.memory_bytes
+    note = ("capped: " + "; ".join(notes)) if notes else None
+    return Resources(cpus=cpus, memory_bytes=memory), note
+
+
+def platform_env(
+    repo: Repo, config: SpaceConfig | None, flavor: Flavor, resources: Resources, hub_url: str, host: str
+) -> dict[str, str]:
+    """The environment every Space gets, as on HF Spaces."""
+    env = {
+        "SPACE_ID": repo.full_name,
+        "SPACE_AUTHOR_NAME": repo.owner.name,
+        "SPACE_REPO_NAME": repo.name,
+        "SPACE_TITLE": (config.title if config and config.title else repo.name),
+        "SPACE_HOST": host,
+        "SPACE_CREATOR_USER_ID": f"{repo.owner_id:024x}",
+        "SYSTEM": "spaces",
+        "CPU_CORES": f"{resources.cpus:g}" if resources.cpus else "1",
+        "MEMORY": memory_label(flavor),
+        "ACCELERATOR": "none" if flavor.accelerator is None else flavor.name,
+        "HF_ENDPOINT": hub_url,
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        "STREAMLIT_SERVER_HEADLESS": "true",
+    }
+    if resources.devices:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(resources.devices)
+    return env
+
+
+def read_space(
+    s: Session,
+    git: GitStore,
+    repo: Repo,
+    *,
+    lfs_dir: Path,
+    catalog: Catalog,
+    machine: MachineInfo,
+    hub_url: str,
+    host: str,
+    user_env: Callable[[Session, Repo], Mapping[str, str]],
+    sleep: SleepMode = SleepMode.AWAKE,
+    deleting: bool = False,
+) -> SpaceState:
+    """The desired state of one Space. ``user_env`` gives its variables and (decrypted) secrets."""
+    space = s.get(Space, repo.id) or Space(repo_id=repo.id, hardware="cpu-basic", paused=False,
+                                           restart_generation=0, factory_generation=0)  # fmt: skip
+    flavor = catalog.get(space.hardware) or catalog.get(None)
+    assert flavor is not None
+    branches = git.branches(repo.id)
+    revision = branches.get("main")
+    base = dict(space_id=repo.id, paused=bool(space.paused), deleting=deleting, sleep=sleep)
+    if revision is None:
+        return SpaceState(Desired(revision=None, build_id=None, release_id=None, **base), repo.full_name,
+                          flavor.name, None, None, None)  # fmt: skip
+    paths = set(git.files(repo.id, revision))
+    parsed = parse_space_config(_read_text(git, repo.id, revision, "README.md"), paths)
+    if isinstance(parsed, ConfigProblem):
+        desired = Desired(revision=revision, build_id=None, release_id=None, problem=parsed.stage,
+                          problem_message=parsed.message, **base)  # fmt: skip
+        return SpaceState(desired, repo.full_name, flavor.name, None, None, None)
+    cfg = parsed
+    deps = [_read_text(git, repo.id, revision, p) for p in ("requirements.txt", "pre-requirements.txt")]
+    build_id = "b" + _digest(repo.id, revision, cfg.sdk, cfg.sdk_version, cfg.python_version, deps,
+                             space.factory_generation)  # fmt: skip
+    resources, note = resources_for(flavor, machine)
+    env = platform_env(repo, cfg, flavor, resources, hub_url, host)
+    env.update({k: v for k, v in user_env(s, repo).items() if k not in PLATFORM_ENV})
+    release_id = "r" + _digest(build_id, env, flavor.name, space.restart_generation)
+    build = BuildSpec(
+        space_id=repo.id,
+        build_id=build_id,
+        git_dir=git.path(repo.id),
+        revision=revision,
+        lfs_dir=lfs_dir,
+        sdk=cfg.sdk,
+        sdk_version=cfg.sdk_version,
+        python_version=cfg.python_version,
+        use_cache=space.factory_generation <= _factory_done(s, repo.id),
+    )
+    release = ReleaseSpec(
+        space_id=repo.id,
+        release_id=release_id,
+        build_id=build_id,
+        sdk=cfg.sdk,
+        app_file=cfg.app_file,
+        app_port=cfg.app_port,
+        env=env,
+        resources=resources,
+    )
+    desired = Desired(
+        revision=revision,
+        build_id=build_id,
+        release_id=release_id,
+        static=cfg.sdk == "static",
+        start_timeout=cfg.startup_timeout,
+        **base,
+    )
+    return SpaceState(desired, repo.full_name, flavor.name, build, release, cfg, note)

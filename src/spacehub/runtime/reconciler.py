@@ -1,0 +1,425 @@
+"""The reconciler: per Space, read what it should be (desired.py), what is (in-memory observations kept up to date by
+the backend and HTTP probes), ask plan() what to do, do it through the backend, and write the stage down.
+
+Level-triggered (kopf style): a pass depends on state, never on the event that caused it, so every trigger is just a
+``kick(space_id)``: commits, settings changes, builds finishing, probes answering, processes exiting, timers.
+A periodic pass kicks every Space, healing anything missed. At start, instances that survived a SpaceHub restart
+are adopted (the Space's last serving release, recorded in ``space_status``) and any other instance is stopped: no
+orphans.
+
+Concurrency: one pass at a time per Space (a lock; kicks during a pass coalesce into one more pass). Builds and
+backend calls run in worker threads; probes are asyncio tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from spacehub.runtime import desired as desired_mod
+from spacehub.runtime.backends.base import Backend, BuildFailed, Endpoint
+from spacehub.runtime.hardware import Catalog, MachineInfo, this_machine
+from spacehub.runtime.logs import SpaceLogs, delete_logs
+from spacehub.runtime.plan import plan
+from spacehub.runtime.types import (
+    Action,
+    BuildObs,
+    BuildState,
+    FailBuild,
+    FailInstance,
+    Freeze,
+    InstanceObs,
+    InstanceState,
+    Observed,
+    Route,
+    SleepMode,
+    Stage,
+    StartBuild,
+    StartInstance,
+    StopInstance,
+    Thaw,
+)
+from spacehub.storage.db import Database, utcnow
+from spacehub.storage.git import GitStore
+from spacehub.storage.models import Repo, Space, SpaceStatus
+
+log = logging.getLogger("spacehub.runtime")
+PROBE_INTERVAL = 0.1
+MONITOR_INTERVAL = 1.0
+STABLE_AFTER = 60.0  # an instance ready this long has its crash count reset
+DEFAULT_SLEEP = 48 * 3600
+
+
+@dataclass
+class SpaceRun:
+    """Everything the reconciler observes of one Space (in memory; rebuilt from the backend at start)."""
+
+    builds: dict[str, BuildObs] = field(default_factory=dict)
+    instances: dict[str, InstanceObs] = field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    hardware: dict[str, str] = field(default_factory=dict)  # release → flavor it runs on
+    revisions: dict[str, str] = field(default_factory=dict)  # release → revision
+    serving: str | None = None
+    static_revision: str | None = None
+    last_activity: float = field(default_factory=time.monotonic)
+    stage: str = Stage.STOPPED.value
+    error: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dirty: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def observed(self) -> Observed:
+        return Observed(dict(self.builds), dict(self.instances), self.serving)
+
+
+@dataclass
+class RuntimeDeps:
+    settings: Any
+    db: Database
+    git: GitStore
+    backend: Backend
+    catalog: Catalog = field(default_factory=Catalog)
+    machine: MachineInfo = field(default_factory=this_machine)
+    user_env: Callable[[Session, Repo], Mapping[str, str]] = lambda s, r: {}
+    hub_url: Callable[[], str] = lambda: "http://127.0.0.1:8000"
+    space_host: Callable[[str], str] = lambda full_name: ""
+
+
+class Reconciler:
+    def __init__(self, deps: RuntimeDeps) -> None:
+        self.d = deps
+        self.runs: dict[str, SpaceRun] = {}
+        self.logs_root: Path = deps.settings.data_dir / "spaces"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._http = httpx.AsyncClient(timeout=2.0)
+        self._closing = False
+        self.deep_sleep_after = float(getattr(deps.settings.runtime, "deep_sleep_after", 3600))
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._adopt)
+        self._spawn(self._periodic())
+        self._spawn(self._monitor())
+        for space_id in list(self.runs):
+            self.kick(space_id)
+
+    async def stop(self) -> None:
+        """Stop reconciling. Running apps keep running: the next start adopts them."""
+        self._closing = True
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._http.aclose()
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    def _adopt(self) -> None:
+        alive = {i.release_id: i for i in self.d.backend.list_instances()}
+        with self.d.db.transaction() as s:
+            spaces = list(s.scalars(select(Repo.id).where(Repo.type == "space")))
+            statuses = {st.repo_id: st for st in s.scalars(select(SpaceStatus))}
+        adopted = set()
+        for space_id in spaces:
+            run = self.runs.setdefault(space_id, SpaceRun())
+            st = statuses.get(space_id)
+            inst = alive.get(st.serving_release) if st and st.serving_release else None
+            if st is not None and inst is not None and inst.running and inst.endpoint is not None:
+                state = InstanceState.FROZEN if inst.frozen else InstanceState.READY
+                run.builds[inst.build_id] = BuildObs(inst.build_id, BuildState.READY, time.time())
+                run.instances[inst.release_id] = InstanceObs(inst.release_id, inst.build_id, state, time.time())
+                run.endpoints[inst.release_id] = inst.endpoint
+                run.hardware[inst.release_id] = st.current_hardware or "cpu-basic"
+                run.revisions[inst.release_id] = st.serving_revision or ""
+                run.serving = inst.release_id
+                adopted.add(inst.release_id)
+        for rid in alive:
+            if rid not in adopted:
+                log.info("stopping orphan instance %s", rid)
+                self.d.backend.stop(rid)
+
+    # ---- triggers ------------------------------------------------------------------------------------------------
+    def kick(self, space_id: str) -> None:
+        """Ask for a pass over ``space_id`` (from the event loop)."""
+        if self._closing:
+            return
+        run = self.runs.setdefault(space_id, SpaceRun())
+        if run.lock.locked():
+            run.dirty = True
+            return
+        self._spawn(self._reconcile(space_id))
+
+    def kick_threadsafe(self, space_id: str) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.kick, space_id)
+
+    def touch(self, space_id: str) -> None:
+        """A request reached the Space (the proxy calls this on every request: it must stay cheap)."""
+        run = self.runs.get(space_id)
+        if run is not None:
+            run.last_activity = time.monotonic()
+
+    async def wake(self, space_id: str, timeout: float = 600.0) -> Endpoint | None:  # noqa: ASYNC109
+        """Wake a sleeping Space and wait until it serves; None if it cannot (error, paused, timeout)."""
+        run = self.runs.setdefault(space_id, SpaceRun())
+        run.last_activity = time.monotonic()
+        deadline = time.monotonic() + timeout
+        self.kick(space_id)
+        while time.monotonic() < deadline:
+            ep = self.serving_endpoint(space_id)
+            if ep is not None:
+                return ep
+            if run.stage in (Stage.PAUSED, Stage.BUILD_ERROR, Stage.RUNTIME_ERROR, Stage.CONFIG_ERROR,
+                             Stage.NO_APP_FILE):  # fmt: skip
+                return None
+            run.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.changed.wait(), timeout=min(1.0, deadline - time.monotonic()))
+        return None
+
+    def serving_endpoint(self, space_id: str) -> Endpoint | None:
+        run = self.runs.get(space_id)
+        if run is None or run.serving is None:
+            return None
+        inst = run.instances.get(run.serving)
+        return run.endpoints.get(run.serving) if inst and inst.state is InstanceState.READY else None
+
+    async def _periodic(self) -> None:
+        interval = float(getattr(self.d.settings.runtime, "reconcile_interval", 10.0))
+        while True:
+            await asyncio.sleep(interval)
+            with self.d.db.transaction() as s:
+                ids = list(s.scalars(select(Repo.id).where(Repo.type == "space")))
+            for space_id in ids:
+                self.kick(space_id)
+
+    async def _monitor(self) -> None:
+        """Notice ready instances that exited (crash) and reset crash counts of stable ones."""
+        while True:
+            await asyncio.sleep(MONITOR_INTERVAL)
+            for space_id, run in list(self.runs.items()):
+                for rid, inst in list(run.instances.items()):
+                    if inst.state is not InstanceState.READY:
+                        continue
+                    st = await asyncio.to_thread(self.d.backend.status, rid)
+                    if st is None or not st.running:
+                        self._exited(space_id, run, rid, st.exit_code if st else None)
+                    elif inst.restarts and time.time() - inst.started_at > STABLE_AFTER:
+                        run.instances[rid] = replace(inst, restarts=0)
+
+    def _exited(self, space_id: str, run: SpaceRun, rid: str, code: int | None) -> None:
+        inst = run.instances.get(rid)
+        if inst is None:
+            return
+        tail = SpaceLogs(self.logs_root, space_id).tail("run")
+        reason = f"The app exited with code {code}" + (f":\n{tail}" if tail else "")
+        run.instances[rid] = replace(inst, state=InstanceState.EXITED, exited_at=time.time(), error=reason)
+        SpaceLogs(self.logs_root, space_id).append("run", f"===== app exited (code {code}) =====")
+        self.kick(space_id)
+
+    # ---- one pass --------------------------------------------------------------------------------------------
+    async def _reconcile(self, space_id: str) -> None:
+        run = self.runs.setdefault(space_id, SpaceRun())
+        async with run.lock:
+            while True:
+                run.dirty = False
+                try:
+                    await self._pass(space_id, run)
+                except Exception:
+                    log.exception("reconcile %s failed", space_id)
+                if not run.dirty or self._closing:
+                    break
+
+    def _sleep_mode(self, space: Space | None, run: SpaceRun) -> SleepMode:
+        sleep_time = space.sleep_time if space is not None and space.sleep_time is not None else DEFAULT_SLEEP
+        if sleep_time < 0:
+            return SleepMode.AWAKE
+        idle = time.monotonic() - run.last_activity
+        if idle < sleep_time:
+            return SleepMode.AWAKE
+        return SleepMode.STOPPED if idle >= sleep_time + self.deep_sleep_after else SleepMode.FROZEN
+
+    def _read(self, space_id: str, run: SpaceRun) -> desired_mod.SpaceState | None:
+        with self.d.db.transaction() as s:
+            repo = s.get(Repo, space_id)
+            if repo is None:
+                return None
+            return desired_mod.read_space(
+                s,
+                self.d.git,
+                repo,
+                lfs_dir=self.d.settings.lfs_dir,
+                catalog=self.d.catalog,
+                machine=self.d.machine,
+                hub_url=self.d.hub_url(),
+                host=self.d.space_host(repo.full_name),
+                user_env=self.d.user_env,
+                sleep=self._sleep_mode(s.get(Space, space_id), run),
+            )
+
+    async def _pass(self, space_id: str, run: SpaceRun) -> None:
+        state = await asyncio.to_thread(self._read, space_id, run)
+        if state is None:
+            await self._forget(space_id, run)
+            return
+        p = plan(state.desired, run.observed(), time.time())
+        for action in p.actions:
+            await self._apply(space_id, run, state, action)
+        if state.desired.static:
+            run.static_revision = state.desired.revision
+        run.stage, run.error = p.stage.value, p.error
+        run.changed.set()
+        await asyncio.to_thread(self._save_status, space_id, run, p.stage, p.error, p.detail, state)
+        if p.requeue_after is not None:
+            self._later(space_id, max(p.requeue_after, 0.05))
+
+    def _later(self, space_id: str, delay: float) -> None:
+        assert self._loop is not None
+        self._loop.call_later(delay, self.kick, space_id)
+
+    def _save_status(
+        self, space_id: str, run: SpaceRun, stage: Stage, error: str | None, detail: str | None, state: Any
+    ) -> None:
+        with self.d.db.transaction() as s:
+            row = s.get(SpaceStatus, space_id)
+            if row is None:
+                row = SpaceStatus(repo_id=space_id, stage=stage.value)
+                s.add(row)
+            serving = run.serving
+            row.stage, row.error_message, row.detail = stage.value, (error or None), detail
+            row.serving_release = serving
+            row.serving_revision = run.revisions.get(serving) if serving else None
+            row.current_hardware = run.hardware.get(serving) if serving else None
+            if stage is Stage.RUNNING and state.desired.static:
+                row.current_hardware = state.hardware
+            row.limits = state.limits_note
+            row.updated_at = utcnow()
+
+    def _factory_done(self, space_id: str) -> None:
+        """A factory reboot's build without caches is done: later builds may use the caches again."""
+        with self.d.db.transaction() as s:
+            space, row = s.get(Space, space_id), s.get(SpaceStatus, space_id)
+            if space is not None and row is not None:
+                row.factory_done = space.factory_generation
+
+    async def _forget(self, space_id: str, run: SpaceRun) -> None:
+        """The Space is gone: stop everything it ran and remove its runtime state."""
+        for rid in list(run.instances):
+            await asyncio.to_thread(self.d.backend.stop, rid)
+        for bid in list(run.builds):
+            await asyncio.to_thread(self.d.backend.drop_build, bid)
+        self.runs.pop(space_id, None)
+        await asyncio.to_thread(delete_logs, self.logs_root, space_id)
+
+    # ---- doing -------------------------------------------------------------------------------------------------
+    async def _apply(self, space_id: str, run: SpaceRun, state: Any, action: Action) -> None:
+        now = time.time()
+        logs = SpaceLogs(self.logs_root, space_id)
+        if isinstance(action, StartBuild):
+            run.builds[action.build_id] = BuildObs(action.build_id, BuildState.BUILDING, now)
+            self._spawn(self._build(space_id, run, state.build, logs))
+        elif isinstance(action, FailBuild):
+            run.builds[action.build_id] = BuildObs(action.build_id, BuildState.FAILED, now, action.reason)
+            logs.build_line(action.reason)
+            logs.keep_failed_build()
+        elif isinstance(action, StartInstance):
+            prev = run.instances.get(action.release_id)
+            restarts = prev.restarts + 1 if (prev is not None and action.restart) else 0
+            logs.append("run", f"===== starting {state.full_name} ({state.desired.revision[:7]}, {state.hardware}) "
+                               f"=====")  # fmt: skip
+            try:
+                ep = await asyncio.to_thread(self.d.backend.start, state.release, logs.path("run"))
+            except BuildFailed as e:
+                run.instances[action.release_id] = InstanceObs(
+                    action.release_id, action.build_id, InstanceState.FAILED, now, restarts, now, str(e)
+                )
+                return  # fmt: skip
+            run.instances[action.release_id] = InstanceObs(
+                action.release_id, action.build_id, InstanceState.STARTING, now, restarts
+            )
+            run.endpoints[action.release_id] = ep
+            run.hardware[action.release_id] = state.hardware
+            run.revisions[action.release_id] = state.desired.revision
+            path = "/_stcore/health" if state.release.sdk == "streamlit" else "/"
+            self._spawn(self._probe(space_id, run, action.release_id, ep, path))
+        elif isinstance(action, (StopInstance, FailInstance)):
+            await asyncio.to_thread(self.d.backend.stop, action.release_id)
+            if isinstance(action, FailInstance):
+                inst = run.instances[action.release_id]
+                run.instances[action.release_id] = replace(inst, state=InstanceState.FAILED, error=action.reason)
+                logs.append("run", f"===== giving up: {action.reason.splitlines()[0]} =====")
+            else:
+                run.instances.pop(action.release_id, None)
+                run.endpoints.pop(action.release_id, None)
+        elif isinstance(action, Route):
+            run.serving = action.release_id
+        elif isinstance(action, Freeze):
+            if await asyncio.to_thread(self.d.backend.freeze, action.release_id):
+                run.instances[action.release_id] = replace(run.instances[action.release_id],
+                                                           state=InstanceState.FROZEN)  # fmt: skip
+            else:  # no freezer here: sleep means stopped
+                await asyncio.to_thread(self.d.backend.stop, action.release_id)
+                run.instances.pop(action.release_id, None)
+                run.serving = None
+        elif isinstance(action, Thaw):
+            await asyncio.to_thread(self.d.backend.thaw, action.release_id)
+            run.instances[action.release_id] = replace(run.instances[action.release_id], state=InstanceState.READY)
+
+    async def _build(self, space_id: str, run: SpaceRun, spec: Any, logs: SpaceLogs) -> None:
+        logs.start_build()
+        logs.build_line(f"===== building {spec.revision[:7]} ({spec.sdk}) =====")
+        try:
+            await asyncio.to_thread(self.d.backend.build, spec, logs.build_line)
+        except BuildFailed as e:
+            result = BuildObs(spec.build_id, BuildState.FAILED, time.time(), str(e))
+            logs.build_line(f"===== build failed: {str(e).splitlines()[0] if str(e) else 'error'} =====")
+            logs.keep_failed_build()
+        except Exception as e:  # a bug or an engine fault: still a terminal, explained state
+            log.exception("build %s crashed", spec.build_id)
+            result = BuildObs(spec.build_id, BuildState.FAILED, time.time(), f"Build crashed: {e!r}")
+            logs.keep_failed_build()
+        else:
+            result = BuildObs(spec.build_id, BuildState.READY, time.time())
+            logs.build_line("===== build done =====")
+            if not spec.use_cache:
+                await asyncio.to_thread(self._factory_done, space_id)
+        current = run.builds.get(spec.build_id)
+        if current is not None and current.state is BuildState.BUILDING:  # not timed out meanwhile
+            run.builds[spec.build_id] = result
+        self.kick(space_id)
+
+    async def _probe(self, space_id: str, run: SpaceRun, rid: str, ep: Endpoint, path: str) -> None:
+        """Poll until the app answers HTTP (→ READY) or its process ends (→ EXITED)."""
+        url = f"http://{ep.host}:{ep.port}{path}"
+        while True:
+            inst = run.instances.get(rid)
+            if inst is None or inst.state is not InstanceState.STARTING:
+                return
+            st = await asyncio.to_thread(self.d.backend.status, rid)
+            if st is None or not st.running:
+                self._exited(space_id, run, rid, st.exit_code if st else None)
+                return
+            try:
+                await self._http.get(url)
+            except httpx.HTTPError:
+                await asyncio.sleep(PROBE_INTERVAL)
+                continue
+            inst = run.instances.get(rid)
+            if inst is not None and inst.state is InstanceState.STARTING:
+                run.instances[rid] = replace(inst, state=InstanceState.READY)
+                self.kick(space_id)
+            return

@@ -1,0 +1,78 @@
+"""Space settings that the runtime acts on (restart, pause) and the runtime document clients read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from spacehub.errors import BadRequest
+from spacehub.services.formats import iso, subdomain
+from spacehub.storage.db import utcnow
+from spacehub.storage.models import Repo, Space, SpaceStatus
+
+DEFAULT_HARDWARE = "cpu-basic"
+DEFAULT_SLEEP_SECONDS = 48 * 3600
+
+
+def space_row(s: Session, repo: Repo) -> Space:
+    """The Space's settings row, created with the defaults on first use."""
+    row = s.get(Space, repo.id)
+    if row is None:
+        row = Space(repo_id=repo.id, hardware=DEFAULT_HARDWARE, paused=False, restart_generation=0,
+                    factory_generation=0)  # fmt: skip
+        s.add(row)
+        s.flush()
+    return row
+
+
+def runtime(s: Session, repo: Repo, domain_host: str | None = None) -> dict[str, Any]:
+    """The ``SpaceRuntime`` JSON: stage, hardware (always an object), errorMessage when something failed."""
+    space = s.get(Space, repo.id)
+    st = s.get(SpaceStatus, repo.id)
+    requested = space.hardware if space is not None else DEFAULT_HARDWARE
+    sleep = space.sleep_time if space is not None and space.sleep_time is not None else DEFAULT_SLEEP_SECONDS
+    stage = st.stage if st is not None else ("PAUSED" if space is not None and space.paused else "BUILDING")
+    out: dict[str, Any] = {
+        "stage": stage,
+        "hardware": {"current": st.current_hardware if st else None, "requested": requested},
+        "storage": space.storage_tier if space is not None else None,
+        "gcTimeout": None if sleep < 0 else sleep,
+        "replicas": {"requested": 1, "current": 1 if stage == "RUNNING" else 0},
+        "devMode": False,
+        "volumes": [],
+        "sdk": repo.sdk,
+        "domains": [{"domain": domain_host or subdomain(repo.full_name), "stage": "READY"}],
+    }
+    if st is not None:
+        if st.error_message:
+            out["errorMessage"] = st.error_message
+        if st.detail:
+            out["sleepMode"] = st.detail
+        if st.limits:
+            out["resourcesNote"] = st.limits
+        out["updatedAt"] = iso(st.updated_at)
+    return out
+
+
+def restart(s: Session, repo: Repo, factory: bool) -> None:
+    """Restart (a new release of the same build) or factory-reboot (rebuild without caches); unpauses."""
+    row = space_row(s, repo)
+    row.paused = False
+    if factory:
+        row.factory_generation += 1
+    else:
+        row.restart_generation += 1
+    row.updated_at = utcnow()
+
+
+def pause(s: Session, repo: Repo) -> None:
+    """Raises: BadRequest for static Spaces (they cannot be paused, as on HF)."""
+    if repo.sdk == "static":
+        raise BadRequest("Static Spaces cannot be paused")
+    row = space_row(s, repo)
+    row.paused = True
+    row.updated_at = utcnow()
+    st = s.get(SpaceStatus, repo.id)
+    if st is not None:
+        st.stage = "PAUSED"  # said at once; the runtime stops the app right after

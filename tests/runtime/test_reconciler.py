@@ -1,0 +1,224 @@
+"""The reconciler with the FakeBackend (real HTTP servers on threads, no processes): stages, zero-downtime switch,
+crash restarts, give-up, pause, adoption after a restart. The local backend's real processes are tested elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from spacehub.config import Settings
+from spacehub.runtime.backends.fake import FakeBackend
+from spacehub.runtime.plan import MAX_RESTARTS
+from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
+from spacehub.services import accounts, repos, spaces
+from spacehub.services.accounts import Principal
+from spacehub.services.context import HubContext
+from spacehub.storage.git import Change
+
+README = "---\ntitle: Demo\nsdk: gradio\n---\n"
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> HubContext:
+    return HubContext.create(Settings(data_dir=tmp_path / "data"))
+
+
+def make_space(ctx: HubContext, files: dict[str, str]) -> str:
+    with ctx.db.transaction() as s:
+        user = accounts.get_account(s, "alice") or accounts.create_user(s, "alice")
+        p = Principal(user.id, "alice", "write")
+        repo = repos.create_repo(ctx, s, p, "space", f"demo{time.monotonic_ns()}", None, sdk="gradio")
+        repo_id = repo.id
+    commit(ctx, repo_id, files)
+    return repo_id
+
+
+def commit(ctx: HubContext, repo_id: str, files: dict[str, str]) -> str:
+    head = ctx.git.resolve(repo_id, "main")
+    changes = [Change(p, ctx.git.write_blob(repo_id, d.encode())) for p, d in files.items()]
+    return ctx.git.commit(repo_id, "refs/heads/main", head, changes, "update", "alice", "a@x")
+
+
+def reconciler(ctx: HubContext, backend: FakeBackend) -> Reconciler:
+    return Reconciler(RuntimeDeps(settings=ctx.settings, db=ctx.db, git=ctx.git, backend=backend))
+
+
+async def until(rec: Reconciler, space_id: str, stage: str, wait: float = 10.0) -> None:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        run = rec.runs.get(space_id)
+        if run is not None and run.stage == stage and not run.lock.locked():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"stage {rec.runs[space_id].stage!r} ({rec.runs[space_id].error}), wanted {stage}")
+
+
+def get(rec: Reconciler, space_id: str) -> str:
+    ep = rec.serving_endpoint(space_id)
+    assert ep is not None
+    return httpx.get(f"http://{ep.host}:{ep.port}/").text
+
+
+def stage_in_db(ctx: HubContext, space_id: str) -> dict:
+    with ctx.db.transaction() as s:
+        return spaces.runtime(s, s.get(repos.Repo, space_id))
+
+
+async def test_space_builds_starts_and_runs(ctx: HubContext) -> None:
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        assert get(rec, space).startswith("hello from r")
+        rt = stage_in_db(ctx, space)
+        assert rt["stage"] == "RUNNING" and rt["hardware"] == {"current": "cpu-basic", "requested": "cpu-basic"}
+        env = backend.instances[backend.started[0]].spec.env
+        assert env["SPACE_ID"].startswith("alice/demo") and env["SYSTEM"] == "spaces"
+    finally:
+        await rec.stop()
+
+
+async def test_new_commit_switches_without_gap_and_stops_the_old(ctx: HubContext) -> None:
+    backend = FakeBackend(slow_builds=0.3)
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        first = backend.started[0]
+        commit(ctx, space, {"app.py": "v2"})
+        rec.kick(space)
+        seen = set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (len(backend.started) < 2 or rec.runs[space].serving == first):
+            seen.add(rec.runs[space].stage)
+            assert get(rec, space)  # always served
+            await asyncio.sleep(0.01)
+        await until(rec, space, "RUNNING")
+        assert "RUNNING_BUILDING" in seen
+        assert rec.runs[space].serving == backend.started[1]
+        assert first not in backend.instances  # the old one was stopped after the switch
+    finally:
+        await rec.stop()
+
+
+async def test_failed_build_keeps_old_version_and_says_why(ctx: HubContext) -> None:
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        first = rec.runs[space].serving
+        backend.fail_builds["*"] = "ERROR: No matching distribution found for nopackage"
+        commit(ctx, space, {"requirements.txt": "nopackage\n"})
+        rec.kick(space)
+        await asyncio.sleep(0.3)
+        await until(rec, space, "RUNNING")
+        assert rec.runs[space].serving == first
+        assert "No matching distribution" in (stage_in_db(ctx, space).get("errorMessage") or "")
+    finally:
+        await rec.stop()
+
+
+async def test_crash_is_restarted_then_crash_loop_ends_in_runtime_error(ctx: HubContext, monkeypatch) -> None:
+    monkeypatch.setattr("spacehub.runtime.plan.BACKOFF_BASE", 0.01)
+    monkeypatch.setattr("spacehub.runtime.reconciler.MONITOR_INTERVAL", 0.05)
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        rid = rec.runs[space].serving
+        backend.crash(rid, 3)
+        await asyncio.sleep(0.2)
+        await until(rec, space, "RUNNING")
+        assert backend.started.count(rid) == 2  # restarted, same release
+        for _ in range(MAX_RESTARTS + 1):
+            if rid in backend.instances:  # gone once the reconciler gave up
+                backend.crash(rid, 3)
+            await asyncio.sleep(0.25)
+        assert rid not in backend.instances
+        await until(rec, space, "RUNTIME_ERROR")
+        assert "exited with code 3" in stage_in_db(ctx, space)["errorMessage"]
+    finally:
+        await rec.stop()
+
+
+async def test_pause_stops_and_restart_starts_again(ctx: HubContext) -> None:
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        with ctx.db.transaction() as s:
+            spaces.pause(s, s.get(repos.Repo, space))
+        rec.kick(space)
+        await until(rec, space, "PAUSED")
+        assert backend.instances == {}
+        with ctx.db.transaction() as s:
+            spaces.restart(s, s.get(repos.Repo, space), factory=False)
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        assert backend.build_count == 1  # restart reuses the build
+    finally:
+        await rec.stop()
+
+
+async def test_config_error_and_no_app_file(ctx: HubContext) -> None:
+    rec = reconciler(ctx, FakeBackend())
+    bad = make_space(ctx, {"README.md": "---\nsdk: flask\n---\n"})
+    empty = make_space(ctx, {"README.md": README})
+    await rec.start()
+    try:
+        rec.kick(bad)
+        rec.kick(empty)
+        await until(rec, bad, "CONFIG_ERROR")
+        await until(rec, empty, "NO_APP_FILE")
+        assert "unknown sdk" in stage_in_db(ctx, bad)["errorMessage"]
+    finally:
+        await rec.stop()
+
+
+async def test_restart_of_spacehub_adopts_the_running_instance(ctx: HubContext) -> None:
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    await rec.start()
+    rec.kick(space)
+    await until(rec, space, "RUNNING")
+    rid = rec.runs[space].serving
+    backend.start(
+        backend.instances[rid].spec.__class__(**{**backend.instances[rid].spec.__dict__, "release_id": "orphan"}),
+        ctx.settings.tmp_dir / "x.log",
+    )
+    await rec.stop()
+
+    again = reconciler(ctx, backend)
+    await again.start()
+    try:
+        await until(again, space, "RUNNING")
+        assert again.runs[space].serving == rid
+        assert backend.started.count(rid) == 1  # adopted, not restarted
+        assert "orphan" not in backend.instances  # an instance no Space serves is stopped
+    finally:
+        await again.stop()
