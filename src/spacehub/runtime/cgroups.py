@@ -15,6 +15,7 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,13 +204,17 @@ class CgroupHost:
     def _create_v1(self, name: str, res: Resources) -> Cgroup:
         mounts, own = self._v1_mounts(), self._own_paths()
         dirs = {c: str(m / own.get(c, "/").lstrip("/") / f"spacehub-{self.tag}" / name) for c, m in mounts.items()}
-        _fresh(Cgroup(1, dirs, ""))
+        if res.memory_bytes is not None and "memory" not in dirs:
+            raise CgroupUnavailable("a memory limit is asked for but the memory controller is not mounted")
+        cg = _fresh(Cgroup(1, dirs, ""))
         for d in dict.fromkeys(dirs.values()):
             _mkdir(Path(d))
+        with _undo_on_error(cg):
+            return Cgroup(1, dirs, self._limit_v1(dirs, res))
+
+    def _limit_v1(self, dirs: dict[str, str], res: Resources) -> str:
         notes = []
         if res.memory_bytes is not None:
-            if "memory" not in dirs:
-                raise CgroupUnavailable("a memory limit is asked for but the memory controller is not mounted")
             mem = Path(dirs["memory"])
             (mem / "memory.limit_in_bytes").write_text(str(res.memory_bytes))
             if (mem / "memory.memsw.limit_in_bytes").exists():  # swap accounting on: no swapping past the limit
@@ -223,16 +228,18 @@ class CgroupHost:
         if res.pids is not None and "pids" in dirs:
             (Path(dirs["pids"]) / "pids.max").write_text(str(res.pids))
             notes.append(f"pids {res.pids}")
-        return Cgroup(1, dirs, _describe(1, notes, res, set(dirs), "freezer" in dirs))
+        return _describe(1, notes, res, set(dirs), "freezer" in dirs)
 
     # ---- v2 --------------------------------------------------------------------------------------------------
     def _create_v2(self, name: str, res: Resources) -> Cgroup:
         own = self.fs_root / self._own_paths().get("", "/").lstrip("/")
         available = set((own / "cgroup.controllers").read_text().split())
         wanted = [c for c in V2_CONTROLLERS if c in available]
+        if res.memory_bytes is not None and "memory" not in wanted:
+            raise CgroupUnavailable("a memory limit is asked for but cgroup v2 has no memory controller here")
         mid = own / f"spacehub-{self.tag}"
         leaf = mid / name
-        _fresh(Cgroup(2, {"unified": str(leaf)}, ""))
+        cg = _fresh(Cgroup(2, {"unified": str(leaf)}, ""))
         for parent in (own, mid):
             _mkdir(parent)
             for c in wanted:
@@ -247,10 +254,12 @@ class CgroupHost:
                         ) from e
                     raise
         _mkdir(leaf)
+        with _undo_on_error(cg):
+            return Cgroup(2, {"unified": str(leaf)}, self._limit_v2(leaf, wanted, res))
+
+    def _limit_v2(self, leaf: Path, wanted: list[str], res: Resources) -> str:
         notes = []
         if res.memory_bytes is not None:
-            if "memory" not in wanted:
-                raise CgroupUnavailable("a memory limit is asked for but cgroup v2 has no memory controller here")
             (leaf / "memory.max").write_text(str(res.memory_bytes))
             if (leaf / "memory.swap.max").exists():
                 (leaf / "memory.swap.max").write_text("0")
@@ -261,13 +270,25 @@ class CgroupHost:
         if res.pids is not None and "pids" in wanted:
             (leaf / "pids.max").write_text(str(res.pids))
             notes.append(f"pids {res.pids}")
-        return Cgroup(2, {"unified": str(leaf)}, _describe(2, notes, res, set(wanted), True))
+        return _describe(2, notes, res, set(wanted), True)
 
 
-def _fresh(cg: Cgroup) -> None:
+def _fresh(cg: Cgroup) -> Cgroup:
     """A cgroup of the same name left by a crash is emptied and removed first."""
     if cg.exists():
         cg.remove()
+    return cg
+
+
+@contextlib.contextmanager
+def _undo_on_error(cg: Cgroup) -> Iterator[None]:
+    """A limit that cannot be written leaves no half-made cgroup behind."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            cg.remove(timeout=1.0)
+        raise
 
 
 def _mkdir(d: Path) -> None:

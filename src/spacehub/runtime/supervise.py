@@ -7,7 +7,8 @@ mount namespace when asked, then runs the app in a process group of its own and:
 
 - appends the app's stdout and stderr to the run log as lines ``2026-11-22T12:00:00.123Z <text>`` (UTC, millisecond
   precision, one space, the text without its newline; lines over 64 KiB are cut in pieces), plus its own
-  ``===== Application Startup at … =====`` and ``===== Application exited with code N =====`` lines;
+  ``===== Application Startup at … =====`` and ``===== Application exited with code N =====`` lines; past
+  ``max_log_bytes`` (20 MiB) the log is renamed to ``<name>.1`` and a new one begins;
 - writes ``state.json`` once the app runs and ``exit.json`` when it ended (``code`` is the exit status, 128+N when
   killed by signal N, as shells report it; ``oom`` is true when the kernel killed it for its memory limit).
 
@@ -84,10 +85,15 @@ class Supervisor:
         self.log.write(log_timestamp().encode() + b" " + text.rstrip(b"\r") + b"\n")
 
     def reopen_if_rotated(self) -> None:
-        """The log was renamed away (rotation) or deleted: continue in a new file at the same path."""
+        """Past ``max_log_bytes`` the log moves to ``<name>.1``; when it was moved away (by us or by SpaceHub) or
+        deleted, writing continues in a new file at the same path."""
         self.log_checked = time.monotonic()
         try:
-            same = os.stat(self.log_path).st_ino == os.fstat(self.log.fileno()).st_ino
+            st = os.stat(self.log_path)
+            same = st.st_ino == os.fstat(self.log.fileno()).st_ino
+            if same and st.st_size > self.launch.get("max_log_bytes", 20 * 2**20):
+                os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
+                same = False
         except FileNotFoundError:
             same = False
         if not same:

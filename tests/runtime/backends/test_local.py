@@ -403,3 +403,52 @@ def test_storage_is_at_slash_data(backend: LocalProcessBackend, space_repo: Spac
     else:
         assert "/data unavailable" in st.limits
         assert httpx.get(url(backend, "r1", "/env?name=SPACE_DATA_DIR")).text == str(data)
+
+
+def test_cpu_and_pids_limits_are_written_to_the_cgroup(
+    backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    built(backend, space_repo)
+    backend.start(release_spec(space_repo, resources=Resources(cpus=0.25, pids=200)), tmp_path / "run.log")
+    if not has_cgroups(backend, "r1"):
+        pytest.skip("no cgroups here")
+    cg = json.loads((backend.instances / "r1" / "launch.json").read_text())["cgroup"]
+    if cg["version"] == 1:
+        assert Path(cg["dirs"]["cpu"], "cpu.cfs_quota_us").read_text().strip() == "25000"
+        assert Path(cg["dirs"]["pids"], "pids.max").read_text().strip() == "200"
+        app = json.loads((backend.instances / "r1" / "state.json").read_text())["pid"]
+        assert str(app) in Path(cg["dirs"]["memory"], "cgroup.procs").read_text().split()
+    else:
+        assert Path(cg["dirs"]["unified"], "cpu.max").read_text().split() == ["25000", "100000"]
+    backend.stop("r1")
+    assert not any(Path(d).exists() for d in cg["dirs"].values())  # the cgroup goes with the instance
+
+
+def test_killing_the_supervisor_takes_the_app_with_it(
+    backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    built(backend, space_repo)
+    backend.start(release_spec(space_repo), tmp_path / "run.log")
+    wait_http(url(backend, "r1"))
+    state = json.loads((backend.instances / "r1" / "state.json").read_text())
+    os.kill(state["supervisor_pid"], 9)
+    wait_for(lambda: not alive(state["pid"]))
+    st = backend.status("r1")
+    assert st is not None and not st.running and st.exit_code is None  # nobody was left to record it
+    backend.stop("r1")
+    assert backend.status("r1") is None
+
+
+@pytest.mark.skipif(
+    shutil.which("podman") is not None or shutil.which("docker") is None, reason="needs docker without podman"
+)
+def test_docker_cli_without_a_daemon_is_a_clear_build_error(
+    backend: LocalProcessBackend, space_repo: SpaceRepo
+) -> None:
+    sha = space_repo.commit({"Dockerfile": "FROM scratch\n", "README.md": README.format(sdk="docker")})
+    try:
+        backend.build(build_spec(space_repo, sha, sdk="docker"), lambda _: None)
+    except BuildFailed as e:
+        assert "docker is installed but its daemon is not reachable" in str(e) or "docker build" in str(e)
+    else:
+        pytest.skip("a docker daemon answers here")

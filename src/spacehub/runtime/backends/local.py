@@ -16,14 +16,12 @@ pid still runs with the start time recorded in state.json. Limits come from cgro
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -34,53 +32,22 @@ from typing import Any
 
 from spacehub.runtime.backends.base import BuildFailed, BuildSpec, Endpoint, InstanceStatus, ReleaseSpec
 from spacehub.runtime.backends.local_build import PythonEnvs, file_lock
-from spacehub.runtime.backends.local_docker import (
-    build_image,
-    container_name,
-    docker_run_command,
-    engine_call,
-    find_engine,
-    image_tag,
+from spacehub.runtime.backends.local_docker import build_image, engine_call, find_engine, image_tag
+from spacehub.runtime.backends.local_launch import (
+    HOST,
+    SYSTEM_PATH,
+    apply_limits,
+    build_env,
+    container_launch,
+    home_dir,
+    launch_for,
 )
-from spacehub.runtime.cgroups import Cgroup, CgroupHost, CgroupUnavailable
+from spacehub.runtime.cgroups import Cgroup, CgroupHost
 from spacehub.runtime.checkout import write_checkout
-from spacehub.runtime.supervise import proc_starttime, write_json
+from spacehub.runtime.procs import alive, boot_id, kill_instance
+from spacehub.runtime.supervise import write_json
 
-HOST = "127.0.0.1"
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Always set, whatever the Space asks: nothing phones home when an app starts (see the runtime probes, §4.3).
-QUIET_ENV = {
-    "GRADIO_ANALYTICS_ENABLED": "False",
-    "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-    "STREAMLIT_SERVER_HEADLESS": "true",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-}
-PASSED_TO_BUILDS = (
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TMPDIR",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "all_proxy",
-)
-
-
-def build_env() -> dict[str, str]:
-    """The environment of build tools: a few variables of the server's, and its PATH without version-manager shims
-    (pyenv's shims answer for interpreters that are not there, which stops uv's interpreter discovery)."""
-    env = {k: v for k, v in os.environ.items() if k in PASSED_TO_BUILDS}
-    path = [p for p in os.environ.get("PATH", SYSTEM_PATH).split(":") if p and Path(p).name != "shims"]
-    env["PATH"] = ":".join(path) or SYSTEM_PATH
-    return env
 
 
 def _check_id(kind: str, value: str) -> None:
@@ -94,28 +61,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _alive(pid: int | None, starttime: int | None) -> bool:
-    return pid is not None and starttime is not None and proc_starttime(pid) == starttime
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group ``pgid``."""
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                    found.append(int(d.name))
-    return found
-
-
-def _boot_id() -> str:
-    with contextlib.suppress(OSError):
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    return ""
 
 
 class LocalProcessBackend:
@@ -262,81 +207,14 @@ class LocalProcessBackend:
         return Endpoint(HOST, port)
 
     def _launch(
-        self, spec: ReleaseSpec, meta: dict[str, Any], port: int, log_path: Path
+        self, spec: ReleaseSpec, build: dict[str, Any], port: int, log_path: Path
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """launch.json (no secret in it) and the app's environment (handed to the supervisor on a pipe)."""
         src = self.builds / spec.build_id / "src"
-        home = self.homes / re.sub(r"[^A-Za-z0-9._-]", "_", spec.space_id)
-        home.mkdir(exist_ok=True)
-        launch: dict[str, Any] = {
-            "release_id": spec.release_id,
-            "build_id": spec.build_id,
-            "space_id": spec.space_id,
-            "host": HOST,
-            "port": port,
-            "cwd": str(src),
-            "log_path": str(log_path),
-            "boot_id": _boot_id(),
-            "data_dir": str(spec.data_dir) if spec.data_dir else None,
-        }
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        if spec.data_dir is not None:
-            spec.data_dir.mkdir(parents=True, exist_ok=True)
-        if meta["sdk"] == "docker":
-            return self._launch_container(spec, meta, launch)
-        python = str(Path(meta["env"]) / "bin" / "python")
-        app = spec.app_file or "app.py"
-        if meta["sdk"] == "streamlit":
-            args = ["--server.port", str(port), "--server.address", HOST, "--server.headless", "true"]
-            launch["command"] = [python, "-m", "streamlit", "run", app, *args]
-        else:
-            launch["command"] = [python, app]
-        env = {"PATH": f"{meta['env']}/bin:{SYSTEM_PATH}", "HOME": str(home), "LANG": "C.UTF-8"}
-        env |= {"PYTHONUNBUFFERED": "1", "VIRTUAL_ENV": meta["env"], **spec.env, **QUIET_ENV}
-        env |= {"PORT": str(port), "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": HOST}
-        if spec.resources.devices:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.resources.devices)
-        if spec.data_dir is not None:
-            launch["data_mode"] = "mount" if os.geteuid() == 0 else "env"
-            launch["data_reason"] = "a private mount namespace needs root"
-        self._limits(spec, launch)
+        if build["sdk"] == "docker":
+            return container_launch(spec, build, port, log_path, src, self.tag, self.env)
+        launch, env = launch_for(spec, build, port, log_path, src, home_dir(self.homes, spec.space_id))
+        apply_limits(launch, spec, self.cgroups if self.use_cgroups else None)
         return launch, env
-
-    def _launch_container(
-        self, spec: ReleaseSpec, meta: dict[str, Any], launch: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, str]]:
-        app_env = {**spec.env, **QUIET_ENV, "PORT": str(spec.app_port)}
-        if spec.resources.devices:
-            app_env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.resources.devices)
-        name = container_name(self.tag, spec.release_id)
-        launch["container"] = {"engine": meta["engine"], "name": name}
-        launch["command"] = docker_run_command(
-            meta["engine"],
-            name,
-            meta["image"],
-            launch["port"],
-            spec.app_port,
-            sorted(app_env),
-            spec.resources,
-            spec.data_dir,
-        )
-        launch["limits"] = f"{Path(meta['engine']).name} (container limits)"
-        return launch, {**self.env, **app_env}
-
-    def _limits(self, spec: ReleaseSpec, launch: dict[str, Any]) -> None:
-        try:
-            if not self.use_cgroups:
-                raise CgroupUnavailable("cgroups are turned off for this backend")
-            cg = self.cgroups.create(spec.release_id, spec.resources)
-        except CgroupUnavailable as e:
-            launch["limits"] = f"none: {e}"
-            return
-        launch["cgroup"] = cg.to_json()
-        launch["cgroup_procs"] = cg.procs_files
-        launch["limits"] = cg.limits
-        mem = cg.dirs.get("memory") if cg.version == 1 else cg.dirs["unified"]
-        if mem:
-            launch["oom_file"] = str(Path(mem) / ("memory.oom_control" if cg.version == 1 else "memory.events"))
 
     def _spawn(self, inst: Path, env: dict[str, str]) -> None:
         cmd = [sys.executable, "-I", "-m", "spacehub.runtime.supervise", str(inst)]
@@ -388,12 +266,12 @@ class LocalProcessBackend:
         launch, state, done = self._files(release_id)
         if launch is None:
             return None
-        same_boot = launch.get("boot_id") == _boot_id()
-        running = same_boot and done is None and state is not None and _alive(state["pid"], state["starttime"])
+        same_boot = launch.get("boot_id") == boot_id()
+        running = same_boot and done is None and state is not None and alive(state["pid"], state["starttime"])
         if not running and done is None and state is not None and same_boot:
             # The app just ended: its supervisor is writing exit.json.
             deadline = time.monotonic() + 2
-            while _alive(state["supervisor_pid"], state["supervisor_starttime"]) and time.monotonic() < deadline:
+            while alive(state["supervisor_pid"], state["supervisor_starttime"]) and time.monotonic() < deadline:
                 time.sleep(0.01)
                 if (done := _read_json(self.instances / release_id / "exit.json")) is not None:
                     break
@@ -430,7 +308,7 @@ class LocalProcessBackend:
     def _teardown(self, release_id: str) -> None:
         inst = self.instances / release_id
         launch, state, _ = self._files(release_id)
-        if launch is not None and launch.get("boot_id") == _boot_id():
+        if launch is not None and launch.get("boot_id") == boot_id():
             cg = Cgroup.from_json(launch["cgroup"]) if launch.get("cgroup") else None
             if launch.get("container"):
                 c = launch["container"]
@@ -439,36 +317,10 @@ class LocalProcessBackend:
             if cg is not None and cg.frozen():
                 cg.set_frozen(False)
             if state is not None:
-                self._kill_group(state, cg)
+                kill_instance(state, cg, self.stop_grace)
             if cg is not None:
                 cg.remove()
         shutil.rmtree(inst, ignore_errors=True)
-
-    def _kill_group(self, state: dict[str, Any], cg: Cgroup | None) -> None:
-        pgid = state["pgid"]
-        # After the app is gone its group may still hold children; while the group exists its id is not reused.
-        ours = _alive(state["pid"], state["starttime"]) or bool(_group_members(pgid))
-
-        def members() -> list[int]:
-            return (_group_members(pgid) if ours else []) + sorted(cg.pids() if cg else [])
-
-        for sig, wait in ((signal.SIGTERM, self.stop_grace), (signal.SIGKILL, 2.0)):
-            if ours:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pgid, sig)
-            if cg is not None:
-                for pid in cg.pids():
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, sig)
-            deadline = time.monotonic() + wait
-            while members() and time.monotonic() < deadline:
-                time.sleep(0.02)
-        deadline = time.monotonic() + 2
-        while _alive(state["supervisor_pid"], state["supervisor_starttime"]):
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(state["supervisor_pid"], signal.SIGKILL)
-            time.sleep(0.01)
 
     def freeze(self, release_id: str) -> bool:
         """Freeze every process of the instance (cgroup freezer; ``pause`` for containers). False when the
