@@ -6,6 +6,7 @@ Every field is documented in docs/settings.md (tests/test_docs.py enforces it).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,21 @@ class RuntimeSettings(BaseModel):
     spaces_domain: str = Field(default="localhost", description="Spaces are served at {subdomain}.{spaces_domain}.")
 
 
+class ProxySettings(BaseModel):
+    mode: Literal["embedded", "nginx"] = Field(
+        default="embedded",
+        description="Who carries Space traffic: SpaceHub's own proxy, or an nginx that SpaceHub configures and runs.",
+    )
+    connect_timeout: float = Field(default=10.0, description="Seconds to open a connection to a Space's app.")
+    read_timeout: float = Field(default=300.0, description="Seconds a Space's app may stay silent mid-request.")
+    wake_timeout: float = Field(default=600.0, description="Seconds a request waits for a sleeping Space to wake.")
+    nginx_binary: str = Field(default="nginx", description="The nginx program (mode nginx).")
+    nginx_backend_port: int | None = Field(
+        default=None,
+        description="Mode nginx: nginx listens on server.port and SpaceHub on this port (default server.port + 1).",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPACEHUB_", env_nested_delimiter="__", extra="ignore")
 
@@ -47,6 +63,7 @@ class Settings(BaseSettings):
     db: DatabaseSettings = DatabaseSettings()
     storage: StorageSettings = StorageSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    proxy: ProxySettings = ProxySettings()
 
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.resolve()

@@ -452,3 +452,22 @@ def test_docker_cli_without_a_daemon_is_a_clear_build_error(
         assert "docker is installed but its daemon is not reachable" in str(e) or "docker build" in str(e)
     else:
         pytest.skip("a docker daemon answers here")
+
+
+def test_concurrent_starts_of_one_release_make_one_instance(
+    backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    built(backend, space_repo)
+    eps: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: eps.append(backend.start(release_spec(space_repo), tmp_path / "run.log")))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(eps)) == 1
+    wait_http(url(backend, "r1"))
+    time.sleep(0.3)
+    assert (tmp_path / "run.log").read_text().count("Application Startup") == 1

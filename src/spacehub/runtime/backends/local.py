@@ -7,6 +7,7 @@ Layout under ``root`` (e.g. ``{data_dir}/runtime``)::
                                   is renamed from builds/.tmp-<build_id>-…, so a build exists whole or not at all
     envs/, uv-cache/              shared Python environments and uv's cache (local_build.py)
     instances/<release_id>/       launch.json (by us), state.json and exit.json (by the supervisor), supervisor.log
+    instances/.locks/             flocks: one per release, one for port allocation
     homes/<space_id>/             HOME of the Space's processes, kept across restarts
 
 Instances are found again from their files after a SpaceHub restart (adoption): a process counts as alive when its
@@ -16,6 +17,7 @@ pid still runs with the start time recorded in state.json. Limits come from cgro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -193,18 +195,24 @@ class LocalProcessBackend:
         if meta["env"] and not (Path(meta["env"]) / "bin" / "python").exists():
             raise BuildFailed(f"The Python environment of build {spec.build_id} is gone: rebuild it")
         inst = self.instances / spec.release_id
-        with file_lock(self.instances / ".lock"):
+        with self._release_lock(spec.release_id):
             current = self.status(spec.release_id)
             if current is not None and current.running and current.endpoint is not None:
                 return current.endpoint
             if current is not None:
                 self._teardown(spec.release_id)
-            port = self._free_port()
-            inst.mkdir()
-            launch, env = self._launch(spec, meta, port, log_path.resolve())
-            write_json(inst / "launch.json", launch)
-        self._spawn(inst, env)
+            with file_lock(self.instances / ".locks" / "ports"):
+                port = self._free_port()
+                inst.mkdir()
+                launch, env = self._launch(spec, meta, port, log_path.resolve())
+                write_json(inst / "launch.json", launch)
+            self._spawn(inst, env)
         return Endpoint(HOST, port)
+
+    def _release_lock(self, release_id: str) -> contextlib.AbstractContextManager[None]:
+        """Held by start, stop, freeze and thaw of one release: they never interleave, across threads, backend
+        objects and processes."""
+        return file_lock(self.instances / ".locks" / release_id)
 
     def _launch(
         self, spec: ReleaseSpec, build: dict[str, Any], port: int, log_path: Path
@@ -240,7 +248,7 @@ class LocalProcessBackend:
             raise BuildFailed(f"The app cannot be started: {failed['error']}")
 
     def _free_port(self) -> int:
-        """A port no instance holds and nothing listens on (held: ``instances/.lock``)."""
+        """A port no instance holds and nothing listens on (under the ``ports`` lock)."""
         held = {d.get("port") for d in (_read_json(p) for p in self.instances.glob("*/launch.json")) if d}
         low, high = self.port_range
         for _ in range(500):
@@ -302,7 +310,7 @@ class LocalProcessBackend:
         """SIGTERM the app's process group (and cgroup), SIGKILL what is left after the grace period, then forget
         the instance. Idempotent."""
         if ID_RE.match(release_id):
-            with file_lock(self.instances / ".lock"):
+            with self._release_lock(release_id):
                 self._teardown(release_id)
 
     def _teardown(self, release_id: str) -> None:
@@ -325,26 +333,32 @@ class LocalProcessBackend:
     def freeze(self, release_id: str) -> bool:
         """Freeze every process of the instance (cgroup freezer; ``pause`` for containers). False when the
         instance runs without a freezer (no cgroup) or is not running."""
-        st = self.status(release_id)
-        launch, _, _ = self._files(release_id)
-        if st is None or not st.running or launch is None:
+        if not ID_RE.match(release_id):
             return False
-        if launch.get("container"):
-            c = launch["container"]
-            if engine_call(c["engine"], ["pause", c["name"]], self.env):
-                (self.instances / release_id / "paused").touch()
-                return True
-            return False
-        cg = Cgroup.from_json(launch["cgroup"]) if launch.get("cgroup") else None
-        return cg is not None and cg.can_freeze and cg.set_frozen(True)
+        with self._release_lock(release_id):
+            st = self.status(release_id)
+            launch, _, _ = self._files(release_id)
+            if st is None or not st.running or launch is None:
+                return False
+            if launch.get("container"):
+                c = launch["container"]
+                if engine_call(c["engine"], ["pause", c["name"]], self.env):
+                    (self.instances / release_id / "paused").touch()
+                    return True
+                return False
+            cg = Cgroup.from_json(launch["cgroup"]) if launch.get("cgroup") else None
+            return cg is not None and cg.can_freeze and cg.set_frozen(True)
 
     def thaw(self, release_id: str) -> None:
-        launch, _, _ = self._files(release_id)
-        if launch is None:
+        if not ID_RE.match(release_id):
             return
-        if launch.get("container"):
-            c = launch["container"]
-            engine_call(c["engine"], ["unpause", c["name"]], self.env)
-            (self.instances / release_id / "paused").unlink(missing_ok=True)
-        elif launch.get("cgroup"):
-            Cgroup.from_json(launch["cgroup"]).set_frozen(False)
+        with self._release_lock(release_id):
+            launch, _, _ = self._files(release_id)
+            if launch is None:
+                return
+            if launch.get("container"):
+                c = launch["container"]
+                engine_call(c["engine"], ["unpause", c["name"]], self.env)
+                (self.instances / release_id / "paused").unlink(missing_ok=True)
+            elif launch.get("cgroup"):
+                Cgroup.from_json(launch["cgroup"]).set_frozen(False)
