@@ -62,19 +62,30 @@ def serve_app(port: int) -> None:
     uvicorn.run(hello_app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
 
 
-def serve_spacehub(port: int, upstream: int, data_dir: str) -> None:
-    """The dispatcher + proxy stack, configured as ``spacehub serve`` runs it (access log off, as for the others)."""
+def serve_spacehub(port: int, upstream: int, data_dir: str, nginx_port: int | None = None) -> None:
+    """The stack ``spacehub serve`` runs (``space_server``), on uvicorn, 1 worker, access log off as for the others.
+
+    With ``nginx_port``: ``proxy.mode = "nginx"``, nginx on ``nginx_port`` and SpaceHub behind it on ``port``.
+    """
     import uvicorn
 
     from spacehub.app import create_app
     from spacehub.config import Settings
-    from spacehub.proxy import HostDispatcher, RouteTarget, SpaceProxy, StaticRouteTable
+    from spacehub.proxy import RouteTarget, StaticRouteTable, listen_address, space_server
 
     settings = Settings(data_dir=Path(data_dir))
+    settings.server.port = port
+    if nginx_port is not None:
+        settings.server.port = nginx_port
+        settings.proxy.mode = "nginx"
+        settings.proxy.nginx_backend_port = port
     table = StaticRouteTable()
     table.set(HOST, RouteTarget.to_upstream("bench/hello", "127.0.0.1", upstream))
-    app = HostDispatcher(create_app(settings), SpaceProxy(table), settings.runtime.spaces_domain)
-    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning", timeout_keep_alive=30)
+    app = space_server(create_app(settings), settings, table)
+    if app.data_plane is not None:
+        app.data_plane.set_routes(table.public_upstreams())
+    host, port = listen_address(settings)
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_keep_alive=30)
 
 
 NGINX_CONF = """worker_processes 1;
@@ -154,7 +165,7 @@ class Load:
 
 
 def run_wrk(port: int, host: str | None, duration: float, connections: int) -> Load:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s"]
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s"]  # whole seconds only
     if host:
         cmd += ["-H", f"Host: {host}"]
     out = subprocess.run([*cmd, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
@@ -263,6 +274,11 @@ def start_targets(servers: Servers) -> list[Target]:
         conf.write_text(NGINX_CONF.format(dir=ndir, port=nginx_port, upstream=app_port))
         nginx = servers.spawn("nginx", "-c", str(conf), "-p", str(ndir), "-g", "daemon off;", port=nginx_port)
         targets.append(Target("nginx", nginx_port, HOST, [nginx.pid]))
+        backend, front = free_port(), free_port()
+        plane = servers.role("spacehub", str(backend), str(app_port), str(data_dir) + "-nginx", str(front), port=front)
+        wait_for_port(backend, plane)
+        nginx_pids = children(plane.pid)  # SpaceHub's nginx master (its workers are counted as its children)
+        targets.append(Target("spacehub-nginx", front, HOST, nginx_pids))
     return targets
 
 
@@ -271,17 +287,20 @@ def report(targets: list[Target], args: argparse.Namespace) -> dict[str, object]
     med = {t.name: statistics.median(t.rps) for t in targets}
     load = "wrk" if shutil.which("wrk") else "a Python asyncio load generator (wrk is missing: figures are lower)"
     print(f"load: {load}, {args.connections} connections, {args.rounds} rounds of {args.duration:g}s per target")
-    print(f"{'target':<10} {'req/s (median)':>15} {'rounds':>28} {'server CPU µs/req':>18}")
+    print(f"{'target':<15} {'req/s (median)':>15} {'rounds':>30} {'server CPU µs/req':>18}")
     for t in targets:
         rounds = " ".join(f"{r:,.0f}" for r in t.rps)
-        print(f"{t.name:<10} {med[t.name]:>15,.0f} {rounds:>28} {statistics.median(t.cpu_us):>18.1f}")
-    ratios: dict[str, float] = {"spacehub/direct": med["spacehub"] / med["direct"]}
+        print(f"{t.name:<15} {med[t.name]:>15,.0f} {rounds:>30} {statistics.median(t.cpu_us):>18.1f}")
+    ratios: dict[str, float] = {}
+    for t in targets[1:]:
+        ratios[f"{t.name}/direct"] = med[t.name] / med["direct"]
     if "nginx" in by:
-        ratios["nginx/direct"] = med["nginx"] / med["direct"]
-        ratios["spacehub/nginx"] = med["spacehub"] / med["nginx"]
-        # per-round ratios: both sides measured minutes apart at most, so less exposed to the machine's load swings
-        per_round = [s / n for s, n in zip(by["spacehub"].rps, by["nginx"].rps, strict=True)]
-        ratios["spacehub/nginx (median of per-round ratios)"] = statistics.median(per_round)
+        for name in ("spacehub", "spacehub-nginx"):
+            if name in by:
+                ratios[f"{name}/nginx"] = med[name] / med["nginx"]
+                # per-round ratios: both sides measured seconds apart, so less exposed to the machine's load swings
+                per_round = [s / n for s, n in zip(by[name].rps, by["nginx"].rps, strict=True)]
+                ratios[f"{name}/nginx (median of per-round ratios)"] = statistics.median(per_round)
     for name, value in ratios.items():
         print(f"ratio {name}: {value:.2f}")
     return {
@@ -296,7 +315,7 @@ def report(targets: list[Target], args: argparse.Namespace) -> dict[str, object]
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=5.0, help="seconds per measurement (default 5)")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per measurement, whole with wrk (default 5)")
     p.add_argument("--rounds", type=int, default=3, help="measurements per target, in turns (default 3)")
     p.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections (default 32)")
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
@@ -307,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         if role == "app":
             serve_app(int(rest[0]))
         else:
-            serve_spacehub(int(rest[0]), int(rest[1]), rest[2])
+            serve_spacehub(int(rest[0]), int(rest[1]), rest[2], int(rest[3]) if len(rest) > 3 else None)
         return 0
     with tempfile.TemporaryDirectory(prefix="proxy-bench-") as tmp:
         servers = Servers(Path(tmp))

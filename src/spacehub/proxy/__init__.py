@@ -5,8 +5,19 @@ authorizes, wakes and forwards; ``upstream.py`` holds the pooled app connections
 runtime implements. See docs/architecture.md, section "Proxy".
 """
 
-from spacehub.proxy.dispatch import HostDispatcher
+from spacehub.proxy.dispatch import HostDispatcher, listen_address, space_server
 from spacehub.proxy.forwarding import SpaceProxy
+from spacehub.proxy.nginx import NginxDataPlane
 from spacehub.proxy.routes import RouteTable, RouteTarget, StaticRouteTable, request_token
 
-__all__ = ["HostDispatcher", "RouteTable", "RouteTarget", "SpaceProxy", "StaticRouteTable", "request_token"]
+__all__ = [
+    "HostDispatcher",
+    "NginxDataPlane",
+    "RouteTable",
+    "RouteTarget",
+    "SpaceProxy",
+    "StaticRouteTable",
+    "listen_address",
+    "request_token",
+    "space_server",
+]

@@ -116,6 +116,10 @@ class StaticRouteTable:
     def lookup(self, host: str) -> RouteTarget | None:
         return self.routes.get(host)
 
+    def public_upstreams(self) -> dict[str, tuple[str, int]]:
+        """Host → app address of the public Spaces with a running app: what the nginx data plane serves itself."""
+        return {h: t.upstream for h, t in self.routes.items() if t.upstream is not None and not t.private}
+
     def touch(self, space_id: str) -> None:
         self.last_activity[space_id] = time.monotonic()
 
