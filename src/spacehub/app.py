@@ -47,7 +47,8 @@ def error_response(err: HubError, request_id: str) -> JSONResponse:
 
 
 def create_app(settings: Settings, ctx: HubContext | None = None) -> FastAPI:
-    from spacehub.api import commits, files, info, repos
+    from spacehub.api import commits, files, info, repos, spaces
+    from spacehub.wiring import attach_runtime
 
     ctx = ctx or HubContext.create(settings)
     app = FastAPI(title="SpaceHub", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
@@ -79,7 +80,8 @@ def create_app(settings: Settings, ctx: HubContext | None = None) -> FastAPI:
         msg = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
         return error_response(BadRequest(f"Invalid request: {msg}"), getattr(request.state, "request_id", ""))
 
-    for module in (repos, info, commits):
+    attach_runtime(app, ctx)
+    for module in (repos, info, commits, spaces):
         app.include_router(module.router)
     from spacehub.git import routes as git_routes
 

@@ -52,15 +52,17 @@ def serve(
     """Start the server with embedded defaults (SQLite and local folders under the data dir)."""
     import uvicorn
 
-    from spacehub.app import create_app
+    from spacehub.proxy.dispatch import listen_address
+    from spacehub.wiring import build_server
 
     settings = _settings(data_dir, host=host, port=port)
-    application = create_app(settings)
+    application = build_server(settings)
+    bind_host, bind_port = listen_address(settings)
     typer.echo(f"SpaceHub on http://{settings.server.host}:{settings.server.port} (data: {settings.data_dir})")
     uvicorn.run(
         application,
-        host=settings.server.host,
-        port=settings.server.port,
+        host=bind_host,
+        port=bind_port,
         log_level="info",
         proxy_headers=False,
         timeout_keep_alive=30,

@@ -36,6 +36,16 @@ class StorageSettings(BaseModel):
 
 class RuntimeSettings(BaseModel):
     spaces_domain: str = Field(default="localhost", description="Spaces are served at {subdomain}.{spaces_domain}.")
+    backend: Literal["local", "fake", "none"] = Field(
+        default="local",
+        description="What runs Spaces: local processes, an in-memory fake (tests), or nothing (a Hub without runtime).",
+    )
+    reconcile_interval: float = Field(default=10.0, description="Seconds between periodic passes over every Space.")
+    deep_sleep_after: float = Field(
+        default=3600.0, description="Seconds a Space stays frozen (light sleep) before its process is stopped."
+    )
+    flavors_file: Path | None = Field(default=None, description="A TOML file replacing the hardware flavor catalog.")
+    use_cgroups: bool = Field(default=True, description="Enforce CPU/memory/pids limits with cgroups where possible.")
 
 
 class ProxySettings(BaseModel):

@@ -106,6 +106,10 @@ class Reconciler:
         self._closing = False
         self.deep_sleep_after = float(getattr(deps.settings.runtime, "deep_sleep_after", 3600))
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
+
     # ---- lifecycle ---------------------------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -178,6 +182,11 @@ class Reconciler:
         run = self.runs.setdefault(space_id, SpaceRun())
         run.last_activity = time.monotonic()
         deadline = time.monotonic() + timeout
+        serving = run.instances.get(run.serving) if run.serving else None
+        if serving is not None and serving.state is InstanceState.FROZEN:
+            # the fast path of a light sleep: thaw now (what the next pass would do), then let the pass confirm
+            await asyncio.to_thread(self.d.backend.thaw, serving.release_id)
+            run.instances[serving.release_id] = replace(serving, state=InstanceState.READY)
         self.kick(space_id)
         while time.monotonic() < deadline:
             ep = self.serving_endpoint(space_id)

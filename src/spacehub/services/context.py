@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,20 +37,9 @@ class Events:
             fn(event)
 
 
-RuntimeProvider = Callable[[Any], dict[str, Any]]
-
-
-def _default_runtime(repo: Any) -> dict[str, Any]:
-    """Runtime shape served until a runtime is attached (issue "Spaces run" replaces it)."""
-    return {
-        "stage": "STOPPED",
-        "hardware": {"current": None, "requested": "cpu-basic"},
-        "storage": None,
-        "gcTimeout": None,
-        "replicas": {"requested": 1},
-        "devMode": False,
-        "volumes": [],
-    }
+def _no_env(session: Any, repo: Any) -> Mapping[str, str]:
+    """A Space's own variables and secrets (the settings service replaces this)."""
+    return {}
 
 
 @dataclass
@@ -60,7 +49,7 @@ class HubContext:
     git: GitStore
     blobs: LocalBlobStore
     events: Events = field(default_factory=Events)
-    runtime_info: RuntimeProvider = _default_runtime
+    space_env: Callable[[Any, Any], Mapping[str, str]] = _no_env
 
     @classmethod
     def create(cls, settings: Settings) -> HubContext:

@@ -200,7 +200,14 @@ def base_info(ctx: HubContext, repo: Repo, sha: str | None, base_url: str) -> di
         info.update(downloads=0, modelId=repo.full_name) if repo.type == "model" else info.update(downloads=0)
     else:
         sub = subdomain(repo.full_name)
-        info.update(sdk=repo.sdk, subdomain=sub, host=space_host(ctx, base_url, sub), runtime=ctx.runtime_info(repo))
+        from sqlalchemy.orm import object_session
+
+        from spacehub.services.spaces import runtime
+
+        session = object_session(repo)
+        host = space_host(ctx, base_url, sub)
+        rt = runtime(session, repo, host.split("://", 1)[1]) if session is not None else None
+        info.update(sdk=repo.sdk, subdomain=sub, host=host, runtime=rt)
     return info
 
 

@@ -1,0 +1,151 @@
+"""`RuntimeRouteTable`: the proxy's `RouteTable` backed by the reconciler (where each Space's traffic goes now).
+
+Host → Space is an in-memory index (subdomain → repo id, private flag), rebuilt from the database when repos are
+created, moved or deleted and on a timer; `lookup` is two dict reads. Private Spaces are authorized with the
+caller's token (header or web-login cookie), cached for a few seconds per (token, Space).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from starlette.types import Receive, Scope, Send
+
+from spacehub.api.static_space import StaticSpaceApp
+from spacehub.errors import HubError
+from spacehub.proxy import pages
+from spacehub.proxy.routes import RouteTarget, request_token
+from spacehub.runtime.reconciler import Reconciler
+from spacehub.runtime.types import InstanceState, Stage
+from spacehub.services import accounts
+from spacehub.services.context import HubContext
+from spacehub.services.formats import subdomain
+from spacehub.storage.models import Repo
+
+AUTH_CACHE_SECONDS = 5.0
+ERROR_STAGES = {Stage.BUILD_ERROR.value, Stage.RUNTIME_ERROR.value, Stage.CONFIG_ERROR.value, Stage.NO_APP_FILE.value}
+
+
+@dataclass(frozen=True)
+class _Space:
+    repo_id: str
+    private: bool
+    index: str
+
+
+class _Page:
+    """A small status page (paused, error) as an ASGI app."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status, self.reason = status, reason
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await pages.unavailable(scope, send, self.reason) if self.status == 503 else await pages.not_found(scope, send)
+
+
+class RuntimeRouteTable:
+    def __init__(self, ctx: HubContext, reconciler: Reconciler) -> None:
+        self.ctx, self.rec = ctx, reconciler
+        self.by_host: dict[str, _Space] = {}
+        self.suffix = "." + ctx.settings.runtime.spaces_domain.strip(".").lower()
+        self._static: dict[tuple[str, str], StaticSpaceApp] = {}
+        self._auth: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    def refresh(self) -> None:
+        """Rebuild the host index from the database (call from a thread)."""
+        index: dict[str, _Space] = {}
+        with self.ctx.db.transaction() as s:
+            for repo in s.scalars(select(Repo).where(Repo.type == "space")):
+                index[subdomain(repo.full_name) + self.suffix] = _Space(repo.id, repo.private, "index.html")
+        self.by_host = index
+
+    # ---- RouteTable ------------------------------------------------------------------------------------------
+    def lookup(self, host: str) -> RouteTarget | None:
+        space = self.by_host.get(host)
+        if space is None:
+            return None
+        run = self.rec.runs.get(space.repo_id)
+        if run is None:
+            return RouteTarget.sleeping(space.repo_id, private=space.private)
+        if run.static_revision is not None and run.stage == Stage.RUNNING.value and run.serving is None:
+            return RouteTarget.to_asgi(space.repo_id, self._static_app(space, run.static_revision),
+                                       private=space.private)  # fmt: skip
+        if run.serving is not None:
+            inst = run.instances.get(run.serving)
+            ep = run.endpoints.get(run.serving)
+            if inst is not None and inst.state is InstanceState.READY and ep is not None:
+                return RouteTarget.to_upstream(space.repo_id, ep.host, ep.port, private=space.private)
+        if run.stage == Stage.PAUSED.value:
+            return RouteTarget.to_asgi(space.repo_id, _Page(503, "This Space is paused by its owner."),
+                                       private=space.private)  # fmt: skip
+        if run.stage in ERROR_STAGES:
+            reason = f"This Space has an error ({run.stage}). Its owner can read the logs."
+            return RouteTarget.to_asgi(space.repo_id, _Page(503, reason), private=space.private)
+        return RouteTarget.sleeping(space.repo_id, private=space.private)  # asleep, building or starting: wait
+
+    def _static_app(self, space: _Space, revision: str) -> StaticSpaceApp:
+        key = (space.repo_id, revision)
+        app = self._static.get(key)
+        if app is None:
+            if len(self._static) > 256:
+                self._static.clear()
+            app = self._static[key] = StaticSpaceApp(self.ctx, space.repo_id, revision, space.index)
+        return app
+
+    def touch(self, space_id: str) -> None:
+        self.rec.touch(space_id)
+
+    async def wake(self, space_id: str) -> RouteTarget:
+        private = next((s.private for s in self.by_host.values() if s.repo_id == space_id), False)
+        ep = await self.rec.wake(space_id, timeout=self.ctx.settings.proxy.wake_timeout)
+        if ep is not None:
+            return RouteTarget.to_upstream(space_id, ep.host, ep.port, private=private)
+        run = self.rec.runs.get(space_id)
+        if run is not None and run.static_revision is not None and run.serving is None:
+            space = next(s for s in self.by_host.values() if s.repo_id == space_id)
+            return RouteTarget.to_asgi(space_id, self._static_app(space, run.static_revision), private=private)
+        stage = run.stage if run is not None else "STOPPED"
+        reason = "This Space is paused by its owner." if stage == "PAUSED" else f"This Space could not start ({stage})."
+        return RouteTarget.to_asgi(space_id, _Page(503, reason), private=private)
+
+    async def authorize(self, space_id: str, headers: Mapping[str, str]) -> bool:
+        token = request_token(headers)
+        if not token:
+            return False
+        key = (token, space_id)
+        hit = self._auth.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < AUTH_CACHE_SECONDS:
+            return hit[1]
+        ok = await asyncio.to_thread(self._can_read, token, space_id)
+        if len(self._auth) > 10_000:
+            self._auth.clear()
+        self._auth[key] = (now, ok)
+        return ok
+
+    def _can_read(self, token: str, space_id: str) -> bool:
+        with self.ctx.db.transaction() as s:
+            try:
+                p = accounts.authenticate(s, token)
+            except HubError:
+                return False
+            repo = s.get(Repo, space_id)
+            return repo is not None and accounts.can_read(p, repo)
+
+    def public_upstreams(self) -> dict[str, tuple[str, int]]:
+        """Host → app address of running public Spaces (what the nginx data plane serves without SpaceHub)."""
+        out = {}
+        for host, space in self.by_host.items():
+            if space.private:
+                continue
+            target = self.lookup(host)
+            if target is not None and target.upstream is not None:
+                out[host] = target.upstream
+        return out
+

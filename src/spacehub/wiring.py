@@ -1,0 +1,117 @@
+"""Puts the runtime together: backend, reconciler, route table, and the event subscriptions that connect the repo
+layer to them. `attach_runtime(app, ctx)` is called by `create_app`; `build_server(settings)` is what
+`spacehub serve` runs (the Hub app behind the Host dispatcher and the Space proxy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from spacehub.config import Settings
+from spacehub.runtime.backends.base import Backend
+from spacehub.runtime.hardware import Catalog
+from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
+from spacehub.services.context import HubContext, RepoEvent
+from spacehub.services.formats import subdomain
+from spacehub.space_routes import RuntimeRouteTable
+
+EVENT_DELAY = 0.15  # events are published inside the API transaction: act once it has committed
+
+
+def hub_url(settings: Settings) -> str:
+    return (settings.server.public_url or f"http://127.0.0.1:{settings.server.port}").rstrip("/")
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.runtime.backend == "fake":
+        from spacehub.runtime.backends.fake import FakeBackend
+
+        return FakeBackend()
+    from spacehub.runtime.backends.local import LocalProcessBackend
+
+    return LocalProcessBackend(settings.data_dir / "runtime", use_cgroups=settings.runtime.use_cgroups)
+
+
+def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
+    """Create the reconciler and route table for ``app`` (none when ``runtime.backend`` is "none")."""
+    settings = ctx.settings
+    app.state.kick = None
+    app.state.runs = {}
+    app.state.routes = None
+    if settings.runtime.backend == "none":
+        return
+    port = settings.server.port
+    domain = settings.runtime.spaces_domain
+    rec = Reconciler(
+        RuntimeDeps(
+            settings=settings,
+            db=ctx.db,
+            git=ctx.git,
+            backend=make_backend(settings),
+            catalog=Catalog.load(settings.runtime.flavors_file),
+            user_env=ctx.space_env,
+            hub_url=lambda: hub_url(settings),
+            space_host=lambda full_name: f"{subdomain(full_name)}.{domain}:{port}",
+        )
+    )
+    routes = RuntimeRouteTable(ctx, rec)
+    app.state.reconciler, app.state.routes, app.state.runs = rec, routes, rec.runs
+    app.state.kick = rec.kick
+
+    def on_event(event: RepoEvent) -> None:
+        loop = rec.loop
+        if loop is None or loop.is_closed():
+            return
+        if event.kind in ("created", "moved", "deleted"):
+            loop.call_soon_threadsafe(lambda: loop.call_later(EVENT_DELAY, _refresh, routes))
+        if event.repo_type == "space":
+            loop.call_soon_threadsafe(lambda: loop.call_later(EVENT_DELAY, rec.kick, event.repo_id))
+
+    ctx.events.subscribe(on_event)
+    previous = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with previous(a) as state:
+            await asyncio.to_thread(routes.refresh)
+            await rec.start()
+            refresher = asyncio.ensure_future(_refresh_forever(routes, settings.runtime.reconcile_interval))
+            try:
+                yield state
+            finally:
+                refresher.cancel()
+                await rec.stop()
+
+    app.router.lifespan_context = lifespan
+
+
+_pending: set[asyncio.Future[Any]] = set()
+
+
+def _refresh(routes: RuntimeRouteTable) -> None:
+    fut = asyncio.ensure_future(asyncio.to_thread(routes.refresh))
+    _pending.add(fut)
+    fut.add_done_callback(_pending.discard)
+
+
+async def _refresh_forever(routes: RuntimeRouteTable, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(routes.refresh)
+
+
+def build_server(settings: Settings) -> ASGIApp:
+    """The whole server: the Hub app, and in front of it the Host dispatcher with the Space proxy."""
+    from spacehub.app import create_app
+    from spacehub.proxy.dispatch import space_server
+    from spacehub.proxy.routes import StaticRouteTable
+
+    app = create_app(settings)
+    routes = app.state.routes or StaticRouteTable()
+    return space_server(app, settings, routes)
