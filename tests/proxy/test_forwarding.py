@@ -7,8 +7,11 @@ import hashlib
 import itertools
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -238,3 +241,50 @@ def test_json_error_pages_are_json(proxy: Proxy) -> None:
         r = c.get("/")
     assert r.status_code == 404
     assert json.loads(r.text) == {"error": "There is no Space at this address."}
+
+
+def test_upstream_reset_is_502() -> None:
+    """An app that accepts and resets every connection: 502 at once, not a hang."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.recv(1024)
+            conn.close()  # RST
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    table = StaticRouteTable()
+    table.set("app.localhost", RouteTarget.to_upstream("alice/app", "127.0.0.1", listener.getsockname()[1]))
+    px = start_proxy(table)
+    try:
+        with px.client() as c:
+            start = time.monotonic()
+            r = c.get("/", headers={"Accept": "application/json"})
+        assert r.status_code == 502 and "closed the connection" in r.json()["error"]
+        assert time.monotonic() - start < 3
+    finally:
+        stop.set()
+        px.server.should_exit = True
+        listener.close()
+
+
+def test_client_leaving_an_endless_stream_frees_the_app_connection(proxy: Proxy) -> None:
+    with proxy.client() as c, c.stream("GET", "/sse", params={"n": 1000, "delay": 0.1}) as r:
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                break
+        assert len(proxy.proxy.pool.busy) == 1
+    deadline = time.monotonic() + 5
+    while proxy.proxy.pool.busy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not proxy.proxy.pool.busy, "the app connection of a gone client is still held"

@@ -222,8 +222,16 @@ class SpaceProxy:
                 if exc.timeout:
                     return await pages.gateway_timeout(scope, send, str(exc))
                 return await pages.bad_gateway(scope, send, str(exc))
+            except BaseException:  # cancelled (shutdown): never leave a half-used connection in the pool
+                if conn is not None:
+                    conn.keep_alive = False
+                    pool.release(conn)
+                raise
         try:
             await self._respond(conn, send, receive)
+        except BaseException:
+            conn.keep_alive = False
+            raise
         finally:
             pool.release(conn)
 
