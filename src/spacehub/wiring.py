@@ -35,7 +35,9 @@ def make_backend(settings: Settings) -> Backend:
         return FakeBackend()
     from spacehub.runtime.backends.local import LocalProcessBackend
 
-    return LocalProcessBackend(settings.data_dir / "runtime", use_cgroups=settings.runtime.use_cgroups)
+    return LocalProcessBackend(
+        settings.data_dir / "runtime", use_cgroups=settings.runtime.use_cgroups, uv_cache_dir=settings.runtime.uv_cache_dir
+    )
 
 
 def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
@@ -62,7 +64,7 @@ def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
     )
     routes = RuntimeRouteTable(ctx, rec)
     app.state.reconciler, app.state.routes, app.state.runs = rec, routes, rec.runs
-    app.state.kick = rec.kick
+    app.state.kick = rec.kick_threadsafe  # handlers run in worker threads
 
     def on_event(event: RepoEvent) -> None:
         loop = rec.loop

@@ -105,6 +105,7 @@ def create_repo(
     s.add(repo)
     s.flush()
     _initial_commit(ctx, repo)
+    ctx.events.publish(RepoEvent("created", repo.id, repo_type, "refs/heads/main"))
     return repo
 
 
