@@ -46,6 +46,11 @@ class RuntimeSettings(BaseModel):
     )
     flavors_file: Path | None = Field(default=None, description="A TOML file replacing the hardware flavor catalog.")
     use_cgroups: bool = Field(default=True, description="Enforce CPU/memory/pids limits with cgroups where possible.")
+    uv_cache_dir: Path | None = Field(
+        default=None,
+        description="uv's package cache for Space environments (default {data_dir}/runtime/uv-cache; keep it on the "
+        "same filesystem as the data dir: environments hard-link from it).",
+    )
 
 
 class ProxySettings(BaseModel):
