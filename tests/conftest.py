@@ -58,8 +58,9 @@ class Server:
         return self.cli("tokens", "create", name, "--role", role).strip().splitlines()[-1]
 
 
-def start_server(data_dir: Path, env: dict[str, str] | None = None) -> Server:
-    port = free_port()
+def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None) -> Server:
+    """Start ``spacehub serve`` on ``data_dir`` (on ``port``, else a free one) and wait until it answers."""
+    port = port or free_port()
     log = data_dir.parent / f"server-{port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(

@@ -1,0 +1,244 @@
+"""End-to-end fixtures: a live SpaceHub with the local backend (real processes, uv environments, the Space proxy),
+driven with the real ``huggingface_hub`` client, and the example Spaces of ``examples/spaces/``.
+
+One server per test module (``hub``), so that the Python environments it builds (gradio is one) are reused by the
+module's tests. uv's package cache is shared by every server of the run, xdist workers included
+(``runtime.uv_cache_dir``), so a second server installs gradio from hard links in a few seconds.
+
+Every wait is bounded, and a timeout says what the Space was doing: its last runtime, the tails of its build and run
+logs, and the tail of the server's own log.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from huggingface_hub import HfApi
+
+from tests.conftest import ROOT, Server, start_server, stop_server
+
+EXAMPLES = ROOT / "examples" / "spaces"
+INTERMEDIATE = {"BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING"}
+
+
+def runtime_env(uv_cache: Path, **extra: str) -> dict[str, str]:
+    return {
+        "SPACEHUB_RUNTIME__BACKEND": "local",
+        "SPACEHUB_RUNTIME__UV_CACHE_DIR": str(uv_cache),
+        "SPACEHUB_RUNTIME__RECONCILE_INTERVAL": "2",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def uv_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """One uv cache for the whole run: under xdist, the workers' base temp dirs share a parent."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if worker_id != "master" else base) / "e2e-uv-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@dataclass
+class Hub:
+    """A live server with the local runtime, and the user ``alice`` who owns the Spaces the tests make."""
+
+    server: Server
+    alice: str
+    api: HfApi
+    names: Iterator[int] = field(default_factory=lambda: iter(range(10**6)))
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return int(self.server.url.rsplit(":", 1)[1])
+
+    def name(self, prefix: str) -> str:
+        return f"alice/{prefix}-{os.getpid()}-{next(self.names)}"
+
+    # ---- Spaces ----------------------------------------------------------------------------------------------
+    def upload(
+        self,
+        repo_id: str,
+        example: str,
+        tmp: Path,
+        *,
+        replace: dict[str, tuple[str, str]] | None = None,
+        files: dict[str, str] | None = None,
+        delete: Iterable[str] = (),
+        private: bool = False,
+        create: bool = True,
+    ) -> str:
+        """Upload ``examples/spaces/<example>`` (changed: ``replace`` maps a file to (old, new) text, ``files`` adds
+        or overwrites files, ``delete`` leaves files out) as ``repo_id``; answers the commit sha."""
+        folder = tmp / f"upload-{repo_id.replace('/', '-')}-{time.monotonic_ns()}"
+        shutil.copytree(EXAMPLES / example, folder)
+        for path, (old, new) in (replace or {}).items():
+            text = (folder / path).read_text()
+            assert old in text, f"{old!r} is not in {example}/{path}"
+            (folder / path).write_text(text.replace(old, new))
+        for path, text in (files or {}).items():
+            (folder / path).write_text(text)
+        for path in delete:
+            (folder / path).unlink()
+        if create:
+            sdk = "static" if example == "static" else "streamlit" if example == "streamlit" else "gradio"
+            self.api.create_repo(repo_id, repo_type="space", space_sdk=sdk, private=private, exist_ok=True)
+        info = self.api.upload_folder(repo_id=repo_id, repo_type="space", folder_path=folder)
+        return info.oid
+
+    def runtime(self, repo_id: str) -> Any:
+        return self.api.get_space_runtime(repo_id)
+
+    def wait(
+        self,
+        repo_id: str,
+        stages: str | set[str],
+        timeout: float,
+        *,
+        seen: list[str] | None = None,
+        until: Callable[[Any], bool] | None = None,
+        after: str | None = None,
+    ) -> Any:
+        """Poll the runtime until its stage is one of ``stages`` (and ``until(runtime)`` holds); answers the runtime.
+        ``seen`` collects every stage observed; ``after`` (a commit sha) waits for the runtime to be past it: the
+        stage of an older commit does not count, as long as the Space has not left it."""
+        want = {stages} if isinstance(stages, str) else stages
+        deadline = time.monotonic() + timeout
+        rt = None
+        while True:
+            rt = self.runtime(repo_id)
+            if seen is not None and (not seen or seen[-1] != rt.stage):
+                seen.append(rt.stage)
+            if rt.stage in want and (until is None or until(rt)):
+                return rt
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        raise AssertionError(
+            f"{repo_id}: no stage in {sorted(want)} after {timeout:.0f}s; stages seen {seen}\n" + self.report(repo_id)
+        )
+
+    def report(self, repo_id: str) -> str:
+        """What a failing wait shows: the last runtime, the logs' tails, the server log's tail."""
+        try:
+            raw = self.api.get_space_runtime(repo_id).raw
+        except Exception as e:
+            raw = repr(e)
+        out = [f"last runtime: {raw}"]
+        for kind in ("build", "run"):
+            lines = self.logs(repo_id, kind)
+            out.append(f"--- {kind} log (last 40 of {len(lines)} lines) ---\n" + "\n".join(lines[-40:]))
+        server_log = self.server.log.read_text(errors="replace").splitlines()
+        out.append("--- server log (last 40 lines) ---\n" + "\n".join(server_log[-40:]))
+        return "\n".join(out)
+
+    def logs(self, repo_id: str, kind: str = "run", quiet: float = 1.0, limit: float = 20.0) -> list[str]:
+        """The log's lines (no timestamps) as the SSE route sends them, read until ``quiet`` seconds pass without
+        a new line (the stream stays open while the Space runs). Faster than fetch_space_logs' 5 s."""
+        lines: list[str] = []
+        import json
+
+        deadline = time.monotonic() + limit
+        try:
+            with httpx.stream(
+                "GET",
+                f"{self.url}/api/spaces/{repo_id}/logs/{kind}",
+                headers={"authorization": f"Bearer {self.alice}"},
+                timeout=httpx.Timeout(10.0, read=quiet),
+            ) as r:
+                if r.status_code != 200:
+                    return [f"(logs: HTTP {r.status_code} {r.read()[:200]!r})"]
+                for line in r.iter_lines():
+                    if line.startswith("data: {"):
+                        lines.append(json.loads(line[6:])["data"].rstrip("\n"))
+                    if time.monotonic() > deadline:
+                        break
+        except httpx.ReadTimeout:
+            pass
+        except httpx.HTTPError as e:
+            lines.append(f"(logs: {e!r})")
+        return lines
+
+    # ---- the proxy -------------------------------------------------------------------------------------------
+    def host(self, repo_id: str) -> str:
+        return f"{self.api.space_info(repo_id).subdomain}.localhost:{self.port}"
+
+    def get(self, repo_id: str, path: str = "/", token: str | None = None, **kw: Any) -> httpx.Response:
+        """GET ``path`` of the Space through the proxy (``Host: {subdomain}.localhost:{port}``)."""
+        headers = {"host": self.host(repo_id), **kw.pop("headers", {})}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        return httpx.get(self.url + path, headers=headers, timeout=kw.pop("timeout", 30.0), **kw)
+
+    def serves(self, repo_id: str, text: str, timeout: float = 30.0) -> httpx.Response:
+        """Wait until the Space's page (through the proxy) answers 200 with ``text`` in it."""
+        deadline = time.monotonic() + timeout
+        r: httpx.Response | None = None
+        while time.monotonic() < deadline:
+            try:
+                r = self.get(repo_id)
+                if r.status_code == 200 and text in r.text:
+                    return r
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        got = f"{r.status_code} {r.text[:300]!r}" if r is not None else "no answer"
+        raise AssertionError(f"{repo_id} does not serve {text!r} after {timeout:.0f}s: {got}\n" + self.report(repo_id))
+
+
+def start_hub(data_dir: Path, uv_cache: Path, port: int | None = None) -> Hub:
+    server = start_server(data_dir, env=runtime_env(uv_cache), port=port)
+    alice = server.user("alice")
+    return Hub(server, alice, HfApi(endpoint=server.url, token=alice))
+
+
+def stop_hub(hub: Hub) -> None:
+    """Stop the server (SIGTERM; apps keep running, as after any SpaceHub restart), then every app it left."""
+    stop_server(hub.server)
+    stop_apps(hub.server.data_dir)
+
+
+def stop_apps(data_dir: Path) -> None:
+    """Kill the supervisors and apps recorded under ``data_dir`` (by the pids in their state.json, nothing else)."""
+    import json
+
+    from spacehub.runtime.procs import kill_instance
+
+    for state in (data_dir / "runtime" / "instances").glob("*/state.json"):
+        try:
+            kill_instance(json.loads(state.read_text()), None, 1.0)
+        except (OSError, ValueError, KeyError):
+            continue
+
+
+def pid_alive(pid: int, starttime: int | None) -> bool:
+    """True when ``pid`` still runs with the start time the supervisor recorded (pids get reused)."""
+    from spacehub.runtime.procs import alive
+
+    return alive(pid, starttime)
+
+
+def processes_with(text: str) -> list[str]:
+    """Command lines of this machine's processes that contain ``text`` (to look for orphans)."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if text in line and "ps -eo" not in line]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory, uv_cache: Path) -> Iterator[Hub]:
+    h = start_hub(tmp_path_factory.mktemp("e2e") / "data", uv_cache)
+    yield h
+    stop_hub(h)
