@@ -19,6 +19,8 @@ The rules, in order:
    instance exited → restart with exponential backoff, up to MAX_RESTARTS  → then RUNTIME_ERROR (last log lines)
    instance ready → Route to it, stop every other instance                 → RUNNING
 No intermediate stage lasts forever: builds and starts have timeouts, crashes a bounded number of restarts.
+Traffic leaves an instance before it is stopped: a Route away from it always comes before its StopInstance, so no
+request is sent to an app that is shutting down (visitors get the paused or error page at once instead of a 502).
 """
 
 from __future__ import annotations
@@ -70,18 +72,18 @@ def _serving(observed: Observed) -> str | None:
 
 def plan(desired: Desired, observed: Observed, now: float) -> Plan:
     if desired.deleting:
-        return Plan([*_stop_all_but(observed, set()), Route(None)], Stage.DELETING)
+        return Plan([Route(None), *_stop_all_but(observed, set())], Stage.DELETING)
     if desired.paused:
-        return Plan([*_stop_all_but(observed, set()), *_route(observed, None)], Stage.PAUSED)
+        return Plan([*_route(observed, None), *_stop_all_but(observed, set())], Stage.PAUSED)
     serving = _serving(observed)
     if desired.revision is None or desired.problem is not None:
         stage = desired.problem or Stage.NO_APP_FILE
         message = desired.problem_message or "The Space has no commit yet"
         if serving is not None:
             return Plan(_stop_all_but(observed, {serving}), Stage.RUNNING, f"{stage.value}: {message}")
-        return Plan([*_stop_all_but(observed, set()), *_route(observed, None)], stage, message)
+        return Plan([*_route(observed, None), *_stop_all_but(observed, set())], stage, message)
     if desired.static:
-        return Plan([*_stop_all_but(observed, set()), *_route(observed, None)], Stage.RUNNING)
+        return Plan([*_route(observed, None), *_stop_all_but(observed, set())], Stage.RUNNING)
     assert desired.build_id is not None and desired.release_id is not None
     if desired.sleep is not SleepMode.AWAKE:
         return _asleep(desired, observed, serving)
@@ -95,7 +97,7 @@ def _route(observed: Observed, release_id: str | None) -> list[Action]:
 def _asleep(desired: Desired, observed: Observed, serving: str | None) -> Plan:
     """Sleep keeps (frozen) or frees (stopped) the serving instance; everything else stops."""
     if serving is None or desired.sleep is SleepMode.STOPPED:
-        actions = [*_stop_all_but(observed, set()), *_route(observed, None)]
+        actions = [*_route(observed, None), *_stop_all_but(observed, set())]
         return Plan(actions, Stage.SLEEPING, detail=SleepMode.STOPPED.value)
     actions = _stop_all_but(observed, {serving})
     if observed.instances[serving].state is InstanceState.READY:
@@ -121,7 +123,7 @@ def _advance(desired: Desired, observed: Observed, serving: str | None, now: flo
         # next pass does not start it again.
         if serving is not None and serving != want:
             return Plan(actions + _stop_all_but(observed, {serving, want}), Stage.RUNNING, reason)
-        return Plan(actions + _stop_all_but(observed, {want}) + _route(observed, None), stage_alone, reason)
+        return Plan(actions + _route(observed, None) + _stop_all_but(observed, {want}), stage_alone, reason)
 
     build = observed.builds.get(build_id)
     if build is None:

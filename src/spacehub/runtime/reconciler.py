@@ -57,6 +57,7 @@ log = logging.getLogger("spacehub.runtime")
 PROBE_INTERVAL = 0.1
 MONITOR_INTERVAL = 1.0
 STABLE_AFTER = 60.0  # an instance ready this long has its crash count reset
+DRAIN_SECONDS = 1.0  # a release replaced by a newer one keeps running this long, for requests already sent to it
 DEFAULT_SLEEP = 48 * 3600
 
 
@@ -77,6 +78,7 @@ class SpaceRun:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     dirty: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    replaced: dict[str, float] = field(default_factory=dict)  # release → when traffic switched away from it
 
     def observed(self) -> Observed:
         return Observed(dict(self.builds), dict(self.instances), self.serving)
@@ -286,6 +288,7 @@ class Reconciler:
             await self._forget(space_id, run)
             return
         p = plan(state.desired, run.observed(), time.time())
+        run.stage, run.error = p.stage.value, p.error  # said before acting: the proxy's pages follow it at once
         for action in p.actions:
             await self._apply(space_id, run, state, action)
         if state.desired.static:
@@ -366,6 +369,10 @@ class Reconciler:
             path = "/_stcore/health" if state.release.sdk == "streamlit" else "/"
             self._spawn(self._probe(space_id, run, action.release_id, ep, path))
         elif isinstance(action, (StopInstance, FailInstance)):
+            switched = run.replaced.pop(action.release_id, None)
+            if switched is not None and isinstance(action, StopInstance):
+                # Requests routed to it just before the switch may still be on their way: let them land.
+                await asyncio.sleep(max(0.0, switched + DRAIN_SECONDS - time.monotonic()))
             await asyncio.to_thread(self.d.backend.stop, action.release_id)
             if isinstance(action, FailInstance):
                 inst = run.instances[action.release_id]
@@ -375,15 +382,17 @@ class Reconciler:
                 run.instances.pop(action.release_id, None)
                 run.endpoints.pop(action.release_id, None)
         elif isinstance(action, Route):
+            if run.serving is not None and action.release_id is not None and run.serving != action.release_id:
+                run.replaced[run.serving] = time.monotonic()
             run.serving = action.release_id
         elif isinstance(action, Freeze):
             if await asyncio.to_thread(self.d.backend.freeze, action.release_id):
                 run.instances[action.release_id] = replace(run.instances[action.release_id],
                                                            state=InstanceState.FROZEN)  # fmt: skip
-            else:  # no freezer here: sleep means stopped
+            else:  # no freezer here: sleep means stopped (traffic leaves the instance first)
+                run.serving = None
                 await asyncio.to_thread(self.d.backend.stop, action.release_id)
                 run.instances.pop(action.release_id, None)
-                run.serving = None
         elif isinstance(action, Thaw):
             await asyncio.to_thread(self.d.backend.thaw, action.release_id)
             run.instances[action.release_id] = replace(run.instances[action.release_id], state=InstanceState.READY)
