@@ -53,10 +53,10 @@ def serve(
     import uvicorn
 
     from spacehub.proxy.dispatch import listen_address
-    from spacehub.wiring import build_server
+    from spacehub.wiring import DateHeader, build_server
 
     settings = _settings(data_dir, host=host, port=port)
-    application = build_server(settings)
+    application = DateHeader(build_server(settings))
     bind_host, bind_port = listen_address(settings)
     typer.echo(f"SpaceHub on http://{settings.server.host}:{settings.server.port} (data: {settings.data_dir})")
     uvicorn.run(
@@ -66,6 +66,7 @@ def serve(
         log_level="info",
         proxy_headers=False,
         timeout_keep_alive=30,
+        date_header=False,  # DateHeader sets an exact one
     )
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
+from email.utils import formatdate
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spacehub.config import Settings
 from spacehub.runtime.backends.base import Backend
@@ -35,9 +37,8 @@ def make_backend(settings: Settings) -> Backend:
         return FakeBackend()
     from spacehub.runtime.backends.local import LocalProcessBackend
 
-    return LocalProcessBackend(
-        settings.data_dir / "runtime", use_cgroups=settings.runtime.use_cgroups, uv_cache_dir=settings.runtime.uv_cache_dir
-    )
+    rt = settings.runtime
+    return LocalProcessBackend(settings.data_dir / "runtime", use_cgroups=rt.use_cgroups, uv_cache_dir=rt.uv_cache_dir)
 
 
 def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
@@ -117,3 +118,35 @@ def build_server(settings: Settings) -> ASGIApp:
     app = create_app(settings)
     routes = app.state.routes or StaticRouteTable()
     return space_server(app, settings, routes)
+
+
+class DateHeader:
+    """Sets an exact ``Date`` on every HTTP response (``spacehub serve`` turns uvicorn's own off).
+
+    uvicorn refreshes its Date once per second, on a timer, so it can lag the clock by up to two seconds.
+    ``HfApi.fetch_space_logs`` (no follow) stops at the first log line stamped later than Date + 1 s, so with
+    uvicorn's Date it dropped the last lines of a log written just before the call: a build's error lines.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._second = -1
+        self._value = b""
+
+    def _now(self) -> bytes:
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._value = second, formatdate(second, usegmt=True).encode()
+        return self._value
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"date"]
+                message = {**message, "headers": [(b"date", self._now()), *headers]}
+            await send(message)
+
+        await self.app(scope, receive, dated)
