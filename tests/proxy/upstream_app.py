@@ -52,7 +52,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/sse":
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        gone = asyncio.create_task(receive())  # the next message is http.disconnect: stop streaming then
         for i in range(int(query.get("n", 3))):
+            if gone.done():
+                return
             await send({"type": "http.response.body", "body": f"data: event {i}\n\n".encode(), "more_body": True})
             await asyncio.sleep(float(query.get("delay", 0.3)))
         return await send({"type": "http.response.body", "body": b""})
