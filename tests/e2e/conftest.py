@@ -172,6 +172,29 @@ class Hub:
             lines.append(f"(logs: {e!r})")
         return lines
 
+    def space_id(self, repo_id: str) -> str:
+        """The Space's database id (``_id``), which names its runtime files: logs in ``{data_dir}/spaces/<id>/``,
+        ``space_id`` in each instance's launch.json."""
+        r = httpx.get(f"{self.url}/api/spaces/{repo_id}", headers={"authorization": f"Bearer {self.alice}"})
+        r.raise_for_status()
+        return str(r.json()["_id"])
+
+    def instances(self, repo_id: str) -> list[dict[str, Any]]:
+        """launch.json of every instance the local backend runs for the Space (state.json merged in)."""
+        import json
+
+        space_id, out = self.space_id(repo_id), []
+        for launch in sorted((self.server.data_dir / "runtime" / "instances").glob("*/launch.json")):
+            try:
+                data = json.loads(launch.read_text())
+                state = launch.with_name("state.json")
+                data.update(json.loads(state.read_text()) if state.exists() else {})
+            except (OSError, ValueError):
+                continue
+            if data.get("space_id") == space_id:
+                out.append(data)
+        return out
+
     # ---- the proxy -------------------------------------------------------------------------------------------
     def host(self, repo_id: str) -> str:
         return f"{self.api.space_info(repo_id).subdomain}.localhost:{self.port}"

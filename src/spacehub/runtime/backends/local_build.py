@@ -34,7 +34,10 @@ from pathlib import Path
 from spacehub.runtime.backends.base import BuildFailed
 
 Log = Callable[[str], None]
-DEFAULT_SDK_PACKAGES: dict[str, list[str]] = {"gradio": ["gradio"], "streamlit": ["streamlit"]}
+# The SDK's own package first (``sdk_version`` pins it). Gradio Spaces also get ``spaces``, as on the Hub: with
+# SYSTEM=spaces, gradio starts its Spaces hot-reloading, which needs it ("`spaces` package is required to run
+# hot-reloading in Spaces" otherwise), and apps import it for @spaces.GPU.
+DEFAULT_SDK_PACKAGES: dict[str, list[str]] = {"gradio": ["gradio", "spaces"], "streamlit": ["streamlit"]}
 REQUIREMENT_FILES = ("pre-requirements.txt", "requirements.txt")
 INCLUDE_RE = re.compile(r"^\s*(-r|-c|--requirement|--constraint)[\s=]+(\S+)")
 LOCAL_RE = re.compile(r"^\s*(-e\s+)?(\.{1,2}/|\.\s*$|file:)")
