@@ -160,6 +160,13 @@ class NginxDataPlane:
         self._activity_task: asyncio.Task[None] | None = None
 
     @property
+    def _paths(self) -> list[str]:
+        # -e: nginx opens its error log before reading the config; without it, the compiled-in /var/log path
+        # (unwritable when SpaceHub does not run as root).
+        error_log = str(self.directory / "error.log")
+        return ["-c", str(self.conf), "-p", str(self.directory), "-e", error_log]
+
+    @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
@@ -184,7 +191,7 @@ class NginxDataPlane:
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         self._write()
         await self._check()
-        cmd = [self.binary, "-c", str(self.conf), "-p", str(self.directory), "-g", "daemon off;"]
+        cmd = [self.binary, *self._paths, "-g", "daemon off;"]
         self.proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.DEVNULL)
         await self._wait_listening()
         self._activity_task = asyncio.create_task(self._activity_loop())
@@ -203,7 +210,7 @@ class NginxDataPlane:
 
     async def _check(self) -> None:
         proc = await asyncio.create_subprocess_exec(
-            self.binary, "-t", "-q", "-c", str(self.conf), "-p", str(self.directory),
+            self.binary, "-t", "-q", *self._paths,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         out, _ = await proc.communicate()
