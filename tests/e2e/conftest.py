@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -228,6 +227,16 @@ def start_hub(data_dir: Path, uv_cache: Path, port: int | None = None) -> Hub:
     return Hub(server, alice, HfApi(endpoint=server.url, token=alice))
 
 
+def restart_hub(hub: Hub, uv_cache: Path) -> None:
+    """Stop the server with SIGTERM (as an operator or systemd would) and start it again on the same data dir and
+    port. Apps keep running meanwhile."""
+    old = hub.server
+    stop_server(old)
+    assert old.proc.returncode is not None
+    hub.server = start_server(old.data_dir, env=runtime_env(uv_cache), port=hub.port)
+    hub.server.tokens = old.tokens
+
+
 def stop_hub(hub: Hub) -> None:
     """Stop the server (SIGTERM; apps keep running, as after any SpaceHub restart), then every app it left."""
     stop_server(hub.server)
@@ -255,9 +264,16 @@ def pid_alive(pid: int, starttime: int | None) -> bool:
 
 
 def processes_with(text: str) -> list[str]:
-    """Command lines of this machine's processes that contain ``text`` (to look for orphans)."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if text in line and "ps -eo" not in line]
+    """Command lines of this machine's processes that contain ``text`` (to look for orphans), from /proc."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if text in args:
+            found.append(f"{cmdline.parent.name} {args}")
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,99 @@
+"""SpaceHub restarts adopt the apps that kept running, and deleted Spaces leave no process behind."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Hub, pid_alive, processes_with, restart_hub
+
+pytestmark = pytest.mark.slow
+
+RUN_TIMEOUT = 180
+STARTUP = "===== Application Startup at"
+
+
+def page_pid(hub: Hub, repo_id: str, marker: str = "python-http-v1") -> int:
+    return int(hub.serves(repo_id, marker).text.split("<p id='pid'>")[1].split("<")[0])
+
+
+def startups(hub: Hub, repo_id: str) -> list[str]:
+    return [line for line in hub.logs(repo_id, "run") if STARTUP in line]
+
+
+def test_a_restart_of_spacehub_adopts_running_apps(hub: Hub, tmp_path: Path, uv_cache: Path) -> None:
+    repo_id = hub.name("adopt")
+    hub.upload(repo_id, "python-http", tmp_path)
+    hub.wait(repo_id, "RUNNING", RUN_TIMEOUT)
+    pid = page_pid(hub, repo_id)
+    (inst,) = hub.instances(repo_id)
+    assert inst["pid"] == pid
+    assert len(startups(hub, repo_id)) == 1
+
+    restart_hub(hub, uv_cache)
+    assert pid_alive(pid, inst["starttime"]), "the app died with SpaceHub"
+    hub.wait(repo_id, "RUNNING", 30)
+    assert page_pid(hub, repo_id) == pid  # served at once, by the same process
+    time.sleep(2.5)  # a periodic pass (every 2 s here) has looked at it since
+    assert page_pid(hub, repo_id) == pid
+    assert [i["pid"] for i in hub.instances(repo_id)] == [pid]
+    assert len(startups(hub, repo_id)) == 1, hub.logs(repo_id, "run")
+    assert hub.runtime(repo_id).raw.get("errorMessage") is None
+
+
+def test_a_restart_in_the_middle_of_a_switch_leaves_no_orphan(hub: Hub, tmp_path: Path, uv_cache: Path) -> None:
+    repo_id = hub.name("switch")
+    hub.upload(repo_id, "python-http", tmp_path)
+    hub.wait(repo_id, "RUNNING", RUN_TIMEOUT)
+    old_pid = page_pid(hub, repo_id)
+    v2 = ('"python-http-v1"\nSTARTUP_DELAY = 0.0', '"python-http-v2"\nSTARTUP_DELAY = 3.0')
+    hub.upload(repo_id, "python-http", tmp_path, create=False, replace={"app.py": v2})
+    hub.wait(repo_id, "RUNNING_APP_STARTING", 60, until=lambda rt: len(hub.instances(repo_id)) == 2)
+    (half,) = [i for i in hub.instances(repo_id) if i["pid"] != old_pid]
+
+    restart_hub(hub, uv_cache)
+    # v1 serves on. The v2 instance that was starting is stopped (an orphan: nothing is known of its progress),
+    # and a new one is started.
+    assert page_pid(hub, repo_id) == old_pid
+    assert not pid_alive(half["pid"], half["starttime"]), "the half-started app is an orphan"
+    hub.wait(repo_id, "RUNNING", 60, until=lambda rt: "python-http-v2" in hub.get(repo_id).text)
+    new_pid = page_pid(hub, repo_id, "python-http-v2")
+    assert new_pid not in (old_pid, half["pid"])
+    deadline = time.monotonic() + 15
+    while len(hub.instances(repo_id)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)  # v1 is stopped once v2 serves (after a short drain)
+    assert [i["pid"] for i in hub.instances(repo_id)] == [new_pid]
+    assert not pid_alive(old_pid, None)
+
+
+def test_deleting_a_space_stops_its_processes(hub: Hub, tmp_path: Path) -> None:
+    repo_id = hub.name("delete")
+    hub.upload(repo_id, "python-http", tmp_path)
+    hub.wait(repo_id, "RUNNING", RUN_TIMEOUT)
+    hub.serves(repo_id, "python-http-v1")
+    host = hub.host(repo_id)
+    space_id = hub.space_id(repo_id)
+    (inst,) = hub.instances(repo_id)
+    data = hub.server.data_dir
+    inst_dir = data / "runtime" / "instances" / inst["release_id"]
+    assert processes_with(str(inst_dir)), "the supervisor's command line names its instance folder"
+
+    hub.api.delete_repo(repo_id, repo_type="space")
+    deadline = time.monotonic() + 15
+    while True:
+        left = {
+            "app": pid_alive(inst["pid"], inst["starttime"]),
+            "supervisor": pid_alive(inst["supervisor_pid"], inst["supervisor_starttime"]),
+            "processes": processes_with(str(inst_dir)),
+            "instance folder": inst_dir.exists(),
+            "checkout": Path(inst["cwd"]).exists(),
+            "logs": (data / "spaces" / space_id).exists(),
+        }
+        if not any(left.values()):
+            break
+        assert time.monotonic() < deadline, f"left behind 15 s after delete_repo: {left}"
+        time.sleep(0.1)
+    assert httpx.get(hub.url + "/", headers={"host": host}).status_code == 404
