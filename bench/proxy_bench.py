@@ -1,13 +1,16 @@
 """Space proxy benchmark: requests/s of a tiny ASGI app direct, through SpaceHub's proxy, and through nginx.
 
-    .venv/bin/python bench/proxy_bench.py [--duration 5] [--rounds 3] [--connections 32] [--json PATH]
+    .venv/bin/python bench/proxy_bench.py [--duration 5] [--rounds 3] [--connections 32] [--app-server auto|h11]
+                                          [--json PATH]
 
 In one run, on loopback only, with bounded runs:
 
-- **direct**: a raw ASGI "hello world" (the probe's "raw ASGI" app) on uvicorn, 1 worker, no access log, default
-  server choices (httptools + uvloop when installed, as a Space's own uvicorn would pick).
-- **spacehub**: the same app behind the stack ``spacehub serve`` runs: ``HostDispatcher(create_app(settings),
-  SpaceProxy(StaticRouteTable), "localhost")`` on uvicorn, 1 worker, requests sent with ``Host: bench.localhost``.
+- **direct**: a raw ASGI "hello world" (the probe's "raw ASGI" app) on uvicorn, 1 worker, no access log; by default
+  with httptools + uvloop (the fastest app, so the hardest case for any proxy), with ``--app-server h11`` on h11 +
+  asyncio (the probes' setting, and what a Gradio Space runs).
+- **spacehub**: the same app behind the stack ``spacehub serve`` runs: ``space_server(create_app(settings),
+  settings, StaticRouteTable)`` (``HostDispatcher`` + ``SpaceProxy``) on uvicorn, 1 worker, access log off, requests
+  sent with ``Host: bench.localhost``.
 - **nginx** (when installed): ``proxy_pass`` to the app with an upstream ``keepalive 64`` pool, 1 worker, the
   probe's configuration (``proxy_http_version 1.1``, ``proxy_buffering off``, no access log).
 - **spacehub-nginx** (when installed): SpaceHub's nginx data plane (``spacehub.proxy.nginx``), the config SpaceHub
@@ -56,10 +59,13 @@ async def hello_app(scope, receive, send):  # type: ignore[no-untyped-def]
     await send({"type": "http.response.body", "body": BODY})
 
 
-def serve_app(port: int) -> None:
+def serve_app(port: int, server: str) -> None:
+    """``server``: ``auto`` (httptools + uvloop when installed) or ``h11`` (h11 + asyncio: the probes' setting, and
+    what a Gradio Space gets, since gradio depends on plain ``uvicorn`` without the ``standard`` extras)."""
     import uvicorn
 
-    uvicorn.run(hello_app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+    options = {"http": "h11", "loop": "asyncio"} if server == "h11" else {}
+    uvicorn.run(hello_app, host="127.0.0.1", port=port, access_log=False, log_level="warning", **options)
 
 
 def serve_spacehub(port: int, upstream: int, data_dir: str, nginx_port: int | None = None) -> None:
@@ -260,9 +266,9 @@ class Servers:
                 proc.kill()
 
 
-def start_targets(servers: Servers) -> list[Target]:
+def start_targets(servers: Servers, app_server: str) -> list[Target]:
     app_port, hub_port = free_port(), free_port()
-    app = servers.role("app", str(app_port), port=app_port)
+    app = servers.role("app", str(app_port), app_server, port=app_port)
     data_dir = servers.workdir / "data"
     hub = servers.role("spacehub", str(hub_port), str(app_port), str(data_dir), port=hub_port)
     targets = [Target("direct", app_port, None, [app.pid]), Target("spacehub", hub_port, HOST, [hub.pid])]
@@ -287,6 +293,7 @@ def report(targets: list[Target], args: argparse.Namespace) -> dict[str, object]
     med = {t.name: statistics.median(t.rps) for t in targets}
     load = "wrk" if shutil.which("wrk") else "a Python asyncio load generator (wrk is missing: figures are lower)"
     print(f"load: {load}, {args.connections} connections, {args.rounds} rounds of {args.duration:g}s per target")
+    print(f"app: raw ASGI on uvicorn ({args.app_server}), 1 worker")
     print(f"{'target':<15} {'req/s (median)':>15} {'rounds':>30} {'server CPU µs/req':>18}")
     for t in targets:
         rounds = " ".join(f"{r:,.0f}" for r in t.rps)
@@ -305,6 +312,7 @@ def report(targets: list[Target], args: argparse.Namespace) -> dict[str, object]
         print(f"ratio {name}: {value:.2f}")
     return {
         "load": load,
+        "app_server": args.app_server,
         "connections": args.connections,
         "duration": args.duration,
         "targets": {t.name: {"rps": t.rps, "cpu_us_per_request": t.cpu_us} for t in targets},
@@ -318,20 +326,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measurement, whole with wrk (default 5)")
     p.add_argument("--rounds", type=int, default=3, help="measurements per target, in turns (default 3)")
     p.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections (default 32)")
+    p.add_argument(
+        "--app-server",
+        choices=("auto", "h11"),
+        default="auto",
+        help="the app's uvicorn: auto = httptools + uvloop (default), h11 = h11 + asyncio (the probes', Gradio's)",
+    )
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     p.add_argument("--role", nargs="+", help=argparse.SUPPRESS)  # internal: run one of the servers
     args = p.parse_args(argv)
     if args.role:
         role, *rest = args.role
         if role == "app":
-            serve_app(int(rest[0]))
+            serve_app(int(rest[0]), rest[1])
         else:
             serve_spacehub(int(rest[0]), int(rest[1]), rest[2], int(rest[3]) if len(rest) > 3 else None)
         return 0
     with tempfile.TemporaryDirectory(prefix="proxy-bench-") as tmp:
         servers = Servers(Path(tmp))
         try:
-            targets = start_targets(servers)
+            targets = start_targets(servers, args.app_server)
             for t in targets:  # warm up: open the keep-alive pools, import lazily loaded code
                 t.measure(min(1.0, args.duration), args.connections)
                 t.rps.clear()
