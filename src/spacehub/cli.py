@@ -64,6 +64,7 @@ def serve(
         host=bind_host,
         port=bind_port,
         log_level="info",
+        access_log=settings.server.access_log,
         proxy_headers=False,
         timeout_keep_alive=30,
         date_header=False,  # DateHeader sets an exact one

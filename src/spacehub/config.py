@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
+    access_log: bool = Field(
+        default=False, description="Log every request (uvicorn's access log; it doubles the proxy's cost per request)."
+    )
     public_url: str | None = Field(
         default=None,
         description="Base URL clients use (HF_ENDPOINT). Defaults to the URL of each incoming request.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -56,6 +56,7 @@ class RuntimeRouteTable:
         self.suffix = "." + ctx.settings.runtime.spaces_domain.strip(".").lower()
         self._static: dict[tuple[str, str], StaticSpaceApp] = {}
         self._auth: dict[tuple[str, str], tuple[float, bool]] = {}
+        self.listeners: list[Callable[[], None]] = []  # called in the loop after the host index changed
 
     def refresh(self) -> None:
         """Rebuild the host index from the database (call from a thread)."""
@@ -148,4 +149,3 @@ class RuntimeRouteTable:
             if target is not None and target.upstream is not None:
                 out[host] = target.upstream
         return out
-

@@ -82,7 +82,7 @@ def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(a: Any) -> AsyncIterator[Any]:
         async with previous(a) as state:
-            await asyncio.to_thread(routes.refresh)
+            await _refresh_now(routes)
             await rec.start()
             refresher = asyncio.ensure_future(_refresh_forever(routes, settings.runtime.reconcile_interval))
             try:
@@ -98,15 +98,21 @@ _pending: set[asyncio.Future[Any]] = set()
 
 
 def _refresh(routes: RuntimeRouteTable) -> None:
-    fut = asyncio.ensure_future(asyncio.to_thread(routes.refresh))
+    fut = asyncio.ensure_future(_refresh_now(routes))
     _pending.add(fut)
     fut.add_done_callback(_pending.discard)
+
+
+async def _refresh_now(routes: RuntimeRouteTable) -> None:
+    await asyncio.to_thread(routes.refresh)
+    for listener in routes.listeners:
+        listener()
 
 
 async def _refresh_forever(routes: RuntimeRouteTable, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        await asyncio.to_thread(routes.refresh)
+        await _refresh_now(routes)
 
 
 def build_server(settings: Settings) -> ASGIApp:
@@ -117,7 +123,13 @@ def build_server(settings: Settings) -> ASGIApp:
 
     app = create_app(settings)
     routes = app.state.routes or StaticRouteTable()
-    return space_server(app, settings, routes)
+    server = space_server(app, settings, routes)
+    plane = server.data_plane
+    if plane is not None and app.state.routes is not None:  # nginx mode: keep nginx's upstreams current
+        table: RuntimeRouteTable = app.state.routes
+        app.state.reconciler.route_listeners.append(lambda: plane.set_routes(table.public_upstreams()))
+        table.listeners.append(lambda: plane.set_routes(table.public_upstreams()))
+    return server
 
 
 class DateHeader:

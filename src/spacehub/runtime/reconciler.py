@@ -107,6 +107,7 @@ class Reconciler:
         self._http = httpx.AsyncClient(timeout=2.0)
         self._closing = False
         self.deep_sleep_after = float(getattr(deps.settings.runtime, "deep_sleep_after", 3600))
+        self.route_listeners: list[Callable[[], None]] = []  # called (in the loop) after each pass
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -295,6 +296,8 @@ class Reconciler:
             run.static_revision = state.desired.revision
         run.stage, run.error = p.stage.value, p.error
         run.changed.set()
+        for listener in self.route_listeners:
+            listener()
         await asyncio.to_thread(self._save_status, space_id, run, p.stage, p.error, p.detail, state)
         if p.requeue_after is not None:
             self._later(space_id, max(p.requeue_after, 0.05))
