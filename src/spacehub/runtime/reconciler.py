@@ -70,6 +70,7 @@ class SpaceRun:
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     hardware: dict[str, str] = field(default_factory=dict)  # release → flavor it runs on
     revisions: dict[str, str] = field(default_factory=dict)  # release → revision
+    limits: dict[str, str] = field(default_factory=dict)  # release → how the backend enforces its limits
     serving: str | None = None
     static_revision: str | None = None
     last_activity: float = field(default_factory=time.monotonic)
@@ -152,6 +153,7 @@ class Reconciler:
                 run.endpoints[inst.release_id] = inst.endpoint
                 run.hardware[inst.release_id] = st.current_hardware or "cpu-basic"
                 run.revisions[inst.release_id] = st.serving_revision or ""
+                run.limits[inst.release_id] = inst.limits
                 run.serving = inst.release_id
                 adopted.add(inst.release_id)
         for rid in alive:
@@ -321,7 +323,8 @@ class Reconciler:
             row.current_hardware = run.hardware.get(serving) if serving else None
             if stage is Stage.RUNNING and state.desired.static:
                 row.current_hardware = state.hardware
-            row.limits = state.limits_note
+            enforced = run.limits.get(serving) if serving else None
+            row.limits = "; ".join(x for x in (enforced, state.limits_note) if x)[:256] or None
             row.updated_at = utcnow()
 
     def _factory_done(self, space_id: str) -> None:
@@ -442,5 +445,6 @@ class Reconciler:
             inst = run.instances.get(rid)
             if inst is not None and inst.state is InstanceState.STARTING:
                 run.instances[rid] = replace(inst, state=InstanceState.READY)
+                run.limits[rid] = st.limits
                 self.kick(space_id)
             return

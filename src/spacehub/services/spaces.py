@@ -50,7 +50,7 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None) -> dict[str,
         if st.detail:
             out["sleepMode"] = st.detail
         if st.limits:
-            out["resourcesNote"] = st.limits
+            out["resources"] = {"limits": st.limits}  # how CPU/memory limits are enforced here, or why not
         out["updatedAt"] = iso(st.updated_at)
     return out
 
