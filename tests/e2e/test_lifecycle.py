@@ -195,7 +195,8 @@ def test_pause_then_restart(hub: Hub, tmp_path: Path) -> None:
     page = hub.get(repo_id, headers={"accept": "text/html"})
     assert page.status_code == 503 and "<html" in page.text and "paused" in page.text.lower()
     hub.api.restart_space(repo_id)
-    hub.wait(repo_id, "RUNNING", 60)
+    # wait_for_space right after restart_space waits for the restart, never answers the PAUSED of before
+    assert hub.api.wait_for_space(repo_id, timeout=60, poll_interval=0.2).stage == "RUNNING"
     r = hub.serves(repo_id, V1)
     assert f"<p id='pid'>{pid}</p>" not in r.text  # a new process
 
@@ -226,7 +227,8 @@ def test_stages_say_what_is_wrong(hub: Hub, tmp_path: Path) -> None:
     message = rt.raw.get("errorMessage", "")
     assert "unknown sdk 'flask'" in message and "gradio" in message, message
     assert hub.get(flask).status_code == 503
-    # fixing the README makes it run
+    # fixing the README makes it run; wait_for_space right after the upload never answers the stage of before
     hub.upload(flask, "python-http", tmp_path, create=False)
-    hub.wait(flask, "RUNNING", RUN_TIMEOUT)
+    rt = hub.api.wait_for_space(flask, timeout=RUN_TIMEOUT, poll_interval=0.2)
+    assert rt.stage == "RUNNING", hub.report(flask)
     hub.serves(flask, V1)

@@ -41,9 +41,9 @@ def test_static_space(hub: Hub, tmp_path: Path) -> None:
 def test_gradio_space(hub: Hub, tmp_path: Path) -> None:
     repo_id = hub.name("gradio")
     hub.upload(repo_id, "gradio", tmp_path)
-    seen: list[str] = []
-    hub.wait(repo_id, "RUNNING", BUILD_TIMEOUT, seen=seen)
-    assert seen[0] in ("BUILDING", "APP_STARTING", "RUNNING"), seen
+    assert hub.runtime(repo_id).stage in ("BUILDING", "APP_STARTING", "RUNNING")  # at once after the upload
+    rt = hub.api.wait_for_space(repo_id, timeout=BUILD_TIMEOUT)
+    assert rt.stage == "RUNNING", hub.report(repo_id)
     check_host(hub, repo_id)
     r = hub.serves(repo_id, "gradio")
     assert "<gradio-app" in r.text or "gradio_config" in r.text, r.text[:500]

@@ -136,6 +136,29 @@ async def test_failed_build_keeps_old_version_and_says_why(ctx: HubContext) -> N
         await rec.stop()
 
 
+async def test_restart_retries_a_failed_build(ctx: HubContext) -> None:
+    """A build that failed for a passing reason (the index was down) is built again by a restart."""
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    backend.fail_builds["*"] = "error: failed to fetch: connection refused"
+    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "BUILD_ERROR")
+        rec.kick(space)
+        await asyncio.sleep(0.2)
+        await until(rec, space, "BUILD_ERROR")  # a pass alone does not retry
+        backend.fail_builds.clear()
+        with ctx.db.transaction() as s:
+            spaces.restart(s, s.get(repos.Repo, space), factory=False)
+            assert spaces.runtime(s, s.get(repos.Repo, space))["stage"] == "BUILDING"  # said at once
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+    finally:
+        await rec.stop()
+
+
 async def test_crash_is_restarted_then_crash_loop_ends_in_runtime_error(ctx: HubContext, monkeypatch) -> None:
     monkeypatch.setattr("spacehub.runtime.plan.BACKOFF_BASE", 0.01)
     monkeypatch.setattr("spacehub.runtime.reconciler.MONITOR_INTERVAL", 0.05)

@@ -80,6 +80,7 @@ class SpaceRun:
     dirty: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     replaced: dict[str, float] = field(default_factory=dict)  # release → when traffic switched away from it
+    built_for: dict[str, str] = field(default_factory=dict)  # build → the release that asked for it
 
     def observed(self) -> Observed:
         return Observed(dict(self.builds), dict(self.instances), self.serving)
@@ -290,6 +291,7 @@ class Reconciler:
         if state is None:
             await self._forget(space_id, run)
             return
+        self._retry_failed_build(run, state.desired)
         p = plan(state.desired, run.observed(), time.time())
         run.stage, run.error = p.stage.value, p.error  # said before acting: the proxy's pages follow it at once
         for action in p.actions:
@@ -303,6 +305,16 @@ class Reconciler:
         await asyncio.to_thread(self._save_status, space_id, run, p.stage, p.error, p.detail, state)
         if p.requeue_after is not None:
             self._later(space_id, max(p.requeue_after, 0.05))
+
+    @staticmethod
+    def _retry_failed_build(run: SpaceRun, desired: Any) -> None:
+        """A failed build is final for the release that asked for it. A restart (or a new secret, variable or
+        hardware: any new release of the same revision) tries it again: the failure may have been passing, such as
+        the package index being unreachable."""
+        build = run.builds.get(desired.build_id) if desired.build_id else None
+        failed = build is not None and build.state is BuildState.FAILED
+        if failed and run.built_for.get(build.build_id, desired.release_id) != desired.release_id:
+            del run.builds[build.build_id]
 
     def _later(self, space_id: str, delay: float) -> None:
         assert self._loop is not None
@@ -349,6 +361,7 @@ class Reconciler:
         logs = SpaceLogs(self.logs_root, space_id)
         if isinstance(action, StartBuild):
             run.builds[action.build_id] = BuildObs(action.build_id, BuildState.BUILDING, now)
+            run.built_for[action.build_id] = state.desired.release_id
             self._spawn(self._build(space_id, run, state.build, logs))
         elif isinstance(action, FailBuild):
             run.builds[action.build_id] = BuildObs(action.build_id, BuildState.FAILED, now, action.reason)

@@ -27,7 +27,7 @@ from spacehub.errors import (
     PreconditionFailed,
     RevisionNotFound,
 )
-from spacehub.services import cards
+from spacehub.services import cards, spaces
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import SDKS
@@ -210,6 +210,7 @@ def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str)
         sdk = card_data(ctx, repo, sha).get("sdk")
         if isinstance(sdk, str) and sdk in SDKS:
             repo.sdk = sdk
+        spaces.under_way(s, repo, building=True)  # what the runtime will say: wait_for_space must not see the old stage
     s.flush()
     ctx.events.publish(RepoEvent("committed", repo.id, repo.type, f"refs/heads/{branch}", sha))
 

@@ -55,15 +55,35 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None) -> dict[str,
     return out
 
 
+def under_way(s: Session, repo: Repo, building: bool) -> None:
+    """A commit or a restart was just accepted: the recorded stage says so at once (BUILDING or APP_STARTING, with
+    the RUNNING_ form while an older version serves), so that `wait_for_space` right after `upload_folder` or
+    `restart_space` does not return the stage of what came before. The runtime's next pass, a moment later, writes
+    the real stage. Paused, sleeping and static Spaces keep theirs: no build starts for them."""
+    st = s.get(SpaceStatus, repo.id)
+    space = s.get(Space, repo.id)
+    if st is None or repo.sdk == "static" or st.stage == "SLEEPING" or (space is not None and space.paused):
+        return
+    serving = st.serving_release is not None
+    stage = "BUILDING" if building else "APP_STARTING"
+    st.stage = f"RUNNING_{stage}" if serving else stage
+    st.error_message = None
+    st.detail = None
+    st.updated_at = utcnow()
+
+
 def restart(s: Session, repo: Repo, factory: bool) -> None:
     """Restart (a new release of the same build) or factory-reboot (rebuild without caches); unpauses."""
     row = space_row(s, repo)
+    st = s.get(SpaceStatus, repo.id)
+    rebuild = factory or (st is not None and st.stage == "BUILD_ERROR")  # a restart retries a failed build
     row.paused = False
     if factory:
         row.factory_generation += 1
     else:
         row.restart_generation += 1
     row.updated_at = utcnow()
+    under_way(s, repo, building=rebuild)
 
 
 def pause(s: Session, repo: Repo) -> None:
