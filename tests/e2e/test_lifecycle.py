@@ -4,6 +4,8 @@ honest stages for broken configurations. Mostly the python-http example (no pack
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import queue
 import re
 import shutil
@@ -154,6 +156,9 @@ def test_a_crashing_app_ends_in_runtime_error_with_its_traceback(hub: Hub, tmp_p
     run = hub.logs(repo_id, "run")
     starts = [line for line in run if "===== Application Startup at" in line]
     assert len(starts) == 6, run  # the first start and 5 restarts
+    times = [dt.datetime.strptime(line.split(" at ")[1][:19], "%Y-%m-%d %H:%M:%S") for line in starts]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert gaps == sorted(gaps) and gaps[-1] >= 14, gaps  # backoff 1, 2, 4, 8, 16 s (to the second)
     # visitors get an error page, not a hang
     r = hub.get(repo_id)
     assert r.status_code == 503 and "RUNTIME_ERROR" in r.text

@@ -97,3 +97,33 @@ def test_deleting_a_space_stops_its_processes(hub: Hub, tmp_path: Path) -> None:
         assert time.monotonic() < deadline, f"left behind 15 s after delete_repo: {left}"
         time.sleep(0.1)
     assert httpx.get(hub.url + "/", headers={"host": host}).status_code == 404
+
+
+def test_deleting_a_space_while_it_builds_leaves_nothing_behind(hub: Hub, tmp_path: Path) -> None:
+    import json
+
+    repo_id = hub.name("delete-building")
+    hub.upload(repo_id, "python-http", tmp_path, files={"requirements.txt": "six\n"})  # a new environment
+    space_id = hub.space_id(repo_id)
+    deadline = time.monotonic() + 60
+    while not any("$ uv pip install" in line for line in hub.logs(repo_id, "build", quiet=0.3)):
+        assert time.monotonic() < deadline, hub.report(repo_id)
+    hub.api.delete_repo(repo_id, repo_type="space")
+    builds = hub.server.data_dir / "runtime" / "builds"
+
+    def left() -> dict[str, object]:
+        return {
+            "builds": [
+                b.parent.name for b in builds.glob("*/build.json") if json.loads(b.read_text())["space_id"] == space_id
+            ],
+            "unfinished builds": [p.name for p in builds.glob(".tmp-*")],
+            "processes": processes_with(str(builds)),
+            "logs": (hub.server.data_dir / "spaces" / space_id).exists(),
+        }
+
+    deadline = time.monotonic() + 60
+    while any(left().values()):
+        assert time.monotonic() < deadline, f"left behind 60 s after delete_repo: {left()}"
+        time.sleep(0.2)
+    time.sleep(1)
+    assert not any(left().values()), left()

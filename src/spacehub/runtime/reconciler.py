@@ -125,10 +125,14 @@ class Reconciler:
             self.kick(space_id)
 
     async def stop(self) -> None:
-        """Stop reconciling. Running apps keep running: the next start adopts them."""
+        """Stop reconciling. Running apps keep running: the next start adopts them. Builds under way are stopped
+        (the backend's optional ``close``): the next start builds again."""
         self._closing = True
         for t in list(self._tasks):
             t.cancel()
+        close = getattr(self.d.backend, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._http.aclose()
 
@@ -434,6 +438,10 @@ class Reconciler:
             logs.build_line("===== build done =====")
             if not spec.use_cache:
                 await asyncio.to_thread(self._factory_done, space_id)
+        if self.runs.get(space_id) is not run:  # the Space was deleted while it built: leave nothing behind
+            await asyncio.to_thread(self.d.backend.drop_build, spec.build_id)
+            await asyncio.to_thread(delete_logs, self.logs_root, space_id)
+            return
         current = run.builds.get(spec.build_id)
         if current is not None and current.state is BuildState.BUILDING:  # not timed out meanwhile
             run.builds[spec.build_id] = result

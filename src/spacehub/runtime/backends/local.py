@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from spacehub.runtime.backends.base import BuildFailed, BuildSpec, Endpoint, InstanceStatus, ReleaseSpec
-from spacehub.runtime.backends.local_build import PythonEnvs, file_lock
+from spacehub.runtime.backends.local_build import PythonEnvs, file_lock, stop_builds
 from spacehub.runtime.backends.local_docker import build_image, engine_call, find_engine, image_tag
 from spacehub.runtime.backends.local_launch import (
     HOST,
@@ -304,6 +304,10 @@ class LocalProcessBackend:
     def list_instances(self) -> list[InstanceStatus]:
         found = (self.status(d.name) for d in sorted(self.instances.iterdir()) if d.is_dir())
         return [s for s in found if s is not None]
+
+    def close(self) -> None:
+        """SpaceHub is stopping: kill the builds under way (apps keep running, to be adopted at the next start)."""
+        stop_builds()
 
     # ---- stopping and sleeping -------------------------------------------------------------------------------
     def stop(self, release_id: str) -> None:

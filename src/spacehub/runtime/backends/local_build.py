@@ -42,6 +42,8 @@ REQUIREMENT_FILES = ("pre-requirements.txt", "requirements.txt")
 INCLUDE_RE = re.compile(r"^\s*(-r|-c|--requirement|--constraint)[\s=]+(\S+)")
 LOCAL_RE = re.compile(r"^\s*(-e\s+)?(\.{1,2}/|\.\s*$|file:)")
 ERROR_TAIL = 12
+_running: set[subprocess.Popen[str]] = set()  # build commands under way in this process (see stop_builds)
+_running_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -54,6 +56,16 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def stop_builds() -> None:
+    """Kill every build command this process still runs (uv, podman build). Called when SpaceHub stops: they would
+    otherwise run on as orphans, writing into an environment nobody will use. The next start builds again."""
+    with _running_lock:
+        procs = list(_running)
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
 
 
 def run_logged(cmd: Sequence[str], env: Mapping[str, str], cwd: Path, log: Log, what: str, timeout: float) -> None:
@@ -69,6 +81,8 @@ def run_logged(cmd: Sequence[str], env: Mapping[str, str], cwd: Path, log: Log, 
         text=True,
         errors="replace",
     )
+    with _running_lock:
+        _running.add(proc)
     timed_out = threading.Event()
 
     def kill() -> None:
@@ -87,6 +101,8 @@ def run_logged(cmd: Sequence[str], env: Mapping[str, str], cwd: Path, log: Log, 
         code = proc.wait()
     finally:
         timer.cancel()
+        with _running_lock:
+            _running.discard(proc)
     if code != 0:
         why = f"timed out after {timeout:.0f}s" if timed_out.is_set() else f"failed (exit {code})"
         raise BuildFailed(f"{what} {why}:\n" + "\n".join(tail))
