@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from spacehub.storage.db import Base, utcnow
@@ -121,4 +121,27 @@ class SpaceStatus(Base):
     serving_release: Mapped[str | None] = mapped_column(String(64), nullable=True)
     limits: Mapped[str | None] = mapped_column(String(256), nullable=True)
     factory_done: Mapped[int] = mapped_column(Integer, default=0)  # last factory generation built without cache
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SpaceVariable(Base):
+    """An environment variable of a Space (public: readers of the Space see it, and duplicates copy it)."""
+
+    __tablename__ = "space_variables"
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SpaceSecret(Base):
+    """A secret of a Space: its value only as AES-GCM ciphertext (services/crypto.py), never returned by the API."""
+
+    __tablename__ = "space_secrets"
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16))  # the server key (secrets.key) that encrypted it
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce || ciphertext || tag
+    description: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
