@@ -37,6 +37,10 @@ class StorageSettings(BaseModel):
     lfs_url_ttl_seconds: int = Field(default=3600, description="Lifetime of the signed LFS upload URLs.")
 
 
+# Persistent storage tiers as HF sold them (spaces-platform.md §2.1.7), in bytes; small < medium < large.
+STORAGE_TIERS = {"small": 20 * 10**9, "medium": 150 * 10**9, "large": 10**12}
+
+
 class RuntimeSettings(BaseModel):
     spaces_domain: str = Field(default="localhost", description="Spaces are served at {subdomain}.{spaces_domain}.")
     backend: Literal["local", "fake", "none"] = Field(
@@ -54,6 +58,22 @@ class RuntimeSettings(BaseModel):
         description="uv's package cache for Space environments (default {data_dir}/runtime/uv-cache; keep it on the "
         "same filesystem as the data dir: environments hard-link from it).",
     )
+    storage_tiers: dict[str, int] = Field(
+        default_factory=lambda: dict(STORAGE_TIERS),
+        description="Bytes of each persistent storage tier (small, medium, large); JSON, e.g. to test with tiny ones.",
+    )
+    storage_enforcement: Literal["auto", "image", "monitor"] = Field(
+        default="auto",
+        description="How a tier's size is enforced: a loop-mounted ext4 image per Space (image), a usage monitor "
+        "that stops the Space when it is over (monitor), or image where this machine allows it (auto).",
+    )
+    storage_check_interval: float = Field(
+        default=10.0, description="Seconds between measurements of each Space's storage usage (and monitor checks)."
+    )
+
+    def storage_tier_bytes(self, tier: str) -> int:
+        """The size of ``tier`` here: the setting's, else HF's."""
+        return int(self.storage_tiers.get(tier, STORAGE_TIERS[tier]))
 
 
 class ProxySettings(BaseModel):

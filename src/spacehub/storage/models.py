@@ -145,3 +145,19 @@ class SpaceSecret(Base):
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce || ciphertext || tag
     description: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SpaceStorage(Base):
+    """A Space's persistent storage (its tier is ``spaces.storage_tier``) and its volumes: the key naming the storage
+    folder (a new one after each deletion), the volumes as JSON, and what the runtime last measured."""
+
+    __tablename__ = "space_storage"
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    volumes: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: [{type, source, mountPath, …}]
+    used_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    limit_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    enforcement: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    stopped_reason: Mapped[str | None] = mapped_column(String(512), nullable=True)  # the monitor stopped the Space
+    measured_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
