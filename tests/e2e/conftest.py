@@ -11,6 +11,7 @@ logs, and the tail of the server's own log.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -148,8 +149,6 @@ class Hub:
         """The log's lines (no timestamps) as the SSE route sends them, read until ``quiet`` seconds pass without
         a new line (the stream stays open while the Space runs). Faster than fetch_space_logs' 5 s."""
         lines: list[str] = []
-        import json
-
         deadline = time.monotonic() + limit
         try:
             with httpx.stream(
@@ -180,8 +179,6 @@ class Hub:
 
     def instances(self, repo_id: str) -> list[dict[str, Any]]:
         """launch.json of every instance the local backend runs for the Space (state.json merged in)."""
-        import json
-
         space_id, out = self.space_id(repo_id), []
         for launch in sorted((self.server.data_dir / "runtime" / "instances").glob("*/launch.json")):
             try:
@@ -245,8 +242,6 @@ def stop_hub(hub: Hub) -> None:
 
 def stop_apps(data_dir: Path) -> None:
     """Kill the supervisors and apps recorded under ``data_dir`` (by the pids in their state.json, nothing else)."""
-    import json
-
     from spacehub.runtime.procs import kill_instance
 
     for state in (data_dir / "runtime" / "instances").glob("*/state.json"):

@@ -183,8 +183,6 @@ def test_a_private_space_is_served_only_to_its_readers(hub: Hub, tmp_path: Path)
     for token in (carol, hub.alice, hub.server.user("alice", role="read")):
         r = hub.get(repo_id, token=token)
         assert r.status_code == 200 and V1 in r.text, (r.status_code, r.text[:200])
-    # the app never sees its visitors' tokens
-    assert "authorization" not in r.text.lower()
     # the same 404 as an unknown Space
     unknown = httpx.get(hub.url + "/", headers={"host": f"nobody-nothing.localhost:{hub.port}"})
     assert unknown.status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -100,8 +101,6 @@ def test_deleting_a_space_stops_its_processes(hub: Hub, tmp_path: Path) -> None:
 
 
 def test_deleting_a_space_while_it_builds_leaves_nothing_behind(hub: Hub, tmp_path: Path) -> None:
-    import json
-
     repo_id = hub.name("delete-building")
     hub.upload(repo_id, "python-http", tmp_path, files={"requirements.txt": "six\n"})  # a new environment
     space_id = hub.space_id(repo_id)
