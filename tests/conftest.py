@@ -31,7 +31,7 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "SPACEHUB_RUNTIME__BACKEND": "none", **(env or {})},
+        env={**os.environ, "SPACEHUB_RUNTIME__BACKEND": "none", "SPACEHUB_SERVER__ACCESS_LOG": "true", **(env or {})},
     )
     return out.stdout
 
@@ -67,7 +67,7 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | 
         [sys.executable, "-m", "spacehub", "serve", "--port", str(port), "--data-dir", str(data_dir)],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, "SPACEHUB_RUNTIME__BACKEND": "none", **(env or {})},
+        env={**os.environ, "SPACEHUB_RUNTIME__BACKEND": "none", "SPACEHUB_SERVER__ACCESS_LOG": "true", **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -81,6 +81,9 @@ def create_app(settings: Settings, ctx: HubContext | None = None) -> FastAPI:
         return error_response(BadRequest(f"Invalid request: {msg}"), getattr(request.state, "request_id", ""))
 
     attach_runtime(app, ctx)
+    from spacehub.api import hardware
+
+    app.include_router(hardware.router)
     for module in (repos, info, commits, spaces):
         app.include_router(module.router)
     from spacehub.git import routes as git_routes

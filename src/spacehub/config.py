@@ -6,7 +6,7 @@ Every field is documented in docs/settings.md (tests/test_docs.py enforces it).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +52,28 @@ class RuntimeSettings(BaseModel):
         default=3600.0, description="Seconds a Space stays frozen (light sleep) before its process is stopped."
     )
     flavors_file: Path | None = Field(default=None, description="A TOML file replacing the hardware flavor catalog.")
+    devices_file: Path | None = Field(
+        default=None,
+        description="A TOML file declaring this machine's accelerators ([[gpu]] id, model, memory_gb); replaces "
+        "detection.",
+    )
+    devices: list[dict[str, Any]] | None = Field(
+        default=None,
+        description='The same inventory inline, as JSON: [{"id": "0", "model": "Tesla T4", "memory_gb": 16}].',
+    )
+    detect_gpus: bool = Field(default=True, description="Find NVIDIA GPUs with nvidia-smi when no inventory is given.")
+    resource_policy: Literal["cap", "strict"] = Field(
+        default="cap",
+        description="A flavor larger than this machine: cap its CPU/memory limits to the machine (cap) or refuse "
+        "it (strict).",
+    )
+    custom_sleep_on_free_hardware: bool = Field(
+        default=False, description="Allow a custom sleep time on free hardware (HF does not: 48 h, fixed)."
+    )
+    min_available_memory_mb: int = Field(
+        default=512,
+        description="Below this much available memory (/proc/meminfo), frozen Spaces are stopped early; 0: never.",
+    )
     use_cgroups: bool = Field(default=True, description="Enforce CPU/memory/pids limits with cgroups where possible.")
     uv_cache_dir: Path | None = Field(
         default=None,

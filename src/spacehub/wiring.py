@@ -15,12 +15,17 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from spacehub.api import hardware as hardware_api
 from spacehub.config import Settings
 from spacehub.runtime.backends.base import Backend
-from spacehub.runtime.hardware import Catalog
+from spacehub.runtime.devices import inventory_from_settings
+from spacehub.runtime.hardware import Catalog, this_machine
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
+from spacehub.runtime.scheduling import Scheduler
+from spacehub.services.billing import Meter
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import subdomain
+from spacehub.services.hardware import HardwarePolicy
 from spacehub.space_routes import RuntimeRouteTable
 
 EVENT_DELAY = 0.15  # events are published inside the API transaction: act once it has committed
@@ -41,12 +46,21 @@ def make_backend(settings: Settings) -> Backend:
     return LocalProcessBackend(settings.data_dir / "runtime", use_cgroups=rt.use_cgroups, uv_cache_dir=rt.uv_cache_dir)
 
 
+def make_scheduler(settings: Settings) -> Scheduler:
+    """The flavor catalog, this machine's CPUs, memory and accelerators, and the resource policy. Raises:
+    InventoryError (a malformed device inventory: the server does not start)."""
+    rt = settings.runtime
+    return Scheduler(Catalog.load(rt.flavors_file), this_machine(), inventory_from_settings(rt), rt.resource_policy)
+
+
 def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
     """Create the reconciler and route table for ``app`` (none when ``runtime.backend`` is "none")."""
     settings = ctx.settings
     app.state.kick = None
     app.state.runs = {}
     app.state.routes = None
+    scheduler = make_scheduler(settings)
+    hardware_api.install(app, HardwarePolicy(scheduler, settings.runtime.custom_sleep_on_free_hardware))
     if settings.runtime.backend == "none":
         return
     port = settings.server.port
@@ -57,7 +71,9 @@ def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
             db=ctx.db,
             git=ctx.git,
             backend=make_backend(settings),
-            catalog=Catalog.load(settings.runtime.flavors_file),
+            catalog=scheduler.catalog,
+            scheduler=scheduler,
+            meter=Meter(ctx.db, scheduler.catalog).observe,
             user_env=ctx.space_env,
             hub_url=lambda: hub_url(settings),
             space_host=lambda full_name: f"{subdomain(full_name)}.{domain}:{port}",

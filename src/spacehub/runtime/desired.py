@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from spacehub.runtime.backends.base import BuildSpec, ReleaseSpec, Resources
 from spacehub.runtime.hardware import Catalog, Flavor, MachineInfo, memory_label
+from spacehub.runtime.scheduling import Placement, capped, choose_placement
 from spacehub.runtime.spaceconfig import ConfigProblem, SpaceConfig, parse_space_config
 from spacehub.runtime.types import Desired, SleepMode
 from spacehub.storage.git import GitStore
@@ -58,17 +59,9 @@ def _factory_done(s: Session, repo_id: str) -> int:
 
 
 def resources_for(flavor: Flavor, machine: MachineInfo, strict: bool = False) -> tuple[Resources, str | None]:
-    """The flavor's limits, capped to what this machine has (default policy) with a note saying so."""
-    cpus, memory = flavor.cpu, flavor.memory_bytes
-    notes = []
-    if cpus > machine.cpus:
-        notes.append(f"{flavor.name} asks {flavor.cpu:g} vCPU; this machine has {machine.cpus}")
-        cpus = float(machine.cpus)
-    if memory > machine.memory_bytes:
-        notes.append(f"{flavor.name} asks {flavor.memory_gb:g} GB of memory; this machine has "
-                     f"{machine.memory_bytes / 1024**3:.0f} GB")  # fmt: skip
-        memory = machine.memory_bytes
-    note = ("capped: " + "; ".join(notes)) if notes else None
+    """The flavor's limits, capped to what this machine has (default policy) with a note saying so. No devices: the
+    reconciler places releases with a `scheduling.Scheduler` (see ``place`` in `read_space`)."""
+    cpus, memory, note = capped(flavor, machine)
     return Resources(cpus=cpus, memory_bytes=memory), note
 
 
@@ -111,12 +104,18 @@ def read_space(
     user_env: Callable[[Session, Repo], Mapping[str, str]],
     sleep: SleepMode = SleepMode.AWAKE,
     deleting: bool = False,
+    place: Callable[[Flavor, bool], Placement] | None = None,
+    fallback: str | None = None,
 ) -> SpaceState:
-    """The desired state of one Space. ``user_env`` gives its variables and (decrypted) secrets."""
+    """The desired state of one Space. ``user_env`` gives its variables and (decrypted) secrets. ``place`` gives a
+    flavor's limits and devices on this machine (default: capped limits, no devices); when the requested flavor
+    cannot run now, the release stays on ``fallback`` (the flavor the Space runs on now), else the default flavor,
+    and ``Desired.unmet`` says why."""
     space = s.get(Space, repo.id) or Space(repo_id=repo.id, hardware="cpu-basic", paused=False,
                                            restart_generation=0, factory_generation=0)  # fmt: skip
-    flavor = catalog.get(space.hardware) or catalog.get(None)
-    assert flavor is not None
+    requested = catalog.get(space.hardware) or catalog.get(None)
+    assert requested is not None
+    flavor = requested
     branches = git.branches(repo.id)
     revision = branches.get("main")
     base = dict(space_id=repo.id, paused=bool(space.paused), deleting=deleting, sleep=sleep)
@@ -130,10 +129,22 @@ def read_space(
                           problem_message=parsed.message, **base)  # fmt: skip
         return SpaceState(desired, repo.full_name, flavor.name, None, None, None)
     cfg = parsed
+    # Nothing will start for a paused, deeply asleep or static Space: it takes no device.
+    claim = not (space.paused or deleting or sleep is SleepMode.STOPPED or cfg.sdk == "static")
+
+    def placer(f: Flavor) -> Placement:
+        if place is not None:
+            return place(f, claim)
+        resources, note = resources_for(f, machine)
+        return Placement(f, resources, note, "this runtime has no accelerators" if f.accelerator else None)
+
+    placement, unmet = choose_placement(requested, [catalog.get(fallback) if fallback else None,
+                                                    catalog.get(None)], placer)  # fmt: skip
+    flavor = placement.flavor
     deps = [_read_text(git, repo.id, revision, p) for p in ("requirements.txt", "pre-requirements.txt")]
     build_id = "b" + _digest(repo.id, revision, cfg.sdk, cfg.sdk_version, cfg.python_version, deps,
                              space.factory_generation)  # fmt: skip
-    resources, note = resources_for(flavor, machine)
+    resources, note = placement.resources, placement.note
     env = platform_env(repo, cfg, flavor, resources, hub_url, host)
     env.update({k: v for k, v in user_env(s, repo).items() if k not in PLATFORM_ENV})
     release_id = "r" + _digest(build_id, env, flavor.name, space.restart_generation)
@@ -164,6 +175,7 @@ def read_space(
         release_id=release_id,
         static=cfg.sdk == "static",
         start_timeout=cfg.startup_timeout,
+        unmet=unmet,
         **base,
     )
     return SpaceState(desired, repo.full_name, flavor.name, build, release, cfg, note)

@@ -19,11 +19,16 @@ The rules, in order:
    instance exited → restart with exponential backoff, up to MAX_RESTARTS  → then RUNTIME_ERROR (last log lines)
    instance ready → Route to it, stop every other instance                 → RUNNING
 No intermediate stage lasts forever: builds and starts have timeouts, crashes a bounded number of restarts.
+Requested hardware that cannot run now (its devices are taken) is not a rule: the desired release is then on the
+flavor the Space runs on (desired.py), so nothing restarts, and ``desired.unmet`` becomes the plan's error unless
+there is a more pressing one (not while paused or deleting).
 Traffic leaves an instance before it is stopped: a Route away from it always comes before its StopInstance, so no
 request is sent to an app that is shutting down (visitors get the paused or error page at once instead of a 502).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from spacehub.runtime.types import (
     Action,
@@ -71,6 +76,13 @@ def _serving(observed: Observed) -> str | None:
 
 
 def plan(desired: Desired, observed: Observed, now: float) -> Plan:
+    p = _plan(desired, observed, now)
+    if desired.unmet and p.error is None and p.stage not in (Stage.DELETING, Stage.PAUSED):
+        return replace(p, error=desired.unmet)
+    return p
+
+
+def _plan(desired: Desired, observed: Observed, now: float) -> Plan:
     if desired.deleting:
         return Plan([Route(None), *_stop_all_but(observed, set())], Stage.DELETING)
     if desired.paused:

@@ -31,6 +31,8 @@ from spacehub.runtime.backends.base import Backend, BuildFailed, Endpoint
 from spacehub.runtime.hardware import Catalog, MachineInfo, this_machine
 from spacehub.runtime.logs import SpaceLogs, delete_logs
 from spacehub.runtime.plan import plan
+from spacehub.runtime.scheduling import Scheduler
+from spacehub.runtime.sleep import available_memory, eviction_order, sleep_mode
 from spacehub.runtime.types import (
     Action,
     BuildObs,
@@ -81,6 +83,8 @@ class SpaceRun:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     replaced: dict[str, float] = field(default_factory=dict)  # release → when traffic switched away from it
     built_for: dict[str, str] = field(default_factory=dict)  # build → the release that asked for it
+    devices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # release → accelerators it was given
+    evicted: bool = False  # frozen, then stopped early to free memory (until the next visit)
 
     def observed(self) -> Observed:
         return Observed(dict(self.builds), dict(self.instances), self.serving)
@@ -97,6 +101,9 @@ class RuntimeDeps:
     user_env: Callable[[Session, Repo], Mapping[str, str]] = lambda s, r: {}
     hub_url: Callable[[], str] = lambda: "http://127.0.0.1:8000"
     space_host: Callable[[str], str] = lambda full_name: ""
+    scheduler: Scheduler | None = None  # limits and accelerators per flavor (default: capped, no devices)
+    meter: Callable[[str, set[str]], None] | None = None  # (space id, flavors it runs on now): usage metering
+    available_memory: Callable[[], int | None] = available_memory
 
 
 class Reconciler:
@@ -109,6 +116,9 @@ class Reconciler:
         self._http = httpx.AsyncClient(timeout=2.0)
         self._closing = False
         self.deep_sleep_after = float(getattr(deps.settings.runtime, "deep_sleep_after", 3600))
+        self.min_available = int(getattr(deps.settings.runtime, "min_available_memory_mb", 0)) * 2**20
+        self.scheduler = deps.scheduler or Scheduler(deps.catalog, deps.machine)
+        self._waiting: set[str] = set()  # Spaces whose requested hardware waits for devices
         self.route_listeners: list[Callable[[], None]] = []  # called (in the loop) after each pass
 
     @property
@@ -159,6 +169,8 @@ class Reconciler:
                 run.hardware[inst.release_id] = st.current_hardware or "cpu-basic"
                 run.revisions[inst.release_id] = st.serving_revision or ""
                 run.limits[inst.release_id] = inst.limits
+                run.devices[inst.release_id] = tuple(st.devices.split(",")) if st.devices else ()
+                self.scheduler.allocator.hold(space_id, run.devices[inst.release_id])
                 run.serving = inst.release_id
                 adopted.add(inst.release_id)
         for rid in alive:
@@ -223,8 +235,29 @@ class Reconciler:
             await asyncio.sleep(interval)
             with self.d.db.transaction() as s:
                 ids = list(s.scalars(select(Repo.id).where(Repo.type == "space")))
+            await self._relieve_memory()
             for space_id in ids:
                 self.kick(space_id)
+
+    async def _relieve_memory(self) -> None:
+        """Below ``runtime.min_available_memory_mb`` of available memory, stop frozen Spaces (the longest idle first)
+        until there is enough again: they stay asleep, stopped instead of frozen, until their next visitor."""
+        if self.min_available <= 0:
+            return
+        frozen = [(sid, run.last_activity) for sid, run in self.runs.items()
+                  if any(i.state is InstanceState.FROZEN for i in run.instances.values())]  # fmt: skip
+        for space_id in eviction_order(frozen):
+            available = await asyncio.to_thread(self.d.available_memory)
+            if available is None or available >= self.min_available:
+                return
+            run = self.runs.get(space_id)
+            if run is None:
+                continue
+            run.evicted = True
+            SpaceLogs(self.logs_root, space_id).append(
+                "run", f"===== memory is short ({available // 2**20} MiB available): stopping this sleeping Space ====="
+            )
+            await self._reconcile(space_id)
 
     async def _monitor(self) -> None:
         """Notice ready instances that exited (crash) and reset crash counts of stable ones."""
@@ -265,12 +298,10 @@ class Reconciler:
 
     def _sleep_mode(self, space: Space | None, run: SpaceRun) -> SleepMode:
         sleep_time = space.sleep_time if space is not None and space.sleep_time is not None else DEFAULT_SLEEP
-        if sleep_time < 0:
-            return SleepMode.AWAKE
-        idle = time.monotonic() - run.last_activity
-        if idle < sleep_time:
-            return SleepMode.AWAKE
-        return SleepMode.STOPPED if idle >= sleep_time + self.deep_sleep_after else SleepMode.FROZEN
+        mode = sleep_mode(time.monotonic() - run.last_activity, sleep_time, self.deep_sleep_after, run.evicted)
+        if mode is SleepMode.AWAKE:
+            run.evicted = False  # visited since: the next sleep starts frozen again
+        return mode
 
     def _read(self, space_id: str, run: SpaceRun) -> desired_mod.SpaceState | None:
         with self.d.db.transaction() as s:
@@ -288,6 +319,8 @@ class Reconciler:
                 host=self.d.space_host(repo.full_name),
                 user_env=self.d.user_env,
                 sleep=self._sleep_mode(s.get(Space, space_id), run),
+                place=lambda f, claim: self.scheduler.place(space_id, repo.full_name, f, claim),
+                fallback=run.hardware.get(run.serving) if run.serving else None,
             )
 
     async def _pass(self, space_id: str, run: SpaceRun) -> None:
@@ -306,9 +339,36 @@ class Reconciler:
         run.changed.set()
         for listener in self.route_listeners:
             listener()
+        self._account(space_id, run, state.desired, state.release)
         await asyncio.to_thread(self._save_status, space_id, run, p.stage, p.error, p.detail, state)
+        if self.d.meter is not None:
+            await asyncio.to_thread(self.d.meter, space_id, self._billable(run))
         if p.requeue_after is not None:
             self._later(space_id, max(p.requeue_after, 0.05))
+
+    def _account(self, space_id: str, run: SpaceRun, desired: Any, release: Any) -> None:
+        """Record the devices the Space holds after this pass: its live instances' and, when it should run, its
+        desired release's. Devices it no longer uses are free again: Spaces waiting for one get a pass."""
+        live = [rid for rid, inst in run.instances.items() if inst.state is not InstanceState.FAILED]
+        held = {d for rid in live for d in run.devices.get(rid, ())}
+        awake = not (desired.paused or desired.deleting or desired.static or desired.sleep is not SleepMode.AWAKE)
+        if awake and release is not None:
+            held |= set(release.resources.devices)
+        freed = self.scheduler.allocator.hold(space_id, held)
+        if desired.unmet:
+            self._waiting.add(space_id)
+        else:
+            self._waiting.discard(space_id)
+        if freed:
+            for other in self._waiting - {space_id}:
+                self.kick(other)
+
+    @staticmethod
+    def _billable(run: SpaceRun) -> set[str]:
+        """The flavors the Space runs on now: instances starting or answering (not frozen, not exited or failed).
+        Builds, sleep (frozen or stopped) and pauses are never billed."""
+        live = (InstanceState.STARTING, InstanceState.READY)
+        return {run.hardware[rid] for rid, inst in run.instances.items() if inst.state in live and rid in run.hardware}
 
     @staticmethod
     def _retry_failed_build(run: SpaceRun, desired: Any) -> None:
@@ -337,6 +397,7 @@ class Reconciler:
             row.serving_release = serving
             row.serving_revision = run.revisions.get(serving) if serving else None
             row.current_hardware = run.hardware.get(serving) if serving else None
+            row.devices = (",".join(run.devices.get(serving, ())) or None) if serving else None
             if stage is Stage.RUNNING and state.desired.static:
                 row.current_hardware = state.hardware
             enforced = run.limits.get(serving) if serving else None
@@ -357,6 +418,12 @@ class Reconciler:
         for bid in list(run.builds):
             await asyncio.to_thread(self.d.backend.drop_build, bid)
         self.runs.pop(space_id, None)
+        if self.scheduler.allocator.hold(space_id, ()):
+            for other in self._waiting - {space_id}:
+                self.kick(other)
+        self._waiting.discard(space_id)
+        if self.d.meter is not None:
+            await asyncio.to_thread(self.d.meter, space_id, set())
         await asyncio.to_thread(delete_logs, self.logs_root, space_id)
 
     # ---- doing -------------------------------------------------------------------------------------------------
@@ -388,6 +455,7 @@ class Reconciler:
             )
             run.endpoints[action.release_id] = ep
             run.hardware[action.release_id] = state.hardware
+            run.devices[action.release_id] = tuple(state.release.resources.devices)
             run.revisions[action.release_id] = state.desired.revision
             path = "/_stcore/health" if state.release.sdk == "streamlit" else "/"
             self._spawn(self._probe(space_id, run, action.release_id, ep, path))
@@ -404,6 +472,7 @@ class Reconciler:
             else:
                 run.instances.pop(action.release_id, None)
                 run.endpoints.pop(action.release_id, None)
+                run.devices.pop(action.release_id, None)
         elif isinstance(action, Route):
             if run.serving is not None and action.release_id is not None and run.serving != action.release_id:
                 run.replaced[run.serving] = time.monotonic()
@@ -416,6 +485,8 @@ class Reconciler:
                 run.serving = None
                 await asyncio.to_thread(self.d.backend.stop, action.release_id)
                 run.instances.pop(action.release_id, None)
+                run.devices.pop(action.release_id, None)
+                run.dirty = True  # one more pass: it says "stopped", not "frozen"
         elif isinstance(action, Thaw):
             await asyncio.to_thread(self.d.backend.thaw, action.release_id)
             run.instances[action.release_id] = replace(run.instances[action.release_id], state=InstanceState.READY)

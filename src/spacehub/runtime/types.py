@@ -63,6 +63,7 @@ class Desired:
     sleep: SleepMode = SleepMode.AWAKE
     build_timeout: float = 1800.0
     start_timeout: float = 1800.0
+    unmet: str | None = None  # why the requested hardware is not the release's (its devices are taken…)
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,7 @@ class SpaceStatus(Base):
     serving_release: Mapped[str | None] = mapped_column(String(64), nullable=True)
     limits: Mapped[str | None] = mapped_column(String(256), nullable=True)
     factory_done: Mapped[int] = mapped_column(Integer, default=0)  # last factory generation built without cache
+    devices: Mapped[str | None] = mapped_column(String(256), nullable=True)  # accelerators of the serving release
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -161,3 +162,30 @@ class SpaceStorage(Base):
     stopped_reason: Mapped[str | None] = mapped_column(String(512), nullable=True)  # the monitor stopped the Space
     measured_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+class BillingAccount(Base):
+    """An owner (user or org) allowed paid hardware: a payment card on file or a community grant (set by an admin
+    with ``spacehub billing grant``)."""
+
+    __tablename__ = "billing_accounts"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # grant | card
+    note: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class UsageInterval(Base):
+    """A stretch of time a Space ran (starting or running) on one priced flavor, at that flavor's price then.
+    ``last_seen_at`` moves on with every reconciler pass; ``ended_at`` is set when it stops. The Space's id and name
+    are copied, not referenced: usage outlives a deleted Space."""
+
+    __tablename__ = "usage_intervals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    repo_id: Mapped[str] = mapped_column(String(24), index=True)
+    space_name: Mapped[str] = mapped_column(String(192))
+    flavor: Mapped[str] = mapped_column(String(32))
+    unit_cost_micro_usd: Mapped[int] = mapped_column(BigInteger)  # per minute
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True, index=True)

@@ -1,0 +1,106 @@
+"""Honest scheduling: what a hardware flavor gets on this machine (CPU and memory limits, accelerators).
+
+A flavor's CPU and memory are limits. Where the machine is smaller than the flavor, the ``cap`` policy (default)
+caps the limits to what the machine has and says so (the runtime's ``resources.limits``); the ``strict`` policy
+refuses the flavor: requests for it get 400, and a Space already on it runs on its previous flavor instead.
+Accelerators are allocated, never shared (`devices.DeviceAllocator`). A flavor that cannot run now (its devices are
+taken) stays *requested*: the Space keeps running on its current flavor, and `errorMessage` says why
+(`choose_placement`).
+
+`Scheduler` is shared by the API (request-time checks: `unfit`) and the reconciler (`place`, each pass).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from spacehub.runtime.backends.base import Resources
+from spacehub.runtime.devices import Device, DeviceAllocator, missing
+from spacehub.runtime.hardware import GB, Catalog, Flavor, MachineInfo
+
+Policy = Literal["cap", "strict"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    flavor: Flavor
+    resources: Resources
+    note: str | None = None  # e.g. "capped: cpu-upgrade asks 8 vCPU; this machine has 2"
+    problem: str | None = None  # why the flavor cannot run now (then ``resources`` are not to be used)
+
+
+def capped(flavor: Flavor, machine: MachineInfo) -> tuple[float, int, str | None]:
+    """The flavor's CPU and memory limits, capped to the machine, and a note when capped."""
+    cpus, memory = flavor.cpu, flavor.memory_bytes
+    notes = []
+    if cpus > machine.cpus:
+        notes.append(f"{flavor.name} asks {flavor.cpu:g} vCPU; this machine has {machine.cpus}")
+        cpus = float(machine.cpus)
+    if memory > machine.memory_bytes:
+        notes.append(f"{flavor.name} asks {flavor.memory_gb:g} GB of memory; this machine has "
+                     f"{machine.memory_bytes / GB:.0f} GB")  # fmt: skip
+        memory = machine.memory_bytes
+    return cpus, memory, ("capped: " + "; ".join(notes)) if notes else None
+
+
+class Scheduler:
+    def __init__(
+        self, catalog: Catalog, machine: MachineInfo, devices: Sequence[Device] = (), policy: Policy = "cap"
+    ) -> None:
+        self.catalog, self.machine, self.policy = catalog, machine, policy
+        self.allocator = DeviceAllocator(devices)
+
+    @property
+    def devices(self) -> tuple[Device, ...]:
+        return self.allocator.inventory
+
+    def unfit(self, flavor: Flavor) -> str | None:
+        """Why ``flavor`` can never run on this machine (strict policy, or no such accelerator), or None."""
+        if flavor.accelerator is not None:
+            why = missing(self.devices, flavor.accelerator)
+            if why is not None:
+                return f"{flavor.name} cannot run on this machine: {why}"
+        _, _, note = capped(flavor, self.machine)
+        if note is not None and self.policy == "strict":
+            return (f"{flavor.name} does not fit this machine ({note.removeprefix('capped: ')}) and the resource "
+                    f"policy is strict")  # fmt: skip
+        return None
+
+    def place(self, space_id: str, name: str, flavor: Flavor, claim: bool = True) -> Placement:
+        """Limits and devices for the Space's next release on ``flavor``. With ``claim=False`` (paused or deeply
+        asleep: nothing will start) no device is taken."""
+        cpus, memory, note = capped(flavor, self.machine)
+        why = self.unfit(flavor)
+        if why is not None:
+            return Placement(flavor, Resources(cpus=cpus, memory_bytes=memory), note, why)
+        devices: tuple[str, ...] = ()
+        if flavor.accelerator is not None and claim:
+            ids, reason = self.allocator.claim(space_id, name, flavor.accelerator)
+            if ids is None:
+                return Placement(flavor, Resources(cpus=cpus, memory_bytes=memory), note, reason)
+            devices = ids
+        return Placement(flavor, Resources(cpus=cpus, memory_bytes=memory, devices=devices), note)
+
+
+def choose_placement(
+    requested: Flavor, fallbacks: Sequence[Flavor | None], place: Callable[[Flavor], Placement]
+) -> tuple[Placement, str | None]:
+    """The requested flavor if it can run now; else the first fallback that can (the flavor the Space runs on now,
+    then the default), with a message saying why the request waits. Pure given ``place``."""
+    first = last = place(requested)
+    if first.problem is None:
+        return first, None
+    why = f"Requested hardware {requested.name} is not available: {first.problem}."
+    tried = {requested.name}
+    for alt in fallbacks:
+        if alt is None or alt.name in tried:
+            continue
+        tried.add(alt.name)
+        last = place(alt)
+        if last.problem is None:
+            return last, f"{why} The Space runs on {alt.name} until it is."
+    # Nothing fits (a strict policy on a machine smaller than every flavor): the last one tried runs capped, without
+    # accelerators, and the message says so.
+    return Placement(last.flavor, last.resources, last.note), f"{why} The Space runs on {last.flavor.name}, capped."

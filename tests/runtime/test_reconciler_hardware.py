@@ -1,0 +1,165 @@
+"""The reconciler with hardware (FakeBackend, real HTTP on threads): GPU flavors get their devices and never share
+them, a request that cannot run keeps the current release and says why, freed devices go to the Space waiting for
+them, sleeping Spaces are stopped under memory pressure, and only running time is metered."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from spacehub.config import Settings
+from spacehub.runtime.backends.fake import FakeBackend
+from spacehub.runtime.devices import Device
+from spacehub.runtime.hardware import GB, Catalog, MachineInfo
+from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
+from spacehub.runtime.scheduling import Scheduler
+from spacehub.services import spaces
+from spacehub.services.context import HubContext
+from spacehub.storage.models import Repo
+from tests.runtime.test_reconciler import README, make_space, stage_in_db, until
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> HubContext:
+    return HubContext.create(Settings(data_dir=tmp_path / "data"))
+
+
+def reconciler(ctx: HubContext, backend: FakeBackend, **deps) -> Reconciler:
+    sched = Scheduler(Catalog(), MachineInfo(2, 24 * GB), (Device("0", "Tesla T4", 16),))
+    return Reconciler(RuntimeDeps(settings=ctx.settings, db=ctx.db, git=ctx.git, backend=backend, scheduler=sched,
+                                  **deps))  # fmt: skip
+
+
+def set_space(ctx: HubContext, space_id: str, **fields) -> None:
+    with ctx.db.transaction() as s:
+        row = spaces.space_row(s, s.get(Repo, space_id))
+        for k, v in fields.items():
+            setattr(row, k, v)
+
+
+def serving_env(rec: Reconciler, backend: FakeBackend, space_id: str) -> dict[str, str]:
+    return dict(backend.instances[rec.runs[space_id].serving].spec.env)
+
+
+async def settle(rec: Reconciler, space_id: str, check, wait: float = 10.0) -> None:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        run = rec.runs.get(space_id)
+        if run is not None and not run.lock.locked() and check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not settled: {rec.runs[space_id].stage} {rec.runs[space_id].error}")
+
+
+async def test_one_gpu_two_spaces(ctx: HubContext) -> None:
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    a = make_space(ctx, {"README.md": README, "app.py": "a"})
+    b = make_space(ctx, {"README.md": README, "app.py": "b"})
+    await rec.start()
+    try:
+        for sid in (a, b):
+            rec.kick(sid)
+            await until(rec, sid, "RUNNING")
+        set_space(ctx, a, hardware="t4-medium")
+        rec.kick(a)
+        await settle(rec, a, lambda: stage_in_db(ctx, a)["hardware"]["current"] == "t4-medium")
+        env = serving_env(rec, backend, a)
+        assert env["CUDA_VISIBLE_DEVICES"] == "0" and env["ACCELERATOR"] == "t4-medium"
+        started = len(backend.started)
+
+        set_space(ctx, b, hardware="t4-small")  # the only T4 is a's: b stays on cpu-basic and says why
+        rec.kick(b)
+        await settle(rec, b, lambda: "errorMessage" in stage_in_db(ctx, b))
+        rt = stage_in_db(ctx, b)
+        assert rt["stage"] == "RUNNING"
+        assert rt["hardware"] == {"current": "cpu-basic", "requested": "t4-small"}
+        assert "t4-small is not available" in rt["errorMessage"] and "used by alice/" in rt["errorMessage"]
+        assert len(backend.started) == started  # nothing restarted
+        assert "CUDA_VISIBLE_DEVICES" not in serving_env(rec, backend, b)
+
+        set_space(ctx, a, hardware="cpu-basic")  # a gives the GPU back: b gets it, without waiting for a timer
+        rec.kick(a)
+        await settle(rec, b, lambda: stage_in_db(ctx, b)["hardware"]["current"] == "t4-small", wait=15)
+        rt = stage_in_db(ctx, b)
+        assert "errorMessage" not in rt
+        assert serving_env(rec, backend, b)["CUDA_VISIBLE_DEVICES"] == "0"
+        assert "CUDA_VISIBLE_DEVICES" not in serving_env(rec, backend, a)
+        assert rec.scheduler.allocator.holders() == {b: ("0",)}
+    finally:
+        await rec.stop()
+
+
+async def test_a_restart_on_the_gpu_keeps_it_and_adoption_remembers_it(ctx: HubContext) -> None:
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    a = make_space(ctx, {"README.md": README, "app.py": "a"})
+    set_space(ctx, a, hardware="t4-small")
+    await rec.start()
+    try:
+        rec.kick(a)
+        await until(rec, a, "RUNNING")
+        first = rec.runs[a].serving
+        with ctx.db.transaction() as s:
+            spaces.restart(s, s.get(Repo, a), factory=False)
+        rec.kick(a)
+        await settle(rec, a, lambda: rec.runs[a].serving not in (None, first) and rec.runs[a].stage == "RUNNING")
+        assert serving_env(rec, backend, a)["CUDA_VISIBLE_DEVICES"] == "0"
+    finally:
+        await rec.stop()
+    rec2 = reconciler(ctx, backend)  # SpaceHub restarts: the running instance is adopted with its GPU
+    await rec2.start()
+    try:
+        assert rec2.scheduler.allocator.holders() == {a: ("0",)}
+        b = make_space(ctx, {"README.md": README, "app.py": "b"})
+        set_space(ctx, b, hardware="t4-small")
+        rec2.kick(b)
+        await settle(rec2, b, lambda: "errorMessage" in stage_in_db(ctx, b))
+        assert stage_in_db(ctx, a)["hardware"]["current"] == "t4-small"
+    finally:
+        await rec2.stop()
+
+
+async def test_memory_pressure_stops_frozen_spaces_and_usage_stops_while_asleep(ctx: HubContext) -> None:
+    backend = FakeBackend()
+    metered: list[tuple[str, set[str]]] = []
+    available = {"bytes": 8 * GB}
+    rec = reconciler(ctx, backend, meter=lambda sid, flavors: metered.append((sid, flavors)),
+                     available_memory=lambda: available["bytes"])  # fmt: skip
+    rec.deep_sleep_after = 3600
+    a = make_space(ctx, {"README.md": README, "app.py": "a"})
+    set_space(ctx, a, hardware="cpu-upgrade", sleep_time=1)
+    await rec.start()
+    try:
+        rec.kick(a)
+        await until(rec, a, "RUNNING")
+        assert metered[-1] == (a, {"cpu-upgrade"})
+        await asyncio.sleep(1.1)
+        rec.kick(a)
+        await until(rec, a, "SLEEPING")
+        assert stage_in_db(ctx, a)["sleepMode"] == "frozen"
+        assert metered[-1] == (a, set())  # frozen: not billed
+        await rec._relieve_memory()  # plenty of memory: stays frozen
+        assert stage_in_db(ctx, a)["sleepMode"] == "frozen"
+        available["bytes"] = 100 * 2**20  # below the 512 MiB default
+        await rec._relieve_memory()
+        await until(rec, a, "SLEEPING")
+        assert stage_in_db(ctx, a)["sleepMode"] == "stopped"
+        assert backend.instances == {}
+        ep = await rec.wake(a, timeout=10)  # a visitor: it starts again
+        assert ep is not None
+        await until(rec, a, "RUNNING")
+        assert rec.runs[a].evicted is False
+        assert metered[-1] == (a, {"cpu-upgrade"})
+    finally:
+        await rec.stop()
