@@ -53,7 +53,8 @@ def create_app(settings: Settings, ctx: HubContext | None = None) -> FastAPI:
     ctx = ctx or HubContext.create(settings)
     app = FastAPI(title="SpaceHub", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.ctx = ctx
-    app.state.create_hooks = []
+    app.state.create_hooks = []  # (ctx, session, principal, repo, body): apply a create/duplicate body's settings
+    app.state.create_checks = []  # (ctx, repo_type, body): refuse a bad body before anything is written
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Any) -> Any:
@@ -80,10 +81,11 @@ def create_app(settings: Settings, ctx: HubContext | None = None) -> FastAPI:
         msg = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
         return error_response(BadRequest(f"Invalid request: {msg}"), getattr(request.state, "request_id", ""))
 
-    attach_runtime(app, ctx)
-    from spacehub.api import hardware
+    from spacehub.api import space_settings
 
-    app.include_router(hardware.router)
+    space_settings.install(app, ctx)  # before attach_runtime: it sets ctx.space_env, which the runtime reads
+    attach_runtime(app, ctx)
+    app.include_router(space_settings.router)
     for module in (repos, info, commits, spaces):
         app.include_router(module.router)
     from spacehub.git import routes as git_routes

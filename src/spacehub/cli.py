@@ -17,6 +17,8 @@ orgs = typer.Typer(help="Manage organizations.", no_args_is_help=True)
 app.add_typer(users, name="users")
 app.add_typer(tokens, name="tokens")
 app.add_typer(orgs, name="orgs")
+secrets_cli = typer.Typer(help="Manage the key that encrypts Space secrets.", no_args_is_help=True)
+app.add_typer(secrets_cli, name="secrets")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (default: SPACEHUB_DATA_DIR or ./data)")]
 
@@ -122,6 +124,23 @@ def orgs_add_member(
 
     _run_admin(data_dir, lambda s: accounts.add_member(s, org, user, role))
     typer.echo(f"{user} is now {role} in {org}")
+
+
+@secrets_cli.command("rotate-key")
+def secrets_rotate_key(data_dir: DataDir = None) -> None:
+    """Re-encrypt every Space secret under a new key and retire the old one (the server may keep running)."""
+    from spacehub.services.crypto import SecretKeyError, key_path, rotate_key
+    from spacehub.storage.db import Database, upgrade_schema
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_schema(settings.database_url)
+    try:
+        key_id, count = rotate_key(Database(settings.database_url), key_path(settings.data_dir))
+    except SecretKeyError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"re-encrypted {count} secrets under the new key {key_id}; the old key is gone")
 
 
 def main() -> None:

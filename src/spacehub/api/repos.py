@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.deps import base_url, bearer_token, json_object, unit
+from spacehub.api.deps import base_url, bearer_token, ctx_of, json_object, unit
 from spacehub.errors import BadRequest
 from spacehub.services import accounts, commits, repos
 from spacehub.services.formats import repo_type_from, split_repo_id
@@ -45,7 +47,9 @@ def _create_repo(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     if "/" in name and organization is None:
         organization, name = split_repo_id(name)
     repo_type = repo_type_from(_str_or_none(body, "type"))
-    with unit(request) as (ctx, s, p):
+    for check in request.app.state.create_checks:  # Space settings are checked before anything is written
+        check(ctx_of(request), repo_type, body)
+    with removed_on_failure(request) as created, unit(request) as (ctx, s, p):
         repo = repos.create_repo(
             ctx,
             s,
@@ -58,11 +62,25 @@ def _create_repo(request: Request, body: dict[str, Any]) -> dict[str, Any]:
             sdk=_str_or_none(body, "sdk"),
             base_url=base_url(request),
         )
+        created.append(repo.id)
         hooks = request.app.state.create_hooks
         for hook in hooks:  # Space settings (hardware, secrets…) are applied by later issues' hooks
             hook(ctx, s, p, repo, body)
         url = repos.repo_url(base_url(request), repo_type, repo.full_name)
         return {"url": url, "name": repo.full_name, "id": repo.id}
+
+
+@contextmanager
+def removed_on_failure(request: Request) -> Iterator[list[str]]:
+    """The git repositories of repos created in the block are removed if it fails: their database rows were rolled
+    back (a create hook refused the body, the commit failed), and a repo is its row and its git directory."""
+    created: list[str] = []
+    try:
+        yield created
+    except BaseException:
+        for repo_id in created:
+            ctx_of(request).git.delete(repo_id)
+        raise
 
 
 @router.delete("/api/repos/delete")

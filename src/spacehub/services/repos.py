@@ -67,8 +67,10 @@ def create_repo(
     visibility: str | None = None,
     sdk: str | None = None,
     base_url: str = "",
+    copy_from: Repo | None = None,
 ) -> Repo:
-    """Create a repo with its initial commit (``.gitattributes``; for Spaces a README with the sdk).
+    """Create a repo with its initial commit (``.gitattributes``; for Spaces a README with the sdk), or with every
+    branch of ``copy_from`` (a duplicate).
 
     Raises: BadRequest (invalid name/sdk), Unauthorized, Forbidden, Conflict (exists; carries ``url``).
     """
@@ -104,7 +106,10 @@ def create_repo(
     repo.owner = owner
     s.add(repo)
     s.flush()
-    _initial_commit(ctx, repo)
+    if copy_from is not None:
+        ctx.git.copy(copy_from.id, repo.id)
+    else:
+        _initial_commit(ctx, repo)
     ctx.events.publish(RepoEvent("created", repo.id, repo_type, "refs/heads/main"))
     return repo
 

@@ -114,8 +114,9 @@ class GitStore:
     def copy(self, src_id: str, dst_id: str) -> None:
         """Clone every ref and object of ``src_id`` into the new repo ``dst_id`` (used by duplicate)."""
         self.init(dst_id)
+        refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
         subprocess.run(
-            ["git", "fetch", "--quiet", "--no-tags", str(self.path(src_id)), "+refs/heads/*:refs/heads/*"],
+            ["git", "fetch", "--quiet", "--no-tags", str(self.path(src_id)), *refspecs],
             cwd=self.path(dst_id),
             check=True,
             capture_output=True,

@@ -1,0 +1,151 @@
+"""Space secrets and variables (/api/spaces/{id}/secrets|variables) and duplicating repos (/api/{T}/{id}/duplicate).
+
+`install(app, ctx)` opens the secrets key file (created at first start), plugs the Space environment into the
+context (``ctx.space_env``, read by the runtime) and registers the create hooks for ``secrets`` and ``variables``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from spacehub.api.deps import base_url, ctx_of, json_object, unit
+from spacehub.api.repos import removed_on_failure
+from spacehub.services import duplicates, repos, space_settings, spaces
+from spacehub.services.accounts import Principal
+from spacehub.services.context import HubContext
+from spacehub.services.crypto import SecretBox
+from spacehub.storage.models import Repo
+
+router = APIRouter()
+
+
+def install(app: FastAPI, ctx: HubContext) -> None:
+    box = SecretBox.for_data_dir(ctx.settings.data_dir)
+    app.state.secret_box = box
+    ctx.space_env = space_settings.env_reader(box)
+
+    def check(_: HubContext, repo_type: str, body: dict[str, Any]) -> None:
+        space_settings.parse_settings_body(body, repo_type)
+
+    def apply(_: HubContext, s: Session, p: Principal, repo: Repo, body: dict[str, Any]) -> None:
+        secrets, variables = space_settings.parse_settings_body(body, repo.type)
+        space_settings.apply_settings(box, s, repo, secrets, variables)
+
+    app.state.create_checks.append(check)
+    app.state.create_hooks.append(apply)
+
+
+def _box(request: Request) -> SecretBox:
+    box: SecretBox = request.app.state.secret_box
+    return box
+
+
+def _changed(s: Session, repo: Repo, changed: bool) -> None:
+    """The app's environment changed: it restarts (a new release of the same build, so no reinstall)."""
+    if changed:
+        spaces.under_way(s, repo, building=False)
+
+
+def _kick(request: Request, repo_id: str) -> None:
+    kick = getattr(request.app.state, "kick", None)
+    if kick is not None:
+        kick(repo_id)
+
+
+def _update(request: Request, ns: str, name: str, body: dict[str, Any], change: Any, answer: Any) -> Any:
+    """One settings change: write access, the change, the stage, the answer; then the runtime is kicked."""
+    with unit(request) as (_, s, p):
+        repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "write")
+        changed = change(s, repo, body)
+        _changed(s, repo, changed)
+        out, repo_id = answer(s, repo), repo.id
+    if changed:
+        _kick(request, repo_id)
+    return out
+
+
+# ---- secrets ---------------------------------------------------------------------------------------------------
+@router.get("/api/spaces/{ns}/{name}/secrets")
+def get_space_secrets(request: Request, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.get_space_secrets`: GET /api/spaces/{id}/secrets (keys and descriptions, never values)."""
+    with unit(request) as (_, s, p):
+        repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "write")
+        return space_settings.get_space_secrets(s, repo)
+
+
+@router.post("/api/spaces/{ns}/{name}/secrets")
+async def add_space_secret(request: Request, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.add_space_secret`: POST /api/spaces/{id}/secrets {"key", "value", "description"?}."""
+    body, box = await json_object(request), _box(request)
+
+    def change(s: Session, repo: Repo, body: dict[str, Any]) -> bool:
+        return space_settings.add_space_secret(box, s, repo, space_settings.parse_entry(body, "secret"))
+
+    return await run_in_threadpool(_update, request, ns, name, body, change, lambda s, repo: {})
+
+
+@router.delete("/api/spaces/{ns}/{name}/secrets")
+async def delete_space_secret(request: Request, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.delete_space_secret`: DELETE /api/spaces/{id}/secrets {"key"} (a missing key is fine)."""
+    body = await json_object(request)
+
+    def change(s: Session, repo: Repo, body: dict[str, Any]) -> bool:
+        return space_settings.delete_space_secret(s, repo, space_settings.parse_entry(body, "secret", False).key)
+
+    return await run_in_threadpool(_update, request, ns, name, body, change, lambda s, repo: {})
+
+
+# ---- variables -------------------------------------------------------------------------------------------------
+@router.get("/api/spaces/{ns}/{name}/variables")
+def get_space_variables(request: Request, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.get_space_variables`: GET /api/spaces/{id}/variables (read access: variables are public)."""
+    with unit(request) as (_, s, p):
+        repo = repos.get_repo(s, p, "space", f"{ns}/{name}")
+        return space_settings.get_space_variables(s, repo)
+
+
+@router.post("/api/spaces/{ns}/{name}/variables")
+async def add_space_variable(request: Request, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.add_space_variable`: POST /api/spaces/{id}/variables; answers every variable."""
+    body = await json_object(request)
+
+    def change(s: Session, repo: Repo, body: dict[str, Any]) -> bool:
+        return space_settings.add_space_variable(s, repo, space_settings.parse_entry(body, "variable"))
+
+    return await run_in_threadpool(_update, request, ns, name, body, change, space_settings.get_space_variables)
+
+
+@router.delete("/api/spaces/{ns}/{name}/variables")
+async def delete_space_variable(request: Request, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.delete_space_variable`: DELETE /api/spaces/{id}/variables {"key"}; answers every variable."""
+    body = await json_object(request)
+
+    def change(s: Session, repo: Repo, body: dict[str, Any]) -> bool:
+        return space_settings.delete_space_variable(s, repo, space_settings.parse_entry(body, "variable", False).key)
+
+    return await run_in_threadpool(_update, request, ns, name, body, change, space_settings.get_space_variables)
+
+
+# ---- duplicate -------------------------------------------------------------------------------------------------
+@router.post("/api/{rtype:repotype}/{ns}/{name}/duplicate")
+async def duplicate_repo(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.duplicate_repo` and `duplicate_space` (≤ 1.33): POST /api/{T}/{id}/duplicate."""
+    body = await json_object(request)
+    return await run_in_threadpool(_duplicate, request, rtype, f"{ns}/{name}", body)
+
+
+def _duplicate(request: Request, repo_type: str, from_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    req = duplicates.parse_duplicate_body(body, repo_type)
+    for check in request.app.state.create_checks:  # the same checks and hooks as create_repo's
+        check(ctx_of(request), repo_type, req.create_body(repo_type, None))
+    with removed_on_failure(request) as created, unit(request) as (ctx, s, p):
+        repo = duplicates.duplicate_repo(ctx, s, p, repo_type, from_id, req, base_url(request))
+        created.append(repo.id)
+        hook_body = req.create_body(repo_type, repo.sdk)
+        for hook in request.app.state.create_hooks:
+            hook(ctx, s, p, repo, hook_body)
+        return {"url": repos.repo_url(base_url(request), repo_type, repo.full_name)}
