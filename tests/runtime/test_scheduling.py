@@ -79,8 +79,13 @@ WAIT = "Requested hardware t4-medium is not available: it needs 1 Nvidia T4 GPU 
 PLAN_CASES = [
     # (name, desired, observed, stage, error)
     ("unmet request: current release serves on, error says why", want(unmet=WAIT), READY, Stage.RUNNING, WAIT),
-    ("a real error wins", want(unmet=WAIT, problem=Stage.CONFIG_ERROR, problem_message="bad yaml"), READY,
-     Stage.RUNNING, "CONFIG_ERROR: bad yaml"),
+    (
+        "a real error wins",
+        want(unmet=WAIT, problem=Stage.CONFIG_ERROR, problem_message="bad yaml"),
+        READY,
+        Stage.RUNNING,
+        "CONFIG_ERROR: bad yaml",
+    ),
     ("paused: no error", want(unmet=WAIT, paused=True), READY, Stage.PAUSED, None),
     ("asleep: says why too", want(unmet=WAIT, sleep=SleepMode.STOPPED), READY, Stage.SLEEPING, WAIT),
     ("met: no error", want(), READY, Stage.RUNNING, None),
