@@ -85,6 +85,9 @@ def create_app(settings: Settings, ctx: HubContext | None = None) -> FastAPI:
 
     space_settings.install(app, ctx)  # before attach_runtime: it sets ctx.space_env, which the runtime reads
     attach_runtime(app, ctx)
+    from spacehub.api import storage as storage_api
+
+    storage_api.install(app)  # after attach_runtime: the storage monitor runs beside the reconciler
     from spacehub.api import hardware
 
     app.include_router(hardware.router)

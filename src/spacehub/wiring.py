@@ -22,6 +22,7 @@ from spacehub.runtime.devices import inventory_from_settings
 from spacehub.runtime.hardware import Catalog, this_machine
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
 from spacehub.runtime.scheduling import Scheduler
+from spacehub.runtime.space_storage import StorageReader
 from spacehub.services.billing import Meter
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import subdomain
@@ -43,7 +44,12 @@ def make_backend(settings: Settings) -> Backend:
     from spacehub.runtime.backends.local import LocalProcessBackend
 
     rt = settings.runtime
-    return LocalProcessBackend(settings.data_dir / "runtime", use_cgroups=rt.use_cgroups, uv_cache_dir=rt.uv_cache_dir)
+    return LocalProcessBackend(
+        settings.data_dir / "runtime",
+        use_cgroups=rt.use_cgroups,
+        uv_cache_dir=rt.uv_cache_dir,
+        storage_enforcement=rt.storage_enforcement,
+    )
 
 
 def make_scheduler(settings: Settings) -> Scheduler:
@@ -75,6 +81,7 @@ def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
             scheduler=scheduler,
             meter=Meter(ctx.db, scheduler.catalog).observe,
             user_env=ctx.space_env,
+            storage=StorageReader(settings, ctx.git),
             hub_url=lambda: hub_url(settings),
             space_host=lambda full_name: f"{subdomain(full_name)}.{domain}:{port}",
         )

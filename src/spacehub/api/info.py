@@ -72,7 +72,7 @@ def _info(request: Request, rtype: str, repo_id: str, rev: str) -> dict[str, Any
             sha = None  # an empty repo still has an info page
         else:
             sha = ctx.git.resolve(repo.id, rev)
-        info = repos.base_info(ctx, repo, sha, base_url(request))
+        info = repos.base_info(ctx, repo, sha, base_url(request), p)
         if sha is not None:
             info["siblings"] = files.siblings(ctx, repo, sha, qbool(request.query_params.get("blobs")))
             info["cardData"] = files.card_data(ctx, repo, sha)

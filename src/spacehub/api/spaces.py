@@ -39,7 +39,7 @@ def get_space_runtime(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.get_space_runtime` and `wait_for_space`: GET /api/spaces/{id}/runtime."""
     with unit(request) as (_, s, p):
         repo = repos.get_repo(s, p, "space", f"{ns}/{name}")
-        return spaces.runtime(s, repo, _host(request, repo.full_name))
+        return spaces.runtime(s, repo, _host(request, repo.full_name), p)
 
 
 @router.post("/api/spaces/{ns}/{name}/restart")

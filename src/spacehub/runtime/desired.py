@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from spacehub.runtime.backends.base import BuildSpec, ReleaseSpec, Resources
 from spacehub.runtime.hardware import Catalog, Flavor, MachineInfo, memory_label
 from spacehub.runtime.scheduling import Placement, capped, choose_placement
+from spacehub.runtime.space_storage import StorageSpec
 from spacehub.runtime.spaceconfig import ConfigProblem, SpaceConfig, parse_space_config
-from spacehub.runtime.types import Desired, SleepMode
+from spacehub.runtime.types import Desired, SleepMode, Stage
 from spacehub.storage.git import GitStore
 from spacehub.storage.models import Repo, Space, SpaceStatus
 
@@ -104,6 +105,7 @@ def read_space(
     user_env: Callable[[Session, Repo], Mapping[str, str]],
     sleep: SleepMode = SleepMode.AWAKE,
     deleting: bool = False,
+    storage: Callable[[Session, Repo], StorageSpec | None] | None = None,
     place: Callable[[Flavor, bool], Placement] | None = None,
     fallback: str | None = None,
 ) -> SpaceState:
@@ -129,6 +131,11 @@ def read_space(
                           problem_message=parsed.message, **base)  # fmt: skip
         return SpaceState(desired, repo.full_name, flavor.name, None, None, None)
     cfg = parsed
+    st = storage(s, repo) if storage is not None and cfg.sdk != "static" else None  # persistent storage, volumes
+    if st is not None and st.problem:
+        desired = Desired(revision=revision, build_id=None, release_id=None, problem=Stage.CONFIG_ERROR,
+                          problem_message=st.problem, **base)  # fmt: skip
+        return SpaceState(desired, repo.full_name, flavor.name, None, None, None)
     # Nothing will start for a paused, deeply asleep or static Space: it takes no device.
     claim = not (space.paused or deleting or sleep is SleepMode.STOPPED or cfg.sdk == "static")
 
@@ -146,8 +153,10 @@ def read_space(
                              space.factory_generation)  # fmt: skip
     resources, note = placement.resources, placement.note
     env = platform_env(repo, cfg, flavor, resources, hub_url, host)
+    env.update(st.env if st is not None else {})  # HF_HOME under /data: before the user's, who may change it
     env.update({k: v for k, v in user_env(s, repo).items() if k not in PLATFORM_ENV})
-    release_id = "r" + _digest(build_id, env, flavor.name, space.restart_generation)
+    mounted = [st.identity] if st is not None else []  # nothing added without storage: release ids stay as they were
+    release_id = "r" + _digest(build_id, env, flavor.name, space.restart_generation, *mounted)
     build = BuildSpec(
         space_id=repo.id,
         build_id=build_id,
@@ -168,6 +177,9 @@ def read_space(
         app_port=cfg.app_port,
         env=env,
         resources=resources,
+        data_dir=st.data_dir if st is not None else None,
+        data_limit_bytes=st.limit_bytes if st is not None else None,
+        volumes=st.volumes if st is not None else (),
     )
     desired = Desired(
         revision=revision,
@@ -175,6 +187,7 @@ def read_space(
         release_id=release_id,
         static=cfg.sdk == "static",
         start_timeout=cfg.startup_timeout,
+        cold_start=st is not None and st.cold_start,
         unmet=unmet,
         **base,
     )

@@ -15,6 +15,7 @@ The rules, in order:
    build missing → StartBuild                                              → BUILDING / RUNNING_BUILDING
    build failed                                                            → BUILD_ERROR / RUNNING + error
    instance missing → StartInstance                                        → APP_STARTING / RUNNING_APP_STARTING
+     (desired.cold_start: Route away from and stop the serving one first)   → APP_STARTING
    instance starting past its timeout → FailInstance                       → RUNTIME_ERROR / RUNNING + error
    instance exited → restart with exponential backoff, up to MAX_RESTARTS  → then RUNTIME_ERROR (last log lines)
    instance ready → Route to it, stop every other instance                 → RUNNING
@@ -151,6 +152,11 @@ def _advance(desired: Desired, observed: Observed, serving: str | None, now: flo
 
     inst = observed.instances.get(want)
     if inst is None:
+        if desired.cold_start and serving is not None and serving != want:
+            # not zero-downtime: the serving release must let go first (a storage upgrade grows the filesystem
+            # while nothing has it mounted); the next pass starts ``want``
+            stop = [Route(None), *_stop_all_but(observed, {want})]
+            return Plan(actions + stop, Stage.APP_STARTING, requeue_after=0.0)
         actions.append(StartInstance(want, build_id))
         return waiting(Stage.APP_STARTING, Stage.RUNNING_APP_STARTING)
     if inst.state is InstanceState.STARTING:

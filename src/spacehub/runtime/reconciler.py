@@ -101,6 +101,7 @@ class RuntimeDeps:
     user_env: Callable[[Session, Repo], Mapping[str, str]] = lambda s, r: {}
     hub_url: Callable[[], str] = lambda: "http://127.0.0.1:8000"
     space_host: Callable[[str], str] = lambda full_name: ""
+    storage: Callable[[Session, Repo], Any] | None = None  # persistent storage and volumes (space_storage.py)
     scheduler: Scheduler | None = None  # limits and accelerators per flavor (default: capped, no devices)
     meter: Callable[[str, set[str]], None] | None = None  # (space id, flavors it runs on now): usage metering
     available_memory: Callable[[], int | None] = available_memory
@@ -319,6 +320,7 @@ class Reconciler:
                 host=self.d.space_host(repo.full_name),
                 user_env=self.d.user_env,
                 sleep=self._sleep_mode(s.get(Space, space_id), run),
+                storage=self.d.storage,
                 place=lambda f, claim: self.scheduler.place(space_id, repo.full_name, f, claim),
                 fallback=run.hardware.get(run.serving) if run.serving else None,
             )

@@ -35,6 +35,7 @@ APP_OOM_SCORE_ADJ = "500"  # raising needs no privilege: on an OOM the app goes,
 PR_SET_PDEATHSIG = 1
 CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -107,7 +108,10 @@ class Supervisor:
                 Path(procs).write_text(str(os.getpid()))
         except OSError as e:
             return self.fail(125, f"could not join the app's cgroup: {e}")
-        data = self.mount_data()
+        try:
+            data = self.mount_data()
+        except VolumeError as e:
+            return self.fail(126, str(e))
         self.line(f"===== Application Startup at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} =====")
         try:
             proc = subprocess.Popen(
@@ -186,24 +190,53 @@ class Supervisor:
         return rest
 
     def mount_data(self) -> str | None:
-        """Show the Space's storage at /data (private mount namespace) or, failing that, via SPACE_DATA_DIR."""
-        src = self.launch.get("data_dir")
-        if not src:
+        """Show the Space's storage (or a scratch folder of the instance's) at /data and its volumes read-only at
+        their paths, in a private mount namespace; failing that, via SPACE_DATA_DIR and SPACE_VOLUMES. Answers
+        "/data" or what the status should say. Raises: VolumeError when a volume cannot be mounted."""
+        src, scratch = self.launch.get("data_dir"), self.launch.get("ephemeral_data")
+        volumes = self.launch.get("volumes") or []
+        if not (src or scratch or volumes):
             return None
+        reason = self.launch.get("data_reason", "not supported")
         if self.launch.get("data_mode") == "mount":
             try:
-                os.makedirs("/data", exist_ok=True)
+                if scratch:
+                    os.makedirs(scratch, exist_ok=True)
+                os.makedirs("/data", exist_ok=True)  # mount points are made on the host, empty, once
                 _check(_libc.unshare(CLONE_NEWNS), "unshare")
                 _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-                _check(_libc.mount(src.encode(), b"/data", None, MS_BIND | MS_REC, None), "mount --bind")
-                self.env["SPACE_DATA_DIR"] = "/data"
-                return "/data"
+                _check(_libc.mount((src or scratch).encode(), b"/data", None, MS_BIND | MS_REC, None), "mount --bind")
             except OSError as e:
                 reason = str(e)
-        else:
-            reason = self.launch.get("data_reason", "not supported")
-        self.env["SPACE_DATA_DIR"] = src
-        return f"/data unavailable ({reason}); SPACE_DATA_DIR={src}"
+            else:
+                self.mount_volumes(volumes)
+                if not src:
+                    return None
+                self.env["SPACE_DATA_DIR"] = "/data"
+                self.env.setdefault("HF_HOME", "/data/.huggingface")
+                return "/data"
+        notes = []
+        if volumes:
+            self.env["SPACE_VOLUMES"] = json.dumps({v["dst"]: v["src"] for v in volumes})
+            notes.append(f"volumes not mounted ({reason}): see SPACE_VOLUMES")
+        if src:
+            self.env["SPACE_DATA_DIR"] = src
+            if self.env.get("HF_HOME", "").startswith("/data/"):  # the platform's default follows the storage
+                self.env["HF_HOME"] = src + self.env["HF_HOME"][len("/data") :]
+            notes.insert(0, f"/data unavailable ({reason}); SPACE_DATA_DIR={src}")
+        return "; ".join(notes) or None
+
+    def mount_volumes(self, volumes: list[dict[str, str]]) -> None:
+        """Bind each volume read-only at its path (in the namespace made by `mount_data`). Raises: VolumeError."""
+        for v in volumes:
+            dst = v["dst"].encode()
+            try:
+                os.makedirs(v["dst"], exist_ok=True)
+                _check(_libc.mount(v["src"].encode(), dst, None, MS_BIND | MS_REC, None), "mount --bind")
+                flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+                _check(_libc.mount(b"none", dst, None, flags, None), "mount -o remount,ro")
+            except OSError as e:
+                raise VolumeError(f"could not mount the volume at {v['dst']}: {e}") from e
 
     def oom_kills(self) -> int:
         path = self.launch.get("oom_file")
@@ -219,6 +252,10 @@ class Supervisor:
         self.line(f"===== Application could not start: {message} =====")
         write_json(self.inst / "exit.json", {"code": code, "exited_at": time.time(), "oom": False, "error": message})
         return 1
+
+
+class VolumeError(Exception):
+    """A volume could not be mounted: the app is not started (it would not find its files)."""
 
 
 def _check(rc: int, what: str) -> None:

@@ -63,6 +63,7 @@ class Desired:
     sleep: SleepMode = SleepMode.AWAKE
     build_timeout: float = 1800.0
     start_timeout: float = 1800.0
+    cold_start: bool = False  # the new release needs what the serving one holds (storage to grow): stop it first
     unmet: str | None = None  # why the requested hardware is not the release's (its devices are taken…)
 
 

@@ -185,8 +185,10 @@ def update_settings(s: Session, p: Principal, repo_type: str, repo_id: str, body
 
 
 # ---- info and listing ------------------------------------------------------------------------------------------
-def base_info(ctx: HubContext, repo: Repo, sha: str | None, base_url: str) -> dict[str, Any]:
-    """The keys every client version reads, for list items and single-repo GETs alike."""
+def base_info(
+    ctx: HubContext, repo: Repo, sha: str | None, base_url: str, viewer: Principal | None = None
+) -> dict[str, Any]:
+    """The keys every client version reads, for list items and single-repo GETs alike (``viewer``: who asks)."""
     info: dict[str, Any] = {
         "_id": repo.id,
         "id": repo.full_name,
@@ -212,7 +214,7 @@ def base_info(ctx: HubContext, repo: Repo, sha: str | None, base_url: str) -> di
 
         session = object_session(repo)
         host = space_host(ctx, base_url, sub)
-        rt = runtime(session, repo, host.split("://", 1)[1]) if session is not None else None
+        rt = runtime(session, repo, host.split("://", 1)[1], viewer) if session is not None else None
         info.update(sdk=repo.sdk, subdomain=sub, host=host, runtime=rt)
     return info
 
@@ -267,5 +269,5 @@ def list_repos(
             sha = ctx.git.resolve(repo.id, "main")
         except Exception:  # an empty repo (no main): still listed
             sha = None
-        out.append(base_info(ctx, repo, sha, base_url))
+        out.append(base_info(ctx, repo, sha, base_url, p))
     return out, more

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest
+from spacehub.services.accounts import Principal
 from spacehub.services.formats import iso, subdomain
 from spacehub.storage.db import utcnow
 from spacehub.storage.models import Repo, Space, SpaceStatus
@@ -26,8 +27,11 @@ def space_row(s: Session, repo: Repo) -> Space:
     return row
 
 
-def runtime(s: Session, repo: Repo, domain_host: str | None = None) -> dict[str, Any]:
-    """The ``SpaceRuntime`` JSON: stage, hardware (always an object), errorMessage when something failed."""
+def runtime(s: Session, repo: Repo, domain_host: str | None = None, viewer: Principal | None = None) -> dict[str, Any]:
+    """The ``SpaceRuntime`` JSON: stage, hardware (always an object), errorMessage when something failed. Volume
+    sources ``viewer`` may not read are masked (anonymous when not given)."""
+    from spacehub.services import storage  # it builds on this module
+
     space = s.get(Space, repo.id)
     st = s.get(SpaceStatus, repo.id)
     requested = space.hardware if space is not None else DEFAULT_HARDWARE
@@ -40,10 +44,10 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None) -> dict[str,
         "gcTimeout": None if sleep < 0 else sleep,
         "replicas": {"requested": 1, "current": 1 if stage == "RUNNING" else 0},
         "devMode": False,
-        "volumes": [],
         "sdk": repo.sdk,
         "domains": [{"domain": domain_host or subdomain(repo.full_name), "stage": "READY"}],
     }
+    out.update(storage.runtime_fields(s, repo, viewer))  # volumes, storageUsage
     if st is not None:
         if st.error_message:
             out["errorMessage"] = st.error_message

@@ -24,6 +24,18 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A repo mounted read-only in the app (2.x volumes): a checkout of ``revision``, or of its ``path`` folder."""
+
+    mount_path: str  # absolute path in the app
+    repo_id: str  # the source repo's database id (names its checkouts)
+    git_dir: Path
+    lfs_dir: Path
+    revision: str  # commit sha
+    path: str | None = None  # a folder of the repo to mount instead of its root
+
+
+@dataclass(frozen=True)
 class BuildSpec:
     space_id: str  # the repo's database id: stable across renames
     build_id: str
@@ -47,6 +59,8 @@ class ReleaseSpec:
     env: Mapping[str, str]  # everything the app sees, secrets included: never log it
     resources: Resources = field(default_factory=Resources)
     data_dir: Path | None = None  # persistent storage to expose at /data (None: no storage)
+    data_limit_bytes: int | None = None  # the storage tier's size, enforced by the backend where it can
+    volumes: tuple[VolumeMount, ...] = ()  # repos mounted read-only in the app
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from spacehub.runtime.backends.local_launch import (
     home_dir,
     launch_for,
 )
+from spacehub.runtime.backends.local_mounts import add_container_volumes, mounts_for
 from spacehub.runtime.cgroups import Cgroup, CgroupHost
 from spacehub.runtime.checkout import write_checkout
 from spacehub.runtime.procs import alive, boot_id, kill_instance
@@ -85,6 +86,7 @@ class LocalProcessBackend:
         uv_bin: str | None = None,
         uv_cache_dir: Path | None = None,
         cgroup_host: CgroupHost | None = None,
+        storage_enforcement: str = "auto",
     ) -> None:
         self.root = root.resolve()
         self.builds, self.instances, self.homes = (self.root / d for d in ("builds", "instances", "homes"))
@@ -97,6 +99,7 @@ class LocalProcessBackend:
         self.build_timeout = build_timeout
         self.stop_grace = stop_grace
         self.env = build_env()
+        self.storage_enforcement = storage_enforcement  # runtime.storage_enforcement: image, monitor or auto
         if uv_bin is None:
             import uv  # the wheel ships the binary
 
@@ -201,13 +204,28 @@ class LocalProcessBackend:
                 return current.endpoint
             if current is not None:
                 self._teardown(spec.release_id)
+            mounts = mounts_for(spec, inst, self.root / "volumes", self.storage_enforcement,
+                                lambda: self._storage_busy(spec))  # fmt: skip
             with file_lock(self.instances / ".locks" / "ports"):
                 port = self._free_port()
                 inst.mkdir()
                 launch, env = self._launch(spec, meta, port, log_path.resolve())
+                launch.update(mounts)
+                if launch.get("container"):
+                    add_container_volumes(launch["command"], mounts.get("volumes", []))
                 write_json(inst / "launch.json", launch)
             self._spawn(inst, env)
         return Endpoint(HOST, port)
+
+    def _storage_busy(self, spec: ReleaseSpec) -> bool:
+        """Another running instance uses the storage of ``spec`` (so its image cannot be grown now)."""
+        for launch in self.instances.glob("*/launch.json"):
+            data = _read_json(launch) or {}
+            if data.get("data_dir") == str(spec.data_dir) and launch.parent.name != spec.release_id:
+                st = self.status(launch.parent.name)
+                if st is not None and st.running:
+                    return True
+        return False
 
     def _release_lock(self, release_id: str) -> contextlib.AbstractContextManager[None]:
         """Held by start, stop, freeze and thaw of one release: they never interleave, across threads, backend
