@@ -19,6 +19,8 @@ app.add_typer(tokens, name="tokens")
 app.add_typer(orgs, name="orgs")
 secrets_cli = typer.Typer(help="Manage the key that encrypts Space secrets.", no_args_is_help=True)
 app.add_typer(secrets_cli, name="secrets")
+billing_cli = typer.Typer(help="Who may use paid hardware (a payment card or a community grant).", no_args_is_help=True)
+app.add_typer(billing_cli, name="billing")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (default: SPACEHUB_DATA_DIR or ./data)")]
 
@@ -141,6 +143,80 @@ def secrets_rotate_key(data_dir: DataDir = None) -> None:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"re-encrypted {count} secrets under the new key {key_id}; the old key is gone")
+
+
+@billing_cli.command("grant")
+def billing_grant(
+    owner: str,
+    data_dir: DataDir = None,
+    card: Annotated[bool, typer.Option(help="A payment card on file rather than a community grant")] = False,
+    note: Annotated[str, typer.Option(help="Why (shown by `billing list`)")] = "",
+) -> None:
+    """Let OWNER (a user or an org) use paid hardware."""
+    from spacehub.services import billing
+
+    kind = "card" if card else "grant"
+    _run_admin(data_dir, lambda s: billing.grant(s, owner, kind, note))
+    typer.echo(f"{owner} may use paid hardware ({kind})")
+
+
+@billing_cli.command("revoke")
+def billing_revoke(
+    owner: str,
+    data_dir: DataDir = None,
+    downgrade: Annotated[bool, typer.Option(help="Also move OWNER's Spaces on paid hardware to the default")] = False,
+) -> None:
+    """Take paid hardware away from OWNER. Their Spaces on it keep running (and metered) unless --downgrade."""
+    from spacehub.runtime.hardware import DEFAULT_FLAVOR, Catalog
+    from spacehub.services import accounts, billing, spaces
+
+    catalog = Catalog.load(_settings(data_dir).runtime.flavors_file)
+
+    def run(s):  # type: ignore[no-untyped-def]
+        had = billing.revoke(s, owner)
+        account = accounts.get_account(s, owner)
+        paid = billing.paid_spaces(s, account, catalog) if account is not None else []
+        for repo in paid if downgrade else []:
+            row = spaces.space_row(s, repo)
+            row.hardware, row.sleep_time = DEFAULT_FLAVOR, None  # the runtime restarts it at its next pass
+        return had, [r.full_name for r in paid]
+
+    had, paid = _run_admin(data_dir, run)
+    typer.echo(f"{owner} may no longer use paid hardware" if had else f"{owner} had no billing account")
+    for name in paid:
+        typer.echo(f"  {name}: {'moved to ' + DEFAULT_FLAVOR if downgrade else 'still on paid hardware'}")
+
+
+@billing_cli.command("list")
+def billing_list(data_dir: DataDir = None) -> None:
+    """Owners that may use paid hardware."""
+    from spacehub.services import billing
+
+    for owner, kind, note in _run_admin(data_dir, billing.billing_accounts):
+        typer.echo(f"{owner}\t{kind}\t{note}")
+
+
+@app.command()
+def usage(
+    data_dir: DataDir = None,
+    owner: Annotated[str | None, typer.Option(help="Only this user or org")] = None,
+) -> None:
+    """Metered paid-hardware usage per owner and Space: minutes and cost."""
+    from spacehub.services import billing
+
+    def run(s):  # type: ignore[no-untyped-def]
+        ids = None
+        if owner is not None:
+            account = billing.find_owner(s, owner)
+            ids = [account.id]
+        return billing.summarize(billing.usage_lines(s, ids))
+
+    rows = _run_admin(data_dir, run)
+    typer.echo(f"{'owner / space':<48} {'flavor':<14} {'minutes':>8} {'cost USD':>10}")
+    for o in rows:
+        typer.echo(f"{o['owner']:<48} {'':<14} {o['minutes']:>8} {o['costUSD']:>10.4f}")
+        for sp in o["spaces"]:
+            typer.echo(f"  {sp['space']:<46} {sp['flavor']:<14} {sp['minutes']:>8} {sp['costUSD']:>10.4f}")
 
 
 def main() -> None:

@@ -80,7 +80,8 @@ def summarize(lines: Iterable[Line]) -> list[dict[str, Any]]:
 
 
 # ---- billing accounts ----------------------------------------------------------------------------------------
-def _account(s: Session, name: str) -> Account:
+def find_owner(s: Session, name: str) -> Account:
+    """The user or org ``name``. Raises: NotFound."""
     account = accounts.get_account(s, name)
     if account is None:
         raise NotFound(f"No user or organization named {name!r}")
@@ -91,7 +92,7 @@ def grant(s: Session, owner: str, kind: str = "grant", note: str = "") -> Billin
     """Let ``owner`` use paid hardware. Raises: NotFound, BadRequest (unknown kind)."""
     if kind not in KINDS:
         raise BadRequest(f"Unknown billing kind {kind!r}; use one of {', '.join(KINDS)}")
-    account = _account(s, owner)
+    account = find_owner(s, owner)
     row = s.get(BillingAccount, account.id)
     if row is None:
         row = BillingAccount(account_id=account.id, kind=kind, note=note)
@@ -103,7 +104,7 @@ def grant(s: Session, owner: str, kind: str = "grant", note: str = "") -> Billin
 def revoke(s: Session, owner: str) -> bool:
     """Take paid hardware away from ``owner`` (True if it had it). Its Spaces keep their hardware until changed (see
     `paid_spaces`). Raises: NotFound."""
-    row = s.get(BillingAccount, _account(s, owner).id)
+    row = s.get(BillingAccount, find_owner(s, owner).id)
     if row is None:
         return False
     s.delete(row)
