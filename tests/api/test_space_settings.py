@@ -337,3 +337,23 @@ def test_duplicate_payloads_of_older_clients_and_bad_ones(server: Server, alice:
         call(server, "POST", model, alice, {"repository": f"alice/{unique}-m2", "hardware": "t4"}), 400, "Spaces"
     )
     assert repo_dirs(server) == before
+
+
+def test_duplicate_applies_hardware_sleep_and_storage_through_the_create_hooks(
+    server: Server, api: HfApi, alice: str, source: str, unique: str
+) -> None:
+    org = f"d{unique.replace('-', '')[-20:]}"
+    server.cli("orgs", "create", org)
+    server.cli("orgs", "add-member", org, "alice", "--role", "admin")
+    before = repo_dirs(server)
+    with pytest.raises(HfHubHTTPError) as e:  # paid hardware without a billing account: nothing is created
+        api.duplicate_repo(source, f"{org}/paid", repo_type="space", space_hardware="cpu-upgrade")
+    assert e.value.response.status_code == 402, e.value
+    assert repo_dirs(server) == before and not api.repo_exists(f"{org}/paid", repo_type="space")
+    server.cli("billing", "grant", org)
+    api.duplicate_repo(source, f"{org}/paid", repo_type="space", space_hardware="cpu-upgrade", space_sleep_time=7200)
+    rt = api.get_space_runtime(f"{org}/paid")
+    assert rt.requested_hardware == "cpu-upgrade" and rt.sleep_time == 7200, rt.raw
+    old = {"repository": f"{org}/stored", "private": True, "storageTier": "small"}  # ≤ 1.33 duplicate_space
+    assert call(server, "POST", f"/api/spaces/{source}/duplicate", alice, old).status_code == 200
+    assert api.get_space_runtime(f"{org}/stored").raw["storage"] == "small"

@@ -242,3 +242,15 @@ def test_a_space_environment_has_a_size_limit(db: Database, tmp_path: Path) -> N
             space_settings.add_space_variable(s, repo, Entry(f"V{i}", "x" * 64 * 1024))
         with pytest.raises(BadRequest, match="at most"):
             space_settings.add_space_variable(s, repo, Entry("V8", "x" * 64 * 1024))
+
+
+def test_a_secret_whose_key_was_lost_can_be_set_again(db: Database, tmp_path: Path) -> None:
+    sid = make_space(db, "s")
+    with db.transaction() as s:
+        space_settings.add_space_secret(SecretBox(tmp_path / "old.key"), s, s.get(Repo, sid), Entry("A", "va"))
+    box = SecretBox(tmp_path / "new.key")  # the old key file is gone
+    with db.transaction() as s, pytest.raises(SecretKeyError, match="'A'"):
+        space_settings.env_reader(box)(s, s.get(Repo, sid))
+    with db.transaction() as s:
+        assert space_settings.add_space_secret(box, s, s.get(Repo, sid), Entry("A", "va"))
+        assert space_settings.env_reader(box)(s, s.get(Repo, sid)) == {"A": "va"}

@@ -6,6 +6,7 @@ context (``ctx.space_env``, read by the runtime) and registers the create hooks 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -56,7 +57,11 @@ def _kick(request: Request, repo_id: str) -> None:
         kick(repo_id)
 
 
-def _update(request: Request, ns: str, name: str, body: dict[str, Any], change: Any, answer: Any) -> Any:
+Change = Callable[[Session, Repo, dict[str, Any]], bool]  # applies the body; answers whether the environment changed
+Answer = Callable[[Session, Repo], dict[str, Any]]
+
+
+def _update(request: Request, ns: str, name: str, body: dict[str, Any], change: Change, answer: Answer) -> Any:
     """One settings change: write access, the change, the stage, the answer; then the runtime is kicked."""
     with unit(request) as (_, s, p):
         repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "write")

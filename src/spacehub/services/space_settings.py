@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Conflict
-from spacehub.services.crypto import SecretBox, lock_secrets
+from spacehub.services.crypto import SecretBox, SecretKeyError, lock_secrets
 from spacehub.services.formats import iso
 from spacehub.storage.db import utcnow
 from spacehub.storage.models import Repo, SpaceSecret, SpaceVariable
@@ -203,7 +203,7 @@ def add_space_secret(box: SecretBox, s: Session, repo: Repo, entry: Entry) -> bo
         raise Conflict(f"{entry.key!r} is already a variable of this Space: delete the variable first")
     lock_secrets(s)  # before encrypting: a key rotation may not retire the key in between
     row = s.get(SpaceSecret, (repo.id, entry.key))
-    changed = row is None or box.decrypt(repo.id, row.key, row.key_id, row.ciphertext) != entry.value
+    changed = row is None or _value_of(box, row) != entry.value
     if row is None:
         row = SpaceSecret(repo_id=repo.id, key=entry.key)
         s.add(row)
@@ -214,6 +214,14 @@ def add_space_secret(box: SecretBox, s: Session, repo: Repo, entry: Entry) -> bo
     s.flush()
     _check_limits(s, repo)
     return changed
+
+
+def _value_of(box: SecretBox, row: SpaceSecret) -> str | None:
+    """The stored value, or None when it no longer decrypts (its key was lost): setting it again repairs it."""
+    try:
+        return box.decrypt(row.repo_id, row.key, row.key_id, row.ciphertext)
+    except SecretKeyError:
+        return None
 
 
 def delete_space_secret(s: Session, repo: Repo, key: str) -> bool:
