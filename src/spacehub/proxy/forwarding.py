@@ -2,8 +2,9 @@
 
 One request, in order:
 1. ``routes.lookup(host)`` → no target: 404. A private target asks ``routes.authorize`` first; refused: the same 404.
-2. An asleep target: a browser navigation gets the "waking up" page at once (the wake runs in the background);
-   any other request awaits ``routes.wake`` (coalesced per Space, bounded by ``wake_timeout``) and goes on.
+2. An asleep target: a browser navigation is served if the wake completes within ``BROWSER_WAKE_GRACE`` (a frozen
+   Space thaws in milliseconds), else gets the "waking up" page (the wake goes on in the background); any other
+   request awaits ``routes.wake`` (coalesced per Space, bounded by ``wake_timeout``) and goes on.
 3. ``routes.touch(space_id)``, then the target serves it: an in-process ASGI app, or the app's port.
 4. HTTP is forwarded on a pooled keep-alive connection (``upstream.py``): the request head is rewritten (hop-by-hop
    headers dropped per RFC 9110 §7.6.1; ``X-Forwarded-For/-Proto/-Host`` set; ``Host`` kept, so the app builds
@@ -33,6 +34,7 @@ from spacehub.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamP
 from spacehub.proxy.websocket import relay_websocket
 
 log = logging.getLogger("spacehub.proxy")
+BROWSER_WAKE_GRACE = 0.5  # seconds a browser navigation waits for a wake before the "waking up" page
 
 # Request headers never forwarded: hop-by-hop (RFC 9110 §7.6.1), what we set ourselves (X-Forwarded-*), and
 # Expect (uvicorn already answered any 100-continue; the app must not send a second one).
@@ -156,8 +158,13 @@ class SpaceProxy:
             self._wakes[target.space_id] = wake
             wake.add_done_callback(lambda t, sid=target.space_id: self._wake_done(sid, t))
         if scope["type"] == "http" and scope["method"] == "GET" and pages.wants_html(scope):
-            await pages.waking(scope, send)
-            return None
+            # A quick wake (a frozen Space thaws in milliseconds) serves the page itself; a slower one (a start)
+            # shows the self-reloading "waking up" page without making the browser wait.
+            done, _ = await asyncio.wait({wake}, timeout=BROWSER_WAKE_GRACE)
+            if not done or wake.cancelled() or wake.exception() is not None or wake.result().asleep:
+                await pages.waking(scope, send)
+                return None
+            return wake.result()
         try:
             woken = await asyncio.wait_for(asyncio.shield(wake), self.wake_timeout)
         except TimeoutError:

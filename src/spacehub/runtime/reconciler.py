@@ -57,6 +57,7 @@ from spacehub.storage.models import Repo, Space, SpaceStatus
 
 log = logging.getLogger("spacehub.runtime")
 PROBE_INTERVAL = 0.1
+FAST_PROBE_INTERVAL, FAST_PROBE_FOR = 0.01, 2.0  # a quick app (a wake from deep sleep) is seen within 10 ms
 MONITOR_INTERVAL = 1.0
 STABLE_AFTER = 60.0  # an instance ready this long has its crash count reset
 DRAIN_SECONDS = 1.0  # a release replaced by a newer one keeps running this long, for requests already sent to it
@@ -523,6 +524,7 @@ class Reconciler:
     async def _probe(self, space_id: str, run: SpaceRun, rid: str, ep: Endpoint, path: str) -> None:
         """Poll until the app answers HTTP (→ READY) or its process ends (→ EXITED)."""
         url = f"http://{ep.host}:{ep.port}{path}"
+        started = time.monotonic()
         while True:
             inst = run.instances.get(rid)
             if inst is None or inst.state is not InstanceState.STARTING:
@@ -534,7 +536,8 @@ class Reconciler:
             try:
                 await self._http.get(url)
             except httpx.HTTPError:
-                await asyncio.sleep(PROBE_INTERVAL)
+                fast = time.monotonic() - started < FAST_PROBE_FOR
+                await asyncio.sleep(FAST_PROBE_INTERVAL if fast else PROBE_INTERVAL)
                 continue
             inst = run.instances.get(rid)
             if inst is not None and inst.state is InstanceState.STARTING:

@@ -55,6 +55,9 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None, viewer: Prin
             out["sleepMode"] = st.detail
         if st.limits:
             out["resources"] = {"limits": st.limits}  # how CPU/memory limits are enforced here, or why not
+            capped = st.limits.find("capped: ")
+            if capped >= 0:  # the flavor asks for more than this machine has (runtime.resource_policy = "cap")
+                out["resourcesNote"] = st.limits[capped:]
         out["updatedAt"] = iso(st.updated_at)
     return out
 

@@ -163,6 +163,7 @@ class SpaceStorage(Base):
     measured_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
+
 class BillingAccount(Base):
     """An owner (user or org) allowed paid hardware: a payment card on file or a community grant (set by an admin
     with ``spacehub billing grant``)."""
