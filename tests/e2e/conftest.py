@@ -235,9 +235,13 @@ def restart_hub(hub: Hub, uv_cache: Path) -> None:
 
 
 def stop_hub(hub: Hub) -> None:
-    """Stop the server (SIGTERM; apps keep running, as after any SpaceHub restart), then every app it left."""
+    """Stop the server (SIGTERM; apps keep running, as after any SpaceHub restart), then every app it left, then
+    unmount the Spaces' storage images (they stay mounted across SpaceHub restarts; their loop devices go with them)."""
+    from spacehub.runtime.backends.local_disks import unmount_all
+
     stop_server(hub.server)
     stop_apps(hub.server.data_dir)
+    unmount_all(hub.server.data_dir)
 
 
 def stop_apps(data_dir: Path) -> None:

@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -36,6 +37,9 @@ PR_SET_PDEATHSIG = 1
 CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
+MNT_DETACH = 2
+# Mount points of Spaces' storage images on the host (runtime/backends/local_disks.py): {data_dir}/storage/<id>-<key>
+STORAGE_MOUNT_RE = re.compile(r"/storage/[0-9a-f]{24}-[0-9a-z]{1,16}$")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -210,6 +214,7 @@ class Supervisor:
                 reason = str(e)
             else:
                 self.mount_volumes(volumes)
+                _detach_other_storage()
                 if not src:
                     return None
                 self.env["SPACE_DATA_DIR"] = "/data"
@@ -252,6 +257,18 @@ class Supervisor:
         self.line(f"===== Application could not start: {message} =====")
         write_json(self.inst / "exit.json", {"code": code, "exited_at": time.time(), "oom": False, "error": message})
         return 1
+
+
+def _detach_other_storage() -> None:
+    """The new namespace is a copy of the host's, with every Space's storage mounted where SpaceHub mounts it: drop
+    them (ours is bound on /data already). Otherwise this app would hold other Spaces' filesystems for as long as it
+    runs: a deleted storage would not be freed, and an upgrade could not grow the image (it must be mounted nowhere)."""
+    with contextlib.suppress(OSError):
+        points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        for point in points:
+            point = point.replace("\\040", " ")
+            if STORAGE_MOUNT_RE.search(point):
+                _libc.umount2(point.encode(), MNT_DETACH)
 
 
 class VolumeError(Exception):

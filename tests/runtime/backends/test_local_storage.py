@@ -114,3 +114,20 @@ def test_a_volume_that_cannot_be_mounted_fails_the_start(
     no_folder = VolumeMount(f"{tmp_path}/m", "model1", model.git_dir, model.lfs_dir, sha, "nope")
     with pytest.raises(BuildFailed, match="not a folder"):
         started(backend, space_repo, tmp_path, "r2", volumes=(no_folder,))
+
+
+def test_an_app_holds_no_other_spaces_storage(
+    backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path, storage_root: Path
+) -> None:
+    if images_supported(storage_root) is not None:
+        pytest.skip(str(images_supported(storage_root)))
+    other = storage_root / "0123456789abcdef01234567-k9"
+    ours = storage_root / "0123456789abcdef01234567-k1"
+    started(backend, space_repo, tmp_path, "r0", data_dir=other, data_limit_bytes=32 * MIB)  # mounts it on the host
+    started(backend, space_repo, tmp_path, "r1", data_dir=ours, data_limit_bytes=32 * MIB)
+    started(backend, space_repo, tmp_path, "r2")
+    for rid in ("r1", "r2"):
+        pid = json.loads((backend.instances / rid / "state.json").read_text())["pid"]
+        points = {line.split()[4] for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()}
+        assert not {p for p in points if p.startswith(str(storage_root))}, points
+        assert "/data" in points

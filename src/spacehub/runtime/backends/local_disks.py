@@ -18,11 +18,13 @@ not have (this test machine's root does not), so the image is unmounted, checked
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,13 +133,29 @@ def _prepare_image(img: Path, path: Path, limit: int | None, busy: Callable[[], 
         else:
             if os.path.ismount(path):
                 _run(["umount", str(path)])
-            os.truncate(img, limit)
-            _run(["e2fsck", "-f", "-p", str(img)], ok=(0, 1))
-            _run(["resize2fs", str(img)])
+            if _attached(img):  # still mounted somewhere (another mount namespace): growing would corrupt it
+                note = f"the storage grows to {limit} bytes when nothing has it mounted (next restart)"
+            else:
+                os.truncate(img, limit)
+                _run(["e2fsck", "-f", "-p", str(img)], ok=(0, 1))
+                _run(["resize2fs", str(img)])
     path.mkdir(parents=True, exist_ok=True)
     if not os.path.ismount(path):
         _mount(img, path)
     return Prepared(path, IMAGE, note)
+
+
+def _attached(img: Path, wait: float = 2.0) -> bool:
+    """A loop device still holds ``img`` (after an unmount, one goes once its last user has let go)."""
+    deadline = time.monotonic() + wait
+    while True:
+        held = False
+        for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+            with contextlib.suppress(OSError):
+                held = held or backing.read_text().strip().removesuffix(" (deleted)") == str(img.resolve())
+        if not held or time.monotonic() > deadline:
+            return held
+        time.sleep(0.05)
 
 
 def _make_image(img: Path, size: int) -> None:
