@@ -87,5 +87,9 @@ def duplicate_repo(
         copy_from=source,
     )
     if repo_type == "space":
-        space_settings.copy_variables(s, source, repo)
+        try:
+            space_settings.copy_variables(s, source, repo)
+        except BaseException:  # the transaction rolls back: the new git directory must go too
+            ctx.git.delete(repo.id)
+            raise
     return repo
