@@ -220,3 +220,26 @@ def test_create_repo_with_volumes(server: Server, alice: str, sources: dict[str,
     api.create_repo(f"alice/{unique}", repo_type="space", space_sdk="gradio", space_volumes=[vol])
     (shown,) = api.get_space_runtime(f"alice/{unique}").volumes
     assert (shown.source, shown.mount_path, shown.path) == (sources["dataset"], "/datasets/d", "train")
+
+
+# ---- duplicates ----------------------------------------------------------------------------------------------------
+def test_a_duplicate_gets_the_storage_and_volumes_asked_never_the_sources(
+    server: Server, alice: str, space: str, sources: dict[str, str], unique: str
+) -> None:
+    assert storage(server, space, alice, json={"tier": "large"}).status_code == 200
+    vol = {"type": "model", "source": sources["model"], "mountPath": "/m"}
+    assert volumes(server, space, alice, json={"volumes": [vol]}).status_code == 200
+    dup = f"{server.url}/api/spaces/{space}/duplicate"
+    r = httpx.post(dup, json={"repository": f"alice/{unique}-d1", "storageTier": "small"}, headers=auth(alice))
+    assert r.status_code == 200, r.text
+    rt = runtime(server, f"alice/{unique}-d1", alice)
+    assert (rt["storage"], rt["volumes"]) == ("small", None)
+    api = HfApi(endpoint=server.url, token=alice)  # 2.x: duplicate_repo with volumes (no storage any more)
+    other = Volume(type="dataset", source=sources["dataset"], mount_path="/d")
+    api.duplicate_repo(space, f"alice/{unique}-d2", repo_type="space", space_volumes=[other])
+    rt = runtime(server, f"alice/{unique}-d2", alice)
+    assert rt["storage"] is None and [v["source"] for v in rt["volumes"]] == [sources["dataset"]]
+    for bad in ({"storageTier": "xl"}, {"volumes": [{"type": "model"}]}, {"volumes": [{**vol, "mountPath": "/data"}]}):
+        r = httpx.post(dup, json={"repository": f"alice/{unique}-bad", **bad}, headers=auth(alice))
+        assert_error(r, 400)
+        assert httpx.get(f"{server.url}/api/spaces/alice/{unique}-bad", headers=auth(alice)).status_code == 404

@@ -172,6 +172,16 @@ def storage_again_starts_empty(sc: Scenario) -> None:
     assert json.loads(sc.app("/ls", path="/data")) == ["lost+found"]
 
 
+@step
+def delete_repo_deletes_its_storage(sc: Scenario) -> None:
+    assert len(sc.images()) == 1, sc.images()
+    sc.api.delete_repo(sc.repo, repo_type="space")
+    deadline = time.monotonic() + 30
+    while sc.images():
+        assert time.monotonic() < deadline, f"the image is still there: {sc.images()}"
+        time.sleep(0.3)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     for arg in ("--endpoint", "--token", "--repo", "--app-dir", "--data-dir", "--tiers"):

@@ -105,7 +105,7 @@ def test_the_guides_storage_calls_with_client_1_33(hub: Hub, tmp_path: Path) -> 
     assert proc.returncode == 0, f"{report}\n{hub.report(repo_id)}"
     assert lines[0] == {"step": "start", "version": "1.33.0"}, report
     steps = [line["step"] for line in lines if line.get("status") == "ok"]
-    assert steps[-1] == "done" and len(steps) == 10, report
+    assert steps[-1] == "done" and len(steps) == 11, report
     print("\n".join(json.dumps(line) for line in lines))  # seconds per step, in the test's output
 
 

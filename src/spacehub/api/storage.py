@@ -80,6 +80,7 @@ def install(app: FastAPI) -> None:
     """Routes, the create/duplicate hook, and the storage monitor when Spaces run on this machine."""
     app.include_router(router)
     app.state.create_hooks.append(storage.create_hook)
+    app.state.create_checks.append(storage.create_check)
     app.state.storage_check = None
     ctx: HubContext = app.state.ctx
     reconciler = getattr(app.state, "reconciler", None)

@@ -118,6 +118,20 @@ def delete_volumes(s: Session, repo: Repo) -> None:
 
 def _volume(ctx: HubContext, s: Session, p: Principal, i: int, v: object) -> dict[str, Any]:
     where = f"volumes[{i}]"
+    v, mount, sub = _volume_shape(where, v)
+    src = repos.get_repo(s, p, v["type"], v["source"])  # RepoNotFound / Forbidden, as any read
+    revision = v.get("revision")
+    sha = ctx.git.resolve(src.id, revision or "main")  # RevisionNotFound
+    if sub is not None:
+        entry = ctx.git.entry(src.id, sha, sub)
+        if entry is None or entry.type != "directory":
+            raise BadRequest(f"{where}.path: {sub!r} is not a folder of {src.full_name} at {revision or 'main'}")
+    out = {"type": v["type"], "source": src.full_name, "repoId": src.id, "mountPath": mount}
+    return out | ({"revision": revision} if revision else {}) | ({"path": sub} if sub else {})
+
+
+def _volume_shape(where: str, v: object) -> tuple[dict[str, Any], str, str | None]:
+    """The checks that need no database: keys, types, mount path, sub-path. Raises: BadRequest."""
     if not isinstance(v, dict):
         raise BadRequest(f"{where} must be an object")
     unknown = set(v) - VOLUME_KEYS
@@ -134,19 +148,9 @@ def _volume(ctx: HubContext, s: Session, p: Principal, i: int, v: object) -> dic
     if v["type"] not in VOLUME_TYPES:
         extra = " (buckets are not supported by this server)" if v["type"] == "bucket" else ""
         raise BadRequest(f"{where}.type must be one of {', '.join(VOLUME_TYPES)}{extra}")
-    mount = _mount_path(where, v["mountPath"])
-    sub = _sub_path(where, v.get("path"))
     if "/" not in v["source"]:
         raise BadRequest(f"{where}.source must be a repo id: namespace/name")
-    src = repos.get_repo(s, p, v["type"], v["source"])  # RepoNotFound / Forbidden, as any read
-    revision = v.get("revision")
-    sha = ctx.git.resolve(src.id, revision or "main")  # RevisionNotFound
-    if sub is not None:
-        entry = ctx.git.entry(src.id, sha, sub)
-        if entry is None or entry.type != "directory":
-            raise BadRequest(f"{where}.path: {sub!r} is not a folder of {src.full_name} at {revision or 'main'}")
-    out = {"type": v["type"], "source": src.full_name, "repoId": src.id, "mountPath": mount}
-    return out | ({"revision": revision} if revision else {}) | ({"path": sub} if sub else {})
+    return v, _mount_path(where, v["mountPath"]), _sub_path(where, v.get("path"))
 
 
 def _mount_path(where: str, path: str) -> str:
@@ -172,6 +176,22 @@ def _sub_path(where: str, path: str | None) -> str | None:
 
 
 # ---- create and duplicate -----------------------------------------------------------------------------------------
+def create_check(ctx: HubContext, repo_type: str, body: dict[str, Any]) -> None:
+    """Refuse a bad ``storageTier`` or ``volumes`` before anything is written (sources are checked by the hook).
+    Raises: BadRequest."""
+    if repo_type != "space":
+        return
+    tier = body.get("storageTier")
+    if tier is not None and (not isinstance(tier, str) or tier not in TIERS):
+        raise BadRequest(f"Invalid storage tier {tier!r}: use one of {', '.join(TIERS)}")
+    volumes = body.get("volumes")
+    if volumes is not None:
+        if not isinstance(volumes, list) or len(volumes) > MAX_VOLUMES:
+            raise BadRequest(f"'volumes' must be a list of at most {MAX_VOLUMES} volumes")
+        for i, v in enumerate(volumes):
+            _volume_shape(f"volumes[{i}]", v)
+
+
 def create_hook(ctx: HubContext, s: Session, p: Principal, repo: Repo, body: dict[str, Any]) -> None:
     """``storageTier`` and ``volumes`` of ``create_repo`` and of a duplicate (the source's are not copied)."""
     if repo.type != "space":
