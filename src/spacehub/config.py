@@ -147,7 +147,3 @@ class Settings(BaseSettings):
     @property
     def tmp_dir(self) -> Path:
         return self.data_dir / "tmp"
-
-    @property
-    def secret_key_file(self) -> Path:
-        return self.data_dir / "secret.key"

@@ -63,6 +63,14 @@ async def until(rec: Reconciler, space_id: str, stage: str, wait: float = 10.0) 
     raise AssertionError(f"stage {rec.runs[space_id].stage!r} ({rec.runs[space_id].error}), wanted {stage}")
 
 
+async def started(backend: FakeBackend, rid: str, times: int, wait: float = 10.0) -> None:
+    """Until ``rid`` has been started ``times`` times (a crash restart happened)."""
+    deadline = time.monotonic() + wait
+    while backend.started.count(rid) < times:
+        assert time.monotonic() < deadline, f"{rid} started {backend.started.count(rid)} times, wanted {times}"
+        await asyncio.sleep(0.02)
+
+
 def get(rec: Reconciler, space_id: str) -> str:
     ep = rec.serving_endpoint(space_id)
     assert ep is not None
@@ -171,14 +179,13 @@ async def test_crash_is_restarted_then_crash_loop_ends_in_runtime_error(ctx: Hub
         await until(rec, space, "RUNNING")
         rid = rec.runs[space].serving
         backend.crash(rid, 3)
-        await asyncio.sleep(0.2)
+        await started(backend, rid, 2)
         await until(rec, space, "RUNNING")
-        assert backend.started.count(rid) == 2  # restarted, same release
-        for _ in range(MAX_RESTARTS + 1):
-            if rid in backend.instances:  # gone once the reconciler gave up
-                backend.crash(rid, 3)
-            await asyncio.sleep(0.25)
-        assert rid not in backend.instances
+        for n in range(MAX_RESTARTS):  # each crash is followed by a restart, until the reconciler gives up
+            await until(rec, space, "RUNNING")
+            backend.crash(rid, 3)
+            if n < MAX_RESTARTS - 1:
+                await started(backend, rid, 3 + n)
         await until(rec, space, "RUNTIME_ERROR")
         assert "exited with code 3" in stage_in_db(ctx, space)["errorMessage"]
     finally:
