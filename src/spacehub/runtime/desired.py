@@ -8,6 +8,7 @@ release, and a change of any input (commit, requirements, secret, hardware, rest
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,8 +44,12 @@ class SpaceState:
     limits_note: str | None = None  # e.g. "cpu-upgrade asks 8 vCPU; capped to this machine's 2"
 
 
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+def _digest(*parts: object, key: bytes = b"") -> str:
+    """A content id. Keyed (HMAC) where the parts hold secret values, so an id cannot be used to test guesses."""
+    data = json.dumps(parts, sort_keys=True, default=str).encode()
+    if key:
+        return hmac.new(key, data, hashlib.sha256).hexdigest()[:20]
+    return hashlib.sha256(data).hexdigest()[:20]
 
 
 def _read_text(git: GitStore, repo_id: str, sha: str, path: str) -> str | None:
@@ -108,6 +113,7 @@ def read_space(
     storage: Callable[[Session, Repo], StorageSpec | None] | None = None,
     place: Callable[[Flavor, bool], Placement] | None = None,
     fallback: str | None = None,
+    id_key: bytes = b"",
 ) -> SpaceState:
     """The desired state of one Space. ``user_env`` gives its variables and (decrypted) secrets. ``place`` gives a
     flavor's limits and devices on this machine (default: capped limits, no devices); when the requested flavor
@@ -156,7 +162,7 @@ def read_space(
     env.update(st.env if st is not None else {})  # HF_HOME under /data: before the user's, who may change it
     env.update({k: v for k, v in user_env(s, repo).items() if k not in PLATFORM_ENV})
     mounted = [st.identity] if st is not None else []  # nothing added without storage: release ids stay as they were
-    release_id = "r" + _digest(build_id, env, flavor.name, space.restart_generation, *mounted)
+    release_id = "r" + _digest(build_id, env, flavor.name, space.restart_generation, *mounted, key=id_key)
     build = BuildSpec(
         space_id=repo.id,
         build_id=build_id,
