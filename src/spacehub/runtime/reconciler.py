@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -62,6 +63,22 @@ MONITOR_INTERVAL = 1.0
 STABLE_AFTER = 60.0  # an instance ready this long has its crash count reset
 DRAIN_SECONDS = 1.0  # a release replaced by a newer one keeps running this long, for requests already sent to it
 DEFAULT_SLEEP = 48 * 3600
+
+
+def _id_key(path: Path) -> bytes:
+    """A random key kept in ``path`` (created 0600 on first use), for keyed release ids."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = os.urandom(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
 
 
 @dataclass
@@ -121,6 +138,7 @@ class Reconciler:
         self.min_available = int(getattr(deps.settings.runtime, "min_available_memory_mb", 0)) * 2**20
         self.scheduler = deps.scheduler or Scheduler(deps.catalog, deps.machine)
         self._waiting: set[str] = set()  # Spaces whose requested hardware waits for devices
+        self.id_key = _id_key(deps.settings.data_dir / "runtime-id.key")  # release ids hash secret values
         self.route_listeners: list[Callable[[], None]] = []  # called (in the loop) after each pass
 
     @property
@@ -324,9 +342,11 @@ class Reconciler:
                 storage=self.d.storage,
                 place=lambda f, claim: self.scheduler.place(space_id, repo.full_name, f, claim),
                 fallback=run.hardware.get(run.serving) if run.serving else None,
+                id_key=self.id_key,
             )
 
     async def _pass(self, space_id: str, run: SpaceRun) -> None:
+        run.pass_started = time.monotonic()
         state = await asyncio.to_thread(self._read, space_id, run)
         if state is None:
             await self._forget(space_id, run)
