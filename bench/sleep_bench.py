@@ -3,7 +3,9 @@
   wake from frozen -> 200    a request through the proxy to a Space asleep in the cgroup freezer (light sleep),
                              against the same app's response time through the proxy when awake
   wake from stopped -> 200   the same for a Space whose process was stopped (deep sleep), against the same app
-                             started bare (its environment's `python app.py`, polling its port directly)
+                             started bare (its environment's `python app.py`, polling its port directly), both
+                             with a plain environment and with the Space's own (read from the running app's
+                             /proc/PID/environ: SYSTEM=spaces, SPACE_ID… change what Gradio does at start)
   secret change -> switched  add_space_secret until the proxied URL answers from the new process (zero-downtime
                              restart, same build), against a bare start; "n/a" without the secrets API
 
@@ -17,7 +19,9 @@ non-zero only when something is broken (a Space that never serves or never sleep
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +32,7 @@ import httpx
 from huggingface_hub import HfApi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import start_server
+from hubserver import free_port, start_server
 from runtime_bench import GRADIO_APP, TINY_APP, bare_start, env_python, push, readme, wait_200
 
 DEEP_AFTER = 3.0
@@ -39,6 +43,32 @@ SERVER_ENV = {
     "SPACEHUB_RUNTIME__DEEP_SLEEP_AFTER": str(DEEP_AFTER),
     "SPACEHUB_RUNTIME__MIN_AVAILABLE_MEMORY_MB": "0",
 }
+
+
+def space_environ(data_dir: Path) -> dict[str, str]:
+    """The environment of the (single) running Space app, from /proc (we run as its parent's user)."""
+    for state in data_dir.glob("runtime/instances/*/state.json"):
+        pid = json.loads(state.read_text())["pid"]
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+        return dict(x.split("=", 1) for x in raw.decode(errors="replace").split("\0") if "=" in x)
+    raise RuntimeError("no running Space app")
+
+
+def bare_start_with(python: Path, app: str, env: dict[str, str], timeout: float) -> float:
+    """Seconds from process start to the first 200 for the app run by hand with ``env`` (on another port)."""
+    port = free_port()
+    env = {**env, "PORT": str(port), "GRADIO_SERVER_PORT": str(port)}
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "app.py").write_text(app)
+        t0 = time.monotonic()
+        proc = subprocess.Popen([str(python), "app.py"], cwd=d, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            wait_200(f"http://127.0.0.1:{port}/", None, timeout)
+            return time.monotonic() - t0
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 def timed_get(client: httpx.Client, url: str, host: str) -> float:
@@ -122,9 +152,14 @@ def main() -> int:
             if label == "gradio":
                 bare_start(python, app, 180)  # warm-up: the first import of gradio compiles its .pyc files
             bare = [bare_start(python, app, 180) for _ in range(min(args.rounds, 3))]
+            with httpx.Client(timeout=args.timeout) as c:
+                timed_get(c, srv.url + "/", host)  # awake (a wake may be a start), to read its environment
+            env = space_environ(srv.data_dir)
+            bare_env = [bare_start_with(python, app, env, 180) for _ in range(min(args.rounds, 3))]
             m = measure(api, srv.url + "/", host, name, args.rounds)
             rows.append((f"{label}: wake from frozen -> 200", fmt(m["frozen"]), f"awake {fmt(m['awake'])}"))
-            rows.append((f"{label}: wake from stopped -> 200", fmt(m["stopped"]), f"bare start {fmt(bare)}"))
+            rows.append((f"{label}: wake from stopped -> 200", fmt(m["stopped"]),
+                         f"bare start {fmt(bare)}; with the Space's environment {fmt(bare_env)}"))  # fmt: skip
             took = secret_restart(api, srv.url + "/", host, name)
             rows.append((f"{label}: secret change -> new process", "n/a" if took is None else fmt([took]),
                          f"bare start {fmt(bare)}"))  # fmt: skip

@@ -91,6 +91,12 @@ def test_light_sleep_freezes_and_a_request_thaws_at_once(hub: Hub, tmp_path: Pat
     page = hub.get(repo_id, headers={"accept": "text/html"})
     assert page.status_code == 200 and page_pid(page.text) == pid
 
+    # restart_space wakes a sleeping Space, and wait_for_space right after it waits for the new process
+    hub.wait(repo_id, "SLEEPING", SLEEP + 10, until=lambda rt: rt.raw.get("sleepMode") == "frozen")
+    hub.api.restart_space(repo_id)
+    assert hub.api.wait_for_space(repo_id, timeout=60, poll_interval=0.2).stage == "RUNNING"
+    assert page_pid(hub.serves(repo_id, "python-http-v1").text) != pid
+
 
 def test_deep_sleep_stops_and_a_request_starts_it_again(hub: Hub, tmp_path: Path) -> None:
     repo_id, pid = sleeping(hub, tmp_path, "deep", "stopped")

@@ -163,3 +163,79 @@ async def test_memory_pressure_stops_frozen_spaces_and_usage_stops_while_asleep(
         assert metered[-1] == (a, {"cpu-upgrade"})
     finally:
         await rec.stop()
+
+
+async def test_a_wake_longer_than_the_sleep_time_is_not_put_back_to_sleep(tmp_path: Path) -> None:
+    """A visitor waits for a start (here a slow build) that takes longer than the sleep time: the periodic passes
+    meanwhile must not decide the Space is idle and stop what the wake is starting."""
+    ctx = HubContext.create(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    rec.deep_sleep_after = 0.5
+    a = make_space(ctx, {"README.md": README, "app.py": "a"})
+    set_space(ctx, a, sleep_time=1)
+    await rec.start()
+    try:
+        rec.kick(a)
+        await until(rec, a, "RUNNING")
+        await settle(rec, a, lambda: stage_in_db(ctx, a).get("sleepMode") == "stopped", wait=10)
+        backend.slow_builds = 2.0
+        with ctx.db.transaction() as s:
+            spaces.restart(s, s.get(Repo, a), factory=True)  # a new build: slower than the sleep time
+        t0 = time.monotonic()
+        ep = await rec.wake(a, timeout=15)
+        assert ep is not None and time.monotonic() - t0 >= 2.0
+        assert rec.runs[a].stage == "RUNNING"
+    finally:
+        await rec.stop()
+
+
+async def test_a_first_build_longer_than_the_sleep_time_still_runs_then_sleeps(tmp_path: Path) -> None:
+    ctx = HubContext.create(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
+    backend = FakeBackend(slow_builds=1.5)
+    rec = reconciler(ctx, backend)
+    a = make_space(ctx, {"README.md": README, "app.py": "a"})
+    set_space(ctx, a, sleep_time=1)
+    await rec.start()
+    try:
+        rec.kick(a)
+        await until(rec, a, "RUNNING", wait=10)  # nothing ran yet: there was nothing to put to sleep
+        await settle(rec, a, lambda: stage_in_db(ctx, a).get("sleepMode") == "frozen", wait=10)
+    finally:
+        await rec.stop()
+
+
+async def test_sleeping_spaces_stay_asleep_across_a_spacehub_restart(tmp_path: Path) -> None:
+    ctx = HubContext.create(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    rec.deep_sleep_after = 3600
+    frozen, stopped = (make_space(ctx, {"README.md": README, "app.py": x}) for x in "fs")
+    for sid in (frozen, stopped):
+        set_space(ctx, sid, sleep_time=1)
+    await rec.start()
+    try:
+        for sid in (frozen, stopped):
+            rec.kick(sid)
+            await until(rec, sid, "RUNNING")
+        for sid in (frozen, stopped):
+            await settle(rec, sid, lambda sid=sid: stage_in_db(ctx, sid).get("sleepMode") == "frozen", wait=10)
+        rec.runs[stopped].evicted = True  # as if memory had been short
+        rec.kick(stopped)
+        await settle(rec, stopped, lambda: stage_in_db(ctx, stopped).get("sleepMode") == "stopped", wait=10)
+        started = len(backend.started)
+    finally:
+        await rec.stop()
+    rec2 = reconciler(ctx, backend)
+    rec2.deep_sleep_after = 3600
+    await rec2.start()
+    try:
+        await asyncio.sleep(1.0)  # a few periodic passes
+        assert stage_in_db(ctx, frozen)["sleepMode"] == "frozen"
+        assert stage_in_db(ctx, stopped)["sleepMode"] == "stopped"
+        assert len(backend.started) == started  # nothing was started
+        assert await rec2.wake(stopped, timeout=10) is not None
+        assert await rec2.wake(frozen, timeout=10) is not None
+        assert len(backend.started) == started + 1  # the stopped one started; the frozen one thawed
+    finally:
+        await rec2.stop()

@@ -50,6 +50,9 @@ def restart_space(request: Request, ns: str, name: str) -> dict[str, Any]:
         spaces.restart(s, repo, qbool(request.query_params.get("factory")))
         out = spaces.runtime(s, repo, _host(request, repo.full_name))
         repo_id = repo.id
+    rec = getattr(request.app.state, "reconciler", None)
+    if rec is not None:
+        rec.touch(repo_id)  # a restart wakes a sleeping Space
     _kick(request, repo_id)
     if out["stage"] in ("PAUSED", "STOPPED", "RUNTIME_ERROR", "BUILD_ERROR"):
         out["stage"] = "BUILDING"  # what the Hub answers: the restart is under way

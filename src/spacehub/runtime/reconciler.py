@@ -103,6 +103,8 @@ class SpaceRun:
     built_for: dict[str, str] = field(default_factory=dict)  # build → the release that asked for it
     devices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # release → accelerators it was given
     evicted: bool = False  # frozen, then stopped early to free memory (until the next visit)
+    waking: int = 0  # requests waiting in wake(): the Space is being visited, it must not fall asleep meanwhile
+    pass_started: float = 0.0  # when the current pass began (a visit since then cancels a freeze)
 
     def observed(self) -> Observed:
         return Observed(dict(self.builds), dict(self.instances), self.serving)
@@ -176,6 +178,7 @@ class Reconciler:
         with self.d.db.transaction() as s:
             spaces = list(s.scalars(select(Repo.id).where(Repo.type == "space")))
             statuses = {st.repo_id: st for st in s.scalars(select(SpaceStatus))}
+            sleep_times = {sp.repo_id: sp.sleep_time for sp in s.scalars(select(Space))}
         adopted = set()
         for space_id in spaces:
             run = self.runs.setdefault(space_id, SpaceRun())
@@ -193,6 +196,11 @@ class Reconciler:
                 self.scheduler.allocator.hold(space_id, run.devices[inst.release_id])
                 run.serving = inst.release_id
                 adopted.add(inst.release_id)
+            if st is not None and st.stage == Stage.SLEEPING.value:  # it stays asleep, as deeply as it was
+                sleep_time = sleep_times.get(space_id)
+                idle = float(DEFAULT_SLEEP if sleep_time is None else max(sleep_time, 0))
+                run.stage = st.stage
+                run.last_activity = time.monotonic() - idle - (self.deep_sleep_after if run.serving is None else 0)
         for rid in alive:
             if rid not in adopted:
                 log.info("stopping orphan instance %s", rid)
@@ -223,6 +231,14 @@ class Reconciler:
         """Wake a sleeping Space and wait until it serves; None if it cannot (error, paused, timeout)."""
         run = self.runs.setdefault(space_id, SpaceRun())
         run.last_activity = time.monotonic()
+        run.waking += 1
+        try:
+            return await self._wake(space_id, run, timeout)
+        finally:
+            run.waking -= 1
+            run.last_activity = time.monotonic()
+
+    async def _wake(self, space_id: str, run: SpaceRun, timeout: float) -> Endpoint | None:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
         serving = run.instances.get(run.serving) if run.serving else None
         if serving is not None and serving.state is InstanceState.FROZEN:
@@ -319,6 +335,10 @@ class Reconciler:
     def _sleep_mode(self, space: Space | None, run: SpaceRun) -> SleepMode:
         sleep_time = space.sleep_time if space is not None and space.sleep_time is not None else DEFAULT_SLEEP
         mode = sleep_mode(time.monotonic() - run.last_activity, sleep_time, self.deep_sleep_after, run.evicted)
+        if run.waking:
+            mode = SleepMode.AWAKE  # a visitor waits for it (a start may take longer than the sleep time)
+        elif run.serving is None and run.stage != Stage.SLEEPING.value:
+            mode = SleepMode.AWAKE  # nothing runs yet (a first build or start): there is nothing to put to sleep
         if mode is SleepMode.AWAKE:
             run.evicted = False  # visited since: the next sleep starts frozen again
         return mode
@@ -504,6 +524,13 @@ class Reconciler:
             if await asyncio.to_thread(self.d.backend.freeze, action.release_id):
                 run.instances[action.release_id] = replace(run.instances[action.release_id],
                                                            state=InstanceState.FROZEN)  # fmt: skip
+                if run.waking or run.last_activity > run.pass_started:
+                    # a request came in while this pass decided to freeze: it may be at the app now, so thaw at
+                    # once and look again (the next pass sees the visit)
+                    await asyncio.to_thread(self.d.backend.thaw, action.release_id)
+                    run.instances[action.release_id] = replace(run.instances[action.release_id],
+                                                               state=InstanceState.READY)  # fmt: skip
+                    run.dirty = True
             else:  # no freezer here: sleep means stopped (traffic leaves the instance first)
                 run.serving = None
                 await asyncio.to_thread(self.d.backend.stop, action.release_id)
@@ -563,5 +590,6 @@ class Reconciler:
             if inst is not None and inst.state is InstanceState.STARTING:
                 run.instances[rid] = replace(inst, state=InstanceState.READY)
                 run.limits[rid] = st.limits
+                run.last_activity = max(run.last_activity, time.monotonic())  # a started app gets its full sleep time
                 self.kick(space_id)
             return

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import json
 import os
 import re
@@ -41,7 +40,19 @@ MNT_DETACH = 2
 # Mount points of Spaces' storage images on the host (runtime/backends/local_disks.py): {data_dir}/storage/<id>-<key>
 STORAGE_MOUNT_RE = re.compile(r"/storage/[0-9a-f]{24}-[0-9a-z]{1,16}$")
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    """glibc by its soname first: ``ctypes.util.find_library`` runs ldconfig, ~60 ms of every app start (a wake from
+    deep sleep included)."""
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
+
+
+_libc = _load_libc()
 
 
 def log_timestamp(t: float | None = None) -> str:

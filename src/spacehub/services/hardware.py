@@ -133,8 +133,8 @@ def request_hardware(s: Session, repo: Repo, policy: HardwarePolicy, flavor_valu
     changed = row.hardware != flavor.name
     row.hardware, row.sleep_time, row.updated_at = flavor.name, sleep, utcnow()
     st = s.get(SpaceStatus, repo.id)
-    if changed and st is not None and st.serving_release is not None:
-        spaces.under_way(s, repo, building=False)  # a new release starts on it (or says why it cannot)
+    if changed and st is not None and (st.serving_release is not None or st.stage == "SLEEPING"):
+        spaces.under_way(s, repo, building=False, wake=True)  # a new release starts on it (or says why it cannot)
     return changed
 
 

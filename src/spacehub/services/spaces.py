@@ -62,14 +62,16 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None, viewer: Prin
     return out
 
 
-def under_way(s: Session, repo: Repo, building: bool) -> None:
+def under_way(s: Session, repo: Repo, building: bool, wake: bool = False) -> None:
     """A commit or a restart was just accepted: the recorded stage says so at once (BUILDING or APP_STARTING, with
     the RUNNING_ form while an older version serves), so that `wait_for_space` right after `upload_folder` or
     `restart_space` does not return the stage of what came before. The runtime's next pass, a moment later, writes
-    the real stage. Paused, sleeping and static Spaces keep theirs: no build starts for them."""
+    the real stage. Paused, sleeping and static Spaces keep theirs: no build starts for them, except that a sleeping
+    Space woken by the change (``wake``: a restart, new hardware) says so too."""
     st = s.get(SpaceStatus, repo.id)
     space = s.get(Space, repo.id)
-    if st is None or repo.sdk == "static" or st.stage == "SLEEPING" or (space is not None and space.paused):
+    asleep = st is not None and st.stage == "SLEEPING" and not wake
+    if st is None or repo.sdk == "static" or asleep or (space is not None and space.paused):
         return
     serving = st.serving_release is not None
     stage = "BUILDING" if building else "APP_STARTING"
@@ -90,7 +92,7 @@ def restart(s: Session, repo: Repo, factory: bool) -> None:
     else:
         row.restart_generation += 1
     row.updated_at = utcnow()
-    under_way(s, repo, building=rebuild)
+    under_way(s, repo, building=rebuild, wake=True)
 
 
 def pause(s: Session, repo: Repo) -> None:
