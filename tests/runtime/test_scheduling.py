@@ -120,3 +120,24 @@ def test_sleep_mode(idle, sleep_time, deep, evicted, mode) -> None:
 
 def test_eviction_order_is_longest_idle_first() -> None:
     assert eviction_order([("b", 50.0), ("a", 10.0), ("c", 30.0)]) == ["a", "c", "b"]
+
+
+def test_catalog_from_an_admin_file(tmp_path) -> None:
+    f = tmp_path / "flavors.toml"
+    f.write_text(
+        '[[flavor]]\nname = "cpu-basic"\npretty_name = "Small"\ncpu = 1\nmemory_gb = 2\n\n'
+        '[[flavor]]\nname = "gpu-x"\ncpu = 2\nmemory_gb = 8\nprice_per_hour = 1.2\n'
+        'accelerator = { type = "gpu", model = "T4", quantity = 1, vram_gb = 16 }\n'
+    )
+    cat = Catalog.load(f)
+    assert cat.names() == ["cpu-basic", "gpu-x"]
+    gpu = cat.flavors["gpu-x"]
+    assert gpu.priced and gpu.accelerator is not None and gpu.accelerator.model == "T4"
+    s = Scheduler(cat, MACHINE, (Device("0", "Tesla T4"),))
+    assert s.place("a", "a/a", gpu).resources.devices == ("0",)
+    f.write_text('[[flavor]]\nname = "gpu-x"\ncpu = 2\nmemory_gb = 8\n')
+    with pytest.raises(ValueError, match="default flavor 'cpu-basic'"):
+        Catalog.load(f)
+    f.write_text('[[flavor]]\nname = "cpu-basic"\ncpu = "two"\nmemory_gb = 8\n')
+    with pytest.raises(ValueError, match="flavor #1"):
+        Catalog.load(f)

@@ -3,11 +3,23 @@
 The catalog is data: an admin can replace it with a TOML file (setting ``runtime.flavors_file``), e.g.
 
     [[flavor]]
-    name = "cpu-basic"
+    name = "cpu-basic"          # the default flavor: every catalog has it
     pretty_name = "CPU basic"
     cpu = 2
     memory_gb = 16
-    price_per_hour = 0.0
+    price_per_hour = 0.0        # free: no billing account needed, 48 h sleep time
+
+    [[flavor]]
+    name = "t4-medium"
+    pretty_name = "Nvidia T4 - medium"
+    cpu = 8
+    memory_gb = 30
+    disk_gb = 100
+    price_per_hour = 0.60       # priced: the owner needs a billing account (spacehub billing grant)
+    accelerator = { type = "gpu", model = "T4", quantity = 1, vram_gb = 16 }   # matched against runtime.devices
+
+A flavor's accelerator is matched against this machine's device inventory (runtime/devices.py) by the words of its
+model; what each flavor gets here is decided by runtime/scheduling.py.
 """
 
 from __future__ import annotations
@@ -80,24 +92,34 @@ class Catalog:
 
     @classmethod
     def load(cls, path: Path | None) -> Catalog:
-        """The default catalog, or the one in an admin's TOML file."""
+        """The default catalog, or the one in an admin's TOML file. Raises: ValueError (a malformed file, or one
+        without the default flavor), naming the file and the flavor."""
         if path is None:
             return cls()
-        data = tomllib.loads(path.read_text())
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: {e}") from None
         flavors = []
-        for f in data.get("flavor", []):
-            acc = f.get("accelerator")
-            flavors.append(
-                Flavor(
-                    name=f["name"],
-                    pretty_name=f.get("pretty_name", f["name"]),
-                    cpu=float(f["cpu"]),
-                    memory_gb=float(f["memory_gb"]),
-                    price_per_hour=float(f.get("price_per_hour", 0.0)),
-                    disk_gb=int(f.get("disk_gb", 50)),
-                    accelerator=Accelerator(**acc) if acc else None,
+        for i, f in enumerate(data.get("flavor", [])):
+            try:
+                acc = f.get("accelerator")
+                flavors.append(
+                    Flavor(
+                        name=str(f["name"]),
+                        pretty_name=f.get("pretty_name", f["name"]),
+                        cpu=float(f["cpu"]),
+                        memory_gb=float(f["memory_gb"]),
+                        price_per_hour=float(f.get("price_per_hour", 0.0)),
+                        disk_gb=int(f.get("disk_gb", 50)),
+                        accelerator=Accelerator(**acc) if acc else None,
+                    )
                 )
-            )
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                name = f.get("name", "?") if isinstance(f, dict) else "?"
+                raise ValueError(f"{path}: flavor #{i + 1} ({name}): {e!r}") from None
+        if not any(f.name == DEFAULT_FLAVOR for f in flavors):
+            raise ValueError(f"{path}: the catalog needs the default flavor {DEFAULT_FLAVOR!r}")
         return cls(tuple(flavors))
 
     def get(self, name: str | None) -> Flavor | None:
