@@ -239,3 +239,29 @@ async def test_sleeping_spaces_stay_asleep_across_a_spacehub_restart(tmp_path: P
         assert len(backend.started) == started + 1  # the stopped one started; the frozen one thawed
     finally:
         await rec2.stop()
+
+
+async def test_a_sleeping_space_gives_its_gpu_to_a_space_that_needs_it(tmp_path: Path) -> None:
+    ctx = HubContext.create(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    rec.deep_sleep_after = 3600  # without the waiter it would stay frozen, holding the GPU, for an hour
+    a, b = (make_space(ctx, {"README.md": README, "app.py": x}) for x in "ab")
+    set_space(ctx, a, hardware="t4-small", sleep_time=1)
+    await rec.start()
+    try:
+        for sid in (a, b):
+            rec.kick(sid)
+            await until(rec, sid, "RUNNING")
+        await settle(rec, a, lambda: stage_in_db(ctx, a).get("sleepMode") == "frozen", wait=10)
+        assert rec.scheduler.allocator.holders() == {a: ("0",)}
+        set_space(ctx, b, hardware="t4-medium")
+        rec.kick(b)
+        await settle(rec, b, lambda: stage_in_db(ctx, b)["hardware"]["current"] == "t4-medium", wait=10)
+        assert stage_in_db(ctx, a)["sleepMode"] == "stopped"
+        assert rec.scheduler.allocator.holders() == {b: ("0",)}
+        assert await rec.wake(a, timeout=10) is not None  # a wakes on its fallback flavor and says why
+        await settle(rec, a, lambda: "errorMessage" in stage_in_db(ctx, a), wait=10)
+        assert stage_in_db(ctx, a)["hardware"] == {"current": "cpu-basic", "requested": "t4-small"}
+    finally:
+        await rec.stop()

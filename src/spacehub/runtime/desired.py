@@ -42,6 +42,7 @@ class SpaceState:
     release: ReleaseSpec | None
     config: SpaceConfig | None
     limits_note: str | None = None  # e.g. "cpu-upgrade asks 8 vCPU; capped to this machine's 2"
+    requested: str | None = None  # the flavor asked for, when it is not ``hardware`` (see ``Desired.unmet``)
 
 
 def _digest(*parts: object, key: bytes = b"") -> str:
@@ -197,4 +198,4 @@ def read_space(
         unmet=unmet,
         **base,
     )
-    return SpaceState(desired, repo.full_name, flavor.name, build, release, cfg, note)
+    return SpaceState(desired, repo.full_name, flavor.name, build, release, cfg, note, requested.name)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from spacehub.runtime import desired as desired_mod
 from spacehub.runtime.backends.base import Backend, BuildFailed, Endpoint
+from spacehub.runtime.devices import matches
 from spacehub.runtime.hardware import Catalog, MachineInfo, this_machine
 from spacehub.runtime.logs import SpaceLogs, delete_logs
 from spacehub.runtime.plan import plan
@@ -383,6 +384,8 @@ class Reconciler:
         for listener in self.route_listeners:
             listener()
         self._account(space_id, run, state.desired, state.release)
+        if state.desired.unmet and state.requested:
+            self._wake_holders_up(space_id, state.requested)
         await asyncio.to_thread(self._save_status, space_id, run, p.stage, p.error, p.detail, state)
         if self.d.meter is not None:
             await asyncio.to_thread(self.d.meter, space_id, self._billable(run))
@@ -405,6 +408,24 @@ class Reconciler:
         if freed:
             for other in self._waiting - {space_id}:
                 self.kick(other)
+
+    def _wake_holders_up(self, space_id: str, requested: str) -> None:
+        """A Space waits for accelerators that sleeping Spaces hold (frozen keeps the GPU's memory): stop those
+        sleepers, as memory pressure would. Their passes free the devices, and the waiter gets a pass then."""
+        flavor = self.scheduler.catalog.get(requested)
+        acc = flavor.accelerator if flavor is not None else None
+        if acc is None:
+            return
+        wanted = {d.id for d in self.scheduler.devices if matches(d, acc)}
+        for holder, ids in self.scheduler.allocator.holders().items():
+            run = self.runs.get(holder)
+            if holder == space_id or run is None or run.evicted or not wanted & set(ids):
+                continue
+            if run.stage == Stage.SLEEPING.value:
+                run.evicted = True
+                SpaceLogs(self.logs_root, holder).append("run", "===== another Space needs this sleeping Space's "
+                                                                "accelerator: stopping it =====")  # fmt: skip
+                self.kick(holder)
 
     @staticmethod
     def _billable(run: SpaceRun) -> set[str]:
