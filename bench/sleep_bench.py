@@ -71,6 +71,16 @@ def bare_start_with(python: Path, app: str, env: dict[str, str], timeout: float)
             proc.wait(10)
 
 
+def stop_apps(data_dir: Path) -> None:
+    """Stop every app the server started (thawing frozen ones), with the local backend's own stop."""
+    from spacehub.runtime.backends.local import LocalProcessBackend
+
+    if (data_dir / "runtime").is_dir():
+        backend = LocalProcessBackend(data_dir / "runtime")
+        for inst in backend.list_instances():
+            backend.stop(inst.release_id)
+
+
 def timed_get(client: httpx.Client, url: str, host: str) -> float:
     t0 = time.perf_counter()
     r = client.get(url, headers={"Host": host})
@@ -143,27 +153,31 @@ def main() -> int:
     args = ap.parse_args()
     apps = [("tiny", TINY_APP)] + ([] if args.no_gradio else [("gradio", GRADIO_APP)])
     rows: list[tuple[str, str, str]] = []
-    with tempfile.TemporaryDirectory() as tmp, start_server(Path(tmp) / "data", env=SERVER_ENV) as srv:
-        api = HfApi(endpoint=srv.url, token=srv.user("alice"))
-        for label, app in apps:
-            name = f"alice/sleep-{label}"
-            host = deploy(api, srv.url, srv.port, name, app, args.timeout)
-            python = env_python(srv.data_dir)
-            if label == "gradio":
-                bare_start(python, app, 180)  # warm-up: the first import of gradio compiles its .pyc files
-            bare = [bare_start(python, app, 180) for _ in range(min(args.rounds, 3))]
-            with httpx.Client(timeout=args.timeout) as c:
-                timed_get(c, srv.url + "/", host)  # awake (a wake may be a start), to read its environment
-            env = space_environ(srv.data_dir)
-            bare_env = [bare_start_with(python, app, env, 180) for _ in range(min(args.rounds, 3))]
-            m = measure(api, srv.url + "/", host, name, args.rounds)
-            rows.append((f"{label}: wake from frozen -> 200", fmt(m["frozen"]), f"awake {fmt(m['awake'])}"))
-            rows.append((f"{label}: wake from stopped -> 200", fmt(m["stopped"]),
-                         f"bare start {fmt(bare)}; with the Space's environment {fmt(bare_env)}"))  # fmt: skip
-            took = secret_restart(api, srv.url + "/", host, name)
-            rows.append((f"{label}: secret change -> new process", "n/a" if took is None else fmt([took]),
-                         f"bare start {fmt(bare)}"))  # fmt: skip
-            print(f"{label} done", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            with start_server(Path(tmp) / "data", env=SERVER_ENV) as srv:
+                api = HfApi(endpoint=srv.url, token=srv.user("alice"))
+                for label, app in apps:
+                    name = f"alice/sleep-{label}"
+                    host = deploy(api, srv.url, srv.port, name, app, args.timeout)
+                    python = env_python(srv.data_dir)
+                    if label == "gradio":
+                        bare_start(python, app, 180)  # warm-up: the first import of gradio compiles its .pyc files
+                    bare = [bare_start(python, app, 180) for _ in range(min(args.rounds, 3))]
+                    with httpx.Client(timeout=args.timeout) as c:
+                        timed_get(c, srv.url + "/", host)  # awake (a wake may be a start), to read its environment
+                    env = space_environ(srv.data_dir)
+                    bare_env = [bare_start_with(python, app, env, 180) for _ in range(min(args.rounds, 3))]
+                    m = measure(api, srv.url + "/", host, name, args.rounds)
+                    rows.append((f"{label}: wake from frozen -> 200", fmt(m["frozen"]), f"awake {fmt(m['awake'])}"))
+                    rows.append((f"{label}: wake from stopped -> 200", fmt(m["stopped"]),
+                                 f"bare start {fmt(bare)}; with the Space's environment {fmt(bare_env)}"))  # fmt: skip
+                    took = secret_restart(api, srv.url + "/", host, name)
+                    rows.append((f"{label}: secret change -> new process", "n/a" if took is None else fmt([took]),
+                                 f"bare start {fmt(bare)}"))  # fmt: skip
+                    print(f"{label} done", flush=True)
+        finally:
+            stop_apps(Path(tmp) / "data")  # apps outlive SpaceHub by design: stop them, frozen ones too
     print(f"\n{'measurement':<40} {'SpaceHub':>26}   baseline")
     for name, ours, base in rows:
         print(f"{name:<40} {ours:>26}   {base}")
