@@ -100,6 +100,15 @@ def deploy(api: HfApi, srv_url: str, port: int, name: str, files: dict[str, str]
     return time.monotonic() - t0, host
 
 
+def remove_spaces(api: HfApi, data_dir: Path, timeout: float = 30) -> None:
+    """Delete the benchmark's Spaces so SpaceHub stops their apps (apps outlive a SpaceHub stop by design)."""
+    for space in api.list_spaces(author="alice"):
+        api.delete_repo(space.id, repo_type="space")
+    deadline = time.monotonic() + timeout
+    while any((data_dir / "runtime" / "instances").glob("r*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-gradio", action="store_true", help="skip the Gradio measurements")
@@ -124,6 +133,7 @@ def main() -> int:
             took, _ = deploy(api, srv.url, srv.port, "alice/gr", {"README.md": readme(), "app.py": GRADIO_APP},
                              args.timeout)  # fmt: skip
             rows.append(("gradio commit -> first 200 (cached env)", took, bare_start(python, GRADIO_APP, 120)))
+        remove_spaces(api, srv.data_dir)
     print(f"\n{'measurement':<44} {'SpaceHub':>10} {'bare':>10} {'ratio':>8}")
     for name, ours, bare in rows:
         print(f"{name:<44} {ours:>9.2f}s {bare:>9.2f}s {ours / bare:>7.2f}x")
