@@ -68,10 +68,15 @@ def push(api: HfApi, repo: str, files: dict[str, str]) -> None:
 
 def bare_start(python: Path, app: str, timeout: float) -> float:
     """Seconds from process start to the first 200, for the app run by hand."""
+    return bare_start_with(python, app, {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}, timeout)
+
+
+def bare_start_with(python: Path, app: str, env: dict[str, str], timeout: float) -> float:
+    """Seconds from process start to the first 200 for the app run by hand with ``env`` (on its own port)."""
     port = free_port()
+    env = {**env, "PORT": str(port), "GRADIO_SERVER_PORT": str(port)}
     with tempfile.TemporaryDirectory() as d:
         Path(d, "app.py").write_text(app)
-        env = {**os.environ, "PORT": str(port), "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
         t0 = time.monotonic()
         proc = subprocess.Popen([str(python), "app.py"], cwd=d, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip

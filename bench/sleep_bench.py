@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +31,8 @@ import httpx
 from huggingface_hub import HfApi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import free_port, start_server
-from runtime_bench import GRADIO_APP, TINY_APP, bare_start, env_python, push, readme, wait_200
+from hubserver import start_server
+from runtime_bench import GRADIO_APP, TINY_APP, bare_start, bare_start_with, env_python, push, readme, wait_200
 
 DEEP_AFTER = 3.0
 SERVER_ENV = {
@@ -52,23 +51,6 @@ def space_environ(data_dir: Path) -> dict[str, str]:
         raw = Path(f"/proc/{pid}/environ").read_bytes()
         return dict(x.split("=", 1) for x in raw.decode(errors="replace").split("\0") if "=" in x)
     raise RuntimeError("no running Space app")
-
-
-def bare_start_with(python: Path, app: str, env: dict[str, str], timeout: float) -> float:
-    """Seconds from process start to the first 200 for the app run by hand with ``env`` (on another port)."""
-    port = free_port()
-    env = {**env, "PORT": str(port), "GRADIO_SERVER_PORT": str(port)}
-    with tempfile.TemporaryDirectory() as d:
-        Path(d, "app.py").write_text(app)
-        t0 = time.monotonic()
-        proc = subprocess.Popen([str(python), "app.py"], cwd=d, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
-        try:
-            wait_200(f"http://127.0.0.1:{port}/", None, timeout)
-            return time.monotonic() - t0
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 def stop_apps(data_dir: Path) -> None:

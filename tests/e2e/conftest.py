@@ -245,9 +245,15 @@ def stop_hub(hub: Hub) -> None:
 
 
 def stop_apps(data_dir: Path) -> None:
-    """Kill the supervisors and apps recorded under ``data_dir`` (by the pids in their state.json, nothing else)."""
+    """Stop the apps recorded under ``data_dir``: with the local backend's own stop, which thaws frozen ones first (a
+    frozen process does not act on signals), then by the pids of any state.json left (nothing else)."""
+    from spacehub.runtime.backends.local import LocalProcessBackend
     from spacehub.runtime.procs import kill_instance
 
+    if (data_dir / "runtime").is_dir():
+        backend = LocalProcessBackend(data_dir / "runtime")
+        for inst in backend.list_instances():
+            backend.stop(inst.release_id)
     for state in (data_dir / "runtime" / "instances").glob("*/state.json"):
         try:
             kill_instance(json.loads(state.read_text()), None, 1.0)

@@ -17,7 +17,7 @@ import pytest
 from huggingface_hub import HfApi, SpaceHardware
 from huggingface_hub.errors import HfHubHTTPError
 
-from tests.conftest import start_server, stop_server
+from tests.conftest import start_server
 from tests.e2e.conftest import Hub, runtime_env, stop_hub
 
 pytestmark = pytest.mark.slow
@@ -54,19 +54,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory, uv_cache: Path) -> Iterator[Hu
     alice = server.user("alice")
     h = Hub(server, alice, HfApi(endpoint=server.url, token=alice))
     yield h
-    stop_server(h.server)
-    stop_frozen_too(h.server.data_dir)
     stop_hub(h)
-
-
-def stop_frozen_too(data_dir: Path) -> None:
-    """Stop the apps with the local backend's own stop, which thaws frozen ones first (a frozen process does not act
-    on the signals of the generic teardown)."""
-    from spacehub.runtime.backends.local import LocalProcessBackend
-
-    backend = LocalProcessBackend(data_dir / "runtime")
-    for inst in backend.list_instances():
-        backend.stop(inst.release_id)
 
 
 def app_env(hub: Hub, repo_id: str) -> dict[str, Any]:
