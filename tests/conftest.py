@@ -14,6 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from spacehub.config import Settings
+from spacehub.services.context import HubContext
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
@@ -138,3 +141,15 @@ _counter = iter(range(10**9))
 def unique() -> str:
     """A fresh repo name per test (tests share one server)."""
     return f"r{os.getpid()}-{next(_counter)}-{int(time.time() * 1000) % 100000}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (``pytest.mark.anyio``) run on asyncio, the loop SpaceHub runs on."""
+    return "asyncio"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> HubContext:
+    """A HubContext on a fresh data dir (SQLite), for in-process service and runtime tests."""
+    return HubContext.create(Settings(data_dir=tmp_path / "data"))

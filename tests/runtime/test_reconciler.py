@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from spacehub.config import Settings
 from spacehub.runtime.backends.fake import FakeBackend
 from spacehub.runtime.plan import MAX_RESTARTS
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
@@ -21,16 +19,6 @@ from spacehub.storage.git import Change
 
 README = "---\ntitle: Demo\nsdk: gradio\n---\n"
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> HubContext:
-    return HubContext.create(Settings(data_dir=tmp_path / "data"))
 
 
 def make_space(ctx: HubContext, files: dict[str, str]) -> str:

@@ -24,16 +24,6 @@ from tests.runtime.test_reconciler import README, make_space, stage_in_db, until
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> HubContext:
-    return HubContext.create(Settings(data_dir=tmp_path / "data"))
-
-
 def reconciler(ctx: HubContext, backend: FakeBackend, **deps) -> Reconciler:
     sched = Scheduler(Catalog(), MachineInfo(2, 24 * GB), (Device("0", "Tesla T4", 16),))
     return Reconciler(RuntimeDeps(settings=ctx.settings, db=ctx.db, git=ctx.git, backend=backend, scheduler=sched,

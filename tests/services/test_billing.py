@@ -4,11 +4,9 @@ and who sees what usage. A real SQLite database; no server."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
-from spacehub.config import Settings
 from spacehub.errors import BadRequest, NotFound, PaymentRequired, Unauthorized
 from spacehub.runtime.hardware import GB, Catalog, MachineInfo
 from spacehub.runtime.scheduling import Scheduler
@@ -49,11 +47,6 @@ def test_summarize() -> None:
     assert alice["minutes"] == 6 and alice["costMicroUSD"] == 50_500 and alice["costUSD"] == pytest.approx(0.0505)
     assert alice["spaces"][0] == {"space": "alice/a", "flavor": "t4-medium", "minutes": 5, "costMicroUSD": 50_000,
                                   "costUSD": 0.05}  # fmt: skip
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> HubContext:
-    return HubContext.create(Settings(data_dir=tmp_path / "data"))
 
 
 def space(ctx: HubContext, owner: str = "alice", name: str = "demo") -> str:
