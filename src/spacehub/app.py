@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -32,12 +33,25 @@ class RawPathMiddleware:
         await self.app(scope, receive, send)
 
 
-def _safe_header(message: str) -> str:
-    return message.encode("ascii", "replace").decode().replace("\n", " ")[:1000]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escape_control(m: re.Match[str]) -> str:
+    c = m.group()
+    return " " if c == "\n" else {"\r": "\\r", "\t": "\\t"}.get(c, f"\\x{ord(c):02x}")
+
+
+def safe_header(message: str, limit: int = 1000) -> str:
+    """``message`` as a valid HTTP header value: printable ASCII only. Newlines become spaces, other control
+    characters visible escapes (``\\r``, ``\\x00``), anything beyond ASCII ``?``; the JSON body keeps the message whole.
+    (An invalid value makes the server drop the response: the client would get no answer at all.)"""
+    return _CONTROL.sub(_escape_control, message).encode("ascii", "replace").decode()[:limit].strip()
 
 
 def error_response(err: HubError, request_id: str) -> JSONResponse:
-    headers = {"X-Error-Message": _safe_header(err.message), "X-Request-Id": request_id, **err.headers}
+    extra = {k: safe_header(v, 8000) for k, v in err.headers.items()}
+    headers = {"X-Error-Message": safe_header(err.message) or "Error", "X-Request-Id": safe_header(request_id, 200)}
+    headers.update(extra)
     if err.error_code:
         headers["X-Error-Code"] = err.error_code
     if err.status_code == 401:
@@ -73,6 +87,11 @@ def create_app(settings: Settings, ctx: HubContext | None = None) -> FastAPI:
     @app.exception_handler(HubError)
     async def hub_error(request: Request, err: HubError) -> JSONResponse:
         return error_response(err, getattr(request.state, "request_id", ""))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, err: Exception) -> JSONResponse:
+        """A 500 in the Hub's format (Starlette sends it, then re-raises for the log: see ``limits.RequestLimits``)."""
+        return error_response(HubError("Internal server error"), getattr(request.state, "request_id", ""))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:

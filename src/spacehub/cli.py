@@ -56,11 +56,12 @@ def serve(
     """Start the server with embedded defaults (SQLite and local folders under the data dir)."""
     import uvicorn
 
+    from spacehub.limits import HeadLimitedHttpToolsProtocol, RequestLimits
     from spacehub.proxy.dispatch import listen_address
     from spacehub.wiring import DateHeader, build_server
 
     settings = _settings(data_dir, host=host, port=port)
-    application = DateHeader(build_server(settings))
+    application = DateHeader(RequestLimits(build_server(settings)))
     bind_host, bind_port = listen_address(settings)
     typer.echo(f"SpaceHub on http://{settings.server.host}:{settings.server.port} (data: {settings.data_dir})")
     uvicorn.run(
@@ -72,6 +73,7 @@ def serve(
         proxy_headers=False,
         timeout_keep_alive=30,
         date_header=False,  # DateHeader sets an exact one
+        http=HeadLimitedHttpToolsProtocol,  # httptools with a bound on request heads (limits.py)
     )
 
 

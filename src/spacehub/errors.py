@@ -13,6 +13,7 @@ HubError(status_code, error_code, message)
 ├── Conflict              409   (may carry ``url`` for create/duplicate)
 ├── PreconditionFailed    412   (stale parentCommit)
 ├── PayloadTooLarge       413
+├── RequestHeaderFieldsTooLarge 431 (``limits.RequestLimits``)
 └── NotImplementedOnHub   501   (an endpoint we know of but do not serve)
 
 BackendError              (runtime backends, kopf semantics)
@@ -82,6 +83,10 @@ class PreconditionFailed(HubError):
 
 class PayloadTooLarge(HubError):
     status_code = 413
+
+
+class RequestHeaderFieldsTooLarge(HubError):
+    status_code = 431
 
 
 class NotImplementedOnHub(HubError):

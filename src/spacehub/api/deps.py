@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,7 +13,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 
 from spacehub.errors import BadRequest, PayloadTooLarge
-from spacehub.services import accounts
+from spacehub.services import accounts, ndjson
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.services.formats import PLURALS
@@ -80,19 +79,35 @@ def raw(value: str) -> str:
     return unquote(value)
 
 
-async def json_body(request: Request, limit: int = 16 * 1024 * 1024) -> Any:
-    """The JSON body (``None`` when empty). Raises: BadRequest (malformed), PayloadTooLarge."""
-    data = b""
+MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
+
+
+async def read_body(request: Request, limit: int = MAX_JSON_BODY_BYTES) -> bytes:
+    """The whole body, refused while it streams once it passes ``limit`` bytes. Raises: PayloadTooLarge."""
+    parts: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
+        size += len(chunk)
+        if size > limit:
             raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def parse_json(data: bytes) -> Any:
+    """A JSON document (``None`` when blank), nested at most ``ndjson.MAX_JSON_DEPTH`` levels.
+    Raises: BadRequest (malformed or nested too deeply)."""
     if not data.strip():
         return None
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return ndjson.loads(data)
+    except ValueError as e:
         raise BadRequest(f"Malformed JSON body: {e}") from None
+
+
+async def json_body(request: Request, limit: int = MAX_JSON_BODY_BYTES) -> Any:
+    """The JSON body (``None`` when empty). Raises: BadRequest (malformed, nested too deeply), PayloadTooLarge."""
+    return parse_json(await read_body(request, limit))
 
 
 async def json_object(request: Request) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.deps import base_url, json_object, qbool, raw, unit
+from spacehub.api.deps import base_url, json_object, parse_json, qbool, raw, read_body, unit
 from spacehub.errors import BadRequest
 from spacehub.services import files, refs, repos
 from spacehub.services.formats import iso
@@ -128,14 +128,13 @@ def _tree(request: Request, rtype: str, repo_id: str, rev: str, path: str) -> JS
 @router.post("/api/{rtype:repotype}/{ns}/{name}/paths-info/{rev}")
 async def get_paths_info(request: Request, rtype: str, ns: str, name: str, rev: str) -> list[dict[str, Any]]:
     """Serves `HfApi.get_paths_info`: POST /api/{T}/{id}/paths-info/{rev} (form-encoded, JSON accepted too)."""
-    body = await request.body()
+    body = await read_body(request)
     if request.headers.get("content-type", "").startswith("application/json"):
-        import json
-
-        try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            raise BadRequest("Malformed JSON body") from None
+        data = parse_json(body)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise BadRequest("Expected a JSON object with 'paths' (and 'expand')")
         paths, expand = data.get("paths", []), bool(data.get("expand"))
     else:
         form = parse_qs(body.decode("utf-8", "replace"))

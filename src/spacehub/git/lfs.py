@@ -48,9 +48,12 @@ def parse_batch(body: Any) -> tuple[str, list[dict[str, Any]]]:
     if not isinstance(body, dict):
         raise BadRequest("Expected a JSON object with 'operation' and 'objects'")
     operation = body.get("operation")
-    if operation not in OPERATIONS:
+    if not isinstance(operation, str) or operation not in OPERATIONS:
         raise Unprocessable("'operation' must be 'upload' or 'download'")
-    if body.get("hash_algo", "sha256") != "sha256":
+    hash_algo = body.get("hash_algo", "sha256")
+    if not isinstance(hash_algo, str):
+        raise Unprocessable("'hash_algo' must be a string")
+    if hash_algo != "sha256":
         raise Conflict("Only the sha256 hash algorithm is supported")
     objects = body.get("objects")
     if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):

@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from spacehub.services import ndjson
 from spacehub.services.formats import SDKS
 
 
@@ -22,13 +23,29 @@ def split_front_matter(text: str) -> tuple[str | None, str]:
     return None, text
 
 
+MAX_CARD_NODES = 100_000
+
+
+def load_yaml(raw: str) -> Any:
+    """``yaml.safe_load``, refusing what the JSON answers could not carry: nesting deeper than
+    ``ndjson.MAX_JSON_DEPTH`` (PyYAML recurses, and overflows near 1,000 levels) and alias bombs.
+    Raises: yaml.YAMLError."""
+    try:
+        data = yaml.safe_load(raw)
+        ndjson.check_depth(data, max_nodes=MAX_CARD_NODES)
+    except (RecursionError, ValueError) as e:
+        message = str(e) if isinstance(e, ValueError) else str(ndjson.JsonTooDeep())
+        raise yaml.YAMLError(f"metadata refused: {message}") from None
+    return data
+
+
 def parse_card(text: str) -> dict[str, Any]:
     """The front matter as a dict; {} when there is none or it is not a YAML mapping."""
     raw, _ = split_front_matter(text)
     if raw is None:
         return {}
     try:
-        data = yaml.safe_load(raw)
+        data = load_yaml(raw)
     except yaml.YAMLError:
         return {}
     return data if isinstance(data, dict) else {}
@@ -40,7 +57,7 @@ def validate_card(text: str, repo_type: str) -> list[str]:
     if raw is None:
         return []
     try:
-        data = yaml.safe_load(raw)
+        data = load_yaml(raw)
     except yaml.YAMLError as e:
         return [f"Invalid YAML in README.md metadata: {e}"]
     if data is None:

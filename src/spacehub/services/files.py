@@ -14,7 +14,7 @@ from spacehub.services import cards
 from spacehub.services.context import HubContext
 from spacehub.services.formats import iso
 from spacehub.storage.blobs import MAX_POINTER_SIZE, LfsPointer, parse_pointer
-from spacehub.storage.git import TreeEntry
+from spacehub.storage.git import TreeEntry, lookup
 from spacehub.storage.models import Repo
 
 LAST_COMMIT_WALK_LIMIT = 2000
@@ -74,7 +74,7 @@ def add_last_commits(ctx: HubContext, repo_id: str, sha: str, items: list[dict[s
 
 def _oid_at(tree: pygit2.Tree, path: str) -> str | None:
     try:
-        return str(tree[path].id)
+        return str(lookup(tree, path).id)
     except KeyError:
         return None
 

@@ -21,6 +21,7 @@ from spacehub.errors import BadRequest
 
 READ_CHUNK = 1 << 20
 MAX_KEY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 64  # arrays and objects nested deeper than this are refused (no client sends more than a few)
 _NUMBER_CHARS = frozenset(b"+-.eE0123456789")
 _WS = frozenset(b" \t\r")
 _ESCAPES = {ord('"'): b'"', ord("\\"): b"\\", ord("/"): b"/", ord("b"): b"\b", ord("f"): b"\f", ord("n"): b"\n",
@@ -37,6 +38,40 @@ class LargeString:
 
 class _Malformed(Exception):
     pass
+
+
+class JsonTooDeep(ValueError):
+    def __init__(self) -> None:
+        super().__init__(f"arrays and objects are nested more than {MAX_JSON_DEPTH} levels deep")
+
+
+def loads(data: bytes | str) -> Any:
+    """``json.loads`` that refuses nesting deeper than ``MAX_JSON_DEPTH`` (the C decoder recurses, and overflows
+    near 1,000 levels). Raises: ValueError (``json.JSONDecodeError``, ``UnicodeDecodeError``, ``JsonTooDeep``)."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise JsonTooDeep() from None
+    check_depth(value)
+    return value
+
+
+def check_depth(value: Any, limit: int = MAX_JSON_DEPTH, max_nodes: int | None = None) -> None:
+    """Raises: JsonTooDeep when ``value`` nests lists and dicts more than ``limit`` levels (walked without recursion),
+    ValueError when it holds more than ``max_nodes`` of them (YAML aliases can share one list a billion times)."""
+    stack = [(value, 1)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            raise JsonTooDeep()
+        seen += 1
+        if max_nodes is not None and seen > max_nodes:
+            raise ValueError(f"more than {max_nodes} arrays and objects")
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
 
 
 def iter_ndjson(stream: IO[bytes], tmp_dir: Path, big: int = 8 << 20) -> Iterator[tuple[int, Any]]:
@@ -79,8 +114,8 @@ def iter_ndjson(stream: IO[bytes], tmp_dir: Path, big: int = 8 << 20) -> Iterato
 
 def _loads(line: bytes, lineno: int) -> Any:
     try:
-        return json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return loads(line)
+    except ValueError as e:
         raise BadRequest(f"Malformed NDJSON at line {lineno}: {e}") from None
 
 
@@ -114,12 +149,14 @@ class _Reader:
             raise _Malformed(f"expected {ch.decode()!r}")
         self.pos += 1
 
-    def value(self) -> Any:
+    def value(self, depth: int = 1) -> Any:
         c = self.peek()
+        if c in (ord("{"), ord("[")) and depth > MAX_JSON_DEPTH:
+            raise _Malformed(str(JsonTooDeep()))
         if c == ord("{"):
-            return self._object()
+            return self._object(depth)
         if c == ord("["):
-            return self._array()
+            return self._array(depth)
         if c == ord('"'):
             self.pos += 1
             return self._string()
@@ -134,7 +171,7 @@ class _Reader:
                     return val
         raise _Malformed("unexpected character" if c is not None else "unexpected end of line")
 
-    def _object(self) -> dict[str, Any]:
+    def _object(self, depth: int) -> dict[str, Any]:
         self.pos += 1
         out: dict[str, Any] = {}
         if self.peek() == ord("}"):
@@ -145,7 +182,7 @@ class _Reader:
             key = self._string(limit=MAX_KEY_BYTES)
             assert isinstance(key, str)
             self.expect(b":")
-            out[key] = self.value()
+            out[key] = self.value(depth + 1)
             c = self.peek()
             self.pos += 1
             if c == ord("}"):
@@ -153,14 +190,14 @@ class _Reader:
             if c != ord(","):
                 raise _Malformed("expected ',' or '}'")
 
-    def _array(self) -> list[Any]:
+    def _array(self, depth: int) -> list[Any]:
         self.pos += 1
         out: list[Any] = []
         if self.peek() == ord("]"):
             self.pos += 1
             return out
         while True:
-            out.append(self.value())
+            out.append(self.value(depth + 1))
             c = self.peek()
             self.pos += 1
             if c == ord("]"):

@@ -8,10 +8,11 @@ from spacehub.errors import Unprocessable
 
 MAX_PATH_BYTES = 4096
 MAX_SEGMENT_BYTES = 255
+MAX_PATH_DEPTH = 128  # folders + file name; far below git's core.maxTreeDepth (4096) and Python's recursion limit
 
 
 def validate_path(path: Any) -> str:
-    """A repo path as the Hub accepts it. Raises: Unprocessable (``..``, absolute, ``.git``, NUL, too long…)."""
+    """A repo path as the Hub accepts it. Raises: Unprocessable (``..``, absolute, ``.git``, NUL, too long or deep)."""
     if not isinstance(path, str) or not path:
         raise Unprocessable("Invalid path: empty or not a string")
     if "\0" in path or "\\" in path or any(ord(c) < 32 for c in path):
@@ -20,7 +21,10 @@ def validate_path(path: Any) -> str:
         raise Unprocessable(f"Invalid path {path!r}: absolute paths are not allowed")
     if len(path.encode()) > MAX_PATH_BYTES:
         raise Unprocessable("Invalid path: too long")
-    for seg in path.split("/"):
+    segments = path.split("/")
+    if len(segments) > MAX_PATH_DEPTH:
+        raise Unprocessable(f"Invalid path: nested more than {MAX_PATH_DEPTH} levels deep")
+    for seg in segments:
         if seg in ("", ".", ".."):
             raise Unprocessable(f"Invalid path {path!r}: empty, '.' or '..' segments are not allowed")
         if seg.lower() == ".git":

@@ -45,7 +45,9 @@ def list_commits(ctx: HubContext, repo: Repo, rev: str, cursor: int, limit: int)
 
 def _check_ref_name(kind: str, name: str) -> str:
     ref = f"refs/{kind}/{name}"
-    if not name or name.startswith("refs/") or not pygit2.reference_is_valid_name(ref):
+    # libgit2 reads the name as a C string (it would stop at a NUL): control characters are refused here, as git does
+    bad_char = any(ord(c) < 32 or ord(c) == 127 for c in name)
+    if not name or bad_char or name.startswith("refs/") or not pygit2.reference_is_valid_name(ref):
         raise BadRequest(f"Invalid {'branch' if kind == 'heads' else 'tag'} name: {name!r}")
     return ref
 

@@ -70,6 +70,14 @@ class Change:
     mode: int = FILE_MODE
 
 
+def lookup(tree: pygit2.Tree, path: str) -> pygit2.Object:
+    """``tree[path]``, except that a path holding a NUL is missing: libgit2 reads it as a C string, so
+    ``README.md\\0x`` would find ``README.md``. Raises: KeyError."""
+    if "\0" in path:
+        raise KeyError(path)
+    return tree[path]
+
+
 def is_sha(rev: str) -> bool:
     return len(rev) == 40 and set(rev) <= HEX
 
@@ -129,6 +137,8 @@ class GitStore:
         Raises:
             RevisionNotFound: no such revision.
         """
+        if any(ord(c) < 32 or ord(c) == 127 for c in rev):  # libgit2 would read "main\0x" as "main"
+            raise RevisionNotFound(f"Invalid rev id: {rev}")
         repo = self.open(repo_id)
         candidates = [rev] if rev.startswith("refs/") else [f"refs/heads/{rev}", f"refs/tags/{rev}"]
         for name in candidates:
@@ -208,7 +218,7 @@ class GitStore:
         if path in ("", "/"):
             return TreeEntry("", "directory", str(tree.id), 0, TREE_MODE)
         try:
-            obj = tree[path]
+            obj = lookup(tree, path)
         except KeyError:
             return None
         return _tree_entry(repo, path, obj)
@@ -221,7 +231,7 @@ class GitStore:
         """
         repo, tree = self.tree_of(repo_id, sha)
         if path:
-            obj = tree[path]
+            obj = lookup(tree, path)
             if not isinstance(obj, pygit2.Tree):
                 raise KeyError(path)
             tree = obj
