@@ -1,18 +1,29 @@
 """`RuntimeRouteTable`: the proxy's `RouteTable` backed by the reconciler (where each Space's traffic goes now).
 
-Host → Space is an in-memory index (subdomain → repo id, private flag), rebuilt from the database when repos are
-created, moved or deleted and on a timer; `lookup` is two dict reads. Private Spaces are authorized with the
-caller's token (header or web-login cookie), cached for a few seconds per (token, Space).
+Host → Space is an in-memory index (subdomain → repo id, private flag); `lookup` is two dict reads. The index is
+rebuilt from the database in the thread that commits a change to it, before that transaction's API call returns:
+`watch(db)` listens to the ORM's flushes for a Space repo that is created, deleted, moved/renamed or changes
+visibility, and rebuilds once the transaction has committed. So once `update_repo_settings(private=True)` has
+returned, no anonymous request gets the Space (and nginx's direct path to it is closed, `sync_listeners`). A timer
+rebuilds it too, for changes made by other processes. Rebuilds are ordered: a rebuild that read the database before
+a newer one was installed is dropped, so a slow timer rebuild never puts back an older visibility.
+
+Private Spaces are authorized with the caller's token (header or web-login cookie), cached for a few seconds per
+(token, Space).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
 from starlette.types import Receive, Scope, Send
 
 from spacehub.api.static_space import StaticSpaceApp
@@ -24,9 +35,12 @@ from spacehub.runtime.types import InstanceState, Stage
 from spacehub.services import accounts
 from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
+from spacehub.storage.db import Database
 from spacehub.storage.models import Repo
 
+log = logging.getLogger("spacehub.routes")
 AUTH_CACHE_SECONDS = 5.0
+_CHANGED = "spacehub.space_hosts_changed"  # Session.info key: this transaction changed a Space's host or visibility
 ERROR_STAGES = {Stage.BUILD_ERROR.value, Stage.RUNTIME_ERROR.value, Stage.CONFIG_ERROR.value, Stage.NO_APP_FILE.value}
 
 
@@ -57,14 +71,73 @@ class RuntimeRouteTable:
         self._static: dict[tuple[str, str], StaticSpaceApp] = {}
         self._auth: dict[tuple[str, str], tuple[float, bool]] = {}
         self.listeners: list[Callable[[], None]] = []  # called in the loop after the host index changed
+        # called with (old index, new index) in the rebuilding thread, before the new index is in use, in order
+        self.sync_listeners: list[Callable[[Mapping[str, _Space], Mapping[str, _Space]], None]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None  # where ``listeners`` run (set at startup)
+        self._lock = threading.Lock()
+        self._reads = itertools.count(1)
+        self._installed = 0  # the read number of the index in use
 
-    def refresh(self) -> None:
-        """Rebuild the host index from the database (call from a thread)."""
+    def refresh(self) -> bool:
+        """Rebuild the host index from the database (call from a thread); True when it changed.
+
+        A rebuild whose read started before the read of the index in use is dropped: it may predate a commit."""
+        read = next(self._reads)
         index: dict[str, _Space] = {}
         with self.ctx.db.transaction() as s:
             for repo in s.scalars(select(Repo).where(Repo.type == "space")):
                 index[subdomain(repo.full_name) + self.suffix] = _Space(repo.id, repo.private, "index.html")
-        self.by_host = index
+        with self._lock:
+            if read < self._installed:
+                return False
+            self._installed = read
+            old = self.by_host
+            if index == old:
+                return False
+            for listener in self.sync_listeners:
+                listener(old, index)
+            self.by_host = index
+        return True
+
+    def notify(self) -> None:
+        """Run ``listeners`` (in the loop) after the index changed."""
+        for listener in self.listeners:
+            listener()
+
+    # ---- rebuilt at commit -----------------------------------------------------------------------------------
+    def watch(self, db: Database) -> None:
+        """Rebuild the index when a transaction of ``db`` that changed a Space's host or visibility commits, in the
+        committing thread (so before the API call that made the change returns)."""
+        factory = db._factory  # the sessionmaker: its events are this database's sessions only
+        event.listen(factory, "after_flush", self._flushed)
+        event.listen(factory, "after_commit", self._committed)
+        event.listen(factory, "after_rollback", lambda s: s.info.pop(_CHANGED, None))
+
+    @staticmethod
+    def _flushed(session: Session, _flush: object) -> None:
+        if session.info.get(_CHANGED):
+            return
+        for obj in (*session.new, *session.deleted, *session.dirty):
+            if not isinstance(obj, Repo) or obj.type != "space":
+                continue
+            if obj in session.dirty and not any(
+                inspect(obj).attrs[name].history.has_changes() for name in ("private", "name", "owner_id")
+            ):
+                continue
+            session.info[_CHANGED] = True
+            return
+
+    def _committed(self, session: Session) -> None:
+        if not session.info.pop(_CHANGED, False):
+            return
+        try:
+            changed = self.refresh()
+        except Exception:
+            log.exception("rebuilding the Space host index failed (the timer will retry)")
+            return
+        loop = self.loop
+        if changed and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.notify)
 
     # ---- RouteTable ------------------------------------------------------------------------------------------
     def lookup(self, host: str) -> RouteTarget | None:

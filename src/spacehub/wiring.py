@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from email.utils import formatdate
 from typing import Any
 
@@ -49,6 +49,8 @@ def make_backend(settings: Settings) -> Backend:
         use_cgroups=rt.use_cgroups,
         uv_cache_dir=rt.uv_cache_dir,
         storage_enforcement=rt.storage_enforcement,
+        sandbox=rt.sandbox,
+        outbound=rt.outbound,
     )
 
 
@@ -90,12 +92,14 @@ def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
     app.state.reconciler, app.state.routes, app.state.runs = rec, routes, rec.runs
     app.state.kick = rec.kick_threadsafe  # handlers run in worker threads
 
+    # The host index is rebuilt when a Space's creation, deletion, move or change of visibility commits, in the
+    # committing thread: the API call returns only after the proxy knows (no timer, no event delay).
+    routes.watch(ctx.db)
+
     def on_event(event: RepoEvent) -> None:
         loop = rec.loop
         if loop is None or loop.is_closed():
             return
-        if event.kind in ("created", "moved", "deleted"):
-            loop.call_soon_threadsafe(lambda: loop.call_later(EVENT_DELAY, _refresh, routes))
         if event.repo_type == "space":
             loop.call_soon_threadsafe(lambda: loop.call_later(EVENT_DELAY, rec.kick, event.repo_id))
 
@@ -105,6 +109,7 @@ def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(a: Any) -> AsyncIterator[Any]:
         async with previous(a) as state:
+            routes.loop = asyncio.get_running_loop()
             await _refresh_now(routes)
             await rec.start()
             refresher = asyncio.ensure_future(_refresh_forever(routes, settings.runtime.reconcile_interval))
@@ -117,19 +122,9 @@ def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
     app.router.lifespan_context = lifespan
 
 
-_pending: set[asyncio.Future[Any]] = set()
-
-
-def _refresh(routes: RuntimeRouteTable) -> None:
-    fut = asyncio.ensure_future(_refresh_now(routes))
-    _pending.add(fut)
-    fut.add_done_callback(_pending.discard)
-
-
 async def _refresh_now(routes: RuntimeRouteTable) -> None:
-    await asyncio.to_thread(routes.refresh)
-    for listener in routes.listeners:
-        listener()
+    if await asyncio.to_thread(routes.refresh):
+        routes.notify()
 
 
 async def _refresh_forever(routes: RuntimeRouteTable, interval: float) -> None:
@@ -152,7 +147,20 @@ def build_server(settings: Settings) -> ASGIApp:
         table: RuntimeRouteTable = app.state.routes
         app.state.reconciler.route_listeners.append(lambda: plane.set_routes(table.public_upstreams()))
         table.listeners.append(lambda: plane.set_routes(table.public_upstreams()))
+        table.sync_listeners.append(lambda old, new: plane.close_hosts(*closed_and_opened(old, new)))
     return server
+
+
+def closed_and_opened(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Hosts whose entry changed between two host indexes: those no longer public (private, moved away, deleted),
+    whose direct nginx path must close at once, and those public now, whose path may open."""
+    closed, opened = [], []
+    for host in old.keys() | new.keys():
+        space = new.get(host)
+        if space == old.get(host):
+            continue
+        (opened if space is not None and not space.private else closed).append(host)
+    return closed, opened
 
 
 class DateHeader:

@@ -1,5 +1,6 @@
 """A small app to proxy to in the tests, run by uvicorn in its own process: echo, streaming, SSE, big bodies,
-a WebSocket echo, and a count of the TCP connections proxied requests came on (to see keep-alive reuse)."""
+a WebSocket echo (``/ws-headers`` sends the handshake's headers instead), and a count of the TCP connections
+proxied requests came on (to see keep-alive reuse)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,10 @@ async def websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return await send({"type": "websocket.close", "code": 1008})
     protocols = scope.get("subprotocols") or []
     await send({"type": "websocket.accept", "subprotocol": protocols[0] if protocols else None})
+    if scope["path"] == "/ws-headers":  # the handshake's headers, as the app got them
+        headers = [[k.decode(), v.decode()] for k, v in scope["headers"]]
+        await send({"type": "websocket.send", "text": json.dumps({"headers": headers})})
+        return await send({"type": "websocket.close", "code": 1000})
     host = dict(scope["headers"]).get(b"host", b"").decode()
     await send({"type": "websocket.send", "text": f"hello {host}"})
     while True:

@@ -8,7 +8,7 @@ runtime implements. See docs/architecture.md, section "Proxy".
 from spacehub.proxy.dispatch import HostDispatcher, listen_address, space_server
 from spacehub.proxy.forwarding import SpaceProxy
 from spacehub.proxy.nginx import NginxDataPlane
-from spacehub.proxy.routes import RouteTable, RouteTarget, StaticRouteTable, request_token
+from spacehub.proxy.routes import RouteTable, RouteTarget, StaticRouteTable, is_hub_authorization, request_token
 
 __all__ = [
     "HostDispatcher",
@@ -17,6 +17,7 @@ __all__ = [
     "RouteTarget",
     "SpaceProxy",
     "StaticRouteTable",
+    "is_hub_authorization",
     "listen_address",
     "request_token",
     "space_server",

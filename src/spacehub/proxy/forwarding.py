@@ -8,8 +8,9 @@ One request, in order:
 3. ``routes.touch(space_id)``, then the target serves it: an in-process ASGI app, or the app's port.
 4. HTTP is forwarded on a pooled keep-alive connection (``upstream.py``): the request head is rewritten (hop-by-hop
    headers dropped per RFC 9110 §7.6.1; ``X-Forwarded-For/-Proto/-Host`` set; ``Host`` kept, so the app builds
-   public URLs), the body streams up as it arrives, the response streams down as it arrives (every SSE event is
-   sent when it is read; nothing waits for a buffer to fill). A connection that fails before any answer byte is
+   public URLs; the visitor's hub token, ``spacehub_token`` cookie or ``Authorization: Bearer hf_…``, removed),
+   the body streams up as it arrives, the response streams down as it arrives (every SSE event is sent when it is
+   read; nothing waits for a buffer to fill). A connection that fails before any answer byte is
    retried once on a new connection when it was a reused one and the request had no body (the app may have closed
    it for idleness just then, as nginx's ``proxy_next_upstream error`` assumes).
 5. WebSockets go to ``websocket.relay_websocket``.
@@ -29,7 +30,7 @@ from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
 from spacehub.proxy import pages
-from spacehub.proxy.routes import TOKEN_COOKIE, RouteTable, RouteTarget
+from spacehub.proxy.routes import TOKEN_COOKIE, RouteTable, RouteTarget, is_hub_authorization
 from spacehub.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamPool
 from spacehub.proxy.websocket import relay_websocket
 
@@ -52,8 +53,14 @@ def _strip_token_cookie(value: bytes) -> bytes:
     return b";".join(kept).strip()
 
 
-def forwarded_headers(scope: Scope, *, strip_authorization: bool) -> tuple[list[tuple[bytes, bytes]], int]:
-    """The request headers the app gets, and the body framing: -1 none, -2 chunked, else the Content-Length."""
+def forwarded_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], int]:
+    """The request headers the app gets, and the body framing: -1 none, -2 chunked, else the Content-Length.
+
+    The visitor's hub credentials never reach the app, whatever the Space's visibility: the ``spacehub_token``
+    cookie is cut out of every ``Cookie`` header (the other cookies are kept as they were), and an ``Authorization``
+    header carrying a hub token (``routes.is_hub_authorization``) is dropped; other ``Authorization`` values are the
+    app's own scheme and are forwarded.
+    """
     out: list[tuple[bytes, bytes]] = []
     host = xff = b""
     framing = -1
@@ -77,7 +84,7 @@ def forwarded_headers(scope: Scope, *, strip_authorization: bool) -> tuple[list[
             value = _strip_token_cookie(value)
             if not value:
                 continue
-        elif name == b"authorization" and strip_authorization:
+        elif name == b"authorization" and is_hub_authorization(value):
             continue
         out.append((name, value))
     if framing == -2:
@@ -136,8 +143,8 @@ class SpaceProxy:
             return await target.asgi(scope, receive, send)
         assert target.upstream is not None
         if scope["type"] == "http":
-            return await self.forward(scope, receive, send, target.upstream, target.private)
-        headers, _ = forwarded_headers(scope, strip_authorization=target.private)
+            return await self.forward(scope, receive, send, target.upstream)
+        headers, _ = forwarded_headers(scope)
         space_id = target.space_id
         await relay_websocket(
             scope,
@@ -186,11 +193,9 @@ class SpaceProxy:
             log.warning("waking %s failed: %s", space_id, task.exception())
 
     # ---- HTTP forwarding ---------------------------------------------------------------------------------------
-    async def forward(
-        self, scope: Scope, receive: Receive, send: Send, upstream: tuple[str, int], private: bool = False
-    ) -> None:
+    async def forward(self, scope: Scope, receive: Receive, send: Send, upstream: tuple[str, int]) -> None:
         """Forward one HTTP request to ``upstream`` and stream the answer back."""
-        headers, framing = forwarded_headers(scope, strip_authorization=private)
+        headers, framing = forwarded_headers(scope)
         method = scope["method"]
         target = scope.get("raw_path") or scope["path"].encode()
         if scope["query_string"]:

@@ -12,6 +12,16 @@ nginx reloaded (SIGHUP: graceful, in-flight requests finish on the old workers),
 costs one reload. Requests served by nginx never reach SpaceHub, so activity for sleep comes from a buffered access
 log of host names that ``NginxDataPlane`` reads every few seconds and turns into ``RouteTable.touch`` calls.
 Private Spaces are never written to the config: their requests need ``authorize``, so they take the embedded path.
+A Space that turns private (or is moved or deleted) must leave nginx's direct path at once, not at the next reload:
+``close_hosts`` creates a marker file ``{markers}/{host}`` that every Space ``server`` checks before proxying (and
+hands the request to SpaceHub when it exists); the route table calls it synchronously when the change commits. The
+markers live in a per-run 0711 directory outside the data dir (nginx's workers may run as another user), and
+``start`` checks that nginx's workers see them.
+
+A visitor's hub token is never handed to an app: the ``spacehub_token`` cookie is cut out of ``Cookie`` (a ``map``)
+and an ``Authorization: Bearer hf_…`` is not sent (another ``map``; ``proxy_set_header`` with an empty value drops a
+header), exactly as the embedded proxy does (``routes.is_hub_authorization``). Requests handed to SpaceHub keep them:
+SpaceHub needs them to authorize, and strips them before the app.
 """
 
 from __future__ import annotations
@@ -20,8 +30,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
-from collections.abc import Mapping
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from spacehub.proxy.routes import RouteTable
@@ -59,14 +72,37 @@ http {{
     client_body_temp_path {dir}/tmp/body; proxy_temp_path {dir}/tmp/proxy; fastcgi_temp_path {dir}/tmp/fastcgi;
     uwsgi_temp_path {dir}/tmp/uwsgi; scgi_temp_path {dir}/tmp/scgi;
     map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
-    # SpaceHub's login cookie is never handed to a Space's app (as in the embedded proxy).
-    map $http_cookie $space_cookie {{
+    # A visitor's hub token is never handed to a Space's app (as in the embedded proxy): the spacehub_token cookie
+    # is cut out of Cookie (two passes; a third occurrence drops the Cookie header rather than leak it), and an
+    # Authorization that carries a hub token (Bearer hf_...) is not sent; any other Authorization is the app's own.
+    map $http_cookie $space_cookie_1 {{
         default $http_cookie;
-        "~^(?<pre>(?:.*;)?)\\s*spacehub_token=[^;]*;?\\s*(?<post>.*)$" "$pre$post";
+        "~^(?<pre>(?:.*;\\s*)?)spacehub_token=[^;]*(?:;\\s*)?(?<post>.*)$" "$pre$post";
+    }}
+    map $space_cookie_1 $space_cookie_2 {{
+        default $space_cookie_1;
+        "~^(?<pre>(?:.*;\\s*)?)spacehub_token=[^;]*(?:;\\s*)?(?<post>.*)$" "$pre$post";
+    }}
+    map $space_cookie_2 $space_cookie {{
+        default $space_cookie_2;
+        "~(?:^|;)\\s*spacehub_token=" "";
+    }}
+    map $http_authorization $space_authorization {{
+        default $http_authorization;
+        "~^\\s*(?i:bearer)\\s+hf_" "";
     }}
     log_format spacehub_activity '$host';
     upstream spacehub {{ server {backend}; keepalive 32; }}
 {upstreams}
+    # The start-up check that nginx's workers see the closed-host markers (else nginx mode refuses to start).
+    server {{
+        listen {listen};
+        server_name {check_host};
+        location / {{
+            if (-e {check_marker}) {{ return 204; }}
+            return 503;
+        }}
+    }}
     server {{
         listen {listen} default_server;
         server_name _;
@@ -86,10 +122,13 @@ _SERVER = """\
         server_name {host};
         access_log {dir}/activity.log spacehub_activity buffer=64k flush={flush}s;
         location / {{
+            if (-e {closed}) {{ return 418; }}
             proxy_pass http://{upstream};
             proxy_set_header Cookie $space_cookie;
+            proxy_set_header Authorization $space_authorization;
 {common}
             error_page 502 = @spacehub;
+            error_page 418 = @spacehub;
         }}
         location @spacehub {{
             proxy_pass http://spacehub;
@@ -97,6 +136,18 @@ _SERVER = """\
         }}
     }}
 """
+
+
+def _safe_host(host: str) -> bool:
+    return bool(host) and host[0] != "." and all(c.isalnum() or c in "-." for c in host)
+
+
+CHECK_HOST = "spacehub-marker-check.invalid"
+
+
+def closed_marker(markers: Path, host: str) -> Path:
+    """The file whose existence closes ``host``'s direct path: nginx then hands its requests to SpaceHub."""
+    return markers / host
 
 
 def render_config(
@@ -109,15 +160,26 @@ def render_config(
     read_timeout: float = 300.0,
     workers: int | str = 1,
     activity_flush: int = ACTIVITY_FLUSH_SECONDS,
+    markers: Path | None = None,
 ) -> str:
-    """The whole nginx.conf: ``routes`` maps a public Space host (``alice-demo.localhost``) to its app's address."""
+    """The whole nginx.conf: ``routes`` maps a public Space host (``alice-demo.localhost``) to its app's address;
+    ``markers`` is the directory of closed-host markers (``close_hosts``)."""
+    markers = markers or directory / "closed"
     common = _PROXY_COMMON.format(connect=f"{connect_timeout:g}", read=f"{read_timeout:g}")
     names: dict[tuple[str, int], str] = {}
     servers = []
     for host, addr in sorted(routes.items()):
         name = names.setdefault(addr, f"space_{len(names)}")
         servers.append(
-            _SERVER.format(listen=listen, host=host, dir=directory, flush=activity_flush, upstream=name, common=common)
+            _SERVER.format(
+                listen=listen,
+                host=host,
+                dir=directory,
+                flush=activity_flush,
+                upstream=name,
+                common=common,
+                closed=closed_marker(markers, host),
+            )
         )
     upstreams = "\n".join(_UPSTREAM.format(name=n, addr=f"{a[0]}:{a[1]}") for a, n in names.items())
     return _MAIN.format(
@@ -128,6 +190,8 @@ def render_config(
         upstreams=upstreams,
         common=common,
         servers="\n".join(servers),
+        check_host=CHECK_HOST,
+        check_marker=closed_marker(markers, CHECK_HOST),
     )
 
 
@@ -158,6 +222,18 @@ class NginxDataPlane:
         self.proc: asyncio.subprocess.Process | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._activity_task: asyncio.Task[None] | None = None
+        self._markers: Path | None = None
+        self._markers_lock = threading.Lock()
+
+    @property
+    def markers(self) -> Path:
+        """The closed-host markers' directory: one per run, outside the data dir, 0711 (nginx's workers run as
+        another user when SpaceHub runs as root, and must be able to stat a marker, not to list them)."""
+        with self._markers_lock:  # the route table calls close_hosts from worker threads
+            if self._markers is None:
+                self._markers = Path(tempfile.mkdtemp(prefix="spacehub-nginx-"))
+                self._markers.chmod(0o711)
+            return self._markers
 
     @property
     def _paths(self) -> list[str]:
@@ -180,6 +256,7 @@ class NginxDataPlane:
             read_timeout=self.timeouts[1],
             workers=self.workers,
             activity_flush=max(1, round(self.activity_interval)),
+            markers=self.markers,
         )
         tmp = self.conf.with_suffix(".tmp")
         tmp.write_text(text)
@@ -194,7 +271,20 @@ class NginxDataPlane:
         cmd = [self.binary, *self._paths, "-g", "daemon off;"]
         self.proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.DEVNULL)
         await self._wait_listening()
+        await self._check_markers()
         self._activity_task = asyncio.create_task(self._activity_loop())
+
+    async def _check_markers(self) -> None:
+        """nginx's workers must see the closed-host markers, or a Space made private would stay served directly."""
+        closed_marker(self.markers, CHECK_HOST).touch(mode=0o644)
+        host, port = self.listen.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET / HTTP/1.0\r\nHost: {CHECK_HOST}\r\n\r\n".encode())
+        status = (await asyncio.wait_for(reader.readline(), 10)).split()
+        writer.close()
+        if status[1:2] != [b"204"]:
+            await self.stop()
+            raise RuntimeError(f"nginx's workers cannot see {self.markers} (answered {status!r})")
 
     async def _wait_listening(self) -> None:
         host, port = self.listen.rsplit(":", 1)
@@ -216,6 +306,20 @@ class NginxDataPlane:
         out, _ = await proc.communicate()
         if proc.returncode != 0:
             raise RuntimeError(f"nginx rejected its config: {out.decode(errors='replace').strip()}")
+
+    def close_hosts(self, closed: Iterable[str] = (), opened: Iterable[str] = ()) -> None:
+        """Close (and reopen) nginx's direct path to Space hosts at once, without a reload: a closed host's requests
+        go to SpaceHub (which authorizes them, or answers 404) even while the loaded config still has a ``server``
+        for it. Synchronous and callable from any thread: the route table calls it, in the thread that committed a
+        Space's change of visibility, move or deletion, before the API call returns. A marker file per host is what
+        nginx checks (``if (-e …)``, one ``stat`` per request); a host that becomes public again is reopened."""
+        markers = self.markers
+        for host in closed:
+            if _safe_host(host):
+                closed_marker(markers, host).touch(mode=0o644)
+        for host in opened:
+            if _safe_host(host):
+                closed_marker(markers, host).unlink(missing_ok=True)
 
     def set_routes(self, routes: Mapping[str, tuple[str, int]]) -> None:
         """The public Spaces with a running app, host → app address; nginx is reloaded shortly after a change."""
@@ -288,3 +392,6 @@ class NginxDataPlane:
                 await asyncio.wait_for(self.proc.wait(), 15)
             except TimeoutError:
                 self.proc.kill()
+        if self._markers is not None:
+            shutil.rmtree(self._markers, ignore_errors=True)
+            self._markers = None

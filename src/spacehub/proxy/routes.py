@@ -19,6 +19,11 @@ The proxy asks the table, on every request to ``{subdomain}.{spaces_domain}``, w
   implementation may want to run in a thread or cache. Refused requests get the same 404 as an unknown host, so a
   private Space's existence is never revealed.
 
+A visitor's hub credentials are read by the proxy and never handed to the app (public Spaces too): the
+``spacehub_token`` cookie is removed from ``Cookie``, and an ``Authorization`` header is removed when it carries a hub
+token (``is_hub_authorization``: the ``Bearer`` scheme with a credential that starts with ``hf_``, SpaceHub's token
+format). Any other ``Authorization`` (``Basic``, ``Bearer <the app's own key>``) is the app's own and is forwarded.
+
 ``StaticRouteTable`` is the in-memory implementation used by the tests and the benchmark; the runtime's reconciler
 provides the real one.
 """
@@ -34,6 +39,7 @@ from typing import Protocol, runtime_checkable
 from starlette.types import ASGIApp
 
 TOKEN_COOKIE = "spacehub_token"
+HUB_TOKEN_PREFIX = "hf_"  # every SpaceHub token starts with it (services.accounts.create_token), as the Hub's do
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +85,32 @@ class RouteTable(Protocol):
     async def authorize(self, space_id: str, headers: Mapping[str, str]) -> bool: ...
 
 
+def is_hub_authorization(value: str | bytes) -> bool:
+    """True when an ``Authorization`` value carries a hub token: the scheme is ``Bearer`` (any case) and the
+    credential starts with ``hf_``, as every SpaceHub token does (``accounts.create_token``: ``hf_`` + 34 letters and
+    digits; Hugging Face's tokens look the same). The proxy strips such a header before the request reaches the app
+    (whether or not the token is valid); every other value (``Basic …``, a ``Bearer`` key of the app's own) belongs
+    to the app and is forwarded."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    scheme, _, credential = value.strip().partition(" ")
+    return scheme.lower() == "bearer" and credential.strip().startswith(HUB_TOKEN_PREFIX)
+
+
 def request_token(headers: Mapping[str, str]) -> str | None:
-    """The SpaceHub token a request carries: ``Authorization: Bearer <t>``, else the ``spacehub_token`` cookie."""
+    """The SpaceHub token a request carries: a hub token in ``Authorization: Bearer``, else the ``spacehub_token``
+    cookie, else any other ``Bearer`` credential (which can only fail the check: it may be the app's own key, and
+    must not hide the visitor's login cookie)."""
     auth = headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+    if is_hub_authorization(auth):
+        return auth.strip().partition(" ")[2].strip()
     for part in headers.get("cookie", "").split(";"):
         name, _, value = part.strip().partition("=")
         if name == TOKEN_COOKIE and value:
             return value
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
     return None
 
 
