@@ -14,16 +14,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spacehub.runtime.backends.base import BuildSpec, ReleaseSpec, Resources
+from spacehub.runtime.backends.local_docker import dockerfile_inputs
 from spacehub.runtime.hardware import Catalog, Flavor, MachineInfo, memory_label
 from spacehub.runtime.scheduling import Placement, capped, choose_placement
 from spacehub.runtime.space_storage import StorageSpec
 from spacehub.runtime.spaceconfig import ConfigProblem, SpaceConfig, parse_space_config
 from spacehub.runtime.types import Desired, SleepMode, Stage
 from spacehub.storage.git import GitStore
-from spacehub.storage.models import Repo, Space, SpaceStatus
+from spacehub.storage.models import Repo, Space, SpaceSecret, SpaceStatus
 
 # Variables a Space may not set: the platform's own (secrets and variables must not shadow them).
 PLATFORM_ENV = (
@@ -63,6 +65,18 @@ def _read_text(git: GitStore, repo_id: str, sha: str, path: str) -> str | None:
 def _factory_done(s: Session, repo_id: str) -> int:
     st = s.get(SpaceStatus, repo_id)
     return st.factory_done if st is not None else 0
+
+
+def docker_build_inputs(
+    s: Session, git: GitStore, repo: Repo, revision: str, user: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What a docker build gets of the Space's settings, as on HF: its variables as build args and its secrets as
+    build secrets, limited to what the Dockerfile uses (the rest cannot change the image)."""
+    args, mounts = dockerfile_inputs(_read_text(git, repo.id, revision, "Dockerfile"))
+    secret_keys = set(s.scalars(select(SpaceSecret.key).where(SpaceSecret.repo_id == repo.id)))
+    build_args = {k: v for k, v in user.items() if k in args and k not in secret_keys}
+    build_secrets = {k: v for k, v in user.items() if k in mounts and k in secret_keys}
+    return build_args, build_secrets
 
 
 def resources_for(flavor: Flavor, machine: MachineInfo, strict: bool = False) -> tuple[Resources, str | None]:
@@ -156,12 +170,16 @@ def read_space(
                                                     catalog.get(None)], placer)  # fmt: skip
     flavor = placement.flavor
     deps = [_read_text(git, repo.id, revision, p) for p in ("requirements.txt", "pre-requirements.txt")]
+    user = {k: v for k, v in user_env(s, repo).items() if k not in PLATFORM_ENV}
+    build_args, build_secrets = docker_build_inputs(s, git, repo, revision, user) if cfg.sdk == "docker" else ({}, {})
+    # A docker build's args and secrets are inputs of the image: a new value rebuilds it (keyed: secret values).
+    inputs = [sorted(build_args.items()), sorted(build_secrets.items())] if build_args or build_secrets else []
     build_id = "b" + _digest(repo.id, revision, cfg.sdk, cfg.sdk_version, cfg.python_version, deps,
-                             space.factory_generation)  # fmt: skip
+                             space.factory_generation, *inputs, key=id_key if build_secrets else b"")  # fmt: skip
     resources, note = placement.resources, placement.note
     env = platform_env(repo, cfg, flavor, resources, hub_url, host)
     env.update(st.env if st is not None else {})  # HF_HOME under /data: before the user's, who may change it
-    env.update({k: v for k, v in user_env(s, repo).items() if k not in PLATFORM_ENV})
+    env.update(user)
     mounted = [st.identity] if st is not None else []  # nothing added without storage: release ids stay as they were
     release_id = "r" + _digest(build_id, env, flavor.name, space.restart_generation, *mounted, key=id_key)
     build = BuildSpec(
@@ -174,6 +192,8 @@ def read_space(
         sdk_version=cfg.sdk_version,
         python_version=cfg.python_version,
         use_cache=space.factory_generation <= _factory_done(s, repo.id),
+        build_args=build_args,
+        build_secrets=build_secrets,
     )
     release = ReleaseSpec(
         space_id=repo.id,

@@ -46,6 +46,10 @@ class BuildSpec:
     sdk_version: str | None
     python_version: str | None
     use_cache: bool = True  # False on factory reboot: rebuild the environment from nothing
+    # docker builds, as on HF: the Space's variables the Dockerfile declares with ARG (``--build-arg``), and its
+    # secrets the Dockerfile mounts (``RUN --mount=type=secret,id=NAME``). Values are secret: kept out of repr.
+    build_args: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    build_secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,8 @@ class LocalProcessBackend:
                     "docker Spaces need a container engine: podman or docker is not installed on this host"
                 )
             meta["engine"], meta["image"] = engine, image_tag(spec.space_id, spec.build_id)
-            build_image(engine, tmp / "src", meta["image"], self.env, log, self.build_timeout, spec.use_cache)
+            build_image(engine, tmp / "src", meta["image"], self.env, log, self.build_timeout, spec.use_cache,
+                        spec.build_args, spec.build_secrets)  # fmt: skip
         write_json(tmp / "build.json", meta)
 
     def build_exists(self, build_id: str) -> bool:

@@ -1,25 +1,61 @@
 """docker Spaces on the local backend: image builds and ``run`` command lines for podman (preferred) or docker.
 
 podman runs with runc (crun cannot drive hybrid cgroup v1 hosts) and explicit nofile/nproc ulimits (its defaults
-exceed the hard limits of some hosts), as found in the runtime probes §2.3. The app's environment reaches the
-container as ``-e NAME`` without values, read from the engine's own environment: no secret is on a command line.
-Limits are the engine's (``--memory``, ``--cpus``, ``--pids-limit``), storage is a volume on /data, and the port is
-published on 127.0.0.1 only.
+exceed the hard limits of some hosts), as found in the runtime probes §2.3.
+
+Builds are HF's: the Space's variables as ``--build-arg NAME`` (value in the engine's environment) and its secrets as
+build secrets (``--secret id=NAME,src=FILE``, a 0600 file in a private folder outside the build context, deleted
+after the build), for ``RUN --mount=type=secret,id=NAME`` to read at /run/secrets/NAME: never in a layer, never on a
+command line. Builds run the author's code, so they lose the capabilities no Dockerfile step needs (``BUILD_CAP_DROP``;
+apt, pip, useradd and chown keep working). Secret values are masked in the build log.
+
+Apps run as HF's ``user`` (uid 1000) with no capability, ``no-new-privileges`` and the engine's default seccomp
+profile, in a network namespace of their own with loopback only (``--network none``); `container_net` connects it to
+the host. The app's environment reaches the container as ``-e NAME`` without values, read from the engine's own
+environment: no secret is on a command line. Limits are the engine's (``--memory``, ``--cpus``, ``--pids-limit``),
+storage is a volume on /data.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from spacehub.runtime.backends.base import BuildFailed, Resources
 from spacehub.runtime.backends.local_build import run_logged
 
 ENGINES = ("podman", "docker")
 PODMAN_ULIMITS = ["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
+APP_USER = "1000:1000"  # HF runs every docker Space as uid 1000 (its Dockerfiles: useradd -m -u 1000 user)
+# Of podman's default capabilities, builds keep CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETUID and SETGID (apt
+# drops to _apt, useradd, chown, pip): these go. (podman build has no no-new-privileges: "not supported".)
+BUILD_CAP_DROP = "SETPCAP,SETFCAP,SYS_CHROOT,NET_BIND_SERVICE,NET_RAW,MKNOD,AUDIT_WRITE"
+MASK = "********"
+ARG_RE = re.compile(r"^\s*ARG\s+(.+)$", re.IGNORECASE | re.MULTILINE)
+MOUNT_RE = re.compile(r"--mount=(\S+)")
+
+
+def dockerfile_inputs(dockerfile: str | None) -> tuple[set[str], set[str]]:
+    """The build args a Dockerfile declares (``ARG NAME[=default]``) and the secrets it mounts (``RUN
+    --mount=type=secret,id=NAME``; without ``id``, the target's file name, as BuildKit does)."""
+    if not dockerfile:
+        return set(), set()
+    text = re.sub(r"\\\r?\n", " ", dockerfile)  # continuation lines
+    args = {m.split("=", 1)[0] for line in ARG_RE.findall(text) for m in line.split()}
+    secrets = set()
+    for spec in MOUNT_RE.findall(text):
+        opts = dict(o.split("=", 1) if "=" in o else (o, "") for o in spec.strip("\"'").split(","))
+        if opts.get("type") == "secret":
+            secrets.add(opts.get("id") or opts.get("target", opts.get("dst", "")).rsplit("/", 1)[-1])
+    return args, secrets - {""}
 
 
 def find_engine() -> str | None:
@@ -63,9 +99,13 @@ def build_image(
     log: Callable[[str], None],
     timeout: float,
     use_cache: bool,
+    build_args: Mapping[str, str] | None = None,
+    build_secrets: Mapping[str, str] | None = None,
 ) -> None:
-    """Build the checkout's Dockerfile into ``tag``. Raises: BuildFailed."""
+    """Build the checkout's Dockerfile into ``tag``, with the Space's variables as build args and its secrets as
+    build secrets. Raises: BuildFailed (secret values masked)."""
     name = Path(engine).name
+    args, secrets = dict(build_args or {}), dict(build_secrets or {})
     if name == "docker":
         info = subprocess.run([engine, "info", "--format", "{{.ServerVersion}}"], env=dict(env), capture_output=True)
         if info.returncode != 0:
@@ -73,11 +113,59 @@ def build_image(
             raise BuildFailed(
                 f"docker Spaces need a container engine: docker is installed but its daemon is not reachable ({why})"
             )
-    cmd = [*engine_args(engine), "build", "-t", tag, *([] if use_cache else ["--no-cache"])]
+    mounts_secrets = bool(dockerfile_inputs(_read_dockerfile(src))[1])
+    if use_cache and mounts_secrets:
+        log("The Dockerfile mounts build secrets: building without the layer cache (it does not know their values)")
+    cmd = [*engine_args(engine), "build", "-t", tag, *([] if use_cache and not mounts_secrets else ["--no-cache"])]
     if name == "podman":
-        cmd += PODMAN_ULIMITS
-    log(f"$ {name} build -t {tag} .")
-    run_logged([*cmd, str(src)], env, src, log, f"{name} build", timeout)
+        cmd += [*PODMAN_ULIMITS, f"--cap-drop={BUILD_CAP_DROP}"]
+    for key in sorted(args):
+        cmd += ["--build-arg", key]  # the value comes from the engine's environment
+    masked = _masker(secrets)
+    with secret_files(secrets) as files:
+        for key, path in sorted(files.items()):
+            cmd += ["--secret", f"id={key},src={path}"]
+        log(f"$ {name} {' '.join(cmd[cmd.index('build') :])} .")
+        try:
+            run_logged([*cmd, str(src)], {**env, **args}, src, lambda line: log(masked(line)), f"{name} build", timeout)
+        except BuildFailed as e:
+            raise BuildFailed(masked(str(e))) from None
+
+
+def _read_dockerfile(src: Path) -> str | None:
+    try:
+        return (src / "Dockerfile").read_text(errors="replace")
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def secret_files(secrets: Mapping[str, str]) -> Iterator[dict[str, Path]]:
+    """Each secret in a 0600 file of a private (0700) temporary folder, removed on exit: ``{name: path}``."""
+    if not secrets:
+        yield {}
+        return
+    folder = Path(tempfile.mkdtemp(prefix="spacehub-build-secrets-"))  # mode 0700
+    try:
+        files = {}
+        for key, value in secrets.items():
+            path = folder / key
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(value)
+            files[key] = path
+        yield files
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _masker(secrets: Mapping[str, str]) -> Callable[[str], str]:
+    """Replaces secret values (of 4 characters or more: shorter ones would mask ordinary text) in a log line."""
+    values = sorted({v for v in secrets.values() if len(v) >= 4}, key=len, reverse=True)
+    if not values:
+        return lambda line: line
+    pattern = re.compile("|".join(re.escape(v) for v in values))
+    return lambda line: pattern.sub(MASK, line)
 
 
 def docker_run_command(
@@ -89,19 +177,52 @@ def docker_run_command(
     env_names: Sequence[str],
     res: Resources,
     data_dir: Path | None,
+    hub: str | None = None,
 ) -> list[str]:
-    """``<engine> run`` for one instance; environment variables are passed by name only."""
-    cmd = [*engine_args(engine), "run", "--rm", "--name", name, "--pull", "never", "-p", f"127.0.0.1:{port}:{app_port}"]
+    """The command the supervisor runs for one instance: `container_net` (listening on 127.0.0.1:``port``) around
+    ``<engine> run``. Environment variables are passed by name only. ``hub`` (HOST:PORT of a Hub on the host's
+    loopback) is offered at the same port on the container's loopback."""
+    run = [*engine_args(engine), "run", "--rm", "--replace", "--init", "--name", name, "--pull", "never"]
+    if Path(engine).name == "docker":
+        run.remove("--replace")
+    run += ["--network", "none", "--user", APP_USER, "--cap-drop", "all", "--security-opt", "no-new-privileges"]
     if Path(engine).name == "podman":
-        cmd += PODMAN_ULIMITS
+        run += PODMAN_ULIMITS
     if res.memory_bytes is not None:
-        cmd += ["--memory", f"{res.memory_bytes}b", "--memory-swap", f"{res.memory_bytes}b"]
+        run += ["--memory", f"{res.memory_bytes}b", "--memory-swap", f"{res.memory_bytes}b"]
     if res.cpus is not None:
-        cmd += ["--cpus", f"{res.cpus:g}"]
+        run += ["--cpus", f"{res.cpus:g}"]
     if res.pids is not None:
-        cmd += ["--pids-limit", str(res.pids)]
+        run += ["--pids-limit", str(res.pids)]
     if data_dir is not None:
-        cmd += ["-v", f"{data_dir}:/data"]
+        run += ["-v", f"{data_dir}:/data"]
     for key in env_names:
-        cmd += ["-e", key]
-    return [*cmd, image]
+        run += ["-e", key]
+    net = [sys.executable, "-I", "-m", "spacehub.runtime.backends.container_net", "--listen", f"127.0.0.1:{port}"]
+    net += ["--app-port", str(app_port), "--engine", " ".join(engine_args(engine)), "--name", name]
+    if hub:
+        net += ["--hub", hub]
+    return [*net, "--", *run, image]
+
+
+def loopback_hub(url: str | None) -> str | None:
+    """HOST:PORT of ``url`` when it is on this host's loopback (the container reaches it through `container_net`);
+    None otherwise (a public address: reachable only if the container had a network, which it has not)."""
+    if not url:
+        return None
+    parsed = urlsplit(url)
+    if parsed.hostname not in ("127.0.0.1", "localhost") or parsed.scheme not in ("http", "https"):
+        return None
+    return f"127.0.0.1:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
+
+
+def own_data_dir(data_dir: Path, uid: int = 1000, gid: int = 1000) -> None:
+    """The app (uid 1000) must be able to write its /data: the folder is handed over once (with what is in it, e.g.
+    written by an earlier process Space), not at every start."""
+    if os.geteuid() != 0 or data_dir.stat().st_uid == uid:
+        return
+    for root, dirs, files in os.walk(data_dir):
+        for entry in (*dirs, *files):
+            with contextlib.suppress(OSError):
+                os.lchown(os.path.join(root, entry), uid, gid)
+    os.chown(data_dir, uid, gid)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from spacehub.runtime.backends.base import ReleaseSpec
-from spacehub.runtime.backends.local_docker import container_name, docker_run_command
+from spacehub.runtime.backends.local_docker import container_name, docker_run_command, loopback_hub, own_data_dir
 from spacehub.runtime.cgroups import CgroupHost, CgroupUnavailable
 from spacehub.runtime.procs import boot_id
 
@@ -68,16 +68,20 @@ def launch_for(
 def container_launch(
     spec: ReleaseSpec, build: dict[str, Any], port: int, log_path: Path, src: Path, tag: str, engine_env: dict[str, str]
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """launch.json and the engine's environment for a docker build; limits are the engine's."""
+    """launch.json and the engine's environment for a docker build; limits are the engine's. The container runs as
+    uid 1000 without capabilities, in a network namespace of its own (`local_docker.docker_run_command`)."""
     launch = _common(spec, port, log_path, src)
     app_env = {**spec.env, **QUIET_ENV, "PORT": str(spec.app_port)}
     if spec.resources.devices:
         app_env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.resources.devices)
+    if spec.data_dir is not None:
+        own_data_dir(spec.data_dir)
     name = container_name(tag, spec.release_id)
     launch["container"] = {"engine": build["engine"], "name": name}
     launch["command"] = docker_run_command(
-        build["engine"], name, build["image"], port, spec.app_port, sorted(app_env), spec.resources, spec.data_dir
-    )
+        build["engine"], name, build["image"], port, spec.app_port, sorted(app_env), spec.resources, spec.data_dir,
+        hub=loopback_hub(spec.env.get("HF_ENDPOINT")),
+    )  # fmt: skip
     launch["limits"] = f"{Path(build['engine']).name} (container limits)"
     return launch, {**engine_env, **app_env}
 
