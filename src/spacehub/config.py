@@ -89,6 +89,18 @@ class RuntimeSettings(BaseModel):
         description="How a tier's size is enforced: a loop-mounted ext4 image per Space (image), a usage monitor "
         "that stops the Space when it is over (monitor), or image where this machine allows it (auto).",
     )
+    sandbox: Literal["on", "off"] = Field(
+        default="off",
+        description="Run every Space's processes (builds included) in a sandbox (bubblewrap: own user, PID, mount "
+        "and network namespaces, no capabilities, seccomp). Where it cannot be set up, Spaces do not start and say "
+        'why; "off" (for now the default, until the whole end-to-end suite passes sandboxed) runs them unconfined, '
+        "and every Space's runtime says so.",
+    )
+    outbound: Literal["open", "hub-only", "none"] = Field(
+        default="open",
+        description="Network a sandboxed Space may reach beyond its proxy: anything but this host's loopback (open, "
+        "as on HF; needs slirp4netns), only the Hub API at its public URL (hub-only), or nothing (none).",
+    )
     storage_check_interval: float = Field(
         default=10.0, description="Seconds between measurements of each Space's storage usage (and monitor checks)."
     )

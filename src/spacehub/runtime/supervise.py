@@ -27,10 +27,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from spacehub.runtime.sandbox_run import Sandbox, SandboxError
+
 MAX_LINE = 64 * 1024
+SANDBOX_ATTEMPTS = 3
 APP_OOM_SCORE_ADJ = "500"  # raising needs no privilege: on an OOM the app goes, not its supervisor nor the server
 PR_SET_PDEATHSIG = 1
 CLONE_NEWNS = 0x00020000
@@ -123,24 +127,51 @@ class Supervisor:
                 Path(procs).write_text(str(os.getpid()))
         except OSError as e:
             return self.fail(125, f"could not join the app's cgroup: {e}")
+        sandbox = None
         try:
-            data = self.mount_data()
-        except VolumeError as e:
-            return self.fail(126, str(e))
+            if self.launch.get("sandbox"):
+                sandbox = Sandbox(self.launch["sandbox"], self.launch["port"])
+                binds = sandbox.prepare()
+                _detach_other_storage()
+                data = "/data" if any(b[2] == "/data" for b in binds) and self.launch.get("data_dir") else None
+                command, fds = sandbox.command(binds, self.launch["command"], self.launch["sandbox_cwd"])
+            else:
+                data = self.mount_data()
+                command, fds = self.launch["command"], []
+        except (VolumeError, SandboxError, OSError) as e:
+            return self.fail(126, str(e) if not isinstance(e, OSError) else f"the sandbox could not be set up: {e}")
         self.line(f"===== Application Startup at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} =====")
-        try:
-            proc = subprocess.Popen(
-                self.launch["command"],
-                cwd=self.launch["cwd"],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                process_group=0,
-                preexec_fn=_child_setup,  # safe: the supervisor has a single thread
-            )
-        except OSError as e:
-            return self.fail(127, f"could not start {self.launch['command'][0]}: {e.strerror or e}")
+        for attempt in range(SANDBOX_ATTEMPTS if sandbox is not None else 1):
+            if sandbox is not None and attempt:
+                command, fds = sandbox.command(binds, self.launch["command"], self.launch["sandbox_cwd"])
+            try:
+                proc = subprocess.Popen(
+                    command,
+                    cwd=self.launch["cwd"],
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    process_group=0,
+                    pass_fds=fds,
+                    preexec_fn=_child_setup if sandbox is None else _sandbox_setup(sandbox),  # no thread runs yet
+                )
+            except OSError as e:
+                return self.fail(127, f"could not start {command[0]}: {e.strerror or e}")
+            if sandbox is None:
+                break
+            try:
+                sandbox.started()
+                break
+            except Exception as e:
+                # bwrap 0.8 now and then fails to set up the sandbox's loopback ("Failed RTM_NEWADDR"): try again
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                out = proc.communicate()[0] or b""
+                why = (out.decode(errors="replace").strip().splitlines() or [str(e)])[-1]
+                self.line(f"===== The sandbox could not be set up ({why}) =====")
+                if attempt + 1 == SANDBOX_ATTEMPTS:
+                    return self.fail(126, f"the sandbox could not be set up: {why}")
         self.pgid = proc.pid
         state = {
             "supervisor_pid": os.getpid(),
@@ -158,6 +189,10 @@ class Supervisor:
         code = proc.wait()
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)  # what the app left behind in its group goes with it
+        if sandbox is not None:
+            sandbox.close()
+            if code > 128:  # bwrap reports an app killed by signal N as 128+N
+                code = -(code - 128)
         status = 128 - code if code < 0 else code
         oom = self.oom_kills() > self.launch.get("oom_kills_before", 0)
         if oom:
@@ -290,6 +325,15 @@ def _check(rc: int, what: str) -> None:
     if rc != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _sandbox_setup(sandbox: Sandbox) -> Callable[[], None]:
+    def setup() -> None:
+        with contextlib.suppress(OSError):
+            Path("/proc/self/oom_score_adj").write_text(APP_OOM_SCORE_ADJ)
+        sandbox.preexec()
+
+    return setup
 
 
 def _child_setup() -> None:

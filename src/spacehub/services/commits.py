@@ -187,9 +187,7 @@ def create_commit(
         head = head_of(ctx, repo, branch)
         parent = header.get("parentCommit")
         if parent and not head.startswith(parent.lower()):
-            raise PreconditionFailed(
-                "The branch was updated since you opened this page. Please refresh and try again."
-            )
+            raise PreconditionFailed("The branch was updated since you opened this page. Please refresh and try again.")
         changes = _changes(ctx, s, repo, head, ops)
     summary = header.get("summary") or "Update files"
     message = summary + ("\n\n" + header["description"] if header.get("description") else "")

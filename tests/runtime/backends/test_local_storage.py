@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -104,8 +104,9 @@ def test_volumes_are_mounted_read_only(backend: LocalProcessBackend, space_repo:
 
 
 def test_a_volume_that_cannot_be_mounted_fails_the_start(
-    backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path
+    make_backend: Callable[..., LocalProcessBackend], space_repo: SpaceRepo, tmp_path: Path
 ) -> None:
+    backend = make_backend()  # a host path in the way: a sandbox builds its own tree, where none is
     model, sha = model_repo(tmp_path)
     (tmp_path / "a-file").write_text("")
     bad = VolumeMount(f"{tmp_path}/a-file/model", "model1", model.git_dir, model.lfs_dir, sha)
@@ -127,7 +128,27 @@ def test_an_app_holds_no_other_spaces_storage(
     started(backend, space_repo, tmp_path, "r1", data_dir=ours, data_limit_bytes=32 * MIB)
     started(backend, space_repo, tmp_path, "r2")
     for rid in ("r1", "r2"):
-        pid = json.loads((backend.instances / rid / "state.json").read_text())["pid"]
-        points = {line.split()[4] for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()}
-        assert not {p for p in points if p.startswith(str(storage_root))}, points
-        assert "/data" in points
+        state = json.loads((backend.instances / rid / "state.json").read_text())
+        # every process of the instance: the supervisor, and in a sandbox bwrap, the sandbox's init and the app
+        procs = [state["supervisor_pid"], *descendants(state["supervisor_pid"])]
+        views = [{line.split()[4] for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()} for pid in procs]
+        for points in views:
+            assert not {p for p in points if p.startswith(str(storage_root))}, points
+        assert "/data" in views[-1]  # the app's
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid``, parents before children."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for kid in sorted(children.get(todo.pop(0), [])):
+            out.append(kid)
+            todo.append(kid)
+    return out

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from spacehub.runtime import sandbox
 from spacehub.runtime.backends.base import BuildFailed, BuildSpec, Endpoint, InstanceStatus, ReleaseSpec
 from spacehub.runtime.backends.local_build import PythonEnvs, file_lock, stop_builds
 from spacehub.runtime.backends.local_docker import build_image, engine_call, find_engine, image_tag
@@ -56,6 +57,12 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 def _check_id(kind: str, value: str) -> None:
     if not ID_RE.match(value):
         raise BuildFailed(f"invalid {kind} {value!r}")
+
+
+def _hostname(spec: ReleaseSpec) -> str:
+    """The sandbox's host name, as HF's pods have one: r-<owner>-<name>, or the Space's id."""
+    name = re.sub(r"[^a-z0-9-]+", "-", spec.env.get("SPACE_ID", spec.space_id).lower()).strip("-")
+    return f"r-{name}"[:63].rstrip("-")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -87,6 +94,8 @@ class LocalProcessBackend:
         uv_cache_dir: Path | None = None,
         cgroup_host: CgroupHost | None = None,
         storage_enforcement: str = "auto",
+        sandbox: str | None = None,
+        outbound: str = "open",
     ) -> None:
         self.root = root.resolve()
         self.builds, self.instances, self.homes = (self.root / d for d in ("builds", "instances", "homes"))
@@ -100,6 +109,9 @@ class LocalProcessBackend:
         self.stop_grace = stop_grace
         self.env = build_env()
         self.storage_enforcement = storage_enforcement  # runtime.storage_enforcement: image, monitor or auto
+        self.sandbox = sandbox  # runtime.sandbox: on or off (None: unconfined, unreported, for unit tests)
+        self.outbound = outbound  # runtime.outbound: open, hub-only or none
+        self._sandbox_state: str | sandbox.SandboxUnavailable | None = None  # bwrap's version once checked, or why not
         if uv_bin is None:
             import uv  # the wheel ships the binary
 
@@ -111,6 +123,7 @@ class LocalProcessBackend:
         """Check out ``spec.revision`` into builds/<build_id>/src and prepare what the SDK needs. Raises:
         BuildFailed."""
         _check_id("build id", spec.build_id)
+        self.require_sandbox()
         final = self.builds / spec.build_id
         with file_lock(self.builds / f".{spec.build_id}.lock"):
             if self.build_exists(spec.build_id):
@@ -198,6 +211,7 @@ class LocalProcessBackend:
             raise BuildFailed("Static Spaces are served by SpaceHub itself: there is no process to start")
         if meta["env"] and not (Path(meta["env"]) / "bin" / "python").exists():
             raise BuildFailed(f"The Python environment of build {spec.build_id} is gone: rebuild it")
+        self.require_sandbox()
         inst = self.instances / spec.release_id
         with self._release_lock(spec.release_id):
             current = self.status(spec.release_id)
@@ -214,9 +228,73 @@ class LocalProcessBackend:
                 launch.update(mounts)
                 if launch.get("container"):
                     add_container_volumes(launch["command"], mounts.get("volumes", []))
+                elif self.sandbox == "on":
+                    self._sandbox_launch(spec, meta, inst, launch, env)
                 write_json(inst / "launch.json", launch)
             self._spawn(inst, env)
         return Endpoint(HOST, port)
+
+    # ---- the sandbox ------------------------------------------------------------------------------------------
+    def require_sandbox(self) -> None:
+        """Raises: BuildFailed saying why, when ``sandbox`` is on and this host cannot set one up (checked once)."""
+        if self.sandbox != "on":
+            return
+        if self._sandbox_state is None:
+            try:
+                self._sandbox_state = sandbox.check(sandbox.host_uid("check"))
+                self.seccomp_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.seccomp_file.with_name(f".seccomp.{os.getpid()}.tmp")
+                tmp.write_bytes(sandbox.seccomp_program())
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, self.seccomp_file)
+            except sandbox.SandboxUnavailable as e:
+                self._sandbox_state = e
+        if isinstance(self._sandbox_state, sandbox.SandboxUnavailable):
+            raise BuildFailed(
+                f"Spaces cannot run here: the sandbox cannot be set up ({self._sandbox_state}). An operator can "
+                'install what is missing, or set runtime.sandbox = "off" to run Spaces unconfined.'
+            )
+
+    @property
+    def seccomp_file(self) -> Path:
+        return self.root / "sandbox" / "seccomp.bpf"
+
+    def _sandbox_launch(
+        self, spec: ReleaseSpec, build: dict[str, Any], inst: Path, launch: dict[str, Any], env: dict[str, str]
+    ) -> None:
+        """Put the app in its sandbox: the plan in ``launch["sandbox"]``, and its environment as seen from inside."""
+        data = launch.get("data_dir")
+        if data is None:
+            data = str(inst / "ephemeral-data")  # HF's ephemeral disk: a /data of the instance's own
+            Path(data).mkdir(parents=True, exist_ok=True)
+        python = str(Path(build["env"]) / "bin" / "python")
+        launch["sandbox"] = sandbox.plan(
+            space_id=spec.space_id,
+            hostname=_hostname(spec),
+            app_dir=launch["cwd"],
+            python=python,
+            home=str(home_dir(self.homes, spec.space_id)),
+            data=data,
+            data_writable=True,
+            volumes=[(v["src"], v["dst"]) for v in launch.get("volumes") or []],
+            devices=spec.resources.devices,
+            hub_url=spec.env.get("HF_ENDPOINT"),
+            outbound=self.outbound,
+            seccomp_file=str(self.seccomp_file),
+            app_port=launch["port"],
+        )
+        launch["sandbox_cwd"] = sandbox.APP_DIR
+        for key in ("data_mode", "data_reason", "ephemeral_data"):
+            launch.pop(key, None)
+        env["HOME"] = sandbox.HOME
+        host_env = str(build["env"])  # the environment is at sandbox.VENV inside
+        launch["command"] = [c.replace(host_env, sandbox.VENV, 1) if c.startswith(host_env) else c
+                             for c in launch["command"]]  # fmt: skip
+        env["PATH"] = env["PATH"].replace(host_env, sandbox.VENV)
+        env["VIRTUAL_ENV"] = sandbox.VENV
+        if launch.get("data_dir"):
+            env["SPACE_DATA_DIR"] = "/data"
+            env.setdefault("HF_HOME", "/data/.huggingface")
 
     def _storage_busy(self, spec: ReleaseSpec) -> bool:
         """Another running instance uses the storage of ``spec`` (so its image cannot be grown now)."""
@@ -241,6 +319,8 @@ class LocalProcessBackend:
             return container_launch(spec, build, port, log_path, src, self.tag, self.env)
         launch, env = launch_for(spec, build, port, log_path, src, home_dir(self.homes, spec.space_id))
         apply_limits(launch, spec, self.cgroups if self.use_cgroups else None)
+        if self.sandbox == "off":
+            launch["limits"] += '; sandbox off (runtime.sandbox = "off"): the app runs unconfined, as SpaceHub\'s user'
         return launch, env
 
     def _spawn(self, inst: Path, env: dict[str, str]) -> None:

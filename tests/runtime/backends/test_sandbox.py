@@ -1,0 +1,68 @@
+"""A sandboxed app (runtime.sandbox = "on") with real processes: who it is, what it sees, what it can reach."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from spacehub.runtime import sandbox
+from spacehub.runtime.backends.local import LocalProcessBackend
+from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec, wait_http
+
+try:
+    sandbox.check(sandbox.host_uid("check"))
+    UNAVAILABLE = None
+except sandbox.SandboxUnavailable as e:  # pragma: no cover - the CI machine has bubblewrap
+    UNAVAILABLE = str(e)
+
+pytestmark = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"no sandbox here: {UNAVAILABLE}")
+
+
+@pytest.fixture
+def sandboxed(make_backend: Callable[..., LocalProcessBackend], space_repo: SpaceRepo, tmp_path: Path) -> str:
+    backend = make_backend(sandbox="on", outbound="hub-only")
+    sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": APP})
+    backend.build(build_spec(space_repo, sha), lambda line: None)
+    (tmp_path / "runtime" / "secret.key").write_text("do-not-read")
+    ep = backend.start(release_spec(space_repo, env={"SECRET_VALUE": "s3cr3t"}), tmp_path / "run.log")
+    url = f"http://{ep.host}:{ep.port}"
+    wait_http(url + "/")
+    return url
+
+
+def read(url: str, path: str) -> str:
+    return httpx.get(f"{url}/file", params={"path": path}, timeout=10).text
+
+
+def test_the_app_is_uid_1000_without_capabilities_under_seccomp(sandboxed: str) -> None:
+    status = dict(line.split(":", 1) for line in read(sandboxed, "/proc/self/status").splitlines() if ":" in line)
+    assert status["Uid"].split()[0] == "1000"
+    assert int(status["CapEff"].strip(), 16) == 0
+    assert status["NoNewPrivs"].strip() == "1"
+    assert status["Seccomp"].strip() == "2"
+
+
+def test_the_app_sees_its_own_files_only(sandboxed: str, tmp_path: Path) -> None:
+    assert "<error" in read(sandboxed, str(tmp_path / "runtime" / "secret.key"))  # SpaceHub's data dir is not there
+    assert "<error" in read(sandboxed, "/root/.bashrc")
+    assert "<error" in read(sandboxed, "/etc/shadow")
+    assert "user:x:1000:1000" in read(sandboxed, "/etc/passwd")
+    assert "http.server" in read(sandboxed, "/home/user/app/app.py")  # its own code, at HF's path
+
+
+def test_the_app_sees_only_its_own_processes(sandboxed: str) -> None:
+    # its own PID namespace: bwrap's reaper is 1, the sandbox's init 2, the app after them
+    assert read(sandboxed, "/proc/1/cmdline").startswith("bwrap")
+    assert "<error" in read(sandboxed, "/proc/self/../1000000/status")
+
+
+def test_the_app_has_no_way_onto_the_host_network(sandboxed: str) -> None:
+    dev = read(sandboxed, "/proc/net/dev")
+    assert "lo:" in dev and "eth" not in dev and "tap0" not in dev  # hub-only: loopback and nothing else
+    with socket.socket() as s:  # the host's side is the proxy's way in, and only that
+        s.settimeout(5)
+        s.connect(("127.0.0.1", int(sandboxed.rsplit(":", 1)[1])))
