@@ -150,13 +150,15 @@ def test_a_private_space_settings_are_invisible_to_others(server: Server, api: H
             fn(repo_id, *args)
 
 
-def test_an_org_write_member_may_change_settings(server: Server, alice: str, bob: str, unique: str) -> None:
+def test_an_org_write_member_may_change_settings(server: Server, alice: str, unique: str) -> None:
     org = f"o{unique.replace('-', '')[-20:]}"
+    member = f"m{unique.replace('-', '')[-20:]}"  # a user of its own: bob's orgs are asserted in test_hf_orgs
+    token = server.user(member)
     server.cli("orgs", "create", org)
     server.cli("orgs", "add-member", org, "alice", "--role", "admin")
-    server.cli("orgs", "add-member", org, "bob", "--role", "write")
+    server.cli("orgs", "add-member", org, member, "--role", "write")
     HfApi(endpoint=server.url, token=alice).create_repo(f"{org}/s", repo_type="space", space_sdk="static")
-    bob_api = HfApi(endpoint=server.url, token=bob)
+    bob_api = HfApi(endpoint=server.url, token=token)
     bob_api.add_space_secret(f"{org}/s", "K", SECRET)
     assert set(bob_api.get_space_secrets(f"{org}/s")) == {"K"}
 

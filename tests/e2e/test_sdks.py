@@ -3,6 +3,7 @@ page, a real gradio Interface (page, and an API call), a real Streamlit app (pag
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from pathlib import Path
@@ -63,7 +64,12 @@ def test_gradio_space(hub: Hub, tmp_path: Path) -> None:
     text = "\n".join(run)
     assert "Running on local URL:" in text, text[-3000:]
     assert "`spaces` package is required" not in text, text[-3000:]
-    assert "Traceback" not in text, text[-3000:]
+    # Python's report of an error in a destructor, which the app survives (gradio 6.31's dependencies as installed on
+    # 2026-12-05 print it for a garbage-collected event loop): that one is not a crash, any other traceback is
+    survived = re.compile(
+        r"Exception ignored in: <function BaseEventLoop\.__del__.*?ValueError: Invalid file descriptor: -1", re.S
+    )
+    assert "Traceback" not in survived.sub("", text), text[-3000:]
     build = "\n".join(hub.logs(repo_id, "build"))
     assert "+ gradio==" in build or "Reusing the Python environment" in build, build[-3000:]
 
@@ -88,7 +94,13 @@ def test_streamlit_space(hub: Hub, tmp_path: Path) -> None:
         ws.ping().wait(5)
     text = "\n".join(hub.logs(repo_id, "run"))
     assert "You can now view your Streamlit app" in text, text[-3000:]
-    assert "Traceback" not in text, text[-3000:]
+    # "Exception ignored in <…__del__>" is Python's report of an error in a destructor, which the app survives (gradio
+    # 6.31's dependencies as installed on 2026-12-05 print one for a garbage-collected event loop): not a crash
+    crashes = [b for b in text.split("Exception ignored in")[0:1] + [
+        b.split("\n", 1)[1] if "ValueError: Invalid file descriptor: -1" in b else b
+        for b in text.split("Exception ignored in")[1:]
+    ]]  # fmt: skip
+    assert all("Traceback" not in b or "BaseEventLoop.__del__" in b for b in crashes), text[-3000:]
 
 
 def test_one_environment_serves_every_space_with_the_same_requirements(hub: Hub, tmp_path: Path) -> None:
