@@ -35,9 +35,10 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
+from spacehub.runtime.sandbox_init import join
+
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
-CHUNK = 256 * 1024
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
@@ -68,18 +69,6 @@ def connect_in(ns_fd: int, home_fd: int, host: str, port: int) -> socket.socket:
     return s
 
 
-def pump(src: socket.socket, dst: socket.socket) -> None:
-    """Copy ``src`` to ``dst`` until EOF, then pass the EOF on (half close), so that both directions end cleanly."""
-    try:
-        while data := src.recv(CHUNK):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-
 def relay(client: socket.socket, ns_fd: int, home_fd: int, host: str, port: int) -> None:
     try:
         upstream = connect_in(ns_fd, home_fd, host, port)
@@ -87,12 +76,7 @@ def relay(client: socket.socket, ns_fd: int, home_fd: int, host: str, port: int)
         client.close()  # the app does not listen yet: the client sees the connection closed, as with no listener
         return
     client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
-    back.start()
-    pump(client, upstream)
-    back.join()
-    client.close()
-    upstream.close()
+    join(client, upstream)  # the sandbox's relay: both directions, half-closes, then both sockets closed
 
 
 def serve(listener: socket.socket, ns_fd: int, home_fd: int, host: str, port: int) -> None:
