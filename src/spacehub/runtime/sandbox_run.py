@@ -111,6 +111,9 @@ class Sandbox:
         seccomp_fd = os.open(plan["seccomp"], os.O_RDONLY | os.O_CLOEXEC)
         pass_fds += [init_fd, seccomp_fd]
         argv += ["--ro-bind-data", str(init_fd), INIT_PATH, "--seccomp", str(seccomp_fd), "--chdir", cwd]
+        # The root itself (bwrap's tmpfs: /, /etc, /run…) read-only too, once every mount point is made: the app
+        # writes only its HOME, /tmp and /data (tests/e2e/test_hostile.py found / and /etc writable).
+        argv += ["--remount-ro", "/"]
         listen = self.listener()
         config: dict[str, Any] = {"listen_fd": listen.fileno(), "app_port": plan["app_port"]}
         pass_fds.append(listen.fileno())
