@@ -25,10 +25,12 @@ from huggingface_hub import HfApi
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hubserver import free_port, start_server
 
+# The body names the process: its pid and a random id of this start (in a sandbox every start has the same pid)
 TINY_APP = """import http.server, os
+BOOT = os.urandom(8).hex()
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = f"tiny {os.getpid()}".encode()
+        body = f"tiny {os.getpid()} {BOOT}".encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a): pass
