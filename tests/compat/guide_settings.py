@@ -3,8 +3,8 @@ running real apps: huggingface_hub 1.33.0 (the guide's own calls, `duplicate_spa
 with `duplicate_repo(repo_type="space")`, which replaced it).
 
 Each Space runs tests/compat/guide_settings_app.py, which answers ``GET /env/NAME`` with its environment variable
-NAME and its pid: the scenario asks for the secrets and variables it set, through the Space proxy, and checks that
-every change restarted the app (a new pid that sees the new value).
+NAME and the random id of its start (``boot``): the scenario asks for the secrets and variables it set, through the
+Space proxy, and checks that every change restarted the app (a new start that sees the new value).
 
     python guide_settings.py --endpoint URL --workdir DIR --prefix P --app APP.py --readme README.md
     # tokens: SCENARIO_TOKEN (alice, write) and SCENARIO_BOB_TOKEN (bob, write), from the environment
@@ -82,30 +82,30 @@ def app(repo_id: str, name: str = "") -> dict[str, Any] | None:
         return None
 
 
-def wait_app(repo_id: str, name: str, value: str | None, not_pid: int | None = None) -> dict[str, Any]:
-    """Wait until the app answers with ``name`` = ``value`` (None: unset) from a process other than ``not_pid``."""
+def wait_app(repo_id: str, name: str, value: str | None, not_boot: str | None = None) -> dict[str, Any]:
+    """Wait until the app answers with ``name`` = ``value`` (None: unset) from a start other than ``not_boot``."""
     deadline = time.monotonic() + ARGS.timeout
     last: Any = None
     while time.monotonic() < deadline:
         last = app(repo_id, name)
-        if last is not None and last["value"] == value and last["pid"] != not_pid:
+        if last is not None and last["value"] == value and last["boot"] != not_boot:
             return last
         time.sleep(0.2)
     stage = api.get_space_runtime(repo_id).stage
     raise AssertionError(f"{repo_id}: {name} is not {value!r} in a new process; last answer {last}, stage {stage}")
 
 
-def pid(repo_id: str) -> int:
+def boot(repo_id: str) -> str:
     out = app(repo_id)
     expect(out is not None, f"{repo_id} does not answer")
-    return int(out["pid"])  # type: ignore[index]
+    return str(out["boot"])  # type: ignore[index]
 
 
 def changed(repo_id: str, change: Callable[[], Any], name: str, value: str | None) -> dict[str, Any]:
-    """Apply a change; the app must restart (a new pid) and see ``name`` = ``value``."""
-    before = pid(repo_id)
+    """Apply a change; the app must restart (a new start) and see ``name`` = ``value``."""
+    before = boot(repo_id)
     change()
-    return wait_app(repo_id, name, value, not_pid=before) | {"restarted_from": before}
+    return wait_app(repo_id, name, value, not_boot=before) | {"restarted_from": before}
 
 
 def upload_src(repo_id: str, client: HfApi = api) -> None:
@@ -130,7 +130,7 @@ def step_create_and_upload() -> dict[str, Any]:
     api.create_repo(repo_id=repo_id, repo_type="space", space_sdk="gradio")
     upload_src(repo_id)
     out = wait_app(repo_id, "HF_TOKEN", None)
-    return {"pid": out["pid"]}
+    return {"boot": out["boot"]}
 
 
 @step
@@ -251,7 +251,7 @@ def step_duplicate_with_secrets_and_variables() -> dict[str, Any]:
     wait_app(to_id, "HF_TOKEN", VALUES["hf_token_dup"])  # the given secret, not the source's
     out = wait_app(to_id, "MODEL_REPO_ID", "user/repo-dup")
     expect(api.get_space_variables(to_id)["MODEL_REPO_ID"].value == "user/repo-dup", "variables of the duplicate")
-    return {"via": via, "pid": out["pid"]}
+    return {"via": via, "boot": out["boot"]}
 
 
 def main() -> int:

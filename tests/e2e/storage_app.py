@@ -4,7 +4,7 @@ GET /write?path=P&size=N[&text=T]  writes T (or N bytes) to P, answers "ok" or "
 GET /read?path=P                   the file's text, or "<missing>"
 GET /ls?path=P                     JSON list of the folder's entries, or "<missing>"
 GET /env?name=N                    the variable's value, or "<unset>"
-GET /                              "storage-app <pid>"
+GET /                              "storage-app <boot>": a random id of this start (a sandboxed pid is always the same)
 """
 
 import errno
@@ -12,6 +12,8 @@ import json
 import os
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BOOT = os.urandom(8).hex()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -51,7 +53,7 @@ class Handler(BaseHTTPRequestHandler):
             return json.dumps(sorted(os.listdir(q["path"]))) if os.path.isdir(q["path"]) else "<missing>"
         if path == "/env":
             return os.environ.get(q["name"], "<unset>")
-        return f"storage-app {os.getpid()}"
+        return f"storage-app {BOOT}"
 
     def log_message(self, format: str, *args: object) -> None:
         pass

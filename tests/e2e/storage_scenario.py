@@ -37,7 +37,7 @@ class Scenario:
         self.storage_root = Path(args.data_dir) / "storage"
         self.port = args.endpoint.rsplit(":", 1)[1]
         self.endpoint, self.hardware = args.endpoint, args.hardware
-        self.pid = ""
+        self.boot = ""
 
     # ---- helpers -------------------------------------------------------------------------------------------------
     def app(self, route: str, **params: Any) -> str:
@@ -47,18 +47,18 @@ class Scenario:
         return r.text
 
     def restarted(self, what: str, until: Callable[[Any], bool] = lambda rt: True) -> Any:
-        """Wait until a new instance of the app serves (another pid) and the runtime is RUNNING and ``until``."""
+        """Wait until a new instance of the app serves (another start) and the runtime is RUNNING and ``until``."""
         deadline = time.monotonic() + TIMEOUT
         rt = None
         while time.monotonic() < deadline:
             rt = self.api.get_space_runtime(self.repo)
             if rt.stage == "RUNNING" and until(rt):
                 try:
-                    pid = self.app("/")
+                    boot = self.app("/")
                 except (AssertionError, httpx.HTTPError):
-                    pid = self.pid
-                if pid != self.pid:
-                    self.pid = pid
+                    boot = self.boot
+                if boot != self.boot:
+                    self.boot = boot
                     return rt
             time.sleep(0.3)
         raise AssertionError(f"{what}: the app did not restart; last runtime {rt.raw if rt else None}")

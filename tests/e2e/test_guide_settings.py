@@ -50,16 +50,16 @@ def env_of(hub: Hub, repo_id: str, name: str) -> dict[str, Any] | None:
         return None
 
 
-def wait_env(hub: Hub, repo_id: str, name: str, value: str | None, not_pid: int | None = None) -> dict[str, Any]:
-    """Wait until the app sees ``name`` = ``value`` (None: unset), in a process other than ``not_pid``."""
+def wait_env(hub: Hub, repo_id: str, name: str, value: str | None, not_boot: str | None = None) -> dict[str, Any]:
+    """Wait until the app sees ``name`` = ``value`` (None: unset), in a start other than ``not_boot``."""
     deadline, last = time.monotonic() + 60, None
     while time.monotonic() < deadline:
         last = env_of(hub, repo_id, name)
-        if last is not None and last["value"] == value and last["pid"] != not_pid:
+        if last is not None and last["value"] == value and last["boot"] != not_boot:
             return last
         time.sleep(0.1)
     raise AssertionError(
-        f"{repo_id}: {name} never became {value!r} (not pid {not_pid}); last {last}\n" + hub.report(repo_id)
+        f"{repo_id}: {name} never became {value!r} (not boot {not_boot}); last {last}\n" + hub.report(repo_id)
     )
 
 
@@ -133,7 +133,7 @@ def test_secrets_reach_the_app_restart_it_without_a_gap_or_rebuild_and_never_lea
         upload_app(hub, repo_id, tmp_path)
         hub.wait(repo_id, "RUNNING", RUN_TIMEOUT)
         first = wait_env(hub, repo_id, "HF_TOKEN", values["create"])
-        assert wait_env(hub, repo_id, "MODEL_REPO_ID", "user/repo")["pid"] == first["pid"]
+        assert wait_env(hub, repo_id, "MODEL_REPO_ID", "user/repo")["boot"] == first["boot"]
         build_log = (hub.server.data_dir / "spaces" / hub.space_id(repo_id) / "logs" / "build.log").read_text()
         (before,) = hub.instances(repo_id)
 
@@ -173,7 +173,7 @@ def test_secrets_reach_the_app_restart_it_without_a_gap_or_rebuild_and_never_lea
         switch = served.index(values["change"])
         assert set(served[:switch]) == {values["create"]} and set(served[switch:]) == {values["change"]}
         assert "RUNNING_APP_STARTING" in seen and set(seen) <= {"RUNNING", "RUNNING_APP_STARTING"}, seen
-        second = wait_env(hub, repo_id, "HF_TOKEN", values["change"], not_pid=first["pid"])
+        second = wait_env(hub, repo_id, "HF_TOKEN", values["change"], not_boot=first["boot"])
         (after,) = hub.instances(repo_id)
         assert after["build_id"] == before["build_id"] and after["release_id"] != before["release_id"]
         logs_dir = hub.server.data_dir / "spaces" / hub.space_id(repo_id) / "logs"
@@ -181,10 +181,11 @@ def test_secrets_reach_the_app_restart_it_without_a_gap_or_rebuild_and_never_lea
 
         # A variable: a restart; a description alone: none.
         api.add_space_variable(repo_id, "MODEL_REPO_ID", "user/other")
-        third = wait_env(hub, repo_id, "MODEL_REPO_ID", "user/other", not_pid=second["pid"])
+        third = wait_env(hub, repo_id, "MODEL_REPO_ID", "user/other", not_boot=second["boot"])
         api.add_space_variable(repo_id, "MODEL_REPO_ID", "user/other", description="only the description")
         time.sleep(1.5)
-        assert hub.runtime(repo_id).stage == "RUNNING" and env_of(hub, repo_id, "MODEL_REPO_ID")["pid"] == third["pid"]
+        assert hub.runtime(repo_id).stage == "RUNNING"
+        assert env_of(hub, repo_id, "MODEL_REPO_ID")["boot"] == third["boot"]
 
         # Key rotation with the server running: the app keeps its secret across a restart, new secrets work.
         key_file = hub.server.data_dir / "secrets.key"
@@ -194,9 +195,9 @@ def test_secrets_reach_the_app_restart_it_without_a_gap_or_rebuild_and_never_lea
         assert "re-encrypted" in out
         assert list(json.loads(key_file.read_text())["keys"]) != [old_key]
         api.restart_space(repo_id)
-        fourth = wait_env(hub, repo_id, "HF_TOKEN", values["change"], not_pid=third["pid"])
+        fourth = wait_env(hub, repo_id, "HF_TOKEN", values["change"], not_boot=third["boot"])
         api.add_space_secret(repo_id, "LATER", values["after_rotation"])
-        wait_env(hub, repo_id, "LATER", values["after_rotation"], not_pid=fourth["pid"])
+        wait_env(hub, repo_id, "LATER", values["after_rotation"], not_boot=fourth["boot"])
         assert set(api.get_space_secrets(repo_id)) == {"HF_TOKEN", "LATER"}
 
         # A duplicate: the files and variables, the secrets given, never the source's.

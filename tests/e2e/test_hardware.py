@@ -23,15 +23,16 @@ from tests.e2e.conftest import Hub, runtime_env, stop_hub
 pytestmark = pytest.mark.slow
 
 RUN_TIMEOUT = 180  # the first build installs gradio (python-http is an sdk: gradio Space)
-ENV_APP = """import json, os
+ENV_APP = """import json, os, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KEYS = ("CUDA_VISIBLE_DEVICES", "ACCELERATOR", "CPU_CORES", "MEMORY", "SPACE_ID")
+BOOT = uuid.uuid4().hex
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = json.dumps({"pid": os.getpid(), **{k: os.environ.get(k) for k in KEYS}}).encode()
+        body = json.dumps({"boot": BOOT, **{k: os.environ.get(k) for k in KEYS}}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -85,7 +86,7 @@ def test_gpu_flavor_runs_with_its_device_and_a_second_space_waits(hub: Hub, tmp_
     rt = hub.wait(a, "RUNNING", 60, until=lambda rt: rt.hardware == "t4-small")
     env = app_env(hub, a)
     assert env["CUDA_VISIBLE_DEVICES"] == "0" and env["ACCELERATOR"] == "t4-small"
-    assert env["pid"] != before["pid"] and env["CPU_CORES"] == "2"  # t4-small asks 4 vCPU: capped to this machine
+    assert env["boot"] != before["boot"] and env["CPU_CORES"] == "2"  # t4-small asks 4 vCPU: capped to this machine
     assert "capped" in rt.raw["resources"]["limits"]
     assert rt.raw["resourcesNote"].startswith("capped: t4-small asks 4 vCPU; this machine has 2")
 

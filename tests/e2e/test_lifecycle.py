@@ -190,7 +190,7 @@ def test_a_private_space_is_served_only_to_its_readers(hub: Hub, tmp_path: Path)
 
 def test_pause_then_restart(hub: Hub, tmp_path: Path) -> None:
     repo_id = running(hub, tmp_path, "pause")
-    pid = hub.serves(repo_id, V1).text.split("<p id='pid'>")[1].split("<")[0]
+    boot = hub.serves(repo_id, V1).text.split("<p id='boot'>")[1].split("<")[0]
     assert hub.api.pause_space(repo_id).stage == "PAUSED"
     hub.wait(repo_id, "PAUSED", 30)
     r = hub.get(repo_id)
@@ -201,7 +201,7 @@ def test_pause_then_restart(hub: Hub, tmp_path: Path) -> None:
     # wait_for_space right after restart_space waits for the restart, never answers the PAUSED of before
     assert hub.api.wait_for_space(repo_id, timeout=60, poll_interval=0.2).stage == "RUNNING"
     r = hub.serves(repo_id, V1)
-    assert f"<p id='pid'>{pid}</p>" not in r.text  # a new process
+    assert f"<p id='boot'>{boot}</p>" not in r.text  # a new process
 
 
 def test_stages_say_what_is_wrong(hub: Hub, tmp_path: Path) -> None:

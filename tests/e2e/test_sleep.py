@@ -42,21 +42,22 @@ def hub(tmp_path_factory: pytest.TempPathFactory, uv_cache: Path) -> Iterator[Hu
     stop_hub(h)
 
 
-def page_pid(text: str) -> int:
-    return int(text.split("<p id='pid'>")[1].split("<")[0])
+def page_boot(text: str) -> str:
+    """The random id the app drew at start: another start, another id (in a sandbox the pid is always the same)."""
+    return text.split("<p id='boot'>")[1].split("<")[0]
 
 
-def sleeping(hub: Hub, tmp_path: Path, prefix: str, mode: str, **kw: Any) -> tuple[str, int]:
+def sleeping(hub: Hub, tmp_path: Path, prefix: str, mode: str, **kw: Any) -> tuple[str, str]:
     """A running python-http Space with a short sleep time, left alone until it sleeps in ``mode``."""
     repo_id = hub.name(prefix)
     hub.upload(repo_id, "python-http", tmp_path, **kw)
     hub.wait(repo_id, "RUNNING", RUN_TIMEOUT)
-    pid = page_pid(hub.serves(repo_id, "python-http-v1").text)
+    boot = page_boot(hub.serves(repo_id, "python-http-v1").text)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the client warns on cpu-basic; this hub allows it
         assert hub.api.set_space_sleep_time(repo_id, SLEEP).sleep_time == SLEEP
     hub.wait(repo_id, "SLEEPING", SLEEP + DEEP + 20, until=lambda rt: rt.raw.get("sleepMode") == mode)
-    return repo_id, pid
+    return repo_id, boot
 
 
 def frozen_state(hub: Hub, repo_id: str) -> str | None:
@@ -70,17 +71,17 @@ def frozen_state(hub: Hub, repo_id: str) -> str | None:
 
 
 def test_light_sleep_freezes_and_a_request_thaws_at_once(hub: Hub, tmp_path: Path) -> None:
-    repo_id, pid = sleeping(hub, tmp_path, "light", "frozen")
+    repo_id, boot = sleeping(hub, tmp_path, "light", "frozen")
     rt = hub.runtime(repo_id)
     assert rt.stage == "SLEEPING" and rt.raw["sleepMode"] == "frozen"
     assert rt.hardware == "cpu-basic"  # still placed: the process is there, frozen
     (inst,) = hub.instances(repo_id)
-    assert inst["pid"] == pid and pid_alive(pid, inst["starttime"])
+    assert pid_alive(inst["pid"], inst["starttime"])
     assert frozen_state(hub, repo_id) in ("FROZEN", "1")
     t0 = time.monotonic()
     r = hub.get(repo_id, "/wake")
     took = time.monotonic() - t0
-    assert r.status_code == 200 and page_pid(r.text) == pid  # the same process, thawed
+    assert r.status_code == 200 and page_boot(r.text) == boot  # the same process, thawed
     assert took < 1.0, f"waking a frozen Space took {took:.3f}s"
     assert frozen_state(hub, repo_id) in ("THAWED", "0")
     hub.wait(repo_id, "RUNNING", 10)
@@ -89,24 +90,24 @@ def test_light_sleep_freezes_and_a_request_thaws_at_once(hub: Hub, tmp_path: Pat
     # a browser visiting a frozen Space gets the page itself (the thaw fits in the browser grace)
     hub.wait(repo_id, "SLEEPING", SLEEP + 10, until=lambda rt: rt.raw.get("sleepMode") == "frozen")
     page = hub.get(repo_id, headers={"accept": "text/html"})
-    assert page.status_code == 200 and page_pid(page.text) == pid
+    assert page.status_code == 200 and page_boot(page.text) == boot
 
     # restart_space wakes a sleeping Space, and wait_for_space right after it waits for the new process
     hub.wait(repo_id, "SLEEPING", SLEEP + 10, until=lambda rt: rt.raw.get("sleepMode") == "frozen")
     hub.api.restart_space(repo_id)
     assert hub.api.wait_for_space(repo_id, timeout=60, poll_interval=0.2).stage == "RUNNING"
-    assert page_pid(hub.serves(repo_id, "python-http-v1").text) != pid
+    assert page_boot(hub.serves(repo_id, "python-http-v1").text) != boot
 
 
 def test_deep_sleep_stops_and_a_request_starts_it_again(hub: Hub, tmp_path: Path) -> None:
-    repo_id, pid = sleeping(hub, tmp_path, "deep", "stopped")
+    repo_id, boot = sleeping(hub, tmp_path, "deep", "stopped")
     assert hub.instances(repo_id) == []  # no process, memory given back
     assert hub.runtime(repo_id).hardware is None
     page = hub.get(repo_id, headers={"accept": "text/html"})  # a browser: the waking page, the start under way
     if page.status_code == 503:
         assert "Waking up" in page.text
     r = hub.get(repo_id, "/again")  # an API client waits for the app
-    assert r.status_code == 200 and page_pid(r.text) != pid
+    assert r.status_code == 200 and page_boot(r.text) != boot
     hub.wait(repo_id, "RUNNING", 10)
     assert any("served GET /again" in line for line in hub.logs(repo_id))
 
@@ -126,6 +127,9 @@ def test_no_usage_is_metered_while_asleep(hub: Hub, tmp_path: Path) -> None:
 
     assert [end for _, end in intervals()] == [None]  # running: one open interval
     hub.wait(repo_id, "SLEEPING", SLEEP + 20)
+    deadline = time.monotonic() + 10  # the stage is said before the pass acts; the meter closes at the pass's end
+    while intervals()[0][1] is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     (first,) = intervals()
     assert first[1] is not None  # closed when it fell asleep
     time.sleep(1.5)

@@ -76,16 +76,16 @@ class App:
         assert r.status_code == 200, (r.status_code, r.text[:300])
         return r.text
 
-    def restarted(self, pid: str, timeout: float = 60.0) -> str:
-        """Wait until another instance serves; answers its pid line."""
+    def restarted(self, boot: str, timeout: float = 60.0) -> str:
+        """Wait until another instance serves; answers its start line."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.hub.runtime(self.repo_id).stage == "RUNNING":
                 try:
                     now = self("/")
                 except (AssertionError, httpx.HTTPError):
-                    now = pid
-                if now != pid:
+                    now = boot
+                if now != boot:
                     return now
             time.sleep(0.2)
         raise AssertionError(f"{self.repo_id} did not restart\n" + self.hub.report(self.repo_id))
@@ -125,12 +125,12 @@ def test_volumes_with_client_2_4(hub: Hub, tmp_path: Path, sources: dict[str, st
     hub.upload(repo_id, "python-http", tmp_path, files={"app.py": APP})
     hub.wait(repo_id, "RUNNING", RUN_TIMEOUT)
     app = App(hub, repo_id)
-    pid = app.restarted("")
+    boot = app.restarted("")
     hub.api.set_space_volumes(repo_id, [
         Volume(type="model", source=sources["model"], mount_path="/models/m"),
         Volume(type="dataset", source=sources["dataset"], mount_path="/datasets/d", path="train"),
     ])  # fmt: skip
-    pid = app.restarted(pid)
+    boot = app.restarted(boot)
     assert app("/read", path="/models/m/config.json") == '{"v": 1}'
     assert json.loads(app("/ls", path="/datasets/d")) == ["data.csv"]
     assert app("/write", path="/models/m/x", text="no").startswith("error EROFS")
@@ -143,12 +143,12 @@ def test_volumes_with_client_2_4(hub: Hub, tmp_path: Path, sources: dict[str, st
     # a commit to a source reaches the app at its next restart, not before
     hub.api.upload_file(path_or_fileobj=b'{"v": 2}', path_in_repo="config.json", repo_id=sources["model"])
     time.sleep(1.5)
-    assert app("/") == pid and app("/read", path="/models/m/config.json") == '{"v": 1}'
+    assert app("/") == boot and app("/read", path="/models/m/config.json") == '{"v": 1}'
     hub.api.restart_space(repo_id)
-    pid = app.restarted(pid)
+    boot = app.restarted(boot)
     assert app("/read", path="/models/m/config.json") == '{"v": 2}'
     hub.api.delete_space_volumes(repo_id)
-    app.restarted(pid)
+    app.restarted(boot)
     assert app("/read", path="/models/m/config.json") == "<missing>"
     assert hub.runtime(repo_id).volumes is None
 
@@ -162,11 +162,11 @@ def test_the_monitor_stops_a_space_over_its_tier_where_images_are_not_used(tmp_p
         mon.upload(repo_id, "python-http", tmp_path, files={"app.py": APP})
         mon.wait(repo_id, "RUNNING", RUN_TIMEOUT)
         app = App(mon, repo_id)
-        pid = app.restarted("")
+        boot = app.restarted("")
         r = httpx.post(f"{mon.url}/api/spaces/{repo_id}/storage", json={"tier": "small"},
                        headers={"authorization": f"Bearer {mon.alice}"})  # fmt: skip
         assert r.status_code == 200, r.text
-        app.restarted(pid)
+        app.restarted(boot)
         assert app("/write", path="/data/ok.bin", size=TIERS["small"] // 2) == "ok"
         usage = mon.wait(repo_id, "RUNNING", 20, until=lambda rt: (rt.raw["storageUsage"]["used"] or 0) > 0).raw
         assert "usage monitor" in usage["storageUsage"]["enforcement"], usage

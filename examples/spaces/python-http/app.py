@@ -1,6 +1,7 @@
 """A Space app with no dependency: the standard library's HTTP server on $PORT.
 
-It answers every GET with a small page that names MARKER and its process id, and prints one line per request (the
+It answers every GET with a small page that names MARKER, its process id and a random id of this start (in a
+sandbox every start is pid 2 or so: the boot id tells two starts apart), and prints one line per request (the
 Space's run log shows them). STARTUP_DELAY seconds pass before it listens: raise it to watch a new commit replace
 the running app without a gap (the old one serves until the new one answers).
 """
@@ -9,6 +10,7 @@ import html
 import os
 import sys
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MARKER = "python-http-v1"
@@ -16,6 +18,7 @@ STARTUP_DELAY = 0.0
 PORT = int(os.environ.get("PORT", "7860"))
 HOST = os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0")
 SPACE_ID = os.environ.get("SPACE_ID", "(not on a Space)")
+BOOT = uuid.uuid4().hex
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -24,7 +27,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = (
             "<!doctype html><html><head><title>Python HTTP example</title></head><body>"
-            f"<h1 id='marker'>{MARKER}</h1><p id='pid'>{os.getpid()}</p>"
+            f"<h1 id='marker'>{MARKER}</h1><p id='pid'>{os.getpid()}</p><p id='boot'>{BOOT}</p>"
             f"<p id='space'>{html.escape(SPACE_ID)}</p><p id='path'>{html.escape(self.path)}</p>"
             "</body></html>"
         ).encode()

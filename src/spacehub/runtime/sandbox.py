@@ -147,6 +147,32 @@ def host_uid(space_id: str) -> int | None:
     return HOST_UID_BASE + digest % HOST_UID_SPAN
 
 
+# The namespace flags of clone(2): a container's filter refuses them (bwrap has --disable-userns for its own).
+CLONE_NAMESPACE_FLAGS = {
+    "CLONE_NEWNS": 0x00020000,
+    "CLONE_NEWCGROUP": 0x02000000,
+    "CLONE_NEWUTS": 0x04000000,
+    "CLONE_NEWIPC": 0x08000000,
+    "CLONE_NEWUSER": 0x10000000,
+    "CLONE_NEWPID": 0x20000000,
+    "CLONE_NEWNET": 0x40000000,
+}
+
+
+def oci_seccomp_profile() -> dict[str, Any]:
+    """The same filter as an OCI runtime's seccomp profile (``--security-opt seccomp=FILE`` of podman and docker),
+    for docker Spaces: the engines' default profiles allow unshare, mount and clone with namespace flags to
+    everyone and leave refusing them to missing capabilities, which a user namespace gives back."""
+    eperm = {"action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+    rules: list[dict[str, Any]] = [{"names": DENIED_SYSCALLS, **eperm}]
+    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38})  # ENOSYS: libc uses clone
+    for flag in CLONE_NAMESPACE_FLAGS.values():  # clone's flags are its first argument on x86-64 and arm64
+        arg = {"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}
+        rules.append({"names": ["clone"], **eperm, "args": [arg]})
+    archs = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+    return {"defaultAction": "SCMP_ACT_ALLOW", "architectures": archs, "syscalls": rules}
+
+
 def seccomp_program() -> bytes:
     """The BPF program of the filter (compiled by libseccomp through pyseccomp), as ``bwrap --seccomp`` reads it."""
     import pyseccomp
@@ -316,6 +342,35 @@ def plan(
         "init": str(Path(__file__).with_name("sandbox_init.py")),
         "init_python": f"{VENV}/bin/python" if python else sys.executable,
         "chown": [p for p in (home, data if data_writable else None) if p],
+    }
+
+
+BUILD_UV = "/opt/uv/uv"  # where a sandboxed build step finds uv
+
+
+def build_plan(
+    *, space_id: str, hostname: str, src: str, python: str, env_dir: str, home: str, uv: str, seccomp_file: str
+) -> dict[str, Any]:
+    """The sandbox of a build step that runs the Space's code (``uv pip install`` of a source distribution or a local
+    package runs its ``setup.py``/build backend): the same identity, system files and seccomp filter as the app, a
+    throwaway writable copy of the checkout at ``APP_DIR`` (build backends write into a package's folder; see
+    `local_build.copy_for_build`), the environment being made writable (at its own path: uv's relocatable
+    environments do not care, and the arguments need no rewriting), a HOME of its own for uv's cache (never the shared
+    one: uv hard-links installed files from it into every environment), uv itself, and outbound traffic through
+    slirp4netns to reach the package index (never the host's loopback)."""
+    binds = system_binds([python_prefix(python)])
+    binds += [Bind(home, HOME, "rw"), Bind(src, APP_DIR, "rw"), Bind(env_dir, env_dir, "rw"), Bind(uv, BUILD_UV)]
+    return {
+        "uid": host_uid(space_id),
+        "binds": [[b.mode, b.src, b.dst] for b in binds],
+        "etc": etc_files(hostname, None, "open"),
+        "hostname": hostname,
+        "seccomp": seccomp_file,
+        "outbound": "open",
+        "hub": None,
+        "app_port": None,
+        "init": None,
+        "chown": [home, env_dir],
     }
 
 

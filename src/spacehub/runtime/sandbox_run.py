@@ -13,8 +13,11 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
+import struct
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from spacehub.runtime.sandbox_init import join
 
 STAGE = Path("/run/spacehub-sandbox")  # an empty folder made once on the host; a tmpfs in each supervisor's namespace
 CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG = 1
 NS_GET_USERNS = 0xB701  # ioctl on a namespace fd: the user namespace that owns it
@@ -94,7 +99,10 @@ class Sandbox:
     def command(self, binds: list[list[str]], app_command: list[str], cwd: str) -> tuple[list[str], list[int]]:
         """bwrap's command line (no secret: the app's environment passes through bwrap's own) and the fds to pass."""
         plan = self.plan
-        argv = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session"]
+        argv = ["bwrap", "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+        if self.uid is None:  # as root, preexec() makes the network namespace (see there)
+            argv.append("--unshare-net")
+        argv += ["--disable-userns", "--die-with-parent", "--new-session"]
         argv += ["--cap-drop", "ALL", "--uid", "1000", "--gid", "1000", "--hostname", plan["hostname"]]
         argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/run/spacehub"]
         for mode, src, dst in binds:  # after the tmpfs: a bind below /tmp would be hidden by it otherwise
@@ -107,37 +115,50 @@ class Sandbox:
             fd = _memfd(name, text.encode())
             pass_fds.append(fd)
             argv += ["--ro-bind-data", str(fd), f"/etc/{name}"]
-        init_fd = os.open(plan["init"], os.O_RDONLY | os.O_CLOEXEC)
         seccomp_fd = os.open(plan["seccomp"], os.O_RDONLY | os.O_CLOEXEC)
-        pass_fds += [init_fd, seccomp_fd]
-        argv += ["--ro-bind-data", str(init_fd), INIT_PATH, "--seccomp", str(seccomp_fd), "--chdir", cwd]
-        # The root itself (bwrap's tmpfs: /, /etc, /run…) read-only too, once every mount point is made: the app
-        # writes only its HOME, /tmp and /data (tests/e2e/test_hostile.py found / and /etc writable).
-        argv += ["--remount-ro", "/"]
-        listen = self.listener()
-        config: dict[str, Any] = {"listen_fd": listen.fileno(), "app_port": plan["app_port"]}
-        pass_fds.append(listen.fileno())
-        self._keep = [listen]
-        if plan.get("hub"):
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            self.hub_channel = ours
-            self._keep.append(theirs)
-            pass_fds.append(theirs.fileno())
-            config |= {"hub_fd": theirs.fileno(), "hub_port": plan["hub"][1]}
+        pass_fds.append(seccomp_fd)
+        argv += ["--seccomp", str(seccomp_fd), "--chdir", cwd]
+        self._keep: list[socket.socket] = []
+        config: dict[str, Any] = {}
+        if plan.get("init"):  # an app: the init relays the proxy's connections in and the app's Hub calls out
+            init_fd = os.open(plan["init"], os.O_RDONLY | os.O_CLOEXEC)
+            pass_fds.append(init_fd)
+            argv += ["--ro-bind-data", str(init_fd), INIT_PATH]
+            # The root itself (bwrap's tmpfs: /, /etc, /run…) read-only too, once every mount point is made: the
+            # app writes only its HOME, /tmp and /data (tests/e2e/test_hostile.py found / and /etc writable).
+            argv += ["--remount-ro", "/"]
+            listen = self.listener()
+            config |= {"listen_fd": listen.fileno(), "app_port": plan["app_port"]}
+            pass_fds.append(listen.fileno())
+            self._keep.append(listen)
+            if plan.get("hub"):
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                self.hub_channel = ours
+                self._keep.append(theirs)
+                pass_fds.append(theirs.fileno())
+                config |= {"hub_fd": theirs.fileno(), "hub_port": plan["hub"][1]}
         if plan["outbound"] == "open":
             self.info_r, info_w = os.pipe()
             block_r, self.block_w = os.pipe()
             pass_fds += [info_w, block_r]
             self._pipe_ends = [info_w, block_r]
             argv += ["--info-fd", str(info_w), "--block-fd", str(block_r)]
+        if not plan.get("init"):  # a build step: bwrap is its init
+            argv += ["--", *app_command]
+            self.fds = pass_fds
+            return argv, pass_fds
         argv += ["--", plan["init_python"], "-I", "-S", INIT_PATH, json.dumps(config), "--", *app_command]
         self.fds = pass_fds
         return argv, pass_fds
 
     def preexec(self) -> None:
-        """In the child before exec: become the Space's host uid, then die with the supervisor (set after the uid
-        change, which clears it)."""
+        """In the child before exec: as root, give the sandbox a network namespace of its own with its loopback up
+        (bwrap 0.8 sets its own up over netlink, which fails now and then with "Failed RTM_NEWADDR"; ours also
+        belongs to the host's user namespace, so nothing in the sandbox can reconfigure it); become the Space's host
+        uid, then die with the supervisor (set after the uid change, which clears it)."""
         if self.uid is not None:
+            _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            _loopback_up()
             os.setgroups([])
             os.setresgid(self.uid, self.uid, self.uid)
             os.setresuid(self.uid, self.uid, self.uid)
@@ -184,7 +205,7 @@ class Sandbox:
             cmd += [f"/proc/self/fd/{netns}", "tap0"]
             self.slirp = subprocess.Popen(
                 cmd, pass_fds=(ready_w, netns, userns), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, preexec_fn=lambda: _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0),
             )  # fmt: skip
             os.close(netns)
             os.close(userns)
@@ -226,6 +247,14 @@ class Sandbox:
             self.slirp.wait()
 
 
+def _loopback_up() -> None:
+    """Bring ``lo`` up in this network namespace: the kernel then gives it 127.0.0.1/8 and ::1 by itself."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
 def _own(path: Path, uid: int) -> None:
     """Make ``path`` (made if missing) and what is in it belong to ``uid``: once, when its owner is someone else."""
     path.mkdir(parents=True, exist_ok=True)
@@ -236,3 +265,46 @@ def _own(path: Path, uid: int) -> None:
             with contextlib.suppress(OSError):
                 os.lchown(os.path.join(root, name), uid, uid)
     os.chown(path, uid, uid)
+
+
+def run(plan: dict[str, Any], command: list[str], cwd: str) -> int:
+    """Run ``command`` to completion in a sandbox made from ``plan`` (one without an init: a build step), with this
+    process's stdout and stderr, and answer its exit status. Call it in a process of its own (`main`): `prepare`
+    changes the caller's mount namespace."""
+    sandbox = Sandbox(plan, 0)
+    binds = sandbox.prepare()
+    for attempt in range(3):  # bwrap 0.8's loopback set-up fails now and then when it makes the netns (not as root)
+        argv, fds = sandbox.command(binds, command, cwd)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, pass_fds=fds, preexec_fn=sandbox.preexec)
+        try:
+            sandbox.started()
+        except Exception as e:
+            with contextlib.suppress(OSError):
+                proc.kill()
+            proc.wait()
+            if attempt == 2:
+                raise SandboxError(str(e)) from e
+            continue
+        break
+    signal.signal(signal.SIGTERM, lambda *_: proc.kill())
+    try:
+        return proc.wait()
+    finally:
+        sandbox.close()
+
+
+def main(args: list[str]) -> int:
+    """``python -m spacehub.runtime.sandbox_run PLAN.json CWD -- COMMAND...``: `run` for a build step."""
+    if len(args) < 4 or args[2] != "--":
+        print("usage: sandbox_run PLAN.json CWD -- COMMAND...", file=sys.stderr)
+        return 2
+    plan = json.loads(Path(args[0]).read_text())
+    try:
+        return run(plan, args[3:], args[1])
+    except (SandboxError, OSError) as e:
+        print(f"The sandbox could not be set up: {e}", file=sys.stderr, flush=True)
+        return 126
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

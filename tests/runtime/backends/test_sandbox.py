@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -66,3 +69,76 @@ def test_the_app_has_no_way_onto_the_host_network(sandboxed: str) -> None:
     with socket.socket() as s:  # the host's side is the proxy's way in, and only that
         s.settimeout(5)
         s.connect(("127.0.0.1", int(sandboxed.rsplit(":", 1)[1])))
+
+
+# A local package whose setup.py reports, into the module it installs, what the build could see and do.
+PROBE_SETUP = r"""
+import json, os, pathlib
+from setuptools import setup
+
+SECRET = {secret!r}
+
+
+def attempt(fn):
+    try:
+        fn()
+        return "succeeded"
+    except Exception as e:
+        return type(e).__name__
+
+
+report = {{
+    "uid": os.getuid(),
+    "read_key": attempt(lambda: open(SECRET).read()),
+    "write_data_dir": attempt(lambda: open(os.path.join(os.path.dirname(SECRET), "pwned"), "w")),
+    "write_usr": attempt(lambda: open("/usr/pwned", "w")),
+    "pid1": pathlib.Path("/proc/1/cmdline").read_bytes().split(b"\0")[0].decode(),
+    "uv_cache": os.environ.get("UV_CACHE_DIR"),
+}}
+pathlib.Path("probe.py").write_text("REPORT = " + json.dumps(report) + "\n")
+setup(name="probe", version="1.0", py_modules=["probe"])
+"""
+PYPROJECT = '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+
+
+def test_a_build_that_runs_the_spaces_code_runs_it_in_the_sandbox(
+    make_backend: Callable[..., LocalProcessBackend], space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    backend = make_backend(sandbox="on", outbound="hub-only")
+    secret = tmp_path / "runtime" / "secret.key"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text("do-not-read")
+    files = {
+        "README.md": README.format(sdk="gradio"),
+        "app.py": APP,
+        "requirements.txt": "./probe\n",
+        "probe/setup.py": PROBE_SETUP.format(secret=str(secret)),
+        "probe/pyproject.toml": PYPROJECT,
+    }
+    lines: list[str] = []
+    backend.build(build_spec(space_repo, space_repo.commit(files)), lines.append)
+    assert any("in its sandbox" in line for line in lines), lines
+
+    env = Path(json.loads((tmp_path / "runtime" / "builds" / "b1" / "build.json").read_text())["env"])
+    assert env.parent.name.endswith("-" + hashlib.sha256(space_repo.space_id.encode()).hexdigest()[:8])  # its own
+    (probe,) = env.glob("lib/python*/site-packages/probe.py")
+    report = json.loads(probe.read_text().removeprefix("REPORT = "))
+    assert report["uid"] == 1000 and report["pid1"].endswith("bwrap")
+    assert report["read_key"] == "FileNotFoundError" and report["write_usr"] != "succeeded"
+    assert not (secret.parent / "pwned").exists()  # (the path exists in the sandbox: a tmpfs under the env's bind)
+    assert report["uv_cache"] == "/home/user/.cache/uv"  # a private cache, never the shared one
+    assert {p.stat().st_uid for p in [env, *env.rglob("*")]} == {os.geteuid()}  # handed back to SpaceHub's user
+    assert not list((tmp_path / "runtime" / "envs").glob(".build-*"))  # its HOME and cache are gone
+
+
+def test_a_build_from_wheels_only_is_shared(
+    make_backend: Callable[..., LocalProcessBackend], space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    backend = make_backend(sandbox="on", outbound="hub-only")
+    files = {"README.md": README.format(sdk="gradio"), "app.py": APP, "requirements.txt": "six==1.16.0\n"}
+    lines: list[str] = []
+    backend.build(build_spec(space_repo, space_repo.commit(files)), lines.append)
+    assert not any("in its sandbox" in line for line in lines), lines
+    env = Path(json.loads((tmp_path / "runtime" / "builds" / "b1" / "build.json").read_text())["env"])
+    assert "-" not in env.parent.name  # the shared key: installing wheels ran no code of the Space
+    assert list(env.glob("lib/python*/site-packages/six.py"))

@@ -35,7 +35,13 @@ from typing import Any
 from spacehub.runtime import sandbox
 from spacehub.runtime.backends.base import BuildFailed, BuildSpec, Endpoint, InstanceStatus, ReleaseSpec
 from spacehub.runtime.backends.local_build import PythonEnvs, file_lock, stop_builds
-from spacehub.runtime.backends.local_docker import build_image, engine_call, find_engine, image_tag
+from spacehub.runtime.backends.local_docker import (
+    build_image,
+    engine_call,
+    find_engine,
+    image_tag,
+    write_seccomp_profile,
+)
 from spacehub.runtime.backends.local_launch import (
     HOST,
     SYSTEM_PATH,
@@ -116,7 +122,9 @@ class LocalProcessBackend:
             import uv  # the wheel ships the binary
 
             uv_bin = uv.find_uv_bin()
-        self.envs = PythonEnvs(self.root, uv_bin, self.env, index_url, sdk_packages, build_timeout, uv_cache_dir)
+        self.uv_bin = uv_bin
+        self.envs = PythonEnvs(self.root, uv_bin, self.env, index_url, sdk_packages, build_timeout, uv_cache_dir,
+                               self._build_sandbox if sandbox == "on" else None)  # fmt: skip
 
     # ---- builds ----------------------------------------------------------------------------------------------
     def build(self, spec: BuildSpec, log: Callable[[str], None]) -> None:
@@ -159,9 +167,9 @@ class LocalProcessBackend:
             "engine": None,
         }
         if spec.sdk in ("gradio", "streamlit"):
-            env = self.envs.ensure(
-                spec.sdk, spec.sdk_version, spec.python_version, tmp / "src", spec.use_cache, log, tmp / "env.pin"
-            )
+            src, pin = tmp / "src", tmp / "env.pin"
+            env = self.envs.ensure(spec.sdk, spec.sdk_version, spec.python_version, src, spec.use_cache, log, pin,
+                                   spec.space_id)  # fmt: skip
             meta["env"] = str(env)
         elif spec.sdk == "docker":
             engine = find_engine()
@@ -171,7 +179,7 @@ class LocalProcessBackend:
                 )
             meta["engine"], meta["image"] = engine, image_tag(spec.space_id, spec.build_id)
             build_image(engine, tmp / "src", meta["image"], self.env, log, self.build_timeout, spec.use_cache,
-                        spec.build_args, spec.build_secrets)  # fmt: skip
+                        spec.build_args, spec.build_secrets, write_seccomp_profile(self.oci_seccomp_file))  # fmt: skip
         write_json(tmp / "build.json", meta)
 
     def build_exists(self, build_id: str) -> bool:
@@ -259,6 +267,19 @@ class LocalProcessBackend:
     def seccomp_file(self) -> Path:
         return self.root / "sandbox" / "seccomp.bpf"
 
+    @property
+    def oci_seccomp_file(self) -> Path:
+        """docker Spaces' seccomp profile (`local_docker.write_seccomp_profile`), whatever ``sandbox`` says: a
+        container is their sandbox."""
+        return self.root / "sandbox" / "seccomp-oci.json"
+
+    def _build_sandbox(self, space_id: str, src: Path, env: Path, python: str, home: Path) -> dict[str, Any]:
+        """The sandbox plan of a build step that runs the Space's code (see PythonEnvs)."""
+        return sandbox.build_plan(
+            space_id=space_id, hostname="r-build", src=str(src), python=python, env_dir=str(env), home=str(home),
+            uv=self.uv_bin, seccomp_file=str(self.seccomp_file),
+        )  # fmt: skip
+
     def _sandbox_launch(
         self, spec: ReleaseSpec, build: dict[str, Any], inst: Path, launch: dict[str, Any], env: dict[str, str]
     ) -> None:
@@ -316,7 +337,8 @@ class LocalProcessBackend:
     ) -> tuple[dict[str, Any], dict[str, str]]:
         src = self.builds / spec.build_id / "src"
         if build["sdk"] == "docker":
-            return container_launch(spec, build, port, log_path, src, self.tag, self.env)
+            seccomp = write_seccomp_profile(self.oci_seccomp_file)
+            return container_launch(spec, build, port, log_path, src, self.tag, self.env, seccomp)
         launch, env = launch_for(spec, build, port, log_path, src, home_dir(self.homes, spec.space_id))
         apply_limits(launch, spec, self.cgroups if self.use_cgroups else None)
         if self.sandbox == "off":

@@ -12,12 +12,19 @@ the base packages, and the bytes of ``pre-requirements.txt`` and ``requirements.
 A factory reboot (``use_cache=False``) makes a new generation with ``uv --refresh`` (every package re-resolved and
 downloaded again) and makes it current; builds made before keep their generation until they are dropped. uv's own
 cache is shared by all environments (``{root}/uv-cache``), and uv hard-links installed files from it.
+
+With the sandbox on (``sandbox_plan`` given), no code of a Space runs outside its sandbox: environments are first made
+from wheels only (``uv pip install --no-build``: installing a wheel runs nothing), and shared as above. When a
+requirement needs building from source (an sdist's ``setup.py``, a local package), the environment is made again by
+uv inside the Space's sandbox with a private uv cache, and belongs to that Space alone (its key ends in the Space's
+hash): code one Space ran at build time never reaches another Space's environment or the shared cache.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -25,15 +32,19 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from spacehub.runtime.backends.base import BuildFailed
 
 Log = Callable[[str], None]
+# (space id, checkout, environment being made, interpreter, private HOME) -> the sandbox plan of a build step
+SandboxPlan = Callable[[str, Path, Path, str, Path], dict[str, Any]]
 # The SDK's own package first (``sdk_version`` pins it). Gradio Spaces also get ``spaces``, as on the Hub: with
 # SYSTEM=spaces, gradio starts its Spaces hot-reloading, which needs it ("`spaces` package is required to run
 # hot-reloading in Spaces" otherwise), and apps import it for @spaces.GPU.
@@ -41,6 +52,7 @@ DEFAULT_SDK_PACKAGES: dict[str, list[str]] = {"gradio": ["gradio", "spaces"], "s
 REQUIREMENT_FILES = ("pre-requirements.txt", "requirements.txt")
 INCLUDE_RE = re.compile(r"^\s*(-r|-c|--requirement|--constraint)[\s=]+(\S+)")
 LOCAL_RE = re.compile(r"^\s*(-e\s+)?(\.{1,2}/|\.\s*$|file:)")
+NEEDS_BUILD_RE = re.compile(r"(?i)building (from source|source distributions)\b[^\n]*\bis disabled")
 ERROR_TAIL = 12
 _running: set[subprocess.Popen[str]] = set()  # build commands under way in this process (see stop_builds)
 _running_lock = threading.Lock()
@@ -120,8 +132,10 @@ class PythonEnvs:
         sdk_packages: Mapping[str, Sequence[str]] | None = None,
         timeout: float = 3600.0,
         cache_dir: Path | None = None,
+        sandbox_plan: SandboxPlan | None = None,
     ) -> None:
         self.dir = root / "envs"
+        self.sandbox_plan = sandbox_plan
         self.uv = uv_bin
         self.sdk_packages = {**DEFAULT_SDK_PACKAGES, **(sdk_packages or {})}
         self.timeout = timeout
@@ -185,23 +199,56 @@ class PythonEnvs:
         use_cache: bool,
         log: Log,
         pin: Path,
+        space_id: str = "",
     ) -> Path:
         """The environment for this Space's checkout ``src``: reused when one of the same key exists (unless
         ``use_cache`` is False), made otherwise. Its path is written to ``pin`` under the key's lock, so that
         `prune` never removes an environment a build is about to use. Raises: BuildFailed (uv's last lines)."""
         python = self.find_python(python_version, log)
         key = self.key(sdk, sdk_version, python, src)
+        create = functools.partial(self._create, python=python[0], sdk=sdk, sdk_version=sdk_version, src=src,
+                                   use_cache=use_cache, log=log)  # fmt: skip
+        if self.sandbox_plan is None:
+            return self._ensure(key, pin, use_cache, log, lambda: create(key))
+        own = f"{key}-{hashlib.sha256(space_id.encode()).hexdigest()[:8]}"
+        if use_cache:
+            for k in (key, own):  # one made from wheels only, shared; or this Space's own
+                with file_lock(self.dir / f"{k}.lock"):
+                    current = self.current(k)
+                    if current is not None:
+                        log(f"Reusing the Python environment {k}/{current.name} (same SDK, Python and requirements)")
+                        pin.write_text(str(current))
+                        return current
+        try:
+            return self._ensure(key, pin, use_cache, log, lambda: create(key, wheels_only=True))
+        except BuildFailed as e:
+            if not NEEDS_BUILD_RE.search(str(e)):
+                raise
+        log("Some requirements need building from source, which runs their code: making this Space's own environment "
+            "in its sandbox")  # fmt: skip
+        return self._ensure(own, pin, use_cache, log, lambda: create(own, space_id=space_id))
+
+    def _ensure(self, key: str, pin: Path, use_cache: bool, log: Log, create: Callable[[], Path]) -> Path:
         with file_lock(self.dir / f"{key}.lock"):
             current = self.current(key)
             if use_cache and current is not None:
                 log(f"Reusing the Python environment {key}/{current.name} (same SDK, Python and requirements)")
             else:
-                current = self._create(key, python[0], sdk, sdk_version, src, use_cache, log)
+                current = create()
             pin.write_text(str(current))
             return current
 
     def _create(
-        self, key: str, python: str, sdk: str, sdk_version: str | None, src: Path, use_cache: bool, log: Log
+        self,
+        key: str,
+        python: str,
+        sdk: str,
+        sdk_version: str | None,
+        src: Path,
+        use_cache: bool,
+        log: Log,
+        wheels_only: bool = False,
+        space_id: str | None = None,
     ) -> Path:
         keydir = self.dir / key
         for stale in keydir.glob(".tmp-*"):  # left by a crash: we hold the lock, nobody else works here
@@ -211,7 +258,10 @@ class PythonEnvs:
         log(f"Creating the Python environment {key}" + ("" if use_cache else " from scratch (factory reboot)"))
         started = time.monotonic()
         try:
-            self._install(tmp, python, sdk, sdk_version, src, use_cache, log)
+            if space_id is None:
+                self._install(tmp, python, sdk, sdk_version, src, use_cache, log, wheels_only)
+            else:
+                self._install_sandboxed(tmp, python, sdk, sdk_version, src, use_cache, log, space_id)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -231,26 +281,78 @@ class PythonEnvs:
         return path if (path / "bin" / "python").exists() else None
 
     def _install(
-        self, env: Path, python: str, sdk: str, sdk_version: str | None, src: Path, use_cache: bool, log: Log
+        self,
+        env: Path,
+        python: str,
+        sdk: str,
+        sdk_version: str | None,
+        src: Path,
+        use_cache: bool,
+        log: Log,
+        wheels_only: bool = False,
+        run_in: Callable[[list[str], str], None] | None = None,
+        src_in: str | None = None,
     ) -> None:
+        """Make the environment ``env``: create it, then install the requirement files and the SDK's packages, with
+        ``run_in`` (a sandbox, where the checkout is at ``src_in``) when given."""
         refresh = [] if use_cache else ["--refresh"]
         run = self._uv_runner(src, log)
         # --seed: pip in the environment, as on the Hub (many Spaces run `pip install` from their code).
         run(["venv", "--relocatable", "--seed", "--python", python, str(env)], "Creating the virtualenv")
-        target = ["--python", str(env / "bin" / "python"), *refresh]
+        install = run_in or run
+        target = ["--python", str(env / "bin" / "python"), *refresh, *(["--no-build"] if wheels_only else [])]
+        inside = src_in or str(src)
         for name in REQUIREMENT_FILES[:1]:
             if (src / name).is_file():
                 _warn_local_paths(src / name, log)
-                run(["pip", "install", *target, "-r", str(src / name)], f"Installing {name}")
+                install(["pip", "install", *target, "-r", f"{inside}/{name}"], f"Installing {name}")
         packages = self.packages(sdk, sdk_version)
         req = src / "requirements.txt"
-        args = [*packages, *(["-r", str(req)] if req.is_file() else [])]
+        args = [*packages, *(["-r", f"{inside}/requirements.txt"] if req.is_file() else [])]
         if req.is_file():
             _warn_local_paths(req, log)
         if args:
             what = "Installing " + " + ".join([*packages, *(["requirements.txt"] if req.is_file() else [])])
             log(what)
-            run(["pip", "install", *target, *args], what)
+            install(["pip", "install", *target, *args], what)
+
+    def _install_sandboxed(
+        self,
+        env: Path,
+        python: str,
+        sdk: str,
+        sdk_version: str | None,
+        src: Path,
+        use_cache: bool,
+        log: Log,
+        space_id: str,
+    ) -> None:
+        """`_install` with uv's installs in the Space's build sandbox (see `sandbox.build_plan`), with a HOME and uv
+        cache of its own that go when it is done. The environment is then handed back to SpaceHub's user."""
+        from spacehub.runtime import sandbox
+
+        assert self.sandbox_plan is not None
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=self.dir))
+        try:
+            home = work / "home"
+            home.mkdir()
+            env.mkdir(parents=True)
+            plan = self.sandbox_plan(space_id, work / "app", env, python, home)
+            copy_for_build(src, work / "app", plan["uid"])
+            (work / "plan.json").write_text(json.dumps(plan))
+            inner = {k: v for k, v in self.env.items() if k not in ("UV_CACHE_DIR", "PATH", "HOME")}
+            inner |= {"HOME": sandbox.HOME, "PATH": f"{env}/bin:/usr/local/bin:/usr/bin:/bin", "UV_LINK_MODE": "copy",
+                      "UV_CACHE_DIR": f"{sandbox.HOME}/.cache/uv"}  # fmt: skip
+            wrapper = [sys.executable, "-m", "spacehub.runtime.sandbox_run", str(work / "plan.json"), sandbox.APP_DIR]
+
+            def run_in(args: list[str], what: str) -> None:
+                log(f"$ uv {' '.join(args)}   (in the Space's sandbox)")
+                run_logged([*wrapper, "--", sandbox.BUILD_UV, *args], inner, src, log, what, self.timeout)
+
+            self._install(env, python, sdk, sdk_version, src, use_cache, log, run_in=run_in, src_in=sandbox.APP_DIR)
+        finally:
+            _own_tree(env, os.geteuid())
+            shutil.rmtree(work, ignore_errors=True)
 
     def _uv_runner(self, cwd: Path, log: Log) -> Callable[[list[str], str], None]:
         def run(args: list[str], what: str) -> None:
@@ -266,6 +368,43 @@ class PythonEnvs:
             for gen in (self.dir / key).glob("*"):
                 if gen.is_dir() and not gen.name.startswith(".") and gen != current and gen not in keep:
                     shutil.rmtree(gen, ignore_errors=True)
+
+
+def copy_for_build(src: Path, dest: Path, uid: int | None) -> None:
+    """A copy of the checkout ``src`` that a sandboxed build step may write into (setuptools writes ``build/`` and
+    ``*.egg-info`` into a package's folder), owned by the Space's host ``uid``. Files hard-linked from the LFS store
+    (model weights: large) are linked again rather than copied when SpaceHub is root: they stay root's and read-only
+    to the build, which can only unlink its own link to them. Otherwise (same owner) they are copied."""
+    for root, dirs, files in os.walk(src):
+        rel = Path(root).relative_to(src)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        for name in dirs:
+            if (Path(root) / name).is_symlink():
+                os.symlink(os.readlink(Path(root) / name), dest / rel / name)
+        for name in files:
+            path, target = Path(root) / name, dest / rel / name
+            if path.is_symlink():
+                os.symlink(os.readlink(path), target)
+            elif uid is not None and path.stat().st_nlink > 1:
+                os.link(path, target)
+                continue
+            else:
+                shutil.copy2(path, target)
+            if uid is not None:
+                os.lchown(target, uid, uid)
+        if uid is not None:
+            os.lchown(dest / rel, uid, uid)
+
+
+def _own_tree(path: Path, uid: int) -> None:
+    """Give ``path`` and everything in it back to ``uid`` (a sandboxed build wrote it as the Space's host uid)."""
+    if not path.exists() or os.geteuid() != 0:
+        return
+    for root, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            with contextlib.suppress(OSError):
+                os.lchown(os.path.join(root, name), uid, uid)
+    os.lchown(path, uid, uid)
 
 
 def _digest(root: Path, path: Path, depth: int) -> bytes:

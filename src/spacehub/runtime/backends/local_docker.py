@@ -9,16 +9,18 @@ after the build), for ``RUN --mount=type=secret,id=NAME`` to read at /run/secret
 command line. Builds run the author's code, so they lose the capabilities no Dockerfile step needs (``BUILD_CAP_DROP``;
 apt, pip, useradd and chown keep working). Secret values are masked in the build log.
 
-Apps run as HF's ``user`` (uid 1000) with no capability, ``no-new-privileges`` and the engine's default seccomp
-profile, in a network namespace of their own with loopback only (``--network none``); `container_net` connects it to
-the host. The app's environment reaches the container as ``-e NAME`` without values, read from the engine's own
-environment: no secret is on a command line. Limits are the engine's (``--memory``, ``--cpus``, ``--pids-limit``),
-storage is a volume on /data.
+Apps run as HF's ``user`` (uid 1000) with no capability, ``no-new-privileges`` and SpaceHub's seccomp profile
+(`sandbox.oci_seccomp_profile`: the engines' default profiles let anyone make a user namespace, and in it get the
+capabilities for mounts and namespaces of its own; builds get it too), in a network namespace of their own with
+loopback only (``--network none``); `container_net` connects it to the host. The app's environment reaches the
+container as ``-e NAME`` without values, read from the engine's own environment: no secret is on a command line.
+Limits are the engine's (``--memory``, ``--cpus``, ``--pids-limit``), storage is a volume on /data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -29,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from spacehub.runtime import sandbox
 from spacehub.runtime.backends.base import BuildFailed, Resources
 from spacehub.runtime.backends.local_build import run_logged
 
@@ -101,9 +104,11 @@ def build_image(
     use_cache: bool,
     build_args: Mapping[str, str] | None = None,
     build_secrets: Mapping[str, str] | None = None,
+    seccomp: Path | None = None,
 ) -> None:
     """Build the checkout's Dockerfile into ``tag``, with the Space's variables as build args and its secrets as
-    build secrets. Raises: BuildFailed (secret values masked)."""
+    build secrets; ``seccomp`` is the profile its RUN steps get (`write_seccomp_profile`). Raises: BuildFailed
+    (secret values masked)."""
     name = Path(engine).name
     args, secrets = dict(build_args or {}), dict(build_secrets or {})
     if name == "docker":
@@ -119,6 +124,8 @@ def build_image(
     cmd = [*engine_args(engine), "build", "-t", tag, *([] if use_cache and not mounts_secrets else ["--no-cache"])]
     if name == "podman":
         cmd += [*PODMAN_ULIMITS, f"--cap-drop={BUILD_CAP_DROP}"]
+    if seccomp is not None:
+        cmd += ["--security-opt", f"seccomp={seccomp}"]
     for key in sorted(args):
         cmd += ["--build-arg", key]  # the value comes from the engine's environment
     masked = _masker(secrets)
@@ -130,6 +137,22 @@ def build_image(
             run_logged([*cmd, str(src)], {**env, **args}, src, lambda line: log(masked(line)), f"{name} build", timeout)
         except BuildFailed as e:
             raise BuildFailed(masked(str(e))) from None
+
+
+def write_seccomp_profile(path: Path) -> Path:
+    """Write the docker Spaces' seccomp profile to ``path`` (atomically, when it differs); answers ``path``."""
+    text = json.dumps(sandbox.oci_seccomp_profile(), indent=1)
+    try:
+        if path.read_text() == text:
+            return path
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
 
 
 def _read_dockerfile(src: Path) -> str | None:
@@ -178,14 +201,17 @@ def docker_run_command(
     res: Resources,
     data_dir: Path | None,
     hub: str | None = None,
+    seccomp: Path | None = None,
 ) -> list[str]:
     """The command the supervisor runs for one instance: `container_net` (listening on 127.0.0.1:``port``) around
     ``<engine> run``. Environment variables are passed by name only. ``hub`` (HOST:PORT of a Hub on the host's
-    loopback) is offered at the same port on the container's loopback."""
+    loopback) is offered at the same port on the container's loopback; ``seccomp`` is the profile's file."""
     run = [*engine_args(engine), "run", "--rm", "--replace", "--init", "--name", name, "--pull", "never"]
     if Path(engine).name == "docker":
         run.remove("--replace")
     run += ["--network", "none", "--user", APP_USER, "--cap-drop", "all", "--security-opt", "no-new-privileges"]
+    if seccomp is not None:
+        run += ["--security-opt", f"seccomp={seccomp}"]
     if Path(engine).name == "podman":
         run += PODMAN_ULIMITS
     if res.memory_bytes is not None:

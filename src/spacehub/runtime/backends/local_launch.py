@@ -66,7 +66,14 @@ def launch_for(
 
 
 def container_launch(
-    spec: ReleaseSpec, build: dict[str, Any], port: int, log_path: Path, src: Path, tag: str, engine_env: dict[str, str]
+    spec: ReleaseSpec,
+    build: dict[str, Any],
+    port: int,
+    log_path: Path,
+    src: Path,
+    tag: str,
+    engine_env: dict[str, str],
+    seccomp: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """launch.json and the engine's environment for a docker build; limits are the engine's. The container runs as
     uid 1000 without capabilities, in a network namespace of its own (`local_docker.docker_run_command`)."""
@@ -80,7 +87,7 @@ def container_launch(
     launch["container"] = {"engine": build["engine"], "name": name}
     launch["command"] = docker_run_command(
         build["engine"], name, build["image"], port, spec.app_port, sorted(app_env), spec.resources, spec.data_dir,
-        hub=loopback_hub(spec.env.get("HF_ENDPOINT")),
+        hub=loopback_hub(spec.env.get("HF_ENDPOINT")), seccomp=seccomp,
     )  # fmt: skip
     launch["limits"] = f"{Path(build['engine']).name} (container limits)"
     return launch, {**engine_env, **app_env}
