@@ -10,13 +10,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-.PHONY: install serve test lint fmt bench system-deps
+.PHONY: install serve test lint fmt bench system-deps runtime-deps
 install: $(STAMP)
 
 system-deps:
 	./scripts/install-system-deps
 
-serve: install
+runtime-deps:
+	./scripts/install-system-deps --runtime
+
+serve: install runtime-deps
 	$(BIN)/spacehub serve $(ARGS)
 
 test: install system-deps

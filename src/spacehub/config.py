@@ -90,11 +90,11 @@ class RuntimeSettings(BaseModel):
         "that stops the Space when it is over (monitor), or image where this machine allows it (auto).",
     )
     sandbox: Literal["on", "off"] = Field(
-        default="off",
+        default="on",
         description="Run every Space's processes (builds included) in a sandbox (bubblewrap: own user, PID, mount "
         "and network namespaces, no capabilities, seccomp). Where it cannot be set up, Spaces do not start and say "
-        'why; "off" (for now the default, until the whole end-to-end suite passes sandboxed) runs them unconfined, '
-        "and every Space's runtime says so.",
+        'why; "off" runs them unconfined (only for code you trust: a Space can then read every secret on the '
+        "machine), and every Space's runtime says so.",
     )
     outbound: Literal["open", "hub-only", "none"] = Field(
         default="open",

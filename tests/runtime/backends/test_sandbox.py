@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -142,3 +145,68 @@ def test_a_build_from_wheels_only_is_shared(
     env = Path(json.loads((tmp_path / "runtime" / "builds" / "b1" / "build.json").read_text())["env"])
     assert "-" not in env.parent.name  # the shared key: installing wheels ran no code of the Space
     assert list(env.glob("lib/python*/site-packages/six.py"))
+
+
+UNPRIVILEGED_PROBE = r"""
+import json, os, socket
+status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
+def readable(path):
+    try:
+        open(path).read()
+        return True
+    except OSError:
+        return False
+print(json.dumps({
+    "uid": os.getuid(), "cap_eff": int(status["CapEff"].strip(), 16), "no_new_privs": status["NoNewPrivs"].strip(),
+    "seccomp": status["Seccomp"].strip(), "interfaces": sorted(name for _, name in socket.if_nameindex()),
+    "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()), "home": os.access("/home/user", os.W_OK),
+    "secret": readable(os.environ["PROBE_SECRET"]), "app": readable("/home/user/app/app.py"),
+}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.access("/usr/bin/python3", os.X_OK), reason="needs root to drop to")
+def test_the_sandbox_works_when_spacehub_is_an_ordinary_user(tmp_path: Path) -> None:
+    """SpaceHub as uid 65534 (nobody), no capabilities: the supervisor's side (stdlib only, run by Debian's python3)
+    sets a sandbox up with unprivileged user namespaces, and what runs inside is as confined as under a root
+    SpaceHub: uid 1000, no capabilities, no_new_privs, seccomp, loopback only, its own processes, its own files."""
+    base = Path(tempfile.mkdtemp(prefix="spacehub-unpriv-"))  # pytest's folders are 0700 root's: nobody cannot enter
+    try:
+        base.chmod(0o755)
+        src, env, home, data = base / "src", base / "env", base / "home", base / "data"
+        for d in (src, env, home, data):
+            d.mkdir()
+        (src / "app.py").write_text("print('hello')\n")
+        (data / "secrets.key").write_text("do-not-read")  # a file of "SpaceHub's" own, outside every bind
+        seccomp = base / "seccomp.bpf"
+        seccomp.write_bytes(sandbox.seccomp_program())
+        for p in (base, *base.rglob("*")):
+            os.chown(p, 65534, 65534)
+        plan = sandbox.build_plan(
+            space_id="alice/unpriv", hostname="r-unpriv", src=str(src), python="/usr/bin/python3", env_dir=str(env),
+            home=str(home), uv="/usr/bin/true", seccomp_file=str(seccomp),
+        )  # fmt: skip
+        plan |= {"uid": None, "outbound": "none"}  # what plan() says when SpaceHub is not root
+        (base / "plan.json").write_text(json.dumps(plan))
+        os.chown(base / "plan.json", 65534, 65534)
+
+        def as_nobody() -> None:
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+
+        src_root = Path(sandbox.__file__).parents[2]
+        done = subprocess.run(
+            ["/usr/bin/python3", "-m", "spacehub.runtime.sandbox_run", str(base / "plan.json"), sandbox.APP_DIR,
+             "--", "/usr/bin/python3", "-I", "-c", UNPRIVILEGED_PROBE],
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(src_root), "PROBE_SECRET": str(data / "secrets.key")},
+            preexec_fn=as_nobody, capture_output=True, text=True, timeout=60, cwd="/",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        seen = json.loads(done.stdout.strip().splitlines()[-1])
+        assert (seen["uid"], seen["cap_eff"], seen["no_new_privs"], seen["seccomp"]) == (1000, 0, "1", "2"), seen
+        assert seen["interfaces"] == ["lo"]
+        assert max(seen["pids"]) < 10, seen["pids"]  # a PID namespace of its own: bwrap and the probe
+        assert seen["home"] and seen["app"] and not seen["secret"], seen
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
