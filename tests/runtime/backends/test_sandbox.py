@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from spacehub.runtime import sandbox
+from spacehub.runtime.backends.base import BuildFailed
 from spacehub.runtime.backends.local import LocalProcessBackend
 from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec, wait_http
 
@@ -145,6 +146,37 @@ def test_a_build_from_wheels_only_is_shared(
     env = Path(json.loads((tmp_path / "runtime" / "builds" / "b1" / "build.json").read_text())["env"])
     assert "-" not in env.parent.name  # the shared key: installing wheels ran no code of the Space
     assert list(env.glob("lib/python*/site-packages/six.py"))
+
+
+def test_where_the_sandbox_cannot_be_set_up_spaces_do_not_start_and_say_why(
+    make_backend: Callable[..., LocalProcessBackend], space_repo: SpaceRepo, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": APP})
+    backend = make_backend(sandbox="on")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bwrap-here"))
+    sandbox.bwrap_path.cache_clear()  # looked up once per process
+    try:
+        with pytest.raises(BuildFailed) as e:
+            backend.build(build_spec(space_repo, sha), lambda line: None)
+    finally:
+        monkeypatch.undo()
+        sandbox.bwrap_path.cache_clear()
+    assert "the sandbox cannot be set up (bubblewrap (bwrap) is not installed on this host)" in str(e.value)
+    assert 'runtime.sandbox = "off"' in str(e.value)  # the way out, for an operator who trusts the code
+    assert not backend.build_exists("b1")
+
+
+def test_with_the_sandbox_off_every_space_says_it_runs_unconfined(
+    make_backend: Callable[..., LocalProcessBackend], space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    backend = make_backend(sandbox="off")
+    sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": APP})
+    backend.build(build_spec(space_repo, sha), lambda line: None)
+    ep = backend.start(release_spec(space_repo), tmp_path / "run.log")
+    wait_http(f"http://{ep.host}:{ep.port}/")
+    st = backend.status("r1")
+    assert st is not None and 'sandbox off (runtime.sandbox = "off"): the app runs unconfined' in st.limits
 
 
 UNPRIVILEGED_PROBE = r"""
