@@ -212,6 +212,9 @@ def test_the_sandbox_works_when_spacehub_is_an_ordinary_user(tmp_path: Path) -> 
         (data / "secrets.key").write_text("do-not-read")  # a file of "SpaceHub's" own, outside every bind
         seccomp = base / "seccomp.bpf"
         seccomp.write_bytes(sandbox.seccomp_program())
+        # SpaceHub's code where its user can read it (a checkout may sit in a folder only root may enter)
+        package = Path(sandbox.__file__).parents[1]
+        shutil.copytree(package, base / "lib" / "spacehub", ignore=shutil.ignore_patterns("__pycache__"))
         for p in (base, *base.rglob("*")):
             os.chown(p, 65534, 65534)
         plan = sandbox.build_plan(
@@ -227,11 +230,10 @@ def test_the_sandbox_works_when_spacehub_is_an_ordinary_user(tmp_path: Path) -> 
             os.setresgid(65534, 65534, 65534)
             os.setresuid(65534, 65534, 65534)
 
-        src_root = Path(sandbox.__file__).parents[2]
         done = subprocess.run(
             ["/usr/bin/python3", "-m", "spacehub.runtime.sandbox_run", str(base / "plan.json"), sandbox.APP_DIR,
              "--", "/usr/bin/python3", "-I", "-c", UNPRIVILEGED_PROBE],
-            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(src_root), "PROBE_SECRET": str(data / "secrets.key")},
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(base / "lib"), "PROBE_SECRET": str(data / "secrets.key")},
             preexec_fn=as_nobody, capture_output=True, text=True, timeout=60, cwd="/",
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
