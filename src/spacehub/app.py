@@ -21,7 +21,7 @@ log = logging.getLogger("spacehub")
 
 class RawPathMiddleware:
     """Route on the raw path: revisions and tree paths arrive %2F-encoded (``refs%2Fpr%2F1``), and decoding them
-    before routing would split them. Handlers decode their parameters once (``api.deps.raw``)."""
+    before routing would split them. Handlers decode their parameters once (``web.deps.raw``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -19,6 +19,7 @@ from spacehub.api import hardware as hardware_api
 from spacehub.config import Settings
 from spacehub.runtime.backends.base import Backend
 from spacehub.runtime.devices import inventory_from_settings
+from spacehub.runtime.front import FrontDoor
 from spacehub.runtime.hardware import Catalog, this_machine
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
 from spacehub.runtime.scheduling import Scheduler
@@ -28,8 +29,6 @@ from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import subdomain
 from spacehub.services.hardware import HardwarePolicy
 from spacehub.space_routes import RuntimeRouteTable
-
-EVENT_DELAY = 0.15  # events are published inside the API transaction: act once it has committed
 
 
 def hub_url(settings: Settings) -> str:
@@ -64,8 +63,6 @@ def make_scheduler(settings: Settings) -> Scheduler:
 def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
     """Create the reconciler and route table for ``app`` (none when ``runtime.backend`` is "none")."""
     settings = ctx.settings
-    app.state.kick = None
-    app.state.runs = {}
     app.state.routes = None
     scheduler = make_scheduler(settings)
     hardware_api.install(app, HardwarePolicy(scheduler, settings.runtime.custom_sleep_on_free_hardware))
@@ -89,19 +86,21 @@ def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
         )
     )
     routes = RuntimeRouteTable(ctx, rec)
-    app.state.reconciler, app.state.routes, app.state.runs = rec, routes, rec.runs
-    app.state.kick = rec.kick_threadsafe  # handlers run in worker threads
+    app.state.reconciler, app.state.routes = rec, routes
+    monitor = None
+    if settings.runtime.backend == "local":  # storage usage is measured where the data lives
+        from spacehub.runtime.storage_monitor import StorageMonitor
+
+        monitor = StorageMonitor(settings, ctx.db, rec.kick_threadsafe)
+    ctx.runtime = FrontDoor(rec, monitor)
 
     # The host index is rebuilt when a Space's creation, deletion, move or change of visibility commits, in the
     # committing thread: the API call returns only after the proxy knows (no timer, no event delay).
     routes.watch(ctx.db)
 
-    def on_event(event: RepoEvent) -> None:
-        loop = rec.loop
-        if loop is None or loop.is_closed():
-            return
+    def on_event(event: RepoEvent) -> None:  # delivered once the change has committed (`Events.publish`)
         if event.repo_type == "space":
-            loop.call_soon_threadsafe(lambda: loop.call_later(EVENT_DELAY, rec.kick, event.repo_id))
+            rec.kick_threadsafe(event.repo_id)
 
     ctx.events.subscribe(on_event)
     previous = app.router.lifespan_context
@@ -112,11 +111,15 @@ def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
             routes.loop = asyncio.get_running_loop()
             await _refresh_now(routes)
             await rec.start()
+            if monitor is not None:
+                await monitor.start()  # after the reconciler: it stops Spaces through it
             refresher = asyncio.ensure_future(_refresh_forever(routes, settings.runtime.reconcile_interval))
             try:
                 yield state
             finally:
                 refresher.cancel()
+                if monitor is not None:
+                    await monitor.stop()
                 await rec.stop()
 
     app.router.lifespan_context = lifespan

@@ -8,9 +8,9 @@ from typing import IO, Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.deps import base_url, ctx_of, json_body, qbool, raw, unit
 from spacehub.errors import PayloadTooLarge
 from spacehub.services import commits, repos
+from spacehub.web.deps import base_url, ctx_of, json_body, qbool, raw, unit
 
 router = APIRouter()
 SPOOL_IN_MEMORY = 32 * 1024 * 1024

@@ -16,8 +16,8 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
-from spacehub.api.deps import raw, unit
 from spacehub.services import files, repos
+from spacehub.web.deps import raw, unit
 
 router = APIRouter()
 CHUNK = 1024 * 1024

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.deps import json_object, unit
-from spacehub.api.spaces import _host, _kick
+from spacehub.api.spaces import _host
 from spacehub.services import billing, hardware, repos, spaces
 from spacehub.services.hardware import HardwarePolicy
+from spacehub.web.deps import ctx_of, json_object, unit
 
 router = APIRouter()
 
@@ -27,13 +27,6 @@ def install(app: FastAPI, policy: HardwarePolicy) -> None:
 def _policy(request: Request) -> HardwarePolicy:
     policy: HardwarePolicy = request.app.state.hardware
     return policy
-
-
-def _touch(request: Request, repo_id: str) -> None:
-    """A settings change counts as a visit: a sleeping Space wakes up to restart on its new hardware."""
-    rec = getattr(request.app.state, "reconciler", None)
-    if rec is not None:
-        rec.touch(repo_id)
 
 
 @router.get("/api/spaces/hardware")
@@ -54,8 +47,9 @@ async def request_space_hardware(request: Request, ns: str, name: str) -> dict[s
             return repo.id, spaces.runtime(s, repo, _host(request, repo.full_name))
 
     repo_id, out = await run_in_threadpool(run)
-    _touch(request, repo_id)
-    _kick(request, repo_id)
+    runtime = ctx_of(request).runtime
+    runtime.wake(repo_id)  # a hardware change counts as a visit: a sleeping Space restarts on its new hardware
+    runtime.space_changed(repo_id)
     return out
 
 
@@ -71,7 +65,7 @@ async def set_space_sleep_time(request: Request, ns: str, name: str) -> dict[str
             return repo.id, spaces.runtime(s, repo, _host(request, repo.full_name))
 
     repo_id, out = await run_in_threadpool(run)
-    _kick(request, repo_id)
+    ctx_of(request).runtime.space_changed(repo_id)
     return out
 
 

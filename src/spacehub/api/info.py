@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.deps import base_url, json_object, parse_json, qbool, raw, read_body, unit
 from spacehub.errors import BadRequest
 from spacehub.services import files, refs, repos
 from spacehub.services.formats import iso
+from spacehub.web.deps import base_url, json_object, parse_json, qbool, raw, read_body, unit
 
 router = APIRouter()
 

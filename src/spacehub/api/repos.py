@@ -10,10 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.deps import base_url, bearer_token, ctx_of, json_object, unit
 from spacehub.errors import BadRequest
 from spacehub.services import accounts, commits, repos
 from spacehub.services.formats import repo_type_from, split_repo_id
+from spacehub.web.deps import base_url, bearer_token, ctx_of, json_object, unit
 
 router = APIRouter()
 

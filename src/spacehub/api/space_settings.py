@@ -13,13 +13,13 @@ from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.deps import base_url, ctx_of, json_object, unit
 from spacehub.api.repos import removed_on_failure
 from spacehub.services import duplicates, repos, space_settings, spaces
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.services.crypto import SecretBox
 from spacehub.storage.models import Repo
+from spacehub.web.deps import base_url, ctx_of, json_object, unit
 
 router = APIRouter()
 
@@ -51,25 +51,19 @@ def _changed(s: Session, repo: Repo, changed: bool) -> None:
         spaces.under_way(s, repo, building=False)
 
 
-def _kick(request: Request, repo_id: str) -> None:
-    kick = getattr(request.app.state, "kick", None)
-    if kick is not None:
-        kick(repo_id)
-
-
 Change = Callable[[Session, Repo, dict[str, Any]], bool]  # applies the body; answers whether the environment changed
 Answer = Callable[[Session, Repo], dict[str, Any]]
 
 
 def _update(request: Request, ns: str, name: str, body: dict[str, Any], change: Change, answer: Answer) -> Any:
     """One settings change: write access, the change, the stage, the answer; then the runtime is kicked."""
-    with unit(request) as (_, s, p):
+    with unit(request) as (ctx, s, p):
         repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "write")
         changed = change(s, repo, body)
         _changed(s, repo, changed)
         out, repo_id = answer(s, repo), repo.id
     if changed:
-        _kick(request, repo_id)
+        ctx.runtime.space_changed(repo_id)
     return out
 
 

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.deps import base_url, qbool, unit
 from spacehub.errors import BadRequest
 from spacehub.runtime.logs import SpaceLogs, read_lines, sse_event
 from spacehub.services import repos, spaces
 from spacehub.services.formats import subdomain
+from spacehub.web.deps import base_url, ctx_of, qbool, unit
 
 router = APIRouter()
 KEEPALIVE_SECONDS = 30.0
@@ -26,12 +26,6 @@ LIVE_STAGES = {"BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STAR
 def _host(request: Request, full_name: str) -> str:
     ctx = request.app.state.ctx
     return repos.space_host(ctx, base_url(request), subdomain(full_name)).split("://", 1)[1]
-
-
-def _kick(request: Request, repo_id: str) -> None:
-    kick = getattr(request.app.state, "kick", None)
-    if kick is not None:
-        kick(repo_id)
 
 
 @router.get("/api/spaces/{ns}/{name}/runtime")
@@ -50,10 +44,9 @@ def restart_space(request: Request, ns: str, name: str) -> dict[str, Any]:
         spaces.restart(s, repo, qbool(request.query_params.get("factory")))
         out = spaces.runtime(s, repo, _host(request, repo.full_name))
         repo_id = repo.id
-    rec = getattr(request.app.state, "reconciler", None)
-    if rec is not None:
-        rec.touch(repo_id)  # a restart wakes a sleeping Space
-    _kick(request, repo_id)
+    runtime = ctx_of(request).runtime
+    runtime.wake(repo_id)  # a restart wakes a sleeping Space
+    runtime.space_changed(repo_id)
     if out["stage"] in ("PAUSED", "STOPPED", "RUNTIME_ERROR", "BUILD_ERROR"):
         out["stage"] = "BUILDING"  # what the Hub answers: the restart is under way
     return out
@@ -67,7 +60,7 @@ def pause_space(request: Request, ns: str, name: str) -> dict[str, Any]:
         spaces.pause(s, repo)
         out = spaces.runtime(s, repo, _host(request, repo.full_name))
         repo_id = repo.id
-    _kick(request, repo_id)
+    ctx_of(request).runtime.space_changed(repo_id)
     out["stage"] = "PAUSED"
     return out
 
@@ -97,12 +90,6 @@ async def fetch_space_logs(request: Request, ns: str, name: str, kind: str) -> S
     )
 
 
-def _stage(request: Request, repo_id: str) -> str | None:
-    runs = getattr(request.app.state, "runs", None)
-    run = runs.get(repo_id) if runs is not None else None
-    return run.stage if run is not None else None
-
-
 async def _events(request: Request, repo_id: str, logs: SpaceLogs, kind: str, tail: int | None) -> AsyncIterator[bytes]:
     path = logs.path(kind)
     lines = await asyncio.to_thread(lambda: list(read_lines(path)))
@@ -111,7 +98,7 @@ async def _events(request: Request, repo_id: str, logs: SpaceLogs, kind: str, ta
     offset = path.stat().st_size if path.exists() else 0
     quiet_since = time.monotonic()
     while not await request.is_disconnected():
-        stage = _stage(request, repo_id)
+        stage = ctx_of(request).runtime.stage(repo_id)
         building = stage in ("BUILDING", "RUNNING_BUILDING")
         if stage not in LIVE_STAGES or (kind == "build" and not building):
             return  # nothing more will be written: end the stream

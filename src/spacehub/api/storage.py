@@ -1,22 +1,21 @@
 """Persistent storage and volumes of a Space: request/delete storage (clients up to 1.33), set/delete volumes (1.10
-and later). `install(app)` adds the routes, the create/duplicate hook (``storageTier``, ``volumes``) and, with the
-local runtime, the storage monitor (usage, folder-mode limits, deleting deleted storage for good)."""
+and later). `install(app)` adds the routes and the create/duplicate hook (``storageTier``, ``volumes``); the storage
+monitor (usage, folder-mode limits, deleting deleted storage for good) runs beside the local runtime (`wiring`)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.deps import json_object, unit
 from spacehub.api.spaces import _host
 from spacehub.errors import BadRequest
 from spacehub.services import repos, spaces, storage
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
+from spacehub.web.deps import json_object, unit
 
 router = APIRouter()
 
@@ -28,10 +27,8 @@ def _change(request: Request, ns: str, name: str, change: Callable[[HubContext, 
         change(ctx, s, p, repo)
         out = spaces.runtime(s, repo, _host(request, repo.full_name), p)
         repo_id = repo.id
-    for name_ in ("kick", "storage_check"):
-        fn = getattr(request.app.state, name_, None)
-        if fn is not None:
-            fn(repo_id)
+    ctx.runtime.space_changed(repo_id)
+    ctx.runtime.storage_changed(repo_id)
     return out
 
 
@@ -77,28 +74,7 @@ def delete_space_volumes(request: Request, ns: str, name: str) -> Any:
 
 
 def install(app: FastAPI) -> None:
-    """Routes, the create/duplicate hook, and the storage monitor when Spaces run on this machine."""
+    """Routes, and the create/duplicate hook."""
     app.include_router(router)
     app.state.create_hooks.append(storage.create_hook)
     app.state.create_checks.append(storage.create_check)
-    app.state.storage_check = None
-    ctx: HubContext = app.state.ctx
-    reconciler = getattr(app.state, "reconciler", None)
-    if reconciler is None or ctx.settings.runtime.backend != "local":
-        return
-    from spacehub.runtime.storage_monitor import StorageMonitor
-
-    monitor = StorageMonitor(ctx.settings, ctx.db, reconciler.kick_threadsafe)
-    app.state.storage_check = lambda repo_id: monitor.check_soon()
-    previous = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
-        async with previous(a) as state:
-            await monitor.start()
-            try:
-                yield state
-            finally:
-                await monitor.stop()
-
-    app.router.lifespan_context = lifespan

@@ -17,10 +17,10 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
-from spacehub.api.deps import bearer_token, ctx_of
 from spacehub.errors import HubError, RepoNotFound, Unauthorized
 from spacehub.services import accounts, repos
 from spacehub.services.formats import URL_PREFIX
+from spacehub.web.deps import bearer_token, ctx_of
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="SpaceHub"'}
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"

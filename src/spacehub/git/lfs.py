@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.deps import base_url, ctx_of, json_body
 from spacehub.errors import BadRequest, Conflict, EntryNotFound, NotImplementedOnHub, PayloadTooLarge, Unprocessable
 from spacehub.git import signing
 from spacehub.git.access import LFS_MEDIA_TYPE, GitRepo, authorize, repo_route
@@ -22,6 +21,7 @@ from spacehub.services import repos
 from spacehub.services.context import HubContext
 from spacehub.storage.blobs import StagedBlob, Stager, is_sha256
 from spacehub.storage.models import LfsObject
+from spacehub.web.deps import base_url, ctx_of, json_body
 
 router = APIRouter()
 OPERATIONS = {"upload": "write", "download": "read"}

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.deps import ctx_of
 from spacehub.errors import BadRequest
 from spacehub.git.access import GitRepo, authorize, repo_route
 from spacehub.git.cgi import run_cgi
@@ -23,6 +22,7 @@ from spacehub.git.push_checks import CONFIG_ENV, HookConfig
 from spacehub.services import commits
 from spacehub.services.context import HubContext
 from spacehub.storage.models import Repo
+from spacehub.web.deps import ctx_of
 
 router = APIRouter()
 SERVICES = {"git-upload-pack": "read", "git-receive-pack": "write"}

@@ -210,7 +210,7 @@ def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str)
             repo.sdk = sdk
         spaces.under_way(s, repo, building=True)  # what the runtime will say: wait_for_space must not see the old stage
     s.flush()
-    ctx.events.publish(RepoEvent("committed", repo.id, repo.type, f"refs/heads/{branch}", sha))
+    ctx.events.publish(RepoEvent("committed", repo.id, repo.type, f"refs/heads/{branch}", sha), s)
 
 
 def _changes(ctx: HubContext, s: Session, repo: Repo, head: str, ops: list[_Op]) -> list[Change]:

@@ -6,9 +6,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from spacehub.config import Settings
+from spacehub.services.runtime import NoRuntime, Runtime
 from spacehub.storage.blobs import LocalBlobStore
-from spacehub.storage.db import Database
+from spacehub.storage.db import Database, after_commit
 from spacehub.storage.git import GitStore
 
 
@@ -24,7 +27,11 @@ class RepoEvent:
 
 
 class Events:
-    """A tiny in-process publish/subscribe: the runtime subscribes to learn of Space commits (API or git push)."""
+    """A tiny in-process publish/subscribe: the runtime subscribes to learn of Space commits (API or git push).
+
+    An event published in a transaction is delivered once it has committed (`storage.db.after_commit`): a
+    subscriber that reads the database then sees the change, with no delay to guess, and a rolled-back change is
+    never announced."""
 
     def __init__(self) -> None:
         self._subscribers: list[Callable[[RepoEvent], None]] = []
@@ -32,7 +39,14 @@ class Events:
     def subscribe(self, fn: Callable[[RepoEvent], None]) -> None:
         self._subscribers.append(fn)
 
-    def publish(self, event: RepoEvent) -> None:
+    def publish(self, event: RepoEvent, session: Session | None = None) -> None:
+        """Deliver ``event`` to every subscriber: after ``session`` commits, or now without one."""
+        if session is not None:
+            after_commit(session, lambda: self._deliver(event))
+        else:
+            self._deliver(event)
+
+    def _deliver(self, event: RepoEvent) -> None:
         for fn in list(self._subscribers):
             fn(event)
 
@@ -50,6 +64,7 @@ class HubContext:
     blobs: LocalBlobStore
     events: Events = field(default_factory=Events)
     space_env: Callable[[Any, Any], Mapping[str, str]] = _no_env
+    runtime: Runtime = field(default_factory=NoRuntime)  # the front door: set by the composition root
 
     @classmethod
     def create(cls, settings: Settings) -> HubContext:

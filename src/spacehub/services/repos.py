@@ -110,7 +110,7 @@ def create_repo(
         ctx.git.copy(copy_from.id, repo.id)
     else:
         _initial_commit(ctx, repo)
-    ctx.events.publish(RepoEvent("created", repo.id, repo_type, "refs/heads/main"))
+    ctx.events.publish(RepoEvent("created", repo.id, repo_type, "refs/heads/main"), s)
     return repo
 
 
@@ -134,7 +134,7 @@ def delete_repo(ctx: HubContext, s: Session, p: Principal, repo_type: str, repo_
     s.delete(repo)
     s.flush()
     ctx.git.delete(rid)
-    ctx.events.publish(RepoEvent("deleted", rid, repo_type))
+    ctx.events.publish(RepoEvent("deleted", rid, repo_type), s)
 
 
 def move_repo(ctx: HubContext, s: Session, p: Principal, repo_type: str, from_id: str, to_id: str) -> Repo:
@@ -160,7 +160,7 @@ def move_repo(ctx: HubContext, s: Session, p: Principal, repo_type: str, from_id
     repo.updated_at = utcnow()
     s.add(RepoRedirect(type=repo_type, full_name=old, repo_id=repo.id))
     s.flush()
-    ctx.events.publish(RepoEvent("moved", repo.id, repo_type))
+    ctx.events.publish(RepoEvent("moved", repo.id, repo_type), s)
     return repo
 
 

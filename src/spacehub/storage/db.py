@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_AFTER_COMMIT = "spacehub.after_commit"
+log = logging.getLogger("spacehub.db")
 
 
 class Base(DeclarativeBase):
@@ -65,3 +68,26 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         with self._factory() as s, s.begin():
             yield s
+
+
+def after_commit(s: Session, fn: Callable[[], None]) -> None:
+    """Run ``fn`` once the transaction of ``s`` has committed, i.e. once what it wrote is durable and visible to
+    other sessions (in the committing thread); never when it rolls back. At once when ``s`` is in no transaction."""
+    if not s.in_transaction():
+        fn()
+        return
+    s.info.setdefault(_AFTER_COMMIT, []).append(fn)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(s: Session) -> None:
+    for fn in s.info.pop(_AFTER_COMMIT, []):
+        try:
+            fn()
+        except Exception:  # one listener's failure neither undoes the commit nor stops the others
+            log.exception("an after-commit callback failed")
+
+
+@event.listens_for(Session, "after_rollback")
+def _rolled_back(s: Session) -> None:
+    s.info.pop(_AFTER_COMMIT, None)

@@ -1,0 +1,42 @@
+"""The front door to the runtime, as the Hub's services see it: the `Runtime` protocol.
+
+Services own this protocol and never import the runtime: the composition root (`spacehub.wiring`) hands them an
+implementation in ``HubContext.runtime`` (`runtime.front.FrontDoor` for a reconciler in this process,
+`NoRuntime` when Spaces do not run here). Every call is a notice, safe from any thread, that returns at once: the
+runtime acts on it in its own time, reading the committed state of the database, so a front door that forwards
+notices to a controller in another process fits the same protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Runtime(Protocol):
+    def space_changed(self, space_id: str) -> None:
+        """What a Space should be (code, settings, hardware, storage, paused) changed and has committed: act on it."""
+
+    def wake(self, space_id: str) -> None:
+        """A visit, a restart or a hardware change: a sleeping Space wakes, and its idle clock starts again."""
+
+    def storage_changed(self, space_id: str) -> None:
+        """A Space's storage tier or volumes changed: measure its usage soon (a smaller tier may now be exceeded)."""
+
+    def stage(self, space_id: str) -> str | None:
+        """The stage the runtime holds for a Space now (fresher than its saved status), or None when it has none."""
+
+
+class NoRuntime:
+    """No Spaces run here (``runtime.backend = "none"``): notices go nowhere, no stage is known."""
+
+    def space_changed(self, space_id: str) -> None:
+        return None
+
+    def wake(self, space_id: str) -> None:
+        return None
+
+    def storage_changed(self, space_id: str) -> None:
+        return None
+
+    def stage(self, space_id: str) -> str | None:
+        return None

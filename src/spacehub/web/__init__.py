@@ -1,0 +1,1 @@
+"""What the HTTP sides (api, git, ui) share, below all three: the request helpers of `deps`."""
