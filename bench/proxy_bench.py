@@ -8,7 +8,7 @@ In one run, on loopback only, with bounded runs:
 - **direct**: a raw ASGI "hello world" (the probe's "raw ASGI" app) on uvicorn, 1 worker, no access log; by default
   with httptools + uvloop (the fastest app, so the hardest case for any proxy), with ``--app-server h11`` on h11 +
   asyncio (the probes' setting, and what a Gradio Space runs).
-- **spacehub**: the same app behind the stack ``spacehub serve`` runs: ``space_server(create_app(settings),
+- **spacehub**: the same app behind the stack ``spacehub serve`` runs: ``space_server(build_app(settings),
   settings, StaticRouteTable)`` (``HostDispatcher`` + ``SpaceProxy``) on uvicorn, 1 worker, access log off, requests
   sent with ``Host: bench.localhost``.
 - **nginx** (when installed): ``proxy_pass`` to the app with an upstream ``keepalive 64`` pool, 1 worker, the
@@ -75,9 +75,9 @@ def serve_spacehub(port: int, upstream: int, data_dir: str, nginx_port: int | No
     """
     import uvicorn
 
-    from spacehub.app import create_app
     from spacehub.config import Settings
     from spacehub.proxy import RouteTarget, StaticRouteTable, listen_address, space_server
+    from spacehub.wiring import build_app
 
     settings = Settings(data_dir=Path(data_dir))
     settings.server.port = port
@@ -87,7 +87,7 @@ def serve_spacehub(port: int, upstream: int, data_dir: str, nginx_port: int | No
         settings.proxy.nginx_backend_port = port
     table = StaticRouteTable()
     table.set(HOST, RouteTarget.to_upstream("bench/hello", "127.0.0.1", upstream))
-    app = space_server(create_app(settings), settings, table)
+    app = space_server(build_app(settings), settings, table)
     if app.data_plane is not None:
         app.data_plane.set_routes(table.public_upstreams())
     host, port = listen_address(settings)

@@ -16,6 +16,7 @@ import pytest
 
 from spacehub.config import Settings
 from spacehub.services.context import HubContext
+from spacehub.wiring import hub_context
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -152,4 +153,4 @@ def anyio_backend() -> str:
 @pytest.fixture
 def ctx(tmp_path: Path) -> HubContext:
     """A HubContext on a fresh data dir (SQLite), for in-process service and runtime tests."""
-    return HubContext.create(Settings(data_dir=tmp_path / "data"))
+    return hub_context(Settings(data_dir=tmp_path / "data"))

@@ -40,9 +40,9 @@ def all_routes(routes: list) -> list:
 
 
 def test_every_api_route_is_documented(tmp_path: Path) -> None:
-    from spacehub.app import create_app
+    from spacehub.wiring import build_app
 
-    app = create_app(Settings(data_dir=tmp_path))
+    app = build_app(Settings(data_dir=tmp_path))
     text = (DOCS / "api.md").read_text()
     missing = []
     paths = [getattr(r, "path", "") for r in all_routes(app.routes)]

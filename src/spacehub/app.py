@@ -1,4 +1,7 @@
-"""create_app(settings) → the ASGI app: routers, the raw-path router fix, error rendering."""
+"""create_app(ctx) → the Hub's ASGI app: routers, the raw-path router fix, error rendering.
+
+It only assembles HTTP: everything it serves comes in ``ctx`` (and the runtime's ``lifespan``), built by the
+composition root, `spacehub.wiring` (``build_app(settings)`` for a whole app)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spacehub.config import Settings
 from spacehub.errors import HubError
 from spacehub.services.context import HubContext
 
@@ -60,15 +62,13 @@ def error_response(err: HubError, request_id: str) -> JSONResponse:
     return JSONResponse(body, status_code=err.status_code, headers=headers)
 
 
-def create_app(settings: Settings, ctx: HubContext | None = None) -> FastAPI:
-    from spacehub.api import commits, files, info, repos, spaces
-    from spacehub.wiring import attach_runtime
+def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
+    """The Hub app over ``ctx``; ``lifespan`` starts and stops what runs beside it (the runtime)."""
+    from spacehub.api import commits, files, hardware, info, repos, space_settings, spaces, storage
+    from spacehub.git import routes as git_routes
 
-    ctx = ctx or HubContext.create(settings)
-    app = FastAPI(title="SpaceHub", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
-    app.state.ctx = ctx
-    app.state.create_hooks = []  # (ctx, session, principal, repo, body): apply a create/duplicate body's settings
-    app.state.create_checks = []  # (ctx, repo_type, body): refuse a bad body before anything is written
+    app = FastAPI(title="SpaceHub", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
+    app.state.ctx = ctx  # the one thing handlers find on the app (`web.deps.ctx_of`)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Any) -> Any:
@@ -100,22 +100,8 @@ def create_app(settings: Settings, ctx: HubContext | None = None) -> FastAPI:
         msg = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
         return error_response(BadRequest(f"Invalid request: {msg}"), getattr(request.state, "request_id", ""))
 
-    from spacehub.api import space_settings
-
-    space_settings.install(app, ctx)  # before attach_runtime: it sets ctx.space_env, which the runtime reads
-    attach_runtime(app, ctx)
-    from spacehub.api import storage as storage_api
-
-    storage_api.install(app)  # after attach_runtime: the storage monitor runs beside the reconciler
-    from spacehub.api import hardware
-
-    app.include_router(hardware.router)
-    app.include_router(space_settings.router)
-    for module in (repos, info, commits, spaces):
+    for module in (storage, hardware, space_settings, repos, info, commits, spaces, git_routes):
         app.include_router(module.router)
-    from spacehub.git import routes as git_routes
-
-    app.include_router(git_routes.router)
     app.include_router(files.router)  # last: its model route /{ns}/{name}/resolve/... is the widest pattern
     app.add_middleware(RawPathMiddleware)
     return app

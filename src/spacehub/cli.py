@@ -169,7 +169,7 @@ def billing_revoke(
     downgrade: Annotated[bool, typer.Option(help="Also move OWNER's Spaces on paid hardware to the default")] = False,
 ) -> None:
     """Take paid hardware away from OWNER. Their Spaces on it keep running (and metered) unless --downgrade."""
-    from spacehub.runtime.hardware import DEFAULT_FLAVOR, Catalog
+    from spacehub.flavors import DEFAULT_FLAVOR, Catalog
     from spacehub.services import accounts, billing, spaces
 
     catalog = Catalog.load(_settings(data_dir).runtime.flavors_file)

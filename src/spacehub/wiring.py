@@ -1,6 +1,10 @@
-"""Puts the runtime together: backend, reconciler, route table, and the event subscriptions that connect the repo
-layer to them. `attach_runtime(app, ctx)` is called by `create_app`; `build_server(settings)` is what
-`spacehub serve` runs (the Hub app behind the Host dispatcher and the Space proxy).
+"""The composition root: the one place where SpaceHub is put together, with explicit arguments.
+
+`hub_context` builds what services work with (stores, secrets key, hardware policy, create options), `attach_runtime`
+the backend, reconciler, route table and storage monitor with the event subscription and the front door
+(``ctx.runtime``) that connect the Hub to them, `assemble` the Hub app over both, and `build_server` what
+`spacehub serve` runs (the Hub app behind the Host dispatcher and the Space proxy). Nothing else wires: no module
+finds a collaborator on ``app.state`` (handlers find ``ctx`` there, and only that).
 """
 
 from __future__ import annotations
@@ -9,26 +13,34 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spacehub.api import hardware as hardware_api
+from spacehub.app import create_app
 from spacehub.config import Settings
+from spacehub.flavors import Catalog, this_machine
+from spacehub.git.hooks import install_hooks
+from spacehub.proxy.space_routes import RuntimeRouteTable
 from spacehub.runtime.backends.base import Backend
 from spacehub.runtime.devices import inventory_from_settings
 from spacehub.runtime.front import FrontDoor
-from spacehub.runtime.hardware import Catalog, this_machine
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
-from spacehub.runtime.scheduling import Scheduler
+from spacehub.runtime.scheduling import Scheduler, capped
 from spacehub.runtime.space_storage import StorageReader
+from spacehub.services import hardware, space_settings, storage
 from spacehub.services.billing import Meter
 from spacehub.services.context import HubContext, RepoEvent
+from spacehub.services.creation import SpaceOption
+from spacehub.services.crypto import SecretBox
 from spacehub.services.formats import subdomain
 from spacehub.services.hardware import HardwarePolicy
-from spacehub.space_routes import RuntimeRouteTable
+from spacehub.storage.blobs import LocalBlobStore
+from spacehub.storage.db import Database, upgrade_schema
+from spacehub.storage.git import GitStore
 
 
 def hub_url(settings: Settings) -> str:
@@ -60,14 +72,69 @@ def make_scheduler(settings: Settings) -> Scheduler:
     return Scheduler(Catalog.load(rt.flavors_file), this_machine(), inventory_from_settings(rt), rt.resource_policy)
 
 
-def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
-    """Create the reconciler and route table for ``app`` (none when ``runtime.backend`` is "none")."""
-    settings = ctx.settings
-    app.state.routes = None
+def hardware_policy(scheduler: Scheduler, custom_sleep_on_free: bool = False) -> HardwarePolicy:
+    """The hardware API's view of ``scheduler``: its catalog, and what this machine makes of each flavor."""
+    return HardwarePolicy(
+        scheduler.catalog, scheduler.unfit, lambda f: capped(f, scheduler.machine)[2], custom_sleep_on_free
+    )
+
+
+def hub_context(settings: Settings, scheduler: Scheduler | None = None) -> HubContext:
+    """Everything the Hub's services work with: the data dir made, the schema upgraded, the git hooks installed,
+    the stores opened, the secrets key (made at first start), the hardware policy of ``scheduler`` (this machine's
+    by default) and the options create and duplicate bodies may carry. No runtime yet (`assemble` adds it)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_schema(settings.database_url)
+    scheduler = scheduler or make_scheduler(settings)
+    box = SecretBox.for_data_dir(settings.data_dir)
+    ctx = HubContext(
+        settings=settings,
+        db=Database(settings.database_url),
+        git=GitStore(settings.repos_dir, install_hooks(settings)),
+        blobs=LocalBlobStore(settings.lfs_dir, settings.tmp_dir),
+        secrets=box,
+        hardware=hardware_policy(scheduler, settings.runtime.custom_sleep_on_free_hardware),
+    )
+    ctx.space_env = space_settings.env_reader(box)
+    ctx.space_options += [
+        SpaceOption(space_settings.create_check, space_settings.create_hook),
+        SpaceOption(hardware.create_check(ctx.hardware), hardware.create_hook(ctx.hardware)),
+        SpaceOption(storage.create_check, storage.create_hook),
+    ]
+    return ctx
+
+
+@dataclass
+class Assembly:
+    """The parts of one server, built once: the services' context, the Hub app, and the runtime beside it (None
+    when ``runtime.backend`` is "none")."""
+
+    ctx: HubContext
+    app: FastAPI
+    reconciler: Reconciler | None = None
+    routes: RuntimeRouteTable | None = None
+
+
+def assemble(settings: Settings) -> Assembly:
+    """The composition root: every part of the server, with explicit arguments, in the one order that works."""
     scheduler = make_scheduler(settings)
-    hardware_api.install(app, HardwarePolicy(scheduler, settings.runtime.custom_sleep_on_free_hardware))
+    ctx = hub_context(settings, scheduler)
     if settings.runtime.backend == "none":
-        return
+        return Assembly(ctx, create_app(ctx))
+    rec, routes, lifespan = attach_runtime(ctx, scheduler)
+    return Assembly(ctx, create_app(ctx, lifespan), rec, routes)
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The Hub app with its runtime (what tests and benchmarks serve in-process)."""
+    return assemble(settings).app
+
+
+def attach_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, RuntimeRouteTable, Any]:
+    """The reconciler, the route table and the storage monitor over ``ctx``: ``ctx.runtime`` becomes their front
+    door, Space events reach the reconciler, and the answered lifespan starts and stops them with the app."""
+    settings = ctx.settings
     port = settings.server.port
     domain = settings.runtime.spaces_domain
     rec = Reconciler(
@@ -86,13 +153,12 @@ def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
         )
     )
     routes = RuntimeRouteTable(ctx, rec)
-    app.state.reconciler, app.state.routes = rec, routes
     monitor = None
     if settings.runtime.backend == "local":  # storage usage is measured where the data lives
-        from spacehub.runtime.storage_monitor import StorageMonitor
+        from spacehub.runtime.backends.storage_monitor import StorageMonitor
 
         monitor = StorageMonitor(settings, ctx.db, rec.kick_threadsafe)
-    ctx.runtime = FrontDoor(rec, monitor)
+    ctx.runtime = FrontDoor(rec, monitor.check_soon if monitor is not None else None)
 
     # The host index is rebuilt when a Space's creation, deletion, move or change of visibility commits, in the
     # committing thread: the API call returns only after the proxy knows (no timer, no event delay).
@@ -103,26 +169,24 @@ def attach_runtime(app: FastAPI, ctx: HubContext) -> None:
             rec.kick_threadsafe(event.repo_id)
 
     ctx.events.subscribe(on_event)
-    previous = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
-        async with previous(a) as state:
-            routes.loop = asyncio.get_running_loop()
-            await _refresh_now(routes)
-            await rec.start()
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        routes.loop = asyncio.get_running_loop()
+        await _refresh_now(routes)
+        await rec.start()
+        if monitor is not None:
+            await monitor.start()  # after the reconciler: it stops Spaces through it
+        refresher = asyncio.ensure_future(_refresh_forever(routes, settings.runtime.reconcile_interval))
+        try:
+            yield
+        finally:
+            refresher.cancel()
             if monitor is not None:
-                await monitor.start()  # after the reconciler: it stops Spaces through it
-            refresher = asyncio.ensure_future(_refresh_forever(routes, settings.runtime.reconcile_interval))
-            try:
-                yield state
-            finally:
-                refresher.cancel()
-                if monitor is not None:
-                    await monitor.stop()
-                await rec.stop()
+                await monitor.stop()
+            await rec.stop()
 
-    app.router.lifespan_context = lifespan
+    return rec, routes, lifespan
 
 
 async def _refresh_now(routes: RuntimeRouteTable) -> None:
@@ -138,17 +202,14 @@ async def _refresh_forever(routes: RuntimeRouteTable, interval: float) -> None:
 
 def build_server(settings: Settings) -> ASGIApp:
     """The whole server: the Hub app, and in front of it the Host dispatcher with the Space proxy."""
-    from spacehub.app import create_app
     from spacehub.proxy.dispatch import space_server
     from spacehub.proxy.routes import StaticRouteTable
 
-    app = create_app(settings)
-    routes = app.state.routes or StaticRouteTable()
-    server = space_server(app, settings, routes)
-    plane = server.data_plane
-    if plane is not None and app.state.routes is not None:  # nginx mode: keep nginx's upstreams current
-        table: RuntimeRouteTable = app.state.routes
-        app.state.reconciler.route_listeners.append(lambda: plane.set_routes(table.public_upstreams()))
+    parts = assemble(settings)
+    server = space_server(parts.app, settings, parts.routes or StaticRouteTable())
+    plane, table, rec = server.data_plane, parts.routes, parts.reconciler
+    if plane is not None and table is not None and rec is not None:  # nginx mode: keep nginx's upstreams current
+        rec.route_listeners.append(lambda: plane.set_routes(table.public_upstreams()))
         table.listeners.append(lambda: plane.set_routes(table.public_upstreams()))
         table.sync_listeners.append(lambda old, new: plane.close_hosts(*closed_and_opened(old, new)))
     return server

@@ -198,14 +198,16 @@ def test_create_repo_with_bad_settings_creates_nothing(server: Server, alice: st
 def test_a_create_hook_failing_after_the_repo_exists_leaves_no_git_directory(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from spacehub.app import create_app
     from spacehub.config import Settings
     from spacehub.errors import PaymentRequired
     from spacehub.services import accounts
+    from spacehub.services.creation import SpaceOption
+    from spacehub.wiring import assemble
 
     settings = Settings(data_dir=tmp_path / "data", runtime={"backend": "none"})
-    app = create_app(settings)
-    with app.state.ctx.db.transaction() as s:
+    parts = assemble(settings)
+    app = parts.app
+    with parts.ctx.db.transaction() as s:
         accounts.create_user(s, "alice")
         token = accounts.create_token(s, "alice")
 
@@ -213,7 +215,7 @@ def test_a_create_hook_failing_after_the_repo_exists_leaves_no_git_directory(tmp
         if repo.name == "refused":
             raise PaymentRequired("a payment card or a community grant is required")
 
-    app.state.create_hooks.append(refuse)
+    parts.ctx.space_options.append(SpaceOption(lambda ctx, repo_type, body: None, refuse))
     with TestClient(app) as client:
         body = {"name": "refused", "type": "space", "sdk": "gradio", "secrets": [{"key": "A", "value": SECRET}]}
         r = client.post("/api/repos/create", json=body, headers=auth(token))

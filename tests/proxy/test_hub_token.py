@@ -165,7 +165,7 @@ def test_nginx_direct_path_closes_at_once(front: Front, upstream: Upstream) -> N
 
 
 def test_closed_and_opened() -> None:
-    from spacehub.space_routes import _Space
+    from spacehub.proxy.space_routes import _Space
 
     pub, priv = _Space("1", False, "index.html"), _Space("2", True, "index.html")
     old = {"a.l": pub, "b.l": pub, "c.l": priv, "d.l": pub}

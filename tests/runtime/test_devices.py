@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from spacehub.flavors import Accelerator
 from spacehub.runtime.devices import (
     Device,
     DeviceAllocator,
@@ -18,7 +19,6 @@ from spacehub.runtime.devices import (
     parse_devices,
     parse_nvidia_smi,
 )
-from spacehub.runtime.hardware import Accelerator
 
 T4 = Accelerator("gpu", "T4", 1, 16)
 T4X2 = Accelerator("gpu", "T4", 2, 32)

@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 
 from spacehub.config import Settings
+from spacehub.flavors import GB, Catalog, MachineInfo
 from spacehub.runtime.backends.fake import FakeBackend
 from spacehub.runtime.devices import Device
-from spacehub.runtime.hardware import GB, Catalog, MachineInfo
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
 from spacehub.runtime.scheduling import Scheduler
 from spacehub.services import spaces
 from spacehub.services.context import HubContext
 from spacehub.storage.models import Repo
+from spacehub.wiring import hub_context
 from tests.runtime.test_reconciler import README, make_space, stage_in_db, until
 
 pytestmark = pytest.mark.anyio
@@ -158,7 +159,7 @@ async def test_memory_pressure_stops_frozen_spaces_and_usage_stops_while_asleep(
 async def test_a_wake_longer_than_the_sleep_time_is_not_put_back_to_sleep(tmp_path: Path) -> None:
     """A visitor waits for a start (here a slow build) that takes longer than the sleep time: the periodic passes
     meanwhile must not decide the Space is idle and stop what the wake is starting."""
-    ctx = HubContext.create(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
+    ctx = hub_context(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
     backend = FakeBackend()
     rec = reconciler(ctx, backend)
     rec.deep_sleep_after = 0.5
@@ -181,7 +182,7 @@ async def test_a_wake_longer_than_the_sleep_time_is_not_put_back_to_sleep(tmp_pa
 
 
 async def test_a_first_build_longer_than_the_sleep_time_still_runs_then_sleeps(tmp_path: Path) -> None:
-    ctx = HubContext.create(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
+    ctx = hub_context(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
     backend = FakeBackend(slow_builds=1.5)
     rec = reconciler(ctx, backend)
     a = make_space(ctx, {"README.md": README, "app.py": "a"})
@@ -196,7 +197,7 @@ async def test_a_first_build_longer_than_the_sleep_time_still_runs_then_sleeps(t
 
 
 async def test_sleeping_spaces_stay_asleep_across_a_spacehub_restart(tmp_path: Path) -> None:
-    ctx = HubContext.create(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
+    ctx = hub_context(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
     backend = FakeBackend()
     rec = reconciler(ctx, backend)
     rec.deep_sleep_after = 3600
@@ -232,7 +233,7 @@ async def test_sleeping_spaces_stay_asleep_across_a_spacehub_restart(tmp_path: P
 
 
 async def test_a_sleeping_space_gives_its_gpu_to_a_space_that_needs_it(tmp_path: Path) -> None:
-    ctx = HubContext.create(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
+    ctx = hub_context(Settings(data_dir=tmp_path / "data", runtime={"reconcile_interval": 0.2}))
     backend = FakeBackend()
     rec = reconciler(ctx, backend)
     rec.deep_sleep_after = 3600  # without the waiter it would stay frozen, holding the GPU, for an hour

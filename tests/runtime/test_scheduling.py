@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from spacehub.flavors import GB, Catalog, MachineInfo
 from spacehub.runtime.devices import Device
-from spacehub.runtime.hardware import GB, Catalog, MachineInfo
 from spacehub.runtime.plan import plan
 from spacehub.runtime.scheduling import Scheduler, choose_placement
 from spacehub.runtime.sleep import eviction_order, sleep_mode

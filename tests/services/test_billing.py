@@ -8,12 +8,13 @@ import datetime as dt
 import pytest
 
 from spacehub.errors import BadRequest, NotFound, PaymentRequired, Unauthorized
-from spacehub.runtime.hardware import GB, Catalog, MachineInfo
+from spacehub.flavors import GB, Catalog, MachineInfo
 from spacehub.runtime.scheduling import Scheduler
 from spacehub.services import accounts, billing, hardware, repos, spaces
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.storage.models import Repo, UsageInterval
+from spacehub.wiring import hardware_policy
 
 T0 = dt.datetime(2026, 11, 23, 12, 0, 0)
 CAT = Catalog()
@@ -133,7 +134,7 @@ def test_meter_keeps_usage_of_a_deleted_space(ctx: HubContext) -> None:
 
 def test_grants_and_the_402(ctx: HubContext) -> None:
     sid = space(ctx)
-    policy = hardware.HardwarePolicy(Scheduler(CAT, MachineInfo(2, 24 * GB)))
+    policy = hardware_policy(Scheduler(CAT, MachineInfo(2, 24 * GB)))
     with ctx.db.transaction() as s:
         repo = s.get(Repo, sid)
         with pytest.raises(PaymentRequired, match="a payment card or a community grant is required"):

@@ -19,6 +19,7 @@ from spacehub.services.accounts import ANONYMOUS, Principal
 from spacehub.services.context import HubContext
 from spacehub.storage.db import MIGRATIONS_DIR, Database, upgrade_schema
 from spacehub.storage.models import Account, LfsObject, Repo, RepoRedirect, Token
+from spacehub.wiring import hub_context
 
 TABLES = {"accounts", "memberships", "tokens", "repos", "repo_redirects", "lfs_objects", "alembic_version"}
 
@@ -41,7 +42,7 @@ def db(db_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def ctx(db_url: str, tmp_path: Path) -> Iterator[HubContext]:
-    context = HubContext.create(Settings(data_dir=tmp_path / "data", db={"url": db_url}))  # type: ignore[arg-type]
+    context = hub_context(Settings(data_dir=tmp_path / "data", db={"url": db_url}))  # type: ignore[arg-type]
     yield context
     context.db.engine.dispose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from spacehub.api.spaces import _host
@@ -15,18 +15,8 @@ from spacehub.web.deps import ctx_of, json_object, unit
 router = APIRouter()
 
 
-def install(app: FastAPI, policy: HardwarePolicy) -> None:
-    """Serve the hardware API with ``policy``; create and duplicate apply ``hardware`` and ``sleepTimeSeconds``."""
-    app.state.hardware = policy
-    checks = getattr(app.state, "create_checks", None)  # refuse bad values before anything is written
-    if checks is not None:
-        checks.append(hardware.create_check(policy))
-    app.state.create_hooks.append(hardware.create_hook(policy))
-
-
 def _policy(request: Request) -> HardwarePolicy:
-    policy: HardwarePolicy = request.app.state.hardware
-    return policy
+    return ctx_of(request).hardware
 
 
 @router.get("/api/spaces/hardware")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +9,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from spacehub.errors import BadRequest
-from spacehub.services import accounts, commits, repos
+from spacehub.services import accounts, commits, creation, repos
+from spacehub.services.creation import str_or_none
 from spacehub.services.formats import repo_type_from, split_repo_id
 from spacehub.web.deps import base_url, bearer_token, ctx_of, json_object, unit
 
@@ -25,62 +24,12 @@ def whoami(request: Request) -> dict[str, Any]:
         return accounts.whoami(s, p, bearer_token(request) or "")
 
 
-def _str_or_none(body: dict[str, Any], key: str) -> str | None:
-    v = body.get(key)
-    if v is not None and not isinstance(v, str):
-        raise BadRequest(f"'{key}' must be a string")
-    return v
-
-
 @router.post("/api/repos/create")
 async def create_repo(request: Request) -> dict[str, Any]:
     """Serves `HfApi.create_repo`: POST /api/repos/create."""
     body = await json_object(request)
-    return await run_in_threadpool(_create_repo, request, body)
-
-
-def _create_repo(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-    name = body.get("name")
-    if not isinstance(name, str):
-        raise BadRequest("'name' is required")
-    organization = _str_or_none(body, "organization")
-    if "/" in name and organization is None:
-        organization, name = split_repo_id(name)
-    repo_type = repo_type_from(_str_or_none(body, "type"))
-    for check in request.app.state.create_checks:  # Space settings are checked before anything is written
-        check(ctx_of(request), repo_type, body)
-    with removed_on_failure(request) as created, unit(request) as (ctx, s, p):
-        repo = repos.create_repo(
-            ctx,
-            s,
-            p,
-            repo_type,
-            name,
-            organization,
-            private=body.get("private"),
-            visibility=_str_or_none(body, "visibility"),
-            sdk=_str_or_none(body, "sdk"),
-            base_url=base_url(request),
-        )
-        created.append(repo.id)
-        hooks = request.app.state.create_hooks
-        for hook in hooks:  # Space settings (hardware, secrets…) are applied by later issues' hooks
-            hook(ctx, s, p, repo, body)
-        url = repos.repo_url(base_url(request), repo_type, repo.full_name)
-        return {"url": url, "name": repo.full_name, "id": repo.id}
-
-
-@contextmanager
-def removed_on_failure(request: Request) -> Iterator[list[str]]:
-    """The git repositories of repos created in the block are removed if it fails: their database rows were rolled
-    back (a create hook refused the body, the commit failed), and a repo is its row and its git directory."""
-    created: list[str] = []
-    try:
-        yield created
-    except BaseException:
-        for repo_id in created:
-            ctx_of(request).git.delete(repo_id)
-        raise
+    args = (ctx_of(request), bearer_token(request), body, base_url(request))
+    return await run_in_threadpool(creation.create_repo, *args)
 
 
 @router.delete("/api/repos/delete")
@@ -92,10 +41,10 @@ async def delete_repo(request: Request) -> PlainTextResponse:
         name = body.get("name")
         if not isinstance(name, str):
             raise BadRequest("'name' is required")
-        ns = _str_or_none(body, "organization")
+        ns = str_or_none(body, "organization")
         with unit(request) as (ctx, s, p):
             repo_id = name if "/" in name else f"{ns or p.name}/{name}"
-            repos.delete_repo(ctx, s, p, repo_type_from(_str_or_none(body, "type")), repo_id)
+            repos.delete_repo(ctx, s, p, repo_type_from(str_or_none(body, "type")), repo_id)
 
     await run_in_threadpool(run)
     return PlainTextResponse("OK")
@@ -112,7 +61,7 @@ async def move_repo(request: Request) -> dict[str, Any]:
             raise BadRequest("'fromRepo' and 'toRepo' are required")
         split_repo_id(src)
         with unit(request) as (ctx, s, p):
-            repo_type = repo_type_from(_str_or_none(body, "type"))
+            repo_type = repo_type_from(str_or_none(body, "type"))
             repo = repos.move_repo(ctx, s, p, repo_type, src, dst)
             return {"url": repos.repo_url(base_url(request), repo_type, repo.full_name)}
 

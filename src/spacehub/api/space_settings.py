@@ -1,7 +1,7 @@
 """Space secrets and variables (/api/spaces/{id}/secrets|variables) and duplicating repos (/api/{T}/{id}/duplicate).
 
-`install(app, ctx)` opens the secrets key file (created at first start), plugs the Space environment into the
-context (``ctx.space_env``, read by the runtime) and registers the create hooks for ``secrets`` and ``variables``.
+The secrets key (``ctx.secrets``), the Space environment the runtime reads (``ctx.space_env``) and the
+``secrets``/``variables`` option of create and duplicate bodies are set up by the composition root (`wiring`).
 """
 
 from __future__ import annotations
@@ -9,40 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.repos import removed_on_failure
-from spacehub.services import duplicates, repos, space_settings, spaces
-from spacehub.services.accounts import Principal
-from spacehub.services.context import HubContext
-from spacehub.services.crypto import SecretBox
+from spacehub.services import creation, repos, space_settings, spaces
 from spacehub.storage.models import Repo
-from spacehub.web.deps import base_url, ctx_of, json_object, unit
+from spacehub.web.deps import base_url, bearer_token, ctx_of, json_object, unit
 
 router = APIRouter()
-
-
-def install(app: FastAPI, ctx: HubContext) -> None:
-    box = SecretBox.for_data_dir(ctx.settings.data_dir)
-    app.state.secret_box = box
-    ctx.space_env = space_settings.env_reader(box)
-
-    def check(_: HubContext, repo_type: str, body: dict[str, Any]) -> None:
-        space_settings.parse_settings_body(body, repo_type)
-
-    def apply(_: HubContext, s: Session, p: Principal, repo: Repo, body: dict[str, Any]) -> None:
-        secrets, variables = space_settings.parse_settings_body(body, repo.type)
-        space_settings.apply_settings(box, s, repo, secrets, variables)
-
-    app.state.create_checks.append(check)
-    app.state.create_hooks.append(apply)
-
-
-def _box(request: Request) -> SecretBox:
-    box: SecretBox = request.app.state.secret_box
-    return box
 
 
 def _changed(s: Session, repo: Repo, changed: bool) -> None:
@@ -79,7 +54,7 @@ def get_space_secrets(request: Request, ns: str, name: str) -> dict[str, Any]:
 @router.post("/api/spaces/{ns}/{name}/secrets")
 async def add_space_secret(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.add_space_secret`: POST /api/spaces/{id}/secrets {"key", "value", "description"?}."""
-    body, box = await json_object(request), _box(request)
+    body, box = await json_object(request), ctx_of(request).secrets
 
     def change(s: Session, repo: Repo, body: dict[str, Any]) -> bool:
         return space_settings.add_space_secret(box, s, repo, space_settings.parse_entry(body, "secret"))
@@ -134,17 +109,5 @@ async def delete_space_variable(request: Request, ns: str, name: str) -> dict[st
 async def duplicate_repo(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.duplicate_repo` and `duplicate_space` (≤ 1.33): POST /api/{T}/{id}/duplicate."""
     body = await json_object(request)
-    return await run_in_threadpool(_duplicate, request, rtype, f"{ns}/{name}", body)
-
-
-def _duplicate(request: Request, repo_type: str, from_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    req = duplicates.parse_duplicate_body(body, repo_type)
-    for check in request.app.state.create_checks:  # the same checks and hooks as create_repo's
-        check(ctx_of(request), repo_type, req.create_body(repo_type, None))
-    with removed_on_failure(request) as created, unit(request) as (ctx, s, p):
-        repo = duplicates.duplicate_repo(ctx, s, p, repo_type, from_id, req, base_url(request))
-        created.append(repo.id)
-        hook_body = req.create_body(repo_type, repo.sdk)
-        for hook in request.app.state.create_hooks:
-            hook(ctx, s, p, repo, hook_body)
-        return {"url": repos.repo_url(base_url(request), repo_type, repo.full_name)}
+    args = (ctx_of(request), bearer_token(request), rtype, f"{ns}/{name}", body, base_url(request))
+    return await run_in_threadpool(creation.duplicate_repo, *args)

@@ -1,13 +1,14 @@
 """Persistent storage and volumes of a Space: request/delete storage (clients up to 1.33), set/delete volumes (1.10
-and later). `install(app)` adds the routes and the create/duplicate hook (``storageTier``, ``volumes``); the storage
-monitor (usage, folder-mode limits, deleting deleted storage for good) runs beside the local runtime (`wiring`)."""
+and later). The ``storageTier``/``volumes`` option of create and duplicate bodies is `services.storage`'s
+(``create_check``, ``create_hook``); the storage monitor (usage, folder-mode limits, deleting deleted storage for
+good) runs beside the local runtime (`wiring`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from spacehub.api.spaces import _host
@@ -71,10 +72,3 @@ async def set_space_volumes(request: Request, ns: str, name: str) -> Any:
 def delete_space_volumes(request: Request, ns: str, name: str) -> Any:
     """Serves `HfApi.delete_space_volumes`: DELETE /api/spaces/{id}/volumes (400 when there are none)."""
     return _change(request, ns, name, lambda ctx, s, p, repo: storage.delete_volumes(s, repo))
-
-
-def install(app: FastAPI) -> None:
-    """Routes, and the create/duplicate hook."""
-    app.include_router(router)
-    app.state.create_hooks.append(storage.create_hook)
-    app.state.create_checks.append(storage.create_check)

@@ -17,9 +17,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from spacehub.flavors import Catalog, Flavor, MachineInfo, memory_label
 from spacehub.runtime.backends.base import BuildSpec, ReleaseSpec, Resources
-from spacehub.runtime.backends.local_docker import dockerfile_inputs
-from spacehub.runtime.hardware import Catalog, Flavor, MachineInfo, memory_label
+from spacehub.runtime.dockerfile import dockerfile_inputs
 from spacehub.runtime.scheduling import Placement, capped, choose_placement
 from spacehub.runtime.space_storage import StorageSpec
 from spacehub.runtime.spaceconfig import ConfigProblem, SpaceConfig, parse_space_config

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spacehub.runtime.hardware import Accelerator
+from spacehub.flavors import Accelerator
 
 NVIDIA_QUERY = ["--query-gpu=index,name,memory.total,uuid", "--format=csv,noheader"]
 

@@ -6,16 +6,18 @@ The Hub's services and handlers reach the reconciler and the storage monitor onl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from spacehub.runtime.reconciler import Reconciler
-    from spacehub.runtime.storage_monitor import StorageMonitor
 
 
 class FrontDoor:
-    def __init__(self, reconciler: Reconciler, storage_monitor: StorageMonitor | None = None) -> None:
-        self.reconciler, self.storage_monitor = reconciler, storage_monitor
+    """``check_storage`` measures every Space's storage soon (the local backend's storage monitor), if any."""
+
+    def __init__(self, reconciler: Reconciler, check_storage: Callable[[], None] | None = None) -> None:
+        self.reconciler, self.check_storage = reconciler, check_storage
 
     def space_changed(self, space_id: str) -> None:
         self.reconciler.kick_threadsafe(space_id)
@@ -24,8 +26,8 @@ class FrontDoor:
         self.reconciler.touch(space_id)
 
     def storage_changed(self, space_id: str) -> None:
-        if self.storage_monitor is not None:
-            self.storage_monitor.check_soon()
+        if self.check_storage is not None:
+            self.check_storage()
 
     def stage(self, space_id: str) -> str | None:
         run = self.reconciler.runs.get(space_id)

@@ -27,10 +27,10 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from spacehub.flavors import Catalog, MachineInfo, this_machine
 from spacehub.runtime import desired as desired_mod
 from spacehub.runtime.backends.base import Backend, BuildFailed, Endpoint
 from spacehub.runtime.devices import matches
-from spacehub.runtime.hardware import Catalog, MachineInfo, this_machine
 from spacehub.runtime.logs import SpaceLogs, delete_logs
 from spacehub.runtime.plan import plan
 from spacehub.runtime.scheduling import Scheduler

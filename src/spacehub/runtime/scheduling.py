@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from spacehub.flavors import GB, Catalog, Flavor, MachineInfo
 from spacehub.runtime.backends.base import Resources
 from spacehub.runtime.devices import Device, DeviceAllocator, missing
-from spacehub.runtime.hardware import GB, Catalog, Flavor, MachineInfo
 
 Policy = Literal["cap", "strict"]
 

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, NotFound, PaymentRequired
-from spacehub.runtime.hardware import Catalog, Flavor
+from spacehub.flavors import Catalog, Flavor
 from spacehub.services import accounts
 from spacehub.services.accounts import Principal
 from spacehub.storage.db import Database, utcnow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -12,6 +12,11 @@ from spacehub.config import Settings
 from spacehub.services.runtime import NoRuntime, Runtime
 from spacehub.storage.blobs import LocalBlobStore
 from spacehub.storage.db import Database, after_commit
+
+if TYPE_CHECKING:
+    from spacehub.services.creation import SpaceOption
+    from spacehub.services.crypto import SecretBox
+    from spacehub.services.hardware import HardwarePolicy
 from spacehub.storage.git import GitStore
 
 
@@ -58,26 +63,15 @@ def _no_env(session: Any, repo: Any) -> Mapping[str, str]:
 
 @dataclass
 class HubContext:
+    """What services work with, built once by the composition root (`spacehub.wiring.hub_context`)."""
+
     settings: Settings
     db: Database
     git: GitStore
     blobs: LocalBlobStore
+    secrets: SecretBox  # the key of Space secrets
+    hardware: HardwarePolicy  # the flavor catalog and what the runtime's machines make of it
+    space_options: list[SpaceOption] = field(default_factory=list)  # what create/duplicate bodies may set
     events: Events = field(default_factory=Events)
     space_env: Callable[[Any, Any], Mapping[str, str]] = _no_env
     runtime: Runtime = field(default_factory=NoRuntime)  # the front door: set by the composition root
-
-    @classmethod
-    def create(cls, settings: Settings) -> HubContext:
-        from spacehub.git.hooks import install_hooks
-        from spacehub.storage.db import upgrade_schema
-
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        upgrade_schema(settings.database_url)
-        hooks_dir = install_hooks(settings)
-        return cls(
-            settings=settings,
-            db=Database(settings.database_url),
-            git=GitStore(settings.repos_dir, hooks_dir),
-            blobs=LocalBlobStore(settings.lfs_dir, settings.tmp_dir),
-        )

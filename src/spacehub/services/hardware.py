@@ -13,14 +13,14 @@ set before, else never. Every check happens before anything changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest
-from spacehub.runtime.hardware import Catalog, Flavor
-from spacehub.runtime.scheduling import Scheduler, capped
+from spacehub.flavors import Catalog, Flavor
 from spacehub.services import billing, spaces
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
@@ -35,16 +35,21 @@ FREE_SLEEP_MESSAGE = (
 )
 
 
+def _runs_anything(flavor: Flavor) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class HardwarePolicy:
-    """What the hardware API needs: the machine's scheduler (catalog, limits, accelerators) and the sleep rule."""
+    """What the hardware API needs: the catalog, what the runtime's machines make of each flavor (``unfit``: why
+    a flavor cannot run there, None when it can; ``note``: how it is capped there, if it is), and the sleep rule.
+    The composition root fills it from the runtime's scheduler (`wiring.hardware_policy`): services ask, never
+    import the runtime."""
 
-    scheduler: Scheduler
+    catalog: Catalog
+    unfit: Callable[[Flavor], str | None] = _runs_anything
+    note: Callable[[Flavor], str | None] = _runs_anything
     custom_sleep_on_free: bool = False
-
-    @property
-    def catalog(self) -> Catalog:
-        return self.scheduler.catalog
 
 
 # ---- the catalog as `JobHardwareInfo` --------------------------------------------------------------------------
@@ -65,9 +70,9 @@ def hardware_info(flavor: Flavor, policy: HardwarePolicy) -> dict[str, Any]:
     if acc is not None:
         out["accelerator"] = {"type": acc.type, "model": acc.model, "quantity": str(acc.quantity),
                               "vram": f"{acc.vram_gb} GB", "manufacturer": acc.manufacturer}  # fmt: skip
-    why = policy.scheduler.unfit(flavor)
+    why = policy.unfit(flavor)
     out["available"] = why is None
-    note = why or capped(flavor, policy.scheduler.machine)[2]
+    note = why or policy.note(flavor)
     if note:
         out["note"] = note
     return out
@@ -124,7 +129,7 @@ def request_hardware(s: Session, repo: Repo, policy: HardwarePolicy, flavor_valu
     whether the hardware changed (the app then restarts on it). Raises: BadRequest, PaymentRequired."""
     flavor = parse_flavor(policy, flavor_value)
     seconds = None if sleep_value is None else parse_sleep(sleep_value, "sleepTimeSeconds")
-    why = policy.scheduler.unfit(flavor)
+    why = policy.unfit(flavor)
     if why is not None:
         raise BadRequest(why)
     billing.check_can_use(s, repo.owner, flavor)
@@ -156,7 +161,7 @@ def create_check(policy: HardwarePolicy) -> Any:
             return
         if body.get("hardware") is not None:
             flavor = parse_flavor(policy, body["hardware"])
-            why = policy.scheduler.unfit(flavor)
+            why = policy.unfit(flavor)
             if why is not None:
                 raise BadRequest(why)
         else:

@@ -17,6 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Conflict
+from spacehub.services.accounts import Principal
+from spacehub.services.context import HubContext
 from spacehub.services.crypto import SecretBox, SecretKeyError, lock_secrets
 from spacehub.services.formats import iso
 from spacehub.storage.db import utcnow
@@ -260,3 +262,15 @@ def copy_variables(s: Session, source: Repo, target: Repo) -> None:
         s.add(SpaceVariable(repo_id=target.id, key=v.key, value=v.value, description=v.description,
                             updated_at=utcnow()))  # fmt: skip
     s.flush()
+
+
+# ---- the ``secrets``/``variables`` option of create and duplicate bodies ------------------------------------------
+def create_check(ctx: HubContext, repo_type: str, body: dict[str, Any]) -> None:
+    """Refuse bad ``secrets``/``variables`` before anything is written. Raises: BadRequest."""
+    parse_settings_body(body, repo_type)
+
+
+def create_hook(ctx: HubContext, s: Session, p: Principal, repo: Repo, body: dict[str, Any]) -> None:
+    """The new repo's secrets (encrypted with ``ctx.secrets``) and variables."""
+    secrets, variables = parse_settings_body(body, repo.type)
+    apply_settings(ctx.secrets, s, repo, secrets, variables)

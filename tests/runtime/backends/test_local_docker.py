@@ -17,7 +17,7 @@ from spacehub.runtime.backends.local_docker import (
     image_tag,
     loopback_hub,
 )
-from spacehub.runtime.desired import dockerfile_inputs
+from spacehub.runtime.dockerfile import dockerfile_inputs
 
 
 def test_run_command_passes_env_by_name_and_publishes_on_loopback() -> None:

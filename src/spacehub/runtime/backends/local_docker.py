@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from spacehub.runtime import sandbox
 from spacehub.runtime.backends.base import BuildFailed, Resources
 from spacehub.runtime.backends.local_build import run_logged
+from spacehub.runtime.dockerfile import dockerfile_inputs
 
 ENGINES = ("podman", "docker")
 PODMAN_ULIMITS = ["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
@@ -42,23 +43,6 @@ APP_USER = "1000:1000"  # HF runs every docker Space as uid 1000 (its Dockerfile
 # drops to _apt, useradd, chown, pip): these go. (podman build has no no-new-privileges: "not supported".)
 BUILD_CAP_DROP = "SETPCAP,SETFCAP,SYS_CHROOT,NET_BIND_SERVICE,NET_RAW,MKNOD,AUDIT_WRITE"
 MASK = "********"
-ARG_RE = re.compile(r"^\s*ARG\s+(.+)$", re.IGNORECASE | re.MULTILINE)
-MOUNT_RE = re.compile(r"--mount=(\S+)")
-
-
-def dockerfile_inputs(dockerfile: str | None) -> tuple[set[str], set[str]]:
-    """The build args a Dockerfile declares (``ARG NAME[=default]``) and the secrets it mounts (``RUN
-    --mount=type=secret,id=NAME``; without ``id``, the target's file name, as BuildKit does)."""
-    if not dockerfile:
-        return set(), set()
-    text = re.sub(r"\\\r?\n", " ", dockerfile)  # continuation lines
-    args = {m.split("=", 1)[0] for line in ARG_RE.findall(text) for m in line.split()}
-    secrets = set()
-    for spec in MOUNT_RE.findall(text):
-        opts = dict(o.split("=", 1) if "=" in o else (o, "") for o in spec.strip("\"'").split(","))
-        if opts.get("type") == "secret":
-            secrets.add(opts.get("id") or opts.get("target", opts.get("dst", "")).rsplit("/", 1)[-1])
-    return args, secrets - {""}
 
 
 def find_engine() -> str | None:

@@ -26,10 +26,10 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 from starlette.types import Receive, Scope, Send
 
-from spacehub.api.static_space import StaticSpaceApp
 from spacehub.errors import HubError
 from spacehub.proxy import pages
 from spacehub.proxy.routes import RouteTarget, request_token
+from spacehub.proxy.static_space import StaticSpaceApp
 from spacehub.runtime.reconciler import Reconciler
 from spacehub.runtime.types import InstanceState, Stage
 from spacehub.services import accounts
