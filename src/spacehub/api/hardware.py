@@ -7,10 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.spaces import _host
-from spacehub.services import billing, hardware, repos, spaces
+from spacehub.services import billing, hardware, space_changes
 from spacehub.services.hardware import HardwarePolicy
-from spacehub.web.deps import ctx_of, json_object, unit
+from spacehub.web.deps import caller, ctx_of, json_object, unit
 
 router = APIRouter()
 
@@ -29,34 +28,16 @@ def list_spaces_hardware(request: Request) -> list[dict[str, Any]]:
 async def request_space_hardware(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.request_space_hardware`: POST /api/spaces/{id}/hardware {"flavor", "sleepTimeSeconds"?}."""
     body = await json_object(request)
-
-    def run() -> tuple[str, dict[str, Any]]:
-        with unit(request) as (_, s, p):
-            repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "write")
-            hardware.request_hardware(s, repo, _policy(request), body.get("flavor"), body.get("sleepTimeSeconds"))
-            return repo.id, spaces.runtime(s, repo, _host(request, repo.full_name))
-
-    repo_id, out = await run_in_threadpool(run)
-    runtime = ctx_of(request).runtime
-    runtime.wake(repo_id)  # a hardware change counts as a visit: a sleeping Space restarts on its new hardware
-    runtime.space_changed(repo_id)
-    return out
+    args = (ctx_of(request), caller(request), f"{ns}/{name}", body.get("flavor"), body.get("sleepTimeSeconds"))
+    return await run_in_threadpool(space_changes.request_hardware, *args)
 
 
 @router.post("/api/spaces/{ns}/{name}/sleeptime")
 async def set_space_sleep_time(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.set_space_sleep_time`: POST /api/spaces/{id}/sleeptime {"seconds"} (-1: never)."""
     body = await json_object(request)
-
-    def run() -> tuple[str, dict[str, Any]]:
-        with unit(request) as (_, s, p):
-            repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "write")
-            hardware.set_sleep_time(s, repo, _policy(request), body.get("seconds"))
-            return repo.id, spaces.runtime(s, repo, _host(request, repo.full_name))
-
-    repo_id, out = await run_in_threadpool(run)
-    ctx_of(request).runtime.space_changed(repo_id)
-    return out
+    args = (ctx_of(request), caller(request), f"{ns}/{name}", body.get("seconds"))
+    return await run_in_threadpool(space_changes.set_sleep_time, *args)
 
 
 @router.get("/api/usage")

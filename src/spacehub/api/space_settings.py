@@ -6,40 +6,15 @@ The secrets key (``ctx.secrets``), the Space environment the runtime reads (``ct
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.services import creation, repos, space_settings, spaces
-from spacehub.storage.models import Repo
-from spacehub.web.deps import base_url, bearer_token, ctx_of, json_object, unit
+from spacehub.services import creation, repos, space_changes, space_settings
+from spacehub.web.deps import base_url, bearer_token, caller, ctx_of, json_object, unit
 
 router = APIRouter()
-
-
-def _changed(s: Session, repo: Repo, changed: bool) -> None:
-    """The app's environment changed: it restarts (a new release of the same build, so no reinstall)."""
-    if changed:
-        spaces.under_way(s, repo, building=False)
-
-
-Change = Callable[[Session, Repo, dict[str, Any]], bool]  # applies the body; answers whether the environment changed
-Answer = Callable[[Session, Repo], dict[str, Any]]
-
-
-def _update(request: Request, ns: str, name: str, body: dict[str, Any], change: Change, answer: Answer) -> Any:
-    """One settings change: write access, the change, the stage, the answer; then the runtime is kicked."""
-    with unit(request) as (ctx, s, p):
-        repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "write")
-        changed = change(s, repo, body)
-        _changed(s, repo, changed)
-        out, repo_id = answer(s, repo), repo.id
-    if changed:
-        ctx.runtime.space_changed(repo_id)
-    return out
 
 
 # ---- secrets ---------------------------------------------------------------------------------------------------
@@ -54,23 +29,16 @@ def get_space_secrets(request: Request, ns: str, name: str) -> dict[str, Any]:
 @router.post("/api/spaces/{ns}/{name}/secrets")
 async def add_space_secret(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.add_space_secret`: POST /api/spaces/{id}/secrets {"key", "value", "description"?}."""
-    body, box = await json_object(request), ctx_of(request).secrets
-
-    def change(s: Session, repo: Repo, body: dict[str, Any]) -> bool:
-        return space_settings.add_space_secret(box, s, repo, space_settings.parse_entry(body, "secret"))
-
-    return await run_in_threadpool(_update, request, ns, name, body, change, lambda s, repo: {})
+    body = await json_object(request)
+    return await run_in_threadpool(space_changes.add_secret, ctx_of(request), caller(request), f"{ns}/{name}", body)
 
 
 @router.delete("/api/spaces/{ns}/{name}/secrets")
 async def delete_space_secret(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.delete_space_secret`: DELETE /api/spaces/{id}/secrets {"key"} (a missing key is fine)."""
     body = await json_object(request)
-
-    def change(s: Session, repo: Repo, body: dict[str, Any]) -> bool:
-        return space_settings.delete_space_secret(s, repo, space_settings.parse_entry(body, "secret", False).key)
-
-    return await run_in_threadpool(_update, request, ns, name, body, change, lambda s, repo: {})
+    args = (ctx_of(request), caller(request), f"{ns}/{name}", body)
+    return await run_in_threadpool(space_changes.delete_secret, *args)
 
 
 # ---- variables -------------------------------------------------------------------------------------------------
@@ -86,22 +54,16 @@ def get_space_variables(request: Request, ns: str, name: str) -> dict[str, Any]:
 async def add_space_variable(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.add_space_variable`: POST /api/spaces/{id}/variables; answers every variable."""
     body = await json_object(request)
-
-    def change(s: Session, repo: Repo, body: dict[str, Any]) -> bool:
-        return space_settings.add_space_variable(s, repo, space_settings.parse_entry(body, "variable"))
-
-    return await run_in_threadpool(_update, request, ns, name, body, change, space_settings.get_space_variables)
+    args = (ctx_of(request), caller(request), f"{ns}/{name}", body)
+    return await run_in_threadpool(space_changes.add_variable, *args)
 
 
 @router.delete("/api/spaces/{ns}/{name}/variables")
 async def delete_space_variable(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.delete_space_variable`: DELETE /api/spaces/{id}/variables {"key"}; answers every variable."""
     body = await json_object(request)
-
-    def change(s: Session, repo: Repo, body: dict[str, Any]) -> bool:
-        return space_settings.delete_space_variable(s, repo, space_settings.parse_entry(body, "variable", False).key)
-
-    return await run_in_threadpool(_update, request, ns, name, body, change, space_settings.get_space_variables)
+    args = (ctx_of(request), caller(request), f"{ns}/{name}", body)
+    return await run_in_threadpool(space_changes.delete_variable, *args)
 
 
 # ---- duplicate -------------------------------------------------------------------------------------------------

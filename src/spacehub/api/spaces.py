@@ -13,9 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from spacehub.errors import BadRequest
 from spacehub.runtime.logs import SpaceLogs, read_lines, sse_event
-from spacehub.services import repos, spaces
-from spacehub.services.formats import subdomain
-from spacehub.web.deps import base_url, ctx_of, qbool, unit
+from spacehub.services import repos, space_changes, spaces
+from spacehub.web.deps import caller, ctx_of, qbool, unit
 
 router = APIRouter()
 KEEPALIVE_SECONDS = 30.0
@@ -23,46 +22,25 @@ FOLLOW_POLL = 0.25
 LIVE_STAGES = {"BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING", "RUNNING", "SLEEPING"}
 
 
-def _host(request: Request, full_name: str) -> str:
-    ctx = request.app.state.ctx
-    return repos.space_host(ctx, base_url(request), subdomain(full_name)).split("://", 1)[1]
-
-
 @router.get("/api/spaces/{ns}/{name}/runtime")
 def get_space_runtime(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.get_space_runtime` and `wait_for_space`: GET /api/spaces/{id}/runtime."""
-    with unit(request) as (_, s, p):
+    with unit(request) as (ctx, s, p):
         repo = repos.get_repo(s, p, "space", f"{ns}/{name}")
-        return spaces.runtime(s, repo, _host(request, repo.full_name), p)
+        return spaces.runtime(s, repo, space_changes.host(ctx, caller(request), repo), p)
 
 
 @router.post("/api/spaces/{ns}/{name}/restart")
 def restart_space(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.restart_space`: POST /api/spaces/{id}/restart[?factory=true] (owner or org admin)."""
-    with unit(request) as (_, s, p):
-        repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "admin")
-        spaces.restart(s, repo, qbool(request.query_params.get("factory")))
-        out = spaces.runtime(s, repo, _host(request, repo.full_name))
-        repo_id = repo.id
-    runtime = ctx_of(request).runtime
-    runtime.wake(repo_id)  # a restart wakes a sleeping Space
-    runtime.space_changed(repo_id)
-    if out["stage"] in ("PAUSED", "STOPPED", "RUNTIME_ERROR", "BUILD_ERROR"):
-        out["stage"] = "BUILDING"  # what the Hub answers: the restart is under way
-    return out
+    factory = qbool(request.query_params.get("factory"))
+    return space_changes.restart(ctx_of(request), caller(request), f"{ns}/{name}", factory)
 
 
 @router.post("/api/spaces/{ns}/{name}/pause")
 def pause_space(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.pause_space`: POST /api/spaces/{id}/pause (owner or org admin; not static Spaces)."""
-    with unit(request) as (_, s, p):
-        repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "admin")
-        spaces.pause(s, repo)
-        out = spaces.runtime(s, repo, _host(request, repo.full_name))
-        repo_id = repo.id
-    ctx_of(request).runtime.space_changed(repo_id)
-    out["stage"] = "PAUSED"
-    return out
+    return space_changes.pause(ctx_of(request), caller(request), f"{ns}/{name}")
 
 
 @router.get("/api/spaces/{ns}/{name}/logs/{kind}")

@@ -5,32 +5,16 @@ good) runs beside the local runtime (`wiring`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.api.spaces import _host
 from spacehub.errors import BadRequest
-from spacehub.services import repos, spaces, storage
-from spacehub.services.accounts import Principal
-from spacehub.services.context import HubContext
-from spacehub.web.deps import json_object, unit
+from spacehub.services import space_changes
+from spacehub.web.deps import caller, ctx_of, json_object
 
 router = APIRouter()
-
-
-def _change(request: Request, ns: str, name: str, change: Callable[[HubContext, Any, Principal, Any], Any]) -> Any:
-    """Apply ``change`` to the Space (write access), then have the runtime act on it; answers the runtime."""
-    with unit(request) as (ctx, s, p):
-        repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "write")
-        change(ctx, s, p, repo)
-        out = spaces.runtime(s, repo, _host(request, repo.full_name), p)
-        repo_id = repo.id
-    ctx.runtime.space_changed(repo_id)
-    ctx.runtime.storage_changed(repo_id)
-    return out
 
 
 def _only(body: dict[str, Any], keys: set[str]) -> None:
@@ -45,15 +29,14 @@ async def request_space_storage(request: Request, ns: str, name: str) -> Any:
     body = await json_object(request)
     _only(body, {"tier"})
     tier = body.get("tier")
-    return await run_in_threadpool(
-        _change, request, ns, name, lambda ctx, s, p, repo: storage.request_storage(ctx.settings, s, repo, tier)
-    )
+    args = (ctx_of(request), caller(request), f"{ns}/{name}", tier)
+    return await run_in_threadpool(space_changes.request_storage, *args)
 
 
 @router.delete("/api/spaces/{ns}/{name}/storage")
 def delete_space_storage(request: Request, ns: str, name: str) -> Any:
     """Serves `HfApi.delete_space_storage` (≤ 1.33): DELETE /api/spaces/{id}/storage; the data is deleted for good."""
-    return _change(request, ns, name, lambda ctx, s, p, repo: storage.delete_storage(s, repo))
+    return space_changes.delete_storage(ctx_of(request), caller(request), f"{ns}/{name}")
 
 
 @router.put("/api/spaces/{ns}/{name}/volumes")
@@ -63,12 +46,11 @@ async def set_space_volumes(request: Request, ns: str, name: str) -> Any:
     _only(body, {"volumes"})
     if "volumes" not in body:
         raise BadRequest("'volumes' is required: a list of {type, source, mountPath, revision?, readOnly?, path?}")
-    return await run_in_threadpool(
-        _change, request, ns, name, lambda ctx, s, p, repo: storage.set_volumes(ctx, s, p, repo, body["volumes"])
-    )
+    args = (ctx_of(request), caller(request), f"{ns}/{name}", body["volumes"])
+    return await run_in_threadpool(space_changes.set_volumes, *args)
 
 
 @router.delete("/api/spaces/{ns}/{name}/volumes")
 def delete_space_volumes(request: Request, ns: str, name: str) -> Any:
     """Serves `HfApi.delete_space_volumes`: DELETE /api/spaces/{id}/volumes (400 when there are none)."""
-    return _change(request, ns, name, lambda ctx, s, p, repo: storage.delete_volumes(s, repo))
+    return space_changes.delete_volumes(ctx_of(request), caller(request), f"{ns}/{name}")

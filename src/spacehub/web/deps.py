@@ -17,6 +17,7 @@ from spacehub.services import accounts, ndjson
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.services.formats import PLURALS
+from spacehub.services.space_changes import Caller
 
 
 class RepoTypeConvertor(Convertor[str]):
@@ -65,6 +66,11 @@ def unit(request: Request) -> Iterator[tuple[HubContext, Session, Principal]]:
 def base_url(request: Request) -> str:
     ctx = ctx_of(request)
     return (ctx.settings.server.public_url or str(request.base_url)).rstrip("/")
+
+
+def caller(request: Request) -> Caller:
+    """Who calls a use case (their token) and the URL they reached the Hub at."""
+    return Caller(bearer_token(request), base_url(request))
 
 
 def qbool(value: str | None, default: bool = False) -> bool:
