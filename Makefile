@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-.PHONY: install serve test lint fmt bench system-deps runtime-deps
+.PHONY: install serve test test-fast lint fmt bench system-deps runtime-deps
 install: $(STAMP)
 
 system-deps:
@@ -26,6 +26,12 @@ test: install system-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+# unit and in-process tests only (no e2e, compat or bench folders, nothing marked slow): under 2 minutes
+test-fast: install system-deps
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench

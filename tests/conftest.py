@@ -154,3 +154,16 @@ def anyio_backend() -> str:
 def ctx(tmp_path: Path) -> HubContext:
     """A HubContext on a fresh data dir (SQLite), for in-process service and runtime tests."""
     return hub_context(Settings(data_dir=tmp_path / "data"))
+
+
+SLOW_FOLDERS = ("e2e", "compat", "bench")  # whole folders of end-to-end tests: real apps, clients, benchmarks
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests under tests/e2e, tests/compat and tests/bench are end-to-end (``slow``), as are those marked so:
+    ``make test-fast`` runs the others (``-m "not slow"``)."""
+    root = Path(__file__).parent
+    for item in items:
+        parts = Path(item.path).relative_to(root).parts
+        if parts and parts[0] in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
