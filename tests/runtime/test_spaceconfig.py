@@ -65,3 +65,26 @@ def test_problems_say_what_to_fix(text, paths, stage, fragment) -> None:
 @pytest.mark.parametrize(("value", "seconds"), [("30m", 1800), ("1h", 3600), ("45s", 45), (600, 600), ("2 h", 7200)])
 def test_durations(value, seconds) -> None:
     assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "sdk: gradio\nx: " + "[" * 3000 + "]" * 3000,  # PyYAML recurses: it overflowed the runtime's read
+        "sdk: gradio\nx: " + "[" * 65 + "]" * 65,  # deeper than any answer could carry
+        "sdk: gradio\na: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+        "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+        "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]",  # an alias bomb
+    ],
+    ids=["3000-deep", "65-deep", "aliases"],
+)
+def test_hostile_yaml_is_a_config_error_never_a_crash(body: str) -> None:
+    """The runtime reads READMEs with the same parser as the Hub's cards (spacehub.frontmatter)."""
+    cfg = parse_space_config(readme(body), {"app.py"})
+    assert isinstance(cfg, ConfigProblem) and cfg.stage is Stage.CONFIG_ERROR
+    assert cfg.message.startswith("README.md: invalid YAML: metadata refused:"), cfg.message
+
+
+def test_an_unclosed_block_says_so() -> None:
+    cfg = parse_space_config("---\nsdk: gradio\n# no closing line\n", {"app.py"})
+    assert cfg == ConfigProblem(Stage.CONFIG_ERROR, "README.md: the YAML block is not closed by a '---' line")

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from spacehub.frontmatter import load_yaml, split_front_matter
 from spacehub.runtime.types import Stage
 
 SDKS = ("gradio", "streamlit", "docker", "static")
@@ -51,13 +52,11 @@ def _front_matter(readme: str | None) -> dict[str, Any] | ConfigProblem:
     )
     if readme is None or not readme.startswith("---"):
         return missing
-    lines = readme.splitlines()
-    try:
-        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
-    except StopIteration:
+    raw, _ = split_front_matter(readme)
+    if raw is None:
         return ConfigProblem(Stage.CONFIG_ERROR, "README.md: the YAML block is not closed by a '---' line")
     try:
-        data = yaml.safe_load("\n".join(lines[1:end]))
+        data = load_yaml(raw)
     except yaml.YAMLError as e:
         return ConfigProblem(Stage.CONFIG_ERROR, f"README.md: invalid YAML: {e}")
     if data is None:

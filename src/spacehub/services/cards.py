@@ -6,37 +6,8 @@ from typing import Any
 
 import yaml
 
-from spacehub.services import ndjson
+from spacehub.frontmatter import load_yaml, split_front_matter
 from spacehub.services.formats import SDKS
-
-
-def split_front_matter(text: str) -> tuple[str | None, str]:
-    """(YAML text or None, body) of a README."""
-    if not text.startswith("---"):
-        return None, text
-    lines = text.splitlines(keepends=True)
-    if lines[0].strip() != "---":
-        return None, text
-    for i in range(1, len(lines)):
-        if lines[i].strip() == "---":
-            return "".join(lines[1:i]), "".join(lines[i + 1 :])
-    return None, text
-
-
-MAX_CARD_NODES = 100_000
-
-
-def load_yaml(raw: str) -> Any:
-    """``yaml.safe_load``, refusing what the JSON answers could not carry: nesting deeper than
-    ``ndjson.MAX_JSON_DEPTH`` (PyYAML recurses, and overflows near 1,000 levels) and alias bombs.
-    Raises: yaml.YAMLError."""
-    try:
-        data = yaml.safe_load(raw)
-        ndjson.check_depth(data, max_nodes=MAX_CARD_NODES)
-    except (RecursionError, ValueError) as e:
-        message = str(e) if isinstance(e, ValueError) else str(ndjson.JsonTooDeep())
-        raise yaml.YAMLError(f"metadata refused: {message}") from None
-    return data
 
 
 def parse_card(text: str) -> dict[str, Any]:

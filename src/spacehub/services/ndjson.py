@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from spacehub.errors import BadRequest
+from spacehub.nesting import MAX_JSON_DEPTH, JsonTooDeep, check_depth
+
+__all__ = ["MAX_JSON_DEPTH", "JsonTooDeep", "LargeString", "check_depth", "iter_ndjson", "loads"]
 
 READ_CHUNK = 1 << 20
 MAX_KEY_BYTES = 64 * 1024
-MAX_JSON_DEPTH = 64  # arrays and objects nested deeper than this are refused (no client sends more than a few)
 _NUMBER_CHARS = frozenset(b"+-.eE0123456789")
 _WS = frozenset(b" \t\r")
 _ESCAPES = {ord('"'): b'"', ord("\\"): b"\\", ord("/"): b"/", ord("b"): b"\b", ord("f"): b"\f", ord("n"): b"\n",
@@ -40,11 +42,6 @@ class _Malformed(Exception):
     pass
 
 
-class JsonTooDeep(ValueError):
-    def __init__(self) -> None:
-        super().__init__(f"arrays and objects are nested more than {MAX_JSON_DEPTH} levels deep")
-
-
 def loads(data: bytes | str) -> Any:
     """``json.loads`` that refuses nesting deeper than ``MAX_JSON_DEPTH`` (the C decoder recurses, and overflows
     near 1,000 levels). Raises: ValueError (``json.JSONDecodeError``, ``UnicodeDecodeError``, ``JsonTooDeep``)."""
@@ -54,24 +51,6 @@ def loads(data: bytes | str) -> Any:
         raise JsonTooDeep() from None
     check_depth(value)
     return value
-
-
-def check_depth(value: Any, limit: int = MAX_JSON_DEPTH, max_nodes: int | None = None) -> None:
-    """Raises: JsonTooDeep when ``value`` nests lists and dicts more than ``limit`` levels (walked without recursion),
-    ValueError when it holds more than ``max_nodes`` of them (YAML aliases can share one list a billion times)."""
-    stack = [(value, 1)]
-    seen = 0
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            raise JsonTooDeep()
-        seen += 1
-        if max_nodes is not None and seen > max_nodes:
-            raise ValueError(f"more than {max_nodes} arrays and objects")
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
 
 
 def iter_ndjson(stream: IO[bytes], tmp_dir: Path, big: int = 8 << 20) -> Iterator[tuple[int, Any]]:
