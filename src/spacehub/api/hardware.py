@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from spacehub.api import schemas
 from spacehub.services import billing, hardware, space_changes
 from spacehub.services.hardware import HardwarePolicy
 from spacehub.web.deps import caller, ctx_of, json_object, unit
@@ -24,7 +25,7 @@ def list_spaces_hardware(request: Request) -> list[dict[str, Any]]:
     return hardware.list_hardware(_policy(request))
 
 
-@router.post("/api/spaces/{ns}/{name}/hardware")
+@router.post("/api/spaces/{ns}/{name}/hardware", openapi_extra=schemas.body(schemas.RequestSpaceHardware))
 async def request_space_hardware(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.request_space_hardware`: POST /api/spaces/{id}/hardware {"flavor", "sleepTimeSeconds"?}."""
     body = await json_object(request)
@@ -32,7 +33,7 @@ async def request_space_hardware(request: Request, ns: str, name: str) -> dict[s
     return await run_in_threadpool(space_changes.request_hardware, *args)
 
 
-@router.post("/api/spaces/{ns}/{name}/sleeptime")
+@router.post("/api/spaces/{ns}/{name}/sleeptime", openapi_extra=schemas.body(schemas.SetSpaceSleepTime))
 async def set_space_sleep_time(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.set_space_sleep_time`: POST /api/spaces/{id}/sleeptime {"seconds"} (-1: never)."""
     body = await json_object(request)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from spacehub.api import schemas
 from spacehub.errors import BadRequest
 from spacehub.services import accounts, commits, creation, repos
 from spacehub.services.creation import str_or_none
@@ -24,7 +25,7 @@ def whoami(request: Request) -> dict[str, Any]:
         return accounts.whoami(s, p, bearer_token(request) or "")
 
 
-@router.post("/api/repos/create")
+@router.post("/api/repos/create", openapi_extra=schemas.body(schemas.CreateRepoRequest))
 async def create_repo(request: Request) -> dict[str, Any]:
     """Serves `HfApi.create_repo`: POST /api/repos/create."""
     body = await json_object(request)
@@ -32,7 +33,7 @@ async def create_repo(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(creation.create_repo, *args)
 
 
-@router.delete("/api/repos/delete")
+@router.delete("/api/repos/delete", openapi_extra=schemas.body(schemas.DeleteRepoRequest))
 async def delete_repo(request: Request) -> PlainTextResponse:
     """Serves `HfApi.delete_repo`: DELETE /api/repos/delete (JSON body)."""
     body = await json_object(request)
@@ -50,7 +51,7 @@ async def delete_repo(request: Request) -> PlainTextResponse:
     return PlainTextResponse("OK")
 
 
-@router.post("/api/repos/move")
+@router.post("/api/repos/move", openapi_extra=schemas.body(schemas.MoveRepoRequest))
 async def move_repo(request: Request) -> dict[str, Any]:
     """Serves `HfApi.move_repo`: POST /api/repos/move."""
     body = await json_object(request)
@@ -68,7 +69,7 @@ async def move_repo(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(run)
 
 
-@router.put("/api/{rtype:repotype}/{ns}/{name}/settings")
+@router.put("/api/{rtype:repotype}/{ns}/{name}/settings", openapi_extra=schemas.body(schemas.RepoSettingsRequest))
 async def update_repo_settings(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.update_repo_settings` and 0.21's `update_repo_visibility`: PUT /api/{T}/{id}/settings."""
     body = await json_object(request)
@@ -80,7 +81,7 @@ async def update_repo_settings(request: Request, rtype: str, ns: str, name: str)
     return await run_in_threadpool(run)
 
 
-@router.post("/api/validate-yaml")
+@router.post("/api/validate-yaml", openapi_extra=schemas.body(schemas.ValidateYamlRequest))
 async def validate_yaml(request: Request) -> dict[str, Any]:
     """Serves the README metadata check of `create_commit` / `upload_folder`: POST /api/validate-yaml."""
     return commits.validate_yaml(await json_object(request))

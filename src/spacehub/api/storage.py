@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from spacehub.api import schemas
 from spacehub.errors import BadRequest
 from spacehub.services import space_changes
 from spacehub.web.deps import caller, ctx_of, json_object
@@ -23,7 +24,7 @@ def _only(body: dict[str, Any], keys: set[str]) -> None:
         raise BadRequest(f"Unknown keys: {', '.join(sorted(unknown))}")
 
 
-@router.post("/api/spaces/{ns}/{name}/storage")
+@router.post("/api/spaces/{ns}/{name}/storage", openapi_extra=schemas.body(schemas.RequestSpaceStorage))
 async def request_space_storage(request: Request, ns: str, name: str) -> Any:
     """Serves `HfApi.request_space_storage` (≤ 1.33): POST /api/spaces/{id}/storage {"tier"}."""
     body = await json_object(request)
@@ -39,7 +40,7 @@ def delete_space_storage(request: Request, ns: str, name: str) -> Any:
     return space_changes.delete_storage(ctx_of(request), caller(request), f"{ns}/{name}")
 
 
-@router.put("/api/spaces/{ns}/{name}/volumes")
+@router.put("/api/spaces/{ns}/{name}/volumes", openapi_extra=schemas.body(schemas.SetSpaceVolumes))
 async def set_space_volumes(request: Request, ns: str, name: str) -> Any:
     """Serves `HfApi.set_space_volumes`: PUT /api/spaces/{id}/volumes {"volumes": [...]} (replaces the list)."""
     body = await json_object(request)
