@@ -258,13 +258,17 @@ def _loopback_up() -> None:
 def _own(path: Path, uid: int) -> None:
     """Make ``path`` (made if missing) and what is in it belong to ``uid``: once, when its owner is someone else."""
     path.mkdir(parents=True, exist_ok=True)
-    if path.stat().st_uid == uid:
-        return
+    if path.stat().st_uid != uid:
+        chown_tree(path, uid)
+
+
+def chown_tree(path: Path, uid: int) -> None:
+    """``path`` and everything in it (links themselves, not what they point to) to ``uid``:``uid``."""
     for root, dirs, files in os.walk(path):
         for name in [*dirs, *files]:
             with contextlib.suppress(OSError):
                 os.lchown(os.path.join(root, name), uid, uid)
-    os.chown(path, uid, uid)
+    os.lchown(path, uid, uid)
 
 
 def run(plan: dict[str, Any], command: list[str], cwd: str) -> int:

@@ -398,13 +398,10 @@ def copy_for_build(src: Path, dest: Path, uid: int | None) -> None:
 
 def _own_tree(path: Path, uid: int) -> None:
     """Give ``path`` and everything in it back to ``uid`` (a sandboxed build wrote it as the Space's host uid)."""
-    if not path.exists() or os.geteuid() != 0:
-        return
-    for root, dirs, files in os.walk(path):
-        for name in [*dirs, *files]:
-            with contextlib.suppress(OSError):
-                os.lchown(os.path.join(root, name), uid, uid)
-    os.lchown(path, uid, uid)
+    from spacehub.runtime.sandbox_run import chown_tree
+
+    if path.exists() and os.geteuid() == 0:
+        chown_tree(path, uid)
 
 
 def _digest(root: Path, path: Path, depth: int) -> bytes:
