@@ -110,8 +110,15 @@ class FakeBackend:
             inst.server.server_close()
 
     def freeze(self, release_id: str) -> bool:
-        self.instances[release_id].frozen = True
+        """As a frozen process: the port stays open (connections wait in its backlog) but nothing answers."""
+        inst = self.instances[release_id]
+        if not inst.frozen and inst.server is not None:
+            inst.server.shutdown()
+        inst.frozen = True
         return True
 
     def thaw(self, release_id: str) -> None:
-        self.instances[release_id].frozen = False
+        inst = self.instances[release_id]
+        if inst.frozen and inst.server is not None:
+            threading.Thread(target=inst.server.serve_forever, daemon=True).start()
+        inst.frozen = False
