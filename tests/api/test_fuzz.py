@@ -37,6 +37,7 @@ def teardown_module() -> None:
     shutil.rmtree(DATA, ignore_errors=True)
 
 
+@pytest.mark.slow  # ~20 s: in the whole suite, not in make test-fast
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_generated_request_gets_a_server_error(case: schemathesis.Case) -> None:

@@ -12,14 +12,14 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from spacehub.errors import BadRequest
-from spacehub.runtime.logs import SpaceLogs, read_lines, sse_event
-from spacehub.services import repos, space_changes, spaces
+from spacehub.runtime.logs import sse_event
+from spacehub.services import repos, space_changes, space_logs, spaces
+from spacehub.services.runtime import LogStream
 from spacehub.web.deps import caller, ctx_of, qbool, unit
 
 router = APIRouter()
 KEEPALIVE_SECONDS = 30.0
 FOLLOW_POLL = 0.25
-LIVE_STAGES = {"BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING", "RUNNING", "SLEEPING"}
 
 
 @router.get("/api/spaces/{ns}/{name}/runtime")
@@ -49,49 +49,31 @@ async def fetch_space_logs(request: Request, ns: str, name: str, kind: str) -> S
 
     Replays the kept log, then follows it while the Space may still write (keep-alives every 30 s); a client that
     does not follow stops reading after a few quiet seconds, as the client's no-follow mode expects."""
-    if kind not in ("build", "run"):
+    if kind not in space_logs.KINDS:
         raise BadRequest("Logs are 'build' or 'run'")
-
-    def check() -> tuple[str, SpaceLogs]:
-        with unit(request) as (ctx, s, p):
-            repo = repos.get_repo(s, p, "space", f"{ns}/{name}", "write")
-            return repo.id, SpaceLogs(ctx.settings.data_dir / "spaces", repo.id)
-
-    repo_id, logs = await run_in_threadpool(check)
+    stream = await run_in_threadpool(space_logs.open_logs, ctx_of(request), caller(request), f"{ns}/{name}", kind)
     tail = request.query_params.get("tail")
     if tail is not None and not tail.isdigit():
         raise BadRequest("'tail' must be a number of lines")
     return StreamingResponse(
-        _events(request, repo_id, logs, kind, int(tail) if tail else None),
+        _events(request, stream, int(tail) if tail else None),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _events(request: Request, repo_id: str, logs: SpaceLogs, kind: str, tail: int | None) -> AsyncIterator[bytes]:
-    path = logs.path(kind)
-    lines = await asyncio.to_thread(lambda: list(read_lines(path)))
+async def _events(request: Request, stream: LogStream, tail: int | None) -> AsyncIterator[bytes]:
+    lines = await asyncio.to_thread(stream.backlog)
     for ts, text in lines[-tail:] if tail else lines:
         yield sse_event(ts, text)
-    offset = path.stat().st_size if path.exists() else 0
     quiet_since = time.monotonic()
     while not await request.is_disconnected():
-        stage = ctx_of(request).runtime.stage(repo_id)
-        building = stage in ("BUILDING", "RUNNING_BUILDING")
-        if stage not in LIVE_STAGES or (kind == "build" and not building):
+        if not stream.live():
             return  # nothing more will be written: end the stream
-        size = path.stat().st_size if path.exists() else 0
-        if size < offset:
-            offset = 0  # rotated or a new build log
-        if size > offset:
-            with path.open("rb") as f:
-                f.seek(offset)
-                chunk = f.read(size - offset)
-            complete = chunk.rfind(b"\n") + 1
-            offset += complete
-            for raw in chunk[:complete].decode("utf-8", "replace").splitlines():
-                ts, _, text = raw.partition(" ")
-                yield sse_event(ts, text)
+        new = await asyncio.to_thread(stream.more)
+        for ts, text in new:
+            yield sse_event(ts, text)
+        if new:
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
             yield b"data:\n\n"

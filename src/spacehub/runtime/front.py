@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from spacehub.runtime.logs import FileLogStream, SpaceLogs
+
 if TYPE_CHECKING:
     from spacehub.runtime.reconciler import Reconciler
 
@@ -32,3 +34,7 @@ class FrontDoor:
     def stage(self, space_id: str) -> str | None:
         run = self.reconciler.runs.get(space_id)
         return run.stage if run is not None else None
+
+    def logs(self, space_id: str, kind: str) -> FileLogStream:
+        path = SpaceLogs(self.reconciler.logs_root, space_id).path(kind)
+        return FileLogStream(path, kind, lambda: self.stage(space_id))

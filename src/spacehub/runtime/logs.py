@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 KINDS = ("run", "build")
@@ -71,6 +71,44 @@ def read_lines(path: Path) -> Iterator[tuple[str, str]]:
                 yield ts, text
             else:
                 yield "", raw
+
+
+# Stages in which a Space may still write its logs: a follower stops once the Space is in none of them.
+LIVE_STAGES = frozenset({"BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING", "RUNNING", "SLEEPING"})
+BUILDING_STAGES = frozenset({"BUILDING", "RUNNING_BUILDING"})
+
+
+class FileLogStream:
+    """One Space log as the Hub reads it (`services.runtime.LogStream`): what is kept, then what is written next,
+    while ``stage()`` says the Space may still write it (a build log only while it builds)."""
+
+    def __init__(self, path: Path, kind: str, stage: Callable[[], str | None]) -> None:
+        self.path, self.kind, self._stage = path, kind, stage
+        self.offset = 0
+
+    def backlog(self) -> list[tuple[str, str]]:
+        lines = list(read_lines(self.path))
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+        return lines
+
+    def live(self) -> bool:
+        stage = self._stage()
+        return stage in LIVE_STAGES and (self.kind != "build" or stage in BUILDING_STAGES)
+
+    def more(self) -> list[tuple[str, str]]:
+        """Whole lines written since the last call (a log that was rotated or started anew is read from its top)."""
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size < self.offset:
+            self.offset = 0
+        if size == self.offset:
+            return []
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            chunk = f.read(size - self.offset)
+        complete = chunk.rfind(b"\n") + 1
+        self.offset += complete
+        return [(ts, text) for ts, _, text in
+                (raw.partition(" ") for raw in chunk[:complete].decode("utf-8", "replace").splitlines())]  # fmt: skip
 
 
 def sse_event(timestamp: str, text: str) -> bytes:

@@ -12,6 +12,30 @@ from __future__ import annotations
 from typing import Protocol
 
 
+class LogStream(Protocol):
+    """One of a Space's logs ("build" or "run"): lines are (ISO timestamp, text)."""
+
+    def backlog(self) -> list[tuple[str, str]]:
+        """What is kept now; `more` goes on from there."""
+
+    def more(self) -> list[tuple[str, str]]:
+        """The whole lines written since the last call (none: nothing new)."""
+
+    def live(self) -> bool:
+        """Whether the Space may still write to it (a follower stops when it may not)."""
+
+
+class _NoLog:
+    def backlog(self) -> list[tuple[str, str]]:
+        return []
+
+    def more(self) -> list[tuple[str, str]]:
+        return []
+
+    def live(self) -> bool:
+        return False
+
+
 class Runtime(Protocol):
     def space_changed(self, space_id: str) -> None:
         """What a Space should be (code, settings, hardware, storage, paused) changed and has committed: act on it."""
@@ -24,6 +48,9 @@ class Runtime(Protocol):
 
     def stage(self, space_id: str) -> str | None:
         """The stage the runtime holds for a Space now (fresher than its saved status), or None when it has none."""
+
+    def logs(self, space_id: str, kind: str) -> LogStream:
+        """A Space's "build" or "run" log, to read and follow."""
 
 
 class NoRuntime:
@@ -40,3 +67,6 @@ class NoRuntime:
 
     def stage(self, space_id: str) -> str | None:
         return None
+
+    def logs(self, space_id: str, kind: str) -> LogStream:
+        return _NoLog()
