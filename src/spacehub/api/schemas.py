@@ -21,20 +21,18 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class SpaceSecret(_Body):
+class _KeyValue(_Body):
+    key: str
+    value: str | None = None
+    description: str | None = None
+
+
+class SpaceSecret(_KeyValue):
     """`add_space_secret`, and one of ``secrets`` in create and duplicate bodies."""
 
-    key: str
-    value: str | None = None
-    description: str | None = None
 
-
-class SpaceVariable(_Body):
+class SpaceVariable(_KeyValue):
     """`add_space_variable`, and one of ``variables`` in create and duplicate bodies."""
-
-    key: str
-    value: str | None = None
-    description: str | None = None
 
 
 class DeleteKey(_Body):
