@@ -24,6 +24,9 @@ from typing import Any
 
 from spacehub.runtime.sandbox_init import join
 
+# Set-ups tried per start: bwrap 0.8 fails now and then to bring up the loopback of a network namespace it makes
+# itself ("Failed RTM_NEWADDR"; when SpaceHub is not root: as root the supervisor makes the namespace).
+ATTEMPTS = 3
 STAGE = Path("/run/spacehub-sandbox")  # an empty folder made once on the host; a tmpfs in each supervisor's namespace
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
@@ -143,11 +146,9 @@ class Sandbox:
             pass_fds += [info_w, block_r]
             self._pipe_ends = [info_w, block_r]
             argv += ["--info-fd", str(info_w), "--block-fd", str(block_r)]
-        if not plan.get("init"):  # a build step: bwrap is its init
-            argv += ["--", *app_command]
-            self.fds = pass_fds
-            return argv, pass_fds
-        argv += ["--", plan["init_python"], "-I", "-S", INIT_PATH, json.dumps(config), "--", *app_command]
+        # an app runs under the init; a build step has bwrap as its init
+        init = [plan["init_python"], "-I", "-S", INIT_PATH, json.dumps(config), "--"] if plan.get("init") else []
+        argv += ["--", *init, *app_command]
         self.fds = pass_fds
         return argv, pass_fds
 
@@ -277,7 +278,7 @@ def run(plan: dict[str, Any], command: list[str], cwd: str) -> int:
     changes the caller's mount namespace."""
     sandbox = Sandbox(plan, 0)
     binds = sandbox.prepare()
-    for attempt in range(3):  # bwrap 0.8's loopback set-up fails now and then when it makes the netns (not as root)
+    for attempt in range(ATTEMPTS):
         argv, fds = sandbox.command(binds, command, cwd)
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, pass_fds=fds, preexec_fn=sandbox.preexec)
         try:
@@ -286,7 +287,7 @@ def run(plan: dict[str, Any], command: list[str], cwd: str) -> int:
             with contextlib.suppress(OSError):
                 proc.kill()
             proc.wait()
-            if attempt == 2:
+            if attempt + 1 == ATTEMPTS:
                 raise SandboxError(str(e)) from e
             continue
         break

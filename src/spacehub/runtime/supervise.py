@@ -31,10 +31,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from spacehub.runtime.sandbox_run import ATTEMPTS as SANDBOX_ATTEMPTS
 from spacehub.runtime.sandbox_run import Sandbox, SandboxError
 
 MAX_LINE = 64 * 1024
-SANDBOX_ATTEMPTS = 3
 APP_OOM_SCORE_ADJ = "500"  # raising needs no privilege: on an OOM the app goes, not its supervisor nor the server
 PR_SET_PDEATHSIG = 1
 CLONE_NEWNS = 0x00020000

@@ -40,11 +40,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from spacehub.runtime import sandbox
 from spacehub.runtime.backends.base import BuildFailed
 
 Log = Callable[[str], None]
 # (space id, checkout, environment being made, interpreter, private HOME) -> the sandbox plan of a build step
 SandboxPlan = Callable[[str, Path, Path, str, Path], dict[str, Any]]
+RunIn = Callable[[list[str], str], None]  # (uv arguments, what it does): runs uv in a Space's build sandbox
 # The SDK's own package first (``sdk_version`` pins it). Gradio Spaces also get ``spaces``, as on the Hub: with
 # SYSTEM=spaces, gradio starts its Spaces hot-reloading, which needs it ("`spaces` package is required to run
 # hot-reloading in Spaces" otherwise), and apps import it for @spaces.GPU.
@@ -261,7 +263,8 @@ class PythonEnvs:
             if space_id is None:
                 self._install(tmp, python, sdk, sdk_version, src, use_cache, log, wheels_only)
             else:
-                self._install_sandboxed(tmp, python, sdk, sdk_version, src, use_cache, log, space_id)
+                with self._build_sandbox(space_id, src, tmp, python, log) as run_in:
+                    self._install(tmp, python, sdk, sdk_version, src, use_cache, log, run_in=run_in)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -290,18 +293,17 @@ class PythonEnvs:
         use_cache: bool,
         log: Log,
         wheels_only: bool = False,
-        run_in: Callable[[list[str], str], None] | None = None,
-        src_in: str | None = None,
+        run_in: RunIn | None = None,
     ) -> None:
         """Make the environment ``env``: create it, then install the requirement files and the SDK's packages, with
-        ``run_in`` (a sandbox, where the checkout is at ``src_in``) when given."""
+        ``run_in`` (the Space's build sandbox, where the checkout is at ``sandbox.APP_DIR``) when given."""
         refresh = [] if use_cache else ["--refresh"]
         run = self._uv_runner(src, log)
         # --seed: pip in the environment, as on the Hub (many Spaces run `pip install` from their code).
         run(["venv", "--relocatable", "--seed", "--python", python, str(env)], "Creating the virtualenv")
         install = run_in or run
         target = ["--python", str(env / "bin" / "python"), *refresh, *(["--no-build"] if wheels_only else [])]
-        inside = src_in or str(src)
+        inside = str(src) if run_in is None else sandbox.APP_DIR
         for name in REQUIREMENT_FILES[:1]:
             if (src / name).is_file():
                 _warn_local_paths(src / name, log)
@@ -316,21 +318,11 @@ class PythonEnvs:
             log(what)
             install(["pip", "install", *target, *args], what)
 
-    def _install_sandboxed(
-        self,
-        env: Path,
-        python: str,
-        sdk: str,
-        sdk_version: str | None,
-        src: Path,
-        use_cache: bool,
-        log: Log,
-        space_id: str,
-    ) -> None:
-        """`_install` with uv's installs in the Space's build sandbox (see `sandbox.build_plan`), with a HOME and uv
-        cache of its own that go when it is done. The environment is then handed back to SpaceHub's user."""
-        from spacehub.runtime import sandbox
-
+    @contextlib.contextmanager
+    def _build_sandbox(self, space_id: str, src: Path, env: Path, python: str, log: Log) -> Iterator[RunIn]:
+        """A runner of uv commands in the Space's build sandbox (see `sandbox.build_plan`), with a copy of the
+        checkout, a HOME and a uv cache of its own, which go when the block ends; the environment ``env`` it made is
+        then handed back to SpaceHub's user."""
         assert self.sandbox_plan is not None
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=self.dir))
         try:
@@ -349,9 +341,9 @@ class PythonEnvs:
                 log(f"$ uv {' '.join(args)}   (in the Space's sandbox)")
                 run_logged([*wrapper, "--", sandbox.BUILD_UV, *args], inner, src, log, what, self.timeout)
 
-            self._install(env, python, sdk, sdk_version, src, use_cache, log, run_in=run_in, src_in=sandbox.APP_DIR)
+            yield run_in
         finally:
-            _own_tree(env, os.geteuid())
+            _own_tree(env)
             shutil.rmtree(work, ignore_errors=True)
 
     def _uv_runner(self, cwd: Path, log: Log) -> Callable[[list[str], str], None]:
@@ -396,12 +388,13 @@ def copy_for_build(src: Path, dest: Path, uid: int | None) -> None:
             os.lchown(dest / rel, uid, uid)
 
 
-def _own_tree(path: Path, uid: int) -> None:
-    """Give ``path`` and everything in it back to ``uid`` (a sandboxed build wrote it as the Space's host uid)."""
+def _own_tree(path: Path) -> None:
+    """Give ``path`` and everything in it back to SpaceHub's user, when it is root (a sandboxed build wrote it as
+    the Space's host uid; unprivileged, the build ran as SpaceHub's own user)."""
     from spacehub.runtime.sandbox_run import chown_tree
 
     if path.exists() and os.geteuid() == 0:
-        chown_tree(path, uid)
+        chown_tree(path, 0)
 
 
 def _digest(root: Path, path: Path, depth: int) -> bytes:
