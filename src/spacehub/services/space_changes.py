@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,9 @@ from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
 from spacehub.storage.db import after_commit
 from spacehub.storage.models import Repo
+
+T = TypeVar("T")
+Answer = Callable[[Session, Principal, Repo], T]  # what a change answers, read in its transaction
 
 
 @dataclass(frozen=True)
@@ -45,21 +48,27 @@ def host(ctx: HubContext, caller: Caller, repo: Repo) -> str:
     return repos.space_host(ctx, caller.base_url, subdomain(repo.full_name)).split("://", 1)[1]
 
 
+def runtime_answer(ctx: HubContext, caller: Caller, viewer: bool = False) -> Answer[dict[str, Any]]:
+    """The Space's runtime as the answer; volume sources the caller may read are shown only with ``viewer`` (the
+    storage calls), masked otherwise (restart, pause, hardware and sleep answer as they always have)."""
+    return lambda s, p, repo: spaces.runtime(s, repo, host(ctx, caller, repo), p if viewer else None)
+
+
 def change_space(
     ctx: HubContext,
     caller: Caller,
     repo_id: str,
     access: str,
     change: Callable[[Session, Principal, Repo], Notice | None],
-    answer: Callable[[Session, Principal, Repo], Any] | None = None,
-) -> Any:
-    """Apply ``change`` to the Space (``access``: "write" or "admin"), then answer ``answer`` (the Space's runtime by
-    default); ``change`` says what the runtime must hear (None: nothing changed)."""
+    answer: Answer[T],
+) -> T:
+    """Apply ``change`` to the Space (``access``: "write" or "admin"), then answer ``answer``; ``change`` says what
+    the runtime must hear (None: nothing changed)."""
     with ctx.db.transaction() as s:
         p = accounts.authenticate(s, caller.token)
         repo = repos.get_repo(s, p, "space", repo_id, access)
         notice = change(s, p, repo)
-        out = answer(s, p, repo) if answer is not None else spaces.runtime(s, repo, host(ctx, caller, repo), p)
+        out = answer(s, p, repo)
         if notice is not None:
             space_id = repo.id
             after_commit(s, lambda: _tell(ctx, space_id, notice))
@@ -84,9 +93,7 @@ def restart(ctx: HubContext, caller: Caller, repo_id: str, factory: bool = False
         spaces.restart(s, repo, factory)
         return Notice(wake=True)
 
-    out: dict[str, Any] = change_space(
-        ctx, caller, repo_id, "admin", change, lambda s, p, r: _runtime(ctx, caller, s, r)
-    )
+    out = change_space(ctx, caller, repo_id, "admin", change, runtime_answer(ctx, caller))
     if out["stage"] in ("PAUSED", "STOPPED", "RUNTIME_ERROR", "BUILD_ERROR"):
         out["stage"] = "BUILDING"  # what the Hub answers: the restart is under way
     return out
@@ -99,9 +106,7 @@ def pause(ctx: HubContext, caller: Caller, repo_id: str) -> dict[str, Any]:
         spaces.pause(s, repo)
         return Notice()
 
-    out: dict[str, Any] = change_space(
-        ctx, caller, repo_id, "admin", change, lambda s, p, r: _runtime(ctx, caller, s, r)
-    )
+    out = change_space(ctx, caller, repo_id, "admin", change, runtime_answer(ctx, caller))
     out["stage"] = "PAUSED"
     return out
 
@@ -114,7 +119,7 @@ def request_hardware(ctx: HubContext, caller: Caller, repo_id: str, flavor: Any,
         hardware.request_hardware(s, repo, ctx.hardware, flavor, sleep)
         return Notice(wake=True)
 
-    return change_space(ctx, caller, repo_id, "write", change, lambda s, p, repo: _runtime(ctx, caller, s, repo))  # type: ignore[no-any-return]
+    return change_space(ctx, caller, repo_id, "write", change, runtime_answer(ctx, caller))
 
 
 def set_sleep_time(ctx: HubContext, caller: Caller, repo_id: str, seconds: Any) -> dict[str, Any]:
@@ -124,11 +129,7 @@ def set_sleep_time(ctx: HubContext, caller: Caller, repo_id: str, seconds: Any) 
         hardware.set_sleep_time(s, repo, ctx.hardware, seconds)
         return Notice()
 
-    return change_space(ctx, caller, repo_id, "write", change, lambda s, p, repo: _runtime(ctx, caller, s, repo))  # type: ignore[no-any-return]
-
-
-def _runtime(ctx: HubContext, caller: Caller, s: Session, repo: Repo) -> dict[str, Any]:
-    return spaces.runtime(s, repo, host(ctx, caller, repo))  # as the Hub answers these calls: volumes masked
+    return change_space(ctx, caller, repo_id, "write", change, runtime_answer(ctx, caller))
 
 
 # ---- secrets and variables -----------------------------------------------------------------------------------
@@ -148,7 +149,7 @@ def change_settings(
         spaces.under_way(s, repo, building=False)
         return Notice()
 
-    return change_space(ctx, caller, repo_id, "write", apply, lambda s, p, repo: answer(s, repo))  # type: ignore[no-any-return]
+    return change_space(ctx, caller, repo_id, "write", apply, lambda s, p, repo: answer(s, repo))
 
 
 def add_secret(ctx: HubContext, caller: Caller, repo_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +198,7 @@ def change_storage(
         change(s, p, repo)
         return Notice(storage=True)
 
-    return change_space(ctx, caller, repo_id, "write", apply)  # type: ignore[no-any-return]
+    return change_space(ctx, caller, repo_id, "write", apply, runtime_answer(ctx, caller, viewer=True))
 
 
 def request_storage(ctx: HubContext, caller: Caller, repo_id: str, tier: Any) -> dict[str, Any]:
