@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,8 +27,10 @@ from spacehub.flavors import Catalog, this_machine
 from spacehub.git.hooks import install_hooks
 from spacehub.proxy.space_routes import RuntimeRouteTable
 from spacehub.runtime.backends.base import Backend
+from spacehub.runtime.checkout import RepoFiles
 from spacehub.runtime.devices import inventory_from_settings
 from spacehub.runtime.front import FrontDoor
+from spacehub.runtime.logs import SpaceLogs
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
 from spacehub.runtime.scheduling import Scheduler, capped
 from spacehub.runtime.space_storage import StorageReader
@@ -47,16 +50,26 @@ def hub_url(settings: Settings) -> str:
     return (settings.server.public_url or f"http://127.0.0.1:{settings.server.port}").rstrip("/")
 
 
-def make_backend(settings: Settings) -> Backend:
+def make_backend(settings: Settings, git: GitStore) -> Backend:
+    """The backend ``runtime.backend`` names, given what it needs of this machine: where it reads repos, where the
+    Spaces' storage lives and the run logs it writes (the reconciler's log store)."""
+    logs_root = settings.data_dir / "spaces"
+
+    def run_log(space_id: str) -> Path:
+        return SpaceLogs(logs_root, space_id).path("run")
+
     if settings.runtime.backend == "fake":
         from spacehub.runtime.backends.fake import FakeBackend
 
-        return FakeBackend()
+        return FakeBackend(run_log=run_log)
     from spacehub.runtime.backends.local import LocalProcessBackend
 
     rt = settings.runtime
     return LocalProcessBackend(
         settings.data_dir / "runtime",
+        repos=RepoFiles(git.path, settings.lfs_dir),
+        run_log=run_log,
+        storage_root=settings.data_dir / "storage",
         use_cgroups=rt.use_cgroups,
         uv_cache_dir=rt.uv_cache_dir,
         storage_enforcement=rt.storage_enforcement,
@@ -137,17 +150,18 @@ def attach_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, R
     settings = ctx.settings
     port = settings.server.port
     domain = settings.runtime.spaces_domain
+    backend = make_backend(settings, ctx.git)
     rec = Reconciler(
         RuntimeDeps(
             settings=settings,
             db=ctx.db,
             git=ctx.git,
-            backend=make_backend(settings),
+            backend=backend,
             catalog=scheduler.catalog,
             scheduler=scheduler,
             meter=Meter(ctx.db, scheduler.catalog).observe,
             user_env=ctx.space_env,
-            storage=StorageReader(settings, ctx.git),
+            storage=StorageReader(settings, ctx.git, backend.storage_size),
             hub_url=lambda: hub_url(settings),
             space_host=lambda full_name: f"{subdomain(full_name)}.{domain}:{port}",
         )

@@ -4,6 +4,7 @@ crash restarts, give-up, pause, adoption after a restart. The local backend's re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import httpx
@@ -225,10 +226,7 @@ async def test_restart_of_spacehub_adopts_the_running_instance(ctx: HubContext) 
     rec.kick(space)
     await until(rec, space, "RUNNING")
     rid = rec.runs[space].serving
-    backend.start(
-        backend.instances[rid].spec.__class__(**{**backend.instances[rid].spec.__dict__, "release_id": "orphan"}),
-        ctx.settings.tmp_dir / "x.log",
-    )
+    backend.start(dataclasses.replace(backend.instances[rid].spec, release_id="orphan"))
     await rec.stop()
 
     again = reconciler(ctx, backend)
@@ -240,3 +238,24 @@ async def test_restart_of_spacehub_adopts_the_running_instance(ctx: HubContext) 
         assert "orphan" not in backend.instances  # an instance no Space serves is stopped
     finally:
         await again.stop()
+
+
+async def test_temporary_backend_errors_are_retried_and_explained(ctx: HubContext) -> None:
+    """An engine that cannot build or start now (kopf's temporary error) is tried again after its delay: the Space
+    gets to RUNNING, and its logs say what happened; nothing is reported as the Space's own failure."""
+    backend = FakeBackend(busy_builds=2, busy_starts=2)
+    backend.run_log = lambda space_id: ctx.settings.data_dir / "spaces" / space_id / "logs" / "run.log"
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        assert backend.busy_builds == backend.busy_starts == 0 and backend.build_count == 1
+        logs = ctx.settings.data_dir / "spaces" / space / "logs"
+        assert (logs / "build.log").read_text().count("cannot build now (the fake engine has no builder free)") == 2
+        assert (logs / "run.log").read_text().count("cannot start yet (the fake engine is busy): trying again") == 2
+        assert "started r" in (logs / "run.log").read_text()  # the backend wrote its output to the Space's run log
+        assert "errorMessage" not in stage_in_db(ctx, space)
+    finally:
+        await rec.stop()

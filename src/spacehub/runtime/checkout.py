@@ -33,6 +33,20 @@ def lfs_object_path(lfs_dir: Path, oid: str) -> Path:
     return lfs_dir / oid[:2] / oid[2:4] / oid
 
 
+@dataclass(frozen=True)
+class RepoFiles:
+    """Where a backend on this machine reads repos (the git store's bare repositories and the LFS blob store), so
+    that specs can name code by repo id and commit. Given to the local backend by the composition root; a cluster
+    backend fetches snapshots from the Hub instead."""
+
+    git_dir: Callable[[str], Path]  # repo id → its bare repository (`GitStore.path`)
+    lfs_dir: Path
+
+    def write(self, repo_id: str, revision: str, dest: Path, log: Callable[[str], None]) -> CheckoutStats:
+        """Write ``revision`` of ``repo_id`` into ``dest`` (see `write_checkout`). Raises: BuildFailed."""
+        return write_checkout(self.git_dir(repo_id), revision, self.lfs_dir, dest, log)
+
+
 def write_checkout(
     git_dir: Path, revision: str, lfs_dir: Path, dest: Path, log: Callable[[str], None]
 ) -> CheckoutStats:

@@ -12,7 +12,6 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -117,7 +116,6 @@ def read_space(
     git: GitStore,
     repo: Repo,
     *,
-    lfs_dir: Path,
     catalog: Catalog,
     machine: MachineInfo,
     hub_url: str,
@@ -185,9 +183,7 @@ def read_space(
     build = BuildSpec(
         space_id=repo.id,
         build_id=build_id,
-        git_dir=git.path(repo.id),
         revision=revision,
-        lfs_dir=lfs_dir,
         sdk=cfg.sdk,
         sdk_version=cfg.sdk_version,
         python_version=cfg.python_version,
@@ -204,7 +200,7 @@ def read_space(
         app_port=cfg.app_port,
         env=env,
         resources=resources,
-        data_dir=st.data_dir if st is not None else None,
+        storage=st.name if st is not None else None,
         data_limit_bytes=st.limit_bytes if st is not None else None,
         volumes=st.volumes if st is not None else (),
     )

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from spacehub.flavors import Catalog, MachineInfo, this_machine
 from spacehub.runtime import desired as desired_mod
-from spacehub.runtime.backends.base import Backend, BuildFailed, Endpoint
+from spacehub.runtime.backends.base import Backend, Endpoint, PermanentBackendError, TemporaryBackendError
 from spacehub.runtime.devices import matches
 from spacehub.runtime.logs import SpaceLogs, delete_logs
 from spacehub.runtime.plan import plan
@@ -106,6 +106,7 @@ class SpaceRun:
     evicted: bool = False  # frozen, then stopped early to free memory (until the next visit)
     waking: int = 0  # requests waiting in wake(): the Space is being visited, it must not fall asleep meanwhile
     pass_started: float = 0.0  # when the current pass began (a visit since then cancels a freeze)
+    retried_builds: set[str] = field(default_factory=set)  # builds tried again after a temporary error: log kept
 
     def observed(self) -> Observed:
         return Observed(dict(self.builds), dict(self.instances), self.serving)
@@ -353,7 +354,6 @@ class Reconciler:
                 s,
                 self.d.git,
                 repo,
-                lfs_dir=self.d.settings.lfs_dir,
                 catalog=self.d.catalog,
                 machine=self.d.machine,
                 hub_url=self.d.hub_url(),
@@ -448,6 +448,18 @@ class Reconciler:
         assert self._loop is not None
         self._loop.call_later(delay, self.kick, space_id)
 
+    def _retry_later(self, space_id: str, run: SpaceRun, forget: Callable[[], object], delay: float) -> None:
+        """After ``delay`` (a temporary backend error's), forget the observation that stands for the attempt, so
+        that the next pass makes it again."""
+        assert self._loop is not None
+
+        def retry() -> None:
+            if self.runs.get(space_id) is run:
+                forget()
+                self.kick(space_id)
+
+        self._loop.call_later(max(delay, 0.05), retry)
+
     def _save_status(
         self, space_id: str, run: SpaceRun, stage: Stage, error: str | None, detail: str | None, state: Any
     ) -> None:
@@ -508,8 +520,19 @@ class Reconciler:
             logs.append("run", f"===== starting {state.full_name} ({state.desired.revision[:7]}, {state.hardware}) "
                                f"=====")  # fmt: skip
             try:
-                ep = await asyncio.to_thread(self.d.backend.start, state.release, logs.path("run"))
-            except BuildFailed as e:
+                ep = await asyncio.to_thread(self.d.backend.start, state.release)
+                if ep is None:
+                    raise PermanentBackendError("the backend started a task where a service was asked for")
+            except TemporaryBackendError as e:
+                # The engine cannot start it now: the instance counts as starting (the start timeout still holds)
+                # and the start is tried again after the engine's delay.
+                logs.append("run", f"===== cannot start yet ({e}): trying again in {e.delay:g}s =====")
+                run.instances[action.release_id] = InstanceObs(
+                    action.release_id, action.build_id, InstanceState.STARTING, now, restarts
+                )
+                self._retry_later(space_id, run, lambda: run.instances.pop(action.release_id, None), e.delay)
+                return  # fmt: skip
+            except PermanentBackendError as e:
                 run.instances[action.release_id] = InstanceObs(
                     action.release_id, action.build_id, InstanceState.FAILED, now, restarts, now, str(e)
                 )
@@ -563,11 +586,21 @@ class Reconciler:
             run.instances[action.release_id] = replace(run.instances[action.release_id], state=InstanceState.READY)
 
     async def _build(self, space_id: str, run: SpaceRun, spec: Any, logs: SpaceLogs) -> None:
-        logs.start_build()
+        if spec.build_id in run.retried_builds:
+            run.retried_builds.discard(spec.build_id)  # the same build again: its log goes on
+        else:
+            logs.start_build()
         logs.build_line(f"===== building {spec.revision[:7]} ({spec.sdk}) =====")
         try:
             await asyncio.to_thread(self.d.backend.build, spec, logs.build_line)
-        except BuildFailed as e:
+        except TemporaryBackendError as e:
+            # Not the build's fault: it stays "building" and starts again after the engine's delay.
+            logs.build_line(f"===== the engine cannot build now ({e}): trying again in {e.delay:g}s =====")
+            if self.runs.get(space_id) is run:
+                run.retried_builds.add(spec.build_id)
+                self._retry_later(space_id, run, lambda: run.builds.pop(spec.build_id, None), e.delay)
+            return
+        except PermanentBackendError as e:
             result = BuildObs(spec.build_id, BuildState.FAILED, time.time(), str(e))
             logs.build_line(f"===== build failed: {str(e).splitlines()[0] if str(e) else 'error'} =====")
             logs.keep_failed_build()

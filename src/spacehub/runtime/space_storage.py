@@ -1,25 +1,25 @@
 """A Space's persistent storage and volumes as the runtime needs them (`StorageReader`, called by desired.py): the
 tier is ``spaces.storage_tier``; the storage folder's key and the volumes are in ``space_storage``.
 
-The storage lives in ``{data_dir}/storage/<space id>-<key>`` (see `backends.local_disks`), outside every build and
-release, so it outlives restarts, rebuilds and hardware changes; a deletion makes a new key, so new storage starts
-empty. Volumes name their source repo by database id (a rename changes nothing) and a revision that is resolved to a
-commit each time the desired state is read: a new release (a restart) mounts the newest commit of a branch, while a
-running app keeps the commit it started with (a commit to a source never restarts the Spaces that mount it).
+The storage is named ``<space id>-<key>``; the backend keeps it (locally ``{data_dir}/storage/<name>``, see
+`backends.local_disks`) outside every build and release, so it outlives restarts, rebuilds and hardware changes; a
+deletion makes a new key, so new storage starts empty. Volumes name their source repo by database id (a rename
+changes nothing) and a revision that is resolved to a commit each time the desired state is read: a new release (a
+restart) mounts the newest commit of a branch, while a running app keeps the commit it started with (a commit to a
+source never restarts the Spaces that mount it).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from spacehub.errors import RevisionNotFound
 from spacehub.runtime.backends.base import VolumeMount
-from spacehub.runtime.backends.local_disks import image_size
 from spacehub.storage.git import GitStore
 from spacehub.storage.models import Repo, Space, SpaceStorage
 
@@ -28,7 +28,7 @@ HF_HOME = "/data/.huggingface"  # HF's advice for Spaces with storage: model cac
 
 @dataclass(frozen=True)
 class StorageSpec:
-    data_dir: Path | None = None  # None: no persistent storage
+    name: str | None = None  # the persistent storage's name (None: no persistent storage)
     limit_bytes: int | None = None
     volumes: tuple[VolumeMount, ...] = ()
     identity: tuple[Any, ...] = ()  # changes when the app must restart to see a change
@@ -46,11 +46,11 @@ def parse_volumes(text: str | None) -> list[dict[str, Any]]:
 
 
 class StorageReader:
-    """``reader(session, repo)`` → the Space's `StorageSpec`, or None when it has neither storage nor volumes."""
+    """``reader(session, repo)`` → the Space's `StorageSpec`, or None when it has neither storage nor volumes.
+    ``provisioned(name)`` is the backend's `storage_size`: the size storage ``name`` has now."""
 
-    def __init__(self, settings: Any, git: GitStore) -> None:
-        self.settings, self.git = settings, git
-        self.root: Path = settings.data_dir / "storage"
+    def __init__(self, settings: Any, git: GitStore, provisioned: Callable[[str], int | None]) -> None:
+        self.settings, self.git, self.provisioned = settings, git, provisioned
 
     def __call__(self, s: Session, repo: Repo) -> StorageSpec | None:
         space, row = s.get(Space, repo.id), s.get(SpaceStorage, repo.id)
@@ -58,11 +58,10 @@ class StorageReader:
         volumes = parse_volumes(row.volumes if row is not None else None)
         if (not tier or row is None or not row.key) and not volumes:
             return None
-        data_dir, limit, cold, env = None, None, False, {}
+        name, limit, cold, env = None, None, False, {}
         if tier and row is not None and row.key:
-            name = storage_name(repo.id, row.key)
-            data_dir, limit = self.root / name, self.settings.runtime.storage_tier_bytes(tier)
-            size = image_size(self.root, name)
+            name, limit = storage_name(repo.id, row.key), self.settings.runtime.storage_tier_bytes(tier)
+            size = self.provisioned(name)
             cold, env = size is not None and size < limit, {"HF_HOME": HF_HOME}
         mounts = []
         for v in volumes:
@@ -70,9 +69,9 @@ class StorageReader:
             if isinstance(mount, str):
                 return StorageSpec(problem=mount)
             mounts.append(mount)
-        identity = (str(data_dir) if data_dir else None, limit,
+        identity = (name, limit,
                     [(v["mountPath"], v["repoId"], v.get("revision"), v.get("path")) for v in volumes])  # fmt: skip
-        return StorageSpec(data_dir, limit, tuple(mounts), identity, env, cold)
+        return StorageSpec(name, limit, tuple(mounts), identity, env, cold)
 
     def _mount(self, s: Session, v: dict[str, Any]) -> VolumeMount | str:
         """The volume ready to mount, or why it cannot be."""
@@ -84,4 +83,4 @@ class StorageReader:
             sha = self.git.resolve(src.id, v.get("revision") or "main")
         except RevisionNotFound:
             return f"{where}: {src.full_name} has no revision {v.get('revision') or 'main'!r}"
-        return VolumeMount(v["mountPath"], src.id, self.git.path(src.id), self.settings.lfs_dir, sha, v.get("path"))
+        return VolumeMount(v["mountPath"], src.id, sha, v.get("path"))

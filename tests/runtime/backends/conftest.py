@@ -15,6 +15,7 @@ import pytest
 
 from spacehub.runtime.backends.base import BuildSpec, ReleaseSpec, Resources
 from spacehub.runtime.backends.local import LocalProcessBackend
+from spacehub.runtime.checkout import RepoFiles
 
 # A Space app on the standard library only: serves HTTP on $PORT, prints a marker and its env var NAMES (never
 # values), and misbehaves on request through APP_MODE.
@@ -127,6 +128,8 @@ def make_backend(tmp_path: Path, uv_cache: Path) -> Iterator[Callable[..., Local
     def make(**kw: object) -> LocalProcessBackend:
         kw.setdefault("sdk_packages", {"gradio": [], "streamlit": []})
         kw.setdefault("uv_cache_dir", uv_cache)
+        kw.setdefault("repos", RepoFiles(lambda repo_id: tmp_path / "repos" / f"{repo_id}.git", tmp_path / "lfs"))
+        kw.setdefault("run_log", lambda space_id: tmp_path / "run.log")
         b = LocalProcessBackend(tmp_path / "runtime", **kw)  # type: ignore[arg-type]
         made.append(b)
         return b
@@ -146,9 +149,7 @@ def build_spec(repo: SpaceRepo, sha: str, build_id: str = "b1", sdk: str = "grad
     return BuildSpec(
         space_id=repo.space_id,
         build_id=build_id,
-        git_dir=repo.git_dir,
         revision=sha,
-        lfs_dir=repo.lfs_dir,
         sdk=sdk,
         sdk_version=kw.pop("sdk_version", None),  # type: ignore[arg-type]
         python_version=kw.pop("python_version", None),  # type: ignore[arg-type]

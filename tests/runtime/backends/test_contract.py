@@ -4,6 +4,7 @@ relies on. A Kubernetes backend joins the parameter list when it exists."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, 
 
 
 @pytest.fixture(params=["fake", "local"])
-def backend(request: pytest.FixtureRequest, make_backend: Callable[..., LocalProcessBackend]) -> Iterator[Backend]:
+def backend(
+    request: pytest.FixtureRequest, make_backend: Callable[..., LocalProcessBackend], tmp_path: Path
+) -> Iterator[Backend]:
     if request.param == "fake":
-        fake = FakeBackend()
+        fake = FakeBackend(run_log=lambda space_id: tmp_path / "run.log")
         yield fake
         for inst in fake.list_instances():
             fake.stop(inst.release_id)
@@ -55,7 +58,7 @@ def test_a_build_is_idempotent_and_can_be_dropped(built: tuple[Backend, SpaceRep
 def test_a_started_app_serves_is_listed_and_stops_for_good(built: tuple[Backend, SpaceRepo], tmp_path: Path) -> None:
     backend, repo = built
     log = tmp_path / "run.log"
-    ep = backend.start(release_spec(repo), log)
+    ep = backend.start(release_spec(repo))
     wait_http(f"http://{ep.host}:{ep.port}/")
     st = backend.status("r1")
     assert st is not None and st.running and not st.frozen and st.exit_code is None and st.endpoint == ep
@@ -73,7 +76,7 @@ def test_a_frozen_app_keeps_its_instance_and_serves_again_once_thawed(
     built: tuple[Backend, SpaceRepo], tmp_path: Path
 ) -> None:
     backend, repo = built
-    backend.start(release_spec(repo), tmp_path / "run.log")
+    backend.start(release_spec(repo))
     wait_http(url(backend, "r1"))
     if not backend.freeze("r1"):
         pytest.skip("this machine cannot freeze")
@@ -90,8 +93,8 @@ def test_a_frozen_app_keeps_its_instance_and_serves_again_once_thawed(
 def test_two_releases_of_one_build_run_side_by_side(built: tuple[Backend, SpaceRepo], tmp_path: Path) -> None:
     """A restart starts the new release before the old one stops (zero downtime): both must run at once."""
     backend, repo = built
-    a = backend.start(release_spec(repo, "r1"), tmp_path / "a.log")
-    b = backend.start(release_spec(repo, "r2"), tmp_path / "b.log")
+    a = backend.start(release_spec(repo, "r1"))
+    b = backend.start(release_spec(repo, "r2"))
     assert a != b
     wait_http(f"http://{a.host}:{a.port}/")
     wait_http(f"http://{b.host}:{b.port}/")
@@ -109,3 +112,24 @@ def test_a_build_that_cannot_succeed_raises_build_failed(backend: Backend, space
     with pytest.raises(BuildFailed):
         backend.build(build_spec(space_repo, sha), lambda line: None)
     assert not backend.build_exists("b1")
+
+
+def test_a_task_runs_to_exit_and_its_exit_code_is_its_result(built: tuple[Backend, SpaceRepo], tmp_path: Path) -> None:
+    """A run-to-exit workload (what Jobs run): no port, done when it exits, the exit code kept until it is stopped."""
+    backend, repo = built
+    if isinstance(backend, FakeBackend):
+        backend.task_exit = 3
+    command = ("python", "-c", "import sys; print('task says hi', flush=True); sys.exit(3)")
+    assert backend.start(release_spec(repo, "t1", run_to_exit=True, command=command)) is None
+    deadline = time.monotonic() + 30
+    while (st := backend.status("t1")) is not None and st.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert st is not None and not st.running and st.exit_code == 3 and st.endpoint is None
+    assert "task says hi" in (tmp_path / "run.log").read_text()
+    backend.stop("t1")
+    assert backend.status("t1") is None
+
+
+def test_storage_is_named_and_sized_by_the_backend(backend: Backend) -> None:
+    assert backend.storage_size("0123456789abcdef01234567-k1") is None  # nothing provisioned under that name
+    assert backend.storage_size("../../etc") is None  # a name, never a path

@@ -62,13 +62,13 @@ def test_build_then_start_answers_http(backend: LocalProcessBackend, space_repo:
     lines = built(backend, space_repo)
     assert backend.build_exists("b1")
     assert any("Creating the Python environment" in line for line in lines)
-    ep = backend.start(release_spec(space_repo), tmp_path / "run.log")
+    ep = backend.start(release_spec(space_repo))
     assert ep.host == "127.0.0.1"
     assert wait_http(f"http://{ep.host}:{ep.port}/").text == "hello from the app"
     st = backend.status("r1")
     assert st is not None and st.running and not st.frozen and st.endpoint == ep and st.exit_code is None
     assert st.limits.startswith(("cgroup v1", "cgroup v2", "none: "))
-    assert backend.start(release_spec(space_repo), tmp_path / "run.log") == ep  # idempotent while it runs
+    assert backend.start(release_spec(space_repo)) == ep  # idempotent while it runs
 
 
 def test_build_is_idempotent_and_drop_removes_the_checkout(backend: LocalProcessBackend, space_repo: SpaceRepo) -> None:
@@ -198,7 +198,7 @@ def test_static_space_is_checked_out_and_never_started(
     assert (backend.builds / "b1" / "src" / "index.html").read_text() == "<p>hi</p>"
     assert not (backend.root / "envs").exists() or not any((backend.root / "envs").iterdir())
     with pytest.raises(BuildFailed, match="served by SpaceHub"):
-        backend.start(release_spec(space_repo, sdk="static"), tmp_path / "run.log")
+        backend.start(release_spec(space_repo, sdk="static"))
 
 
 # ---- run -----------------------------------------------------------------------------------------------------
@@ -207,9 +207,9 @@ def test_env_reaches_the_app_and_the_secret_stays_out_of_files(
 ) -> None:
     secret = "hf_s3cr3t-value-" + os.urandom(8).hex()
     built(backend, space_repo)
-    log = tmp_path / "logs" / "run.log"
+    log = tmp_path / "run.log"
     spec = release_spec(space_repo, env={"HF_TOKEN": secret, "TITLE": "x"}, resources=Resources(devices=("0", "1")))
-    ep = backend.start(spec, log)
+    ep = backend.start(spec)
     wait_http(url(backend, "r1"))
 
     def env(name: str) -> str:
@@ -237,7 +237,7 @@ def test_no_devices_leaves_cuda_visible_devices_unset(
     backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path
 ) -> None:
     built(backend, space_repo)
-    backend.start(release_spec(space_repo), tmp_path / "run.log")
+    backend.start(release_spec(space_repo))
     wait_http(url(backend, "r1"))
     assert httpx.get(url(backend, "r1", "/env?name=CUDA_VISIBLE_DEVICES")).text == "<unset>"
 
@@ -247,10 +247,10 @@ def test_output_lands_in_the_log_with_timestamps_and_survives_a_restart(
 ) -> None:
     built(backend, space_repo)
     log = tmp_path / "run.log"
-    backend.start(release_spec(space_repo), log)
+    backend.start(release_spec(space_repo))
     wait_for(lambda: log.exists() and "to stderr" in log.read_text())
     backend.stop("r1")
-    backend.start(release_spec(space_repo), log)
+    backend.start(release_spec(space_repo))
     wait_for(lambda: log.read_text().count("to stderr") == 2)
     lines = log.read_text().splitlines()
     assert all(LINE_RE.match(line) for line in lines), lines
@@ -266,7 +266,7 @@ def test_stop_kills_the_whole_process_group(
     backend = make_backend()
     built(backend, space_repo)
     pid_file = tmp_path / "pids.json"
-    backend.start(release_spec(space_repo, env={"APP_MODE": "child", "PID_FILE": str(pid_file)}), tmp_path / "run.log")
+    backend.start(release_spec(space_repo, env={"APP_MODE": "child", "PID_FILE": str(pid_file)}))
     wait_for(pid_file.exists)
     time.sleep(0.1)
     app, kid, escaped = json.loads(pid_file.read_text())
@@ -290,7 +290,7 @@ def test_a_new_backend_adopts_running_instances(
 ) -> None:
     first = make_backend()
     built(first, space_repo)
-    ep = first.start(release_spec(space_repo), tmp_path / "run.log")
+    ep = first.start(release_spec(space_repo))
     wait_http(f"http://{ep.host}:{ep.port}/")
     del first
     second = make_backend()
@@ -306,7 +306,7 @@ def test_a_new_backend_adopts_running_instances(
 
 def test_instances_get_distinct_ports(backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path) -> None:
     built(backend, space_repo)
-    eps = {backend.start(release_spec(space_repo, f"r{i}"), tmp_path / f"run{i}.log") for i in range(3)}
+    eps = {backend.start(release_spec(space_repo, f"r{i}")) for i in range(3)}
     assert len({ep.port for ep in eps}) == 3
     for i in range(3):
         wait_http(url(backend, f"r{i}"))
@@ -318,14 +318,14 @@ def test_a_crashed_app_reports_its_exit_code(
 ) -> None:
     built(backend, space_repo)
     log = tmp_path / "run.log"
-    backend.start(release_spec(space_repo, env={"APP_MODE": "crash"}), log)
+    backend.start(release_spec(space_repo, env={"APP_MODE": "crash"}))
     wait_for(lambda: not backend.status("r1").running)  # type: ignore[union-attr]
     st = backend.status("r1")
     assert st is not None and not st.running and st.exit_code == 3 and st.endpoint is None
     assert "===== Application exited with code 3 =====" in log.read_text()
     [listed] = backend.list_instances()
     assert listed.exit_code == 3
-    backend.start(release_spec(space_repo, env={"APP_MODE": "crash"}), log)  # a restart of an exited instance
+    backend.start(release_spec(space_repo, env={"APP_MODE": "crash"}))  # a restart of an exited instance
     wait_for(lambda: log.read_text().count("exited with code 3") == 2)
 
 
@@ -333,7 +333,7 @@ def test_freeze_stops_answering_and_thaw_answers_at_once(
     backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path
 ) -> None:
     built(backend, space_repo)
-    backend.start(release_spec(space_repo), tmp_path / "run.log")
+    backend.start(release_spec(space_repo))
     wait_http(url(backend, "r1"))
     if not has_cgroups(backend, "r1"):
         assert backend.freeze("r1") is False
@@ -360,7 +360,7 @@ def test_memory_limit_kills_an_app_that_allocates_past_it(
     built(backend, space_repo)
     log = tmp_path / "run.log"
     spec = release_spec(space_repo, env={"APP_MODE": "oom"}, resources=Resources(memory_bytes=96 * 2**20))
-    backend.start(spec, log)
+    backend.start(spec)
     st = backend.status("r1")
     assert st is not None
     if not st.limits.startswith(("cgroup v1", "cgroup v2")):
@@ -381,7 +381,7 @@ def test_without_cgroups_limits_say_none_and_freeze_is_refused(
 ) -> None:
     backend = make_backend(use_cgroups=False)
     built(backend, space_repo)
-    backend.start(release_spec(space_repo), tmp_path / "run.log")
+    backend.start(release_spec(space_repo))
     wait_http(url(backend, "r1"))
     st = backend.status("r1")
     assert st is not None and st.limits == "none: cgroups are turned off for this backend"
@@ -390,10 +390,10 @@ def test_without_cgroups_limits_say_none_and_freeze_is_refused(
 
 def test_storage_is_at_slash_data(backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path) -> None:
     built(backend, space_repo)
-    data = tmp_path / "space-data"
-    data.mkdir()
+    data = backend.storage_root / "space-data"  # persistent storage is named; the backend keeps it
+    data.mkdir(parents=True)
     (data / "hello.txt").write_text("persisted")
-    backend.start(release_spec(space_repo, data_dir=data), tmp_path / "run.log")
+    backend.start(release_spec(space_repo, storage=data.name))
     wait_http(url(backend, "r1"))
     st = backend.status("r1")
     assert st is not None
@@ -411,7 +411,7 @@ def test_cpu_and_pids_limits_are_written_to_the_cgroup(
     backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path
 ) -> None:
     built(backend, space_repo)
-    backend.start(release_spec(space_repo, resources=Resources(cpus=0.25, pids=200)), tmp_path / "run.log")
+    backend.start(release_spec(space_repo, resources=Resources(cpus=0.25, pids=200)))
     if not has_cgroups(backend, "r1"):
         pytest.skip("no cgroups here")
     cg = json.loads((backend.instances / "r1" / "launch.json").read_text())["cgroup"]
@@ -430,7 +430,7 @@ def test_killing_the_supervisor_takes_the_app_with_it(
     backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path
 ) -> None:
     built(backend, space_repo)
-    backend.start(release_spec(space_repo), tmp_path / "run.log")
+    backend.start(release_spec(space_repo))
     wait_http(url(backend, "r1"))
     state = json.loads((backend.instances / "r1" / "state.json").read_text())
     os.kill(state["supervisor_pid"], 9)
@@ -461,10 +461,7 @@ def test_concurrent_starts_of_one_release_make_one_instance(
 ) -> None:
     built(backend, space_repo)
     eps: list[object] = []
-    threads = [
-        threading.Thread(target=lambda: eps.append(backend.start(release_spec(space_repo), tmp_path / "run.log")))
-        for _ in range(4)
-    ]
+    threads = [threading.Thread(target=lambda: eps.append(backend.start(release_spec(space_repo)))) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -40,7 +40,7 @@ def run_sdk(
     backend.build(build_spec(repo, sha, sdk=sdk, **kw), lines.append)
     print(f"{sdk}: build {time.monotonic() - started:.1f}s")
     started = time.monotonic()
-    ep = backend.start(release_spec(repo, sdk=sdk), tmp_path / "run.log")
+    ep = backend.start(release_spec(repo, sdk=sdk))
     base = f"http://{ep.host}:{ep.port}"
     wait_http(base + ("/_stcore/health" if sdk == "streamlit" else "/"), timeout=120)
     print(f"{sdk}: start to HTTP 200 {time.monotonic() - started:.1f}s")

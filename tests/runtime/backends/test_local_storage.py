@@ -34,7 +34,7 @@ def started(backend: LocalProcessBackend, repo: SpaceRepo, tmp_path: Path, rid: 
     if not backend.build_exists("b1"):
         sha = repo.commit({"app.py": APP, "README.md": README.format(sdk="gradio")})
         backend.build(build_spec(repo, sha), lambda line: None)
-    ep = backend.start(release_spec(repo, release_id=rid, **kw), tmp_path / f"{rid}.log")
+    ep = backend.start(release_spec(repo, release_id=rid, **kw))
     base = f"http://{ep.host}:{ep.port}"
     wait_http(base + "/")
     return base
@@ -50,19 +50,19 @@ def test_storage_has_the_tiers_size_and_outlives_its_instances(
     if images_supported(storage_root) is not None:
         pytest.skip(str(images_supported(storage_root)))
     data = storage_root / "0123456789abcdef01234567-k1"
-    one = started(backend, space_repo, tmp_path, "r1", data_dir=data, data_limit_bytes=32 * MIB)
+    one = started(backend, space_repo, tmp_path, "r1", storage=data.name, data_limit_bytes=32 * MIB)
     assert get(one, "/write", path="/data/keep.txt", text="kept") == "ok"
     assert get(one, "/write", path="/data/big", size=40 * MIB).startswith("error ENOSPC")
     assert get(one, "/env", name="SPACE_DATA_DIR") == "/data"
     launch = json.loads((backend.instances / "r1" / "launch.json").read_text())
     assert launch["storage"]["mode"] == "image" and launch["storage"]["limit"] == 32 * MIB
     # a second release meanwhile (zero-downtime restart) sees the same files; a bigger limit waits for a cold start
-    two = started(backend, space_repo, tmp_path, "r2", data_dir=data, data_limit_bytes=64 * MIB)
+    two = started(backend, space_repo, tmp_path, "r2", storage=data.name, data_limit_bytes=64 * MIB)
     assert get(two, "/read", path="/data/keep.txt") == "kept"
     assert json.loads((backend.instances / "r2" / "launch.json").read_text())["storage"]["note"]
     backend.stop("r1")
     backend.stop("r2")
-    three = started(backend, space_repo, tmp_path, "r3", data_dir=data, data_limit_bytes=64 * MIB)
+    three = started(backend, space_repo, tmp_path, "r3", storage=data.name, data_limit_bytes=64 * MIB)
     assert get(three, "/read", path="/data/keep.txt") == "kept"
     assert get(three, "/write", path="/data/big", size=40 * MIB) == "ok"  # grown while nothing used it
     assert not Path("/data/keep.txt").exists()
@@ -91,9 +91,9 @@ def model_repo(tmp_path: Path) -> tuple[SpaceRepo, str]:
 
 
 def test_volumes_are_mounted_read_only(backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path) -> None:
-    model, sha = model_repo(tmp_path)
-    whole = VolumeMount(f"{tmp_path}/mnt/model", "model1", model.git_dir, model.lfs_dir, sha)
-    part = VolumeMount(f"{tmp_path}/mnt/weights", "model1", model.git_dir, model.lfs_dir, sha, "weights")
+    _, sha = model_repo(tmp_path)
+    whole = VolumeMount(f"{tmp_path}/mnt/model", "model1", sha)
+    part = VolumeMount(f"{tmp_path}/mnt/weights", "model1", sha, "weights")
     base = started(backend, space_repo, tmp_path, "r1", volumes=(whole, part))
     assert get(base, "/read", path=f"{tmp_path}/mnt/model/config.json") == '{"n": 1}'
     assert json.loads(get(base, "/ls", path=f"{tmp_path}/mnt/weights")) == ["readme.txt", "w.bin"]
@@ -107,12 +107,12 @@ def test_a_volume_that_cannot_be_mounted_fails_the_start(
     make_backend: Callable[..., LocalProcessBackend], space_repo: SpaceRepo, tmp_path: Path
 ) -> None:
     backend = make_backend()  # a host path in the way: a sandbox builds its own tree, where none is
-    model, sha = model_repo(tmp_path)
+    _, sha = model_repo(tmp_path)
     (tmp_path / "a-file").write_text("")
-    bad = VolumeMount(f"{tmp_path}/a-file/model", "model1", model.git_dir, model.lfs_dir, sha)
+    bad = VolumeMount(f"{tmp_path}/a-file/model", "model1", sha)
     with pytest.raises(BuildFailed, match="could not mount the volume"):
         started(backend, space_repo, tmp_path, "r1", volumes=(bad,))
-    no_folder = VolumeMount(f"{tmp_path}/m", "model1", model.git_dir, model.lfs_dir, sha, "nope")
+    no_folder = VolumeMount(f"{tmp_path}/m", "model1", sha, "nope")
     with pytest.raises(BuildFailed, match="not a folder"):
         started(backend, space_repo, tmp_path, "r2", volumes=(no_folder,))
 
@@ -124,8 +124,8 @@ def test_an_app_holds_no_other_spaces_storage(
         pytest.skip(str(images_supported(storage_root)))
     other = storage_root / "0123456789abcdef01234567-k9"
     ours = storage_root / "0123456789abcdef01234567-k1"
-    started(backend, space_repo, tmp_path, "r0", data_dir=other, data_limit_bytes=32 * MIB)  # mounts it on the host
-    started(backend, space_repo, tmp_path, "r1", data_dir=ours, data_limit_bytes=32 * MIB)
+    started(backend, space_repo, tmp_path, "r0", storage=other.name, data_limit_bytes=32 * MIB)  # mounts it on the host
+    started(backend, space_repo, tmp_path, "r1", storage=ours.name, data_limit_bytes=32 * MIB)
     started(backend, space_repo, tmp_path, "r2")
     for rid in ("r1", "r2"):
         state = json.loads((backend.instances / rid / "state.json").read_text())

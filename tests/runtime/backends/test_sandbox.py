@@ -35,7 +35,7 @@ def sandboxed(make_backend: Callable[..., LocalProcessBackend], space_repo: Spac
     sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": APP})
     backend.build(build_spec(space_repo, sha), lambda line: None)
     (tmp_path / "runtime" / "secret.key").write_text("do-not-read")
-    ep = backend.start(release_spec(space_repo, env={"SECRET_VALUE": "s3cr3t"}), tmp_path / "run.log")
+    ep = backend.start(release_spec(space_repo, env={"SECRET_VALUE": "s3cr3t"}))
     url = f"http://{ep.host}:{ep.port}"
     wait_http(url + "/")
     return url
@@ -173,7 +173,7 @@ def test_with_the_sandbox_off_every_space_says_it_runs_unconfined(
     backend = make_backend(sandbox="off")
     sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": APP})
     backend.build(build_spec(space_repo, sha), lambda line: None)
-    ep = backend.start(release_spec(space_repo), tmp_path / "run.log")
+    ep = backend.start(release_spec(space_repo))
     wait_http(f"http://{ep.host}:{ep.port}/")
     st = backend.status("r1")
     assert st is not None and 'sandbox off (runtime.sandbox = "off"): the app runs unconfined' in st.limits

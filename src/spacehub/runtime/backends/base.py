@@ -3,14 +3,31 @@
 The reconciler decides (plan.py); a backend only does. Everything process-, container- or cluster-specific stays
 behind this interface. Methods are blocking and called from worker threads; they must be idempotent where noted, so
 that a reconciler pass interrupted by a crash can simply run again.
+
+Engine-neutral: nothing in a spec is a host path. Code is named by repo id and commit (a backend is built with the
+means to fetch it: the local one reads the git store, a cluster's would fetch a snapshot from the Hub); persistent
+storage by its name (a folder or disk image here, a PersistentVolumeClaim on a cluster); a workload's output goes to
+the runtime's log store, which the backend is built with (the local supervisor appends to the Space's run log itself,
+so output written while SpaceHub is down is kept; a cluster backend relays its pods' logs there).
+
+A workload is a long-running service (a Space: it listens on a port, it is restarted by the reconciler when it
+exits) or a run-to-exit task (``ReleaseSpec.run_to_exit``: no port; it is done when it exits, and its exit code is
+its result; Jobs build on it).
+
+Errors (kopf's split): `TemporaryBackendError` (the engine cannot do it now: the reconciler tries again after
+``delay``, the Space's stage unchanged but explained), `PermanentBackendError` (it cannot succeed as it is: the
+message becomes the Space's error). `BuildFailed` is the permanent error of builds and starts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
+
+from spacehub.errors import PermanentBackendError, TemporaryBackendError
+
+__all__ = ["BuildFailed", "PermanentBackendError", "TemporaryBackendError"]
 
 
 @dataclass(frozen=True)
@@ -29,8 +46,6 @@ class VolumeMount:
 
     mount_path: str  # absolute path in the app
     repo_id: str  # the source repo's database id (names its checkouts)
-    git_dir: Path
-    lfs_dir: Path
     revision: str  # commit sha
     path: str | None = None  # a folder of the repo to mount instead of its root
 
@@ -39,9 +54,7 @@ class VolumeMount:
 class BuildSpec:
     space_id: str  # the repo's database id: stable across renames
     build_id: str
-    git_dir: Path  # the Space's bare git repository
-    revision: str  # commit sha to build
-    lfs_dir: Path  # LFS blob store root (objects at lfs/ab/cd/<sha256>); pointer files are materialized from it
+    revision: str  # commit sha of the Space's repo (``space_id``) to build; LFS pointer files are materialized
     sdk: str  # gradio | streamlit | docker | static
     sdk_version: str | None
     python_version: str | None
@@ -62,9 +75,11 @@ class ReleaseSpec:
     app_port: int  # the port a docker app listens on inside its container (README app_port)
     env: Mapping[str, str]  # everything the app sees, secrets included: never log it
     resources: Resources = field(default_factory=Resources)
-    data_dir: Path | None = None  # persistent storage to expose at /data (None: no storage)
+    storage: str | None = None  # the name of the persistent storage to expose at /data (None: no storage)
     data_limit_bytes: int | None = None  # the storage tier's size, enforced by the backend where it can
     volumes: tuple[VolumeMount, ...] = ()  # repos mounted read-only in the app
+    run_to_exit: bool = False  # a task: no port, done when it exits (its exit code is its result), never restarted
+    command: tuple[str, ...] = ()  # a task's command line, run in the app's folder and environment
 
 
 @dataclass(frozen=True)
@@ -84,8 +99,9 @@ class InstanceStatus:
     limits: str  # how resource limits are enforced, e.g. "cgroup v1", "cgroup v2", "none: <why>"
 
 
-class BuildFailed(Exception):
-    """The build cannot succeed as it is (bad requirements, missing engine…): the message is shown to the user."""
+class BuildFailed(PermanentBackendError):
+    """The build or start cannot succeed as it is (bad requirements, missing engine…): the message is shown to the
+    user."""
 
 
 class Backend(Protocol):
@@ -100,9 +116,11 @@ class Backend(Protocol):
     def drop_build(self, build_id: str) -> None:
         """Remove a build's checkout (not shared caches). Idempotent."""
 
-    def start(self, spec: ReleaseSpec, log_path: Path) -> Endpoint:
-        """Start the app in the background (it need not answer yet); its output is appended to ``log_path`` as
-        timestamped lines. Raises: BuildFailed when it cannot be started at all."""
+    def start(self, spec: ReleaseSpec) -> Endpoint | None:
+        """Start the workload in the background (a service need not answer yet) and answer where it will listen
+        (None for a run-to-exit task). Its output goes to the Space's run log as timestamped lines. Idempotent while
+        it runs. Raises: BuildFailed (PermanentBackendError) when it cannot be started at all,
+        TemporaryBackendError when the engine cannot start it now."""
 
     def status(self, release_id: str) -> InstanceStatus | None: ...
 
@@ -116,3 +134,7 @@ class Backend(Protocol):
         """Suspend the instance without losing its memory; False when this backend or machine cannot."""
 
     def thaw(self, release_id: str) -> None: ...
+
+    def storage_size(self, name: str) -> int | None:
+        """The size persistent storage ``name`` was provisioned with (None: not yet, or no fixed size). A larger
+        tier on a running Space then needs a cold start (this one's disk grows only while nothing uses it)."""

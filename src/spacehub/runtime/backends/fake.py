@@ -1,8 +1,10 @@
 """FakeBackend: an in-memory backend for unit tests of the reconciler. Each "instance" is a real HTTP server on a
 thread (so probes and the proxy talk real HTTP), but no process is spawned and nothing is installed.
 
-Scriptable: ``fail_builds`` (build id or "*" → message), ``fail_starts``, ``crash(release_id, code)``,
-``slow_builds`` (seconds). Never enough on its own: the local backend is tested with real processes.
+Scriptable: ``fail_builds`` (build id or "*" → message), ``fail_starts``, ``busy_builds`` and ``busy_starts``
+(how many builds and starts fail with a `TemporaryBackendError` first), ``crash(release_id, code)``, ``slow_builds``
+(seconds). A run-to-exit task "runs" its command by exiting at once with ``task_exit`` (code). Never enough on its
+own: the local backend is tested with real processes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from spacehub.runtime.backends.base import BuildFailed, BuildSpec, Endpoint, InstanceStatus, ReleaseSpec
+from spacehub.runtime.backends.base import (
+    BuildFailed,
+    BuildSpec,
+    Endpoint,
+    InstanceStatus,
+    ReleaseSpec,
+    TemporaryBackendError,
+)
 
 
 class _Hello(BaseHTTPRequestHandler):
@@ -33,7 +42,7 @@ class _Hello(BaseHTTPRequestHandler):
 class _Instance:
     spec: ReleaseSpec
     server: ThreadingHTTPServer | None
-    endpoint: Endpoint
+    endpoint: Endpoint | None
     exit_code: int | None = None
     frozen: bool = False
 
@@ -44,6 +53,10 @@ class FakeBackend:
     fail_builds: dict[str, str] = field(default_factory=dict)
     fail_starts: dict[str, str] = field(default_factory=dict)
     slow_builds: float = 0.0
+    busy_builds: int = 0
+    busy_starts: int = 0
+    task_exit: int = 0
+    run_log: Callable[[str], Path] | None = None  # space id → its run log (the runtime's log store)
     builds: set[str] = field(default_factory=set)
     instances: dict[str, _Instance] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)  # release ids in start order
@@ -54,6 +67,9 @@ class FakeBackend:
         if spec.build_id in self.builds:
             log("build exists")
             return
+        if self.busy_builds > 0:
+            self.busy_builds -= 1
+            raise TemporaryBackendError("the fake engine has no builder free", delay=0.2)
         self.build_count += 1
         log(f"fake build of {spec.revision}")
         time.sleep(self.slow_builds)
@@ -69,10 +85,22 @@ class FakeBackend:
     def drop_build(self, build_id: str) -> None:
         self.builds.discard(build_id)
 
-    def start(self, spec: ReleaseSpec, log_path: Path) -> Endpoint:
+    def start(self, spec: ReleaseSpec) -> Endpoint | None:
         reason = self.fail_starts.get(spec.release_id) or self.fail_starts.get("*")
         if reason:
             raise BuildFailed(reason)
+        if self.busy_starts > 0:
+            self.busy_starts -= 1
+            raise TemporaryBackendError("the fake engine is busy", delay=0.2)
+        current = self.instances.get(spec.release_id)
+        if current is not None and current.exit_code is None:
+            return None if spec.run_to_exit else current.endpoint
+        if spec.run_to_exit:
+            with self.lock:
+                self.instances[spec.release_id] = _Instance(spec, None, None, exit_code=self.task_exit)
+                self.started.append(spec.release_id)
+            self._log(spec.space_id, f"ran {' '.join(spec.command)}: exit {self.task_exit}")
+            return None
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
         server.release_id = spec.release_id  # type: ignore[attr-defined]
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -80,10 +108,18 @@ class FakeBackend:
         with self.lock:
             self.instances[spec.release_id] = _Instance(spec, server, ep)
             self.started.append(spec.release_id)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("a") as f:
-            f.write(f"2026-01-01T00:00:00.000Z started {spec.release_id}\n")
+        self._log(spec.space_id, f"started {spec.release_id}")
         return ep
+
+    def _log(self, space_id: str, line: str) -> None:
+        if self.run_log is not None:
+            path = self.run_log(space_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as f:
+                f.write(f"2026-01-01T00:00:00.000Z {line}\n")
+
+    def storage_size(self, name: str) -> int | None:
+        return None
 
     def crash(self, release_id: str, code: int = 1) -> None:
         inst = self.instances[release_id]

@@ -9,6 +9,11 @@ Layout under ``root`` (e.g. ``{data_dir}/runtime``)::
     instances/<release_id>/       launch.json (by us), state.json and exit.json (by the supervisor), supervisor.log
     instances/.locks/             flocks: one per release, one for port allocation
     homes/<space_id>/             HOME of the Space's processes, kept across restarts
+    volumes/<repo id>-<commit>/   read-only checkouts of mounted repos (local_volumes.py)
+
+Outside it, given at construction: the repos it checks out (``repos``, a `RepoFiles`), the persistent storage
+(``storage_root/<name>``: folders or disk images, local_disks.py) and the Spaces' run logs (``run_log(space id)``,
+the runtime's log store, appended to by the supervisor).
 
 Instances are found again from their files after a SpaceHub restart (adoption): a process counts as alive when its
 pid still runs with the start time recorded in state.json. Limits come from cgroups (cgroups.py); the supervisor
@@ -35,6 +40,7 @@ from typing import Any
 from spacehub.runtime import sandbox
 from spacehub.runtime.backends.base import BuildFailed, BuildSpec, Endpoint, InstanceStatus, ReleaseSpec
 from spacehub.runtime.backends.local_build import PythonEnvs, file_lock, stop_builds
+from spacehub.runtime.backends.local_disks import image_size
 from spacehub.runtime.backends.local_docker import (
     build_image,
     engine_call,
@@ -53,7 +59,7 @@ from spacehub.runtime.backends.local_launch import (
 )
 from spacehub.runtime.backends.local_mounts import add_container_volumes, mounts_for
 from spacehub.runtime.cgroups import Cgroup, CgroupHost
-from spacehub.runtime.checkout import write_checkout
+from spacehub.runtime.checkout import RepoFiles
 from spacehub.runtime.procs import alive, boot_id, kill_instance
 from spacehub.runtime.supervise import write_json
 
@@ -82,7 +88,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 class LocalProcessBackend:
     """Runs Spaces as local processes. ``sdk_packages`` replaces the packages an SDK installs (tests use
     ``{"gradio": []}``); ``use_cgroups=False`` runs without limits; ``uv_bin`` defaults to the ``uv`` package's;
-    ``uv_cache_dir`` defaults to ``{root}/uv-cache`` (keep it on the same filesystem: uv hard-links from it)."""
+    ``uv_cache_dir`` defaults to ``{root}/uv-cache`` (keep it on the same filesystem: uv hard-links from it).
+    ``repos`` is where builds and volumes read code (without it the backend can only observe and stop instances);
+    ``run_log`` defaults to ``{root}/logs/<space id>/run.log``, ``storage_root`` to ``{root}/../storage``."""
 
     name = "local"
 
@@ -102,8 +110,14 @@ class LocalProcessBackend:
         storage_enforcement: str = "auto",
         sandbox: str | None = None,
         outbound: str = "open",
+        repos: RepoFiles | None = None,
+        run_log: Callable[[str], Path] | None = None,
+        storage_root: Path | None = None,
     ) -> None:
         self.root = root.resolve()
+        self.repos = repos
+        self.run_log = run_log or (lambda space_id: self.root / "logs" / space_id / "run.log")
+        self.storage_root = (storage_root or self.root.parent / "storage").resolve()
         self.builds, self.instances, self.homes = (self.root / d for d in ("builds", "instances", "homes"))
         for d in (self.builds, self.instances, self.homes):
             d.mkdir(parents=True, exist_ok=True)
@@ -153,7 +167,7 @@ class LocalProcessBackend:
         if spec.sdk not in ("gradio", "streamlit", "docker", "static"):
             raise BuildFailed(f"Unknown sdk {spec.sdk!r}: use gradio, streamlit, docker or static")
         log(f"Checking out {spec.revision}")
-        stats = write_checkout(spec.git_dir, spec.revision, spec.lfs_dir, tmp / "src", log)
+        stats = self._repos().write(spec.space_id, spec.revision, tmp / "src", log)
         how = f", {stats.copied} copied" if stats.copied else ""
         log(f"Checked out {stats.files} files ({stats.lfs_files} from LFS, {stats.lfs_bytes} bytes{how})")
         meta: dict[str, Any] = {
@@ -182,6 +196,11 @@ class LocalProcessBackend:
                         spec.build_args, spec.build_secrets, write_seccomp_profile(self.oci_seccomp_file))  # fmt: skip
         write_json(tmp / "build.json", meta)
 
+    def _repos(self) -> RepoFiles:
+        if self.repos is None:
+            raise BuildFailed("this backend was set up without a repository store: it cannot check code out")
+        return self.repos
+
     def build_exists(self, build_id: str) -> bool:
         return ID_RE.match(build_id) is not None and (self.builds / build_id / "build.json").is_file()
 
@@ -208,9 +227,10 @@ class LocalProcessBackend:
         }
 
     # ---- instances -------------------------------------------------------------------------------------------
-    def start(self, spec: ReleaseSpec, log_path: Path) -> Endpoint:
-        """Start the app under its supervisor and return where it will listen. Idempotent while it runs.
-        Raises: BuildFailed when it cannot be started (no build, static Space, nothing to run)."""
+    def start(self, spec: ReleaseSpec) -> Endpoint | None:
+        """Start the app (or task) under its supervisor and return where it will listen (None for a task).
+        Idempotent while it runs. Raises: BuildFailed when it cannot be started (no build, static Space, nothing to
+        run)."""
         _check_id("release id", spec.release_id)
         meta = _read_json(self.builds / spec.build_id / "build.json") if ID_RE.match(spec.build_id) else None
         if meta is None:
@@ -223,16 +243,18 @@ class LocalProcessBackend:
         inst = self.instances / spec.release_id
         with self._release_lock(spec.release_id):
             current = self.status(spec.release_id)
-            if current is not None and current.running and current.endpoint is not None:
+            if current is not None and current.running and (current.endpoint is not None or spec.run_to_exit):
                 return current.endpoint
             if current is not None:
                 self._teardown(spec.release_id)
-            mounts = mounts_for(spec, inst, self.root / "volumes", self.storage_enforcement,
-                                lambda: self._storage_busy(spec))  # fmt: skip
+            data_dir = self.data_dir(spec)
+            mounts = mounts_for(spec, data_dir, inst, self._repos,
+                                self.root / "volumes", self.storage_enforcement,
+                                lambda: self._storage_busy(data_dir, spec.release_id))  # fmt: skip
             with file_lock(self.instances / ".locks" / "ports"):
                 port = self._free_port()
                 inst.mkdir()
-                launch, env = self._launch(spec, meta, port, log_path.resolve())
+                launch, env = self._launch(spec, meta, port, self.run_log(spec.space_id).resolve(), data_dir)
                 launch.update(mounts)
                 if launch.get("container"):
                     add_container_volumes(launch["command"], mounts.get("volumes", []))
@@ -240,7 +262,17 @@ class LocalProcessBackend:
                     self._sandbox_launch(spec, meta, inst, launch, env)
                 write_json(inst / "launch.json", launch)
             self._spawn(inst, env)
-        return Endpoint(HOST, port)
+        return None if spec.run_to_exit else Endpoint(HOST, port)
+
+    def data_dir(self, spec: ReleaseSpec) -> Path | None:
+        """Where the persistent storage of ``spec`` lives on this machine (None: it has none)."""
+        if spec.storage is None:
+            return None
+        _check_id("storage name", spec.storage)
+        return self.storage_root / spec.storage
+
+    def storage_size(self, name: str) -> int | None:
+        return image_size(self.storage_root, name) if ID_RE.match(name) else None
 
     # ---- the sandbox ------------------------------------------------------------------------------------------
     def require_sandbox(self) -> None:
@@ -317,11 +349,11 @@ class LocalProcessBackend:
             env["SPACE_DATA_DIR"] = "/data"
             env.setdefault("HF_HOME", "/data/.huggingface")
 
-    def _storage_busy(self, spec: ReleaseSpec) -> bool:
-        """Another running instance uses the storage of ``spec`` (so its image cannot be grown now)."""
+    def _storage_busy(self, data_dir: Path | None, release_id: str) -> bool:
+        """Another running instance than ``release_id`` uses ``data_dir`` (so its image cannot be grown now)."""
         for launch in self.instances.glob("*/launch.json"):
             data = _read_json(launch) or {}
-            if data.get("data_dir") == str(spec.data_dir) and launch.parent.name != spec.release_id:
+            if data.get("data_dir") == str(data_dir) and launch.parent.name != release_id:
                 st = self.status(launch.parent.name)
                 if st is not None and st.running:
                     return True
@@ -333,13 +365,16 @@ class LocalProcessBackend:
         return file_lock(self.instances / ".locks" / release_id)
 
     def _launch(
-        self, spec: ReleaseSpec, build: dict[str, Any], port: int, log_path: Path
+        self, spec: ReleaseSpec, build: dict[str, Any], port: int, log_path: Path, data_dir: Path | None
     ) -> tuple[dict[str, Any], dict[str, str]]:
         src = self.builds / spec.build_id / "src"
         if build["sdk"] == "docker":
+            if spec.run_to_exit:
+                raise BuildFailed("run-to-exit tasks run in a Python environment; docker tasks are not supported yet")
             seccomp = write_seccomp_profile(self.oci_seccomp_file)
-            return container_launch(spec, build, port, log_path, src, self.tag, self.env, seccomp)
-        launch, env = launch_for(spec, build, port, log_path, src, home_dir(self.homes, spec.space_id))
+            return container_launch(spec, build, port, log_path, src, data_dir, self.tag, self.env, seccomp)
+        home = home_dir(self.homes, spec.space_id)
+        launch, env = launch_for(spec, build, port, log_path, src, home, data_dir)
         apply_limits(launch, spec, self.cgroups if self.use_cgroups else None)
         if self.sandbox == "off":
             launch["limits"] += '; sandbox off (runtime.sandbox = "off"): the app runs unconfined, as SpaceHub\'s user'
@@ -412,7 +447,7 @@ class LocalProcessBackend:
             build_id=launch["build_id"],
             running=running,
             frozen=running and self._frozen(release_id, launch),
-            endpoint=Endpoint(launch["host"], launch["port"]) if running else None,
+            endpoint=Endpoint(launch["host"], launch["port"]) if running and not launch.get("run_to_exit") else None,
             exit_code=done.get("code") if done and not running else None,
             limits=limits,
         )

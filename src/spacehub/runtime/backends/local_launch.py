@@ -43,13 +43,16 @@ def build_env() -> dict[str, str]:
 
 
 def launch_for(
-    spec: ReleaseSpec, build: dict[str, Any], port: int, log_path: Path, src: Path, home: Path
+    spec: ReleaseSpec, build: dict[str, Any], port: int, log_path: Path, src: Path, home: Path, data_dir: Path | None
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """launch.json and the app's environment for a gradio or streamlit build (see `container_launch` for docker)."""
-    launch = _common(spec, port, log_path, src)
+    """launch.json and the app's environment for a gradio or streamlit build (see `container_launch` for docker).
+    A run-to-exit task runs its own command line instead of the SDK's server (in the same environment)."""
+    launch = _common(spec, port, log_path, src, data_dir)
     python = str(Path(build["env"]) / "bin" / "python")
     app = spec.app_file or "app.py"
-    if build["sdk"] == "streamlit":
+    if spec.run_to_exit:
+        launch["command"] = [python if c == "python" else c for c in spec.command] or [python, app]
+    elif build["sdk"] == "streamlit":
         flags = ["--server.port", str(port), "--server.address", HOST, "--server.headless", "true"]
         launch["command"] = [python, "-m", "streamlit", "run", app, *flags]
     else:
@@ -59,7 +62,7 @@ def launch_for(
     env |= {"PORT": str(port), "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": HOST}
     if spec.resources.devices:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.resources.devices)
-    if spec.data_dir is not None:
+    if data_dir is not None:
         launch["data_mode"] = "mount" if os.geteuid() == 0 else "env"
         launch["data_reason"] = "a private mount namespace needs root"
     return launch, env
@@ -71,22 +74,23 @@ def container_launch(
     port: int,
     log_path: Path,
     src: Path,
+    data_dir: Path | None,
     tag: str,
     engine_env: dict[str, str],
     seccomp: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """launch.json and the engine's environment for a docker build; limits are the engine's. The container runs as
     uid 1000 without capabilities, in a network namespace of its own (`local_docker.docker_run_command`)."""
-    launch = _common(spec, port, log_path, src)
+    launch = _common(spec, port, log_path, src, data_dir)
     app_env = {**spec.env, **QUIET_ENV, "PORT": str(spec.app_port)}
     if spec.resources.devices:
         app_env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.resources.devices)
-    if spec.data_dir is not None:
-        own_data_dir(spec.data_dir)
+    if data_dir is not None:
+        own_data_dir(data_dir)
     name = container_name(tag, spec.release_id)
     launch["container"] = {"engine": build["engine"], "name": name}
     launch["command"] = docker_run_command(
-        build["engine"], name, build["image"], port, spec.app_port, sorted(app_env), spec.resources, spec.data_dir,
+        build["engine"], name, build["image"], port, spec.app_port, sorted(app_env), spec.resources, data_dir,
         hub=loopback_hub(spec.env.get("HF_ENDPOINT")), seccomp=seccomp,
     )  # fmt: skip
     launch["limits"] = f"{Path(build['engine']).name} (container limits)"
@@ -116,10 +120,10 @@ def home_dir(homes: Path, space_id: str) -> Path:
     return home
 
 
-def _common(spec: ReleaseSpec, port: int, log_path: Path, src: Path) -> dict[str, Any]:
+def _common(spec: ReleaseSpec, port: int, log_path: Path, src: Path, data_dir: Path | None) -> dict[str, Any]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    if spec.data_dir is not None:
-        spec.data_dir.mkdir(parents=True, exist_ok=True)
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
     return {
         "release_id": spec.release_id,
         "build_id": spec.build_id,
@@ -130,5 +134,6 @@ def _common(spec: ReleaseSpec, port: int, log_path: Path, src: Path) -> dict[str
         "log_path": str(log_path),
         "max_log_bytes": MAX_LOG_BYTES,
         "boot_id": boot_id(),
-        "data_dir": str(spec.data_dir) if spec.data_dir else None,
+        "data_dir": str(data_dir) if data_dir else None,
+        "run_to_exit": spec.run_to_exit,
     }

@@ -18,20 +18,28 @@ from typing import Any
 from spacehub.runtime.backends.base import ReleaseSpec
 from spacehub.runtime.backends.local_disks import choose_mode, prepare
 from spacehub.runtime.backends.local_volumes import materialize
+from spacehub.runtime.checkout import RepoFiles
 
 NEEDS_ROOT = "a private mount namespace needs root"
 
 
 def mounts_for(
-    spec: ReleaseSpec, inst: Path, volumes_root: Path, enforcement: str, busy: Callable[[], bool]
+    spec: ReleaseSpec,
+    data_dir: Path | None,
+    inst: Path,
+    repos: Callable[[], RepoFiles],
+    volumes_root: Path,
+    enforcement: str,
+    busy: Callable[[], bool],
 ) -> dict[str, Any]:
-    """Prepare the storage and volumes of ``spec`` (create, mount or grow the image; check the volumes out) and
-    answer the launch.json fields that describe them. Raises: BuildFailed."""
+    """Prepare the storage (``data_dir``: where ``spec.storage`` lives) and volumes of ``spec`` (create, mount or
+    grow the image; check the volumes out) and answer the launch.json fields that describe them. Raises:
+    BuildFailed."""
     root = os.geteuid() == 0
     out: dict[str, Any] = {}
-    if spec.data_dir is not None and spec.data_limit_bytes is not None:  # without a limit: a plain folder
-        mode, why = choose_mode(enforcement, spec.data_dir.parent)
-        ready = prepare(spec.data_dir.parent, spec.data_dir.name, spec.data_limit_bytes, mode, busy)
+    if data_dir is not None and spec.data_limit_bytes is not None:  # without a limit: a plain folder
+        mode, why = choose_mode(enforcement, data_dir.parent)
+        ready = prepare(data_dir.parent, data_dir.name, spec.data_limit_bytes, mode, busy)
         out["storage"] = {"mode": ready.mode, "limit": spec.data_limit_bytes, "why_folder": why, "note": ready.note}
     elif root:
         out["ephemeral_data"] = str(inst / "ephemeral-data")  # made by the supervisor
@@ -39,9 +47,9 @@ def mounts_for(
         out["volumes"] = [
             {"src": str(src), "dst": v.mount_path, "checkout": str(volumes_root / f"{v.repo_id}-{v.revision}")}
             for v in spec.volumes
-            for src in [materialize(volumes_root, v)]
+            for src in [materialize(volumes_root, v, repos())]
         ]
-    if out.get("ephemeral_data") or out.get("volumes") or spec.data_dir is not None:
+    if out.get("ephemeral_data") or out.get("volumes") or data_dir is not None:
         out["data_mode"] = "mount" if root else "env"
         out["data_reason"] = NEEDS_ROOT
     return out

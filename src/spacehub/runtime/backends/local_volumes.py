@@ -17,12 +17,12 @@ from pathlib import Path
 
 from spacehub.runtime.backends.base import BuildFailed, VolumeMount
 from spacehub.runtime.backends.local_build import file_lock
-from spacehub.runtime.checkout import write_checkout
+from spacehub.runtime.checkout import RepoFiles
 
 PRUNE_AFTER = 600.0  # seconds an unused checkout is kept
 
 
-def materialize(root: Path, vol: VolumeMount) -> Path:
+def materialize(root: Path, vol: VolumeMount, repos: RepoFiles) -> Path:
     """The host folder to bind at ``vol.mount_path``: the checkout of ``vol.revision`` (made on first use), or its
     ``path`` folder. Raises: BuildFailed (unreadable revision, missing LFS object, no such folder)."""
     name = f"{vol.repo_id}-{vol.revision}"
@@ -32,7 +32,7 @@ def materialize(root: Path, vol: VolumeMount) -> Path:
             tmp = root / f".tmp-{name}-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             try:
-                write_checkout(vol.git_dir, vol.revision, vol.lfs_dir, tmp, lambda line: None)
+                repos.write(vol.repo_id, vol.revision, tmp, lambda line: None)
                 tmp.rename(final)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
