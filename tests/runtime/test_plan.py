@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from spacehub.runtime.plan import MAX_RESTARTS, backoff, plan
@@ -9,8 +11,10 @@ from spacehub.runtime.types import (
     BuildObs,
     BuildState,
     Desired,
+    DropBuild,
     FailBuild,
     FailInstance,
+    Forget,
     Freeze,
     InstanceObs,
     InstanceState,
@@ -32,8 +36,8 @@ def want(**kw) -> Desired:
     return Desired(**{**base, **kw})
 
 
-def built(*ids: str, state=BuildState.READY, started=NOW - 10, error=None) -> dict[str, BuildObs]:
-    return {i: BuildObs(i, state, started, error) for i in ids}
+def built(*ids: str, state=BuildState.READY, started=NOW - 10, error=None, asked_by=None) -> dict[str, BuildObs]:
+    return {i: BuildObs(i, state, started, error, asked_by) for i in ids}
 
 
 def inst(rid: str, state=InstanceState.READY, build="b2", started=NOW - 5, restarts=0, exited=None, error=None):
@@ -78,8 +82,16 @@ CASES = [
      [StartInstance("r3", "b2")], Stage.RUNNING_APP_STARTING),
     ("paused stops all", want(paused=True), Observed(built("b2"), inst("r2"), "r2"), [Route(None),
      StopInstance("r2")], Stage.PAUSED),
-    ("deleting stops all", want(deleting=True), Observed(built("b2"), inst("r2"), "r2"), [Route(None),
-     StopInstance("r2")], Stage.DELETING),
+    ("deleting: stop, drop the builds, forget", want(deleting=True), Observed(built("b1", "b2"), inst("r2"), "r2"),
+     [Route(None), StopInstance("r2"), DropBuild("b1"), DropBuild("b2"), Forget()], Stage.DELETING),
+    ("deleting what never ran", want(deleting=True, revision=None, build_id=None, release_id=None), Observed(),
+     [Forget()], Stage.DELETING),
+    ("failed build stays failed for its release", want(), Observed(built("b2", state=BuildState.FAILED,
+     error="index down", asked_by="r2")), [], Stage.BUILD_ERROR),
+    ("a new release tries a failed build again", want(release_id="r3"), Observed(built("b2", state=BuildState.FAILED,
+     error="index down", asked_by="r2")), [StartBuild("b2")], Stage.BUILDING),
+    ("no freezer: sleep stops", want(sleep=SleepMode.FROZEN), Observed(built("b2"), inst("r2"), "r2",
+     can_freeze=False), [Route(None), StopInstance("r2")], Stage.SLEEPING),
     ("config error alone", want(problem=Stage.CONFIG_ERROR, problem_message="bad sdk"), Observed(), [],
      Stage.CONFIG_ERROR),
     ("config error keeps old serving", want(problem=Stage.CONFIG_ERROR, problem_message="bad sdk"),
@@ -107,6 +119,12 @@ def test_plan_table(name, desired, observed, actions, stage) -> None:
     p = plan(desired, observed, NOW)
     assert p.actions == actions
     assert p.stage is stage
+
+
+def test_sleep_says_how_deep() -> None:
+    asleep = Observed(built("b2"), inst("r2"), "r2")
+    assert plan(want(sleep=SleepMode.FROZEN), asleep, NOW).detail == "frozen"
+    assert plan(want(sleep=SleepMode.FROZEN), replace(asleep, can_freeze=False), NOW).detail == "stopped"
 
 
 def test_errors_say_why() -> None:

@@ -118,6 +118,16 @@ def test_sleep_mode(idle, sleep_time, deep, evicted, mode) -> None:
     assert sleep_mode(idle, sleep_time, deep, evicted) is mode
 
 
+def test_a_space_sleeps_only_when_something_could_sleep() -> None:
+    """A visitor waiting in wake() keeps it awake (a start may outlast the sleep time); a Space whose first build or
+    start is under way has nothing to put to sleep; one that was asleep before a restart of SpaceHub stays asleep."""
+    idle_long = (10_000, 30, 60, False)
+    assert sleep_mode(*idle_long, visiting=True) is SleepMode.AWAKE
+    assert sleep_mode(*idle_long, nothing_runs=True) is SleepMode.AWAKE
+    assert sleep_mode(*idle_long, nothing_runs=True, was_asleep=True) is SleepMode.STOPPED
+    assert sleep_mode(*idle_long) is SleepMode.STOPPED
+
+
 def test_eviction_order_is_longest_idle_first() -> None:
     assert eviction_order([("b", 50.0), ("a", 10.0), ("c", 30.0)]) == ["a", "c", "b"]
 

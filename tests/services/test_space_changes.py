@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import select
 
 from spacehub.errors import BadRequest, Forbidden, PaymentRequired
-from spacehub.services import accounts, creation, space_changes, space_settings
+from spacehub.services import accounts, creation, space_changes, space_settings, spaces
 from spacehub.services.context import HubContext
 from spacehub.services.space_changes import Caller
-from spacehub.storage.models import Repo, Space
+from spacehub.storage.models import Repo, Space, SpaceStatus
 
 
 class Recorder:
@@ -82,3 +82,36 @@ def test_a_secret_restarts_the_app_once_and_an_unchanged_one_not_at_all(
     with ctx.db.transaction() as s:
         repo = s.scalar(select(Repo).where(Repo.name == "app"))
         assert space_settings.env_reader(ctx.secrets)(s, repo)["TOKEN"] == "s3cr3t-value"
+
+
+def test_the_status_row_is_the_runtimes_alone(hub: tuple[HubContext, Recorder, Caller, Caller]):
+    """A change says at once what it leads to (so `wait_for_space` right after it never sees the stage of what came
+    before), without writing the runtime's status row: the Space's row notes the change, and the runtime document
+    answers the stage it leads to until the reconciler says it has seen it."""
+    ctx, _, alice, _ = hub
+    with ctx.db.transaction() as s:  # what the reconciler last wrote: the app runs
+        repo = s.scalars(select(Repo).where(Repo.name == "app")).one()
+        s.add(SpaceStatus(repo_id=repo.id, stage="RUNNING", serving_release="r1", error_message=None, seen_change=0))
+        repo_id = repo.id
+
+    def status() -> tuple[str, int]:
+        with ctx.db.transaction() as s:
+            st = s.get(SpaceStatus, repo_id)
+            return st.stage, st.seen_change
+
+    def runtime() -> dict:
+        with ctx.db.transaction() as s:
+            return spaces.runtime(s, s.get(Repo, repo_id))
+
+    assert space_changes.restart(ctx, alice, "alice/app")["stage"] == "RUNNING_APP_STARTING"
+    space_changes.add_secret(ctx, alice, "alice/app", {"key": "K", "value": "v"})  # a start, still
+    assert runtime()["stage"] == "RUNNING_APP_STARTING"
+    assert status() == ("RUNNING", 0), "no service wrote the runtime's row"
+    with ctx.db.transaction() as s:  # the reconciler's next pass acts on both changes and says so
+        seen = s.get(Space, repo_id).change_seq
+        st = s.get(SpaceStatus, repo_id)
+        st.stage, st.seen_change, st.error_message = "RUNNING", seen, "an old error"
+    assert runtime()["stage"] == "RUNNING" and runtime()["errorMessage"] == "an old error"
+    assert space_changes.pause(ctx, alice, "alice/app")["stage"] == "PAUSED"
+    assert "errorMessage" not in runtime()  # the error is not the news
+    assert status() == ("RUNNING", seen)

@@ -44,6 +44,7 @@ class SpaceState:
     config: SpaceConfig | None
     limits_note: str | None = None  # e.g. "cpu-upgrade asks 8 vCPU; capped to this machine's 2"
     requested: str | None = None  # the flavor asked for, when it is not ``hardware`` (see ``Desired.unmet``)
+    change_seq: int = 0  # the newest change the Hub accepted (spaces.change_seq) as of this read
 
 
 def _digest(*parts: object, key: bytes = b"") -> str:

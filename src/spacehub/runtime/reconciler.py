@@ -350,7 +350,8 @@ class Reconciler:
             repo = s.get(Repo, space_id)
             if repo is None:
                 return None
-            return desired_mod.read_space(
+            space = s.get(Space, space_id)
+            state = desired_mod.read_space(
                 s,
                 self.d.git,
                 repo,
@@ -359,12 +360,13 @@ class Reconciler:
                 hub_url=self.d.hub_url(),
                 host=self.d.space_host(repo.full_name),
                 user_env=self.d.user_env,
-                sleep=self._sleep_mode(s.get(Space, space_id), run),
+                sleep=self._sleep_mode(space, run),
                 storage=self.d.storage,
                 place=lambda f, claim: self.scheduler.place(space_id, repo.full_name, f, claim),
                 fallback=run.hardware.get(run.serving) if run.serving else None,
                 id_key=self.id_key,
             )
+            return replace(state, change_seq=space.change_seq if space is not None else 0)
 
     async def _pass(self, space_id: str, run: SpaceRun) -> None:
         run.pass_started = time.monotonic()
@@ -470,6 +472,7 @@ class Reconciler:
                 s.add(row)
             serving = run.serving
             row.stage, row.error_message, row.detail = stage.value, (error or None), detail
+            row.seen_change = max(row.seen_change or 0, state.change_seq)  # the changes this pass acted on
             row.serving_release = serving
             row.serving_revision = run.revisions.get(serving) if serving else None
             row.current_hardware = run.hardware.get(serving) if serving else None

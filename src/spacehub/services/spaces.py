@@ -37,6 +37,9 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None, viewer: Prin
     requested = space.hardware if space is not None else DEFAULT_HARDWARE
     sleep = space.sleep_time if space is not None and space.sleep_time is not None else DEFAULT_SLEEP_SECONDS
     stage = st.stage if st is not None else ("PAUSED" if space is not None and space.paused else "BUILDING")
+    accepted = accepted_stage(repo, space, st)
+    if accepted is not None:
+        stage = accepted
     out: dict[str, Any] = {
         "stage": stage,
         "hardware": {"current": st.current_hardware if st else None, "requested": requested},
@@ -49,9 +52,9 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None, viewer: Prin
     }
     out.update(storage.runtime_fields(s, repo, viewer))  # volumes, storageUsage
     if st is not None:
-        if st.error_message:
+        if st.error_message and accepted is None:
             out["errorMessage"] = st.error_message
-        if st.detail:
+        if st.detail and accepted is None:
             out["sleepMode"] = st.detail
         if st.limits:
             out["resources"] = {"limits": st.limits}  # how CPU/memory limits are enforced here, or why not
@@ -63,22 +66,31 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None, viewer: Prin
 
 
 def under_way(s: Session, repo: Repo, building: bool, wake: bool = False) -> None:
-    """A commit or a restart was just accepted: the recorded stage says so at once (BUILDING or APP_STARTING, with
-    the RUNNING_ form while an older version serves), so that `wait_for_space` right after `upload_folder` or
-    `restart_space` does not return the stage of what came before. The runtime's next pass, a moment later, writes
-    the real stage. Paused, sleeping and static Spaces keep theirs: no build starts for them, except that a sleeping
-    Space woken by the change (``wake``: a restart, new hardware) says so too."""
+    """A commit, restart or setting the runtime acts on was just accepted: note it on the Space's row (the status
+    row is the runtime's alone), so that the runtime document answers the stage it leads to at once
+    (`accepted_stage`), and `wait_for_space` right after `upload_folder` or `restart_space` does not return the
+    stage of what came before. A change that needs a build stays one until the runtime has seen it."""
+    row = space_row(s, repo)
     st = s.get(SpaceStatus, repo.id)
-    space = s.get(Space, repo.id)
-    asleep = st is not None and st.stage == "SLEEPING" and not wake
-    if st is None or repo.sdk == "static" or asleep or (space is not None and space.paused):
-        return
-    serving = st.serving_release is not None
-    stage = "BUILDING" if building else "APP_STARTING"
-    st.stage = f"RUNNING_{stage}" if serving else stage
-    st.error_message = None
-    st.detail = None
-    st.updated_at = utcnow()
+    pending = st is not None and row.change_seq > st.seen_change
+    row.change = "build" if building or (pending and row.change == "build") else "start"
+    row.change_wakes = wake or (pending and row.change_wakes)
+    row.change_seq += 1
+
+
+def accepted_stage(repo: Repo, space: Space | None, st: SpaceStatus | None) -> str | None:
+    """The stage an accepted change leads to while the runtime has not seen it yet (None once it has): PAUSED for a
+    pause, else BUILDING or APP_STARTING (the RUNNING_ form while an older version serves). Static and sleeping
+    Spaces keep their stage (no build starts for them), except that a sleeping Space woken by the change (a
+    restart, new hardware) says so too."""
+    if space is None or st is None or space.change_seq <= st.seen_change:
+        return None
+    if space.paused:
+        return "PAUSED"
+    if repo.sdk == "static" or (st.stage == "SLEEPING" and not space.change_wakes):
+        return None
+    stage = "BUILDING" if space.change == "build" else "APP_STARTING"
+    return f"RUNNING_{stage}" if st.serving_release is not None else stage
 
 
 def restart(s: Session, repo: Repo, factory: bool) -> None:
@@ -102,6 +114,4 @@ def pause(s: Session, repo: Repo) -> None:
     row = space_row(s, repo)
     row.paused = True
     row.updated_at = utcnow()
-    st = s.get(SpaceStatus, repo.id)
-    if st is not None:
-        st.stage = "PAUSED"  # said at once; the runtime stops the app right after
+    under_way(s, repo, building=False)  # PAUSED at once; the runtime stops the app right after

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from spacehub.storage.db import Base, utcnow
@@ -105,11 +116,18 @@ class Space(Base):
     restart_generation: Mapped[int] = mapped_column(Integer, default=0)
     factory_generation: Mapped[int] = mapped_column(Integer, default=0)
     storage_tier: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # The newest change the Hub accepted that the runtime must act on (services.spaces.under_way): its number, what
+    # it leads to ("build" or "start") and whether it wakes a sleeping Space. The runtime says which it has seen in
+    # space_status.seen_change; until then the runtime document answers the stage the change leads to.
+    change_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    change: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    change_wakes: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class SpaceStatus(Base):
-    """What a Space is, as the runtime last reported it (served by GET /api/spaces/{id}/runtime)."""
+    """What a Space is, as the runtime last reported it (served by GET /api/spaces/{id}/runtime). Written by the
+    reconciler only."""
 
     __tablename__ = "space_status"
     repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
@@ -122,6 +140,7 @@ class SpaceStatus(Base):
     limits: Mapped[str | None] = mapped_column(String(256), nullable=True)
     factory_done: Mapped[int] = mapped_column(Integer, default=0)  # last factory generation built without cache
     devices: Mapped[str | None] = mapped_column(String(256), nullable=True)  # accelerators of the serving release
+    seen_change: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # spaces.change_seq it acted on
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
