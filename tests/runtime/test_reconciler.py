@@ -259,3 +259,51 @@ async def test_temporary_backend_errors_are_retried_and_explained(ctx: HubContex
         assert "errorMessage" not in stage_in_db(ctx, space)
     finally:
         await rec.stop()
+
+
+async def test_a_deleted_space_is_stopped_dropped_and_forgotten(ctx: HubContext) -> None:
+    """Deletion is the plan's finalizer: the next pass stops what runs, drops the builds, then forgets the Space
+    (its logs and in-memory state go last, once nothing of it runs)."""
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        logs = ctx.settings.data_dir / "spaces" / space
+        assert logs.is_dir() and backend.builds and backend.instances
+        with ctx.db.transaction() as s:
+            s.delete(s.get(repos.Repo, space))
+        rec.kick(space)
+        for _ in range(500):  # at most 10 s
+            if space not in rec.runs:
+                break
+            await asyncio.sleep(0.02)
+        assert space not in rec.runs
+        assert not backend.instances and not backend.builds and not logs.exists()
+    finally:
+        await rec.stop()
+
+
+async def test_without_a_freezer_sleep_stops_the_app(ctx: HubContext) -> None:
+    """Where the backend cannot freeze, the plan puts the Space to sleep stopped (traffic routed away first), and a
+    visit starts it again."""
+    backend = FakeBackend(freezer=False)
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    with ctx.db.transaction() as s:
+        spaces.space_row(s, s.get(repos.Repo, space)).sleep_time = 1
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        await asyncio.sleep(1.2)
+        rec.kick(space)
+        await until(rec, space, "SLEEPING")
+        assert stage_in_db(ctx, space)["sleepMode"] == "stopped" and not backend.instances
+        assert rec.runs[space].serving is None
+        assert await rec.wake(space, timeout=10) is not None
+        assert get(rec, space).startswith("hello from r")
+    finally:
+        await rec.stop()

@@ -39,8 +39,11 @@ from spacehub.runtime.types import (
     Action,
     BuildObs,
     BuildState,
+    Desired,
+    DropBuild,
     FailBuild,
     FailInstance,
+    Forget,
     Freeze,
     InstanceObs,
     InstanceState,
@@ -101,15 +104,15 @@ class SpaceRun:
     dirty: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     replaced: dict[str, float] = field(default_factory=dict)  # release → when traffic switched away from it
-    built_for: dict[str, str] = field(default_factory=dict)  # build → the release that asked for it
     devices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # release → accelerators it was given
     evicted: bool = False  # frozen, then stopped early to free memory (until the next visit)
     waking: int = 0  # requests waiting in wake(): the Space is being visited, it must not fall asleep meanwhile
+    can_freeze: bool = True  # False once the backend could not freeze it: it sleeps stopped
     pass_started: float = 0.0  # when the current pass began (a visit since then cancels a freeze)
     retried_builds: set[str] = field(default_factory=set)  # builds tried again after a temporary error: log kept
 
     def observed(self) -> Observed:
-        return Observed(dict(self.builds), dict(self.instances), self.serving)
+        return Observed(dict(self.builds), dict(self.instances), self.serving, self.can_freeze)
 
 
 @dataclass
@@ -336,11 +339,10 @@ class Reconciler:
 
     def _sleep_mode(self, space: Space | None, run: SpaceRun) -> SleepMode:
         sleep_time = space.sleep_time if space is not None and space.sleep_time is not None else DEFAULT_SLEEP
-        mode = sleep_mode(time.monotonic() - run.last_activity, sleep_time, self.deep_sleep_after, run.evicted)
-        if run.waking:
-            mode = SleepMode.AWAKE  # a visitor waits for it (a start may take longer than the sleep time)
-        elif run.serving is None and run.stage != Stage.SLEEPING.value:
-            mode = SleepMode.AWAKE  # nothing runs yet (a first build or start): there is nothing to put to sleep
+        mode = sleep_mode(
+            time.monotonic() - run.last_activity, sleep_time, self.deep_sleep_after, run.evicted,
+            visiting=run.waking > 0, nothing_runs=run.serving is None, was_asleep=run.stage == Stage.SLEEPING.value,
+        )  # fmt: skip
         if mode is SleepMode.AWAKE:
             run.evicted = False  # visited since: the next sleep starts frozen again
         return mode
@@ -371,10 +373,11 @@ class Reconciler:
     async def _pass(self, space_id: str, run: SpaceRun) -> None:
         run.pass_started = time.monotonic()
         state = await asyncio.to_thread(self._read, space_id, run)
-        if state is None:
-            await self._forget(space_id, run)
+        if state is None:  # the Space is gone: the plan stops what runs, drops its builds and forgets it
+            gone = Desired(space_id, revision=None, build_id=None, release_id=None, deleting=True)
+            for action in plan(gone, run.observed(), time.time()).actions:
+                await self._apply(space_id, run, None, action)
             return
-        self._retry_failed_build(run, state.desired)
         p = plan(state.desired, run.observed(), time.time())
         run.stage, run.error = p.stage.value, p.error  # said before acting: the proxy's pages follow it at once
         for action in p.actions:
@@ -436,16 +439,6 @@ class Reconciler:
         live = (InstanceState.STARTING, InstanceState.READY)
         return {run.hardware[rid] for rid, inst in run.instances.items() if inst.state in live and rid in run.hardware}
 
-    @staticmethod
-    def _retry_failed_build(run: SpaceRun, desired: Any) -> None:
-        """A failed build is final for the release that asked for it. A restart (or a new secret, variable or
-        hardware: any new release of the same revision) tries it again: the failure may have been passing, such as
-        the package index being unreachable."""
-        build = run.builds.get(desired.build_id) if desired.build_id else None
-        failed = build is not None and build.state is BuildState.FAILED
-        if failed and run.built_for.get(build.build_id, desired.release_id) != desired.release_id:
-            del run.builds[build.build_id]
-
     def _later(self, space_id: str, delay: float) -> None:
         assert self._loop is not None
         self._loop.call_later(delay, self.kick, space_id)
@@ -490,12 +483,8 @@ class Reconciler:
             if space is not None and row is not None:
                 row.factory_done = space.factory_generation
 
-    async def _forget(self, space_id: str, run: SpaceRun) -> None:
-        """The Space is gone: stop everything it ran and remove its runtime state."""
-        for rid in list(run.instances):
-            await asyncio.to_thread(self.d.backend.stop, rid)
-        for bid in list(run.builds):
-            await asyncio.to_thread(self.d.backend.drop_build, bid)
+    async def _forget(self, space_id: str) -> None:
+        """The Space is gone and nothing of it runs any more (plan's Forget): remove its runtime state."""
         self.runs.pop(space_id, None)
         if self.scheduler.allocator.hold(space_id, ()):
             for other in self._waiting - {space_id}:
@@ -510,11 +499,12 @@ class Reconciler:
         now = time.time()
         logs = SpaceLogs(self.logs_root, space_id)
         if isinstance(action, StartBuild):
-            run.builds[action.build_id] = BuildObs(action.build_id, BuildState.BUILDING, now)
-            run.built_for[action.build_id] = state.desired.release_id
+            run.builds[action.build_id] = BuildObs(action.build_id, BuildState.BUILDING, now,
+                                                   asked_by=state.desired.release_id)  # fmt: skip
             self._spawn(self._build(space_id, run, state.build, logs))
         elif isinstance(action, FailBuild):
-            run.builds[action.build_id] = BuildObs(action.build_id, BuildState.FAILED, now, action.reason)
+            asked_by = run.builds[action.build_id].asked_by if action.build_id in run.builds else None
+            run.builds[action.build_id] = BuildObs(action.build_id, BuildState.FAILED, now, action.reason, asked_by)
             logs.build_line(action.reason)
             logs.keep_failed_build()
         elif isinstance(action, StartInstance):
@@ -578,15 +568,17 @@ class Reconciler:
                     run.instances[action.release_id] = replace(run.instances[action.release_id],
                                                                state=InstanceState.READY)  # fmt: skip
                     run.dirty = True
-            else:  # no freezer here: sleep means stopped (traffic leaves the instance first)
-                run.serving = None
-                await asyncio.to_thread(self.d.backend.stop, action.release_id)
-                run.instances.pop(action.release_id, None)
-                run.devices.pop(action.release_id, None)
-                run.dirty = True  # one more pass: it says "stopped", not "frozen"
+            else:  # no freezer here: the next pass plans sleep as stopped (traffic leaves the instance first)
+                run.can_freeze = False
+                run.dirty = True
         elif isinstance(action, Thaw):
             await asyncio.to_thread(self.d.backend.thaw, action.release_id)
             run.instances[action.release_id] = replace(run.instances[action.release_id], state=InstanceState.READY)
+        elif isinstance(action, DropBuild):
+            await asyncio.to_thread(self.d.backend.drop_build, action.build_id)
+            run.builds.pop(action.build_id, None)
+        elif isinstance(action, Forget):
+            await self._forget(space_id)
 
     async def _build(self, space_id: str, run: SpaceRun, spec: Any, logs: SpaceLogs) -> None:
         if spec.build_id in run.retried_builds:
@@ -594,6 +586,7 @@ class Reconciler:
         else:
             logs.start_build()
         logs.build_line(f"===== building {spec.revision[:7]} ({spec.sdk}) =====")
+        asked_by = run.builds[spec.build_id].asked_by if spec.build_id in run.builds else None
         try:
             await asyncio.to_thread(self.d.backend.build, spec, logs.build_line)
         except TemporaryBackendError as e:
@@ -604,15 +597,15 @@ class Reconciler:
                 self._retry_later(space_id, run, lambda: run.builds.pop(spec.build_id, None), e.delay)
             return
         except PermanentBackendError as e:
-            result = BuildObs(spec.build_id, BuildState.FAILED, time.time(), str(e))
+            result = BuildObs(spec.build_id, BuildState.FAILED, time.time(), str(e), asked_by)
             logs.build_line(f"===== build failed: {str(e).splitlines()[0] if str(e) else 'error'} =====")
             logs.keep_failed_build()
         except Exception as e:  # a bug or an engine fault: still a terminal, explained state
             log.exception("build %s crashed", spec.build_id)
-            result = BuildObs(spec.build_id, BuildState.FAILED, time.time(), f"Build crashed: {e!r}")
+            result = BuildObs(spec.build_id, BuildState.FAILED, time.time(), f"Build crashed: {e!r}", asked_by)
             logs.keep_failed_build()
         else:
-            result = BuildObs(spec.build_id, BuildState.READY, time.time())
+            result = BuildObs(spec.build_id, BuildState.READY, time.time(), asked_by=asked_by)
             logs.build_line("===== build done =====")
             if not spec.use_cache:
                 await asyncio.to_thread(self._factory_done, space_id)
