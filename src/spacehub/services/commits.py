@@ -53,6 +53,9 @@ def client_version(user_agent: str | None) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+COMMIT_ATTEMPTS = 100  # swaps a commit without parentCommit may lose to concurrent writers before it gives up
+
+
 def head_of(ctx: HubContext, repo: Repo, branch: str) -> str:
     """Raises: RevisionNotFound (commits go to existing branches only)."""
     ref = branch if branch.startswith("refs/heads/") else f"refs/heads/{branch}"
@@ -192,11 +195,30 @@ def create_commit(
     summary = header.get("summary") or "Update files"
     message = summary + ("\n\n" + header["description"] if header.get("description") else "")
     assert p.name is not None
-    sha = ctx.git.commit(
-        repo.id, f"refs/heads/{branch}", head, changes, message, p.name, f"{p.name}@users.noreply.spacehub"
-    )
+    sha = _land(ctx, repo, branch, head, changes, message, p.name, pinned=bool(parent))
     after_commit(ctx, s, repo, branch, sha)
     return {"commitOid": sha}
+
+
+def _land(
+    ctx: HubContext, repo: Repo, branch: str, head: str, changes: list[Change], message: str, author: str, pinned: bool
+) -> str:
+    """Commit ``changes`` on ``head`` and move the branch to it (compare-and-swap). A commit without parentCommit
+    asks for "on whatever is current", as on the Hub: when the branch moved meanwhile (a concurrent writer won the
+    swap), the same changes go on the new head, again, until they land; a deletion of what the new head no longer
+    has is already done. Only a stale parentCommit (``pinned``) answers 412. Each failed swap means another commit
+    landed, so the loop ends; ``COMMIT_ATTEMPTS`` bounds it anyway. Raises: PreconditionFailed."""
+    email = f"{author}@users.noreply.spacehub"
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return ctx.git.commit(repo.id, f"refs/heads/{branch}", head, changes, message, author, email)
+        except PreconditionFailed:
+            if pinned or attempt == COMMIT_ATTEMPTS - 1:
+                raise
+        head = head_of(ctx, repo, branch)
+        files = ctx.git.files(repo.id, head)
+        changes = [c for c in changes if c.oid is not None or c.path in files]
+    raise AssertionError("unreachable")
 
 
 def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str) -> None:
