@@ -339,3 +339,22 @@ async def test_sleep_after_the_default_48_hours_on_a_virtual_clock(ctx: HubConte
         assert await rec.wake(space, timeout=10) is not None and get(rec, space).startswith("hello from r")
     finally:
         await rec.stop()
+
+
+async def test_a_pass_that_changes_nothing_writes_nothing(ctx: HubContext) -> None:
+    """Idle is free: a periodic pass over a Space that did not change leaves its status row as it was."""
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        await asyncio.sleep(0.2)  # the probe's own kick has run its pass
+        before = stage_in_db(ctx, space)["updatedAt"]
+        for _ in range(3):
+            await rec._reconcile(space)  # one whole pass, as the periodic sweep runs it
+        assert rec.runs[space].stage == "RUNNING"
+        assert stage_in_db(ctx, space)["updatedAt"] == before
+    finally:
+        await rec.stop()

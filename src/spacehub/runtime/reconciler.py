@@ -478,7 +478,8 @@ class Reconciler:
                 row.current_hardware = state.hardware
             enforced = run.limits.get(serving) if serving else None
             row.limits = "; ".join(x for x in (enforced, state.limits_note) if x)[:256] or None
-            row.updated_at = utcnow()
+            if s.is_modified(row) or row.updated_at is None:  # a pass that changed nothing writes nothing
+                row.updated_at = utcnow()
 
     def _factory_done(self, space_id: str) -> None:
         """A factory reboot's build without caches is done: later builds may use the caches again."""
