@@ -31,6 +31,9 @@ def load_yaml(raw: str) -> Any:
     """``yaml.safe_load``, refusing what the JSON answers could not carry: nesting deeper than
     ``nesting.MAX_JSON_DEPTH`` (PyYAML recurses, and overflows near 1,000 levels) and alias bombs.
     Raises: yaml.YAMLError."""
+    depth = _flow_depth(raw)
+    if depth > nesting.MAX_JSON_DEPTH:  # before PyYAML, whose scanner is quadratic in the flow depth (3 s at 3,000)
+        raise yaml.YAMLError(f"metadata refused: {nesting.JsonTooDeep()}")
     try:
         data = yaml.safe_load(raw)
         nesting.check_depth(data, max_nodes=MAX_CARD_NODES)
@@ -38,3 +41,31 @@ def load_yaml(raw: str) -> Any:
         message = str(e) if isinstance(e, ValueError) else str(nesting.JsonTooDeep())
         raise yaml.YAMLError(f"metadata refused: {message}") from None
     return data
+
+
+def _flow_depth(raw: str) -> int:
+    """The deepest nesting of flow collections (``[`` and ``{``) in ``raw``, quoted scalars and comments skipped: a
+    linear pre-scan, so that hostile nesting is refused before the YAML parser spends time on it."""
+    depth = deepest = 0
+    quote: str | None = None
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if quote is not None:
+            if (c == "\\" and quote == '"') or (c == "'" == quote and raw[i + 1 : i + 2] == "'"):
+                i += 1  # an escaped character, or '' in a single-quoted scalar
+            elif c == quote:
+                quote = None
+        elif c in "'\"" and (i == 0 or raw[i - 1] in " \t\n[{,:-?"):
+            quote = c
+        elif c == "#" and (i == 0 or raw[i - 1] in " \t\n"):
+            end = raw.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    return deepest

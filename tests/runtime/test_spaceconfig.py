@@ -88,3 +88,11 @@ def test_hostile_yaml_is_a_config_error_never_a_crash(body: str) -> None:
 def test_an_unclosed_block_says_so() -> None:
     cfg = parse_space_config("---\nsdk: gradio\n# no closing line\n", {"app.py"})
     assert cfg == ConfigProblem(Stage.CONFIG_ERROR, "README.md: the YAML block is not closed by a '---' line")
+
+
+def test_brackets_in_quoted_text_and_comments_are_not_nesting() -> None:
+    """The pre-scan that refuses deep nesting before PyYAML (quadratic in it) reads only flow collections."""
+    many = "[" * 100
+    body = f"sdk: gradio\ntitle: \"{many}\"\nshort_description: 'it''s {many}'\n# {many}\ntags: [a, [b]]"
+    cfg = parse_space_config(readme(body), {"app.py"})
+    assert not isinstance(cfg, ConfigProblem), cfg

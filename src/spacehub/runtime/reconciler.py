@@ -489,8 +489,8 @@ class Reconciler:
                 row.factory_done = space.factory_generation
 
     async def _forget(self, space_id: str) -> None:
-        """The Space is gone and nothing of it runs any more (plan's Forget): remove its runtime state."""
-        self.runs.pop(space_id, None)
+        """The Space is gone and nothing of it runs any more (plan's Forget): remove its runtime state, the
+        in-memory record last (until then, a kick of the Space coalesces into this pass)."""
         if self.scheduler.allocator.hold(space_id, ()):
             for other in self._waiting - {space_id}:
                 self.kick(other)
@@ -498,6 +498,7 @@ class Reconciler:
         if self.d.meter is not None:
             await asyncio.to_thread(self.d.meter, space_id, set())
         await asyncio.to_thread(delete_logs, self.logs_root, space_id)
+        self.runs.pop(space_id, None)
 
     # ---- doing -------------------------------------------------------------------------------------------------
     async def _apply(self, space_id: str, run: SpaceRun, state: Any, action: Action) -> None:
