@@ -53,6 +53,12 @@ class Server:
     def cli(self, *args: str) -> str:
         return cli(self.data_dir, *args, env=self.env)
 
+    @property
+    def http(self) -> httpx.Client:
+        """Raw HTTP to any server (absolute URLs): the same attribute as `InProcessHub.http`, so request helpers
+        serve both."""
+        return _HTTP
+
     def user(self, name: str, role: str = "write") -> str:
         """Create ``name`` (if new) and return a fresh token of ``role``."""
         if name not in self.tokens:
@@ -61,6 +67,9 @@ class Server:
         if role == "write":
             return self.tokens[name]
         return self.cli("tokens", "create", name, "--role", role).strip().splitlines()[-1]
+
+
+_HTTP = httpx.Client(timeout=60)
 
 
 def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None) -> Server:
