@@ -246,7 +246,7 @@ class Volume(_Answer):
 class StorageUsage(_Answer):
     used: int | None
     limit: int
-    enforcement: str
+    enforcement: str | None
     measuredAt: str | None
 
 
