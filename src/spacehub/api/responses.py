@@ -4,7 +4,7 @@ dataclass that reads it (``SpaceRuntime``, ``SpaceInfo``, ``CommitInfo``…) and
 They document; they do not serialize. Handlers keep answering the dicts the services build (``response_model=None``),
 so the bytes on the wire stay exactly the Hub's (key order, casing, ``null``s). What keeps the models true is
 tests/api/test_fuzz.py: schemathesis checks every answer of a bounded run against them. A key that is sometimes
-absent is an optional field (``NotRequired``: no default in the schema, and not ``null`` unless it can be).
+absent is an optional field (`web.openapi.absent`: no default in the schema, and not ``null`` unless it can be).
 """
 
 from __future__ import annotations
@@ -13,17 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spacehub.web.openapi import ERRORS, HubErrorBody, RouteNotFound  # noqa: F401 (documented here too)
+from spacehub.web.openapi import HubErrorBody as HubErrorBody  # the error answer, with the others
+from spacehub.web.openapi import absent
 
 
 class _Answer(BaseModel):
     """A JSON object of exactly these keys (the serialization schema says ``additionalProperties: false``)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-def _absent() -> Any:
-    return Field(default=None, json_schema_extra=lambda s: s.pop("default", None))
 
 
 # ---- accounts ------------------------------------------------------------------------------------------------------
@@ -114,9 +111,9 @@ class BlobLfsInfo(_Answer):
 
 class RepoSibling(_Answer):
     rfilename: str
-    size: int = _absent()
-    blobId: str = _absent()
-    lfs: BlobLfsInfo = _absent()
+    size: int = absent()
+    blobId: str = absent()
+    lfs: BlobLfsInfo = absent()
 
 
 class LastCommitInfo(_Answer):
@@ -140,8 +137,8 @@ class RepoFile(_Answer):
     oid: str
     size: int
     path: str
-    lfs: LfsInfo = _absent()
-    lastCommit: LastCommitInfo = _absent()
+    lfs: LfsInfo = absent()
+    lastCommit: LastCommitInfo = absent()
 
 
 class RepoFolder(_Answer):
@@ -149,7 +146,7 @@ class RepoFolder(_Answer):
     oid: str
     size: int
     path: str
-    lastCommit: LastCommitInfo = _absent()
+    lastCommit: LastCommitInfo = absent()
 
 
 TreeEntries = list[RepoFile | RepoFolder]
@@ -167,7 +164,7 @@ class GitRefs(_Answer):
     branches: list[GitRefInfo]
     converts: list[GitRefInfo]
     tags: list[GitRefInfo]
-    pullRequests: list[GitRefInfo] = _absent()
+    pullRequests: list[GitRefInfo] = absent()
 
 
 class CommitAuthor(_Answer):
@@ -195,7 +192,7 @@ class PreuploadFile(_Answer):
     path: str
     uploadMode: Literal["lfs", "regular"]
     shouldIgnore: bool
-    oid: str = _absent()
+    oid: str = absent()
 
 
 class PreuploadInfo(_Answer):
@@ -239,8 +236,8 @@ class Volume(_Answer):
     source: str
     mountPath: str
     readOnly: bool
-    revision: str = _absent()
-    path: str = _absent()
+    revision: str = absent()
+    path: str = absent()
 
 
 class StorageUsage(_Answer):
@@ -267,19 +264,19 @@ class SpaceRuntime(_Answer):
     sdk: str | None
     domains: list[SpaceDomain]
     volumes: list[Volume] | None
-    storageUsage: StorageUsage = _absent()
-    errorMessage: str = _absent()
-    sleepMode: str = _absent()
-    resources: ResourceLimits = _absent()
-    resourcesNote: str = _absent()
-    updatedAt: str = _absent()
+    storageUsage: StorageUsage = absent()
+    errorMessage: str = absent()
+    sleepMode: str = absent()
+    resources: ResourceLimits = absent()
+    resourcesNote: str = absent()
+    updatedAt: str = absent()
 
 
 class SpaceSecret(_Answer):
     """One of `HfApi.get_space_secrets` (keyed by name): never a value."""
 
     updatedAt: str
-    description: str = _absent()
+    description: str = absent()
 
 
 class SpaceVariable(_Answer):
@@ -287,7 +284,7 @@ class SpaceVariable(_Answer):
 
     value: str
     updatedAt: str
-    description: str = _absent()
+    description: str = absent()
 
 
 class Accelerator(_Answer):
@@ -311,7 +308,7 @@ class JobHardwareInfo(_Answer):
     unitCostUSD: float
     unitLabel: str
     available: bool
-    note: str = _absent()
+    note: str = absent()
 
 
 class SpaceUsage(_Answer):
@@ -353,8 +350,8 @@ class _RepoInfo(_Answer):
     tags: list[str]
     xetEnabled: bool
     trendingScore: int
-    siblings: list[RepoSibling] = _absent()
-    cardData: dict[str, Any] = _absent()
+    siblings: list[RepoSibling] = absent()
+    cardData: dict[str, Any] = absent()
 
 
 class ModelInfo(_RepoInfo):
@@ -378,11 +375,11 @@ class SpaceInfo(_RepoInfo):
     subdomain: str
     host: str
     runtime: SpaceRuntime | None
-    title: Any = _absent()
-    emoji: Any = _absent()
-    colorFrom: Any = _absent()
-    colorTo: Any = _absent()
-    pinned: Any = _absent()
+    title: Any = absent()
+    emoji: Any = absent()
+    colorFrom: Any = absent()
+    colorTo: Any = absent()
+    pinned: Any = absent()
 
 
 RepoInfo = ModelInfo | DatasetInfo | SpaceInfo

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from spacehub.git.access import LFS_MEDIA_TYPE
-from spacehub.web.openapi import answers, body
+from spacehub.web.openapi import absent, answers, body
 
 
 class _Request(BaseModel):
@@ -17,10 +17,6 @@ class _Request(BaseModel):
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def _absent() -> Any:
-    return Field(default=None, json_schema_extra=lambda s: s.pop("default", None))
 
 
 class LfsObjectSpec(_Request):
@@ -45,13 +41,13 @@ class LfsBatchRequest(_Request):
 class LfsAction(_Answer):
     href: str
     expires_in: int
-    header: dict[str, str] = _absent()
+    header: dict[str, str] = absent()
 
 
 class LfsActions(_Answer):
-    download: LfsAction = _absent()
-    upload: LfsAction = _absent()
-    verify: LfsAction = _absent()
+    download: LfsAction = absent()
+    upload: LfsAction = absent()
+    verify: LfsAction = absent()
 
 
 class LfsObjectError(_Answer):
@@ -64,9 +60,9 @@ class LfsBatchObject(_Answer):
 
     oid: Any = Field(description="as the request gave it (echoed even when it is not a sha256)")
     size: Any
-    authenticated: bool = _absent()
-    actions: LfsActions = _absent()
-    error: LfsObjectError = _absent()
+    authenticated: bool = absent()
+    actions: LfsActions = absent()
+    error: LfsObjectError = absent()
 
 
 class LfsBatchResponse(_Answer):

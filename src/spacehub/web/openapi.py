@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.responses import Response
 
 
@@ -28,6 +28,12 @@ class RouteNotFound(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     detail: str
+
+
+def absent() -> Any:
+    """The default of a key that is sometimes left out of an answer: optional, with no default in the schema (a
+    default would tell readers the key is sent with that value)."""
+    return Field(default=None, json_schema_extra=lambda s: s.pop("default", None))
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
