@@ -1,4 +1,6 @@
-"""The JSON bodies of the Space and repo calls, as the clients send them (hf-wire-spec), for the OpenAPI document.
+"""The request bodies of the Hub's calls, as the clients send them (hf-wire-spec), for the OpenAPI document: JSON,
+the form of paths-info, and the NDJSON commit (the LFS batch call's are in `git.lfs_schemas`; answers in
+`api.responses`).
 
 Each model is named after the `HfApi` call whose payload it describes. They document the bodies (so that a fuzzer
 and a reader see them at ``/api/openapi.json``); they do not validate them: the handlers' own checks give the Hub's
