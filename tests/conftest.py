@@ -17,6 +17,7 @@ import pytest
 from spacehub.config import Settings
 from spacehub.services.context import HubContext
 from spacehub.wiring import hub_context
+from tests.inprocess import InProcessHub, start_inprocess_hub, stop_inprocess_hub
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -52,6 +53,12 @@ class Server:
     def cli(self, *args: str) -> str:
         return cli(self.data_dir, *args, env=self.env)
 
+    @property
+    def http(self) -> httpx.Client:
+        """Raw HTTP to any server (absolute URLs): the same attribute as `InProcessHub.http`, so request helpers
+        serve both."""
+        return _HTTP
+
     def user(self, name: str, role: str = "write") -> str:
         """Create ``name`` (if new) and return a fresh token of ``role``."""
         if name not in self.tokens:
@@ -60,6 +67,9 @@ class Server:
         if role == "write":
             return self.tokens[name]
         return self.cli("tokens", "create", name, "--role", role).strip().splitlines()[-1]
+
+
+_HTTP = httpx.Client(timeout=60)
 
 
 def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None) -> Server:
@@ -154,6 +164,29 @@ def anyio_backend() -> str:
 def ctx(tmp_path: Path) -> HubContext:
     """A HubContext on a fresh data dir (SQLite), for in-process service and runtime tests."""
     return hub_context(Settings(data_dir=tmp_path / "data"))
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessHub]:
+    """The Hub app in-process (no runtime), shared by the tests of a worker: the real huggingface_hub client reaches
+    it at ``hub.url`` (``hub.api(token)``), raw HTTP through ``hub.http`` (tests/inprocess.py)."""
+    h = start_inprocess_hub(tmp_path_factory.mktemp("inproc") / "data")
+    yield h
+    stop_inprocess_hub(h)
+
+
+@pytest.fixture
+def make_hub(tmp_path: Path) -> Iterator[Callable[..., InProcessHub]]:
+    """Extra in-process hubs for one test, each on its own data dir with Settings overrides; stopped after it."""
+    started: list[InProcessHub] = []
+
+    def make(**settings: object) -> InProcessHub:
+        started.append(start_inprocess_hub(tmp_path / f"inproc{len(started)}" / "data", settings))
+        return started[-1]
+
+    yield make
+    for h in started:
+        stop_inprocess_hub(h)
 
 
 SLOW_FOLDERS = ("e2e", "compat", "bench")  # whole folders of end-to-end tests: real apps, clients, benchmarks

@@ -1,5 +1,6 @@
 """Secrets, variables, create_repo's Space settings and duplicates, through the real client (2.4.0) and raw HTTP on
-a live server (no runtime here: tests/e2e/test_guide_settings.py runs the apps)."""
+the Hub app in-process (tests/inprocess.py: no runtime, no socket; tests/e2e/test_guide_settings.py runs the apps),
+and once on a live ``spacehub serve``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import BadRequestError, HfHubHTTPError, RepositoryNotFoundError
 
 from tests.conftest import Server
+from tests.inprocess import InProcessHub
 
 SECRET = "sv-api-8f2c1d5e9a7b"
 
@@ -22,10 +24,25 @@ def auth(token: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"} if token else {}
 
 
-def call(server: Server, method: str, path: str, token: str | None, body: Any = None, raw: bytes | None = None):
+def call(hub: InProcessHub, method: str, path: str, token: str | None, body: Any = None, raw: bytes | None = None):
     content = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     headers = {**auth(token), "content-type": "application/json"}
-    return httpx.request(method, server.url + path, content=content, headers=headers, timeout=30)
+    return hub.http.request(method, hub.url + path, content=content, headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def alice(hub: InProcessHub) -> str:
+    return hub.user("alice")
+
+
+@pytest.fixture(scope="module")
+def bob(hub: InProcessHub) -> str:
+    return hub.user("bob")
+
+
+@pytest.fixture
+def api(hub: InProcessHub, alice: str) -> HfApi:
+    return hub.api(alice)
 
 
 def assert_error(r: httpx.Response, status: int, text: str = "") -> None:
@@ -41,12 +58,12 @@ def space(api: HfApi, unique: str) -> str:
     return repo_id
 
 
-def repo_dirs(server: Server) -> set[str]:
-    return {p.name for p in (server.data_dir / "repos").iterdir()}
+def repo_dirs(hub: InProcessHub) -> set[str]:
+    return {p.name for p in (hub.data_dir / "repos").iterdir()}
 
 
 # ---- secrets and variables -------------------------------------------------------------------------------------
-def test_secrets_are_listed_without_their_values(server: Server, api: HfApi, space: str, alice: str) -> None:
+def test_secrets_are_listed_without_their_values(hub: InProcessHub, api: HfApi, space: str, alice: str) -> None:
     api.add_space_secret(space, "HF_TOKEN", SECRET, description="to upload")
     api.add_space_secret(space, "OTHER", SECRET + "-2")
     secrets = api.get_space_secrets(space)
@@ -57,9 +74,9 @@ def test_secrets_are_listed_without_their_values(server: Server, api: HfApi, spa
     api.add_space_secret(space, "HF_TOKEN", SECRET + "-new")  # upsert; the description stays
     after = api.get_space_secrets(space)["HF_TOKEN"]
     assert after.description == "to upload" and after.updated_at >= before
-    r = call(server, "GET", f"/api/spaces/{space}/secrets", alice)
+    r = call(hub, "GET", f"/api/spaces/{space}/secrets", alice)
     assert SECRET not in r.text and "value" not in r.text, r.text
-    assert call(server, "POST", f"/api/spaces/{space}/secrets", alice, {"key": "X", "value": SECRET}).json() == {}
+    assert call(hub, "POST", f"/api/spaces/{space}/secrets", alice, {"key": "X", "value": SECRET}).json() == {}
     api.delete_space_secret(space, "OTHER")
     api.delete_space_secret(space, "MISSING_KEY")  # not an error: the client relies on it
     assert set(api.get_space_secrets(space)) == {"HF_TOKEN", "X"}
@@ -93,10 +110,10 @@ def test_a_key_is_either_a_secret_or_a_variable(api: HfApi, space: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["secrets", "variables"])
-def test_bad_bodies_get_400_and_change_nothing(server: Server, alice: str, space: str, kind: str) -> None:
+def test_bad_bodies_get_400_and_change_nothing(hub: InProcessHub, alice: str, space: str, kind: str) -> None:
     path = f"/api/spaces/{space}/{kind}"
-    assert call(server, "POST", path, alice, {"key": "KEEP", "value": "v"}).status_code == 200
-    before = call(server, "GET", path, alice).json()
+    assert call(hub, "POST", path, alice, {"key": "KEEP", "value": "v"}).status_code == 200
+    before = call(hub, "GET", path, alice).json()
     for method, body, raw, text in (
         ("POST", {"key": "A", "value": "v", "unknown": 1}, None, "unknown fields"),
         ("POST", {"key": "A"}, None, "value"),
@@ -111,14 +128,14 @@ def test_bad_bodies_get_400_and_change_nothing(server: Server, alice: str, space
         ("DELETE", {}, None, "key"),
         ("DELETE", None, b"KEEP", "malformed json"),
     ):
-        assert_error(call(server, method, path, alice, body, raw), 400, text)
-    assert call(server, "GET", path, alice).json() == before
+        assert_error(call(hub, method, path, alice, body, raw), 400, text)
+    assert call(hub, "GET", path, alice).json() == before
 
 
-def test_changing_settings_needs_write_access(server: Server, api: HfApi, space: str, alice: str, bob: str) -> None:
+def test_changing_settings_needs_write_access(hub: InProcessHub, api: HfApi, space: str, alice: str, bob: str) -> None:
     api.add_space_variable(space, "V", "1")
     api.add_space_secret(space, "S", SECRET)
-    reader = server.user("alice", role="read")
+    reader = hub.user("alice", role="read")
     for token, status in ((bob, 403), (reader, 403), (None, 401)):
         for method, kind in (
             ("POST", "secrets"),
@@ -127,17 +144,17 @@ def test_changing_settings_needs_write_access(server: Server, api: HfApi, space:
             ("DELETE", "variables"),
         ):
             body = {"key": "S"} if method == "DELETE" else {"key": "N", "value": "x"}
-            r = call(server, method, f"/api/spaces/{space}/{kind}", token, body)
+            r = call(hub, method, f"/api/spaces/{space}/{kind}", token, body)
             assert r.status_code == status, (token, method, kind, r.text)
-        assert call(server, "GET", f"/api/spaces/{space}/secrets", token).status_code == status
-        assert call(server, "GET", f"/api/spaces/{space}/variables", token).json()["V"]["value"] == "1"  # public
+        assert call(hub, "GET", f"/api/spaces/{space}/secrets", token).status_code == status
+        assert call(hub, "GET", f"/api/spaces/{space}/variables", token).json()["V"]["value"] == "1"  # public
     assert set(api.get_space_secrets(space)) == {"S"} and set(api.get_space_variables(space)) == {"V"}
 
 
-def test_a_private_space_settings_are_invisible_to_others(server: Server, api: HfApi, unique: str, bob: str) -> None:
+def test_a_private_space_settings_are_invisible_to_others(hub: InProcessHub, api: HfApi, unique: str, bob: str) -> None:
     repo_id = f"alice/{unique}"
     api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=True)
-    bob_api = HfApi(endpoint=server.url, token=bob)
+    bob_api = HfApi(endpoint=hub.url, token=bob)
     for fn, args in (
         (bob_api.get_space_secrets, ()),
         (bob_api.get_space_variables, ()),
@@ -150,15 +167,15 @@ def test_a_private_space_settings_are_invisible_to_others(server: Server, api: H
             fn(repo_id, *args)
 
 
-def test_an_org_write_member_may_change_settings(server: Server, alice: str, unique: str) -> None:
+def test_an_org_write_member_may_change_settings(hub: InProcessHub, alice: str, unique: str) -> None:
     org = f"o{unique.replace('-', '')[-20:]}"
     member = f"m{unique.replace('-', '')[-20:]}"  # a user of its own: bob's orgs are asserted in test_hf_orgs
-    token = server.user(member)
-    server.cli("orgs", "create", org)
-    server.cli("orgs", "add-member", org, "alice", "--role", "admin")
-    server.cli("orgs", "add-member", org, member, "--role", "write")
-    HfApi(endpoint=server.url, token=alice).create_repo(f"{org}/s", repo_type="space", space_sdk="static")
-    bob_api = HfApi(endpoint=server.url, token=token)
+    token = hub.user(member)
+    hub.cli("orgs", "create", org)
+    hub.cli("orgs", "add-member", org, "alice", "--role", "admin")
+    hub.cli("orgs", "add-member", org, member, "--role", "write")
+    HfApi(endpoint=hub.url, token=alice).create_repo(f"{org}/s", repo_type="space", space_sdk="static")
+    bob_api = HfApi(endpoint=hub.url, token=token)
     bob_api.add_space_secret(f"{org}/s", "K", SECRET)
     assert set(bob_api.get_space_secrets(f"{org}/s")) == {"K"}
 
@@ -187,12 +204,12 @@ def test_create_repo_sets_secrets_and_variables(api: HfApi, unique: str) -> None
         {"secrets": [{"key": "A", "value": "1"}], "variables": [{"key": "A", "value": "2"}]},
     ],
 )
-def test_create_repo_with_bad_settings_creates_nothing(server: Server, alice: str, unique: str, extra: dict) -> None:
-    before = repo_dirs(server)
+def test_create_repo_with_bad_settings_creates_nothing(hub: InProcessHub, alice: str, unique: str, extra: dict) -> None:
+    before = repo_dirs(hub)
     body = {"name": unique, "type": "space", "sdk": "gradio", "private": False, **extra}
-    assert_error(call(server, "POST", "/api/repos/create", alice, body), 400)
-    assert call(server, "GET", f"/api/spaces/alice/{unique}", alice).status_code == 404
-    assert repo_dirs(server) == before
+    assert_error(call(hub, "POST", "/api/repos/create", alice, body), 400)
+    assert call(hub, "GET", f"/api/spaces/alice/{unique}", alice).status_code == 404
+    assert repo_dirs(hub) == before
 
 
 def test_a_create_hook_failing_after_the_repo_exists_leaves_no_git_directory(tmp_path: Path) -> None:
@@ -229,7 +246,7 @@ def test_a_create_hook_failing_after_the_repo_exists_leaves_no_git_directory(tmp
 
 # ---- duplicate -------------------------------------------------------------------------------------------------
 @pytest.fixture
-def source(server: Server, api: HfApi, space: str) -> str:
+def source(hub: InProcessHub, api: HfApi, space: str) -> str:
     api.upload_file(path_or_fileobj=b"print('hi')\n", path_in_repo="app.py", repo_id=space, repo_type="space")
     api.create_branch(space, branch="dev", repo_type="space")
     api.create_tag(space, tag="v1", repo_type="space")
@@ -265,7 +282,7 @@ def test_duplicate_copies_files_and_variables_but_never_secrets(api: HfApi, sour
 
 
 def test_duplicate_visibility_conflicts_and_missing_sources(
-    server: Server, api: HfApi, source: str, unique: str
+    hub: InProcessHub, api: HfApi, source: str, unique: str
 ) -> None:
     url = api.duplicate_repo(source, f"alice/{unique}-pub", repo_type="space", visibility="public")
     assert api.space_info(url.repo_id).private is False
@@ -280,9 +297,9 @@ def test_duplicate_visibility_conflicts_and_missing_sources(
         api.duplicate_repo(f"alice/{unique}-nope", f"alice/{unique}-x", repo_type="space")
 
 
-def test_duplicate_of_a_private_space_needs_read_access(server: Server, api: HfApi, unique: str, bob: str) -> None:
+def test_duplicate_of_a_private_space_needs_read_access(hub: InProcessHub, api: HfApi, unique: str, bob: str) -> None:
     api.create_repo(f"alice/{unique}", repo_type="space", space_sdk="static", private=True)
-    bob_api = HfApi(endpoint=server.url, token=bob)
+    bob_api = HfApi(endpoint=hub.url, token=bob)
     with pytest.raises(RepositoryNotFoundError):
         bob_api.duplicate_repo(f"alice/{unique}", repo_type="space")
     api.update_repo_settings(f"alice/{unique}", repo_type="space", visibility="public")
@@ -307,15 +324,17 @@ def test_duplicate_models_and_datasets(api: HfApi, unique: str, repo_type: str) 
     assert info.private is False and "w.bin" in {s.rfilename for s in info.siblings}
 
 
-def test_duplicate_payloads_of_older_clients_and_bad_ones(server: Server, alice: str, source: str, unique: str) -> None:
+def test_duplicate_payloads_of_older_clients_and_bad_ones(
+    hub: InProcessHub, alice: str, source: str, unique: str
+) -> None:
     path = f"/api/spaces/{source}/duplicate"
     old = {"repository": f"alice/{unique}-old", "private": False, "hardware": "cpu-basic", "storageTier": None,
            "secrets": [{"key": "S", "value": SECRET}], "variables": [{"key": "V", "value": "v"}]}  # fmt: skip
-    r = call(server, "POST", path, alice, old)  # 0.21 duplicate_space
-    assert r.status_code == 200 and r.json() == {"url": f"{server.url}/spaces/alice/{unique}-old"}, r.text
-    assert call(server, "GET", f"/api/spaces/alice/{unique}-old", None).json()["private"] is False
-    call(server, "POST", "/api/repos/create", alice, {"name": f"{unique}-m"})
-    before = repo_dirs(server)
+    r = call(hub, "POST", path, alice, old)  # 0.21 duplicate_space
+    assert r.status_code == 200 and r.json() == {"url": f"{hub.url}/spaces/alice/{unique}-old"}, r.text
+    assert call(hub, "GET", f"/api/spaces/alice/{unique}-old", None).json()["private"] is False
+    call(hub, "POST", "/api/repos/create", alice, {"name": f"{unique}-m"})
+    before = repo_dirs(hub)
     for body, status, text in (
         ({"repository": f"alice/{unique}-b1", "unknown": 1}, 400, "unknown keys"),
         ({"private": True}, 400, "repository"),
@@ -334,30 +353,43 @@ def test_duplicate_payloads_of_older_clients_and_bad_ones(server: Server, alice:
             "both",
         ),
     ):
-        assert_error(call(server, "POST", path, alice, body), status, text)
-    assert_error(call(server, "POST", path, alice, raw=b"{"), 400, "malformed")
+        assert_error(call(hub, "POST", path, alice, body), status, text)
+    assert_error(call(hub, "POST", path, alice, raw=b"{"), 400, "malformed")
     model = f"/api/models/alice/{unique}-m/duplicate"
-    assert_error(
-        call(server, "POST", model, alice, {"repository": f"alice/{unique}-m2", "hardware": "t4"}), 400, "Spaces"
-    )
-    assert repo_dirs(server) == before
+    assert_error(call(hub, "POST", model, alice, {"repository": f"alice/{unique}-m2", "hardware": "t4"}), 400, "Spaces")
+    assert repo_dirs(hub) == before
 
 
 def test_duplicate_applies_hardware_sleep_and_storage_through_the_create_hooks(
-    server: Server, api: HfApi, alice: str, source: str, unique: str
+    hub: InProcessHub, api: HfApi, alice: str, source: str, unique: str
 ) -> None:
     org = f"d{unique.replace('-', '')[-20:]}"
-    server.cli("orgs", "create", org)
-    server.cli("orgs", "add-member", org, "alice", "--role", "admin")
-    before = repo_dirs(server)
+    hub.cli("orgs", "create", org)
+    hub.cli("orgs", "add-member", org, "alice", "--role", "admin")
+    before = repo_dirs(hub)
     with pytest.raises(HfHubHTTPError) as e:  # paid hardware without a billing account: nothing is created
         api.duplicate_repo(source, f"{org}/paid", repo_type="space", space_hardware="cpu-upgrade")
     assert e.value.response.status_code == 402, e.value
-    assert repo_dirs(server) == before and not api.repo_exists(f"{org}/paid", repo_type="space")
-    server.cli("billing", "grant", org)
+    assert repo_dirs(hub) == before and not api.repo_exists(f"{org}/paid", repo_type="space")
+    hub.cli("billing", "grant", org)
     api.duplicate_repo(source, f"{org}/paid", repo_type="space", space_hardware="cpu-upgrade", space_sleep_time=7200)
     rt = api.get_space_runtime(f"{org}/paid")
     assert rt.requested_hardware == "cpu-upgrade" and rt.sleep_time == 7200, rt.raw
     old = {"repository": f"{org}/stored", "private": True, "storageTier": "small"}  # ≤ 1.33 duplicate_space
-    assert call(server, "POST", f"/api/spaces/{source}/duplicate", alice, old).status_code == 200
+    assert call(hub, "POST", f"/api/spaces/{source}/duplicate", alice, old).status_code == 200
     assert api.get_space_runtime(f"{org}/stored").raw["storage"] == "small"
+
+
+# ---- the same over a socket ------------------------------------------------------------------------------------
+def test_secrets_variables_and_duplicate_on_a_live_server(server: Server, unique: str) -> None:
+    """The smoke test of this area on a real ``spacehub serve`` (the in-process tests above cover the behaviour)."""
+    api = HfApi(endpoint=server.url, token=server.user("alice"))
+    repo_id = f"alice/{unique}"
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", space_secrets=[{"key": "S", "value": SECRET}])
+    api.add_space_variable(repo_id, "V", "1", description="d")
+    assert set(api.get_space_secrets(repo_id)) == {"S"} and api.get_space_variables(repo_id)["V"].description == "d"
+    r = httpx.get(f"{server.url}/api/spaces/{repo_id}/secrets", headers=auth(server.user("alice")))
+    assert r.status_code == 200 and SECRET not in r.text and "value" not in r.text
+    url = api.duplicate_repo(repo_id, f"{repo_id}-dup", repo_type="space")
+    assert url.repo_id == f"{repo_id}-dup" and str(url).startswith(server.url)
+    assert set(api.get_space_variables(url.repo_id)) == {"V"} and api.get_space_secrets(url.repo_id) == {}

@@ -1,5 +1,7 @@
-"""Persistent storage and volumes through the API (no runtime here: what is stored and answered). Real processes are
-in tests/e2e/test_storage.py. Bad input is a 400 that changes nothing; others get 404 (private) or 403 (public)."""
+"""Persistent storage and volumes through the API (no runtime here: what is stored and answered), on the Hub app
+in-process (tests/inprocess.py; the fixtures below make ``server`` the in-process hub), and once on a live server.
+Real processes are in tests/e2e/test_storage.py. Bad input is a 400 that changes nothing; others get 404 (private)
+or 403 (public)."""
 
 from __future__ import annotations
 
@@ -12,39 +14,57 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from tests.api.test_bad_input import assert_error
 from tests.conftest import Server
+from tests.inprocess import InProcessHub
+
+Hub = Server | InProcessHub
+
+
+@pytest.fixture(scope="module")
+def server(hub: InProcessHub) -> InProcessHub:
+    return hub
+
+
+@pytest.fixture(scope="module")
+def alice(hub: InProcessHub) -> str:
+    return hub.user("alice")
+
+
+@pytest.fixture(scope="module")
+def bob(hub: InProcessHub) -> str:
+    return hub.user("bob")
 
 
 def auth(token: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"} if token else {}
 
 
-def create(server: Server, token: str, name: str, **body: Any) -> httpx.Response:
-    return httpx.post(f"{server.url}/api/repos/create", json={"name": name, **body}, headers=auth(token))
+def create(server: Hub, token: str, name: str, **body: Any) -> httpx.Response:
+    return server.http.post(f"{server.url}/api/repos/create", json={"name": name, **body}, headers=auth(token))
 
 
-def runtime(server: Server, repo_id: str, token: str | None) -> dict[str, Any]:
-    r = httpx.get(f"{server.url}/api/spaces/{repo_id}/runtime", headers=auth(token))
+def runtime(server: Hub, repo_id: str, token: str | None) -> dict[str, Any]:
+    r = server.http.get(f"{server.url}/api/spaces/{repo_id}/runtime", headers=auth(token))
     assert r.status_code == 200, r.text
     return dict(r.json())
 
 
-def storage(server: Server, repo_id: str, token: str | None, **kw: Any) -> httpx.Response:
-    return httpx.post(f"{server.url}/api/spaces/{repo_id}/storage", headers=auth(token), **kw)
+def storage(server: Hub, repo_id: str, token: str | None, **kw: Any) -> httpx.Response:
+    return server.http.post(f"{server.url}/api/spaces/{repo_id}/storage", headers=auth(token), **kw)
 
 
-def volumes(server: Server, repo_id: str, token: str | None, **kw: Any) -> httpx.Response:
-    return httpx.put(f"{server.url}/api/spaces/{repo_id}/volumes", headers=auth(token), **kw)
+def volumes(server: Hub, repo_id: str, token: str | None, **kw: Any) -> httpx.Response:
+    return server.http.put(f"{server.url}/api/spaces/{repo_id}/volumes", headers=auth(token), **kw)
 
 
 @pytest.fixture
-def space(server: Server, alice: str, unique: str) -> str:
+def space(server: Hub, alice: str, unique: str) -> str:
     r = create(server, alice, unique, type="space", sdk="gradio")
     assert r.status_code == 200, r.text
     return f"alice/{unique}"
 
 
 @pytest.fixture
-def sources(server: Server, alice: str, unique: str) -> dict[str, str]:
+def sources(server: Hub, alice: str, unique: str) -> dict[str, str]:
     """alice's public model (weights/ folder) and private dataset, with a v1 tag on the model."""
     api = HfApi(endpoint=server.url, token=alice)
     model, dataset = f"alice/{unique}-model", f"alice/{unique}-data"
@@ -57,7 +77,7 @@ def sources(server: Server, alice: str, unique: str) -> dict[str, str]:
 
 
 # ---- storage -------------------------------------------------------------------------------------------------------
-def test_request_space_storage_sets_upgrades_and_refuses_a_smaller_tier(server: Server, alice: str, space: str) -> None:
+def test_request_space_storage_sets_upgrades_and_refuses_a_smaller_tier(server: Hub, alice: str, space: str) -> None:
     r = storage(server, space, alice, json={"tier": "small"})
     assert r.status_code == 200, r.text
     assert r.json()["storage"] == "small"
@@ -67,9 +87,9 @@ def test_request_space_storage_sets_upgrades_and_refuses_a_smaller_tier(server: 
     assert r.json()["storage"] == "large" and r.json()["storageUsage"]["limit"] == 10**12
     assert_error(storage(server, space, alice, json={"tier": "medium"}), 400, text="delete the storage first")
     assert runtime(server, space, alice)["storage"] == "large"
-    r = httpx.delete(f"{server.url}/api/spaces/{space}/storage", headers=auth(alice))
+    r = server.http.delete(f"{server.url}/api/spaces/{space}/storage", headers=auth(alice))
     assert r.status_code == 200 and r.json()["storage"] is None and "storageUsage" not in r.json()
-    assert httpx.delete(f"{server.url}/api/spaces/{space}/storage", headers=auth(alice)).status_code == 200
+    assert server.http.delete(f"{server.url}/api/spaces/{space}/storage", headers=auth(alice)).status_code == 200
     assert storage(server, space, alice, json={"tier": "medium"}).json()["storage"] == "medium"  # after a delete
 
 
@@ -86,33 +106,33 @@ def test_request_space_storage_sets_upgrades_and_refuses_a_smaller_tier(server: 
     ],
 )
 def test_bad_storage_requests_are_400_and_change_nothing(
-    server: Server, alice: str, space: str, kw: dict[str, Any], text: str
+    server: Hub, alice: str, space: str, kw: dict[str, Any], text: str
 ) -> None:
     assert storage(server, space, alice, json={"tier": "medium"}).status_code == 200
     headers = {**auth(alice), **kw.pop("headers", {})}
-    r = httpx.post(f"{server.url}/api/spaces/{space}/storage", headers=headers, **kw)
+    r = server.http.post(f"{server.url}/api/spaces/{space}/storage", headers=headers, **kw)
     assert_error(r, 400, text=text)
     assert runtime(server, space, alice)["storage"] == "medium"
 
 
-def test_storage_needs_write_access(server: Server, alice: str, bob: str, space: str, unique: str) -> None:
+def test_storage_needs_write_access(server: Hub, alice: str, bob: str, space: str, unique: str) -> None:
     assert_error(storage(server, space, bob, json={"tier": "small"}), 403)
     assert_error(storage(server, space, None, json={"tier": "small"}), 401)
     assert_error(storage(server, space, server.user("alice", "read"), json={"tier": "small"}), 403)
-    assert_error(httpx.delete(f"{server.url}/api/spaces/{space}/storage", headers=auth(bob)), 403)
+    assert_error(server.http.delete(f"{server.url}/api/spaces/{space}/storage", headers=auth(bob)), 403)
     assert create(server, alice, f"{unique}-p", type="space", sdk="gradio", private=True).status_code == 200
     assert_error(storage(server, f"alice/{unique}-p", bob, json={"tier": "small"}), 404, "RepoNotFound")
     assert runtime(server, space, alice)["storage"] is None
 
 
-def test_create_repo_with_a_storage_tier(server: Server, alice: str, unique: str) -> None:
+def test_create_repo_with_a_storage_tier(server: Hub, alice: str, unique: str) -> None:
     assert create(server, alice, unique, type="space", sdk="gradio", storageTier="medium").status_code == 200
     assert runtime(server, f"alice/{unique}", alice)["storage"] == "medium"
     assert_error(create(server, alice, f"{unique}-bad", type="space", sdk="gradio", storageTier="xl"), 400)
-    assert httpx.get(f"{server.url}/api/spaces/alice/{unique}-bad", headers=auth(alice)).status_code == 404
+    assert server.http.get(f"{server.url}/api/spaces/alice/{unique}-bad", headers=auth(alice)).status_code == 404
 
 
-def test_static_spaces_take_no_storage_nor_volumes(server: Server, alice: str, unique: str) -> None:
+def test_static_spaces_take_no_storage_nor_volumes(server: Hub, alice: str, unique: str) -> None:
     assert create(server, alice, unique, type="space", sdk="static").status_code == 200
     assert_error(storage(server, f"alice/{unique}", alice, json={"tier": "small"}), 400, text="static")
     vol = {"type": "model", "source": "alice/x", "mountPath": "/m"}
@@ -121,7 +141,7 @@ def test_static_spaces_take_no_storage_nor_volumes(server: Server, alice: str, u
 
 # ---- volumes -------------------------------------------------------------------------------------------------------
 def test_set_space_volumes_replaces_the_list_and_masks_private_sources(
-    server: Server, alice: str, bob: str, space: str, sources: dict[str, str]
+    server: Hub, alice: str, bob: str, space: str, sources: dict[str, str]
 ) -> None:
     api = HfApi(endpoint=server.url, token=alice)
     api.set_space_volumes(space, [
@@ -183,7 +203,7 @@ BAD_VOLUMES: list[tuple[Any, str]] = [
 
 @pytest.mark.parametrize(("volume_list", "text"), BAD_VOLUMES)
 def test_bad_volumes_are_400_and_change_nothing(
-    server: Server, alice: str, space: str, sources: dict[str, str], volume_list: Any, text: str
+    server: Hub, alice: str, space: str, sources: dict[str, str], volume_list: Any, text: str
 ) -> None:
     keep = [{"type": "model", "source": sources["model"], "mountPath": "/keep"}]
     assert volumes(server, space, alice, json={"volumes": keep}).status_code == 200
@@ -195,7 +215,7 @@ def test_bad_volumes_are_400_and_change_nothing(
 
 
 def test_volume_sources_must_be_readable_and_exist(
-    server: Server, alice: str, bob: str, sources: dict[str, str], unique: str
+    server: Hub, alice: str, bob: str, sources: dict[str, str], unique: str
 ) -> None:
     assert create(server, bob, f"{unique}-b", type="space", sdk="gradio").status_code == 200
     bobs = f"bob/{unique}-b"
@@ -211,10 +231,10 @@ def test_volume_sources_must_be_readable_and_exist(
     # and only writers change them
     public = [{"type": "model", "source": sources["model"], "mountPath": "/d"}]
     assert_error(volumes(server, bobs, alice, json={"volumes": public}), 403)
-    assert_error(httpx.delete(f"{server.url}/api/spaces/{bobs}/volumes", headers=auth(alice)), 403)
+    assert_error(server.http.delete(f"{server.url}/api/spaces/{bobs}/volumes", headers=auth(alice)), 403)
 
 
-def test_create_repo_with_volumes(server: Server, alice: str, sources: dict[str, str], unique: str) -> None:
+def test_create_repo_with_volumes(server: Hub, alice: str, sources: dict[str, str], unique: str) -> None:
     api = HfApi(endpoint=server.url, token=alice)
     vol = Volume(type="dataset", source=sources["dataset"], mount_path="/datasets/d", path="train")
     api.create_repo(f"alice/{unique}", repo_type="space", space_sdk="gradio", space_volumes=[vol])
@@ -224,13 +244,13 @@ def test_create_repo_with_volumes(server: Server, alice: str, sources: dict[str,
 
 # ---- duplicates ----------------------------------------------------------------------------------------------------
 def test_a_duplicate_gets_the_storage_and_volumes_asked_never_the_sources(
-    server: Server, alice: str, space: str, sources: dict[str, str], unique: str
+    server: Hub, alice: str, space: str, sources: dict[str, str], unique: str
 ) -> None:
     assert storage(server, space, alice, json={"tier": "large"}).status_code == 200
     vol = {"type": "model", "source": sources["model"], "mountPath": "/m"}
     assert volumes(server, space, alice, json={"volumes": [vol]}).status_code == 200
     dup = f"{server.url}/api/spaces/{space}/duplicate"
-    r = httpx.post(dup, json={"repository": f"alice/{unique}-d1", "storageTier": "small"}, headers=auth(alice))
+    r = server.http.post(dup, json={"repository": f"alice/{unique}-d1", "storageTier": "small"}, headers=auth(alice))
     assert r.status_code == 200, r.text
     rt = runtime(server, f"alice/{unique}-d1", alice)
     assert (rt["storage"], rt["volumes"]) == ("small", None)
@@ -240,6 +260,22 @@ def test_a_duplicate_gets_the_storage_and_volumes_asked_never_the_sources(
     rt = runtime(server, f"alice/{unique}-d2", alice)
     assert rt["storage"] is None and [v["source"] for v in rt["volumes"]] == [sources["dataset"]]
     for bad in ({"storageTier": "xl"}, {"volumes": [{"type": "model"}]}, {"volumes": [{**vol, "mountPath": "/data"}]}):
-        r = httpx.post(dup, json={"repository": f"alice/{unique}-bad", **bad}, headers=auth(alice))
+        r = server.http.post(dup, json={"repository": f"alice/{unique}-bad", **bad}, headers=auth(alice))
         assert_error(r, 400)
-        assert httpx.get(f"{server.url}/api/spaces/alice/{unique}-bad", headers=auth(alice)).status_code == 404
+        assert server.http.get(f"{server.url}/api/spaces/alice/{unique}-bad", headers=auth(alice)).status_code == 404
+
+
+def test_storage_and_volumes_on_a_live_server(start_hub, unique: str) -> None:  # type: ignore[no-untyped-def]
+    """The smoke test of this area on a real ``spacehub serve`` (the in-process tests above cover the behaviour)."""
+    live = start_hub()
+    alice = live.user("alice")
+    assert create(live, alice, unique, type="space", sdk="gradio").status_code == 200
+    space = f"alice/{unique}"
+    assert storage(live, space, alice, json={"tier": "small"}).status_code == 200
+    assert runtime(live, space, alice)["storage"] == "small"
+    HfApi(endpoint=live.url, token=alice).create_repo(f"alice/{unique}-m")
+    r = volumes(
+        live, space, alice, json={"volumes": [{"type": "model", "source": f"alice/{unique}-m", "mountPath": "/m"}]}
+    )
+    assert r.status_code == 200, r.text
+    assert [v["source"] for v in runtime(live, space, None)["volumes"]] == [f"alice/{unique}-m"]

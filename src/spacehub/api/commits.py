@@ -8,15 +8,22 @@ from typing import IO, Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from spacehub.api import responses as r
+from spacehub.api import schemas
 from spacehub.errors import PayloadTooLarge
 from spacehub.services import commits, repos
 from spacehub.web.deps import base_url, ctx_of, json_body, qbool, raw, unit
+from spacehub.web.openapi import answers
 
 router = APIRouter()
 SPOOL_IN_MEMORY = 32 * 1024 * 1024
 
 
-@router.post("/api/{rtype:repotype}/{ns}/{name}/preupload/{rev}")
+@router.post(
+    "/api/{rtype:repotype}/{ns}/{name}/preupload/{rev}",
+    openapi_extra=schemas.body(schemas.PreuploadRequest),
+    **answers(r.PreuploadInfo),
+)
 async def preupload(request: Request, rtype: str, ns: str, name: str, rev: str) -> dict[str, Any]:
     """Serves the upload-mode negotiation of every upload: POST /api/{T}/{id}/preupload/{rev}."""
     body = await json_body(request)
@@ -44,7 +51,9 @@ async def spool_body(request: Request) -> IO[bytes]:
     return f  # type: ignore[return-value]
 
 
-@router.post("/api/{rtype:repotype}/{ns}/{name}/commit/{rev}")
+@router.post(
+    "/api/{rtype:repotype}/{ns}/{name}/commit/{rev}", openapi_extra=schemas.commit_body(), **answers(r.CommitInfo)
+)
 async def create_commit(request: Request, rtype: str, ns: str, name: str, rev: str) -> dict[str, Any]:
     """Serves `HfApi.create_commit`, `upload_file`, `upload_folder`, `delete_file`, `delete_folder`:
     POST /api/{T}/{id}/commit/{rev} (NDJSON)."""

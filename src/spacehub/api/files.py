@@ -18,10 +18,18 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from spacehub.services import files, repos
 from spacehub.web.deps import raw, unit
+from spacehub.web.openapi import raw_answers
 
 router = APIRouter()
 CHUNK = 1024 * 1024
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_BYTES = {"type": "string", "format": "binary"}
+DOWNLOAD = raw_answers(
+    "application/octet-stream",
+    _BYTES,
+    "The file (X-Repo-Commit, ETag; X-Linked-Etag and X-Linked-Size for LFS files)",
+    **{"206": {"description": "One byte range", "content": {"application/octet-stream": {"schema": _BYTES}}}},
+)
 
 
 class WebTypeConvertor(Convertor[str]):
@@ -39,13 +47,13 @@ class WebTypeConvertor(Convertor[str]):
 register_url_convertor("webtype", WebTypeConvertor())
 
 
-@router.api_route("/{wtype:webtype}/{ns}/{name}/resolve/{rev}/{path:path}", methods=["GET", "HEAD"])
+@router.api_route("/{wtype:webtype}/{ns}/{name}/resolve/{rev}/{path:path}", methods=["GET", "HEAD"], **DOWNLOAD)
 async def hf_hub_download(request: Request, wtype: str, ns: str, name: str, rev: str, path: str) -> Response:
     """Serves `hf_hub_download`, `snapshot_download`, `file_exists` for datasets and Spaces."""
     return await _resolve(request, wtype, f"{ns}/{name}", raw(rev), raw(path))
 
 
-@router.api_route("/{ns}/{name}/resolve/{rev}/{path:path}", methods=["GET", "HEAD"])
+@router.api_route("/{ns}/{name}/resolve/{rev}/{path:path}", methods=["GET", "HEAD"], **DOWNLOAD)
 async def hf_hub_download_model(request: Request, ns: str, name: str, rev: str, path: str) -> Response:
     """Serves `hf_hub_download` for models: GET/HEAD /{id}/resolve/{rev}/{path}."""
     return await _resolve(request, "model", f"{ns}/{name}", raw(rev), raw(path))

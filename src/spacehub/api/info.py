@@ -9,10 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from spacehub.api import responses as r
+from spacehub.api import schemas
 from spacehub.errors import BadRequest
 from spacehub.services import files, refs, repos
 from spacehub.services.formats import iso
 from spacehub.web.deps import base_url, json_object, parse_json, qbool, raw, read_body, unit
+from spacehub.web.openapi import answers
 
 router = APIRouter()
 
@@ -23,7 +26,7 @@ def _next_link(request: Request, cursor: int) -> dict[str, str]:
     return {"Link": f'<{public}{url.path}?{url.query}>; rel="next"'}
 
 
-@router.get("/api/{rtype:repotype}")
+@router.get("/api/{rtype:repotype}", **answers(list[r.RepoInfo]))
 def list_repos(request: Request, rtype: str) -> JSONResponse:
     """Serves `HfApi.list_models` / `list_datasets` / `list_spaces`: GET /api/{T} (paginated with Link)."""
     q = request.query_params
@@ -53,13 +56,13 @@ def list_repos(request: Request, rtype: str) -> JSONResponse:
     return JSONResponse(items, headers=headers)
 
 
-@router.get("/api/{rtype:repotype}/{ns}/{name}")
+@router.get("/api/{rtype:repotype}/{ns}/{name}", **answers(r.RepoInfo))
 def repo_info(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.repo_info` / `model_info` / `dataset_info` / `space_info`: GET /api/{T}/{id}."""
     return _info(request, rtype, f"{ns}/{name}", "main")
 
 
-@router.get("/api/{rtype:repotype}/{ns}/{name}/revision/{rev:path}")
+@router.get("/api/{rtype:repotype}/{ns}/{name}/revision/{rev:path}", **answers(r.RepoInfo))
 def repo_info_at_revision(request: Request, rtype: str, ns: str, name: str, rev: str) -> dict[str, Any]:
     """Serves `repo_info(revision=…)`, `revision_exists`, snapshot_download: GET /api/{T}/{id}/revision/{rev}."""
     return _info(request, rtype, f"{ns}/{name}", raw(rev))
@@ -90,13 +93,13 @@ def _info(request: Request, rtype: str, repo_id: str, rev: str) -> dict[str, Any
         return info
 
 
-@router.get("/api/{rtype:repotype}/{ns}/{name}/tree/{rev}")
+@router.get("/api/{rtype:repotype}/{ns}/{name}/tree/{rev}", **answers(r.TreeEntries))
 def list_repo_tree_root(request: Request, rtype: str, ns: str, name: str, rev: str) -> JSONResponse:
     """Serves `HfApi.list_repo_tree` / `list_repo_files`: GET /api/{T}/{id}/tree/{rev}."""
     return _tree(request, rtype, f"{ns}/{name}", raw(rev), "")
 
 
-@router.get("/api/{rtype:repotype}/{ns}/{name}/tree/{rev}/{path:path}")
+@router.get("/api/{rtype:repotype}/{ns}/{name}/tree/{rev}/{path:path}", **answers(r.TreeEntries))
 def list_repo_tree(request: Request, rtype: str, ns: str, name: str, rev: str, path: str) -> JSONResponse:
     """Serves `HfApi.list_repo_tree(path_in_repo=…)`: GET /api/{T}/{id}/tree/{rev}/{path}."""
     return _tree(request, rtype, f"{ns}/{name}", raw(rev), raw(path).strip("/"))
@@ -125,7 +128,11 @@ def _tree(request: Request, rtype: str, repo_id: str, rev: str, path: str) -> JS
     return JSONResponse(chunk, headers=_next_link(request, cursor + page) if more else {})
 
 
-@router.post("/api/{rtype:repotype}/{ns}/{name}/paths-info/{rev}")
+@router.post(
+    "/api/{rtype:repotype}/{ns}/{name}/paths-info/{rev}",
+    openapi_extra=schemas.paths_info_body(),
+    **answers(r.TreeEntries),
+)
 async def get_paths_info(request: Request, rtype: str, ns: str, name: str, rev: str) -> list[dict[str, Any]]:
     """Serves `HfApi.get_paths_info`: POST /api/{T}/{id}/paths-info/{rev} (form-encoded, JSON accepted too)."""
     body = await read_body(request)
@@ -150,7 +157,7 @@ async def get_paths_info(request: Request, rtype: str, ns: str, name: str, rev: 
     return await run_in_threadpool(run)
 
 
-@router.get("/api/{rtype:repotype}/{ns}/{name}/refs")
+@router.get("/api/{rtype:repotype}/{ns}/{name}/refs", **answers(r.GitRefs))
 def list_repo_refs(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.list_repo_refs`: GET /api/{T}/{id}/refs."""
     with unit(request) as (ctx, s, p):
@@ -161,7 +168,7 @@ def list_repo_refs(request: Request, rtype: str, ns: str, name: str) -> dict[str
         return out
 
 
-@router.get("/api/{rtype:repotype}/{ns}/{name}/commits/{rev}")
+@router.get("/api/{rtype:repotype}/{ns}/{name}/commits/{rev}", **answers(list[r.GitCommitInfo]))
 def list_repo_commits(request: Request, rtype: str, ns: str, name: str, rev: str) -> JSONResponse:
     """Serves `HfApi.list_repo_commits`: GET /api/{T}/{id}/commits/{rev} (paginated, newest first)."""
     q = request.query_params
@@ -176,7 +183,11 @@ def list_repo_commits(request: Request, rtype: str, ns: str, name: str, rev: str
     return JSONResponse(items, headers=_next_link(request, cursor + limit) if more else {})
 
 
-@router.post("/api/{rtype:repotype}/{ns}/{name}/branch/{branch:path}")
+@router.post(
+    "/api/{rtype:repotype}/{ns}/{name}/branch/{branch:path}",
+    openapi_extra=schemas.body(schemas.CreateBranchRequest),
+    **answers(r.Empty),
+)
 async def create_branch(request: Request, rtype: str, ns: str, name: str, branch: str) -> dict[str, Any]:
     """Serves `HfApi.create_branch`: POST /api/{T}/{id}/branch/{branch}."""
     body = await json_object(request)
@@ -190,7 +201,7 @@ async def create_branch(request: Request, rtype: str, ns: str, name: str, branch
     return await run_in_threadpool(run)
 
 
-@router.delete("/api/{rtype:repotype}/{ns}/{name}/branch/{branch:path}")
+@router.delete("/api/{rtype:repotype}/{ns}/{name}/branch/{branch:path}", **answers(r.Empty))
 def delete_branch(request: Request, rtype: str, ns: str, name: str, branch: str) -> dict[str, Any]:
     """Serves `HfApi.delete_branch`: DELETE /api/{T}/{id}/branch/{branch}."""
     with unit(request) as (ctx, s, p):
@@ -199,7 +210,11 @@ def delete_branch(request: Request, rtype: str, ns: str, name: str, branch: str)
         return {}
 
 
-@router.post("/api/{rtype:repotype}/{ns}/{name}/tag/{rev:path}")
+@router.post(
+    "/api/{rtype:repotype}/{ns}/{name}/tag/{rev:path}",
+    openapi_extra=schemas.body(schemas.CreateTagRequest),
+    **answers(r.Empty),
+)
 async def create_tag(request: Request, rtype: str, ns: str, name: str, rev: str) -> dict[str, Any]:
     """Serves `HfApi.create_tag`: POST /api/{T}/{id}/tag/{rev} with {"tag", "message"?}."""
     body = await json_object(request)
@@ -216,7 +231,7 @@ async def create_tag(request: Request, rtype: str, ns: str, name: str, rev: str)
     return await run_in_threadpool(run)
 
 
-@router.delete("/api/{rtype:repotype}/{ns}/{name}/tag/{tag:path}")
+@router.delete("/api/{rtype:repotype}/{ns}/{name}/tag/{tag:path}", **answers(r.Empty))
 def delete_tag(request: Request, rtype: str, ns: str, name: str, tag: str) -> dict[str, Any]:
     """Serves `HfApi.delete_tag`: DELETE /api/{T}/{id}/tag/{tag}."""
     with unit(request) as (ctx, s, p):

@@ -8,24 +8,26 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from spacehub.api import responses as r
 from spacehub.api import schemas
 from spacehub.errors import BadRequest
 from spacehub.services import accounts, commits, creation, repos
 from spacehub.services.creation import str_or_none
 from spacehub.services.formats import repo_type_from, split_repo_id
 from spacehub.web.deps import base_url, bearer_token, ctx_of, json_object, unit
+from spacehub.web.openapi import answers, raw_answers
 
 router = APIRouter()
 
 
-@router.get("/api/whoami-v2")
+@router.get("/api/whoami-v2", **answers(r.WhoAmI))
 def whoami(request: Request) -> dict[str, Any]:
     """Serves `HfApi.whoami`: GET /api/whoami-v2."""
     with unit(request) as (_, s, p):
         return accounts.whoami(s, p, bearer_token(request) or "")
 
 
-@router.post("/api/repos/create", openapi_extra=schemas.body(schemas.CreateRepoRequest))
+@router.post("/api/repos/create", openapi_extra=schemas.body(schemas.CreateRepoRequest), **answers(r.RepoUrl))
 async def create_repo(request: Request) -> dict[str, Any]:
     """Serves `HfApi.create_repo`: POST /api/repos/create."""
     body = await json_object(request)
@@ -33,7 +35,11 @@ async def create_repo(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(creation.create_repo, *args)
 
 
-@router.delete("/api/repos/delete", openapi_extra=schemas.body(schemas.DeleteRepoRequest))
+@router.delete(
+    "/api/repos/delete",
+    openapi_extra=schemas.body(schemas.DeleteRepoRequest),
+    **raw_answers("text/plain", {"const": "OK"}, "Deleted"),
+)
 async def delete_repo(request: Request) -> PlainTextResponse:
     """Serves `HfApi.delete_repo`: DELETE /api/repos/delete (JSON body)."""
     body = await json_object(request)
@@ -51,7 +57,7 @@ async def delete_repo(request: Request) -> PlainTextResponse:
     return PlainTextResponse("OK")
 
 
-@router.post("/api/repos/move", openapi_extra=schemas.body(schemas.MoveRepoRequest))
+@router.post("/api/repos/move", openapi_extra=schemas.body(schemas.MoveRepoRequest), **answers(r.DuplicatedRepoUrl))
 async def move_repo(request: Request) -> dict[str, Any]:
     """Serves `HfApi.move_repo`: POST /api/repos/move."""
     body = await json_object(request)
@@ -69,7 +75,11 @@ async def move_repo(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(run)
 
 
-@router.put("/api/{rtype:repotype}/{ns}/{name}/settings", openapi_extra=schemas.body(schemas.RepoSettingsRequest))
+@router.put(
+    "/api/{rtype:repotype}/{ns}/{name}/settings",
+    openapi_extra=schemas.body(schemas.RepoSettingsRequest),
+    **answers(r.RepoSettings),
+)
 async def update_repo_settings(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.update_repo_settings` and 0.21's `update_repo_visibility`: PUT /api/{T}/{id}/settings."""
     body = await json_object(request)
@@ -81,25 +91,33 @@ async def update_repo_settings(request: Request, rtype: str, ns: str, name: str)
     return await run_in_threadpool(run)
 
 
-@router.post("/api/validate-yaml", openapi_extra=schemas.body(schemas.ValidateYamlRequest))
+@router.post("/api/validate-yaml", openapi_extra=schemas.body(schemas.ValidateYamlRequest), **answers(r.YamlValidation))
 async def validate_yaml(request: Request) -> dict[str, Any]:
     """Serves the README metadata check of `create_commit` / `upload_folder`: POST /api/validate-yaml."""
     return commits.validate_yaml(await json_object(request))
 
 
-@router.get("/api/agent-harnesses")
+@router.get("/api/agent-harnesses", **answers(r.AgentHarnesses))
 def agent_harnesses() -> dict[str, Any]:
     """Background call of 2.x clients (once a day)."""
     return {"standardEnvVars": [], "harnesses": {}}
 
 
-@router.api_route("/api/telemetry/{rest:path}", methods=["HEAD", "GET", "POST"])
+@router.api_route(
+    "/api/telemetry/{rest:path}",
+    methods=["HEAD", "GET", "POST"],
+    **raw_answers(None, {}, "Accepted and dropped: no body"),
+)
 def telemetry(rest: str) -> Response:
     """Telemetry pings from libraries: accepted and dropped (nothing leaves this machine)."""
     return Response(status_code=200)
 
 
-@router.api_route("/api/{rtype:repotype}/{ns}/{name}/discussions{rest:path}", methods=["GET", "POST"])
+@router.api_route(
+    "/api/{rtype:repotype}/{ns}/{name}/discussions{rest:path}",
+    methods=["GET", "POST"],
+    **answers(r.HubErrorBody, "Not served (yet)", status=501),
+)
 def discussions(rtype: str, ns: str, name: str, rest: str) -> JSONResponse:
     """Discussions and pull requests are not served yet: a clear error, never a silent success."""
     from spacehub.errors import NotImplementedOnHub

@@ -1,4 +1,6 @@
-"""The JSON bodies of the Space and repo calls, as the clients send them (hf-wire-spec), for the OpenAPI document.
+"""The request bodies of the Hub's calls, as the clients send them (hf-wire-spec), for the OpenAPI document: JSON,
+the form of paths-info, and the NDJSON commit (the LFS batch call's are in `git.lfs_schemas`; answers in
+`api.responses`).
 
 Each model is named after the `HfApi` call whose payload it describes. They document the bodies (so that a fuzzer
 and a reader see them at ``/api/openapi.json``); they do not validate them: the handlers' own checks give the Hub's
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from spacehub.web.openapi import answers, body, raw_answers  # noqa: F401 (the helpers api routes use)
 
 RepoType = Literal["model", "dataset", "space"]
 Visibility = Literal["public", "private", "protected"]
@@ -27,11 +31,11 @@ class _KeyValue(_Body):
     description: str | None = None
 
 
-class SpaceSecret(_KeyValue):
+class AddSpaceSecret(_KeyValue):
     """`add_space_secret`, and one of ``secrets`` in create and duplicate bodies."""
 
 
-class SpaceVariable(_KeyValue):
+class AddSpaceVariable(_KeyValue):
     """`add_space_variable`, and one of ``variables`` in create and duplicate bodies."""
 
 
@@ -58,8 +62,8 @@ class SpaceOptions(_Body):
     hardware: str | None = None
     storageTier: StorageTier | None = None
     sleepTimeSeconds: int | None = None
-    secrets: list[SpaceSecret] | None = None
-    variables: list[SpaceVariable] | None = None
+    secrets: list[AddSpaceSecret] | None = None
+    variables: list[AddSpaceVariable] | None = None
     volumes: list[Volume] | None = None
 
 
@@ -142,20 +146,109 @@ class SetSpaceVolumes(_Body):
     volumes: list[Volume]
 
 
-def body(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` declaring ``model`` as the operation's JSON body (nested models inlined: the document
-    stays self-contained without registering each one as a component)."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
+class PreuploadFile(_Body):
+    """One file of a preupload request: its path, size and first 512 bytes (base64)."""
 
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(defs[ref.removeprefix("#/$defs/")])
-            return {k: inline(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [inline(v) for v in node]
-        return node
+    path: str
+    size: int | None = None
+    sample: str | None = None
 
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
+
+class PreuploadRequest(_Body):
+    """The upload-mode negotiation of every upload: POST /api/{T}/{id}/preupload/{rev}."""
+
+    files: list[PreuploadFile]
+    gitIgnore: str | None = None
+    gitAttributes: str | None = None
+
+
+class PathsInfoRequest(_Body):
+    """`HfApi.get_paths_info` (form-encoded by every client: ``paths=a&paths=b&expand=false``; JSON accepted)."""
+
+    paths: list[str]
+    expand: bool | None = None
+
+
+# ---- the NDJSON commit body: one JSON object per line, a header first --------------------------------------------
+class CommitHeaderValue(_Body):
+    summary: str
+    description: str | None = None
+    parentCommit: str | None = None
+
+
+class CommitHeader(_Body):
+    """The first line: the commit message (and the commit the client expects the branch at)."""
+
+    key: Literal["header"]
+    value: CommitHeaderValue
+
+
+class CommitFileValue(_Body):
+    path: str
+    content: str = Field(description="the file's bytes, base64")
+    encoding: Literal["base64"] | None = None
+
+
+class CommitFile(_Body):
+    """A file sent inline (every client that gets ``uploadMode: regular``)."""
+
+    key: Literal["file"]
+    value: CommitFileValue
+
+
+class CommitLfsFileValue(_Body):
+    path: str
+    algo: Literal["sha256"] | None = None
+    oid: str
+    size: int
+
+
+class CommitLfsFile(_Body):
+    """A file whose bytes went to the LFS batch API before the commit (clients < 1.20)."""
+
+    key: Literal["lfsFile"]
+    value: CommitLfsFileValue
+
+
+class CommitPath(_Body):
+    path: str
+
+
+class CommitDeletedFile(_Body):
+    key: Literal["deletedFile"]
+    value: CommitPath
+
+
+class CommitDeletedFolder(_Body):
+    key: Literal["deletedFolder"]
+    value: CommitPath
+
+
+CommitLine = CommitHeader | CommitFile | CommitLfsFile | CommitDeletedFile | CommitDeletedFolder
+NDJSON = "application/x-ndjson"
+
+
+def commit_body() -> dict[str, Any]:
+    """``openapi_extra`` of `create_commit`: an ``application/x-ndjson`` body, described as the array of its lines
+    (OpenAPI has no word for "one JSON value per line"; a fuzzer writes the array's items one per line)."""
+    return body(list[CommitLine], NDJSON)
+
+
+class CreateBranchRequest(_Body):
+    """`HfApi.create_branch` (``revision`` → ``startingPoint``; empty: from main)."""
+
+    startingPoint: str | None = None
+
+
+class CreateTagRequest(_Body):
+    """`HfApi.create_tag`."""
+
+    tag: str
+    message: str | None = None
+
+
+def paths_info_body() -> dict[str, Any]:
+    """``openapi_extra`` of `get_paths_info`: form-encoded as the clients send it, or JSON."""
+    form, json = body(PathsInfoRequest, "application/x-www-form-urlencoded"), body(PathsInfoRequest)
+    form["requestBody"]["content"].update(json["requestBody"]["content"])
+    return form

@@ -11,15 +11,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from spacehub.api import responses as r
 from spacehub.api import schemas
 from spacehub.services import creation, repos, space_changes, space_settings
 from spacehub.web.deps import base_url, bearer_token, caller, ctx_of, json_object, unit
+from spacehub.web.openapi import answers
 
 router = APIRouter()
 
 
 # ---- secrets ---------------------------------------------------------------------------------------------------
-@router.get("/api/spaces/{ns}/{name}/secrets")
+@router.get("/api/spaces/{ns}/{name}/secrets", **answers(dict[str, r.SpaceSecret]))
 def get_space_secrets(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.get_space_secrets`: GET /api/spaces/{id}/secrets (keys and descriptions, never values)."""
     with unit(request) as (_, s, p):
@@ -27,14 +29,14 @@ def get_space_secrets(request: Request, ns: str, name: str) -> dict[str, Any]:
         return space_settings.get_space_secrets(s, repo)
 
 
-@router.post("/api/spaces/{ns}/{name}/secrets", openapi_extra=schemas.body(schemas.SpaceSecret))
+@router.post("/api/spaces/{ns}/{name}/secrets", openapi_extra=schemas.body(schemas.AddSpaceSecret), **answers(r.Empty))
 async def add_space_secret(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.add_space_secret`: POST /api/spaces/{id}/secrets {"key", "value", "description"?}."""
     body = await json_object(request)
     return await run_in_threadpool(space_changes.add_secret, ctx_of(request), caller(request), f"{ns}/{name}", body)
 
 
-@router.delete("/api/spaces/{ns}/{name}/secrets", openapi_extra=schemas.body(schemas.DeleteKey))
+@router.delete("/api/spaces/{ns}/{name}/secrets", openapi_extra=schemas.body(schemas.DeleteKey), **answers(r.Empty))
 async def delete_space_secret(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.delete_space_secret`: DELETE /api/spaces/{id}/secrets {"key"} (a missing key is fine)."""
     body = await json_object(request)
@@ -43,7 +45,7 @@ async def delete_space_secret(request: Request, ns: str, name: str) -> dict[str,
 
 
 # ---- variables -------------------------------------------------------------------------------------------------
-@router.get("/api/spaces/{ns}/{name}/variables")
+@router.get("/api/spaces/{ns}/{name}/variables", **answers(dict[str, r.SpaceVariable]))
 def get_space_variables(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.get_space_variables`: GET /api/spaces/{id}/variables (read access: variables are public)."""
     with unit(request) as (_, s, p):
@@ -51,7 +53,11 @@ def get_space_variables(request: Request, ns: str, name: str) -> dict[str, Any]:
         return space_settings.get_space_variables(s, repo)
 
 
-@router.post("/api/spaces/{ns}/{name}/variables", openapi_extra=schemas.body(schemas.SpaceVariable))
+@router.post(
+    "/api/spaces/{ns}/{name}/variables",
+    openapi_extra=schemas.body(schemas.AddSpaceVariable),
+    **answers(dict[str, r.SpaceVariable]),
+)
 async def add_space_variable(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.add_space_variable`: POST /api/spaces/{id}/variables; answers every variable."""
     body = await json_object(request)
@@ -59,7 +65,11 @@ async def add_space_variable(request: Request, ns: str, name: str) -> dict[str, 
     return await run_in_threadpool(space_changes.add_variable, *args)
 
 
-@router.delete("/api/spaces/{ns}/{name}/variables", openapi_extra=schemas.body(schemas.DeleteKey))
+@router.delete(
+    "/api/spaces/{ns}/{name}/variables",
+    openapi_extra=schemas.body(schemas.DeleteKey),
+    **answers(dict[str, r.SpaceVariable]),
+)
 async def delete_space_variable(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.delete_space_variable`: DELETE /api/spaces/{id}/variables {"key"}; answers every variable."""
     body = await json_object(request)
@@ -68,7 +78,11 @@ async def delete_space_variable(request: Request, ns: str, name: str) -> dict[st
 
 
 # ---- duplicate -------------------------------------------------------------------------------------------------
-@router.post("/api/{rtype:repotype}/{ns}/{name}/duplicate", openapi_extra=schemas.body(schemas.DuplicateRepoRequest))
+@router.post(
+    "/api/{rtype:repotype}/{ns}/{name}/duplicate",
+    openapi_extra=schemas.body(schemas.DuplicateRepoRequest),
+    **answers(r.DuplicatedRepoUrl),
+)
 async def duplicate_repo(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.duplicate_repo` and `duplicate_space` (≤ 1.33): POST /api/{T}/{id}/duplicate."""
     body = await json_object(request)

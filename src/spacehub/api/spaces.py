@@ -11,18 +11,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from spacehub.api import responses as r
 from spacehub.errors import BadRequest
 from spacehub.runtime.logs import sse_event
 from spacehub.services import repos, space_changes, space_logs, spaces
 from spacehub.services.runtime import LogStream
 from spacehub.web.deps import caller, ctx_of, qbool, unit
+from spacehub.web.openapi import answers, raw_answers
 
 router = APIRouter()
 KEEPALIVE_SECONDS = 30.0
 FOLLOW_POLL = 0.25
 
 
-@router.get("/api/spaces/{ns}/{name}/runtime")
+@router.get("/api/spaces/{ns}/{name}/runtime", **answers(r.SpaceRuntime))
 def get_space_runtime(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.get_space_runtime` and `wait_for_space`: GET /api/spaces/{id}/runtime."""
     with unit(request) as (ctx, s, p):
@@ -30,20 +32,23 @@ def get_space_runtime(request: Request, ns: str, name: str) -> dict[str, Any]:
         return spaces.runtime(s, repo, space_changes.host(ctx, caller(request), repo), p)
 
 
-@router.post("/api/spaces/{ns}/{name}/restart")
+@router.post("/api/spaces/{ns}/{name}/restart", **answers(r.SpaceRuntime))
 def restart_space(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.restart_space`: POST /api/spaces/{id}/restart[?factory=true] (owner or org admin)."""
     factory = qbool(request.query_params.get("factory"))
     return space_changes.restart(ctx_of(request), caller(request), f"{ns}/{name}", factory)
 
 
-@router.post("/api/spaces/{ns}/{name}/pause")
+@router.post("/api/spaces/{ns}/{name}/pause", **answers(r.SpaceRuntime))
 def pause_space(request: Request, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.pause_space`: POST /api/spaces/{id}/pause (owner or org admin; not static Spaces)."""
     return space_changes.pause(ctx_of(request), caller(request), f"{ns}/{name}")
 
 
-@router.get("/api/spaces/{ns}/{name}/logs/{kind}")
+@router.get(
+    "/api/spaces/{ns}/{name}/logs/{kind}",
+    **raw_answers("text/event-stream", {"type": "string"}, "Server-Sent Events: one log line per event"),
+)
 async def fetch_space_logs(request: Request, ns: str, name: str, kind: str) -> StreamingResponse:
     """Serves `HfApi.fetch_space_logs`: GET /api/spaces/{id}/logs/{build|run} as Server-Sent Events.
 

@@ -91,10 +91,13 @@ async def authorize(request: Request, rtype: str, repo_id: str, need: str) -> Gi
 Handler = Callable[..., Awaitable[Response]]
 
 
-def repo_route(router: APIRouter, suffix: str, methods: list[str], lfs: bool = False) -> Callable[[Handler], Handler]:
+def repo_route(
+    router: APIRouter, suffix: str, methods: list[str], lfs: bool = False, openapi: dict[str, Any] | None = None
+) -> Callable[[Handler], Handler]:
     """Register ``handler(request, rtype, repo_id, **params)`` for ``/{datasets|spaces}/{ns}/{name}{suffix}`` and the
     model form ``/{ns}/{name}{suffix}``; ``{name}`` may end in ``.git``. LFS errors also carry the git-lfs
-    ``message`` field and media type."""
+    ``message`` field and media type. Routes stay out of the OpenAPI document unless ``openapi`` (route keyword
+    arguments that describe them) says otherwise."""
 
     def register(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
@@ -112,7 +115,21 @@ def repo_route(router: APIRouter, suffix: str, methods: list[str], lfs: bool = F
         # not functools.wraps: FastAPI would read the handler's signature through __wrapped__
         endpoint.__name__, endpoint.__doc__ = handler.__name__, handler.__doc__
         for path in (f"/{{wtype:gitwebtype}}/{{ns}}/{{name}}{suffix}", f"/{{ns}}/{{name}}{suffix}"):
-            router.add_api_route(path, endpoint, methods=methods, include_in_schema=False)
+            described = _described(path, openapi) if openapi else {"include_in_schema": False}
+            router.add_api_route(path, endpoint, methods=methods, **described)
         return handler
 
     return register
+
+
+def _described(path: str, openapi: dict[str, Any]) -> dict[str, Any]:
+    """``openapi`` with the path's parameters declared (the endpoint reads them from the request, so FastAPI does not
+    see them)."""
+    params = [
+        {"name": "ns", "in": "path", "required": True, "schema": {"type": "string"}},
+        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+    ]
+    if path.startswith("/{wtype"):
+        params.insert(0, {"name": "wtype", "in": "path", "required": True, "schema": {"enum": ["datasets", "spaces"]}})
+    extra = {**openapi.get("openapi_extra", {}), "parameters": params}
+    return {**openapi, "openapi_extra": extra}

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from spacehub.errors import BadRequest, Conflict, EntryNotFound, NotImplementedOnHub, PayloadTooLarge, Unprocessable
-from spacehub.git import signing
+from spacehub.git import lfs_schemas, signing
 from spacehub.git.access import LFS_MEDIA_TYPE, GitRepo, authorize, repo_route
 from spacehub.services import repos
 from spacehub.services.context import HubContext
@@ -32,7 +32,7 @@ def lfs_json(body: Any, status_code: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status_code, media_type=LFS_MEDIA_TYPE)
 
 
-@repo_route(router, "/info/lfs/objects/batch", ["POST"], lfs=True)
+@repo_route(router, "/info/lfs/objects/batch", ["POST"], lfs=True, openapi=lfs_schemas.batch_openapi())
 async def lfs_batch(request: Request, rtype: str, repo_id: str) -> Response:
     """Serves git-lfs and `HfApi` LFS uploads (≤ 1.19): POST /{prefix}{id}.git/info/lfs/objects/batch."""
     body = await json_body(request)

@@ -175,7 +175,7 @@ def update_settings(s: Session, p: Principal, repo_type: str, repo_id: str, body
     if unknown:
         raise BadRequest(f"Unknown settings: {', '.join(sorted(unknown))}")
     gated = body.get("gated", repo.gated or False)
-    if gated not in (False, "auto", "manual"):
+    if gated is not False and gated not in ("auto", "manual"):  # not `in (False, …)`: 0 == False would pass
         raise BadRequest("'gated' must be false, 'auto' or 'manual'")
     repo.private = _private_from(body.get("private"), body.get("visibility"), repo.private)
     repo.gated = gated or None

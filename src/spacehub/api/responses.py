@@ -1,0 +1,385 @@
+"""The JSON bodies the Hub answers, for the OpenAPI document: each model is named after the `huggingface_hub`
+dataclass that reads it (``SpaceRuntime``, ``SpaceInfo``, ``CommitInfo``…) and lists its fields with the Hub's keys.
+
+They document; they do not serialize. Handlers keep answering the dicts the services build (``response_model=None``),
+so the bytes on the wire stay exactly the Hub's (key order, casing, ``null``s). What keeps the models true is
+tests/api/test_fuzz.py: schemathesis checks every answer of a bounded run against them. A key that is sometimes
+absent is an optional field (`web.openapi.absent`: no default in the schema, and not ``null`` unless it can be).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spacehub.web.openapi import HubErrorBody as HubErrorBody  # the error answer, with the others
+from spacehub.web.openapi import absent
+
+
+class _Answer(BaseModel):
+    """A JSON object of exactly these keys (the serialization schema says ``additionalProperties: false``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ---- accounts ------------------------------------------------------------------------------------------------------
+class WhoAmIOrg(_Answer):
+    type: Literal["org"]
+    name: str
+    fullname: str
+    roleInOrg: str
+    id: str
+
+
+class AccessToken(_Answer):
+    displayName: str
+    role: str | None
+    createdAt: str | None
+
+
+class WhoAmIAuth(_Answer):
+    type: Literal["access_token"]
+    accessToken: AccessToken
+
+
+class WhoAmI(_Answer):
+    """`HfApi.whoami`."""
+
+    type: Literal["user"]
+    id: str
+    name: str
+    fullname: str
+    email: str | None
+    emailVerified: bool
+    isPro: bool
+    canPay: bool
+    avatarUrl: str
+    orgs: list[WhoAmIOrg]
+    auth: WhoAmIAuth
+
+
+# ---- repo lifecycle ------------------------------------------------------------------------------------------------
+class RepoUrl(_Answer):
+    """`HfApi.create_repo` (the client builds its ``RepoUrl`` from ``url``)."""
+
+    url: str
+    name: str
+    id: str
+
+
+class DuplicatedRepoUrl(_Answer):
+    """`HfApi.duplicate_repo`, and `move_repo` (where the repo is now)."""
+
+    url: str
+
+
+class RepoSettings(_Answer):
+    """`HfApi.update_repo_settings`: the settings as they now are."""
+
+    private: bool
+    visibility: Literal["public", "private"]
+    gated: Literal["auto", "manual", False]
+
+
+class YamlValidation(_Answer):
+    """POST /api/validate-yaml when the README's metadata is fine (a 400 carries the same keys with the errors)."""
+
+    errors: list[Any]
+    warnings: list[Any]
+
+
+class AgentHarnesses(_Answer):
+    """2.x clients' daily background call: nothing to report."""
+
+    standardEnvVars: list[Any]
+    harnesses: dict[str, Any]
+
+
+class Empty(_Answer):
+    """``{}``: branches, tags, secrets (the client reads no answer)."""
+
+
+# ---- repo contents -------------------------------------------------------------------------------------------------
+class BlobLfsInfo(_Answer):
+    """``lfs`` of a sibling (``?blobs=true``)."""
+
+    size: int
+    sha256: str
+    pointerSize: int
+
+
+class RepoSibling(_Answer):
+    rfilename: str
+    size: int = absent()
+    blobId: str = absent()
+    lfs: BlobLfsInfo = absent()
+
+
+class LastCommitInfo(_Answer):
+    id: str
+    title: str
+    date: str
+
+
+class LfsInfo(_Answer):
+    """``lfs`` of a tree or paths-info entry: the object behind a pointer file."""
+
+    oid: str
+    size: int
+    pointerSize: int
+
+
+class RepoFile(_Answer):
+    """A file of `list_repo_tree` / `get_paths_info`: ``oid`` is the git blob sha1, never a ``xetHash``."""
+
+    type: Literal["file"]
+    oid: str
+    size: int
+    path: str
+    lfs: LfsInfo = absent()
+    lastCommit: LastCommitInfo = absent()
+
+
+class RepoFolder(_Answer):
+    type: Literal["directory"]
+    oid: str
+    size: int
+    path: str
+    lastCommit: LastCommitInfo = absent()
+
+
+TreeEntries = list[RepoFile | RepoFolder]
+
+
+class GitRefInfo(_Answer):
+    name: str
+    ref: str
+    targetCommit: str
+
+
+class GitRefs(_Answer):
+    """`HfApi.list_repo_refs` (``pullRequests`` with ``include_prs``: none are served)."""
+
+    branches: list[GitRefInfo]
+    converts: list[GitRefInfo]
+    tags: list[GitRefInfo]
+    pullRequests: list[GitRefInfo] = absent()
+
+
+class CommitAuthor(_Answer):
+    user: str
+
+
+class FormattedCommit(_Answer):
+    title: str
+    message: str
+
+
+class GitCommitInfo(_Answer):
+    """One item of `HfApi.list_repo_commits`."""
+
+    id: str
+    title: str
+    message: str
+    date: str
+    authors: list[CommitAuthor]
+    formatted: FormattedCommit
+
+
+# ---- uploads -------------------------------------------------------------------------------------------------------
+class PreuploadFile(_Answer):
+    path: str
+    uploadMode: Literal["lfs", "regular"]
+    shouldIgnore: bool
+    oid: str = absent()
+
+
+class PreuploadInfo(_Answer):
+    """The upload-mode negotiation: ``regular`` (inline base64) for clients that would switch to Xet."""
+
+    files: list[PreuploadFile]
+    commitOid: str | None
+
+
+class CommitInfo(_Answer):
+    """`HfApi.create_commit` (and every upload and delete built on it)."""
+
+    success: bool
+    commitOid: str
+    commitUrl: str
+    hookOutput: str
+
+
+# ---- Spaces --------------------------------------------------------------------------------------------------------
+class SpaceHardwareState(_Answer):
+    """Always an object (clients ≤ 0.23 read ``hardware.current`` without a check)."""
+
+    current: str | None
+    requested: str | None
+
+
+class Replicas(_Answer):
+    requested: int
+    current: int
+
+
+class SpaceDomain(_Answer):
+    domain: str
+    stage: str
+
+
+class Volume(_Answer):
+    """A mounted volume as the runtime answers it (a source the caller may not read is masked)."""
+
+    type: str
+    source: str
+    mountPath: str
+    readOnly: bool
+    revision: str = absent()
+    path: str = absent()
+
+
+class StorageUsage(_Answer):
+    used: int | None
+    limit: int
+    enforcement: str | None
+    measuredAt: str | None
+
+
+class ResourceLimits(_Answer):
+    limits: str
+
+
+class SpaceRuntime(_Answer):
+    """`HfApi.get_space_runtime`, and the answer of every call that changes a Space (restart, pause, hardware, sleep
+    time, storage, volumes). ``gcTimeout`` is the sleep time (null: never)."""
+
+    stage: str
+    hardware: SpaceHardwareState
+    storage: str | None
+    gcTimeout: int | None
+    replicas: Replicas
+    devMode: bool
+    sdk: str | None
+    domains: list[SpaceDomain]
+    volumes: list[Volume] | None
+    storageUsage: StorageUsage = absent()
+    errorMessage: str = absent()
+    sleepMode: str = absent()
+    resources: ResourceLimits = absent()
+    resourcesNote: str = absent()
+    updatedAt: str = absent()
+
+
+class SpaceSecret(_Answer):
+    """One of `HfApi.get_space_secrets` (keyed by name): never a value."""
+
+    updatedAt: str
+    description: str = absent()
+
+
+class SpaceVariable(_Answer):
+    """One of `HfApi.get_space_variables` (keyed by name)."""
+
+    value: str
+    updatedAt: str
+    description: str = absent()
+
+
+class Accelerator(_Answer):
+    type: str
+    model: str
+    quantity: str
+    vram: str
+    manufacturer: str
+
+
+class JobHardwareInfo(_Answer):
+    """One flavor of `HfApi.list_spaces_hardware`, plus whether it runs on this machine (and why not)."""
+
+    name: str
+    prettyName: str
+    cpu: str
+    ram: str
+    ephemeralStorage: str
+    accelerator: Accelerator | None
+    unitCostMicroUSD: int
+    unitCostUSD: float
+    unitLabel: str
+    available: bool
+    note: str = absent()
+
+
+class SpaceUsage(_Answer):
+    space: str
+    flavor: str
+    minutes: int
+    costMicroUSD: int
+    costUSD: float
+
+
+class OwnerUsage(_Answer):
+    owner: str
+    minutes: int
+    costMicroUSD: int
+    costUSD: float
+    spaces: list[SpaceUsage]
+
+
+class Usage(_Answer):
+    """GET /api/usage: metered paid hardware per owner and Space."""
+
+    owners: list[OwnerUsage]
+
+
+# ---- repo info -----------------------------------------------------------------------------------------------------
+class _RepoInfo(_Answer):
+    """The keys every repo info and list item carries (clients ≤ 0.23 need ``private``, ``likes``, ``tags``)."""
+
+    id_: str = Field(alias="_id")
+    id: str
+    author: str
+    sha: str | None
+    createdAt: str
+    lastModified: str
+    private: bool
+    gated: Literal["auto", "manual", False]
+    disabled: bool
+    likes: int
+    tags: list[str]
+    xetEnabled: bool
+    trendingScore: int
+    siblings: list[RepoSibling] = absent()
+    cardData: dict[str, Any] = absent()
+
+
+class ModelInfo(_RepoInfo):
+    """`HfApi.model_info` / `list_models` items (``siblings``, ``cardData``: single-repo answers only)."""
+
+    downloads: int
+    modelId: str
+
+
+class DatasetInfo(_RepoInfo):
+    """`HfApi.dataset_info` / `list_datasets` items."""
+
+    downloads: int
+
+
+class SpaceInfo(_RepoInfo):
+    """`HfApi.space_info` / `list_spaces` items. ``title``, ``emoji``, ``colorFrom``, ``colorTo``, ``pinned`` are
+    copied from the README's front matter as written there (single-repo answers)."""
+
+    sdk: str | None
+    subdomain: str
+    host: str
+    runtime: SpaceRuntime | None
+    title: Any = absent()
+    emoji: Any = absent()
+    colorFrom: Any = absent()
+    colorTo: Any = absent()
+    pinned: Any = absent()
+
+
+RepoInfo = ModelInfo | DatasetInfo | SpaceInfo
