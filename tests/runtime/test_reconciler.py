@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from dataclasses import replace
 
 import httpx
 import pytest
 
 from spacehub.runtime.backends.fake import FakeBackend
+from spacehub.runtime.clock import ManualClock
 from spacehub.runtime.plan import MAX_RESTARTS
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
 from spacehub.services import accounts, repos, spaces
@@ -38,8 +40,9 @@ def commit(ctx: HubContext, repo_id: str, files: dict[str, str]) -> str:
     return ctx.git.commit(repo_id, "refs/heads/main", head, changes, "update", "alice", "a@x")
 
 
-def reconciler(ctx: HubContext, backend: FakeBackend) -> Reconciler:
-    return Reconciler(RuntimeDeps(settings=ctx.settings, db=ctx.db, git=ctx.git, backend=backend))
+def reconciler(ctx: HubContext, backend: FakeBackend, clock: ManualClock | None = None) -> Reconciler:
+    deps = RuntimeDeps(settings=ctx.settings, db=ctx.db, git=ctx.git, backend=backend)
+    return Reconciler(replace(deps, clock=clock) if clock is not None else deps)
 
 
 async def until(rec: Reconciler, space_id: str, stage: str, wait: float = 10.0) -> None:
@@ -257,5 +260,101 @@ async def test_temporary_backend_errors_are_retried_and_explained(ctx: HubContex
         assert (logs / "run.log").read_text().count("cannot start yet (the fake engine is busy): trying again") == 2
         assert "started r" in (logs / "run.log").read_text()  # the backend wrote its output to the Space's run log
         assert "errorMessage" not in stage_in_db(ctx, space)
+    finally:
+        await rec.stop()
+
+
+async def test_a_deleted_space_is_stopped_dropped_and_forgotten(ctx: HubContext) -> None:
+    """Deletion is the plan's finalizer: the next pass stops what runs, drops the builds, then forgets the Space
+    (its logs and in-memory state go last, once nothing of it runs)."""
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        logs = ctx.settings.data_dir / "spaces" / space
+        assert logs.is_dir() and backend.builds and backend.instances
+        with ctx.db.transaction() as s:
+            s.delete(s.get(repos.Repo, space))
+        rec.kick(space)
+        for _ in range(500):  # at most 10 s
+            if space not in rec.runs:
+                break
+            await asyncio.sleep(0.02)
+        assert space not in rec.runs
+        assert not backend.instances and not backend.builds and not logs.exists()
+    finally:
+        await rec.stop()
+
+
+async def test_without_a_freezer_sleep_stops_the_app(ctx: HubContext) -> None:
+    """Where the backend cannot freeze, the plan puts the Space to sleep stopped (traffic routed away first), and a
+    visit starts it again."""
+    backend, clock = FakeBackend(freezer=False), ManualClock()
+    rec = reconciler(ctx, backend, clock)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    with ctx.db.transaction() as s:
+        spaces.space_row(s, s.get(repos.Repo, space)).sleep_time = 300
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        clock.advance(301)  # five idle minutes, on the reconciler's clock
+        rec.kick(space)
+        await until(rec, space, "SLEEPING")
+        assert stage_in_db(ctx, space)["sleepMode"] == "stopped" and not backend.instances
+        assert rec.runs[space].serving is None
+        assert await rec.wake(space, timeout=10) is not None
+        assert get(rec, space).startswith("hello from r")
+    finally:
+        await rec.stop()
+
+
+async def test_sleep_after_the_default_48_hours_on_a_virtual_clock(ctx: HubContext) -> None:
+    """The default sleep time (48 h) and the deep sleep after it, without waiting: idle time is read from the
+    reconciler's clock. Frozen first (memory kept), stopped after deep_sleep_after more; a visit wakes it."""
+    backend, clock = FakeBackend(), ManualClock()
+    rec = reconciler(ctx, backend, clock)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        clock.advance(47 * 3600)
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        clock.advance(3600 + 1)
+        rec.kick(space)
+        await until(rec, space, "SLEEPING")
+        assert stage_in_db(ctx, space)["sleepMode"] == "frozen" and backend.instances[rec.runs[space].serving].frozen
+        clock.advance(rec.deep_sleep_after)
+        rec.kick(space)
+        for _ in range(500):  # the pass is under way: until it has written its answer (at most 10 s)
+            if stage_in_db(ctx, space).get("sleepMode") == "stopped":
+                break
+            await asyncio.sleep(0.02)
+        assert stage_in_db(ctx, space)["stage"] == "SLEEPING" and not backend.instances
+        assert await rec.wake(space, timeout=10) is not None and get(rec, space).startswith("hello from r")
+    finally:
+        await rec.stop()
+
+
+async def test_a_pass_that_changes_nothing_writes_nothing(ctx: HubContext) -> None:
+    """Idle is free: a periodic pass over a Space that did not change leaves its status row as it was."""
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    await rec.start()
+    try:
+        rec.kick(space)
+        await until(rec, space, "RUNNING")
+        await asyncio.sleep(0.2)  # the probe's own kick has run its pass
+        before = stage_in_db(ctx, space)["updatedAt"]
+        for _ in range(3):
+            await rec._reconcile(space)  # one whole pass, as the periodic sweep runs it
+        assert rec.runs[space].stage == "RUNNING"
+        assert stage_in_db(ctx, space)["updatedAt"] == before
     finally:
         await rec.stop()

@@ -65,23 +65,48 @@ def test_a_merge_is_announced_like_any_commit(ctx: HubContext, space: tuple[str,
         assert s.scalar(select(Discussion.merge_commit).where(Discussion.repo_id == repo_id)) == head
 
 
-def test_a_merge_that_loses_the_race_for_the_branch_changes_nothing(
+def test_a_merge_that_loses_the_race_for_the_branch_is_merged_again_on_the_new_head(
     ctx: HubContext, space: tuple[str, Principal, Principal], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo_id, alice, _ = space
     real_merge = ctx.git.merge_trees
+    moved: list[str] = []
 
     def main_moves_meanwhile(rid: str, ours: str, theirs: str) -> tuple[str | None, list[str]]:
-        with ctx.db.transaction() as s:  # another writer commits to main between the merge's read and its write
-            repo, ref = pulls.commit_access(s, alice, "space", "alice/demo", "main", create_pr=False)
-            commits.create_commit(ctx, s, alice, repo, ref, ndjson("Meanwhile", {"other.txt": b"x"}))
+        if not moved:  # another writer commits to main between the merge's read and its swap, once
+            with ctx.db.transaction() as s:
+                repo, ref = pulls.commit_access(s, alice, "space", "alice/demo", "main", create_pr=False)
+                moved.append(
+                    commits.create_commit(ctx, s, alice, repo, ref, ndjson("Meanwhile", {"o.txt": b"x"}))["commitOid"]
+                )
         return real_merge(rid, ours, theirs)
 
     monkeypatch.setattr(ctx.git, "merge_trees", main_moves_meanwhile)
-    with pytest.raises(PreconditionFailed), ctx.db.transaction() as s:
+    with ctx.db.transaction() as s:
         pulls.merge_pull_request(ctx, s, alice, "space", "alice/demo", 1, None)
     head = ctx.git.branches(repo_id)["main"]
-    assert ctx.git.commit_info(repo_id, head).title == "Meanwhile"  # the other commit stands, no merge on top
+    merge = ctx.git.commit_info(repo_id, head)
+    assert merge.title.startswith("Merge pull request #1") and merge.parents[0] == moved[0]  # on top, nothing lost
+    assert {"o.txt", "hello.txt"} <= set(ctx.git.files(repo_id, head))
+
+
+def test_a_merge_whose_branch_keeps_moving_gives_up_and_changes_nothing(
+    ctx: HubContext, space: tuple[str, Principal, Principal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo_id, alice, _ = space
+    monkeypatch.setattr(commits, "COMMIT_ATTEMPTS", 2)
+    real_commit_tree = ctx.git.commit_tree
+
+    def always_beaten(rid: str, ref: str, old: str, *args: Any) -> str:
+        with ctx.db.transaction() as s:  # a writer lands first every time
+            repo, branch = pulls.commit_access(s, alice, "space", "alice/demo", "main", create_pr=False)
+            commits.create_commit(ctx, s, alice, repo, branch, ndjson("Meanwhile", {"o.txt": old.encode()}))
+        return real_commit_tree(rid, ref, old, *args)
+
+    monkeypatch.setattr(ctx.git, "commit_tree", always_beaten)
+    with pytest.raises(PreconditionFailed), ctx.db.transaction() as s:
+        pulls.merge_pull_request(ctx, s, alice, "space", "alice/demo", 1, None)
+    assert ctx.git.commit_info(repo_id, ctx.git.branches(repo_id)["main"]).title == "Meanwhile"
     with ctx.db.transaction() as s:
         assert s.scalar(select(Discussion.status).where(Discussion.repo_id == repo_id)) == "open"
 

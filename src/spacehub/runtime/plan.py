@@ -4,16 +4,20 @@ Level-triggered, as kopf and Kubernetes controllers are: the plan depends only o
 is, never on the event that woke us, so a missed event or a restart of SpaceHub is healed by the next pass.
 
 The rules, in order:
-1. Deleting: stop everything.                                              → DELETING
+1. Deleting (the repo is gone): stop everything, drop its builds, then Forget (a finalizer: the last step, once
+   nothing runs).                                                          → DELETING
 2. Paused: stop everything.                                                → PAUSED
 3. No revision, no app file or a config error: keep an old release serving if one is (and say why), else stop.
                                                                            → RUNNING + error, NO_APP_FILE, CONFIG_ERROR
 4. Static: SpaceHub serves the files itself; no process.                   → RUNNING
-5. Asleep: freeze the serving instance (light sleep) or stop it (deep sleep).  → SLEEPING (detail frozen|stopped)
+5. Asleep: freeze the serving instance (light sleep) or stop it (deep sleep, or where the backend cannot freeze).
+                                                                           → SLEEPING (detail frozen|stopped)
 6. Otherwise walk the desired release forward, zero-downtime: the serving release keeps serving until the new one
    answers HTTP; then traffic switches and the old one stops.
    build missing → StartBuild                                              → BUILDING / RUNNING_BUILDING
    build failed                                                            → BUILD_ERROR / RUNNING + error
+     (final for the release that asked for it; a new release, i.e. a restart or a new setting, builds again:
+     the failure may have been passing, such as the package index being down) → StartBuild
    instance missing → StartInstance                                        → APP_STARTING / RUNNING_APP_STARTING
      (desired.cold_start: Route away from and stop the serving one first)   → APP_STARTING
    instance starting past its timeout → FailInstance                       → RUNTIME_ERROR / RUNNING + error
@@ -35,8 +39,10 @@ from spacehub.runtime.types import (
     Action,
     BuildState,
     Desired,
+    DropBuild,
     FailBuild,
     FailInstance,
+    Forget,
     Freeze,
     InstanceState,
     Observed,
@@ -85,7 +91,8 @@ def plan(desired: Desired, observed: Observed, now: float) -> Plan:
 
 def _plan(desired: Desired, observed: Observed, now: float) -> Plan:
     if desired.deleting:
-        return Plan([Route(None), *_stop_all_but(observed, set())], Stage.DELETING)
+        drop: list[Action] = [DropBuild(b) for b in sorted(observed.builds)]
+        return Plan([*_route(observed, None), *_stop_all_but(observed, set()), *drop, Forget()], Stage.DELETING)
     if desired.paused:
         return Plan([*_route(observed, None), *_stop_all_but(observed, set())], Stage.PAUSED)
     serving = _serving(observed)
@@ -109,7 +116,7 @@ def _route(observed: Observed, release_id: str | None) -> list[Action]:
 
 def _asleep(desired: Desired, observed: Observed, serving: str | None) -> Plan:
     """Sleep keeps (frozen) or frees (stopped) the serving instance; everything else stops."""
-    if serving is None or desired.sleep is SleepMode.STOPPED:
+    if serving is None or desired.sleep is SleepMode.STOPPED or not observed.can_freeze:
         actions = [*_route(observed, None), *_stop_all_but(observed, set())]
         return Plan(actions, Stage.SLEEPING, detail=SleepMode.STOPPED.value)
     actions = _stop_all_but(observed, {serving})
@@ -148,6 +155,9 @@ def _advance(desired: Desired, observed: Observed, serving: str | None, now: flo
             return failed(Stage.BUILD_ERROR, f"Build timed out after {desired.build_timeout:.0f}s")
         return waiting(Stage.BUILDING, Stage.RUNNING_BUILDING, desired.build_timeout - (now - build.started_at))
     if build.state is BuildState.FAILED:
+        if build.asked_by is not None and build.asked_by != want:
+            actions.append(StartBuild(build_id))
+            return waiting(Stage.BUILDING, Stage.RUNNING_BUILDING)
         return failed(Stage.BUILD_ERROR, build.error or "Build failed")
 
     inst = observed.instances.get(want)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from spacehub.flavors import Catalog, MachineInfo, this_machine
 from spacehub.runtime import desired as desired_mod
 from spacehub.runtime.backends.base import Backend, Endpoint, PermanentBackendError, TemporaryBackendError
+from spacehub.runtime.clock import Clock, SystemClock
 from spacehub.runtime.devices import matches
 from spacehub.runtime.logs import SpaceLogs, delete_logs
 from spacehub.runtime.plan import plan
@@ -39,8 +40,11 @@ from spacehub.runtime.types import (
     Action,
     BuildObs,
     BuildState,
+    Desired,
+    DropBuild,
     FailBuild,
     FailInstance,
+    Forget,
     Freeze,
     InstanceObs,
     InstanceState,
@@ -101,15 +105,15 @@ class SpaceRun:
     dirty: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     replaced: dict[str, float] = field(default_factory=dict)  # release → when traffic switched away from it
-    built_for: dict[str, str] = field(default_factory=dict)  # build → the release that asked for it
     devices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # release → accelerators it was given
     evicted: bool = False  # frozen, then stopped early to free memory (until the next visit)
     waking: int = 0  # requests waiting in wake(): the Space is being visited, it must not fall asleep meanwhile
+    can_freeze: bool = True  # False once the backend could not freeze it: it sleeps stopped
     pass_started: float = 0.0  # when the current pass began (a visit since then cancels a freeze)
     retried_builds: set[str] = field(default_factory=set)  # builds tried again after a temporary error: log kept
 
     def observed(self) -> Observed:
-        return Observed(dict(self.builds), dict(self.instances), self.serving)
+        return Observed(dict(self.builds), dict(self.instances), self.serving, self.can_freeze)
 
 
 @dataclass
@@ -127,11 +131,13 @@ class RuntimeDeps:
     scheduler: Scheduler | None = None  # limits and accelerators per flavor (default: capped, no devices)
     meter: Callable[[str, set[str]], None] | None = None  # (space id, flavors it runs on now): usage metering
     available_memory: Callable[[], int | None] = available_memory
+    clock: Clock = field(default_factory=SystemClock)  # what decisions read; tests move a ManualClock by hand
 
 
 class Reconciler:
     def __init__(self, deps: RuntimeDeps) -> None:
         self.d = deps
+        self.clock = deps.clock
         self.runs: dict[str, SpaceRun] = {}
         self.logs_root: Path = deps.settings.data_dir / "spaces"
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -183,13 +189,13 @@ class Reconciler:
             sleep_times = {sp.repo_id: sp.sleep_time for sp in s.scalars(select(Space))}
         adopted = set()
         for space_id in spaces:
-            run = self.runs.setdefault(space_id, SpaceRun())
+            run = self.runs.setdefault(space_id, SpaceRun(last_activity=self.clock.monotonic()))
             st = statuses.get(space_id)
             inst = alive.get(st.serving_release) if st and st.serving_release else None
             if st is not None and inst is not None and inst.running and inst.endpoint is not None:
                 state = InstanceState.FROZEN if inst.frozen else InstanceState.READY
-                run.builds[inst.build_id] = BuildObs(inst.build_id, BuildState.READY, time.time())
-                run.instances[inst.release_id] = InstanceObs(inst.release_id, inst.build_id, state, time.time())
+                run.builds[inst.build_id] = BuildObs(inst.build_id, BuildState.READY, self.clock.time())
+                run.instances[inst.release_id] = InstanceObs(inst.release_id, inst.build_id, state, self.clock.time())
                 run.endpoints[inst.release_id] = inst.endpoint
                 run.hardware[inst.release_id] = st.current_hardware or "cpu-basic"
                 run.revisions[inst.release_id] = st.serving_revision or ""
@@ -202,7 +208,8 @@ class Reconciler:
                 sleep_time = sleep_times.get(space_id)
                 idle = float(DEFAULT_SLEEP if sleep_time is None else max(sleep_time, 0))
                 run.stage = st.stage
-                run.last_activity = time.monotonic() - idle - (self.deep_sleep_after if run.serving is None else 0)
+                deep = self.deep_sleep_after if run.serving is None else 0
+                run.last_activity = self.clock.monotonic() - idle - deep
         for rid in alive:
             if rid not in adopted:
                 log.info("stopping orphan instance %s", rid)
@@ -213,7 +220,7 @@ class Reconciler:
         """Ask for a pass over ``space_id`` (from the event loop)."""
         if self._closing:
             return
-        run = self.runs.setdefault(space_id, SpaceRun())
+        run = self.runs.setdefault(space_id, SpaceRun(last_activity=self.clock.monotonic()))
         if run.lock.locked():
             run.dirty = True
             return
@@ -227,18 +234,18 @@ class Reconciler:
         """A request reached the Space (the proxy calls this on every request: it must stay cheap)."""
         run = self.runs.get(space_id)
         if run is not None:
-            run.last_activity = time.monotonic()
+            run.last_activity = self.clock.monotonic()
 
     async def wake(self, space_id: str, timeout: float = 600.0) -> Endpoint | None:  # noqa: ASYNC109
         """Wake a sleeping Space and wait until it serves; None if it cannot (error, paused, timeout)."""
-        run = self.runs.setdefault(space_id, SpaceRun())
-        run.last_activity = time.monotonic()
+        run = self.runs.setdefault(space_id, SpaceRun(last_activity=self.clock.monotonic()))
+        run.last_activity = self.clock.monotonic()
         run.waking += 1
         try:
             return await self._wake(space_id, run, timeout)
         finally:
             run.waking -= 1
-            run.last_activity = time.monotonic()
+            run.last_activity = self.clock.monotonic()
 
     async def _wake(self, space_id: str, run: SpaceRun, timeout: float) -> Endpoint | None:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
@@ -308,7 +315,7 @@ class Reconciler:
                     st = await asyncio.to_thread(self.d.backend.status, rid)
                     if st is None or not st.running:
                         self._exited(space_id, run, rid, st.exit_code if st else None)
-                    elif inst.restarts and time.time() - inst.started_at > STABLE_AFTER:
+                    elif inst.restarts and self.clock.time() - inst.started_at > STABLE_AFTER:
                         run.instances[rid] = replace(inst, restarts=0)
 
     def _exited(self, space_id: str, run: SpaceRun, rid: str, code: int | None) -> None:
@@ -317,13 +324,13 @@ class Reconciler:
             return
         tail = SpaceLogs(self.logs_root, space_id).tail("run")
         reason = f"The app exited with code {code}" + (f":\n{tail}" if tail else "")
-        run.instances[rid] = replace(inst, state=InstanceState.EXITED, exited_at=time.time(), error=reason)
+        run.instances[rid] = replace(inst, state=InstanceState.EXITED, exited_at=self.clock.time(), error=reason)
         SpaceLogs(self.logs_root, space_id).append("run", f"===== app exited (code {code}) =====")
         self.kick(space_id)
 
     # ---- one pass --------------------------------------------------------------------------------------------
     async def _reconcile(self, space_id: str) -> None:
-        run = self.runs.setdefault(space_id, SpaceRun())
+        run = self.runs.setdefault(space_id, SpaceRun(last_activity=self.clock.monotonic()))
         async with run.lock:
             while True:
                 run.dirty = False
@@ -336,11 +343,10 @@ class Reconciler:
 
     def _sleep_mode(self, space: Space | None, run: SpaceRun) -> SleepMode:
         sleep_time = space.sleep_time if space is not None and space.sleep_time is not None else DEFAULT_SLEEP
-        mode = sleep_mode(time.monotonic() - run.last_activity, sleep_time, self.deep_sleep_after, run.evicted)
-        if run.waking:
-            mode = SleepMode.AWAKE  # a visitor waits for it (a start may take longer than the sleep time)
-        elif run.serving is None and run.stage != Stage.SLEEPING.value:
-            mode = SleepMode.AWAKE  # nothing runs yet (a first build or start): there is nothing to put to sleep
+        mode = sleep_mode(
+            self.clock.monotonic() - run.last_activity, sleep_time, self.deep_sleep_after, run.evicted,
+            visiting=run.waking > 0, nothing_runs=run.serving is None, was_asleep=run.stage == Stage.SLEEPING.value,
+        )  # fmt: skip
         if mode is SleepMode.AWAKE:
             run.evicted = False  # visited since: the next sleep starts frozen again
         return mode
@@ -369,13 +375,14 @@ class Reconciler:
             return replace(state, change_seq=space.change_seq if space is not None else 0)
 
     async def _pass(self, space_id: str, run: SpaceRun) -> None:
-        run.pass_started = time.monotonic()
+        run.pass_started = self.clock.monotonic()
         state = await asyncio.to_thread(self._read, space_id, run)
-        if state is None:
-            await self._forget(space_id, run)
+        if state is None:  # the Space is gone: the plan stops what runs, drops its builds and forgets it
+            gone = Desired(space_id, revision=None, build_id=None, release_id=None, deleting=True)
+            for action in plan(gone, run.observed(), self.clock.time()).actions:
+                await self._apply(space_id, run, None, action)
             return
-        self._retry_failed_build(run, state.desired)
-        p = plan(state.desired, run.observed(), time.time())
+        p = plan(state.desired, run.observed(), self.clock.time())
         run.stage, run.error = p.stage.value, p.error  # said before acting: the proxy's pages follow it at once
         for action in p.actions:
             await self._apply(space_id, run, state, action)
@@ -436,16 +443,6 @@ class Reconciler:
         live = (InstanceState.STARTING, InstanceState.READY)
         return {run.hardware[rid] for rid, inst in run.instances.items() if inst.state in live and rid in run.hardware}
 
-    @staticmethod
-    def _retry_failed_build(run: SpaceRun, desired: Any) -> None:
-        """A failed build is final for the release that asked for it. A restart (or a new secret, variable or
-        hardware: any new release of the same revision) tries it again: the failure may have been passing, such as
-        the package index being unreachable."""
-        build = run.builds.get(desired.build_id) if desired.build_id else None
-        failed = build is not None and build.state is BuildState.FAILED
-        if failed and run.built_for.get(build.build_id, desired.release_id) != desired.release_id:
-            del run.builds[build.build_id]
-
     def _later(self, space_id: str, delay: float) -> None:
         assert self._loop is not None
         self._loop.call_later(delay, self.kick, space_id)
@@ -481,7 +478,8 @@ class Reconciler:
                 row.current_hardware = state.hardware
             enforced = run.limits.get(serving) if serving else None
             row.limits = "; ".join(x for x in (enforced, state.limits_note) if x)[:256] or None
-            row.updated_at = utcnow()
+            if s.is_modified(row) or row.updated_at is None:  # a pass that changed nothing writes nothing
+                row.updated_at = utcnow()
 
     def _factory_done(self, space_id: str) -> None:
         """A factory reboot's build without caches is done: later builds may use the caches again."""
@@ -490,12 +488,8 @@ class Reconciler:
             if space is not None and row is not None:
                 row.factory_done = space.factory_generation
 
-    async def _forget(self, space_id: str, run: SpaceRun) -> None:
-        """The Space is gone: stop everything it ran and remove its runtime state."""
-        for rid in list(run.instances):
-            await asyncio.to_thread(self.d.backend.stop, rid)
-        for bid in list(run.builds):
-            await asyncio.to_thread(self.d.backend.drop_build, bid)
+    async def _forget(self, space_id: str) -> None:
+        """The Space is gone and nothing of it runs any more (plan's Forget): remove its runtime state."""
         self.runs.pop(space_id, None)
         if self.scheduler.allocator.hold(space_id, ()):
             for other in self._waiting - {space_id}:
@@ -507,14 +501,15 @@ class Reconciler:
 
     # ---- doing -------------------------------------------------------------------------------------------------
     async def _apply(self, space_id: str, run: SpaceRun, state: Any, action: Action) -> None:
-        now = time.time()
+        now = self.clock.time()
         logs = SpaceLogs(self.logs_root, space_id)
         if isinstance(action, StartBuild):
-            run.builds[action.build_id] = BuildObs(action.build_id, BuildState.BUILDING, now)
-            run.built_for[action.build_id] = state.desired.release_id
+            run.builds[action.build_id] = BuildObs(action.build_id, BuildState.BUILDING, now,
+                                                   asked_by=state.desired.release_id)  # fmt: skip
             self._spawn(self._build(space_id, run, state.build, logs))
         elif isinstance(action, FailBuild):
-            run.builds[action.build_id] = BuildObs(action.build_id, BuildState.FAILED, now, action.reason)
+            asked_by = run.builds[action.build_id].asked_by if action.build_id in run.builds else None
+            run.builds[action.build_id] = BuildObs(action.build_id, BuildState.FAILED, now, action.reason, asked_by)
             logs.build_line(action.reason)
             logs.keep_failed_build()
         elif isinstance(action, StartInstance):
@@ -553,7 +548,7 @@ class Reconciler:
             switched = run.replaced.pop(action.release_id, None)
             if switched is not None and isinstance(action, StopInstance):
                 # Requests routed to it just before the switch may still be on their way: let them land.
-                await asyncio.sleep(max(0.0, switched + DRAIN_SECONDS - time.monotonic()))
+                await asyncio.sleep(max(0.0, switched + DRAIN_SECONDS - self.clock.monotonic()))
             await asyncio.to_thread(self.d.backend.stop, action.release_id)
             if isinstance(action, FailInstance):
                 inst = run.instances[action.release_id]
@@ -565,7 +560,7 @@ class Reconciler:
                 run.devices.pop(action.release_id, None)
         elif isinstance(action, Route):
             if run.serving is not None and action.release_id is not None and run.serving != action.release_id:
-                run.replaced[run.serving] = time.monotonic()
+                run.replaced[run.serving] = self.clock.monotonic()
             run.serving = action.release_id
         elif isinstance(action, Freeze):
             if await asyncio.to_thread(self.d.backend.freeze, action.release_id):
@@ -578,15 +573,17 @@ class Reconciler:
                     run.instances[action.release_id] = replace(run.instances[action.release_id],
                                                                state=InstanceState.READY)  # fmt: skip
                     run.dirty = True
-            else:  # no freezer here: sleep means stopped (traffic leaves the instance first)
-                run.serving = None
-                await asyncio.to_thread(self.d.backend.stop, action.release_id)
-                run.instances.pop(action.release_id, None)
-                run.devices.pop(action.release_id, None)
-                run.dirty = True  # one more pass: it says "stopped", not "frozen"
+            else:  # no freezer here: the next pass plans sleep as stopped (traffic leaves the instance first)
+                run.can_freeze = False
+                run.dirty = True
         elif isinstance(action, Thaw):
             await asyncio.to_thread(self.d.backend.thaw, action.release_id)
             run.instances[action.release_id] = replace(run.instances[action.release_id], state=InstanceState.READY)
+        elif isinstance(action, DropBuild):
+            await asyncio.to_thread(self.d.backend.drop_build, action.build_id)
+            run.builds.pop(action.build_id, None)
+        elif isinstance(action, Forget):
+            await self._forget(space_id)
 
     async def _build(self, space_id: str, run: SpaceRun, spec: Any, logs: SpaceLogs) -> None:
         if spec.build_id in run.retried_builds:
@@ -594,6 +591,7 @@ class Reconciler:
         else:
             logs.start_build()
         logs.build_line(f"===== building {spec.revision[:7]} ({spec.sdk}) =====")
+        asked_by = run.builds[spec.build_id].asked_by if spec.build_id in run.builds else None
         try:
             await asyncio.to_thread(self.d.backend.build, spec, logs.build_line)
         except TemporaryBackendError as e:
@@ -604,15 +602,15 @@ class Reconciler:
                 self._retry_later(space_id, run, lambda: run.builds.pop(spec.build_id, None), e.delay)
             return
         except PermanentBackendError as e:
-            result = BuildObs(spec.build_id, BuildState.FAILED, time.time(), str(e))
+            result = BuildObs(spec.build_id, BuildState.FAILED, self.clock.time(), str(e), asked_by)
             logs.build_line(f"===== build failed: {str(e).splitlines()[0] if str(e) else 'error'} =====")
             logs.keep_failed_build()
         except Exception as e:  # a bug or an engine fault: still a terminal, explained state
             log.exception("build %s crashed", spec.build_id)
-            result = BuildObs(spec.build_id, BuildState.FAILED, time.time(), f"Build crashed: {e!r}")
+            result = BuildObs(spec.build_id, BuildState.FAILED, self.clock.time(), f"Build crashed: {e!r}", asked_by)
             logs.keep_failed_build()
         else:
-            result = BuildObs(spec.build_id, BuildState.READY, time.time())
+            result = BuildObs(spec.build_id, BuildState.READY, self.clock.time(), asked_by=asked_by)
             logs.build_line("===== build done =====")
             if not spec.use_cache:
                 await asyncio.to_thread(self._factory_done, space_id)
@@ -647,6 +645,6 @@ class Reconciler:
             if inst is not None and inst.state is InstanceState.STARTING:
                 run.instances[rid] = replace(inst, state=InstanceState.READY)
                 run.limits[rid] = st.limits
-                run.last_activity = max(run.last_activity, time.monotonic())  # a started app gets its full sleep time
+                run.last_activity = max(run.last_activity, self.clock.monotonic())  # a started app: its full sleep time
                 self.kick(space_id)
             return

@@ -32,8 +32,21 @@ def available_memory(path: Path = MEMINFO) -> int | None:
     return None
 
 
-def sleep_mode(idle: float, sleep_time: float, deep_after: float, evicted: bool = False) -> SleepMode:
-    """How deeply a Space idle for ``idle`` seconds sleeps (``sleep_time`` < 0: never)."""
+def sleep_mode(
+    idle: float,
+    sleep_time: float,
+    deep_after: float,
+    evicted: bool = False,
+    *,
+    visiting: bool = False,
+    nothing_runs: bool = False,
+    was_asleep: bool = False,
+) -> SleepMode:
+    """How deeply a Space idle for ``idle`` seconds sleeps (``sleep_time`` < 0: never). Awake whatever the idle
+    time while a visitor waits for it (``visiting``: a start may take longer than the sleep time), and while nothing
+    runs yet that could sleep (``nothing_runs``: its first build or start) unless it was asleep already."""
+    if visiting or (nothing_runs and not was_asleep):
+        return SleepMode.AWAKE
     if sleep_time < 0 or idle < sleep_time:
         return SleepMode.AWAKE
     return SleepMode.STOPPED if evicted or idle >= sleep_time + deep_after else SleepMode.FROZEN

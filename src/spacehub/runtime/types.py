@@ -73,6 +73,7 @@ class BuildObs:
     state: BuildState
     started_at: float
     error: str | None = None
+    asked_by: str | None = None  # the release that started this build (a failure is final for it alone)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class Observed:
     builds: dict[str, BuildObs] = field(default_factory=dict)
     instances: dict[str, InstanceObs] = field(default_factory=dict)
     serving: str | None = None  # the release traffic goes to
+    can_freeze: bool = True  # False once the backend could not freeze an instance here: sleep then stops it
 
 
 # ---- actions -------------------------------------------------------------------------------------------------
@@ -138,7 +140,20 @@ class Thaw:
     release_id: str
 
 
-Action = StartBuild | FailBuild | StartInstance | StopInstance | FailInstance | Route | Freeze | Thaw
+@dataclass(frozen=True)
+class DropBuild:
+    build_id: str
+
+
+@dataclass(frozen=True)
+class Forget:
+    """The Space is gone and nothing of it runs: remove what the runtime keeps of it (its logs, its devices, its
+    metering). The last action of a deletion, like a Kubernetes finalizer."""
+
+
+Action = (
+    StartBuild | FailBuild | StartInstance | StopInstance | FailInstance | Route | Freeze | Thaw | DropBuild | Forget
+)
 
 
 @dataclass(frozen=True)

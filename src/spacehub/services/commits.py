@@ -52,6 +52,9 @@ def client_version(user_agent: str | None) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+COMMIT_ATTEMPTS = 100  # swaps a commit without parentCommit may lose to concurrent writers before it gives up
+
+
 def head_of(ctx: HubContext, repo: Repo, rev: str) -> str:
     """The head of a branch (``main`` or ``refs/heads/main``) or of a pull request (``refs/pr/1``).
 
@@ -204,12 +207,34 @@ def create_commit(
             ctx, s, p, repo, title, header.get("description") or summary, True, ref, head, status="open"
         )
         ref, out["pullRequestNum"] = discussions.pr_ref(pr.num), pr.num
-    sha = ctx.git.commit(repo.id, ref, head, changes, message, p.name, f"{p.name}@users.noreply.spacehub")
+    sha = _land(ctx, repo, ref, head, changes, message, p.name, pinned=bool(parent))
     after_commit(ctx, s, repo, ref, sha)
     if ref.startswith("refs/pr/"):
-        discussions.record_commit(s, repo, int(ref.removeprefix("refs/pr/")), p, sha, summary, [head])
+        parents = list(ctx.git.commit_info(repo.id, sha).parents)
+        discussions.record_commit(s, repo, int(ref.removeprefix("refs/pr/")), p, sha, summary, parents)
     out["commitOid"] = sha
     return out
+
+
+def _land(
+    ctx: HubContext, repo: Repo, ref: str, head: str, changes: list[Change], message: str, author: str, pinned: bool
+) -> str:
+    """Commit ``changes`` on ``head`` and move ``ref`` (a branch or a pull request) to it (compare-and-swap). A commit
+    without parentCommit asks for "on whatever is current", as on the Hub: when the ref moved meanwhile (a concurrent
+    writer won the swap), the same changes go on the new head, again, until they land; a deletion of what the new
+    head no longer has is already done. Only a stale parentCommit (``pinned``) answers 412. Each failed swap means
+    another commit landed, so the loop ends; ``COMMIT_ATTEMPTS`` bounds it anyway. Raises: PreconditionFailed."""
+    email = f"{author}@users.noreply.spacehub"
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return ctx.git.commit(repo.id, ref, head, changes, message, author, email)
+        except PreconditionFailed:
+            if pinned or attempt == COMMIT_ATTEMPTS - 1:
+                raise
+        head = head_of(ctx, repo, ref)
+        files = ctx.git.files(repo.id, head)
+        changes = [c for c in changes if c.oid is not None or c.path in files]
+    raise AssertionError("unreachable")
 
 
 def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, RevisionNotFound
+from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, RevisionNotFound
 from spacehub.services import accounts, commits, discussions, repos
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
@@ -63,7 +63,7 @@ def merge_pull_request(
     target branch with a merge commit and marks the pull request merged: ``{newStatus}``.
 
     Raises: RepoNotFound, Unauthorized, Forbidden, NotFound, BadRequest (not an open pull request, nothing to
-    merge), Conflict (the changes conflict: 409 naming the files), PreconditionFailed (the branch moved meanwhile).
+    merge), Conflict (the changes conflict: 409 naming the files), PreconditionFailed (the branch kept moving).
     """
     repo = repos.get_repo(s, p, repo_type, repo_id, "write")
     d = discussions.find(s, repo, num)
@@ -74,20 +74,8 @@ def merge_pull_request(
     if d.status not in ("open", "draft"):
         raise BadRequest(f"Pull request #{num} is {d.status}: it cannot be merged")
     target = d.target_branch or "refs/heads/main"
-    head = commits.head_of(ctx, repo, target)
-    theirs = commits.head_of(ctx, repo, discussions.pr_ref(num))
-    if ctx.git.is_ancestor(repo.id, theirs, head):
-        raise BadRequest(f"Pull request #{num} has no changes to merge into {target.removeprefix('refs/heads/')}")
-    tree, conflicts = ctx.git.merge_trees(repo.id, head, theirs)
-    if tree is None:
-        raise Conflict(
-            f"Pull request #{num} conflicts with {target.removeprefix('refs/heads/')} in: {', '.join(conflicts)}",
-            conflictingFiles=conflicts,
-        )
-    assert p.name is not None
-    message = f"Merge pull request #{num}: {d.title}"
-    sha = ctx.git.commit_tree(
-        repo.id, target, head, tree, [head, theirs], message, p.name, f"{p.name}@users.noreply.spacehub"
+    sha = _merge(
+        ctx, repo, target, discussions.pr_ref(num), f"Pull request #{num}", f"Merge pull request #{num}: {d.title}", p
     )
     d.status, d.merge_commit = "merged", sha
     ev = discussions.add_event(s, d, "status-change", p, {"status": "merged"})
@@ -95,3 +83,25 @@ def merge_pull_request(
         discussions.add_comment(s, d, p, comment)
     commits.after_commit(ctx, s, repo, target, sha)
     return {"newStatus": event_json(ev)}
+
+
+def _merge(ctx: HubContext, repo: Repo, target: str, source: str, what: str, message: str, p: Principal) -> str:
+    """Merge ``source`` into ``target`` with a merge commit; the target moves by compare-and-swap. When another
+    commit wins the swap, the merge is computed again on the new head, as a commit without parentCommit lands on
+    whatever is current (``commits.COMMIT_ATTEMPTS`` bounds it). Raises: BadRequest, Conflict, PreconditionFailed."""
+    assert p.name is not None
+    name = target.removeprefix("refs/heads/")
+    for attempt in range(commits.COMMIT_ATTEMPTS):
+        head, theirs = commits.head_of(ctx, repo, target), commits.head_of(ctx, repo, source)
+        if ctx.git.is_ancestor(repo.id, theirs, head):
+            raise BadRequest(f"{what} has no changes to merge into {name}")
+        tree, conflicts = ctx.git.merge_trees(repo.id, head, theirs)
+        if tree is None:
+            raise Conflict(f"{what} conflicts with {name} in: {', '.join(conflicts)}", conflictingFiles=conflicts)
+        email = f"{p.name}@users.noreply.spacehub"
+        try:
+            return ctx.git.commit_tree(repo.id, target, head, tree, [head, theirs], message, p.name, email)
+        except PreconditionFailed:
+            if attempt == commits.COMMIT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")

@@ -56,6 +56,7 @@ class FakeBackend:
     busy_builds: int = 0
     busy_starts: int = 0
     task_exit: int = 0
+    freezer: bool = True  # False: freeze answers False, as on a machine without a cgroup freezer
     run_log: Callable[[str], Path] | None = None  # space id → its run log (the runtime's log store)
     builds: set[str] = field(default_factory=set)
     instances: dict[str, _Instance] = field(default_factory=dict)
@@ -147,6 +148,8 @@ class FakeBackend:
 
     def freeze(self, release_id: str) -> bool:
         """As a frozen process: the port stays open (connections wait in its backlog) but nothing answers."""
+        if not self.freezer:
+            return False
         inst = self.instances[release_id]
         if not inst.frozen and inst.server is not None:
             inst.server.shutdown()
