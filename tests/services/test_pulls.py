@@ -16,7 +16,7 @@ from spacehub.errors import PreconditionFailed
 from spacehub.services import accounts, commits, discussions, pulls, repos
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext, RepoEvent
-from spacehub.storage.models import Discussion, Space
+from spacehub.storage.models import Discussion, DiscussionEvent, Space
 
 
 def user(ctx: HubContext, name: str) -> Principal:
@@ -135,3 +135,15 @@ def test_numbers_stay_unique_when_discussions_are_opened_at_once(
     with ctx.db.transaction() as s:
         nums = sorted(s.scalars(select(Discussion.num)))
     assert nums == list(range(1, 20))  # the pull request is #1, then 18 discussions
+
+
+def test_deleting_a_repo_deletes_its_discussions(ctx: HubContext, space: tuple[str, Principal, Principal]) -> None:
+    repo_id, alice, bob = space
+    with ctx.db.transaction() as s:
+        discussions.create_discussion(ctx, s, bob, "space", "alice/demo", {"title": "A question"}, "http://hub")
+        discussions.comment_discussion(s, alice, "space", "alice/demo", 2, {"comment": "An answer"})
+    with ctx.db.transaction() as s:
+        repos.delete_repo(ctx, s, alice, "space", "alice/demo")
+    with ctx.db.transaction() as s:
+        assert s.scalars(select(Discussion).where(Discussion.repo_id == repo_id)).all() == []
+        assert s.scalars(select(DiscussionEvent)).all() == []
