@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from spacehub.api import schemas
 from spacehub.services import discussions, pulls
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
@@ -25,7 +26,7 @@ def get_repo_discussions(request: Request, rtype: str, ns: str, name: str) -> di
         return discussions.list_discussions(s, p, rtype, f"{ns}/{name}", request.query_params)
 
 
-@router.post(PREFIX)
+@router.post(PREFIX, openapi_extra=schemas.body(schemas.CreateDiscussion))
 async def create_discussion(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
     """Serves `HfApi.create_discussion` / `create_pull_request`: POST /api/{T}/{id}/discussions."""
     body = await json_object(request)
@@ -60,7 +61,7 @@ async def _change(
     return await run_in_threadpool(run)
 
 
-@router.post(PREFIX + "/{num}/comment")
+@router.post(PREFIX + "/{num}/comment", openapi_extra=schemas.body(schemas.CommentDiscussion))
 async def comment_discussion(request: Request, rtype: str, ns: str, name: str, num: str) -> dict[str, Any]:
     """Serves `HfApi.comment_discussion`: POST /api/{T}/{id}/discussions/{num}/comment {comment}."""
     return await _change(
@@ -68,7 +69,7 @@ async def comment_discussion(request: Request, rtype: str, ns: str, name: str, n
     )
 
 
-@router.post(PREFIX + "/{num}/title")
+@router.post(PREFIX + "/{num}/title", openapi_extra=schemas.body(schemas.RenameDiscussion))
 async def rename_discussion(request: Request, rtype: str, ns: str, name: str, num: str) -> dict[str, Any]:
     """Serves `HfApi.rename_discussion`: POST /api/{T}/{id}/discussions/{num}/title {title}."""
     return await _change(
@@ -76,7 +77,7 @@ async def rename_discussion(request: Request, rtype: str, ns: str, name: str, nu
     )
 
 
-@router.post(PREFIX + "/{num}/status")
+@router.post(PREFIX + "/{num}/status", openapi_extra=schemas.body(schemas.ChangeDiscussionStatus))
 async def change_discussion_status(request: Request, rtype: str, ns: str, name: str, num: str) -> dict[str, Any]:
     """Serves `HfApi.change_discussion_status`: POST /api/{T}/{id}/discussions/{num}/status {status, comment?}."""
     return await _change(
@@ -86,7 +87,7 @@ async def change_discussion_status(request: Request, rtype: str, ns: str, name: 
     )
 
 
-@router.post(PREFIX + "/{num}/merge")
+@router.post(PREFIX + "/{num}/merge", openapi_extra=schemas.body(schemas.MergePullRequest))
 async def merge_pull_request(request: Request, rtype: str, ns: str, name: str, num: str) -> dict[str, Any]:
     """Serves `HfApi.merge_pull_request`: POST /api/{T}/{id}/discussions/{num}/merge {comment?}."""
     return await _change(
@@ -96,7 +97,7 @@ async def merge_pull_request(request: Request, rtype: str, ns: str, name: str, n
     )
 
 
-@router.post(PREFIX + "/{num}/comment/{comment_id}/edit")
+@router.post(PREFIX + "/{num}/comment/{comment_id}/edit", openapi_extra=schemas.body(schemas.EditDiscussionComment))
 async def edit_discussion_comment(
     request: Request, rtype: str, ns: str, name: str, num: str, comment_id: str
 ) -> dict[str, Any]:
