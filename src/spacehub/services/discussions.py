@@ -247,7 +247,7 @@ def conflicting_files(ctx: HubContext, repo: Repo, d: Discussion) -> list[str]:
         return []
     if ctx.git.is_ancestor(repo.id, target, head) or ctx.git.is_ancestor(repo.id, head, target):
         return []
-    return ctx.git.merge_trees(repo.id, target, head)[1]
+    return ctx.git.merge_conflicts(repo.id, target, head)
 
 
 def pull_request_diff(ctx: HubContext, repo: Repo, d: Discussion) -> str | None:

@@ -322,13 +322,15 @@ class GitStore:
         return str(base) if base is not None else None
 
     def merge_trees(self, repo_id: str, ours: str, theirs: str) -> tuple[str | None, list[str]]:
-        """The tree of a three-way merge of two commits, or None and the paths that conflict."""
+        """The tree of a three-way merge of two commits (written), or None and the paths that conflict."""
         repo = self.open(repo_id)
         index = repo.merge_commits(ours, theirs)
-        if index.conflicts is not None:
-            paths = {entry.path for entries in index.conflicts for entry in entries if entry is not None}
-            return None, sorted(paths)
-        return str(index.write_tree(repo)), []
+        conflicts = _conflicts(index)
+        return (None, conflicts) if conflicts else (str(index.write_tree(repo)), [])
+
+    def merge_conflicts(self, repo_id: str, ours: str, theirs: str) -> list[str]:
+        """The paths a three-way merge of two commits would conflict on; writes nothing (reads may ask it)."""
+        return _conflicts(self.open(repo_id).merge_commits(ours, theirs))
 
     def commit_tree(
         self, repo_id: str, ref: str, old: str, tree: str, parents: list[str], message: str, author: str, email: str
@@ -349,6 +351,12 @@ class GitStore:
         """The unified diff from commit ``a`` to commit ``b`` (what ``git diff a b`` prints)."""
         repo = self.open(repo_id)
         return repo.diff(repo[a], repo[b]).patch or ""
+
+
+def _conflicts(index: pygit2.Index) -> list[str]:
+    if index.conflicts is None:
+        return []
+    return sorted({entry.path for entries in index.conflicts for entry in entries if entry is not None})
 
 
 def flush_to_disk(path: Path) -> None:
