@@ -64,7 +64,7 @@ def error_response(err: HubError, request_id: str) -> JSONResponse:
 
 def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
     """The Hub app over ``ctx``; ``lifespan`` starts and stops what runs beside it (the runtime)."""
-    from spacehub.api import commits, files, hardware, info, repos, space_settings, spaces, storage
+    from spacehub.api import commits, discussions, files, hardware, info, repos, space_settings, spaces, storage
     from spacehub.git import routes as git_routes
 
     app = FastAPI(title="SpaceHub", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
@@ -100,7 +100,7 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
         msg = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
         return error_response(BadRequest(f"Invalid request: {msg}"), getattr(request.state, "request_id", ""))
 
-    for module in (storage, hardware, space_settings, repos, info, commits, spaces, git_routes):
+    for module in (storage, hardware, space_settings, repos, info, commits, discussions, spaces, git_routes):
         app.include_router(module.router)
     app.include_router(files.router)  # last: its model route /{ns}/{name}/resolve/... is the widest pattern
     app.add_middleware(RawPathMiddleware)

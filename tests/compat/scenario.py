@@ -745,6 +745,31 @@ def step_lfs_download() -> dict[str, Any]:
     return {"etag": meta.etag}
 
 
+# ---- pull requests -------------------------------------------------------------------------------------------
+@step
+def step_pull_request() -> dict[str, Any]:
+    """bob (no write access) opens a pull request with a commit; alice reads it, comments and merges it."""
+    repo = f"alice/{P}-pr"
+    api.create_repo(repo)
+    ops = [CommitOperationAdd(path_in_repo="bob.txt", path_or_fileobj=b"from bob")]
+    info = bob.create_commit(repo, ops, commit_message="Add bob.txt", create_pr=True)
+    expect(str(info.pr_url).endswith(f"/{repo}/discussions/1"), f"pr_url {info.pr_url!r}")
+    expect("bob.txt" not in files_of(repo), "the pull request wrote to main")
+    expect("bob.txt" in files_of(repo, revision="refs/pr/1"), "bob.txt missing at refs/pr/1")
+    listed = [(d.num, d.is_pull_request, d.author, d.status) for d in api.get_repo_discussions(repo)]
+    expect(listed == [(1, True, "bob", "open")], f"discussions {listed}")
+    details = api.get_discussion_details(repo, 1)
+    expect(details.target_branch == "refs/heads/main" and details.conflicting_files == [], f"details {details}")
+    api.comment_discussion(repo, 1, "Looks good")
+    e = raises(HfHubHTTPError, bob.merge_pull_request, repo, 1)
+    expect(status_of(e) == 403, f"bob merging: status {status_of(e)}")
+    api.merge_pull_request(repo, 1)
+    merged = api.get_discussion_details(repo, 1)
+    expect(merged.status == "merged" and merged.merge_commit_oid == head(repo), f"after the merge: {merged.status}")
+    expect("bob.txt" in files_of(repo), "bob.txt is not on main after the merge")
+    return {"merge": merged.merge_commit_oid}
+
+
 def main() -> int:
     print(
         json.dumps({"step": "start", "status": "ok", "version": hf.__version__, "endpoint": E, "prefix": P}), flush=True

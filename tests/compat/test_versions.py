@@ -79,6 +79,7 @@ STEPS = [
     "lfs_upload",
     "lfs_tree",
     "lfs_download",
+    "pull_request",
 ]
 
 

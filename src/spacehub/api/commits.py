@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from spacehub.api import responses as r
 from spacehub.api import schemas
 from spacehub.errors import PayloadTooLarge
-from spacehub.services import commits, repos
+from spacehub.services import commits, pulls, repos
 from spacehub.web.deps import base_url, ctx_of, json_body, qbool, raw, unit
 from spacehub.web.openapi import answers
 
@@ -30,8 +30,10 @@ async def preupload(request: Request, rtype: str, ns: str, name: str, rev: str) 
 
     def run() -> dict[str, Any]:
         with unit(request) as (ctx, s, p):
-            repo = repos.get_repo(s, p, rtype, f"{ns}/{name}", "write")
-            return commits.preupload(ctx, s, repo, raw(rev), body, request.headers.get("user-agent"))
+            create_pr = qbool(request.query_params.get("create_pr"))
+            repo, ref = pulls.commit_access(s, p, rtype, f"{ns}/{name}", raw(rev), create_pr)
+            rev_or_sha = raw(rev) if commits.is_sha(raw(rev)) else ref
+            return commits.preupload(ctx, s, repo, rev_or_sha, body, request.headers.get("user-agent"))
 
     return await run_in_threadpool(run)
 
@@ -61,17 +63,18 @@ async def create_commit(request: Request, rtype: str, ns: str, name: str, rev: s
 
     def run() -> dict[str, Any]:
         with body, unit(request) as (ctx, s, p):
-            repo = repos.get_repo(s, p, rtype, f"{ns}/{name}", "write")
-            branch = raw(rev).removeprefix("refs/heads/")  # the service builds refs/heads/{branch} from it
-            out = commits.create_commit(
-                ctx, s, p, repo, branch, body, create_pr=qbool(request.query_params.get("create_pr"))
-            )
+            create_pr = qbool(request.query_params.get("create_pr"))
+            repo, ref = pulls.commit_access(s, p, rtype, f"{ns}/{name}", raw(rev), create_pr)
+            out = commits.create_commit(ctx, s, p, repo, ref, body, create_pr=create_pr)
             url = repos.repo_url(base_url(request), rtype, repo.full_name)
-            return {
+            answer = {
                 "success": True,
                 "commitOid": out["commitOid"],
                 "commitUrl": f"{url}/commit/{out['commitOid']}",
                 "hookOutput": "",
             }
+            if "pullRequestNum" in out:
+                answer["pullRequestUrl"] = f"{url}/discussions/{out['pullRequestNum']}"
+            return answer
 
     return await run_in_threadpool(run)

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from spacehub.api import responses as r
 from spacehub.api import schemas
 from spacehub.errors import BadRequest
-from spacehub.services import files, refs, repos
+from spacehub.services import discussions, files, refs, repos
 from spacehub.services.formats import iso
 from spacehub.web.deps import base_url, json_object, parse_json, qbool, raw, read_body, unit
 from spacehub.web.openapi import answers
@@ -164,7 +164,7 @@ def list_repo_refs(request: Request, rtype: str, ns: str, name: str) -> dict[str
         repo = repos.get_repo(s, p, rtype, f"{ns}/{name}")
         out = refs.list_refs(ctx, repo)
         if qbool(request.query_params.get("include_prs")):
-            out["pullRequests"] = []
+            out["pullRequests"] = discussions.pull_request_refs(s, ctx, repo)
         return out
 
 

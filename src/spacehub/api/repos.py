@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from spacehub.api import responses as r
@@ -111,15 +111,3 @@ def agent_harnesses() -> dict[str, Any]:
 def telemetry(rest: str) -> Response:
     """Telemetry pings from libraries: accepted and dropped (nothing leaves this machine)."""
     return Response(status_code=200)
-
-
-@router.api_route(
-    "/api/{rtype:repotype}/{ns}/{name}/discussions{rest:path}",
-    methods=["GET", "POST"],
-    **answers(r.HubErrorBody, "Not served (yet)", status=501),
-)
-def discussions(rtype: str, ns: str, name: str, rest: str) -> JSONResponse:
-    """Discussions and pull requests are not served yet: a clear error, never a silent success."""
-    from spacehub.errors import NotImplementedOnHub
-
-    raise NotImplementedOnHub("Discussions and pull requests are not supported by this SpaceHub server")

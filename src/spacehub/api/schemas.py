@@ -146,6 +146,45 @@ class SetSpaceVolumes(_Body):
     volumes: list[Volume]
 
 
+class CreateDiscussion(_Body):
+    """`create_discussion`, `create_pull_request` (``pullRequest: true``)."""
+
+    title: str
+    description: str | None = None
+    pullRequest: bool = False
+
+
+class CommentDiscussion(_Body):
+    """`comment_discussion`."""
+
+    comment: str
+
+
+class RenameDiscussion(_Body):
+    """`rename_discussion`."""
+
+    title: str
+
+
+class ChangeDiscussionStatus(_Body):
+    """`change_discussion_status`."""
+
+    status: Literal["open", "closed"]
+    comment: str | None = None
+
+
+class MergePullRequest(_Body):
+    """`merge_pull_request` (the client sends no body without a comment)."""
+
+    comment: str | None = None
+
+
+class EditDiscussionComment(_Body):
+    """`edit_discussion_comment`."""
+
+    content: str
+
+
 class PreuploadFile(_Body):
     """One file of a preupload request: its path, size and first 512 bytes (base64)."""
 

@@ -208,10 +208,12 @@ def can_read(p: Principal, repo: Repo) -> bool:
 
 
 def check_repo_access(p: Principal, repo: Repo | None, need: str = "read") -> Repo:
-    """The single permission gate for repos. ``need`` is read, write or admin.
+    """The single permission gate for repos. ``need`` is read, contribute, write or admin.
 
     A repo you may not read does not exist for you (404 RepoNotFound, never 403). A visible repo you may not change
-    gives 401 when anonymous and 403 otherwise. Write and admin also need a write token.
+    gives 401 when anonymous and 403 otherwise. ``contribute`` is what the Hub lets any signed-in reader do (open a
+    discussion or pull request, comment): read access and a write token, no role on the repo. Contribute, write and
+    admin need a write token.
 
     Raises: RepoNotFound, Unauthorized, Forbidden.
     """
@@ -224,12 +226,23 @@ def check_repo_access(p: Principal, repo: Repo | None, need: str = "read") -> Re
     role = role_on(p, repo.owner)
     if p.token_role != "write":
         raise Forbidden("This token is read-only: use a token with the write role")
+    if need == "contribute":
+        return repo
     ok = role in ("write", "admin") if need == "write" else role == "admin"
     if not ok:
         raise Forbidden(
             f"You don't have the rights to {'change' if need == 'write' else 'administer'} {repo.full_name}"
         )
     return repo
+
+
+def can_write(p: Principal, repo: Repo) -> bool:
+    """Whether ``p`` passes the gate for ``write``: the yes or no of rules such as "the author or a writer"."""
+    try:
+        check_repo_access(p, repo, "write")
+    except (RepoNotFound, Unauthorized, Forbidden):
+        return False
+    return True
 
 
 def check_namespace_write(s: Session, p: Principal, namespace: str) -> Account:

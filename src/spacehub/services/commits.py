@@ -23,11 +23,10 @@ from sqlalchemy.orm import Session
 from spacehub.errors import (
     BadRequest,
     EntryNotFound,
-    NotImplementedOnHub,
     PreconditionFailed,
     RevisionNotFound,
 )
-from spacehub.services import cards, spaces
+from spacehub.services import cards, discussions, spaces
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import SDKS
@@ -56,14 +55,15 @@ def client_version(user_agent: str | None) -> tuple[int, int] | None:
 COMMIT_ATTEMPTS = 100  # swaps a commit without parentCommit may lose to concurrent writers before it gives up
 
 
-def head_of(ctx: HubContext, repo: Repo, branch: str) -> str:
-    """Raises: RevisionNotFound (commits go to existing branches only)."""
-    ref = branch if branch.startswith("refs/heads/") else f"refs/heads/{branch}"
-    heads = ctx.git.branches(repo.id)
-    name = ref[len("refs/heads/") :]
-    if name not in heads:
-        raise RevisionNotFound(f"Invalid rev id: {branch}")
-    return heads[name]
+def head_of(ctx: HubContext, repo: Repo, rev: str) -> str:
+    """The head of a branch (``main`` or ``refs/heads/main``) or of a pull request (``refs/pr/1``).
+
+    Raises: RevisionNotFound (commits go to existing branches and pull requests only)."""
+    ref = rev if rev.startswith(("refs/heads/", "refs/pr/")) else f"refs/heads/{rev}"
+    sha = ctx.git.ref_target(repo.id, ref)
+    if sha is None:
+        raise RevisionNotFound(f"Invalid rev id: {rev}")
+    return sha
 
 
 def _gitattributes(ctx: HubContext, repo: Repo, sha: str) -> str:
@@ -82,7 +82,7 @@ def preupload(ctx: HubContext, s: Session, repo: Repo, rev: str, body: Any, user
     """
     if not isinstance(body, dict) or not isinstance(body.get("files"), list):
         raise BadRequest("Expected a JSON object with a 'files' list")
-    sha = head_of(ctx, repo, rev) if not _is_sha(rev) else ctx.git.resolve(repo.id, rev)
+    sha = head_of(ctx, repo, rev) if not is_sha(rev) else ctx.git.resolve(repo.id, rev)
     rules = lfs_matcher(_gitattributes(ctx, repo, sha))
     ignore_text = body.get("gitIgnore")
     if not isinstance(ignore_text, str):
@@ -123,7 +123,7 @@ def _remote_oid(ctx: HubContext, s: Session, repo: Repo, sha: str, path: str, lf
     return obj.git_sha1 if obj else None
 
 
-def _is_sha(rev: str) -> bool:
+def is_sha(rev: str) -> bool:
     return len(rev) == 40 and all(c in "0123456789abcdef" for c in rev)
 
 
@@ -174,57 +174,75 @@ def create_commit(
     s: Session,
     p: Principal,
     repo: Repo,
-    branch: str,
+    ref: str,
     body: IO[bytes],
     create_pr: bool = False,
-) -> dict[str, str]:
-    """Apply an NDJSON commit to ``branch`` as one git commit. Returns ``commitOid``.
+) -> dict[str, Any]:
+    """Apply an NDJSON commit to ``ref`` (``refs/heads/{branch}`` or ``refs/pr/{num}``) as one git commit. With
+    ``create_pr`` the commit goes to a new pull request against ``ref`` instead, based on ``parentCommit`` or the
+    branch's head, titled after the commit. Returns ``commitOid`` (and ``pullRequestNum``).
 
     Raises: BadRequest / Unprocessable (bad lines, paths, base64, missing LFS objects), RevisionNotFound,
     EntryNotFound (deleting what is not there), PreconditionFailed (stale ``parentCommit``, or a race lost).
     """
-    if create_pr:
-        raise NotImplementedOnHub("Pull requests are not supported by this SpaceHub server: commit to a branch")
     with tempfile.TemporaryDirectory(dir=ctx.settings.tmp_dir, prefix="commit-") as tmp:
         header, ops = parse_commit(body, Path(tmp))
-        head = head_of(ctx, repo, branch)
+        head = head_of(ctx, repo, ref)
         parent = header.get("parentCommit")
-        if parent and not head.startswith(parent.lower()):
+        if create_pr and parent:
+            base = ctx.git.find_commit(repo.id, parent)
+            if base is None:
+                raise RevisionNotFound(f"Invalid rev id: {parent}")
+            head = base
+        elif parent and not head.startswith(parent.lower()):
             raise PreconditionFailed("The branch was updated since you opened this page. Please refresh and try again.")
         changes = _changes(ctx, s, repo, head, ops)
     summary = header.get("summary") or "Update files"
     message = summary + ("\n\n" + header["description"] if header.get("description") else "")
     assert p.name is not None
-    sha = _land(ctx, repo, branch, head, changes, message, p.name, pinned=bool(parent))
-    after_commit(ctx, s, repo, branch, sha)
-    return {"commitOid": sha}
+    out: dict[str, Any] = {}
+    if create_pr:
+        title = summary.strip()[:200] if len(summary.strip()) >= 3 else "Update files"
+        pr = discussions.open_discussion(
+            ctx, s, p, repo, title, header.get("description") or summary, True, ref, head, status="open"
+        )
+        ref, out["pullRequestNum"] = discussions.pr_ref(pr.num), pr.num
+    sha = _land(ctx, repo, ref, head, changes, message, p.name, pinned=bool(parent))
+    after_commit(ctx, s, repo, ref, sha)
+    if ref.startswith("refs/pr/"):
+        parents = list(ctx.git.commit_info(repo.id, sha).parents)
+        discussions.record_commit(s, repo, int(ref.removeprefix("refs/pr/")), p, sha, summary, parents)
+    out["commitOid"] = sha
+    return out
 
 
 def _land(
-    ctx: HubContext, repo: Repo, branch: str, head: str, changes: list[Change], message: str, author: str, pinned: bool
+    ctx: HubContext, repo: Repo, ref: str, head: str, changes: list[Change], message: str, author: str, pinned: bool
 ) -> str:
-    """Commit ``changes`` on ``head`` and move the branch to it (compare-and-swap). A commit without parentCommit
-    asks for "on whatever is current", as on the Hub: when the branch moved meanwhile (a concurrent writer won the
-    swap), the same changes go on the new head, again, until they land; a deletion of what the new head no longer
-    has is already done. Only a stale parentCommit (``pinned``) answers 412. Each failed swap means another commit
-    landed, so the loop ends; ``COMMIT_ATTEMPTS`` bounds it anyway. Raises: PreconditionFailed."""
+    """Commit ``changes`` on ``head`` and move ``ref`` (a branch or a pull request) to it (compare-and-swap). A commit
+    without parentCommit asks for "on whatever is current", as on the Hub: when the ref moved meanwhile (a concurrent
+    writer won the swap), the same changes go on the new head, again, until they land; a deletion of what the new
+    head no longer has is already done. Only a stale parentCommit (``pinned``) answers 412. Each failed swap means
+    another commit landed, so the loop ends; ``COMMIT_ATTEMPTS`` bounds it anyway. Raises: PreconditionFailed."""
     email = f"{author}@users.noreply.spacehub"
     for attempt in range(COMMIT_ATTEMPTS):
         try:
-            return ctx.git.commit(repo.id, f"refs/heads/{branch}", head, changes, message, author, email)
+            return ctx.git.commit(repo.id, ref, head, changes, message, author, email)
         except PreconditionFailed:
             if pinned or attempt == COMMIT_ATTEMPTS - 1:
                 raise
-        head = head_of(ctx, repo, branch)
+        head = head_of(ctx, repo, ref)
         files = ctx.git.files(repo.id, head)
         changes = [c for c in changes if c.oid is not None or c.path in files]
     raise AssertionError("unreachable")
 
 
 def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str) -> None:
-    """Bookkeeping after any commit (API or git push): timestamps, the Space's sdk, and the event for the runtime."""
+    """Bookkeeping after any commit (API, git push, merge of a pull request): timestamps, the Space's sdk, and the
+    event for the runtime. ``branch`` is a branch name or a full ref (``refs/pr/1``)."""
+    ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
     repo.updated_at = utcnow()
-    if repo.type == "space" and branch == "main":
+    if repo.type == "space" and ref == "refs/heads/main":
         from spacehub.services.files import card_data
 
         sdk = card_data(ctx, repo, sha).get("sdk")
@@ -232,7 +250,7 @@ def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str)
             repo.sdk = sdk
         spaces.under_way(s, repo, building=True)  # what the runtime will say: wait_for_space must not see the old stage
     s.flush()
-    ctx.events.publish(RepoEvent("committed", repo.id, repo.type, f"refs/heads/{branch}", sha), s)
+    ctx.events.publish(RepoEvent("committed", repo.id, repo.type, ref, sha), s)
 
 
 def _changes(ctx: HubContext, s: Session, repo: Repo, head: str, ops: list[_Op]) -> list[Change]:

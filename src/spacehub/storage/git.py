@@ -156,6 +156,16 @@ class GitStore:
                 return str(obj.id)
         raise RevisionNotFound(f"Invalid rev id: {rev}")
 
+    def find_commit(self, repo_id: str, prefix: str) -> str | None:
+        """The commit whose sha starts with ``prefix`` (4 to 40 hex digits, unambiguous), or None."""
+        if not 4 <= len(prefix) <= 40 or not set(prefix.lower()) <= HEX:
+            return None
+        try:
+            obj = self.open(repo_id)[prefix.lower()]
+        except (KeyError, ValueError):
+            return None
+        return str(obj.id) if isinstance(obj, pygit2.Commit) else None
+
     def branches(self, repo_id: str) -> dict[str, str]:
         return self._refs(repo_id, "refs/heads/")
 
@@ -169,6 +179,26 @@ class GitStore:
             if name.startswith(prefix):
                 out[name[len(prefix) :]] = str(repo.references[name].peel(pygit2.Commit).id)
         return out
+
+    def pull_requests(self, repo_id: str) -> dict[str, str]:
+        """``refs/pr/*`` refs: number (as text) → commit sha."""
+        return self._refs(repo_id, "refs/pr/")
+
+    def ref_target(self, repo_id: str, ref: str) -> str | None:
+        """The commit ``ref`` (a full name) points at, or None when there is no such ref."""
+        if any(ord(c) < 32 or ord(c) == 127 for c in ref) or not pygit2.reference_is_valid_name(ref):
+            return None
+        found = self.open(repo_id).references.get(ref)
+        return str(found.peel(pygit2.Commit).id) if found is not None else None
+
+    def force_ref(self, repo_id: str, ref: str, target: str) -> None:
+        """Point ``ref`` at ``target`` whatever it pointed at (still one compare-and-swap with what it read).
+
+        Raises:
+            PreconditionFailed: ``ref`` moved between the read and the write.
+        """
+        found = self.open(repo_id).references.get(ref)
+        self.update_ref(repo_id, ref, target, str(found.target) if found is not None else None)
 
     def update_ref(self, repo_id: str, ref: str, new: str, old: str | None) -> None:
         """Atomically move ``ref`` from ``old`` (None = must not exist) to ``new`` (ZERO_SHA = delete).
@@ -281,6 +311,52 @@ class GitStore:
         flush_to_disk(self.path(repo_id))  # objects durable before the ref points at them
         self.update_ref(repo_id, ref, str(oid), parent)
         return str(oid)
+
+    # ---- merging -------------------------------------------------------------------------------------------
+    def is_ancestor(self, repo_id: str, ancestor: str, sha: str) -> bool:
+        """Whether ``ancestor`` is ``sha`` or one of its ancestors."""
+        return ancestor == sha or bool(self.open(repo_id).descendant_of(sha, ancestor))
+
+    def merge_base(self, repo_id: str, a: str, b: str) -> str | None:
+        base = self.open(repo_id).merge_base(a, b)
+        return str(base) if base is not None else None
+
+    def merge_trees(self, repo_id: str, ours: str, theirs: str) -> tuple[str | None, list[str]]:
+        """The tree of a three-way merge of two commits (written), or None and the paths that conflict."""
+        repo = self.open(repo_id)
+        index = repo.merge_commits(ours, theirs)
+        conflicts = _conflicts(index)
+        return (None, conflicts) if conflicts else (str(index.write_tree(repo)), [])
+
+    def merge_conflicts(self, repo_id: str, ours: str, theirs: str) -> list[str]:
+        """The paths a three-way merge of two commits would conflict on; writes nothing (reads may ask it)."""
+        return _conflicts(self.open(repo_id).merge_commits(ours, theirs))
+
+    def commit_tree(
+        self, repo_id: str, ref: str, old: str, tree: str, parents: list[str], message: str, author: str, email: str
+    ) -> str:
+        """Write a commit of ``tree`` with ``parents`` and move ``ref`` from ``old`` to it (compare-and-swap).
+
+        Raises:
+            PreconditionFailed: ``ref`` moved away from ``old`` meanwhile.
+        """
+        repo = self.open(repo_id)
+        sig = pygit2.Signature(author, email, int(dt.datetime.now(dt.UTC).timestamp()), 0)
+        oid = repo.create_commit(None, sig, sig, message, pygit2.Oid(hex=tree), [pygit2.Oid(hex=p) for p in parents])
+        flush_to_disk(self.path(repo_id))
+        self.update_ref(repo_id, ref, str(oid), old)
+        return str(oid)
+
+    def diff(self, repo_id: str, a: str, b: str) -> str:
+        """The unified diff from commit ``a`` to commit ``b`` (what ``git diff a b`` prints)."""
+        repo = self.open(repo_id)
+        return repo.diff(repo[a], repo[b]).patch or ""
+
+
+def _conflicts(index: pygit2.Index) -> list[str]:
+    if index.conflicts is None:
+        return []
+    return sorted({entry.path for entries in index.conflicts for entry in entries if entry is not None})
 
 
 def flush_to_disk(path: Path) -> None:

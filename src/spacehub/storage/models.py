@@ -74,6 +74,7 @@ class Repo(Base):
     gated: Mapped[str | None] = mapped_column(String(8), nullable=True)
     sdk: Mapped[str | None] = mapped_column(String(16), nullable=True)
     likes: Mapped[int] = mapped_column(Integer, default=0)
+    discussion_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # last discussion/PR number
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -209,3 +210,41 @@ class UsageInterval(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime)
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+
+
+class Discussion(Base):
+    """A discussion or pull request of a repo. ``num`` counts both, per repo, from 1 (``repos.discussion_seq``); a
+    pull request's changes are the git ref ``refs/pr/{num}``, to be merged into ``target_branch``."""
+
+    __tablename__ = "discussions"
+    __table_args__ = (UniqueConstraint("repo_id", "num"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    num: Mapped[int] = mapped_column(Integer)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True)
+    title: Mapped[str] = mapped_column(String(200))
+    is_pull_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(8))  # open | closed | merged | draft
+    target_branch: Mapped[str | None] = mapped_column(String(255), nullable=True)  # refs/heads/main (PRs only)
+    merge_commit: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    author: Mapped[Account | None] = relationship()
+
+
+class DiscussionEvent(Base):
+    """One event of a discussion's timeline, in ``id`` order: a comment (its first one is the description), a status
+    change, a title change or a commit to the pull request. ``data`` is the event's JSON (a comment keeps its edits);
+    ``event_id`` is the hex id the client names comments by."""
+
+    __tablename__ = "discussion_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(24), unique=True)
+    discussion_id: Mapped[int] = mapped_column(ForeignKey("discussions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # comment | status-change | title-change | commit
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True)
+    data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    author: Mapped[Account | None] = relationship()

@@ -1,0 +1,123 @@
+"""Discussions and pull requests: /api/{T}/{id}/discussions[/{num}[/comment|title|status|merge|comment/{id}/…]]."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from spacehub.api import schemas
+from spacehub.services import discussions, pulls
+from spacehub.services.accounts import Principal
+from spacehub.services.context import HubContext
+from spacehub.web.deps import base_url, json_object, qbool, unit
+
+router = APIRouter()
+PREFIX = "/api/{rtype:repotype}/{ns}/{name}/discussions"
+
+
+@router.get(PREFIX)
+def get_repo_discussions(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.get_repo_discussions`: GET /api/{T}/{id}/discussions?p=&type=&status=&author=."""
+    with unit(request) as (_, s, p):
+        return discussions.list_discussions(s, p, rtype, f"{ns}/{name}", request.query_params)
+
+
+@router.post(PREFIX, openapi_extra=schemas.body(schemas.CreateDiscussion))
+async def create_discussion(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.create_discussion` / `create_pull_request`: POST /api/{T}/{id}/discussions."""
+    body = await json_object(request)
+
+    def run() -> dict[str, Any]:
+        with unit(request) as (ctx, s, p):
+            return discussions.create_discussion(ctx, s, p, rtype, f"{ns}/{name}", body, base_url(request))
+
+    return await run_in_threadpool(run)
+
+
+@router.get(PREFIX + "/{num}")
+def get_discussion_details(request: Request, rtype: str, ns: str, name: str, num: str) -> dict[str, Any]:
+    """Serves `HfApi.get_discussion_details`: GET /api/{T}/{id}/discussions/{num}[?diff=1]."""
+    number = discussions.parse_num(num)
+    with unit(request) as (ctx, s, p):
+        diff = qbool(request.query_params.get("diff"))
+        return discussions.get_discussion_details(ctx, s, p, rtype, f"{ns}/{name}", number, diff)
+
+
+async def _change(
+    request: Request, num: str, use_case: Callable[[HubContext, Session, Principal, int, dict[str, Any]], Any]
+) -> Any:
+    """Read the JSON body, then run ``use_case`` in one unit of work in the thread pool."""
+    body = await json_object(request)
+    number = discussions.parse_num(num)
+
+    def run() -> Any:
+        with unit(request) as (ctx, s, p):
+            return use_case(ctx, s, p, number, body)
+
+    return await run_in_threadpool(run)
+
+
+@router.post(PREFIX + "/{num}/comment", openapi_extra=schemas.body(schemas.CommentDiscussion))
+async def comment_discussion(request: Request, rtype: str, ns: str, name: str, num: str) -> dict[str, Any]:
+    """Serves `HfApi.comment_discussion`: POST /api/{T}/{id}/discussions/{num}/comment {comment}."""
+    return await _change(
+        request, num, lambda ctx, s, p, n, body: discussions.comment_discussion(s, p, rtype, f"{ns}/{name}", n, body)
+    )
+
+
+@router.post(PREFIX + "/{num}/title", openapi_extra=schemas.body(schemas.RenameDiscussion))
+async def rename_discussion(request: Request, rtype: str, ns: str, name: str, num: str) -> dict[str, Any]:
+    """Serves `HfApi.rename_discussion`: POST /api/{T}/{id}/discussions/{num}/title {title}."""
+    return await _change(
+        request, num, lambda ctx, s, p, n, body: discussions.rename_discussion(s, p, rtype, f"{ns}/{name}", n, body)
+    )
+
+
+@router.post(PREFIX + "/{num}/status", openapi_extra=schemas.body(schemas.ChangeDiscussionStatus))
+async def change_discussion_status(request: Request, rtype: str, ns: str, name: str, num: str) -> dict[str, Any]:
+    """Serves `HfApi.change_discussion_status`: POST /api/{T}/{id}/discussions/{num}/status {status, comment?}."""
+    return await _change(
+        request,
+        num,
+        lambda ctx, s, p, n, body: discussions.change_discussion_status(s, p, rtype, f"{ns}/{name}", n, body),
+    )
+
+
+@router.post(PREFIX + "/{num}/merge", openapi_extra=schemas.body(schemas.MergePullRequest))
+async def merge_pull_request(request: Request, rtype: str, ns: str, name: str, num: str) -> dict[str, Any]:
+    """Serves `HfApi.merge_pull_request`: POST /api/{T}/{id}/discussions/{num}/merge {comment?}."""
+    return await _change(
+        request,
+        num,
+        lambda ctx, s, p, n, body: pulls.merge_pull_request(ctx, s, p, rtype, f"{ns}/{name}", n, body.get("comment")),
+    )
+
+
+@router.post(PREFIX + "/{num}/comment/{comment_id}/edit", openapi_extra=schemas.body(schemas.EditDiscussionComment))
+async def edit_discussion_comment(
+    request: Request, rtype: str, ns: str, name: str, num: str, comment_id: str
+) -> dict[str, Any]:
+    """Serves `HfApi.edit_discussion_comment`: POST /api/{T}/{id}/discussions/{num}/comment/{comment_id}/edit."""
+    repo_id = f"{ns}/{name}"
+    return await _change(
+        request,
+        num,
+        lambda ctx, s, p, n, body: discussions.edit_discussion_comment(s, p, rtype, repo_id, n, comment_id, body),
+    )
+
+
+@router.post(PREFIX + "/{num}/comment/{comment_id}/hide")
+async def hide_discussion_comment(
+    request: Request, rtype: str, ns: str, name: str, num: str, comment_id: str
+) -> dict[str, Any]:
+    """Serves `HfApi.hide_discussion_comment`: POST /api/{T}/{id}/discussions/{num}/comment/{comment_id}/hide."""
+    repo_id = f"{ns}/{name}"
+    return await _change(
+        request,
+        num,
+        lambda ctx, s, p, n, body: discussions.hide_discussion_comment(s, p, rtype, repo_id, n, comment_id),
+    )
