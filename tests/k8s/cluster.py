@@ -97,19 +97,28 @@ class ControlPlane:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (the child keeps it; closed when we stop)
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=self.workdir)  # fmt: skip
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.workdir,
+        )
         log.close()
         self.procs[name] = proc
         return proc
 
     def _keys(self) -> None:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        (self.workdir / "sa.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                                                serialization.NoEncryption()))  # fmt: skip
-        (self.workdir / "sa.pub").write_bytes(key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+        (self.workdir / "sa.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+            )
+        )
+        (self.workdir / "sa.pub").write_bytes(
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
         (self.workdir / "tokens.csv").write_text(f"{self.token},admin,admin,system:masters\n")
         (self.workdir / "tokens.csv").chmod(0o600)
 
@@ -118,52 +127,105 @@ class ControlPlane:
         self._keys()
         client, peer, secure = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{client}"
-        etcd = self._spawn("etcd", [
-            ETCD, "--name", "test", "--data-dir", str(w / "etcd"), "--listen-client-urls", etcd_url,
-            "--advertise-client-urls", etcd_url, "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"test=http://127.0.0.1:{peer}", "--log-level", "warn",
-        ])  # fmt: skip
-        self.timings["etcd"] = _wait("etcd", lambda: httpx.get(f"{etcd_url}/health").json()["health"] == "true",
-                                     30, etcd, w / "etcd.log")  # fmt: skip
+        etcd = self._spawn(
+            "etcd",
+            [
+                ETCD,
+                "--name",
+                "test",
+                "--data-dir",
+                str(w / "etcd"),
+                "--listen-client-urls",
+                etcd_url,
+                "--advertise-client-urls",
+                etcd_url,
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-cluster",
+                f"test=http://127.0.0.1:{peer}",
+                "--log-level",
+                "warn",
+            ],
+        )
+        self.timings["etcd"] = _wait(
+            "etcd", lambda: httpx.get(f"{etcd_url}/health").json()["health"] == "true", 30, etcd, w / "etcd.log"
+        )
         self.url = f"https://127.0.0.1:{secure}"
-        api = self._spawn("kube-apiserver", [
-            str(self.bin_dir / "kube-apiserver"), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
-            f"--secure-port={secure}", "--insecure-port=0", "--advertise-address=127.0.0.1",
-            f"--cert-dir={w / 'certs'}", f"--token-auth-file={w / 'tokens.csv'}", "--authorization-mode=RBAC",
-            f"--service-account-key-file={w / 'sa.pub'}", f"--service-account-signing-key-file={w / 'sa.key'}",
-            "--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.96.0.0/16",
-            "--profiling=false", "--v=1",
-        ])  # fmt: skip
+        api = self._spawn(
+            "kube-apiserver",
+            [
+                str(self.bin_dir / "kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={secure}",
+                "--insecure-port=0",
+                "--advertise-address=127.0.0.1",
+                f"--cert-dir={w / 'certs'}",
+                f"--token-auth-file={w / 'tokens.csv'}",
+                "--authorization-mode=RBAC",
+                f"--service-account-key-file={w / 'sa.pub'}",
+                f"--service-account-signing-key-file={w / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
         headers = {"Authorization": f"Bearer {self.token}"}
         self.timings["kube-apiserver"] = _wait(
-            "kube-apiserver", lambda: httpx.get(f"{self.url}/readyz", headers=headers, verify=False).text == "ok",
-            90, api, w / "kube-apiserver.log")  # fmt: skip
+            "kube-apiserver",
+            lambda: httpx.get(f"{self.url}/readyz", headers=headers, verify=False).text == "ok",
+            90,
+            api,
+            w / "kube-apiserver.log",
+        )
         self.kubeconfig = self._write_kubeconfig()
         kc = f"--kubeconfig={self.kubeconfig}"
         if controllers:
-            self._spawn("kube-controller-manager", [
-                str(self.bin_dir / "kube-controller-manager"), kc, "--bind-address=127.0.0.1", "--secure-port=0",
-                "--port=0", f"--service-account-private-key-file={w / 'sa.key'}",
-                f"--root-ca-file={w / 'certs' / 'apiserver.crt'}", "--controllers=*,-nodeipam",
-                "--leader-elect=false", "--use-service-account-credentials=false", "--v=1",
-            ])  # fmt: skip
+            self._spawn(
+                "kube-controller-manager",
+                [
+                    str(self.bin_dir / "kube-controller-manager"),
+                    kc,
+                    "--bind-address=127.0.0.1",
+                    "--secure-port=0",
+                    "--port=0",
+                    f"--service-account-private-key-file={w / 'sa.key'}",
+                    f"--root-ca-file={w / 'certs' / 'apiserver.crt'}",
+                    "--controllers=*,-nodeipam",
+                    "--leader-elect=false",
+                    "--use-service-account-credentials=false",
+                    "--v=1",
+                ],
+            )
         if scheduler:
-            self._spawn("kube-scheduler", [
-                str(self.bin_dir / "kube-scheduler"), kc, "--bind-address=127.0.0.1", "--secure-port=0", "--port=0",
-                "--leader-elect=false", "--v=1",
-            ])  # fmt: skip
+            self._spawn(
+                "kube-scheduler",
+                [
+                    str(self.bin_dir / "kube-scheduler"),
+                    kc,
+                    "--bind-address=127.0.0.1",
+                    "--secure-port=0",
+                    "--port=0",
+                    "--leader-elect=false",
+                    "--v=1",
+                ],
+            )
         self.timings["total"] = time.monotonic() - t0
 
     def _write_kubeconfig(self) -> Path:
         """A kubeconfig that trusts the apiserver's own self-signed certificate (it names 127.0.0.1)."""
         ca = self.workdir / "certs" / "apiserver.crt"
         doc = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "test",
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "test",
             "clusters": [{"name": "test", "cluster": {"server": self.url, "certificate-authority": str(ca)}}],
             "users": [{"name": "admin", "user": {"token": self.token}}],
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
-        }  # fmt: skip
+        }
         path = self.workdir / "kubeconfig"
         path.write_text(yaml.safe_dump(doc))
         path.chmod(0o600)

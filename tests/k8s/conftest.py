@@ -23,8 +23,14 @@ from tests.k8s.cluster import ControlPlane, Unavailable, binaries
 from tests.k8s.kubelet import FakeNode, StandInKubelet
 
 CPU_NODE = FakeNode("cpu-1", cpu="16", memory="64Gi")
-GPU_NODE = FakeNode("gpu-a10g-1", cpu="16", memory="64Gi", gpus=1, labels={ACCELERATOR_LABEL: "A10G"},
-                    taints=({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"},))  # fmt: skip
+GPU_NODE = FakeNode(
+    "gpu-a10g-1",
+    cpu="16",
+    memory="64Gi",
+    gpus=1,
+    labels={ACCELERATOR_LABEL: "A10G"},
+    taints=({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"},),
+)
 
 
 @pytest.fixture(scope="session")
@@ -93,8 +99,12 @@ def cluster(kube: client.ApiClient, namespace: str) -> objects.Cluster:
 
 @pytest.fixture
 def options(namespace: str) -> ClusterOptions:
-    return ClusterOptions(namespace=namespace, hub=Peer(cidrs=("192.0.2.10/32",)), hub_ports=(8000,),
-                          cluster_cidrs=("10.244.0.0/16", "10.96.0.0/16"))  # fmt: skip
+    return ClusterOptions(
+        namespace=namespace,
+        hub=Peer(cidrs=("192.0.2.10/32",)),
+        hub_ports=(8000,),
+        cluster_cidrs=("10.244.0.0/16", "10.96.0.0/16"),
+    )
 
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

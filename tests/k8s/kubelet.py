@@ -84,8 +84,12 @@ class StandInKubelet:
 
     def register(self, node: FakeNode) -> None:
         self.nodes[node.name] = node
-        labels = {"kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                  **node.labels}  # fmt: skip
+        labels = {
+            "kubernetes.io/hostname": node.name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            **node.labels,
+        }
         body = {"metadata": {"name": node.name, "labels": labels}, "spec": {"taints": [dict(t) for t in node.taints]}}
         try:
             self.core.create_node(body)
@@ -97,21 +101,47 @@ class StandInKubelet:
     def _heartbeat(self, node: FakeNode) -> None:
         now = _now()
         conditions = [
-            {"type": kind, "status": "False", "reason": f"KubeletHas{reason}", "lastHeartbeatTime": now,
-             "lastTransitionTime": now, "message": "stand-in kubelet"}
-            for kind, reason in (("MemoryPressure", "SufficientMemory"), ("DiskPressure", "NoDiskPressure"),
-                                 ("PIDPressure", "SufficientPID"))
-        ]  # fmt: skip
-        conditions.append({"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now,
-                           "lastTransitionTime": now, "message": "stand-in kubelet is posting ready status"})  # fmt: skip
-        status = {"capacity": node.allocatable(), "allocatable": node.allocatable(), "conditions": conditions,
-                  "addresses": [{"type": "InternalIP", "address": node.address},
-                                {"type": "Hostname", "address": node.name}],
-                  "nodeInfo": {"kubeletVersion": "v1.20.2", "containerRuntimeVersion": "stand-in://1",
-                               "operatingSystem": "linux", "architecture": "amd64"}}  # fmt: skip
+            {
+                "type": kind,
+                "status": "False",
+                "reason": f"KubeletHas{reason}",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+                "message": "stand-in kubelet",
+            }
+            for kind, reason in (
+                ("MemoryPressure", "SufficientMemory"),
+                ("DiskPressure", "NoDiskPressure"),
+                ("PIDPressure", "SufficientPID"),
+            )
+        ]
+        conditions.append(
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+                "message": "stand-in kubelet is posting ready status",
+            }
+        )
+        status = {
+            "capacity": node.allocatable(),
+            "allocatable": node.allocatable(),
+            "conditions": conditions,
+            "addresses": [{"type": "InternalIP", "address": node.address}, {"type": "Hostname", "address": node.name}],
+            "nodeInfo": {
+                "kubeletVersion": "v1.20.2",
+                "containerRuntimeVersion": "stand-in://1",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+        }
         self.core.patch_node_status(node.name, {"status": status})
-        lease = {"metadata": {"name": node.name, "namespace": "kube-node-lease"},
-                 "spec": {"holderIdentity": node.name, "leaseDurationSeconds": 40, "renewTime": _micro_now()}}
+        lease = {
+            "metadata": {"name": node.name, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": node.name, "leaseDurationSeconds": 40, "renewTime": _micro_now()},
+        }
         try:
             current = self.coordination.read_namespaced_lease(node.name, "kube-node-lease")
             lease["metadata"]["resourceVersion"] = current.metadata.resource_version
@@ -150,8 +180,12 @@ class StandInKubelet:
         if self._differs(pod, status):
             self.core.patch_namespaced_pod_status(name, ns, {"status": status})
         if behaviour == "imagepull" and pod.metadata.uid not in self._events_sent:
-            self._event(pod, "Failed", f'Failed to pull image "{pod.spec.containers[0].image}": rpc error: code = '
-                        f'NotFound desc = failed to pull and unpack image "{pod.spec.containers[0].image}": not found')
+            self._event(
+                pod,
+                "Failed",
+                f'Failed to pull image "{pod.spec.containers[0].image}": rpc error: code = '
+                f'NotFound desc = failed to pull and unpack image "{pod.spec.containers[0].image}": not found',
+            )
             self._events_sent.add(pod.metadata.uid)
 
     @staticmethod
@@ -172,24 +206,43 @@ class StandInKubelet:
         c = pod.spec.containers[0]
         ip = self._ips.setdefault(pod.metadata.uid, f"10.244.{len(self._ips) // 250}.{len(self._ips) % 250 + 2}")
         ready = behaviour == "ready"
-        container: dict[str, Any] = {"name": c.name, "image": c.image, "imageID": "", "ready": ready,
-                                     "restartCount": 0, "started": behaviour in ("ready", "starting")}  # fmt: skip
+        container: dict[str, Any] = {
+            "name": c.name,
+            "image": c.image,
+            "imageID": "",
+            "ready": ready,
+            "restartCount": 0,
+            "started": behaviour in ("ready", "starting"),
+        }
         if behaviour in ("ready", "starting"):
             container["state"] = {"running": {"startedAt": now}}
             container["containerID"] = f"stand-in://{pod.metadata.uid}"
         elif behaviour in ("crashloop", "oomkilled"):
             oom = behaviour == "oomkilled"
             container["restartCount"] = 3
-            container["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message":
-                                              f"back-off 40s restarting failed container={c.name} pod={pod.metadata.name}"}}
-            container["lastState"] = {"terminated": {"exitCode": 137 if oom else 1,
-                                                     "reason": "OOMKilled" if oom else "Error",
-                                                     "startedAt": now, "finishedAt": now}}  # fmt: skip
+            container["state"] = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off 40s restarting failed container={c.name} pod={pod.metadata.name}",
+                }
+            }
+            container["lastState"] = {
+                "terminated": {
+                    "exitCode": 137 if oom else 1,
+                    "reason": "OOMKilled" if oom else "Error",
+                    "startedAt": now,
+                    "finishedAt": now,
+                }
+            }
         else:  # imagepull
-            container["state"] = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{c.image}"'}}
+            container["state"] = {
+                "waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{c.image}"'}
+            }
         not_ready = "" if ready else "ContainersNotReady"
-        conditions = [{"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                      {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}]
+        conditions = [
+            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+        ]
         for kind in ("Ready", "ContainersReady"):
             cond = {"type": kind, "status": "True" if ready else "False", "lastTransitionTime": now}
             if not_ready:
@@ -197,19 +250,39 @@ class StandInKubelet:
                 cond["message"] = f"containers with unready status: [{c.name}]"
             conditions.append(cond)
         node = self.nodes[pod.spec.node_name]
-        return {"phase": "Pending" if behaviour == "imagepull" else "Running", "conditions": conditions,
-                "hostIP": node.address, "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now,
-                "containerStatuses": [container]}  # fmt: skip
+        return {
+            "phase": "Pending" if behaviour == "imagepull" else "Running",
+            "conditions": conditions,
+            "hostIP": node.address,
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "startTime": now,
+            "containerStatuses": [container],
+        }
 
     def _event(self, pod: Any, reason: str, message: str) -> None:
         now = _now()
-        self.core.create_namespaced_event(pod.metadata.namespace, {
-            "metadata": {"generateName": f"{pod.metadata.name}.", "namespace": pod.metadata.namespace},
-            "involvedObject": {"kind": "Pod", "namespace": pod.metadata.namespace, "name": pod.metadata.name,
-                               "uid": pod.metadata.uid, "apiVersion": "v1", "fieldPath": "spec.containers{app}"},
-            "reason": reason, "message": message, "type": "Warning", "count": 1,
-            "firstTimestamp": now, "lastTimestamp": now, "source": {"component": "kubelet", "host": pod.spec.node_name},
-        })  # fmt: skip
+        self.core.create_namespaced_event(
+            pod.metadata.namespace,
+            {
+                "metadata": {"generateName": f"{pod.metadata.name}.", "namespace": pod.metadata.namespace},
+                "involvedObject": {
+                    "kind": "Pod",
+                    "namespace": pod.metadata.namespace,
+                    "name": pod.metadata.name,
+                    "uid": pod.metadata.uid,
+                    "apiVersion": "v1",
+                    "fieldPath": "spec.containers{app}",
+                },
+                "reason": reason,
+                "message": message,
+                "type": "Warning",
+                "count": 1,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "source": {"component": "kubelet", "host": pod.spec.node_name},
+            },
+        )
 
     def stop(self) -> None:
         self._stop.set()

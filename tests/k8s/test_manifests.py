@@ -13,16 +13,27 @@ from spacehub.runtime.backends.kubernetes import quantities
 from spacehub.runtime.backends.kubernetes.manifests import ClusterOptions, Peer, SpaceRelease
 
 CATALOG = Catalog()
-OPTS = ClusterOptions(namespace="spaces", hub=Peer(cidrs=("192.0.2.10/32",)), hub_ports=(8000,),
-                      cluster_cidrs=("10.244.0.0/16", "10.96.0.0/12"))  # fmt: skip
+OPTS = ClusterOptions(
+    namespace="spaces",
+    hub=Peer(cidrs=("192.0.2.10/32",)),
+    hub_ports=(8000,),
+    cluster_cidrs=("10.244.0.0/16", "10.96.0.0/12"),
+)
 
 
 def release(**kw: object) -> SpaceRelease:
     base: dict[str, object] = dict(
-        space_id="0123456789abcdef01234567", repo="alice/demo", commit="a" * 40, release_id="r" + "b" * 16,
-        flavor=CATALOG.get("cpu-basic"), image="registry.local/spaces/demo:abc", app_port=7860,
-        env={"SPACE_ID": "alice/demo"}, variables=("MODEL",), secrets=("HF_TOKEN",),
-    )  # fmt: skip
+        space_id="0123456789abcdef01234567",
+        repo="alice/demo",
+        commit="a" * 40,
+        release_id="r" + "b" * 16,
+        flavor=CATALOG.get("cpu-basic"),
+        image="registry.local/spaces/demo:abc",
+        app_port=7860,
+        env={"SPACE_ID": "alice/demo"},
+        variables=("MODEL",),
+        secrets=("HF_TOKEN",),
+    )
     base.update(kw)
     return SpaceRelease(**base)  # type: ignore[arg-type]
 
@@ -30,8 +41,14 @@ def release(**kw: object) -> SpaceRelease:
 def test_every_object_is_labelled_and_annotated_with_space_commit_and_release() -> None:
     r = release(storage_bytes=20 * 10**9)
     objs = m.space_objects(r, OPTS, {"HF_TOKEN": "hf_x"}, {"MODEL": "gpt2"})
-    assert [o["kind"] for o in objs] == ["NetworkPolicy", "Secret", "ConfigMap", "PersistentVolumeClaim", "Service",
-                                         "Deployment"]  # fmt: skip
+    assert [o["kind"] for o in objs] == [
+        "NetworkPolicy",
+        "Secret",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Service",
+        "Deployment",
+    ]
     for o in objs:
         meta = o["metadata"]
         assert meta["namespace"] == "spaces"
@@ -51,10 +68,14 @@ def test_secret_values_only_in_the_secret_never_in_a_config_map_or_the_deploymen
     holders = [o["kind"] for o in objs if "hf_very_secret_value" in json.dumps(o)]
     assert holders == ["Secret"]
     env = objs[-1]["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": m.secret_name(r.space_id),
-                                                                "key": "HF_TOKEN"}}} in env  # fmt: skip
-    assert {"name": "MODEL", "valueFrom": {"configMapKeyRef": {"name": m.variables_name(r.space_id),
-                                                                "key": "MODEL"}}} in env  # fmt: skip
+    assert {
+        "name": "HF_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": m.secret_name(r.space_id), "key": "HF_TOKEN"}},
+    } in env
+    assert {
+        "name": "MODEL",
+        "valueFrom": {"configMapKeyRef": {"name": m.variables_name(r.space_id), "key": "MODEL"}},
+    } in env
     assert {"name": "SPACE_ID", "value": "alice/demo"} in env
 
 
@@ -113,11 +134,15 @@ def test_storage_is_a_claim_of_the_tier_mounted_at_data() -> None:
     r = release(storage_bytes=20 * 10**9)
     pvc = m.claim(r, dataclasses.replace(OPTS, storage_class="fast"))
     assert pvc is not None
-    assert pvc["spec"] == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20000000000"}},
-                           "storageClassName": "fast"}  # fmt: skip
+    assert pvc["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "20000000000"}},
+        "storageClassName": "fast",
+    }
     spec = m.deployment(r, OPTS)["spec"]
-    assert spec["template"]["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim":
-                                                    {"claimName": m.claim_name(r.space_id)}}]  # fmt: skip
+    assert spec["template"]["spec"]["volumes"] == [
+        {"name": "data", "persistentVolumeClaim": {"claimName": m.claim_name(r.space_id)}}
+    ]
     assert spec["template"]["spec"]["containers"][0]["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
     assert spec["strategy"] == {"type": "Recreate"}  # one writer of /data at a time
 
@@ -131,10 +156,13 @@ def test_service_targets_the_app_port_of_the_spaces_pods() -> None:
 def test_network_policy_admits_only_the_hub_and_never_other_spaces() -> None:
     pol = m.network_policy(release(), OPTS)["spec"]
     assert pol["policyTypes"] == ["Ingress", "Egress"]
-    assert pol["ingress"] == [{"from": [{"ipBlock": {"cidr": "192.0.2.10/32"}}],
-                               "ports": [{"protocol": "TCP", "port": 7860}]}]  # fmt: skip
-    assert pol["egress"][0] == {"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}],
-                                "ports": [{"protocol": "TCP", "port": 8000}]}  # fmt: skip
+    assert pol["ingress"] == [
+        {"from": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [{"protocol": "TCP", "port": 7860}]}
+    ]
+    assert pol["egress"][0] == {
+        "to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}],
+        "ports": [{"protocol": "TCP", "port": 8000}],
+    }
     assert pol["egress"][1]["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
     assert len(pol["egress"]) == 2  # no internet unless the setting says so
     peers = json.dumps(pol)
@@ -145,8 +173,7 @@ def test_network_policy_admits_only_the_hub_and_never_other_spaces() -> None:
     internet = open_pol["egress"][2]["to"]
     v4 = internet[0]["ipBlock"]
     assert v4["cidr"] == "0.0.0.0/0"
-    for private in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "10.244.0.0/16",
-                    "10.96.0.0/12"):  # fmt: skip
+    for private in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "10.244.0.0/16", "10.96.0.0/12"):
         assert private in v4["except"]
     assert internet[1]["ipBlock"]["cidr"] == "::/0" and "fc00::/7" in internet[1]["ipBlock"]["except"]
 

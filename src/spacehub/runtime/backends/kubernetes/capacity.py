@@ -92,22 +92,32 @@ class ClusterCapacity:
             models = [n for n in self.nodes if n.labels.get(self.accelerator_key) == acc.model]
             if not models:
                 seen = sorted({n.accelerator for n in self.nodes if n.accelerator and n.gpus})
-                near = [n.name for n in self.nodes if n.accelerator and n.gpus
-                        and matches(Device(n.name, n.accelerator), acc)]  # fmt: skip
-                hint = f"; {', '.join(near)} look like it but lack the label {self.accelerator_key}={acc.model}" \
-                    if near else ""  # fmt: skip
+                near = [
+                    n.name
+                    for n in self.nodes
+                    if n.accelerator and n.gpus and matches(Device(n.name, n.accelerator), acc)
+                ]
+                hint = (
+                    f"; {', '.join(near)} look like it but lack the label {self.accelerator_key}={acc.model}"
+                    if near
+                    else ""
+                )
                 return f"no node has an {acc.model} (the cluster's GPUs: {', '.join(seen) or 'none'}){hint}"
             if max(n.gpus for n in models) < acc.quantity:
-                return f"it needs {accelerator_label(acc)}; no {acc.model} node has more than " \
-                       f"{max(n.gpus for n in models)}"  # fmt: skip
+                return (
+                    f"it needs {accelerator_label(acc)}; no {acc.model} node has more than "
+                    f"{max(n.gpus for n in models)}"
+                )
             pool: Sequence[NodeCapacity] = [n for n in models if n.gpus >= acc.quantity]
         else:
             pool = self.nodes
         biggest_cpu = max(n.cpu for n in pool)
         biggest_memory = max(n.memory_bytes for n in pool)
-        where = f"{acc.model} node" if acc is not None else "node"
-        return (f"{flavor.name} needs {flavor.cpu:g} CPU and {flavor.memory_gb:g} GB of memory; the largest {where} "
-                f"has {biggest_cpu:g} CPU and {biggest_memory / GB:.1f} GB allocatable")  # fmt: skip
+        where = f"{acc.model} nodes" if acc is not None else "nodes"
+        return (
+            f"{flavor.name} needs {flavor.cpu:g} CPU and {flavor.memory_gb:g} GB of memory on one node; the "
+            f"{where} have at most {biggest_cpu:g} CPU and {biggest_memory / GB:.1f} GB allocatable"
+        )
 
     def catalog(self, catalog: Catalog) -> dict[str, str | None]:
         """Every flavor of the catalog → why it cannot run on this cluster, or None when it can."""

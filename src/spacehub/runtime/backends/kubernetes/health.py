@@ -38,8 +38,16 @@ from spacehub.runtime.types import Stage
 
 Obj = Mapping[str, Any]
 
-IMAGE_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-                          "ImageInspectError", "RegistryUnavailable"})  # fmt: skip
+IMAGE_ERRORS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "ImageInspectError",
+        "RegistryUnavailable",
+    }
+)
 CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
 _TALLY = re.compile(r"(\d+) ([^,]+?)(?=, \d+ |\.?$)")
 
@@ -89,13 +97,19 @@ def _terminated(term: Obj, pod: Obj) -> str:
         limit = _limit(pod)
         return f"the app ran out of memory (OOMKilled{f' at its {limit} limit' if limit else ''}); exit code {code}"
     message = (term.get("message") or "").strip()
-    return f"the app exited with code {code}" + (f" ({reason})" if reason and reason != "Error" else "") + (
-        f": {message}" if message else "")  # fmt: skip
+    return (
+        f"the app exited with code {code}"
+        + (f" ({reason})" if reason and reason != "Error" else "")
+        + (f": {message}" if message else "")
+    )
 
 
 def _container_problem(pod: Obj, events: Sequence[Obj]) -> str | None:
     """What is wrong with the pod's containers (init containers first), or None."""
-    statuses = [*(_get(pod, "status", "initContainerStatuses") or []), *(_get(pod, "status", "containerStatuses") or [])]
+    statuses = [
+        *(_get(pod, "status", "initContainerStatuses") or []),
+        *(_get(pod, "status", "containerStatuses") or []),
+    ]
     pod_name = _get(pod, "metadata", "name")
     for cs in statuses:
         waiting = _get(cs, "state", "waiting") or {}
@@ -108,7 +122,9 @@ def _container_problem(pod: Obj, events: Sequence[Obj]) -> str | None:
         last = _get(cs, "lastState", "terminated")
         if reason == "CrashLoopBackOff" and last:
             restarts = cs.get("restartCount", 0)
-            return f"{_terminated(last, pod)}; restarted {restarts} time{'s' if restarts != 1 else ''} (CrashLoopBackOff)"
+            return (
+                f"{_terminated(last, pod)}; restarted {restarts} time{'s' if restarts != 1 else ''} (CrashLoopBackOff)"
+            )
         if reason == "CrashLoopBackOff":
             return "the app keeps crashing (CrashLoopBackOff)"
         term = _get(cs, "state", "terminated")
@@ -135,10 +151,13 @@ def unschedulable_reason(
     containers = _get(pod, "spec", "containers") or [{}]
     limits = _get(containers[0], "resources", "limits") or {}
     if any("unbound" in r and "PersistentVolumeClaim" in r for r in counts) or "unbound immediate" in message:
-        return "its storage claim is not bound: the cluster has no volume for it (is there a default StorageClass?)", \
-            False  # fmt: skip
-    selector_miss = sum(n for r, n in counts.items() if "didn't match node selector" in r
-                        or "didn't match Pod's node affinity" in r)  # fmt: skip
+        return (
+            "its storage claim is not bound: the cluster has no volume for it (is there a default StorageClass?)",
+            False,
+        )
+    selector_miss = sum(
+        n for r, n in counts.items() if "didn't match node selector" in r or "didn't match Pod's node affinity" in r
+    )
     nodes = sum(counts.values())
     if model and nodes and selector_miss == nodes:
         return f"no node has an {model} (no node is labelled {accelerator_key}={model})", True
@@ -160,18 +179,23 @@ def _never_fits(limits: Mapping[str, str], model: str | None, capacity: ClusterC
     memory = int(quantities.parse(limits.get("memory", "0")))
     gpus = int(quantities.parse(limits.get(GPU_RESOURCE, "0")))
     return not any(
-        n.cpu >= cpu and n.memory_bytes >= memory and n.gpus >= gpus
+        n.cpu >= cpu
+        and n.memory_bytes >= memory
+        and n.gpus >= gpus
         and (model is None or n.labels.get(capacity.accelerator_key) == model)
         for n in capacity.nodes
-    )  # fmt: skip
+    )
 
 
 def _pod_problem(pod: Obj, events: Sequence[Obj], capacity: ClusterCapacity | None) -> tuple[str, bool] | None:
     """(reason, for good) for a pod that is not on its way to Ready, or None."""
     scheduled = _condition(pod, "PodScheduled")
     if scheduled is not None and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
-        message = scheduled.get("message") or _latest_event(events, _get(pod, "metadata", "name"),
-                                                             ("FailedScheduling",)) or "unschedulable"  # fmt: skip
+        message = (
+            scheduled.get("message")
+            or _latest_event(events, _get(pod, "metadata", "name"), ("FailedScheduling",))
+            or "unschedulable"
+        )
         return unschedulable_reason(pod, message, capacity)
     problem = _container_problem(pod, events)
     return (problem, True) if problem else None

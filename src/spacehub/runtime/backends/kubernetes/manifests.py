@@ -161,13 +161,21 @@ def selector(space_id: str) -> dict[str, str]:
 
 
 def labels(r: SpaceRelease) -> dict[str, str]:
-    return {"app.kubernetes.io/managed-by": MANAGED_BY, LABEL_SPACE: r.space_id, LABEL_COMMIT: r.commit,
-            LABEL_RELEASE: r.release_id}  # fmt: skip
+    return {
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        LABEL_SPACE: r.space_id,
+        LABEL_COMMIT: r.commit,
+        LABEL_RELEASE: r.release_id,
+    }
 
 
 def annotations(r: SpaceRelease) -> dict[str, str]:
-    return {ANNOTATION_REPO: r.repo, LABEL_COMMIT: r.commit, LABEL_RELEASE: r.release_id,
-            ANNOTATION_FLAVOR: r.flavor.name}  # fmt: skip
+    return {
+        ANNOTATION_REPO: r.repo,
+        LABEL_COMMIT: r.commit,
+        LABEL_RELEASE: r.release_id,
+        ANNOTATION_FLAVOR: r.flavor.name,
+    }
 
 
 def _metadata(r: SpaceRelease, object_name: str, opts: ClusterOptions) -> Manifest:
@@ -187,16 +195,21 @@ def resources(flavor: Flavor) -> Manifest:
 
 def _env(r: SpaceRelease) -> list[Manifest]:
     env: list[Manifest] = [{"name": k, "value": v} for k, v in sorted(r.env.items())]
-    env += [{"name": k, "valueFrom": {"configMapKeyRef": {"name": variables_name(r.space_id), "key": k}}}
-            for k in sorted(r.variables)]  # fmt: skip
-    env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": secret_name(r.space_id), "key": k}}}
-            for k in sorted(r.secrets)]  # fmt: skip
+    env += [
+        {"name": k, "valueFrom": {"configMapKeyRef": {"name": variables_name(r.space_id), "key": k}}}
+        for k in sorted(r.variables)
+    ]
+    env += [
+        {"name": k, "valueFrom": {"secretKeyRef": {"name": secret_name(r.space_id), "key": k}}}
+        for k in sorted(r.secrets)
+    ]
     return env
 
 
 def _probe(r: SpaceRelease) -> Manifest:
-    check: Manifest = {"httpGet": {"path": r.readiness_path, "port": "http"}} if r.readiness_path else {
-        "tcpSocket": {"port": "http"}}  # fmt: skip
+    check: Manifest = (
+        {"httpGet": {"path": r.readiness_path, "port": "http"}} if r.readiness_path else {"tcpSocket": {"port": "http"}}
+    )
     return {**check, "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 3, "successThreshold": 1}
 
 
@@ -210,9 +223,13 @@ def container(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
         "resources": resources(r.flavor),
         "readinessProbe": _probe(r),
         "securityContext": {
-            "runAsUser": APP_UID, "runAsGroup": APP_UID, "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]},
-        },  # fmt: skip
+            "runAsUser": APP_UID,
+            "runAsGroup": APP_UID,
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
     if r.command:
         c["command"] = list(r.command)
@@ -229,9 +246,12 @@ def pod_spec(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": opts.termination_grace_seconds,
         "securityContext": {
-            "runAsUser": APP_UID, "runAsGroup": APP_UID, "fsGroup": APP_UID, "runAsNonRoot": True,
+            "runAsUser": APP_UID,
+            "runAsGroup": APP_UID,
+            "fsGroup": APP_UID,
+            "runAsNonRoot": True,
             "seccompProfile": {"type": "RuntimeDefault"},
-        },  # fmt: skip
+        },
         "containers": [container(r, opts)],
     }
     acc = r.flavor.accelerator
@@ -296,16 +316,25 @@ def secret(r: SpaceRelease, values: Mapping[str, str], opts: ClusterOptions) -> 
     extra, so that a Deployment never names a key the Secret lacks)."""
     if set(values) != set(r.secrets):
         raise ValueError(f"secret values for {sorted(values)} but the release names {sorted(r.secrets)}")
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": _metadata(r, secret_name(r.space_id), opts), "stringData": dict(values)}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(r, secret_name(r.space_id), opts),
+        "stringData": dict(values),
+    }
 
 
 def config_map(r: SpaceRelease, values: Mapping[str, str], opts: ClusterOptions) -> Manifest:
     """The ConfigMap holding the values of ``r.variables`` (exactly those keys). Raises: ValueError."""
     if set(values) != set(r.variables):
         raise ValueError(f"variable values for {sorted(values)} but the release names {sorted(r.variables)}")
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(r, variables_name(r.space_id), opts),
-            "data": dict(values)}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(r, variables_name(r.space_id), opts),
+        "data": dict(values),
+    }
 
 
 def claim(r: SpaceRelease, opts: ClusterOptions) -> Manifest | None:
@@ -316,8 +345,12 @@ def claim(r: SpaceRelease, opts: ClusterOptions) -> Manifest | None:
     spec: Manifest = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(r.storage_bytes)}}}
     if opts.storage_class is not None:
         spec["storageClassName"] = opts.storage_class
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": _metadata(r, claim_name(r.space_id), opts), "spec": spec}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(r, claim_name(r.space_id), opts),
+        "spec": spec,
+    }
 
 
 def network_policy(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
@@ -329,22 +362,34 @@ def network_policy(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
     if opts.hub_ports:
         hub_egress["ports"] = [{"protocol": "TCP", "port": p} for p in opts.hub_ports]
     egress: list[Manifest] = [hub_egress] if hub else []
-    egress.append({
-        "to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": dict(opts.dns_labels)}}],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-    })  # fmt: skip
+    egress.append(
+        {
+            "to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": dict(opts.dns_labels)}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        }
+    )
     if opts.allow_internet:
         v4 = [c for c in opts.cluster_cidrs if ":" not in c]
         v6 = [c for c in opts.cluster_cidrs if ":" in c]
-        egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [*PRIVATE_V4, *v4]}},
-                              {"ipBlock": {"cidr": "::/0", "except": [*PRIVATE_V6, *v6]}}]})  # fmt: skip
+        egress.append(
+            {
+                "to": [
+                    {"ipBlock": {"cidr": "0.0.0.0/0", "except": [*PRIVATE_V4, *v4]}},
+                    {"ipBlock": {"cidr": "::/0", "except": [*PRIVATE_V6, *v6]}},
+                ]
+            }
+        )
     ingress = [{"from": hub, "ports": [{"protocol": "TCP", "port": r.app_port}]}] if hub else []
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": _metadata(r, name(r.space_id), opts),
-        "spec": {"podSelector": {"matchLabels": selector(r.space_id)}, "policyTypes": ["Ingress", "Egress"],
-                 "ingress": ingress, "egress": egress},  # fmt: skip
+        "spec": {
+            "podSelector": {"matchLabels": selector(r.space_id)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": ingress,
+            "egress": egress,
+        },
     }
 
 

@@ -90,8 +90,9 @@ class Cluster:
 
     def _update(self, kind: str, name: str, obj: Manifest, current: dict[str, Any]) -> None:
         if kind == "PersistentVolumeClaim":
-            patch: Manifest = {"metadata": {"labels": obj["metadata"]["labels"],
-                                            "annotations": obj["metadata"]["annotations"]}}  # fmt: skip
+            patch: Manifest = {
+                "metadata": {"labels": obj["metadata"]["labels"], "annotations": obj["metadata"]["annotations"]}
+            }
             grow = claim_growth(current, obj)
             if grow is not None:
                 patch["spec"] = {"resources": {"requests": {"storage": grow}}}
@@ -107,8 +108,10 @@ class Cluster:
         """Wake (``running``: 1 replica) or put to sleep (``sleeping`` / ``paused``: 0) without a new release."""
         if state not in ("running", "sleeping", "paused"):
             raise ValueError(f"state must be running, sleeping or paused, not {state!r}")
-        body = {"metadata": {"annotations": {manifests.ANNOTATION_STATE: state}},
-                "spec": {"replicas": 1 if state == "running" else 0}}  # fmt: skip
+        body = {
+            "metadata": {"annotations": {manifests.ANNOTATION_STATE: state}},
+            "spec": {"replicas": 1 if state == "running" else 0},
+        }
         self.apps.patch_namespaced_deployment(manifests.name(space_id), self.namespace, body)
 
     def _selected(self, kind: str, space_id: str) -> list[dict[str, Any]]:
@@ -132,10 +135,13 @@ class Cluster:
         events: list[dict[str, Any]] = []
         for pod in pods:
             selector = f"involvedObject.kind=Pod,involvedObject.name={pod['metadata']['name']}"
-            events += [self._json(e) for e in self.core.list_namespaced_event(self.namespace,
-                                                                              field_selector=selector).items]  # fmt: skip
+            events += [
+                self._json(e) for e in self.core.list_namespaced_event(self.namespace, field_selector=selector).items
+            ]
         label = f"{manifests.LABEL_SPACE}={space_id}"
-        sets = [self._json(s) for s in self.apps.list_namespaced_replica_set(self.namespace, label_selector=label).items]
+        sets = [
+            self._json(s) for s in self.apps.list_namespaced_replica_set(self.namespace, label_selector=label).items
+        ]
         return space_health(deployment, pods, events, sets, capacity)
 
     # ---- delete ---------------------------------------------------------------------------------------------------
@@ -146,8 +152,7 @@ class Cluster:
                 continue
             for obj in self._selected(kind, space_id):
                 try:
-                    self._call(kind, "delete", obj["metadata"]["name"], self.namespace,
-                               propagation_policy="Background")  # fmt: skip
+                    self._call(kind, "delete", obj["metadata"]["name"], self.namespace, propagation_policy="Background")
                 except ApiException as e:
                     if e.status != 404:
                         raise
@@ -157,8 +162,9 @@ class Cluster:
         found = {kind: [o["metadata"]["name"] for o in self._selected(kind, space_id)] for kind in KINDS}
         found["Pod"] = [p["metadata"]["name"] for p in self.pods(space_id)]
         label = f"{manifests.LABEL_SPACE}={space_id}"
-        found["ReplicaSet"] = [s.metadata.name for s in
-                               self.apps.list_namespaced_replica_set(self.namespace, label_selector=label).items]  # fmt: skip
+        found["ReplicaSet"] = [
+            s.metadata.name for s in self.apps.list_namespaced_replica_set(self.namespace, label_selector=label).items
+        ]
         return {k: v for k, v in found.items() if v}
 
 
