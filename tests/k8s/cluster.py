@@ -170,6 +170,7 @@ class ControlPlane:
                 "--service-account-issuer=https://kubernetes.default.svc",
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--profiling=false",
+                "--anonymous-auth=false",  # a request without the token is refused (401), not anonymous
                 "--v=1",
             ],
         )
@@ -197,6 +198,7 @@ class ControlPlane:
                     "--controllers=*,-nodeipam",
                     "--leader-elect=false",
                     "--use-service-account-credentials=false",
+                    "--pvclaimbinder-sync-period=1s",  # bind a claim to a new volume at once, not within 15 s
                     "--v=1",
                 ],
             )

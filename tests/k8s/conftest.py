@@ -13,9 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import urllib3
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from spacehub.runtime.backends.kubernetes import objects
 from spacehub.runtime.backends.kubernetes.manifests import ACCELERATOR_LABEL, ClusterOptions, Peer
@@ -80,16 +78,15 @@ def namespace(kube: client.ApiClient, kubelet: StandInKubelet) -> Iterator[str]:
     # the controller-manager creates the "default" service account that pods need before they can be created
     wait_for("the default service account", lambda: core.list_namespaced_service_account(name).items)
     yield name
+    # Waiting for the pods to go is enough to free the nodes for the next test; the namespace controller deletes
+    # the rest in the background (it would wait out the pods' grace period before looking again).
+    apps = client.AppsV1Api(kube)
+    # the controllers first (or they would make new pods), then the pods at once, then the rest with the namespace
+    apps.delete_collection_namespaced_deployment(name, propagation_policy="Background")
+    apps.delete_collection_namespaced_replica_set(name, propagation_policy="Background")
+    core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
     core.delete_namespace(name)
-
-    def gone() -> bool:
-        try:
-            core.read_namespace(name)
-        except ApiException as e:
-            return e.status == 404
-        return False
-
-    wait_for(f"namespace {name} to be deleted", gone, timeout=60)
+    wait_for(f"the pods of {name} to go", lambda: not core.list_namespaced_pod(name).items, timeout=60)
 
 
 @pytest.fixture
@@ -105,6 +102,3 @@ def options(namespace: str) -> ClusterOptions:
         hub_ports=(8000,),
         cluster_cidrs=("10.244.0.0/16", "10.96.0.0/16"),
     )
-
-
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

@@ -28,6 +28,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 SPACE_LABEL = "spacehub.dev/space"
+RELEASE_LABEL = "spacehub.dev/release"
 BEHAVIOURS = ("ready", "starting", "crashloop", "oomkilled", "imagepull")
 
 
@@ -61,7 +62,7 @@ class StandInKubelet:
         self.api, self.nodes = api, {n.name: n for n in nodes}
         self.core = client.CoreV1Api(api)
         self.coordination = client.CoordinationV1Api(api)
-        self.behaviours: dict[str, str] = {}
+        self.behaviours: dict[tuple[str, str | None], str] = {}
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stand-in-kubelet", daemon=True)
@@ -70,10 +71,16 @@ class StandInKubelet:
         self._last_heartbeat = 0.0
 
     # ---- scripting -------------------------------------------------------------------------------------------------
-    def behave(self, space_id: str, behaviour: str) -> None:
+    def behave(self, space_id: str, behaviour: str, release: str | None = None) -> None:
+        """Script the pods of a Space (of one of its releases only, when ``release`` is given)."""
         if behaviour not in BEHAVIOURS:
             raise ValueError(f"unknown behaviour {behaviour!r}")
-        self.behaviours[space_id] = behaviour
+        self.behaviours[(space_id, release)] = behaviour
+
+    def _behaviour(self, pod: Any) -> str:
+        labels = pod.metadata.labels or {}
+        space, release = labels.get(SPACE_LABEL, ""), labels.get(RELEASE_LABEL)
+        return self.behaviours.get((space, release)) or self.behaviours.get((space, None)) or "ready"
 
     # ---- nodes -----------------------------------------------------------------------------------------------------
     def start(self) -> StandInKubelet:
@@ -175,18 +182,16 @@ class StandInKubelet:
                 if e.status != 404:
                     raise
             return
-        behaviour = self.behaviours.get((pod.metadata.labels or {}).get(SPACE_LABEL, ""), "ready")
+        behaviour = self._behaviour(pod)
+        if behaviour == "imagepull" and pod.metadata.uid not in self._events_sent:
+            # as a real kubelet: the pull fails (event), then the pod's status says so
+            image = pod.spec.containers[0].image
+            self._event(pod, "Failed", f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed '
+                                       f'to pull and unpack image "{image}": not found')  # fmt: skip
+            self._events_sent.add(pod.metadata.uid)
         status = self.status(pod, behaviour)
         if self._differs(pod, status):
             self.core.patch_namespaced_pod_status(name, ns, {"status": status})
-        if behaviour == "imagepull" and pod.metadata.uid not in self._events_sent:
-            self._event(
-                pod,
-                "Failed",
-                f'Failed to pull image "{pod.spec.containers[0].image}": rpc error: code = '
-                f'NotFound desc = failed to pull and unpack image "{pod.spec.containers[0].image}": not found',
-            )
-            self._events_sent.add(pod.metadata.uid)
 
     @staticmethod
     def _differs(pod: Any, status: Mapping[str, Any]) -> bool:

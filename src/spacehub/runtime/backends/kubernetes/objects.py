@@ -98,7 +98,15 @@ class Cluster:
                 patch["spec"] = {"resources": {"requests": {"storage": grow}}}
             self.core.patch_namespaced_persistent_volume_claim(name, self.namespace, patch)
             return
-        desired = {**obj, "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+        meta = current["metadata"]
+        desired = {**obj, "metadata": {
+            **obj["metadata"],
+            "resourceVersion": meta["resourceVersion"],
+            # keep what others wrote (the deployment controller's revision annotation: dropping it would bump the
+            # Deployment's generation on every apply); ours are written over it
+            "labels": {**(meta.get("labels") or {}), **obj["metadata"]["labels"]},
+            "annotations": {**(meta.get("annotations") or {}), **obj["metadata"]["annotations"]},
+        }}  # fmt: skip
         if kind == "Service":
             desired["spec"] = {**obj["spec"], "clusterIP": current["spec"].get("clusterIP")}
         self._call(kind, "replace", name, self.namespace, desired)
@@ -152,7 +160,10 @@ class Cluster:
                 continue
             for obj in self._selected(kind, space_id):
                 try:
-                    self._call(kind, "delete", obj["metadata"]["name"], self.namespace, propagation_policy="Background")
+                    # the response body is not read: a 1.20 server answers a Service's delete with a Status, which
+                    # the client would fail to read as a Service
+                    self._call(kind, "delete", obj["metadata"]["name"], self.namespace,
+                               propagation_policy="Background", _preload_content=False)  # fmt: skip
                 except ApiException as e:
                     if e.status != 404:
                         raise
