@@ -11,6 +11,7 @@ There is no kubelet: Node objects are created by the tests and a stand-in kubele
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -83,6 +84,7 @@ class ControlPlane:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     url: str = ""
+    etcd_url: str = ""
     kubeconfig: Path = Path()
 
     @classmethod
@@ -121,12 +123,22 @@ class ControlPlane:
         )
         (self.workdir / "tokens.csv").write_text(f"{self.token},admin,admin,system:masters\n")
         (self.workdir / "tokens.csv").chmod(0o600)
+        # Secrets are encrypted at rest in etcd (secretbox, a random key per cluster), as an operator should run it
+        key = base64.b64encode(secrets.token_bytes(32)).decode()
+        encryption = {
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "EncryptionConfiguration",
+            "resources": [{"resources": ["secrets"], "providers": [
+                {"secretbox": {"keys": [{"name": "k1", "secret": key}]}}, {"identity": {}}]}],
+        }  # fmt: skip
+        (self.workdir / "encryption.yaml").write_text(yaml.safe_dump(encryption))
+        (self.workdir / "encryption.yaml").chmod(0o600)
 
     def _start(self, scheduler: bool, controllers: bool) -> None:
         w, t0 = self.workdir, time.monotonic()
         self._keys()
         client, peer, secure = free_port(), free_port(), free_port()
-        etcd_url = f"http://127.0.0.1:{client}"
+        etcd_url = self.etcd_url = f"http://127.0.0.1:{client}"
         etcd = self._spawn(
             "etcd",
             [
@@ -164,6 +176,7 @@ class ControlPlane:
                 "--advertise-address=127.0.0.1",
                 f"--cert-dir={w / 'certs'}",
                 f"--token-auth-file={w / 'tokens.csv'}",
+                f"--encryption-provider-config={w / 'encryption.yaml'}",
                 "--authorization-mode=RBAC",
                 f"--service-account-key-file={w / 'sa.pub'}",
                 f"--service-account-signing-key-file={w / 'sa.key'}",

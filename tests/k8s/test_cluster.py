@@ -10,6 +10,7 @@ import json
 import secrets
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client
 
@@ -19,6 +20,7 @@ from spacehub.runtime.backends.kubernetes.capacity import read_nodes
 from spacehub.runtime.backends.kubernetes.manifests import ClusterOptions, SpaceRelease
 from spacehub.runtime.backends.kubernetes.objects import Cluster
 from spacehub.runtime.types import Stage
+from tests.k8s.cluster import ControlPlane
 from tests.k8s.conftest import CPU_NODE, GPU_NODE, wait_for
 from tests.k8s.kubelet import StandInKubelet
 
@@ -291,3 +293,40 @@ def test_delete_by_label_leaves_nothing(cluster: Cluster, options: ClusterOption
     wait_for("nothing left", lambda: cluster.leftovers(r.space_id) == {})
     assert cluster.health(r.space_id).stage is Stage.STOPPED
     assert cluster.health(keep.space_id).stage is Stage.RUNNING  # another Space is untouched
+
+
+def test_secret_values_are_encrypted_at_rest_in_etcd(
+    cluster: Cluster, options: ClusterOptions, control_plane: ControlPlane
+) -> None:
+    r = release()
+    deploy(cluster, r, options)
+
+    def stored(key: str) -> bytes:
+        answer = httpx.post(
+            f"{control_plane.etcd_url}/v3/kv/range", json={"key": base64.b64encode(key.encode()).decode()}
+        )
+        (kv,) = answer.json()["kvs"]
+        return base64.b64decode(kv["value"])
+
+    raw = stored(f"/registry/secrets/{cluster.namespace}/{m.secret_name(r.space_id)}")
+    assert raw.startswith(b"k8s:enc:secretbox:v1:k1:")
+    assert SECRET.encode() not in raw
+    # the same read finds a ConfigMap's values in the clear: the check above can fail
+    assert b"gpt2" in stored(f"/registry/configmaps/{cluster.namespace}/{m.variables_name(r.space_id)}")
+
+
+def test_a_pod_the_cluster_refuses_to_create_is_a_runtime_error(cluster: Cluster, options: ClusterOptions) -> None:
+    cluster.core.create_namespaced_resource_quota(
+        cluster.namespace, {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    )
+    wait_for(
+        "the quota to be counted",
+        lambda: (cluster.core.read_namespaced_resource_quota("no-pods", cluster.namespace).status.hard or {}).get(
+            "pods"
+        ),
+    )
+    r = release()
+    deploy(cluster, r, options)
+    failed = stage_is(cluster, r, Stage.RUNTIME_ERROR)
+    assert failed.error.startswith("cannot create its pod: "), failed.error
+    assert "exceeded quota: no-pods" in failed.error
