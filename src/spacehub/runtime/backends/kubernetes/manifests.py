@@ -1,0 +1,406 @@
+"""A Space's release as Kubernetes objects: pure functions from typed inputs to manifests (plain dicts, as the API
+server takes them), so that what a Space becomes on a cluster can be read, diffed and tested without one.
+
+Per Space, in the operator's namespace, named after the Space's database id (stable across renames):
+
+    Deployment     space-<id>            replicas 1, or 0 while sleeping or paused; the app container
+    Service        space-<id>            ClusterIP, port 80 → the app port: what the Hub's proxy talks to
+    Secret         space-<id>-secrets    the Space's secrets (env by name: values live only here, never a ConfigMap)
+    ConfigMap      space-<id>-variables  the Space's variables (env by name)
+    PVC            space-<id>-data       the storage tier (size = tier), mounted at /data
+    NetworkPolicy  space-<id>            in: only the Hub; out: the Hub, DNS and, by setting, the internet; never
+                                         another Space (the private ranges and the cluster's own are excluded)
+
+Every object carries the labels ``spacehub.dev/space`` (selects everything of a Space, e.g. to delete it),
+``spacehub.dev/commit`` and ``spacehub.dev/release``, and annotations with the repo's name and the flavor. The
+Deployment selects pods by the Space label only (a selector is immutable); the release label and annotation on the
+pod template change with every release, which is what rolls the pods out: secret and variable values are not in the
+Deployment, but the release id digests them (runtime/desired.py), so a changed value restarts the Space as on HF.
+
+Pods are held in as on the local backend: uid/gid 1000, runAsNonRoot, no privilege escalation, every capability
+dropped, the runtime's default seccomp profile (``securityContext.seccompProfile``, GA in 1.19), no service-account
+token, no service links (other Services' addresses as env).
+
+Only APIs already in Kubernetes 1.20: core/v1, apps/v1, networking.k8s.io/v1.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from spacehub.flavors import Flavor
+from spacehub.runtime.backends.kubernetes import quantities
+
+Manifest = dict[str, Any]
+
+MANAGED_BY = "spacehub"
+LABEL_SPACE = "spacehub.dev/space"
+LABEL_COMMIT = "spacehub.dev/commit"
+LABEL_RELEASE = "spacehub.dev/release"
+ANNOTATION_REPO = "spacehub.dev/repo"
+ANNOTATION_FLAVOR = "spacehub.dev/flavor"
+ANNOTATION_STATE = "spacehub.dev/state"  # running | sleeping | paused: why a Deployment has the replicas it has
+ACCELERATOR_LABEL = "spacehub.dev/accelerator"  # the node label an operator sets to the GPU model, e.g. A10G
+GPU_RESOURCE = "nvidia.com/gpu"
+APP_UID = 1000
+DATA_PATH = "/data"
+SERVICE_PORT = 80
+
+# Where a Space may never go even when it may reach the internet: private and link-local ranges (the cloud's
+# metadata service is 169.254.169.254), carrier-grade NAT, loopback; the cluster's own ranges come from the options.
+PRIVATE_V4 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8")
+PRIVATE_V6 = ("fc00::/7", "fe80::/10", "::1/128")
+
+_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
+_OBJECT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?$")  # so that "space-<id>-variables" stays ≤ 63
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who the Hub is, as a NetworkPolicy peer: addresses (``cidrs``), or pods (``pod_labels``, in the Spaces'
+    namespace or in the namespaces ``namespace_labels`` select) when the Hub runs in the cluster."""
+
+    cidrs: tuple[str, ...] = ()
+    pod_labels: Mapping[str, str] | None = None
+    namespace_labels: Mapping[str, str] | None = None
+
+    def manifests(self) -> list[Manifest]:
+        peers: list[Manifest] = [{"ipBlock": {"cidr": c}} for c in self.cidrs]
+        if self.pod_labels is not None or self.namespace_labels is not None:
+            peer: Manifest = {}
+            if self.pod_labels is not None:
+                peer["podSelector"] = {"matchLabels": dict(self.pod_labels)}
+            if self.namespace_labels is not None:
+                peer["namespaceSelector"] = {"matchLabels": dict(self.namespace_labels)}
+            peers.append(peer)
+        return peers
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """The operator's choices, the same for every Space (the ``kubernetes`` settings group)."""
+
+    namespace: str = "spacehub-spaces"
+    hub: Peer = field(default_factory=Peer)
+    hub_ports: tuple[int, ...] = ()  # the Hub's ports a Space may reach (empty: any port of the Hub)
+    allow_internet: bool = False  # a Space may reach public addresses (never private ones, never another Space)
+    cluster_cidrs: tuple[str, ...] = ()  # the pod and service ranges, also excluded from "the internet"
+    dns_labels: Mapping[str, str] = field(default_factory=lambda: {"k8s-app": "kube-dns"})  # who resolves names
+    accelerator_label: str = ACCELERATOR_LABEL
+    storage_class: str | None = None  # None: the cluster's default StorageClass
+    image_pull_policy: str = "IfNotPresent"
+    termination_grace_seconds: int = 10  # apps that ignore SIGTERM would otherwise hold a sleeping Space for 30 s
+    progress_deadline_seconds: int = 1800  # a release not Ready by then is a runtime error (the start timeout)
+
+
+@dataclass(frozen=True)
+class SpaceRelease:
+    """One release of one Space, as the manifests need it. Secret values are not here: only their names."""
+
+    space_id: str  # the repo's database id: names every object
+    repo: str  # "owner/name" (an annotation: a slash is not allowed in a label value)
+    commit: str
+    release_id: str
+    flavor: Flavor
+    image: str
+    app_port: int
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)  # the platform's own, not secret (SPACE_ID, PORT…)
+    variables: tuple[str, ...] = ()  # names of the keys of the ConfigMap
+    secrets: tuple[str, ...] = ()  # names of the keys of the Secret
+    storage_bytes: int | None = None  # the storage tier's size; None: no persistent storage
+    state: str = "running"  # running | sleeping | paused
+    readiness_path: str | None = None  # an HTTP path that answers 200 when ready; None: the port accepts
+
+    def __post_init__(self) -> None:
+        if not _OBJECT_ID.match(self.space_id):
+            raise ValueError(f"space id {self.space_id!r} cannot name Kubernetes objects")
+        for name, value in (("commit", self.commit), ("release", self.release_id)):
+            if not _LABEL_VALUE.match(value):
+                raise ValueError(f"{name} {value!r} is not a valid label value")
+        if self.state not in ("running", "sleeping", "paused"):
+            raise ValueError(f"state must be running, sleeping or paused, not {self.state!r}")
+        if not 0 < self.app_port < 65536:
+            raise ValueError(f"app port {self.app_port} is out of range")
+        for key in (*self.env, *self.variables, *self.secrets):
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        clash = set(self.env) & set(self.variables) | set(self.env) & set(self.secrets)
+        clash |= set(self.variables) & set(self.secrets)
+        if clash:
+            raise ValueError(f"names given twice (env, variables, secrets): {sorted(clash)}")
+        if self.storage_bytes is not None and self.storage_bytes <= 0:
+            raise ValueError("storage size must be positive")
+
+
+# ---- names and metadata ----------------------------------------------------------------------------------------
+def name(space_id: str) -> str:
+    return f"space-{space_id}"
+
+
+def secret_name(space_id: str) -> str:
+    return f"space-{space_id}-secrets"
+
+
+def variables_name(space_id: str) -> str:
+    return f"space-{space_id}-variables"
+
+
+def claim_name(space_id: str) -> str:
+    return f"space-{space_id}-data"
+
+
+def selector(space_id: str) -> dict[str, str]:
+    """The labels that select every object of a Space (and its pods)."""
+    return {LABEL_SPACE: space_id}
+
+
+def labels(r: SpaceRelease) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        LABEL_SPACE: r.space_id,
+        LABEL_COMMIT: r.commit,
+        LABEL_RELEASE: r.release_id,
+    }
+
+
+def annotations(r: SpaceRelease) -> dict[str, str]:
+    return {
+        ANNOTATION_REPO: r.repo,
+        LABEL_COMMIT: r.commit,
+        LABEL_RELEASE: r.release_id,
+        ANNOTATION_FLAVOR: r.flavor.name,
+    }
+
+
+def _metadata(r: SpaceRelease, object_name: str, opts: ClusterOptions) -> Manifest:
+    return {"name": object_name, "namespace": opts.namespace, "labels": labels(r), "annotations": annotations(r)}
+
+
+# ---- the objects -----------------------------------------------------------------------------------------------
+def resources(flavor: Flavor) -> Manifest:
+    """Requests = limits = the flavor (Guaranteed QoS: what a Space is sold is what it gets); GPUs as
+    ``nvidia.com/gpu``, which Kubernetes only allows as limits (requests follow them)."""
+    amounts = {"cpu": quantities.cpu(flavor.cpu), "memory": quantities.memory(flavor.memory_bytes)}
+    limits = dict(amounts)
+    if flavor.accelerator is not None:
+        limits[GPU_RESOURCE] = str(flavor.accelerator.quantity)
+    return {"requests": amounts, "limits": limits}
+
+
+def _env(r: SpaceRelease) -> list[Manifest]:
+    env: list[Manifest] = [{"name": k, "value": v} for k, v in sorted(r.env.items())]
+    env += [
+        {"name": k, "valueFrom": {"configMapKeyRef": {"name": variables_name(r.space_id), "key": k}}}
+        for k in sorted(r.variables)
+    ]
+    env += [
+        {"name": k, "valueFrom": {"secretKeyRef": {"name": secret_name(r.space_id), "key": k}}}
+        for k in sorted(r.secrets)
+    ]
+    return env
+
+
+def _probe(r: SpaceRelease) -> Manifest:
+    check: Manifest = (
+        {"httpGet": {"path": r.readiness_path, "port": "http"}} if r.readiness_path else {"tcpSocket": {"port": "http"}}
+    )
+    return {**check, "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 3, "successThreshold": 1}
+
+
+def container(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
+    c: Manifest = {
+        "name": "app",
+        "image": r.image,
+        "imagePullPolicy": opts.image_pull_policy,
+        "ports": [{"name": "http", "containerPort": r.app_port, "protocol": "TCP"}],
+        "env": _env(r),
+        "resources": resources(r.flavor),
+        "readinessProbe": _probe(r),
+        "securityContext": {
+            "runAsUser": APP_UID,
+            "runAsGroup": APP_UID,
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if r.command:
+        c["command"] = list(r.command)
+    if r.args:
+        c["args"] = list(r.args)
+    if r.storage_bytes is not None:
+        c["volumeMounts"] = [{"name": "data", "mountPath": DATA_PATH}]
+    return c
+
+
+def pod_spec(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
+    spec: Manifest = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": opts.termination_grace_seconds,
+        "securityContext": {
+            "runAsUser": APP_UID,
+            "runAsGroup": APP_UID,
+            "fsGroup": APP_UID,
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container(r, opts)],
+    }
+    acc = r.flavor.accelerator
+    if acc is not None:
+        spec["nodeSelector"] = {opts.accelerator_label: acc.model}
+        # GPU nodes are usually tainted so that only pods asking for a GPU land there
+        spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+    if r.storage_bytes is not None:
+        spec["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name(r.space_id)}}]
+    return spec
+
+
+def replicas(r: SpaceRelease) -> int:
+    return 1 if r.state == "running" else 0
+
+
+def strategy(r: SpaceRelease) -> Manifest:
+    """A rolling update that keeps the old pod until the new one is Ready (zero downtime), except where two pods
+    cannot coexist: a Space with storage (one writer of /data; a ReadWriteOnce claim binds to one node) or a GPU
+    (the cluster may have just the one): those are replaced (Recreate), as HF restarts them."""
+    if r.storage_bytes is not None or r.flavor.accelerator is not None:
+        return {"type": "Recreate"}
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+def deployment(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
+    meta = _metadata(r, name(r.space_id), opts)
+    meta["annotations"][ANNOTATION_STATE] = r.state
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": replicas(r),
+            "revisionHistoryLimit": 2,
+            "progressDeadlineSeconds": opts.progress_deadline_seconds,
+            "strategy": strategy(r),
+            "selector": {"matchLabels": selector(r.space_id)},
+            "template": {
+                "metadata": {"labels": labels(r), "annotations": annotations(r)},
+                "spec": pod_spec(r, opts),
+            },
+        },
+    }
+
+
+def service(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(r, name(r.space_id), opts),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(r.space_id),
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def secret(r: SpaceRelease, values: Mapping[str, str], opts: ClusterOptions) -> Manifest:
+    """The Secret holding the values of ``r.secrets`` (exactly those keys). Raises: ValueError (a key missing or
+    extra, so that a Deployment never names a key the Secret lacks)."""
+    if set(values) != set(r.secrets):
+        raise ValueError(f"secret values for {sorted(values)} but the release names {sorted(r.secrets)}")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(r, secret_name(r.space_id), opts),
+        "stringData": dict(values),
+    }
+
+
+def config_map(r: SpaceRelease, values: Mapping[str, str], opts: ClusterOptions) -> Manifest:
+    """The ConfigMap holding the values of ``r.variables`` (exactly those keys). Raises: ValueError."""
+    if set(values) != set(r.variables):
+        raise ValueError(f"variable values for {sorted(values)} but the release names {sorted(r.variables)}")
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(r, variables_name(r.space_id), opts),
+        "data": dict(values),
+    }
+
+
+def claim(r: SpaceRelease, opts: ClusterOptions) -> Manifest | None:
+    """The storage tier's PersistentVolumeClaim, or None without storage. Growing it is `objects`' job (a claim is
+    never shrunk)."""
+    if r.storage_bytes is None:
+        return None
+    spec: Manifest = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(r.storage_bytes)}}}
+    if opts.storage_class is not None:
+        spec["storageClassName"] = opts.storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(r, claim_name(r.space_id), opts),
+        "spec": spec,
+    }
+
+
+def network_policy(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
+    """In: the Hub only, to the app port. Out: the Hub, DNS, and with ``allow_internet`` public addresses. Other
+    Spaces are pods of the cluster, so they are never a peer: not selected here, and inside ``cluster_cidrs`` and
+    the private ranges that the internet rule excludes."""
+    hub = opts.hub.manifests()
+    hub_egress: Manifest = {"to": hub}
+    if opts.hub_ports:
+        hub_egress["ports"] = [{"protocol": "TCP", "port": p} for p in opts.hub_ports]
+    egress: list[Manifest] = [hub_egress] if hub else []
+    egress.append(
+        {
+            "to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": dict(opts.dns_labels)}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        }
+    )
+    if opts.allow_internet:
+        v4 = [c for c in opts.cluster_cidrs if ":" not in c]
+        v6 = [c for c in opts.cluster_cidrs if ":" in c]
+        egress.append(
+            {
+                "to": [
+                    {"ipBlock": {"cidr": "0.0.0.0/0", "except": [*PRIVATE_V4, *v4]}},
+                    {"ipBlock": {"cidr": "::/0", "except": [*PRIVATE_V6, *v6]}},
+                ]
+            }
+        )
+    ingress = [{"from": hub, "ports": [{"protocol": "TCP", "port": r.app_port}]}] if hub else []
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(r, name(r.space_id), opts),
+        "spec": {
+            "podSelector": {"matchLabels": selector(r.space_id)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": ingress,
+            "egress": egress,
+        },
+    }
+
+
+def space_objects(
+    r: SpaceRelease, opts: ClusterOptions, secret_values: Mapping[str, str], variable_values: Mapping[str, str]
+) -> list[Manifest]:
+    """Every object of the release, in the order to apply them: what the pods refer to first, the Deployment last
+    (so that its pods never wait for a missing Secret, ConfigMap or claim). Raises: ValueError (values that do not
+    match the names in ``r``)."""
+    objects = [network_policy(r, opts), secret(r, secret_values, opts), config_map(r, variable_values, opts)]
+    pvc = claim(r, opts)
+    if pvc is not None:
+        objects.append(pvc)
+    return [*objects, service(r, opts), deployment(r, opts)]

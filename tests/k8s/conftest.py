@@ -1,0 +1,104 @@
+"""Fixtures of the control-plane tier: one control plane per test worker (session), its stand-in kubelet with a CPU
+node and an A10G node, and a fresh namespace per test (deleted, and waited for, afterwards).
+
+The tests skip, saying why, only when the Kubernetes binaries are missing and cannot be built here; in CI (``CI``
+set) that is a failure instead, so the tier cannot silently stop running.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from spacehub.runtime.backends.kubernetes import objects
+from spacehub.runtime.backends.kubernetes.manifests import ACCELERATOR_LABEL, ClusterOptions, Peer
+from tests.k8s.cluster import ControlPlane, Unavailable, binaries
+from tests.k8s.kubelet import FakeNode, StandInKubelet
+
+CPU_NODE = FakeNode("cpu-1", cpu="16", memory="64Gi")
+GPU_NODE = FakeNode(
+    "gpu-a10g-1",
+    cpu="16",
+    memory="64Gi",
+    gpus=1,
+    labels={ACCELERATOR_LABEL: "A10G"},
+    taints=({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"},),
+)
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    try:
+        bin_dir = binaries(build=True)
+    except Unavailable as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"the Kubernetes control-plane tier must run in CI: {e}")
+        pytest.skip(f"Kubernetes binaries unavailable: {e}")
+    cp = ControlPlane.start(bin_dir)
+    yield cp
+    cp.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    api = objects.connect(control_plane.kubeconfig)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def kubelet(kube: client.ApiClient) -> Iterator[StandInKubelet]:
+    k = StandInKubelet(kube, [CPU_NODE, GPU_NODE]).start()
+    yield k
+    k.stop()
+
+
+def wait_for(what: str, check, timeout: float = 30.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
+    """Poll ``check`` until it returns something truthy; its last value is returned. Raises: AssertionError."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {value!r})")
+
+
+@pytest.fixture
+def namespace(kube: client.ApiClient, kubelet: StandInKubelet) -> Iterator[str]:
+    core = client.CoreV1Api(kube)
+    name = f"t-{secrets.token_hex(4)}"
+    core.create_namespace({"metadata": {"name": name}})
+    # the controller-manager creates the "default" service account that pods need before they can be created
+    wait_for("the default service account", lambda: core.list_namespaced_service_account(name).items)
+    yield name
+    # Waiting for the pods to go is enough to free the nodes for the next test; the namespace controller deletes
+    # the rest in the background (it would wait out the pods' grace period before looking again).
+    apps = client.AppsV1Api(kube)
+    # the controllers first (or they would make new pods), then the pods at once, then the rest with the namespace
+    apps.delete_collection_namespaced_deployment(name, propagation_policy="Background")
+    apps.delete_collection_namespaced_replica_set(name, propagation_policy="Background")
+    core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+    core.delete_namespace(name)
+    wait_for(f"the pods of {name} to go", lambda: not core.list_namespaced_pod(name).items, timeout=60)
+
+
+@pytest.fixture
+def cluster(kube: client.ApiClient, namespace: str) -> objects.Cluster:
+    return objects.Cluster(kube, namespace)
+
+
+@pytest.fixture
+def options(namespace: str) -> ClusterOptions:
+    return ClusterOptions(
+        namespace=namespace,
+        hub=Peer(cidrs=("192.0.2.10/32",)),
+        hub_ports=(8000,),
+        cluster_cidrs=("10.244.0.0/16", "10.96.0.0/16"),
+    )

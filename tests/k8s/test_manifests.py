@@ -1,0 +1,230 @@
+"""The pure manifest builders: what a Space's release becomes on a cluster (no cluster needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from spacehub.flavors import Catalog
+from spacehub.runtime.backends.kubernetes import manifests as m
+from spacehub.runtime.backends.kubernetes import quantities
+from spacehub.runtime.backends.kubernetes.manifests import ClusterOptions, Peer, SpaceRelease
+
+CATALOG = Catalog()
+OPTS = ClusterOptions(
+    namespace="spaces",
+    hub=Peer(cidrs=("192.0.2.10/32",)),
+    hub_ports=(8000,),
+    cluster_cidrs=("10.244.0.0/16", "10.96.0.0/12"),
+)
+
+
+def release(**kw: object) -> SpaceRelease:
+    base: dict[str, object] = dict(
+        space_id="0123456789abcdef01234567",
+        repo="alice/demo",
+        commit="a" * 40,
+        release_id="r" + "b" * 16,
+        flavor=CATALOG.get("cpu-basic"),
+        image="registry.local/spaces/demo:abc",
+        app_port=7860,
+        env={"SPACE_ID": "alice/demo"},
+        variables=("MODEL",),
+        secrets=("HF_TOKEN",),
+    )
+    base.update(kw)
+    return SpaceRelease(**base)  # type: ignore[arg-type]
+
+
+def test_every_object_is_labelled_and_annotated_with_space_commit_and_release() -> None:
+    r = release(storage_bytes=20 * 10**9)
+    objs = m.space_objects(r, OPTS, {"HF_TOKEN": "hf_x"}, {"MODEL": "gpt2"})
+    assert [o["kind"] for o in objs] == [
+        "NetworkPolicy",
+        "Secret",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Service",
+        "Deployment",
+    ]
+    for o in objs:
+        meta = o["metadata"]
+        assert meta["namespace"] == "spaces"
+        assert meta["labels"][m.LABEL_SPACE] == r.space_id
+        assert meta["labels"][m.LABEL_COMMIT] == r.commit
+        assert meta["labels"][m.LABEL_RELEASE] == r.release_id
+        assert meta["annotations"][m.ANNOTATION_REPO] == "alice/demo"
+        assert len(meta["name"]) <= 63
+    template = objs[-1]["spec"]["template"]["metadata"]
+    assert template["labels"][m.LABEL_RELEASE] == r.release_id  # a new release rolls the pods
+    assert objs[-1]["spec"]["selector"] == {"matchLabels": {m.LABEL_SPACE: r.space_id}}  # selectors are immutable
+
+
+def test_secret_values_only_in_the_secret_never_in_a_config_map_or_the_deployment() -> None:
+    r = release()
+    objs = m.space_objects(r, OPTS, {"HF_TOKEN": "hf_very_secret_value"}, {"MODEL": "gpt2"})
+    holders = [o["kind"] for o in objs if "hf_very_secret_value" in json.dumps(o)]
+    assert holders == ["Secret"]
+    env = objs[-1]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {
+        "name": "HF_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": m.secret_name(r.space_id), "key": "HF_TOKEN"}},
+    } in env
+    assert {
+        "name": "MODEL",
+        "valueFrom": {"configMapKeyRef": {"name": m.variables_name(r.space_id), "key": "MODEL"}},
+    } in env
+    assert {"name": "SPACE_ID", "value": "alice/demo"} in env
+
+
+def test_secret_and_config_map_take_exactly_the_named_keys() -> None:
+    with pytest.raises(ValueError, match="secret values"):
+        m.secret(release(), {"HF_TOKEN": "x", "OTHER": "y"}, OPTS)
+    with pytest.raises(ValueError, match="variable values"):
+        m.config_map(release(), {}, OPTS)
+
+
+def test_pods_are_held_in_as_on_the_local_backend() -> None:
+    spec = m.deployment(release(), OPTS)["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] == 1000
+    sc = spec["containers"][0]["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["runAsUser"] == 1000 and sc["runAsNonRoot"] is True
+    assert "nodeSelector" not in spec and "tolerations" not in spec
+
+
+def test_resources_follow_the_flavor_and_gpus_get_a_limit_and_a_node_selector() -> None:
+    cpu = m.deployment(release(), OPTS)["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert cpu == {"requests": {"cpu": "2", "memory": "16Gi"}, "limits": {"cpu": "2", "memory": "16Gi"}}
+    gpu = m.deployment(release(flavor=CATALOG.get("a10g-largex2")), OPTS)["spec"]
+    pod = gpu["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"] == {"cpu": "24", "memory": "92Gi", "nvidia.com/gpu": "2"}
+    assert pod["nodeSelector"] == {m.ACCELERATOR_LABEL: "A10G"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert gpu["strategy"] == {"type": "Recreate"}  # one GPU cannot hold the old and the new pod at once
+
+
+def test_replicas_follow_the_state_and_say_why() -> None:
+    for state, replicas in (("running", 1), ("sleeping", 0), ("paused", 0)):
+        d = m.deployment(release(state=state), OPTS)
+        assert d["spec"]["replicas"] == replicas
+        assert d["metadata"]["annotations"][m.ANNOTATION_STATE] == state
+    with pytest.raises(ValueError, match="state"):
+        release(state="frozen")
+
+
+def test_rolling_update_with_a_readiness_probe_on_the_app_port() -> None:
+    spec = m.deployment(release(), OPTS)["spec"]
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    c = spec["template"]["spec"]["containers"][0]
+    assert c["ports"] == [{"name": "http", "containerPort": 7860, "protocol": "TCP"}]
+    assert c["readinessProbe"]["tcpSocket"] == {"port": "http"}
+    http = m.container(release(readiness_path="/_stcore/health"), OPTS)["readinessProbe"]
+    assert http["httpGet"] == {"path": "/_stcore/health", "port": "http"}
+
+
+def test_storage_is_a_claim_of_the_tier_mounted_at_data() -> None:
+    assert m.claim(release(), OPTS) is None
+    r = release(storage_bytes=20 * 10**9)
+    pvc = m.claim(r, dataclasses.replace(OPTS, storage_class="fast"))
+    assert pvc is not None
+    assert pvc["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "20000000000"}},
+        "storageClassName": "fast",
+    }
+    spec = m.deployment(r, OPTS)["spec"]
+    assert spec["template"]["spec"]["volumes"] == [
+        {"name": "data", "persistentVolumeClaim": {"claimName": m.claim_name(r.space_id)}}
+    ]
+    assert spec["template"]["spec"]["containers"][0]["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+    assert spec["strategy"] == {"type": "Recreate"}  # one writer of /data at a time
+
+
+def test_service_targets_the_app_port_of_the_spaces_pods() -> None:
+    svc = m.service(release(), OPTS)
+    assert svc["spec"]["selector"] == {m.LABEL_SPACE: "0123456789abcdef01234567"}
+    assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+
+
+def test_network_policy_admits_only_the_hub_and_never_other_spaces() -> None:
+    pol = m.network_policy(release(), OPTS)["spec"]
+    assert pol["policyTypes"] == ["Ingress", "Egress"]
+    assert pol["ingress"] == [
+        {"from": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [{"protocol": "TCP", "port": 7860}]}
+    ]
+    assert pol["egress"][0] == {
+        "to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}],
+        "ports": [{"protocol": "TCP", "port": 8000}],
+    }
+    assert pol["egress"][1]["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    assert len(pol["egress"]) == 2  # no internet unless the setting says so
+    peers = json.dumps(pol)
+    assert m.LABEL_SPACE not in json.dumps(pol["ingress"]) + json.dumps(pol["egress"])  # no Space is a peer
+    assert "0.0.0.0/0" not in peers
+
+    open_pol = m.network_policy(release(), dataclasses.replace(OPTS, allow_internet=True))["spec"]
+    internet = open_pol["egress"][2]["to"]
+    v4 = internet[0]["ipBlock"]
+    assert v4["cidr"] == "0.0.0.0/0"
+    for private in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "10.244.0.0/16", "10.96.0.0/12"):
+        assert private in v4["except"]
+    assert internet[1]["ipBlock"]["cidr"] == "::/0" and "fc00::/7" in internet[1]["ipBlock"]["except"]
+
+
+def test_network_policy_without_a_hub_peer_denies_rather_than_allows_all() -> None:
+    # an empty "from" would admit everyone: with no Hub peer configured there must be no rule at all
+    pol = m.network_policy(release(), ClusterOptions(namespace="spaces"))["spec"]
+    assert pol["ingress"] == []
+    assert all(rule.get("to") for rule in pol["egress"])
+
+
+def test_in_cluster_hub_as_a_pod_selector() -> None:
+    opts = ClusterOptions(hub=Peer(pod_labels={"app.kubernetes.io/name": "spacehub"}))
+    pol = m.network_policy(release(), opts)["spec"]
+    assert pol["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "spacehub"}}}]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("space_id", "Alice/Demo", "cannot name"),
+        ("space_id", "x" * 60, "cannot name"),
+        ("commit", "not a label!", "commit"),
+        ("release_id", "-r", "release"),
+        ("app_port", 0, "port"),
+        ("variables", ("1BAD",), "environment variable"),
+        ("secrets", ("MODEL",), "given twice"),
+        ("storage_bytes", 0, "storage"),
+    ],
+)
+def test_invalid_releases_are_refused(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        release(**{field: value})
+
+
+def test_quantities() -> None:
+    assert quantities.cpu(2) == "2" and quantities.cpu(0.5) == "500m" and quantities.cpu(1.25) == "1250m"
+    assert quantities.memory(16 * 2**30) == "16Gi" and quantities.memory(512 * 2**20) == "512Mi"
+    assert quantities.memory(1000) == "1000"
+    assert quantities.parse("500m") == quantities.parse("0.5")
+    assert quantities.parse("16Gi") == 16 * 2**30
+    assert quantities.human_bytes(15 * 2**30) == "15 GiB"
+    with pytest.raises(ValueError, match="quantity"):
+        quantities.parse("lots")
+    with pytest.raises(ValueError):
+        quantities.cpu(0)
+
+
+def test_every_catalog_flavor_makes_valid_resources() -> None:
+    for flavor in CATALOG.flavors.values():
+        res = m.resources(flavor)
+        assert quantities.parse(res["limits"]["cpu"]) == pytest.approx(flavor.cpu)
+        assert quantities.parse(res["limits"]["memory"]) == flavor.memory_bytes
+        assert res["requests"]["cpu"] == res["limits"]["cpu"]
