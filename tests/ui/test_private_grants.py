@@ -84,7 +84,8 @@ def test_a_reader_gets_a_cookie_for_that_space_only_and_no_hub_token_reaches_its
     assert r.status_code == 303 and r.headers["location"] == "/"  # the grant leaves the URL at once
     raw = next(v for v in r.headers.get_list("set-cookie") if v.startswith("spacehub_token="))
     flags = {f.strip().lower() for f in raw.split(";")[1:]}
-    assert {"httponly", "secure", "samesite=none", "path=/"} <= flags and not any(f.startswith("domain") for f in flags)
+    assert {"httponly", "secure", "samesite=none", "partitioned", "path=/"} <= flags
+    assert not any(f.startswith("domain") for f in flags)  # host-only: that Space's host, no other
     cookie = grant_cookie(r)
     assert cookie and not cookie.startswith("hf_") and owner.cookies["spacehub_session"] not in raw
     assert "private marker grant-a" in serves(hub, src_a.split("?")[0], cookie, "private marker grant-a").text

@@ -6,9 +6,12 @@ Space only: never a hub token) and the browser is sent to the same URL without t
 nor the cookie ever reaches the app (the proxy strips ``spacehub_token`` from every forwarded request). A grant that
 is not valid here is removed and ignored: the request goes on unauthorized (a private Space then answers 404).
 
-The cookie is ``SameSite=None; Secure`` because the app lives in an iframe of another site (the Hub's host):
-browsers send no Lax cookie there. Browsers hold ``http://localhost`` and ``*.localhost`` as secure contexts, so
-``Secure`` cookies work there over plain http; other development hosts need https (as hf.space is).
+The cookie is ``SameSite=None; Secure; Partitioned``: the app lives in an iframe of another site (the Hub's host),
+where browsers send no Lax cookie, and where Chromium blocks third-party cookies unless they are partitioned (CHIPS:
+kept per top-level site, so the cookie set inside the Hub's page serves only frames of the Hub's page; the "open at
+its own URL" link carries a grant of its own and gets a cookie in the Space's own partition). Browsers hold
+``http://localhost`` and ``*.localhost`` as secure contexts, so ``Secure`` cookies work there over plain http
+(checked in Chromium by tests/ui/test_browser.py); other hosts need https, as hf.space has.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from spacehub.proxy.routes import TOKEN_COOKIE, RouteTable
 
 GRANT_PARAM = "__sign"  # services.space_grants.GRANT_PARAM (the proxy does not import services)
 COOKIE_MAX_AGE = 12 * 3600
+COOKIE_FLAGS = "HttpOnly; Secure; SameSite=None; Partitioned"
 _NEEDLE = GRANT_PARAM.encode() + b"="
 
 
@@ -39,7 +43,7 @@ async def exchange(scope: Scope, send: Send, routes: RouteTable, space_id: str) 
     location = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1") + (f"?{rest}" if rest else "")
     headers = [(b"location", location.encode("latin-1")), (b"cache-control", b"no-store"), (b"content-length", b"0")]
     if cookie is not None:
-        value = f"{TOKEN_COOKIE}={cookie}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; Secure; SameSite=None"
+        value = f"{TOKEN_COOKIE}={cookie}; Path=/; Max-Age={COOKIE_MAX_AGE}; {COOKIE_FLAGS}"
         headers.append((b"set-cookie", value.encode("latin-1")))
     await send({"type": "http.response.start", "status": 303, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
