@@ -112,3 +112,20 @@ def space_stage(ctx: HubContext, s: Session, p: Principal, repo_id: str) -> dict
 
     rt = spaces.runtime(s, repos.get_repo(s, p, "space", repo_id))
     return {"stage": rt["stage"], "hardware": rt["hardware"], "errorMessage": rt.get("errorMessage")}
+
+
+def space_settings_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, base_url: str) -> dict[str, Any]:
+    """The settings tab of a Space ``p`` may write: secret names (never values), variables, the hardware catalog with
+    what this machine says of each flavor, sleep time. Raises: RepoNotFound, Unauthorized, Forbidden (as the API)."""
+    from spacehub.services import hardware, space_settings
+
+    repo = repos.get_repo(s, p, "space", repo_id, "write")
+    view = space_view(ctx, s, p, repo_id, base_url)
+    secrets = space_settings.get_space_secrets(s, repo)
+    return {
+        **view,
+        "secrets": [{"key": k, "description": v.get("description")} for k, v in sorted(secrets.items())],
+        "variables": sorted(space_settings.get_space_variables(s, repo).items()),
+        "flavors": hardware.list_hardware(ctx.hardware),
+        "full_name": repo.full_name,
+    }
