@@ -14,7 +14,7 @@ from spacehub.errors import NotFound, RevisionNotFound
 from spacehub.services import accounts, files, repos
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
-from spacehub.storage.models import Repo
+from spacehub.storage.models import Account, Repo
 
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}  # the Hub's colorFrom/colorTo values
 SORTS = {"likes": "likes", "updated": "lastModified", "created": "createdAt"}
@@ -129,3 +129,11 @@ def space_settings_view(ctx: HubContext, s: Session, p: Principal, repo_id: str,
         "flavors": hardware.list_hardware(ctx.hardware),
         "full_name": repo.full_name,
     }
+
+
+def namespaces(s: Session, p: Principal) -> list[str]:
+    """Where ``p`` may create repos: their own name, then the orgs where they write."""
+    if p.name is None:
+        return []
+    orgs = [s.get(Account, org_id) for org_id, role in p.org_roles.items() if role in ("write", "admin")]
+    return [p.name, *sorted(o.name for o in orgs if o is not None)]
