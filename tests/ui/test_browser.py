@@ -107,34 +107,60 @@ def test_explore_shows_a_card_and_a_static_space_runs_in_its_page(browser: Any, 
     assert frame.locator("body").inner_text(timeout=30_000).strip()
 
 
-def test_gradio_badge_goes_from_building_to_running_and_the_app_answers_in_the_iframe(
+def test_a_gradio_space_made_on_the_new_space_page_goes_from_building_to_running_in_its_page(
     browser: Any, hub: Server
 ) -> None:
     page = signed_in(browser, hub, "carol")
-    api = HfApi(endpoint=hub.url, token=hub.tokens["carol"])
-    api.create_repo("carol/greeter", repo_type="space", space_sdk="gradio")
-    page.goto(f"{hub.url}/spaces/carol/greeter")
+    page.goto(f"{hub.url}/new-space")
+    page.get_by_label("Space name").fill("greeter")
+    page.get_by_label("gradio").check()
+    shot(page, "new-space")
+    page.get_by_role("button", name="Create Space").click()
+    page.wait_for_url(f"{hub.url}/spaces/carol/greeter")
     page.evaluate("""() => { window.__stages = [document.getElementById('stage').dataset.stage];
         new MutationObserver(() => window.__stages.push(document.getElementById('stage').dataset.stage))
             .observe(document.getElementById('stage'), {attributes: true}); }""")
-    api.upload_folder(folder_path=EXAMPLES / "gradio", repo_id="carol/greeter", repo_type="space")
     page.wait_for_function("document.getElementById('stage').dataset.stage === 'RUNNING'", timeout=300_000)
     stages = page.evaluate("window.__stages")
-    assert any(s in ("BUILDING", "APP_STARTING", "RUNNING_BUILDING") for s in stages), stages
+    assert stages[0] in ("BUILDING", "APP_STARTING", "RUNNING_BUILDING"), stages
     assert stages[-1] == "RUNNING", stages  # changed without a reload: the observer (and its list) survived
     frame = page.frame_locator("#app-frame")
-    frame.locator("textarea").first.fill("Ada", timeout=60_000)
+    frame.get_by_label("Name").fill("Ada", timeout=60_000)
     frame.get_by_role("button", name="Submit").click()
-    out = frame.locator("textarea").nth(1)
-    out.wait_for()
+    greeting = frame.get_by_label("Greeting")
     for _ in range(100):
-        if "Ada" in out.input_value():
+        if greeting.input_value() == "Hello Ada!":
             break
         page.wait_for_timeout(200)
-    assert "Ada" in out.input_value()
+    assert greeting.input_value() == "Hello Ada!"
     page.get_by_role("button", name="Build").click()  # the build log streamed into the panel
     page.wait_for_function("document.getElementById('logs').textContent.length > 0", timeout=30_000)
+    page.evaluate("window.scrollTo(0, 0)")
     shot(page, "space")
+
+
+def test_a_secret_added_in_settings_is_never_rendered_and_unfit_hardware_says_why(browser: Any, hub: Server) -> None:
+    page = signed_in(browser, hub, "carol")
+    api = HfApi(endpoint=hub.url, token=hub.tokens["carol"])
+    api.create_repo("carol/configured", repo_type="space", space_sdk="static")
+    page.goto(f"{hub.url}/spaces/carol/configured/settings")
+    page.get_by_label("Name", exact=True).first.fill("API_KEY")
+    page.locator("#secret-value").fill(SECRET)
+    page.get_by_role("button", name="Add secret").click()
+    page.wait_for_url("**/settings?done=*")
+    assert set(api.get_space_secrets("carol/configured")) == {"API_KEY"}
+    assert page.locator("#secrets").inner_text().split()[0] == "API_KEY"
+    unfit = page.locator("#flavor option", has_text="not on this machine").first.get_attribute("value")
+    page.locator("#flavor").select_option(unfit)
+    page.get_by_role("button", name="Request hardware").click()
+    reason = page.locator("#settings-error").inner_text()
+    assert reason and api.get_space_runtime("carol/configured").requested_hardware == "cpu-basic"
+    seen = []
+    for path in ("/spaces", "/carol", "/spaces/carol/configured", "/spaces/carol/configured/settings"):
+        page.goto(f"{hub.url}{path}")
+        seen.append(page.content())
+    shot(page, "settings")
+    scan(seen, SECRET)
 
 
 def test_a_private_space_renders_for_its_owner_only(browser: Any, hub: Server, tmp_path: Path) -> None:
