@@ -103,3 +103,21 @@ def test_profiles_list_an_accounts_spaces_and_unknown_pages_are_html_404s(server
         assert r.status_code == 404 and r.headers["content-type"].startswith("text/html") and "Page not found" in r.text
     api = httpx.get(f"{server.url}/a/b/c/d")  # an API client keeps the JSON it always got
     assert api.status_code == 404 and api.headers["content-type"] == "application/json"
+
+
+def test_files_tab_lists_folders_shows_files_and_history(server: Server, web: Web, carol: str, unique: str) -> None:
+    repo_id = make_space(server, carol, f"{unique}-files", title="Files")
+    api = HfApi(endpoint=server.url, token=server.tokens[carol])
+    api.upload_file(path_or_fileobj=b"print('<hi>')\n", path_in_repo="src/app.py", repo_id=repo_id, repo_type="space",
+                    commit_message="Add the app")  # fmt: skip
+    api.upload_file(path_or_fileobj=b"\x00\xff" * 10, path_in_repo="data.bin", repo_id=repo_id, repo_type="space")
+    root = web.get(f"/spaces/{repo_id}/tree/main").text
+    assert f'href="/spaces/{repo_id}/tree/main/src"' in root and f'href="/spaces/{repo_id}/blob/main/README.md"' in root
+    assert f'href="/spaces/{repo_id}/blob/main/src/app.py"' in web.get(f"/spaces/{repo_id}/tree/main/src").text
+    blob = web.get(f"/spaces/{repo_id}/blob/main/src/app.py").text
+    assert "print(&#39;&lt;hi&gt;&#39;)" in blob and f'href="/spaces/{repo_id}/resolve/main/src/app.py"' in blob
+    assert "binary or too large" in web.get(f"/spaces/{repo_id}/blob/main/data.bin").text
+    history = web.get(f"/spaces/{repo_id}/commits/main").text
+    assert "Add the app" in history
+    for path in ("tree/main/nope", "blob/main/nope.py", "tree/no-such-branch", "commits/no-such-branch"):
+        assert web.get(f"/spaces/{repo_id}/{path}").status_code == 404

@@ -137,3 +137,40 @@ def namespaces(s: Session, p: Principal) -> list[str]:
         return []
     orgs = [s.get(Account, org_id) for org_id, role in p.org_roles.items() if role in ("write", "admin")]
     return [p.name, *sorted(o.name for o in orgs if o is not None)]
+
+
+# ---- files and versions ------------------------------------------------------------------------------------------
+MAX_SHOWN_BYTES = 512 * 1024
+
+
+def tree_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str, path: str) -> dict[str, Any]:
+    """A folder of a Space at ``rev`` (what `list_repo_tree` lists). Raises: RepoNotFound, RevisionNotFound,
+    EntryNotFound."""
+    repo = repos.get_repo(s, p, "space", repo_id)
+    sha = ctx.git.resolve(repo.id, rev)
+    items = files.tree(ctx, repo, sha, path, False, False)
+    items.sort(key=lambda i: (i["type"] != "directory", i["path"]))
+    return {"sha": sha, "items": items}
+
+
+def blob_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str, path: str) -> dict[str, Any]:
+    """One file of a Space at ``rev``: its text when it is UTF-8 and at most `MAX_SHOWN_BYTES` (None otherwise).
+    Raises: RepoNotFound, RevisionNotFound, EntryNotFound."""
+    repo = repos.get_repo(s, p, "space", repo_id)
+    f = files.resolve_file(ctx, repo, ctx.git.resolve(repo.id, rev), path)
+    text = None
+    if f.size <= MAX_SHOWN_BYTES:
+        data = f.lfs_path.read_bytes() if f.lfs_path is not None else ctx.git.read_blob(repo.id, f.blob_oid)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+    return {"sha": f.commit, "size": f.size, "lfs": f.lfs is not None, "text": text}
+
+
+def commits_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str) -> list[dict[str, Any]]:
+    """The last 100 commits of ``rev`` (what `list_repo_commits` lists). Raises: RepoNotFound, RevisionNotFound."""
+    from spacehub.services import refs
+
+    repo = repos.get_repo(s, p, "space", repo_id)
+    return refs.list_commits(ctx, repo, rev, 0, 100)[0]

@@ -7,13 +7,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spacehub.errors import NotFound
-from spacehub.ui import accounts, explore, new_space, space_pages, space_settings
+from spacehub.ui import accounts, explore, files, new_space, space_pages, space_settings
 from spacehub.ui.routing import PageRoute
 from spacehub.ui.web import HERE, error_page
 
 STATIC = HERE / "static"
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-for part in (accounts.router, explore.router, new_space.router, space_pages.router, space_settings.router):
+for part in (
+    accounts.router,
+    explore.router,
+    new_space.router,
+    space_pages.router,
+    space_settings.router,
+    files.router,
+):
     router.include_router(part)
 router.add_api_route("/{owner}", explore.profile_page, methods=["GET"])
 
