@@ -21,7 +21,10 @@
     }
     // The app came up: load it again in the frame (it showed the "building" page until now).
     if (frame && data.stage === "RUNNING" && was && was !== "RUNNING") frame.src = frame.src;
+    // A new build or start: its log is a new stream (the old one said "end").
+    if (refollow && was && was !== data.stage && /BUILDING|APP_STARTING/.test(data.stage)) refollow();
   }
+  var refollow = null;
 
   if (script && window.EventSource) {
     var events = new EventSource(script.dataset.events);
@@ -30,8 +33,10 @@
 
   var logs = document.getElementById("logs");
   if (!logs || !window.EventSource) return;
-  var current = null;
+  var current = null, currentKind = "build";
+  refollow = function () { follow(currentKind); };
   function follow(kind) {
+    currentKind = kind;
     if (current) current.close();
     logs.textContent = "";
     document.querySelectorAll(".log-kind").forEach(function (b) {
