@@ -174,3 +174,21 @@ def commits_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: s
 
     repo = repos.get_repo(s, p, "space", repo_id)
     return refs.list_commits(ctx, repo, rev, 0, 100)[0]
+
+
+def duplicate_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, base_url: str) -> dict[str, Any]:
+    """What the duplicate form asks: the source's variables (readable by its readers, as `get_space_variables`),
+    the names of its secrets when ``p`` may see them (writers, as `get_space_secrets`), where ``p`` may create, and
+    the hardware catalog. Raises: RepoNotFound."""
+    from spacehub.services import hardware, space_settings
+
+    view = space_view(ctx, s, p, repo_id, base_url)
+    repo = repos.get_repo(s, p, "space", repo_id)
+    secrets = sorted(space_settings.get_space_secrets(s, repo)) if view["can_write"] else []
+    return {
+        **view,
+        "variables": sorted(space_settings.get_space_variables(s, repo).items()),
+        "secret_names": secrets,
+        "owners": namespaces(s, p),
+        "flavors": hardware.list_hardware(ctx.hardware),
+    }

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spacehub.errors import NotFound
-from spacehub.ui import accounts, explore, files, new_space, space_pages, space_settings
+from spacehub.ui import accounts, duplicate, explore, files, new_space, space_pages, space_settings
 from spacehub.ui.routing import PageRoute
 from spacehub.ui.web import HERE, error_page
 
@@ -20,6 +20,7 @@ for part in (
     space_pages.router,
     space_settings.router,
     files.router,
+    duplicate.router,
 ):
     router.include_router(part)
 router.add_api_route("/{owner}", explore.profile_page, methods=["GET"])
