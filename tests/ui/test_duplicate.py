@@ -54,4 +54,5 @@ def test_duplicate_refusals_are_shown_and_need_csrf(server: Server, carol: str, 
     assert r.status_code == 403 and "did not come from this site" in r.text
     assert Web(server).get(page).status_code == 303  # anonymous: sign in first
     api = HfApi(endpoint=server.url, token=server.tokens[carol])
-    assert not api.repo_exists(f"{dave}/{unique}-x", repo_type="space") and not api.repo_exists(f"{carol}/stolen", repo_type="space")
+    assert not api.repo_exists(f"{dave}/{unique}-x", repo_type="space")
+    assert not api.repo_exists(f"{carol}/stolen", repo_type="space")
