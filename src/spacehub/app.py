@@ -64,8 +64,12 @@ def error_response(err: HubError, request_id: str) -> JSONResponse:
 
 def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
     """The Hub app over ``ctx``; ``lifespan`` starts and stops what runs beside it (the runtime)."""
+    from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException
+
     from spacehub.api import commits, discussions, files, hardware, info, repos, space_settings, spaces, storage
     from spacehub.git import routes as git_routes
+    from spacehub.ui import pages
 
     app = FastAPI(title="SpaceHub", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.ctx = ctx  # the one thing handlers find on the app (`web.deps.ctx_of`)
@@ -93,6 +97,13 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
         """A 500 in the Hub's format (Starlette sends it, then re-raises for the log: see ``limits.RequestLimits``)."""
         return error_response(HubError("Internal server error"), getattr(request.state, "request_id", ""))
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> Any:
+        """A browser gets the site's 404 page; API clients keep the JSON they always got."""
+        if err.status_code == 404 and pages.wants_html(request):
+            return pages.not_found_page(request)
+        return JSONResponse({"detail": err.detail}, status_code=err.status_code, headers=err.headers)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
         from spacehub.errors import BadRequest
@@ -102,6 +113,8 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
 
     for module in (storage, hardware, space_settings, repos, info, commits, discussions, spaces, git_routes):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.include_router(pages.router)  # after the API and git: its /{owner} and /spaces/{owner}/{name} are wide
     app.include_router(files.router)  # last: its model route /{ns}/{name}/resolve/... is the widest pattern
     app.add_middleware(RawPathMiddleware)
     return app

@@ -84,12 +84,47 @@ def users_create(
     fullname: Annotated[str, typer.Option(help="Display name")] = "",
     email: Annotated[str | None, typer.Option(help="E-mail address")] = None,
     admin: Annotated[bool, typer.Option(help="Site administrator")] = False,
+    password: Annotated[bool, typer.Option("--password", help="Set a password for web sign-in (prompted)")] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
 ) -> None:
-    """Create a user."""
-    from spacehub.services import accounts
+    """Create a user (with a password for the web pages when asked)."""
+    from spacehub.services import accounts, sessions
 
-    _run_admin(data_dir, lambda s: accounts.create_user(s, name, fullname, email, admin))
-    typer.echo(f"created user {name}")
+    secret = _read_password(password, password_stdin)
+
+    def create(s):  # type: ignore[no-untyped-def]
+        accounts.create_user(s, name, fullname, email, admin)
+        if secret is not None:
+            sessions.set_password(s, name, secret)
+
+    _run_admin(data_dir, create)
+    typer.echo(f"created user {name}" + (" (with a password)" if secret is not None else ""))
+
+
+@users.command("set-password")
+def users_set_password(
+    name: str,
+    data_dir: DataDir = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
+) -> None:
+    """Set (or change) the web sign-in password of user NAME (prompted unless --password-stdin)."""
+    from spacehub.services import sessions
+
+    secret = _read_password(True, password_stdin)
+    assert secret is not None
+    _run_admin(data_dir, lambda s: sessions.set_password(s, name, secret))
+    typer.echo(f"password set for {name}")
+
+
+def _read_password(prompt: bool, stdin: bool) -> str | None:
+    """The password from stdin (its first line) or a hidden prompt with confirmation; None when none was asked."""
+    import sys
+
+    if stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if prompt:
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return None
 
 
 @tokens.command("create")

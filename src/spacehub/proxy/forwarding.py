@@ -29,7 +29,7 @@ import logging
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
-from spacehub.proxy import pages
+from spacehub.proxy import grants, pages
 from spacehub.proxy.routes import TOKEN_COOKIE, RouteTable, RouteTarget, is_hub_authorization
 from spacehub.proxy.upstream import UpstreamConnection, UpstreamError, UpstreamPool
 from spacehub.proxy.websocket import relay_websocket
@@ -131,6 +131,8 @@ class SpaceProxy:
         target = self.routes.lookup(host)
         if target is None:
             return await pages.not_found(scope, send)
+        if grants.has_grant(scope):  # the Space page's iframe of a private Space: see proxy.grants
+            return await grants.exchange(scope, send, self.routes, target.space_id)
         if target.private and not await self.routes.authorize(target.space_id, Headers(scope=scope)):
             return await pages.not_found(scope, send)
         if target.asleep:

@@ -84,6 +84,12 @@ class RouteTable(Protocol):
 
     async def authorize(self, space_id: str, headers: Mapping[str, str]) -> bool: ...
 
+    def exchange_grant(self, space_id: str, grant: str) -> str | None:
+        """The value of a host-only ``spacehub_token`` cookie for ``space_id`` in exchange for a valid URL grant
+        (``?__sign=``, made by the Space page for a signed-in reader: `services.space_grants`); None when it is
+        not valid for this Space. Cheap (a signature check): it runs on the event loop."""
+        ...
+
 
 def is_hub_authorization(value: str | bytes) -> bool:
     """True when an ``Authorization`` value carries a hub token: the scheme is ``Bearer`` (any case) and the
@@ -127,6 +133,7 @@ class StaticRouteTable:
     wakers: dict[str, Callable[[], Awaitable[RouteTarget]]] = field(default_factory=dict)
     last_activity: dict[str, float] = field(default_factory=dict)
     wake_calls: dict[str, int] = field(default_factory=dict)
+    grants: dict[tuple[str, str], str] = field(default_factory=dict)  # (space id, URL grant) → cookie value
 
     def set(self, host: str, target: RouteTarget) -> None:
         """Route ``host`` (``"alice-demo.localhost"``) to ``target``."""
@@ -155,6 +162,9 @@ class StaticRouteTable:
             if old.space_id == space_id:
                 self.routes[host] = target
         return target
+
+    def exchange_grant(self, space_id: str, grant: str) -> str | None:
+        return self.grants.get((space_id, grant))
 
     async def authorize(self, space_id: str, headers: Mapping[str, str]) -> bool:
         await asyncio.sleep(0)

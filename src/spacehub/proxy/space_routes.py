@@ -32,7 +32,7 @@ from spacehub.proxy.routes import RouteTarget, request_token
 from spacehub.proxy.static_space import StaticSpaceApp
 from spacehub.runtime.reconciler import Reconciler
 from spacehub.runtime.types import InstanceState, Stage
-from spacehub.services import accounts
+from spacehub.services import accounts, space_grants
 from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
 from spacehub.storage.db import Database
@@ -203,7 +203,12 @@ class RuntimeRouteTable:
         self._auth[key] = (now, ok)
         return ok
 
+    def exchange_grant(self, space_id: str, grant: str) -> str | None:
+        return space_grants.exchange(self.ctx.settings.data_dir, space_id, grant)
+
     def _can_read(self, token: str, space_id: str) -> bool:
+        if space_grants.is_grant(token):  # the cookie a Space page's grant was exchanged for, on this host
+            return space_grants.may_read(self.ctx, space_id, token)
         with self.ctx.db.transaction() as s:
             try:
                 p = accounts.authenticate(s, token)

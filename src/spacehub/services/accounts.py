@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import secrets
@@ -112,8 +113,16 @@ def add_member(s: Session, org_name: str, user_name: str, role: str) -> Membersh
     return m
 
 
-def create_token(s: Session, user_name: str, role: str = "write", name: str = "cli") -> str:
-    """Create a token for ``user_name`` and return its value (shown once; only its hash is stored).
+def create_token(
+    s: Session,
+    user_name: str,
+    role: str = "write",
+    name: str = "cli",
+    kind: str = "access",
+    expires_at: dt.datetime | None = None,
+) -> str:
+    """Create a token for ``user_name`` and return its value (shown once; only its hash is stored). ``kind``
+    "session" is a web sign-in (`services.sessions`): not listed on the tokens page, expiring at ``expires_at``.
 
     Raises: NotFound (no such user), BadRequest (bad role).
     """
@@ -124,7 +133,7 @@ def create_token(s: Session, user_name: str, role: str = "write", name: str = "c
     if user is None or user.kind != "user":
         raise NotFound(f"User {user_name!r} not found")
     value = "hf_" + secrets.token_urlsafe(30).replace("-", "A").replace("_", "z")[:34]
-    s.add(Token(user_id=user.id, name=name, role=role, token_hash=hash_token(value)))
+    s.add(Token(user_id=user.id, name=name, role=role, token_hash=hash_token(value), kind=kind, expires_at=expires_at))
     s.flush()
     return value
 
@@ -144,13 +153,18 @@ def authenticate(s: Session, token: str | None) -> Principal:
     if not token:
         return ANONYMOUS
     row = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
-    if row is None:
-        raise Unauthorized(INVALID_CREDENTIALS)
     now = utcnow()
+    if row is None or (row.expires_at is not None and row.expires_at <= now):
+        raise Unauthorized(INVALID_CREDENTIALS)
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now  # coarse, so that reads do not write on every request
-    roles = {m.org_id: m.role for m in s.scalars(select(Membership).where(Membership.user_id == row.user_id))}
-    return Principal(row.user_id, row.user.name, row.role, row.user.is_admin, roles)
+    return principal_of(s, row.user, row.role)
+
+
+def principal_of(s: Session, user: Account, token_role: str) -> Principal:
+    """``user`` acting with a token of ``token_role`` (their org roles read now)."""
+    roles = {m.org_id: m.role for m in s.scalars(select(Membership).where(Membership.user_id == user.id))}
+    return Principal(user.id, user.name, token_role, user.is_admin, roles)
 
 
 def whoami(s: Session, p: Principal, token: str) -> dict[str, object]:

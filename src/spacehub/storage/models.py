@@ -32,6 +32,7 @@ class Account(Base):
     email: Mapped[str | None] = mapped_column(String(256), nullable=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)  # argon2id; None: no web sign-in
 
 
 class Membership(Base):
@@ -57,6 +58,8 @@ class Token(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    kind: Mapped[str] = mapped_column(String(8), default="access", server_default="access")  # access | session
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # sessions expire
 
     user: Mapped[Account] = relationship()
 

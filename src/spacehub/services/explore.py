@@ -1,0 +1,194 @@
+"""Read use cases of the web pages: Space cards for the explore page and profiles, and an account's profile.
+
+A card is the listing the API answers (`repos.list_repos`, with its visibility rules and live runtime) plus what
+the README's front matter says about the Space (emoji, colors, title, short description), as on the Hub.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from spacehub.errors import NotFound, RevisionNotFound
+from spacehub.services import accounts, files, repos
+from spacehub.services.accounts import Principal
+from spacehub.services.context import HubContext
+from spacehub.storage.models import Account, Repo
+
+COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}  # the Hub's colorFrom/colorTo values
+SORTS = {"likes": "likes", "updated": "lastModified", "created": "createdAt"}
+
+
+def _text(card: dict[str, Any], key: str, default: str, limit: int) -> str:
+    value = card.get(key)
+    return value[:limit] if isinstance(value, str) and value.strip() else default
+
+
+def card_of(ctx: HubContext, s: Session, item: dict[str, Any]) -> dict[str, Any]:
+    """One Space listing item as a card (front matter values checked: anything unexpected falls back)."""
+    repo = s.get(Repo, item["_id"])
+    meta = files.card_data(ctx, repo, item["sha"]) if repo is not None and item.get("sha") else {}
+    runtime = item.get("runtime") or {}
+    owner, name = item["id"].split("/", 1)
+    return {
+        "id": item["id"],
+        "owner": owner,
+        "name": name,
+        "title": _text(meta, "title", name, 80),
+        "emoji": _text(meta, "emoji", "🚀", 8),
+        "color_from": meta.get("colorFrom") if meta.get("colorFrom") in COLORS else "gray",
+        "color_to": meta.get("colorTo") if meta.get("colorTo") in COLORS else "gray",
+        "description": _text(meta, "short_description", "", 200),
+        "stage": runtime.get("stage", "NO_APP_FILE" if item.get("sha") is None else "BUILDING"),
+        "hardware": (runtime.get("hardware") or {}).get("requested") or "cpu-basic",
+        "likes": item.get("likes", 0),
+        "private": item.get("private", False),
+        "sdk": item.get("sdk"),
+        "updated": item.get("lastModified"),
+    }
+
+
+def space_cards(
+    ctx: HubContext,
+    s: Session,
+    p: Principal,
+    base_url: str,
+    search: str | None = None,
+    sort: str = "updated",
+    author: str | None = None,
+    limit: int = 120,
+) -> list[dict[str, Any]]:
+    """Cards of the Spaces ``p`` may see (``search``: a substring of owner/name; ``sort``: likes, updated,
+    created; unknown sorts are "updated")."""
+    key = SORTS.get(sort, "lastModified")
+    items, _ = repos.list_repos(ctx, s, p, "space", author, search or None, key, -1, limit, 0, base_url)
+    return [card_of(ctx, s, item) for item in items]
+
+
+def profile(ctx: HubContext, s: Session, p: Principal, name: str, base_url: str) -> dict[str, Any]:
+    """An account's page: who it is, its Spaces (cards), models and datasets that ``p`` may see. Raises: NotFound."""
+    acct = accounts.get_account(s, name)
+    if acct is None:
+        raise NotFound(f"No user or organization named {name!r}")
+    lists = {}
+    for kind in ("model", "dataset"):
+        items, _ = repos.list_repos(ctx, s, p, kind, acct.name, None, "lastModified", -1, 100, 0, base_url)
+        lists[kind] = [{"id": i["id"], "private": i["private"], "updated": i["lastModified"]} for i in items]
+    return {
+        "name": acct.name,
+        "fullname": acct.fullname,
+        "kind": acct.kind,
+        "spaces": space_cards(ctx, s, p, base_url, author=acct.name, limit=200),
+        "models": lists["model"],
+        "datasets": lists["dataset"],
+    }
+
+
+def space_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, base_url: str) -> dict[str, Any]:
+    """What the Space page shows: its card, live runtime, its app's URL, and what ``p`` may do there.
+    Raises: RepoNotFound (missing, or private and ``p`` may not read it: the same 404 as the API)."""
+    repo = repos.get_repo(s, p, "space", repo_id)
+    try:
+        sha: str | None = ctx.git.resolve(repo.id, "main")
+    except RevisionNotFound:  # an empty repo (no main yet)
+        sha = None
+    info = repos.base_info(ctx, repo, sha, base_url, p)
+    role = accounts.role_on(p, repo.owner)
+    return {
+        **card_of(ctx, s, info),
+        "space_id": repo.id,
+        "sha": sha,
+        "runtime": info["runtime"],
+        "url": info["host"] + "/",
+        "can_write": role in ("write", "admin") and p.token_role == "write",
+        "can_admin": role == "admin" and p.token_role == "write",
+    }
+
+
+def space_stage(ctx: HubContext, s: Session, p: Principal, repo_id: str) -> dict[str, Any]:
+    """The live stage of a Space ``p`` may read, for the page's badge: stage, hardware, error message."""
+    from spacehub.services import spaces
+
+    rt = spaces.runtime(s, repos.get_repo(s, p, "space", repo_id))
+    return {"stage": rt["stage"], "hardware": rt["hardware"], "errorMessage": rt.get("errorMessage")}
+
+
+def space_settings_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, base_url: str) -> dict[str, Any]:
+    """The settings tab of a Space ``p`` may write: secret names (never values), variables, the hardware catalog with
+    what this machine says of each flavor, sleep time. Raises: RepoNotFound, Unauthorized, Forbidden (as the API)."""
+    from spacehub.services import hardware, space_settings
+
+    repo = repos.get_repo(s, p, "space", repo_id, "write")
+    view = space_view(ctx, s, p, repo_id, base_url)
+    secrets = space_settings.get_space_secrets(s, repo)
+    return {
+        **view,
+        "secrets": [{"key": k, "description": v.get("description")} for k, v in sorted(secrets.items())],
+        "variables": sorted(space_settings.get_space_variables(s, repo).items()),
+        "flavors": hardware.list_hardware(ctx.hardware),
+        "full_name": repo.full_name,
+    }
+
+
+def namespaces(s: Session, p: Principal) -> list[str]:
+    """Where ``p`` may create repos: their own name, then the orgs where they write."""
+    if p.name is None:
+        return []
+    orgs = [s.get(Account, org_id) for org_id, role in p.org_roles.items() if role in ("write", "admin")]
+    return [p.name, *sorted(o.name for o in orgs if o is not None)]
+
+
+# ---- files and versions ------------------------------------------------------------------------------------------
+MAX_SHOWN_BYTES = 512 * 1024
+
+
+def tree_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str, path: str) -> dict[str, Any]:
+    """A folder of a Space at ``rev`` (what `list_repo_tree` lists). Raises: RepoNotFound, RevisionNotFound,
+    EntryNotFound."""
+    repo = repos.get_repo(s, p, "space", repo_id)
+    sha = ctx.git.resolve(repo.id, rev)
+    items = files.tree(ctx, repo, sha, path, False, False)
+    items.sort(key=lambda i: (i["type"] != "directory", i["path"]))
+    return {"sha": sha, "items": items}
+
+
+def blob_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str, path: str) -> dict[str, Any]:
+    """One file of a Space at ``rev``: its text when it is UTF-8 and at most `MAX_SHOWN_BYTES` (None otherwise).
+    Raises: RepoNotFound, RevisionNotFound, EntryNotFound."""
+    repo = repos.get_repo(s, p, "space", repo_id)
+    f = files.resolve_file(ctx, repo, ctx.git.resolve(repo.id, rev), path)
+    text = None
+    if f.size <= MAX_SHOWN_BYTES:
+        data = f.lfs_path.read_bytes() if f.lfs_path is not None else ctx.git.read_blob(repo.id, f.blob_oid)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+    return {"sha": f.commit, "size": f.size, "lfs": f.lfs is not None, "text": text}
+
+
+def commits_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str) -> list[dict[str, Any]]:
+    """The last 100 commits of ``rev`` (what `list_repo_commits` lists). Raises: RepoNotFound, RevisionNotFound."""
+    from spacehub.services import refs
+
+    repo = repos.get_repo(s, p, "space", repo_id)
+    return refs.list_commits(ctx, repo, rev, 0, 100)[0]
+
+
+def duplicate_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, base_url: str) -> dict[str, Any]:
+    """What the duplicate form asks: the source's variables (readable by its readers, as `get_space_variables`),
+    the names of its secrets when ``p`` may see them (writers, as `get_space_secrets`), where ``p`` may create, and
+    the hardware catalog. Raises: RepoNotFound."""
+    from spacehub.services import hardware, space_settings
+
+    view = space_view(ctx, s, p, repo_id, base_url)
+    repo = repos.get_repo(s, p, "space", repo_id)
+    secrets = sorted(space_settings.get_space_secrets(s, repo)) if view["can_write"] else []
+    return {
+        **view,
+        "variables": sorted(space_settings.get_space_variables(s, repo).items()),
+        "secret_names": secrets,
+        "owners": namespaces(s, p),
+        "flavors": hardware.list_hardware(ctx.hardware),
+    }

@@ -1,0 +1,155 @@
+"""Use cases of web sign-in: passwords, sessions and the access tokens a signed-in user manages.
+
+A web session is a token of kind "session" in the tokens table: pages call the same use cases as the API with it
+(``Caller(session_token, …)``), so they get exactly the API's permission checks, and signing out deletes it. It is
+a write token (the user themself at the keyboard) that expires after `SESSION_DAYS`. Passwords are argon2id hashes
+(argon2-cffi's defaults: memory-hard, salted, parameters in the hash so they can be raised later).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from spacehub.errors import BadRequest, NotFound, Unauthorized
+from spacehub.services import accounts
+from spacehub.services.context import HubContext
+from spacehub.services.formats import iso
+from spacehub.storage.db import utcnow
+from spacehub.storage.models import Account, Token
+
+SESSION_DAYS = 14
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+BAD_SIGN_IN = "Invalid user name or password"
+_hasher = PasswordHasher()
+_DUMMY = _hasher.hash("not a password of anyone")  # verified against for unknown users: same time either way
+
+
+def set_password(s: Session, name: str, password: str) -> None:
+    """(An admin command: ``spacehub users create NAME --password``.) Raises: BadRequest (too short or too long),
+    NotFound (no such user)."""
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise BadRequest(f"A password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    user = accounts.get_account(s, name)
+    if user is None or user.kind != "user":
+        raise NotFound(f"User {name!r} not found")
+    user.password_hash = _hasher.hash(password)
+
+
+def sign_in(ctx: HubContext, name: str, password: str) -> str:
+    """A new session token for ``name``. Raises: Unauthorized (unknown user, no password set, wrong password: one
+    message for all, so that sign-in does not tell which user names exist)."""
+    with ctx.db.transaction() as s:
+        user = accounts.get_account(s, name) if len(password) <= MAX_PASSWORD else None
+        stored = user.password_hash if user is not None and user.kind == "user" else None
+        try:
+            _hasher.verify(stored or _DUMMY, password)
+        except (VerificationError, InvalidHashError):
+            raise Unauthorized(BAD_SIGN_IN) from None
+        if user is None or stored is None:
+            raise Unauthorized(BAD_SIGN_IN)
+        if _hasher.check_needs_rehash(stored):
+            user.password_hash = _hasher.hash(password)
+        expires = utcnow() + dt.timedelta(days=SESSION_DAYS)
+        return accounts.create_token(s, user.name, "write", "web session", kind="session", expires_at=expires)
+
+
+def sign_out(ctx: HubContext, session_token: str | None) -> None:
+    """Deletes the session (nothing when it is not one)."""
+    if not session_token:
+        return
+    with ctx.db.transaction() as s:
+        row = s.scalar(select(Token).where(Token.token_hash == accounts.hash_token(session_token)))
+        if row is not None and row.kind == "session":
+            s.delete(row)
+
+
+def _user(s: Session, token: str | None) -> Account:
+    p = accounts.authenticate(s, token)
+    if p.anonymous or p.user_id is None:
+        raise Unauthorized("Sign in first")
+    user = s.get(Account, p.user_id)
+    assert user is not None
+    return user
+
+
+def list_tokens(ctx: HubContext, token: str | None) -> list[dict[str, Any]]:
+    """The caller's access tokens (never their values: only hashes are kept). Raises: Unauthorized."""
+    with ctx.db.transaction() as s:
+        user = _user(s, token)
+        rows = s.scalars(select(Token).where(Token.user_id == user.id, Token.kind == "access").order_by(Token.id))
+        return [
+            {"id": r.id, "name": r.name, "role": r.role, "createdAt": iso(r.created_at),
+             "lastUsedAt": iso(r.last_used_at)}
+            for r in rows
+        ]  # fmt: skip
+
+
+def create_access_token(ctx: HubContext, token: str | None, name: str, role: str) -> str:
+    """A new access token of the caller's, returned once. Raises: Unauthorized, BadRequest (role, name)."""
+    name = name.strip()
+    if not name:
+        raise BadRequest("Give the token a name")
+    with ctx.db.transaction() as s:
+        user = _user(s, token)
+        return accounts.create_token(s, user.name, role, name)
+
+
+def revoke_token(ctx: HubContext, token: str | None, token_id: int) -> None:
+    """Deletes one of the caller's access tokens. Raises: Unauthorized, NotFound (not theirs, or no such token)."""
+    with ctx.db.transaction() as s:
+        user = _user(s, token)
+        row = s.get(Token, token_id)
+        if row is None or row.user_id != user.id or row.kind != "access":
+            raise NotFound("No such token")
+        s.delete(row)
+
+
+def username(ctx: HubContext, token: str | None) -> str | None:
+    """Who a session token belongs to (None: anonymous, expired or revoked)."""
+    if not token:
+        return None
+    with ctx.db.transaction() as s:
+        try:
+            p = accounts.authenticate(s, token)
+        except Unauthorized:
+            return None
+        return p.name
+
+
+# ---- the key that signs session cookies and private-Space grants ------------------------------------------------
+KEY_FILE = "session-signing.key"
+_keys: dict[Path, bytes] = {}
+_lock = threading.Lock()
+
+
+def signing_key(data_dir: Path) -> bytes:
+    """``{data_dir}/session-signing.key`` (32 random bytes, mode 0600, made atomically at first use; deleting it
+    signs everyone out and voids every grant). Kept like the LFS signing key, and apart from it."""
+    path = data_dir / KEY_FILE
+    with _lock:
+        if path not in _keys:
+            if not path.exists():
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32))
+                    f.flush()
+                    os.fsync(f.fileno())
+                try:
+                    os.link(tmp, path)  # another process made it first: theirs is the key
+                except FileExistsError:
+                    pass
+                finally:
+                    tmp.unlink()
+            _keys[path] = bytes.fromhex(path.read_text().strip())
+        return _keys[path]

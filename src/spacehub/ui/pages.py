@@ -1,0 +1,35 @@
+"""Every page, in the order routes must be tried (the profile's ``/{owner}`` last), and the HTML 404."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from spacehub.errors import NotFound
+from spacehub.ui import accounts, duplicate, explore, files, new_space, space_pages, space_settings
+from spacehub.ui.routing import PageRoute
+from spacehub.ui.web import HERE, error_page
+
+STATIC = HERE / "static"
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+for part in (
+    accounts.router,
+    explore.router,
+    new_space.router,
+    space_pages.router,
+    space_settings.router,
+    files.router,
+    duplicate.router,
+):
+    router.include_router(part)
+router.add_api_route("/{owner}", explore.profile_page, methods=["GET"])
+
+
+def wants_html(request: Request) -> bool:
+    """A browser navigation (API clients send ``*/*`` or JSON and keep getting the Hub's JSON errors)."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+def not_found_page(request: Request) -> Response:
+    return error_page(request, NotFound("There is no page at this address"))

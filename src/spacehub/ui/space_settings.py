@@ -1,0 +1,169 @@
+"""The Space settings tab (`/spaces/{owner}/{name}/settings`, writers): every form calls the use case the matching
+`HfApi` call's handler calls (`services.space_changes`, `services.repos`), with the session as the caller, so the
+checks, the refusals and their messages are the API's. A refused change re-renders the tab with the reason and the
+status the API answers, and changes nothing. Secret values are write-only: never rendered, not even back into a
+form that failed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from spacehub.errors import BadRequest, HubError
+from spacehub.services import explore, repos, space_changes
+from spacehub.services.space_changes import Caller
+from spacehub.ui.routing import PageRoute
+from spacehub.ui.web import caller, error_page, render, unit
+from spacehub.web.deps import base_url, ctx_of
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+PREFIX = "/spaces/{owner}/{name}/settings"
+
+
+def _settings(request: Request, repo_id: str, status: int = 200, error: str | None = None) -> Response:
+    with unit(request) as (ctx, s, p):
+        view = explore.space_settings_view(ctx, s, p, repo_id, base_url(request))
+    done = request.query_params.get("done", "")[:100]
+    return render(request, "space_settings.html", status, space=view, tab="settings", error=error, done=done)
+
+
+@router.get(PREFIX)
+def settings_page(request: Request, owner: str, name: str) -> Response:
+    return _settings(request, f"{owner}/{name}")
+
+
+def _field(form: Any, key: str, limit: int = 65536, required: bool = True) -> str:
+    value = form.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise BadRequest(f"'{key}' is missing or too long")
+    return value
+
+
+Action = Callable[[Any, Caller, str, Any], str]  # (ctx, caller, repo id, form) → what was done
+ACTIONS: dict[str, Action] = {}
+
+
+def action(name: str) -> Callable[[Action], Action]:
+    def register(fn: Action) -> Action:
+        ACTIONS[name] = fn
+        return fn
+
+    return register
+
+
+@action("secrets")
+def add_secret(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    body = {"key": _field(form, "key", 256), "value": _field(form, "value")}
+    if description := _field(form, "description", 1024, required=False):
+        body["description"] = description
+    space_changes.add_secret(ctx, who, repo_id, body)
+    return f"Secret {body['key']} saved"
+
+
+@action("secrets/delete")
+def delete_secret(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    space_changes.delete_secret(ctx, who, repo_id, {"key": _field(form, "key", 256)})
+    return "Secret deleted"
+
+
+@action("variables")
+def add_variable(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    body = {"key": _field(form, "key", 256), "value": _field(form, "value")}
+    if description := _field(form, "description", 1024, required=False):
+        body["description"] = description
+    space_changes.add_variable(ctx, who, repo_id, body)
+    return f"Variable {body['key']} saved"
+
+
+@action("variables/delete")
+def delete_variable(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    space_changes.delete_variable(ctx, who, repo_id, {"key": _field(form, "key", 256)})
+    return "Variable deleted"
+
+
+@action("hardware")
+def request_hardware(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    flavor = _field(form, "flavor", 64)
+    space_changes.request_hardware(ctx, who, repo_id, flavor)
+    return f"Hardware {flavor} requested"
+
+
+@action("sleep")
+def set_sleep_time(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    space_changes.set_sleep_time(ctx, who, repo_id, _field(form, "seconds", 16))
+    return "Sleep time saved"
+
+
+@action("pause")
+def pause(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    space_changes.pause(ctx, who, repo_id)
+    return "Paused"
+
+
+@action("restart")
+def restart(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    space_changes.restart(ctx, who, repo_id, factory=form.get("factory") == "1")
+    return "Restarting"
+
+
+@action("visibility")
+def visibility(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    private = _field(form, "private", 8)
+    if private not in ("0", "1"):
+        raise BadRequest("'private' is 0 or 1")
+    with ctx.db.transaction() as s:  # the use case `HfApi.update_repo_settings` calls, for the session's user
+        from spacehub.services import accounts
+
+        repos.update_settings(s, accounts.authenticate(s, who.token), "space", repo_id, {"private": private == "1"})
+    return "Now private" if private == "1" else "Now public"
+
+
+def _delete(ctx: Any, who: Caller, repo_id: str, form: Any) -> None:
+    if _field(form, "confirm", 256) != repo_id:
+        raise BadRequest(f"Type {repo_id} to confirm")
+    from spacehub.services import accounts
+
+    with ctx.db.transaction() as s:  # `HfApi.delete_repo`'s use case
+        repos.delete_repo(ctx, s, accounts.authenticate(s, who.token), "space", repo_id)
+
+
+@router.post(PREFIX + "/delete")
+async def delete_space(request: Request, owner: str, name: str) -> Response:
+    repo_id = f"{owner}/{name}"
+    form = await request.form()
+    try:
+        await run_in_threadpool(_delete, ctx_of(request), caller(request), repo_id, form)
+    except HubError as err:
+        return await run_in_threadpool(_refused, request, repo_id, err)
+    return RedirectResponse(f"/{owner}", status_code=303)
+
+
+@router.post(PREFIX + "/{what:path}")
+async def change(request: Request, owner: str, name: str, what: str) -> Response:
+    """One settings form: the action named by the path, then back to the tab (303) or the tab with the refusal."""
+    repo_id = f"{owner}/{name}"
+    fn = ACTIONS.get(what)
+    if fn is None:
+        return error_page(request, BadRequest("No such setting"))
+    form = await request.form()
+    try:
+        done = await run_in_threadpool(fn, ctx_of(request), caller(request), repo_id, form)
+    except HubError as err:
+        return await run_in_threadpool(_refused, request, repo_id, err)
+    return RedirectResponse(f"/spaces/{repo_id}/settings?{urlencode({'done': done})}", status_code=303)
+
+
+def _refused(request: Request, repo_id: str, err: HubError) -> Response:
+    """The tab with the reason, when the caller may see it; otherwise the error page (404 for strangers)."""
+    try:
+        return _settings(request, repo_id, err.status_code, err.message)
+    except HubError:
+        return error_page(request, err)

@@ -1,0 +1,195 @@
+"""The web UI in a real browser: Playwright driving Debian's headless Chromium against a live `spacehub serve` with
+the local runtime (real builds, real apps, the Space proxy). Screenshots of the main pages go to
+docs/screenshots/ (the committed ones are from such a run)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huggingface_hub import HfApi
+
+from tests.conftest import Server, start_server, stop_server
+from tests.e2e.conftest import EXAMPLES, runtime_env, stop_apps, uv_cache  # noqa: F401 (uv_cache is a fixture)
+from tests.ui.conftest import PASSWORD, SCREENSHOTS, create_web_user, scan
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+SECRET = "s3cr3t-value-that-must-never-render-7d1f"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory, uv_cache: Path) -> Iterator[Server]:  # noqa: F811
+    server = start_server(tmp_path_factory.mktemp("ui") / "data", runtime_env(uv_cache))
+    for name in ("carol", "dave"):
+        create_web_user(server, name)
+        server.tokens[name] = server.cli("tokens", "create", name).strip().splitlines()[-1]
+    yield server
+    stop_server(server)
+    stop_apps(server.data_dir)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run scripts/install-system-deps")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def signed_in(browser: Any, hub: Server, name: str) -> Any:
+    """A fresh browser context (its own cookies) signed in as ``name``, through the sign-in form."""
+    page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+    page.goto(f"{hub.url}/login")
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{hub.url}/spaces")
+    assert page.get_by_role("button", name="Sign out").is_visible()
+    return page
+
+
+def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def upload(hub: Server, owner: str, repo_id: str, folder: Path, private: bool = False, sdk: str = "static") -> None:
+    api = HfApi(endpoint=hub.url, token=hub.tokens[owner])
+    api.create_repo(repo_id, repo_type="space", space_sdk=sdk, private=private)
+    api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="space")
+
+
+def test_sign_in_then_the_tokens_page_makes_a_token_the_python_client_uses(browser: Any, hub: Server) -> None:
+    page = browser.new_page()
+    page.goto(f"{hub.url}/login")
+    shot(page, "login")
+    page.get_by_label("User name").fill("carol")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    assert "Invalid user name or password" in page.get_by_role("alert").inner_text()
+    page.close()
+    page = signed_in(browser, hub, "carol")
+    page.goto(f"{hub.url}/settings/tokens")
+    page.get_by_label("Name", exact=True).fill("from-the-browser")
+    page.get_by_label("Role").select_option("write")
+    page.get_by_role("button", name="Create token").click()
+    value = page.locator("#new-token").input_value()
+    assert value.startswith("hf_")
+    assert HfApi(endpoint=hub.url, token=value).whoami()["name"] == "carol"
+    page.reload()  # shown once: the page shows it no more (a reload re-posts nothing: it was a POST answer)
+    page.goto(f"{hub.url}/settings/tokens")
+    assert value not in page.content() and "from-the-browser" in page.content()
+    shot(page, "tokens")
+
+
+def test_explore_shows_a_card_and_a_static_space_runs_in_its_page(browser: Any, hub: Server, tmp_path: Path) -> None:
+    upload(hub, "carol", "carol/hello-static", EXAMPLES / "static")
+    page = signed_in(browser, hub, "carol")
+    page.goto(f"{hub.url}/spaces")
+    card = page.locator('[data-space="carol/hello-static"]')
+    card.wait_for()
+    shot(page, "spaces")
+    card.click()
+    page.wait_for_url(f"{hub.url}/spaces/carol/hello-static")
+    page.wait_for_function("document.getElementById('stage').dataset.stage === 'RUNNING'", timeout=60_000)
+    frame = page.frame_locator("#app-frame")
+    frame.locator("body").wait_for()
+    assert frame.locator("body").inner_text(timeout=30_000).strip()
+
+
+def test_a_gradio_space_made_on_the_new_space_page_goes_from_building_to_running_in_its_page(
+    browser: Any, hub: Server
+) -> None:
+    page = signed_in(browser, hub, "carol")
+    page.goto(f"{hub.url}/new-space")
+    page.get_by_label("Space name").fill("greeter")
+    page.get_by_label("gradio").check()
+    shot(page, "new-space")
+    page.get_by_role("button", name="Create Space").click()
+    page.wait_for_url(f"{hub.url}/spaces/carol/greeter")
+    page.evaluate("""() => { window.__stages = [document.getElementById('stage').dataset.stage];
+        new MutationObserver(() => window.__stages.push(document.getElementById('stage').dataset.stage))
+            .observe(document.getElementById('stage'), {attributes: true}); }""")
+    page.wait_for_function("document.getElementById('stage').dataset.stage === 'RUNNING'", timeout=300_000)
+    stages = page.evaluate("window.__stages")
+    assert stages[0] in ("BUILDING", "APP_STARTING", "RUNNING_BUILDING"), stages
+    assert stages[-1] == "RUNNING", stages  # changed without a reload: the observer (and its list) survived
+    frame = page.frame_locator("#app-frame")
+    frame.get_by_label("Name").fill("Ada", timeout=60_000)
+    frame.get_by_role("button", name="Submit").click()
+    greeting = frame.get_by_label("Greeting")
+    for _ in range(100):
+        if greeting.input_value() == "Hello Ada!":
+            break
+        page.wait_for_timeout(200)
+    assert greeting.input_value() == "Hello Ada!"
+    page.get_by_role("button", name="Build").click()  # the build log streamed into the panel
+    page.wait_for_function("document.getElementById('logs').textContent.length > 0", timeout=30_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "space")
+
+
+def test_a_secret_added_in_settings_is_never_rendered_and_unfit_hardware_says_why(browser: Any, hub: Server) -> None:
+    page = signed_in(browser, hub, "carol")
+    api = HfApi(endpoint=hub.url, token=hub.tokens["carol"])
+    api.create_repo("carol/configured", repo_type="space", space_sdk="static")
+    page.goto(f"{hub.url}/spaces/carol/configured/settings")
+    page.get_by_label("Name", exact=True).first.fill("API_KEY")
+    page.locator("#secret-value").fill(SECRET)
+    page.get_by_role("button", name="Add secret").click()
+    page.wait_for_url("**/settings?done=*")
+    assert set(api.get_space_secrets("carol/configured")) == {"API_KEY"}
+    assert page.locator("#secrets").inner_text().split()[0] == "API_KEY"
+    unfit = page.locator("#flavor option", has_text="not on this machine").first.get_attribute("value")
+    page.locator("#flavor").select_option(unfit)
+    page.get_by_role("button", name="Request hardware").click()
+    reason = page.locator("#settings-error").inner_text()
+    assert reason and api.get_space_runtime("carol/configured").requested_hardware == "cpu-basic"
+    seen = []
+    for path in ("/spaces", "/carol", "/spaces/carol/configured", "/spaces/carol/configured/settings"):
+        page.goto(f"{hub.url}{path}")
+        seen.append(page.content())
+    shot(page, "settings")
+    scan(seen, SECRET)
+
+
+def test_a_private_space_renders_for_its_owner_only(browser: Any, hub: Server, tmp_path: Path) -> None:
+    folder = tmp_path / "private"
+    folder.mkdir()
+    (folder / "index.html").write_text("<!doctype html><title>p</title><p id='m'>only for readers</p>")
+    (folder / "README.md").write_text("---\ntitle: Private page\nsdk: static\nemoji: 🔒\n---\n")
+    upload(hub, "carol", "carol/hidden", folder, private=True)
+    owner = signed_in(browser, hub, "carol")
+    owner.goto(f"{hub.url}/spaces/carol/hidden")
+    owner.wait_for_function("document.getElementById('stage').dataset.stage === 'RUNNING'", timeout=60_000)
+    owner.reload()  # a fresh grant for the frame, now that the Space is served
+    text = owner.frame_locator("#app-frame").locator("#m").inner_text(timeout=30_000)
+    assert text == "only for readers"
+    src = owner.locator("#app-frame").get_attribute("src")
+    assert src and "__sign=" in src
+    # at its own URL too: the page's link carries a grant of its own (the frame's cookie is partitioned)
+    with owner.context.expect_page() as opened:
+        owner.get_by_role("link", name="Open the app at its own URL").click()
+    direct = opened.value
+    direct.wait_for_load_state()
+    assert direct.url == src.split("?")[0] and direct.locator("#m").inner_text() == "only for readers"
+
+    other = signed_in(browser, hub, "dave")
+    r = other.goto(f"{hub.url}/spaces/carol/hidden")
+    assert r is not None and r.status == 404 and "only for readers" not in other.content()
+    r = other.goto(src.split("?")[0])
+    assert r is not None and r.status == 404 and "only for readers" not in other.content()
+    anonymous = browser.new_page()
+    r = anonymous.goto(f"{hub.url}/spaces/carol/hidden")
+    assert r is not None and r.status == 404
+    scan([owner.content(), other.content()], SECRET)

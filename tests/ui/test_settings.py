@@ -1,0 +1,133 @@
+"""The Space settings tab over HTTP against a live server: every form changes what the API then reports, refusals
+say why and change nothing, and no page ever shows a secret's value."""
+
+from __future__ import annotations
+
+import pytest
+from huggingface_hub import HfApi
+from huggingface_hub.errors import RepositoryNotFoundError
+
+from tests.conftest import Server
+from tests.ui.conftest import Web, scan
+
+SECRET = "ui-secret-value-9f2c41d7e3"
+
+
+@pytest.fixture
+def space(server: Server, carol: str, unique: str) -> str:
+    repo_id = f"{carol}/{unique}"
+    HfApi(endpoint=server.url, token=server.tokens[carol]).create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    return repo_id
+
+
+@pytest.fixture
+def owner(server: Server, carol: str) -> Web:
+    web = Web(server)
+    web.login(carol)
+    return web
+
+
+def api(server: Server) -> HfApi:
+    return HfApi(endpoint=server.url, token=server.tokens["carol"])
+
+
+def post(web: Web, space: str, what: str, data: dict[str, str]) -> object:
+    return web.form(f"/spaces/{space}/settings/{what}", data, page=f"/spaces/{space}/settings")
+
+
+def test_a_secret_added_in_settings_reaches_the_api_and_its_value_is_never_rendered(
+    server: Server, owner: Web, space: str, carol: str
+) -> None:
+    r = post(owner, space, "secrets", {"key": "API_KEY", "value": SECRET, "description": "for the model"})
+    assert r.status_code == 303 and "done=Secret" in r.headers["location"]
+    assert set(api(server).get_space_secrets(space)) == {"API_KEY"}
+    page = owner.get(f"/spaces/{space}/settings").text
+    assert "API_KEY" in page and "for the model" in page
+    r = post(owner, space, "secrets", {"key": "SPACE_ID", "value": SECRET})  # refused: a platform name
+    assert r.status_code == 400 and "SPACE_ID" in r.text and 'id="settings-error"' in r.text
+    for path in ("/spaces", f"/{carol}", f"/spaces/{space}", f"/spaces/{space}/settings", "/settings/tokens"):
+        owner.get(path)
+    scan(owner.pages, SECRET)
+    r = post(owner, space, "secrets/delete", {"key": "API_KEY"})
+    assert r.status_code == 303 and api(server).get_space_secrets(space) == {}
+
+
+def test_variables_are_added_and_deleted(server: Server, owner: Web, space: str) -> None:
+    assert post(owner, space, "variables", {"key": "MODEL", "value": "gpt2"}).status_code == 303
+    assert {k: v.value for k, v in api(server).get_space_variables(space).items()} == {"MODEL": "gpt2"}
+    assert "gpt2" in owner.get(f"/spaces/{space}/settings").text
+    assert post(owner, space, "variables/delete", {"key": "MODEL"}).status_code == 303
+    assert api(server).get_space_variables(space) == {}
+
+
+def test_hardware_this_machine_lacks_is_refused_with_the_reason(server: Server, owner: Web, space: str) -> None:
+    page = owner.get(f"/spaces/{space}/settings").text
+    assert "not on this machine" in page, "the picker marks flavors that cannot run here"
+    unfit = page.split("not on this machine", 1)[0].rsplit('<option value="', 1)[1].split('"', 1)[0]
+    r = post(owner, space, "hardware", {"flavor": unfit})
+    assert r.status_code in (400, 402) and 'id="settings-error"' in r.text
+    assert api(server).get_space_runtime(space).requested_hardware == "cpu-basic"
+    assert post(owner, space, "hardware", {"flavor": "cpu-basic"}).status_code == 303
+    r = post(owner, space, "sleep", {"seconds": "3600"})  # a custom sleep time on free hardware: refused
+    assert r.status_code == 400 and 'id="settings-error"' in r.text
+
+
+def test_pause_restart_and_visibility(server: Server, owner: Web, space: str) -> None:
+    assert post(owner, space, "pause", {}).status_code == 303
+    assert api(server).get_space_runtime(space).stage == "PAUSED"
+    assert post(owner, space, "restart", {}).status_code == 303
+    assert api(server).get_space_runtime(space).stage != "PAUSED"
+    assert post(owner, space, "visibility", {"private": "1"}).status_code == 303
+    assert api(server).space_info(space).private is True
+    assert post(owner, space, "visibility", {"private": "0"}).status_code == 303
+    assert api(server).space_info(space).private is False
+
+
+def test_delete_needs_the_name_typed(server: Server, owner: Web, space: str, carol: str) -> None:
+    r = post(owner, space, "delete", {"confirm": "something else"})
+    assert r.status_code == 400 and f"Type {space} to confirm" in r.text
+    assert api(server).space_info(space).id == space
+    r = post(owner, space, "delete", {"confirm": space})
+    assert r.status_code == 303 and r.headers["location"] == f"/{carol}"
+    with pytest.raises(RepositoryNotFoundError):
+        api(server).space_info(space)
+
+
+FORMS = [
+    ("secrets", {"key": "X", "value": SECRET}),
+    ("variables", {"key": "X", "value": "v"}),
+    ("hardware", {"flavor": "cpu-upgrade"}),
+    ("sleep", {"seconds": "-1"}),
+    ("pause", {}),
+    ("restart", {}),
+    ("visibility", {"private": "1"}),
+    ("delete", {"confirm": "{space}"}),
+]
+
+
+@pytest.mark.parametrize("what, data", FORMS)
+def test_every_settings_form_refuses_strangers_anonymous_and_missing_csrf(
+    server: Server, owner: Web, space: str, dave: str, what: str, data: dict[str, str]
+) -> None:
+    data = {k: v.replace("{space}", space) for k, v in data.items()}
+    before = (api(server).space_info(space).private, api(server).get_space_runtime(space).stage)
+    other = Web(server)
+    other.login(dave)
+    r = other.form(f"/spaces/{space}/settings/{what}", data)
+    assert r.status_code == 403, r.text[:300]
+    assert Web(server).form(f"/spaces/{space}/settings/{what}", data, page="/login").status_code == 401
+    r = owner.post(f"/spaces/{space}/settings/{what}", data=data)  # the owner, but no CSRF token
+    assert r.status_code == 403 and "did not come from this site" in r.text
+    assert (api(server).space_info(space).private, api(server).get_space_runtime(space).stage) == before
+    assert api(server).get_space_secrets(space) == {} and api(server).get_space_variables(space) == {}
+    assert other.get(f"/spaces/{space}/settings").status_code == 403
+
+
+def test_a_private_space_settings_tab_is_a_404_to_strangers(server: Server, space: str, dave: str) -> None:
+    api(server).update_repo_settings(space, repo_type="space", private=True)
+    other = Web(server)
+    other.login(dave)
+    assert other.get(f"/spaces/{space}/settings").status_code == 404
+    r = other.form(f"/spaces/{space}/settings/secrets", {"key": "X", "value": SECRET})
+    assert r.status_code == 404 and SECRET not in r.text
+    assert api(server).get_space_secrets(space) == {}
