@@ -185,6 +185,8 @@ def create_commit(
     Raises: BadRequest / Unprocessable (bad lines, paths, base64, missing LFS objects), RevisionNotFound,
     EntryNotFound (deleting what is not there), PreconditionFailed (stale ``parentCommit``, or a race lost).
     """
+    if not ref.startswith("refs/"):  # a branch name, as callers inside the Hub pass it ("main")
+        ref = f"refs/heads/{ref}"
     with tempfile.TemporaryDirectory(dir=ctx.settings.tmp_dir, prefix="commit-") as tmp:
         header, ops = parse_commit(body, Path(tmp))
         head = head_of(ctx, repo, ref)
