@@ -9,44 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from spacehub.errors import Forbidden
+from spacehub.storage.keys import hex_key
 
 KEY_FILE = "lfs-signing.key"
-_keys: dict[Path, bytes] = {}
-_lock = threading.Lock()
 
 
 def signing_key(data_dir: Path) -> bytes:
     """The key of ``data_dir``, created (atomically, mode 0600) if missing; cached per process."""
-    path = data_dir / KEY_FILE
-    with _lock:
-        if path not in _keys:
-            if not path.exists():
-                _create_key(path)
-            _keys[path] = bytes.fromhex(path.read_text().strip())
-        return _keys[path]
-
-
-def _create_key(path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
-        f.flush()
-        os.fsync(f.fileno())
-    try:
-        os.link(tmp, path)  # fails if another process created it first: then theirs is the key
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
+    return hex_key(data_dir / KEY_FILE)
 
 
 def _mac(key: bytes, op: str, repo_id: str, oid: str, size: int, expires: int) -> str:

@@ -9,9 +9,6 @@ a write token (the user themself at the keyboard) that expires after `SESSION_DA
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from spacehub.services import accounts
 from spacehub.services.context import HubContext
 from spacehub.services.formats import iso
 from spacehub.storage.db import utcnow
+from spacehub.storage.keys import hex_key
 from spacehub.storage.models import Account, Token
 
 SESSION_DAYS = 14
@@ -128,28 +126,9 @@ def username(ctx: HubContext, token: str | None) -> str | None:
 
 # ---- the key that signs session cookies and private-Space grants ------------------------------------------------
 KEY_FILE = "session-signing.key"
-_keys: dict[Path, bytes] = {}
-_lock = threading.Lock()
 
 
 def signing_key(data_dir: Path) -> bytes:
-    """``{data_dir}/session-signing.key`` (32 random bytes, mode 0600, made atomically at first use; deleting it
-    signs everyone out and voids every grant). Kept like the LFS signing key, and apart from it."""
-    path = data_dir / KEY_FILE
-    with _lock:
-        if path not in _keys:
-            if not path.exists():
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(secrets.token_hex(32))
-                    f.flush()
-                    os.fsync(f.fileno())
-                try:
-                    os.link(tmp, path)  # another process made it first: theirs is the key
-                except FileExistsError:
-                    pass
-                finally:
-                    tmp.unlink()
-            _keys[path] = bytes.fromhex(path.read_text().strip())
-        return _keys[path]
+    """``{data_dir}/session-signing.key`` (`storage.keys`: deleting it signs everyone out and voids every grant).
+    Kept like the LFS signing key, and apart from it."""
+    return hex_key(data_dir / KEY_FILE)
