@@ -4,8 +4,9 @@ create/duplicate settings ``hardware`` and ``sleepTimeSeconds``.
 Rules (spaces-platform.md §2.1.5 and §2.1.6, the guide): a flavor is requested by name; an unknown one is refused (400,
 naming the valid ones), one this machine can never run (no such accelerator; or too big under the strict resource
 policy) too, and a priced one needs the owner's billing account (402, `billing.check_can_use`). Free hardware has no
-custom sleep time (400 with the guide's words; the Space sleeps after 48 h without a visit) unless the admin allows
-it (``runtime.custom_sleep_on_free_hardware``); upgraded hardware never sleeps unless given a sleep time. The stored
+custom sleep time unless the admin allows it (``runtime.custom_sleep_on_free_hardware``): as on the Hub, the call is
+accepted and the 48 h rule kept (the answer's ``gcTimeout`` says 172800; the client itself warns its user);
+upgraded hardware never sleeps unless given a sleep time. The stored
 ``spaces.sleep_time`` is always the value in force: None (the 48 h default of free hardware), -1 (never) or seconds.
 Changing to free hardware without a sleep time resets it to the default; changing to paid hardware keeps a sleep time
 set before, else never. Every check happens before anything changes.
@@ -29,10 +30,6 @@ from spacehub.storage.models import Repo, SpaceStatus
 
 DEFAULT_SLEEP = spaces.DEFAULT_SLEEP_SECONDS  # 48 h: free hardware
 MAX_SLEEP = 30 * 24 * 3600
-FREE_SLEEP_MESSAGE = (
-    "Your Space runs on free hardware ({flavor}): you cannot configure a custom sleep time. It goes to sleep after 48 "
-    "hours without a visit. Upgrade its hardware to set another sleep time."
-)
 
 
 def _runs_anything(flavor: Flavor) -> str | None:
@@ -117,9 +114,9 @@ def _sleep_for(policy: HardwarePolicy, flavor: Flavor, current: int | None, seco
         if free:
             return None
         return -1 if current is None else current
-    if free and not policy.custom_sleep_on_free and seconds != DEFAULT_SLEEP:
-        raise BadRequest(FREE_SLEEP_MESSAGE.format(flavor=flavor.name))
-    return None if free and seconds == DEFAULT_SLEEP else seconds
+    if free and (seconds == DEFAULT_SLEEP or not policy.custom_sleep_on_free):
+        return None  # the 48 h rule of free hardware, kept (the Hub accepts the call too)
+    return seconds
 
 
 # ---- changes -------------------------------------------------------------------------------------------------
