@@ -193,10 +193,11 @@ SLOW_FOLDERS = ("e2e", "compat", "bench")  # whole folders of end-to-end tests: 
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests under tests/e2e, tests/compat and tests/bench are end-to-end (``slow``), as are those marked so:
-    ``make test-fast`` runs the others (``-m "not slow"``)."""
+    """Tests under tests/e2e, tests/compat and tests/bench are end-to-end (``slow``), as are those that need the
+    Kubernetes control plane (starting it takes 15-25 s per worker) and those marked so: ``make test-fast`` runs the
+    others (``-m "not slow"``)."""
     root = Path(__file__).parent
     for item in items:
         parts = Path(item.path).relative_to(root).parts
-        if parts and parts[0] in SLOW_FOLDERS:
+        if (parts and parts[0] in SLOW_FOLDERS) or "control_plane" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
