@@ -59,11 +59,17 @@ def action(name: str) -> Callable[[Action], Action]:
     return register
 
 
-@action("secrets")
-def add_secret(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+def _key_value(form: Any) -> dict[str, str]:
+    """A secret's or variable's form as the API's body: key, value, and the description when given."""
     body = {"key": _field(form, "key", 256), "value": _field(form, "value")}
     if description := _field(form, "description", 1024, required=False):
         body["description"] = description
+    return body
+
+
+@action("secrets")
+def add_secret(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    body = _key_value(form)
     space_changes.add_secret(ctx, who, repo_id, body)
     return f"Secret {body['key']} saved"
 
@@ -76,9 +82,7 @@ def delete_secret(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
 
 @action("variables")
 def add_variable(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
-    body = {"key": _field(form, "key", 256), "value": _field(form, "value")}
-    if description := _field(form, "description", 1024, required=False):
-        body["description"] = description
+    body = _key_value(form)
     space_changes.add_variable(ctx, who, repo_id, body)
     return f"Variable {body['key']} saved"
 
