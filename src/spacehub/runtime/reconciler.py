@@ -98,7 +98,7 @@ class SpaceRun:
     limits: dict[str, str] = field(default_factory=dict)  # release → how the backend enforces its limits
     serving: str | None = None
     static_revision: str | None = None
-    last_activity: float = field(default_factory=time.monotonic)
+    last_activity: float = 0.0  # on the reconciler's clock (`Reconciler._run` sets it)
     stage: str = Stage.STOPPED.value
     error: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -189,7 +189,7 @@ class Reconciler:
             sleep_times = {sp.repo_id: sp.sleep_time for sp in s.scalars(select(Space))}
         adopted = set()
         for space_id in spaces:
-            run = self.runs.setdefault(space_id, SpaceRun(last_activity=self.clock.monotonic()))
+            run = self._run(space_id)
             st = statuses.get(space_id)
             inst = alive.get(st.serving_release) if st and st.serving_release else None
             if st is not None and inst is not None and inst.running and inst.endpoint is not None:
@@ -215,12 +215,19 @@ class Reconciler:
                 log.info("stopping orphan instance %s", rid)
                 self.d.backend.stop(rid)
 
+    def _run(self, space_id: str) -> SpaceRun:
+        """The Space's record, made on first use (its idle time counted from now, on the reconciler's clock)."""
+        run = self.runs.get(space_id)
+        if run is None:
+            run = self.runs[space_id] = SpaceRun(last_activity=self.clock.monotonic())
+        return run
+
     # ---- triggers ------------------------------------------------------------------------------------------------
     def kick(self, space_id: str) -> None:
         """Ask for a pass over ``space_id`` (from the event loop)."""
         if self._closing:
             return
-        run = self.runs.setdefault(space_id, SpaceRun(last_activity=self.clock.monotonic()))
+        run = self._run(space_id)
         if run.lock.locked():
             run.dirty = True
             return
@@ -238,7 +245,7 @@ class Reconciler:
 
     async def wake(self, space_id: str, timeout: float = 600.0) -> Endpoint | None:  # noqa: ASYNC109
         """Wake a sleeping Space and wait until it serves; None if it cannot (error, paused, timeout)."""
-        run = self.runs.setdefault(space_id, SpaceRun(last_activity=self.clock.monotonic()))
+        run = self._run(space_id)
         run.last_activity = self.clock.monotonic()
         run.waking += 1
         try:
@@ -330,7 +337,7 @@ class Reconciler:
 
     # ---- one pass --------------------------------------------------------------------------------------------
     async def _reconcile(self, space_id: str) -> None:
-        run = self.runs.setdefault(space_id, SpaceRun(last_activity=self.clock.monotonic()))
+        run = self._run(space_id)
         async with run.lock:
             while True:
                 run.dirty = False
