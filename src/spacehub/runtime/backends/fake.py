@@ -24,6 +24,7 @@ from spacehub.runtime.backends.base import (
     ReleaseSpec,
     TemporaryBackendError,
 )
+from spacehub.runtime.logs import stamp
 
 
 class _Hello(BaseHTTPRequestHandler):
@@ -117,7 +118,7 @@ class FakeBackend:
             path = self.run_log(space_id)
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as f:
-                f.write(f"2026-01-01T00:00:00.000Z {line}\n")
+                f.write(f"{stamp()} {line}\n")  # the log store's line format
 
     def storage_size(self, name: str) -> int | None:
         return None
