@@ -55,11 +55,16 @@ def client_version(user_agent: str | None) -> tuple[int, int] | None:
 COMMIT_ATTEMPTS = 100  # swaps a commit without parentCommit may lose to concurrent writers before it gives up
 
 
+def full_ref(rev: str) -> str:
+    """A branch name (``main``) as its ref (``refs/heads/main``); branch and pull-request refs as they are."""
+    return rev if rev.startswith(("refs/heads/", "refs/pr/")) else f"refs/heads/{rev}"
+
+
 def head_of(ctx: HubContext, repo: Repo, rev: str) -> str:
     """The head of a branch (``main`` or ``refs/heads/main``) or of a pull request (``refs/pr/1``).
 
     Raises: RevisionNotFound (commits go to existing branches and pull requests only)."""
-    ref = rev if rev.startswith(("refs/heads/", "refs/pr/")) else f"refs/heads/{rev}"
+    ref = full_ref(rev)
     sha = ctx.git.ref_target(repo.id, ref)
     if sha is None:
         raise RevisionNotFound(f"Invalid rev id: {rev}")
@@ -185,8 +190,7 @@ def create_commit(
     Raises: BadRequest / Unprocessable (bad lines, paths, base64, missing LFS objects), RevisionNotFound,
     EntryNotFound (deleting what is not there), PreconditionFailed (stale ``parentCommit``, or a race lost).
     """
-    if not ref.startswith("refs/"):  # a branch name, as callers inside the Hub pass it ("main")
-        ref = f"refs/heads/{ref}"
+    ref = full_ref(ref)  # callers inside the Hub pass a branch name ("main")
     with tempfile.TemporaryDirectory(dir=ctx.settings.tmp_dir, prefix="commit-") as tmp:
         header, ops = parse_commit(body, Path(tmp))
         head = head_of(ctx, repo, ref)
@@ -242,7 +246,7 @@ def _land(
 def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str) -> None:
     """Bookkeeping after any commit (API, git push, merge of a pull request): timestamps, the Space's sdk, and the
     event for the runtime. ``branch`` is a branch name or a full ref (``refs/pr/1``)."""
-    ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+    ref = full_ref(branch)
     repo.updated_at = utcnow()
     if repo.type == "space" and ref == "refs/heads/main":
         from spacehub.services.files import card_data
