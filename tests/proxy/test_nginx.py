@@ -33,7 +33,7 @@ def test_render_config_routes_public_running_spaces_only_and_falls_back() -> Non
         backend="127.0.0.1:8001",
         routes={"b.localhost": ("127.0.0.1", 7001), "a.localhost": ("127.0.0.1", 7000)},
     )
-    assert "upstream spacehub { server 127.0.0.1:8001; keepalive 32; }" in text
+    assert "upstream spacehub { server 127.0.0.1:8001; keepalive 32; keepalive_timeout 20s; }" in text
     assert "upstream space_0 { server 127.0.0.1:7000; keepalive 64; keepalive_timeout 4s; }" in text
     assert "server_name a.localhost;" in text and "server_name b.localhost;" in text
     assert "listen 127.0.0.1:8000 default_server;" in text
@@ -174,3 +174,49 @@ def test_nginx_hands_a_dead_app_to_spacehub(front: Front) -> None:
         r = c.get("/", headers={"Accept": "application/json"})
     assert r.status_code == 502
     assert "not answering" in r.json()["error"]  # SpaceHub's page (error_page 502 = @spacehub), not nginx's
+
+
+@needs_nginx
+@pytest.mark.slow
+def test_hub_clients_are_not_cut_off_by_reloads(front: Front) -> None:
+    """Every route change reloads nginx, whose old workers then close their idle keep-alive connections; a hub
+    client (httpx, as in huggingface_hub, which does not retry) polling through nginx must never see that."""
+    plane = front.app.data_plane
+    assert plane is not None
+    stop = threading.Event()
+
+    def reload_often() -> None:
+        while not stop.is_set():
+            asyncio.run_coroutine_threadsafe(plane.reload(), front.server_loop).result(30)
+            time.sleep(0.02)
+
+    reloader = threading.Thread(target=reload_often, daemon=True)
+    reloads = plane.reloads
+    reloader.start()
+    failures: list[str] = []
+    answered = 0
+
+    def poll() -> None:
+        nonlocal answered
+        with httpx.Client(base_url=f"http://127.0.0.1:{front.port}", timeout=10) as c:
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                try:
+                    assert c.get("/").text == "hub"
+                    answered += 1
+                except httpx.TransportError as e:
+                    failures.append(repr(e))
+                time.sleep(0.002)
+
+    pollers = [threading.Thread(target=poll) for _ in range(4)]
+    try:
+        for t in pollers:
+            t.start()
+        for t in pollers:
+            t.join(60)
+    finally:
+        stop.set()
+        reloader.join(30)
+    print(f"{plane.reloads - reloads} reloads, {answered} answers, {len(failures)} cut off")
+    assert plane.reloads - reloads >= 20, "nginx was not reloaded often enough for the check to mean anything"
+    assert not failures, failures[:5]

@@ -9,8 +9,11 @@ on the wake-up path, as Knative's activator is. An app that fails to answer (``5
 
 ``set_routes`` is called by the runtime when routes change; the config is rewritten, checked (``nginx -t``) and
 nginx reloaded (SIGHUP: graceful, in-flight requests finish on the old workers), debounced so that a burst of changes
-costs one reload. Requests served by nginx never reach SpaceHub, so activity for sleep comes from a buffered access
-log of host names that ``NginxDataPlane`` reads every few seconds and turns into ``RouteTable.touch`` calls.
+costs one reload. A reload closes the old workers' idle keep-alive connections, and a client that sends on one as
+it closes is cut off; browsers retry, but httpx (so ``huggingface_hub``) does not, so the default server (the Hub)
+closes its connections after each response. Requests served by nginx never reach SpaceHub, so activity for sleep
+comes from a buffered access log of host names that ``NginxDataPlane`` reads every few seconds and turns into
+``RouteTable.touch`` calls.
 Private Spaces are never written to the config: their requests need ``authorize``, so they take the embedded path.
 A Space that turns private (or is moved or deleted) must leave nginx's direct path at once, not at the next reload:
 ``close_hosts`` creates a marker file ``{markers}/{host}`` that every Space ``server`` checks before proxying (and
@@ -92,7 +95,9 @@ http {{
         "~^\\s*(?i:bearer)\\s+hf_" "";
     }}
     log_format spacehub_activity '$host';
-    upstream spacehub {{ server {backend}; keepalive 32; }}
+    # Idle connections to SpaceHub are dropped before uvicorn's own 30 s keep-alive ends, so nginx never reuses one
+    # that uvicorn is closing.
+    upstream spacehub {{ server {backend}; keepalive 32; keepalive_timeout 20s; }}
 {upstreams}
     # The start-up check that nginx's workers see the closed-host markers (else nginx mode refuses to start).
     server {{
@@ -106,6 +111,10 @@ http {{
     server {{
         listen {listen} default_server;
         server_name _;
+        # Hub clients get one connection per request: a reload (every route change) makes the old workers close
+        # their idle keep-alive connections, and a client that sends on one just as it closes gets "server
+        # disconnected" (httpx, so huggingface_hub, does not retry). Browsers retry, so Space hosts keep keep-alive.
+        keepalive_timeout 0;
         location / {{
             proxy_pass http://spacehub;
 {common}
