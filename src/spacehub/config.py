@@ -101,6 +101,11 @@ class RuntimeSettings(BaseModel):
         description="Network a sandboxed Space may reach beyond its proxy: anything but this host's loopback (open, "
         "as on HF; needs slirp4netns), only the Hub API at its public URL (hub-only), or nothing (none).",
     )
+    build_user: str = Field(
+        default="spacehub-builder",
+        description="When SpaceHub runs as root, docker Spaces' images are built by rootless podman as this "
+        "unprivileged user (made by scripts/setup-build-user), so that a Dockerfile's RUN steps never run as root.",
+    )
     storage_check_interval: float = Field(
         default=10.0, description="Seconds between measurements of each Space's storage usage (and monitor checks)."
     )

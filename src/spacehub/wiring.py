@@ -75,6 +75,7 @@ def make_backend(settings: Settings, git: GitStore) -> Backend:
         storage_enforcement=rt.storage_enforcement,
         sandbox=rt.sandbox,
         outbound=rt.outbound,
+        build_user=rt.build_user,
     )
 
 

@@ -244,6 +244,29 @@ def stop_hub(hub: Hub) -> None:
     unmount_all(hub.server.data_dir)
 
 
+def docker_builds(data_dir: Path) -> list[dict[str, Any]]:
+    """The build.json of every docker build under ``data_dir`` (read before the server stops)."""
+    metas = [json.loads(p.read_text()) for p in (data_dir / "runtime" / "builds").glob("*/build.json")]
+    return [m for m in metas if m.get("image")]
+
+
+def remove_images(builds: Iterable[dict[str, Any]]) -> None:
+    """Remove the images of ``docker_builds``: from root's store, and from the build user's (rootless builds keep
+    theirs as a layer cache), as the backend's drop_build does."""
+    from spacehub.runtime.backends.local_builder import BuildUserUnavailable, find_build_user, remove_image
+    from spacehub.runtime.backends.local_docker import engine_args, engine_call
+
+    for meta in builds:
+        engine_call(meta["engine"], ["rmi", "-f", meta["image"]], os.environ)
+        if meta.get("builder"):
+            try:
+                user = find_build_user(meta["builder"])
+            except BuildUserUnavailable:
+                continue
+            if user is not None:
+                remove_image(engine_args(meta["engine"]), user, meta["image"], os.environ)
+
+
 def stop_apps(data_dir: Path) -> None:
     """Stop the apps recorded under ``data_dir``: with the local backend's own stop, which thaws frozen ones first (a
     frozen process does not act on signals), then by the pids of any state.json left (nothing else)."""

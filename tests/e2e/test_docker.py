@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -20,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import Hub, start_hub, stop_hub
+from tests.e2e.conftest import Hub, docker_builds, remove_images, start_hub, stop_hub
 
 PODMAN = shutil.which("podman")
 pytestmark = pytest.mark.skipif(PODMAN is None, reason="podman is not installed (scripts/install-system-deps)")
@@ -36,7 +38,11 @@ A docker Space that reports what it sees.
 
 DOCKERFILE = """FROM python:3.11-slim
 ARG GREETING
+ARG PROBE_PORT
 RUN useradd -m -u 1000 user
+RUN mkdir /opt/probe && head -1 /proc/self/uid_map > /opt/probe/uid_map && python -c "import socket, sys; \\
+    s = socket.socket(); s.settimeout(2); print(s.connect_ex(('127.0.0.1', int(sys.argv[1]))))" "$PROBE_PORT" \\
+    > /opt/probe/reach && (id -u; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status) > /opt/probe/status
 USER user
 ENV HOME=/home/user PATH=/home/user/.local/bin:$PATH
 WORKDIR /home/user/app
@@ -85,6 +91,7 @@ class Handler(BaseHTTPRequestHandler):
                 "env_greeting": os.environ.get("GREETING"), "env_secret": os.environ.get("APP_SECRET"),
                 "env_build_token": os.environ.get("BUILD_TOKEN"),
                 "interfaces": sorted(os.listdir("/sys/class/net")),
+                "build": {name: open("/opt/probe/" + name).read().split() for name in ("uid_map", "reach", "status")},
             }
         elif url.path == "/exists":
             body = {"exists": os.path.exists(q["path"])}
@@ -123,12 +130,9 @@ def base_images() -> str:
 def hub(tmp_path_factory: pytest.TempPathFactory, uv_cache: Path, base_images: str) -> Iterator[Hub]:
     h = start_hub(tmp_path_factory.mktemp("e2e-docker") / "data", uv_cache)
     yield h
-    images = set()
-    for meta in (h.server.data_dir / "runtime" / "builds").glob("*/build.json"):
-        images.add(json.loads(meta.read_text()).get("image"))
+    builds = docker_builds(h.server.data_dir)
     stop_hub(h)
-    for image in images - {None}:
-        subprocess.run([*ENGINE, "rmi", "-f", image], capture_output=True, check=False)
+    remove_images(builds)
 
 
 def upload_docker_space(hub: Hub, repo_id: str, tmp: Path, **create: Any) -> str:
@@ -178,14 +182,21 @@ def test_an_hf_style_dockerfile_space_builds_offline_and_runs_sandboxed(hub: Hub
     build_secret, app_secret = "bt-" + "7f3a9c21e4" * 3, "as-" + "c0ffee5eed" * 3
     repo_id = hub.name("docker")
     started = time.monotonic()
+    listener = socket.socket()  # on the host's loopback: a RUN step must not reach it
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
     upload_docker_space(
         hub,
         repo_id,
         tmp_path,
-        space_variables=[{"key": "GREETING", "value": "hello from a variable"}],
+        space_variables=[
+            {"key": "GREETING", "value": "hello from a variable"},
+            {"key": "PROBE_PORT", "value": str(listener.getsockname()[1])},
+        ],
         space_secrets=[{"key": "BUILD_TOKEN", "value": build_secret}, {"key": "APP_SECRET", "value": app_secret}],
     )
     hub.wait(repo_id, "RUNNING", 240)
+    listener.close()
     running_after = time.monotonic() - started
     seen = report(hub, repo_id)
     print(f"docker Space: upload to RUNNING in {running_after:.1f}s")
@@ -194,6 +205,14 @@ def test_an_hf_style_dockerfile_space_builds_offline_and_runs_sandboxed(hub: Hub
     assert seen["build_arg"] == "hello from a variable" and seen["env_greeting"] == "hello from a variable"
     assert seen["env_secret"] == app_secret and seen["env_build_token"] == build_secret
     assert seen["build_secret_sha"] == hashlib.sha256(build_secret.encode()).hexdigest()
+    # The build's RUN steps: root in the build container is not the host's root (rootless podman as the build user
+    # when SpaceHub is root, SpaceHub's own user otherwise), and the host's loopback is out of reach.
+    build = seen["build"]
+    assert build["uid_map"][0] == "0" and build["uid_map"][1] != "0", build
+    if os.geteuid() == 0:
+        assert int(build["uid_map"][1]) == pwd.getpwnam("spacehub-builder").pw_uid, build
+    assert build["reach"] != ["0"], build  # connect_ex: 0 would be a connection
+    assert build["status"][0] == "0" and "Seccomp: 2" in " ".join(build["status"]), build  # root, filtered
     # The sandbox: uid 1000, no capability, no new privileges, the default seccomp filter, loopback only.
     assert (seen["uid"], seen["gid"]) == (1000, 1000)
     assert seen["status"] == {"CapEff": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2"}

@@ -30,7 +30,7 @@ import pytest
 from huggingface_hub import HfApi
 
 from tests.conftest import ROOT, free_port, start_server
-from tests.e2e.conftest import Hub, pid_alive, runtime_env, stop_hub
+from tests.e2e.conftest import Hub, docker_builds, pid_alive, remove_images, runtime_env, stop_hub
 
 pytestmark = pytest.mark.slow
 RUN_TIMEOUT = 300  # a first build installs gradio (a plain-Python Space is an sdk: gradio one), on a loaded machine
@@ -75,12 +75,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory, uv_cache: Path) -> Iterator[Hu
     alice = server.user("alice")
     h = Hub(server, alice, HfApi(endpoint=server.url, token=alice))
     yield h
-    images = set()
-    for meta in (h.server.data_dir / "runtime" / "builds").glob("*/build.json"):
-        images.add(json.loads(meta.read_text()).get("image"))
+    builds = docker_builds(h.server.data_dir)
     stop_hub(h)
-    for image in images - {None}:
-        subprocess.run([*ENGINE, "rmi", "-f", image], capture_output=True, check=False)
+    remove_images(builds)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 ARG_RE = re.compile(r"^\s*ARG\s+(.+)$", re.IGNORECASE | re.MULTILINE)
+FROM_RE = re.compile(r"^\s*FROM\s+(.+)$", re.IGNORECASE | re.MULTILINE)
 MOUNT_RE = re.compile(r"--mount=(\S+)")
 
 
@@ -22,3 +23,24 @@ def dockerfile_inputs(dockerfile: str | None) -> tuple[set[str], set[str]]:
         if opts.get("type") == "secret":
             secrets.add(opts.get("id") or opts.get("target", opts.get("dst", "")).rsplit("/", 1)[-1])
     return args, secrets - {""}
+
+
+def base_images(dockerfile: str | None) -> list[str]:
+    """The images a Dockerfile builds FROM, in order, without its own stages (``FROM base AS b`` then ``FROM b``),
+    ``scratch`` and references that need a build arg to be known (``FROM $BASE``)."""
+    if not dockerfile:
+        return []
+    text = re.sub(r"\\\r?\n", " ", dockerfile)
+    stages: set[str] = set()
+    out: list[str] = []
+    for line in FROM_RE.findall(text):
+        words = [w for w in line.split() if not w.startswith("--")]  # --platform=...
+        if not words:
+            continue
+        image = words[0]
+        if len(words) >= 3 and words[1].lower() == "as":
+            stages.add(words[2].lower())
+        if image.lower() in stages or image == "scratch" or "$" in image or image in out:
+            continue
+        out.append(image)
+    return out

@@ -40,9 +40,11 @@ from typing import Any
 from spacehub.runtime import sandbox
 from spacehub.runtime.backends.base import BuildFailed, BuildSpec, Endpoint, InstanceStatus, ReleaseSpec
 from spacehub.runtime.backends.local_build import PythonEnvs, file_lock, stop_builds
+from spacehub.runtime.backends.local_builder import BuildUser, BuildUserUnavailable, find_build_user, remove_image
 from spacehub.runtime.backends.local_disks import image_size
 from spacehub.runtime.backends.local_docker import (
     build_image,
+    engine_args,
     engine_call,
     find_engine,
     image_tag,
@@ -110,6 +112,7 @@ class LocalProcessBackend:
         storage_enforcement: str = "auto",
         sandbox: str | None = None,
         outbound: str = "open",
+        build_user: str = "spacehub-builder",
         repos: RepoFiles | None = None,
         run_log: Callable[[str], Path] | None = None,
         storage_root: Path | None = None,
@@ -131,6 +134,7 @@ class LocalProcessBackend:
         self.storage_enforcement = storage_enforcement  # runtime.storage_enforcement: image, monitor or auto
         self.sandbox = sandbox  # runtime.sandbox: on or off (None: unconfined, unreported, for unit tests)
         self.outbound = outbound  # runtime.outbound: open, hub-only or none
+        self.build_user = build_user  # runtime.build_user: who runs docker builds when SpaceHub is root
         self._sandbox_state: str | sandbox.SandboxUnavailable | None = None  # bwrap's version once checked, or why not
         if uv_bin is None:
             import uv  # the wheel ships the binary
@@ -192,9 +196,31 @@ class LocalProcessBackend:
                     "docker Spaces need a container engine: podman or docker is not installed on this host"
                 )
             meta["engine"], meta["image"] = engine, image_tag(spec.space_id, spec.build_id)
+            builder = self._docker_builder(engine, log)
+            meta["builder"] = builder.name if builder is not None else None
             build_image(engine, tmp / "src", meta["image"], self.env, log, self.build_timeout, spec.use_cache,
-                        spec.build_args, spec.build_secrets, write_seccomp_profile(self.oci_seccomp_file))  # fmt: skip
+                        spec.build_args, spec.build_secrets, write_seccomp_profile(self.oci_seccomp_file),
+                        builder)  # fmt: skip
         write_json(tmp / "build.json", meta)
+
+    def _docker_builder(self, engine: str, log: Callable[[str], None]) -> BuildUser | None:
+        """Who runs a Dockerfile's RUN steps: never the host's root while the sandbox is on (`local_builder`).
+        Raises: BuildFailed when no unprivileged build is possible here."""
+        if self.sandbox != "on":
+            if os.geteuid() == 0 and self.sandbox == "off":
+                log("runtime.sandbox is off: the Dockerfile's RUN steps run as the host's root")
+            return None
+        if Path(engine).name != "podman":
+            if os.geteuid() != 0:
+                return None
+            raise BuildFailed(
+                "docker Spaces are built rootless with podman (a Dockerfile's RUN steps are the author's code, and "
+                "dockerd runs them as the host's root): install podman, or set runtime.sandbox = \"off\""
+            )
+        try:
+            return find_build_user(self.build_user)
+        except BuildUserUnavailable as e:
+            raise BuildFailed(f"docker Spaces are built as an unprivileged user, and {e}") from None
 
     def _repos(self) -> RepoFiles:
         if self.repos is None:
@@ -218,6 +244,10 @@ class LocalProcessBackend:
             shutil.rmtree(trash, ignore_errors=True)
         if meta.get("image"):
             engine_call(meta["engine"], ["rmi", "-f", meta["image"]], self.env)
+            with contextlib.suppress(BuildUserUnavailable):
+                builder = find_build_user(meta["builder"]) if meta.get("builder") else None
+                if builder is not None:
+                    remove_image(engine_args(meta["engine"]), builder, meta["image"], self.env)
         if meta.get("env"):
             self.envs.prune(Path(meta["env"]).parent.name, self._pinned_envs())
 

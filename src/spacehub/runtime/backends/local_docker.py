@@ -34,7 +34,8 @@ from urllib.parse import urlsplit
 from spacehub.runtime import sandbox
 from spacehub.runtime.backends.base import BuildFailed, Resources
 from spacehub.runtime.backends.local_build import run_logged
-from spacehub.runtime.dockerfile import dockerfile_inputs
+from spacehub.runtime.backends.local_builder import BuildUser, hand_over, seed_bases
+from spacehub.runtime.dockerfile import base_images, dockerfile_inputs
 
 ENGINES = ("podman", "docker")
 PODMAN_ULIMITS = ["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
@@ -89,10 +90,12 @@ def build_image(
     build_args: Mapping[str, str] | None = None,
     build_secrets: Mapping[str, str] | None = None,
     seccomp: Path | None = None,
+    builder: BuildUser | None = None,
 ) -> None:
     """Build the checkout's Dockerfile into ``tag``, with the Space's variables as build args and its secrets as
-    build secrets; ``seccomp`` is the profile its RUN steps get (`write_seccomp_profile`). Raises: BuildFailed
-    (secret values masked)."""
+    build secrets; ``seccomp`` is the profile its RUN steps get (`write_seccomp_profile`). With ``builder``, podman
+    builds rootless as that user and the image is then handed to root's store (`local_builder`). Raises:
+    BuildFailed (secret values masked)."""
     name = Path(engine).name
     args, secrets = dict(build_args or {}), dict(build_secrets or {})
     if name == "docker":
@@ -102,7 +105,8 @@ def build_image(
             raise BuildFailed(
                 f"docker Spaces need a container engine: docker is installed but its daemon is not reachable ({why})"
             )
-    mounts_secrets = bool(dockerfile_inputs(_read_dockerfile(src))[1])
+    dockerfile = _read_dockerfile(src)
+    mounts_secrets = bool(dockerfile_inputs(dockerfile)[1])
     if use_cache and mounts_secrets:
         log("The Dockerfile mounts build secrets: building without the layer cache (it does not know their values)")
     cmd = [*engine_args(engine), "build", "-t", tag, *([] if use_cache and not mounts_secrets else ["--no-cache"])]
@@ -113,14 +117,36 @@ def build_image(
     for key in sorted(args):
         cmd += ["--build-arg", key]  # the value comes from the engine's environment
     masked = _masker(secrets)
-    with secret_files(secrets) as files:
+    with contextlib.ExitStack() as stack:
+        context, run_env, workspace = src, {**env, **args}, None
+        if builder is not None:
+            builder.prepare()
+            workspace = stack.enter_context(builder.workspace())
+            context = workspace / "context"
+            shutil.copytree(src, context, symlinks=True)
+            builder.give(context)
+            if seccomp is not None:  # root's folder may be closed to the build user
+                shutil.copy(seccomp, workspace / "seccomp.json")
+                os.chmod(workspace / "seccomp.json", 0o644)
+                cmd[cmd.index(f"seccomp={seccomp}")] = f"seccomp={workspace / 'seccomp.json'}"
+            seed_bases(engine_args(engine), builder, base_images(dockerfile), env, workspace, log)
+            run_env = builder.env(run_env)
+        files = stack.enter_context(secret_files(secrets, workspace, builder))
         for key, path in sorted(files.items()):
             cmd += ["--secret", f"id={key},src={path}"]
-        log(f"$ {name} {' '.join(cmd[cmd.index('build') :])} .")
+        who = f" (as {builder.name}, rootless)" if builder is not None else ""
+        log(f"$ {name} {' '.join(cmd[cmd.index('build') :])} .{who}")
+        full = [*cmd, str(context)]
         try:
-            run_logged([*cmd, str(src)], {**env, **args}, src, lambda line: log(masked(line)), f"{name} build", timeout)
+            run_logged(builder.command(full) if builder else full, run_env, workspace or src,
+                       lambda line: log(masked(line)), f"{name} build", timeout)  # fmt: skip
         except BuildFailed as e:
             raise BuildFailed(masked(str(e))) from None
+        if builder is not None and workspace is not None:
+            try:
+                hand_over(engine_args(engine), tag, builder, None, env, workspace, log)
+            except RuntimeError as e:
+                raise BuildFailed(f"the built image could not be handed to the engine that runs it: {e}") from None
 
 
 def write_seccomp_profile(path: Path) -> Path:
@@ -147,12 +173,15 @@ def _read_dockerfile(src: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def secret_files(secrets: Mapping[str, str]) -> Iterator[dict[str, Path]]:
-    """Each secret in a 0600 file of a private (0700) temporary folder, removed on exit: ``{name: path}``."""
+def secret_files(
+    secrets: Mapping[str, str], parent: Path | None = None, owner: BuildUser | None = None
+) -> Iterator[dict[str, Path]]:
+    """Each secret in a 0600 file of a private (0700) temporary folder (in ``parent``, of ``owner``), removed on
+    exit: ``{name: path}``."""
     if not secrets:
         yield {}
         return
-    folder = Path(tempfile.mkdtemp(prefix="spacehub-build-secrets-"))  # mode 0700
+    folder = Path(tempfile.mkdtemp(prefix="spacehub-build-secrets-", dir=parent))  # mode 0700
     try:
         files = {}
         for key, value in secrets.items():
@@ -161,6 +190,8 @@ def secret_files(secrets: Mapping[str, str]) -> Iterator[dict[str, Path]]:
             with os.fdopen(fd, "w") as f:
                 f.write(value)
             files[key] = path
+        if owner is not None:
+            owner.give(folder)
         yield files
     finally:
         shutil.rmtree(folder, ignore_errors=True)
