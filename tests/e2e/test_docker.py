@@ -19,8 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from spacehub.runtime import sandbox
 from tests.conftest import ROOT
 from tests.e2e.conftest import Hub, docker_builds, remove_images, start_hub, stop_hub
 
@@ -99,6 +101,13 @@ class Handler(BaseHTTPRequestHandler):
             body = {"result": reach(q["host"], int(q["port"]))}
         elif url.path == "/hub":
             body = {"result": hub()}
+        elif url.path == "/write":
+            try:
+                with open("/data/probe.txt", "w") as f:
+                    f.write("kept")
+                body = {"result": open("/data/probe.txt").read()}
+            except OSError as e:
+                body = {"result": repr(e)}
         else:
             self.send_error(404)
             return
@@ -245,6 +254,13 @@ def test_an_hf_style_dockerfile_space_builds_offline_and_runs_sandboxed(hub: Hub
     assert build_log and not any(build_secret in line or app_secret in line for line in build_log)
     assert not any(build_secret in arg or app_secret in arg for arg in inst["command"])
     assert "--user" in inst["command"] and "none" in inst["command"]
+    if os.geteuid() == 0:  # a user namespace of its own: its uid 1000 is a host uid of this Space's alone
+        base = sandbox.container_id_base(hub.space_id(repo_id))
+        assert base is not None and base >= sandbox.CONTAINER_ID_BASE
+        pid = subprocess.run([*ENGINE, "inspect", "--format", "{{.State.Pid}}", inst["container"]["name"]],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        assert status["Uid"].split() == [str(base + 1000)] * 4, status["Uid"]
 
     # A new app secret restarts the app (same build) with the new value.
     t0 = time.monotonic()
@@ -259,6 +275,28 @@ def test_an_hf_style_dockerfile_space_builds_offline_and_runs_sandboxed(hub: Hub
     hub.wait(repo_id, "RUNNING", 180, until=lambda rt: report(hub, repo_id)["build_secret_sha"] == want)
     print(f"docker Space: build secret change to serving the rebuilt image in {time.monotonic() - t0:.1f}s")
     assert instance(hub, repo_id)["build_id"] != inst["build_id"]
+
+    # Persistent storage (as huggingface_hub 1.33's request_space_storage asks for it): the app (uid 1000 in its
+    # container) writes its /data, which its host uid owns.
+    r = httpx.post(f"{hub.server.url}/api/spaces/{repo_id}/storage", json={"tier": "small"},
+                   headers={"authorization": f"Bearer {hub.alice}"}, timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+
+    answers: list[str] = []
+
+    def writes(rt: Any) -> bool:
+        r = hub.get(repo_id, "/write")
+        answers.append(f"{r.status_code} {r.text[:200]}")
+        return r.status_code == 200 and r.json()["result"] == "kept"
+
+    try:
+        hub.wait(repo_id, "RUNNING", 120, until=writes)
+    except AssertionError as e:
+        raise AssertionError(f"/write answered {answers[-3:]}") from e
+    if os.geteuid() == 0:
+        app_uid = (sandbox.container_id_base(hub.space_id(repo_id)) or 0) + 1000
+        kept = [p for p in (hub.server.data_dir / "storage").rglob("probe.txt")]
+        assert len(kept) == 1 and kept[0].stat().st_uid == app_uid, kept
 
     hub.api.delete_repo(repo_id, repo_type="space")
     deadline = time.monotonic() + 60

@@ -45,6 +45,11 @@ APP_DIR = "/home/user/app"
 VENV = "/opt/venv"  # the Space's Python environment (uv makes relocatable ones)
 HOST_UID_BASE = 200_000  # host uids of sandboxed Spaces when SpaceHub runs as root: BASE + (hash % SPAN)
 HOST_UID_SPAN = 100_000
+# docker Spaces' containers when SpaceHub runs as root: a user namespace per Space mapping its ids 0..65535 onto
+# host ids BASE + slot * 65536 (slot from a hash of the Space id), far above every other range in use.
+CONTAINER_ID_BASE = 2**31
+CONTAINER_ID_SIZE = 65536
+CONTAINER_ID_SLOTS = 30_000  # BASE + SLOTS * SIZE stays below 2**32 - 1 (the kernel's invalid id)
 OUTBOUND = ("open", "hub-only", "none")
 # Syscalls refused with EPERM: Docker's default profile's list for a container without capabilities (mounts,
 # kernel modules and keyrings, clocks, tracing other processes, namespaces, BPF, perf, io_uring), so that a kernel
@@ -145,6 +150,15 @@ def host_uid(space_id: str) -> int | None:
         return None
     digest = int(hashlib.sha256(space_id.encode()).hexdigest()[:12], 16)
     return HOST_UID_BASE + digest % HOST_UID_SPAN
+
+
+def container_id_base(space_id: str) -> int | None:
+    """The first host id of a docker Space's container (its uid 0; its ``user``, uid 1000, is this + 1000) when
+    SpaceHub is root; None otherwise (rootless podman maps ids itself)."""
+    if os.geteuid() != 0:
+        return None
+    digest = int(hashlib.sha256(b"container:" + space_id.encode()).hexdigest()[:12], 16)
+    return CONTAINER_ID_BASE + (digest % CONTAINER_ID_SLOTS) * CONTAINER_ID_SIZE
 
 
 # The namespace flags of clone(2): a container's filter refuses them (bwrap has --disable-userns for its own).

@@ -260,7 +260,8 @@ class Supervisor:
                 reason = str(e)
             else:
                 self.mount_volumes(volumes)
-                _detach_other_storage()
+                # a container binds the storage from its host path (``-v``): that mount stays in this namespace
+                _detach_other_storage(keep=src if self.launch.get("container") else None)
                 if not src:
                     return None
                 self.env["SPACE_DATA_DIR"] = "/data"
@@ -305,14 +306,17 @@ class Supervisor:
         return 1
 
 
-def _detach_other_storage() -> None:
+def _detach_other_storage(keep: str | None = None) -> None:
     """The new namespace is a copy of the host's, with every Space's storage mounted where SpaceHub mounts it: drop
-    them (ours is bound on /data already). Otherwise this app would hold other Spaces' filesystems for as long as it
-    runs: a deleted storage would not be freed, and an upgrade could not grow the image (it must be mounted nowhere)."""
+    them (ours is bound on /data already; ``keep`` is our own, left where it is). Otherwise this app would hold other
+    Spaces' filesystems for as long as it runs: a deleted storage would not be freed, and an upgrade could not grow
+    the image (it must be mounted nowhere)."""
     with contextlib.suppress(OSError):
         points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
         for point in points:
             point = point.replace("\\040", " ")
+            if keep is not None and os.path.realpath(point) == os.path.realpath(keep):
+                continue
             if STORAGE_MOUNT_RE.search(point):
                 _libc.umount2(point.encode(), MNT_DETACH)
 

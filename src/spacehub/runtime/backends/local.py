@@ -402,7 +402,8 @@ class LocalProcessBackend:
             if spec.run_to_exit:
                 raise BuildFailed("run-to-exit tasks run in a Python environment; docker tasks are not supported yet")
             seccomp = write_seccomp_profile(self.oci_seccomp_file)
-            return container_launch(spec, build, port, log_path, src, data_dir, self.tag, self.env, seccomp)
+            ids = sandbox.container_id_base(spec.space_id) if self.sandbox == "on" else None
+            return container_launch(spec, build, port, log_path, src, data_dir, self.tag, self.env, seccomp, ids)
         home = home_dir(self.homes, spec.space_id)
         launch, env = launch_for(spec, build, port, log_path, src, home, data_dir)
         apply_limits(launch, spec, self.cgroups if self.use_cgroups else None)

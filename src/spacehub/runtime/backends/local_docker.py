@@ -217,16 +217,21 @@ def docker_run_command(
     data_dir: Path | None,
     hub: str | None = None,
     seccomp: Path | None = None,
+    id_base: int | None = None,
 ) -> list[str]:
     """The command the supervisor runs for one instance: `container_net` (listening on 127.0.0.1:``port``) around
     ``<engine> run``. Environment variables are passed by name only. ``hub`` (HOST:PORT of a Hub on the host's
-    loopback) is offered at the same port on the container's loopback; ``seccomp`` is the profile's file."""
+    loopback) is offered at the same port on the container's loopback; ``seccomp`` is the profile's file; with
+    ``id_base`` the container's ids 0..65535 are host ids ``id_base``.. (`sandbox.container_id_base`)."""
     run = [*engine_args(engine), "run", "--rm", "--replace", "--init", "--name", name, "--pull", "never"]
     if Path(engine).name == "docker":
         run.remove("--replace")
     run += ["--network", "none", "--user", APP_USER, "--cap-drop", "all", "--security-opt", "no-new-privileges"]
     if seccomp is not None:
         run += ["--security-opt", f"seccomp={seccomp}"]
+    if id_base is not None:
+        size = sandbox.CONTAINER_ID_SIZE
+        run += ["--uidmap", f"0:{id_base}:{size}", "--gidmap", f"0:{id_base}:{size}"]
     if Path(engine).name == "podman":
         run += PODMAN_ULIMITS
     if res.memory_bytes is not None:

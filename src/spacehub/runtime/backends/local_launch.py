@@ -78,20 +78,23 @@ def container_launch(
     tag: str,
     engine_env: dict[str, str],
     seccomp: Path | None = None,
+    id_base: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """launch.json and the engine's environment for a docker build; limits are the engine's. The container runs as
-    uid 1000 without capabilities, in a network namespace of its own (`local_docker.docker_run_command`)."""
+    uid 1000 without capabilities, in a network namespace of its own, and with ``id_base`` in a user namespace of
+    its own whose uid 1000 is host uid ``id_base + 1000`` (`local_docker.docker_run_command`)."""
     launch = _common(spec, port, log_path, src, data_dir)
     app_env = {**spec.env, **QUIET_ENV, "PORT": str(spec.app_port)}
     if spec.resources.devices:
         app_env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.resources.devices)
     if data_dir is not None:
-        own_data_dir(data_dir)
+        app_id = 1000 + (id_base or 0)
+        own_data_dir(data_dir, app_id, app_id)
     name = container_name(tag, spec.release_id)
     launch["container"] = {"engine": build["engine"], "name": name}
     launch["command"] = docker_run_command(
         build["engine"], name, build["image"], port, spec.app_port, sorted(app_env), spec.resources, data_dir,
-        hub=loopback_hub(spec.env.get("HF_ENDPOINT")), seccomp=seccomp,
+        hub=loopback_hub(spec.env.get("HF_ENDPOINT")), seccomp=seccomp, id_base=id_base,
     )  # fmt: skip
     launch["limits"] = f"{Path(build['engine']).name} (container limits)"
     return launch, {**engine_env, **app_env}
