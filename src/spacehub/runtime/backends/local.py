@@ -215,7 +215,7 @@ class LocalProcessBackend:
                 return None
             raise BuildFailed(
                 "docker Spaces are built rootless with podman (a Dockerfile's RUN steps are the author's code, and "
-                "dockerd runs them as the host's root): install podman, or set runtime.sandbox = \"off\""
+                'dockerd runs them as the host\'s root): install podman, or set runtime.sandbox = "off"'
             )
         try:
             return find_build_user(self.build_user)
