@@ -115,7 +115,9 @@ def test_files_tab_lists_folders_shows_files_and_history(server: Server, web: We
     assert f'href="/spaces/{repo_id}/tree/main/src"' in root and f'href="/spaces/{repo_id}/blob/main/README.md"' in root
     assert f'href="/spaces/{repo_id}/blob/main/src/app.py"' in web.get(f"/spaces/{repo_id}/tree/main/src").text
     blob = web.get(f"/spaces/{repo_id}/blob/main/src/app.py").text
-    assert "print(&#39;&lt;hi&gt;&#39;)" in blob and f'href="/spaces/{repo_id}/resolve/main/src/app.py"' in blob
+    shown = blob.split('id="blob"', 1)[1].split("</pre>", 1)[0]  # highlighted (ui/markup.py), and escaped
+    assert '<span class="nb">print</span>' in shown and "&lt;hi&gt;" in shown and "<hi>" not in shown
+    assert f'href="/spaces/{repo_id}/resolve/main/src/app.py"' in blob
     assert "binary or too large" in web.get(f"/spaces/{repo_id}/blob/main/data.bin").text
     history = web.get(f"/spaces/{repo_id}/commits/main").text
     assert "Add the app" in history

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from spacehub.errors import NotFound, RevisionNotFound
-from spacehub.services import accounts, files, repos
+from spacehub.services import accounts, cards, files, repos
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.storage.models import Account, Repo
@@ -143,20 +143,24 @@ def namespaces(s: Session, p: Principal) -> list[str]:
 MAX_SHOWN_BYTES = 512 * 1024
 
 
-def tree_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str, path: str) -> dict[str, Any]:
-    """A folder of a Space at ``rev`` (what `list_repo_tree` lists). Raises: RepoNotFound, RevisionNotFound,
+def tree_view(
+    ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str, path: str, repo_type: str = "space"
+) -> dict[str, Any]:
+    """A folder of a repo at ``rev`` (what `list_repo_tree` lists). Raises: RepoNotFound, RevisionNotFound,
     EntryNotFound."""
-    repo = repos.get_repo(s, p, "space", repo_id)
+    repo = repos.get_repo(s, p, repo_type, repo_id)
     sha = ctx.git.resolve(repo.id, rev)
     items = files.tree(ctx, repo, sha, path, False, False)
     items.sort(key=lambda i: (i["type"] != "directory", i["path"]))
     return {"sha": sha, "items": items}
 
 
-def blob_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str, path: str) -> dict[str, Any]:
-    """One file of a Space at ``rev``: its text when it is UTF-8 and at most `MAX_SHOWN_BYTES` (None otherwise).
+def blob_view(
+    ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str, path: str, repo_type: str = "space"
+) -> dict[str, Any]:
+    """One file of a repo at ``rev``: its text when it is UTF-8 and at most `MAX_SHOWN_BYTES` (None otherwise).
     Raises: RepoNotFound, RevisionNotFound, EntryNotFound."""
-    repo = repos.get_repo(s, p, "space", repo_id)
+    repo = repos.get_repo(s, p, repo_type, repo_id)
     f = files.resolve_file(ctx, repo, ctx.git.resolve(repo.id, rev), path)
     text = None
     if f.size <= MAX_SHOWN_BYTES:
@@ -168,12 +172,52 @@ def blob_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str,
     return {"sha": f.commit, "size": f.size, "lfs": f.lfs is not None, "text": text}
 
 
-def commits_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str) -> list[dict[str, Any]]:
+def commits_view(
+    ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str, repo_type: str = "space"
+) -> list[dict[str, Any]]:
     """The last 100 commits of ``rev`` (what `list_repo_commits` lists). Raises: RepoNotFound, RevisionNotFound."""
     from spacehub.services import refs
 
-    repo = repos.get_repo(s, p, "space", repo_id)
+    repo = repos.get_repo(s, p, repo_type, repo_id)
     return refs.list_commits(ctx, repo, rev, 0, 100)[0]
+
+
+def repo_view(ctx: HubContext, s: Session, p: Principal, repo_type: str, repo_id: str, base_url: str) -> dict[str, Any]:
+    """A model's or dataset's page: who owns it, its card's metadata and README body (front matter removed, None
+    without a README), likes. Raises: RepoNotFound (missing, or private and ``p`` may not read it: as the API)."""
+    from spacehub.frontmatter import split_front_matter
+
+    repo = repos.get_repo(s, p, repo_type, repo_id)
+    try:
+        sha: str | None = ctx.git.resolve(repo.id, "main")
+    except RevisionNotFound:
+        sha = None
+    readme, card = None, {}
+    if sha is not None:
+        try:
+            f = files.resolve_file(ctx, repo, sha, "README.md")
+        except NotFound:
+            f = None
+        if f is not None and f.lfs is None and f.size <= MAX_SHOWN_BYTES:
+            text = ctx.git.read_blob(repo.id, f.blob_oid).decode("utf-8", errors="replace")
+            card = cards.parse_card(text)
+            readme = split_front_matter(text)[1]
+    info = repos.base_info(ctx, repo, sha, base_url, p)
+    tags = [t for t in card.get("tags", []) if isinstance(t, str)] if isinstance(card.get("tags"), list) else []
+    return {
+        "id": repo.full_name,
+        "type": repo_type,
+        "owner": repo.owner.name,
+        "name": repo.name,
+        "title": repo.full_name,
+        "private": repo.private,
+        "likes": info["likes"],
+        "sha": sha,
+        "updated": info["lastModified"],
+        "readme": readme,
+        "license": card.get("license") if isinstance(card.get("license"), str) else None,
+        "tags": tags[:30],
+    }
 
 
 def duplicate_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, base_url: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spacehub.services import explore
+from spacehub.ui.markup import highlighted
 from spacehub.ui.routing import PageRoute
 from spacehub.ui.web import render, unit
 from spacehub.web.deps import base_url, raw
@@ -19,7 +20,8 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 def _page(request: Request, repo_id: str, template: str, tab: str, **values: object) -> Response:
     with unit(request) as (ctx, s, p):
         space = explore.space_view(ctx, s, p, repo_id, base_url(request))
-    return render(request, template, space=space, tab=tab, **values)
+    base = f"/spaces/{space['id']}"
+    return render(request, template, space=space, repo=space, base=base, head="_space_head.html", tab=tab, **values)
 
 
 def _tree(request: Request, owner: str, name: str, rev: str, path: str) -> Response:
@@ -45,7 +47,9 @@ def blob(request: Request, owner: str, name: str, rev: str, path: str) -> Respon
     repo_id, rev, path = f"{owner}/{name}", raw(rev), raw(path).strip("/")
     with unit(request) as (ctx, s, p):
         view = explore.blob_view(ctx, s, p, repo_id, rev, path)
-    return _page(request, repo_id, "blob.html", "files", rev=rev, repo_path=path, crumbs=path.split("/"), **view)
+    code = highlighted(path, view["text"]) if view["text"] is not None else None
+    return _page(request, repo_id, "blob.html", "files", rev=rev, repo_path=path, crumbs=path.split("/"), code=code,
+                 **view)  # fmt: skip
 
 
 @router.get("/spaces/{owner}/{name}/commits/{rev}")

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spacehub.errors import NotFound
-from spacehub.ui import accounts, duplicate, explore, files, new_space, space_pages, space_settings
+from spacehub.ui import accounts, duplicate, explore, files, new_space, repo_pages, space_pages, space_settings
 from spacehub.ui.routing import PageRoute
 from spacehub.ui.web import HERE, error_page
 
@@ -23,6 +23,7 @@ for part in (
     duplicate.router,
 ):
     router.include_router(part)
+router.include_router(repo_pages.router)  # after every fixed page: /{owner}/{name} is wide
 router.add_api_route("/{owner}", explore.profile_page, methods=["GET"])
 
 

@@ -1,0 +1,90 @@
+"""Model and dataset pages, at the Hub's addresses (`/{owner}/{name}`, `/datasets/{owner}/{name}`): the README
+rendered as the repo's card, and the same files, file and history views as a Space's files tab."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from spacehub.services import explore
+from spacehub.ui.markup import highlighted, markdown
+from spacehub.ui.routing import PageRoute
+from spacehub.ui.web import render, unit
+from spacehub.web.deps import base_url, raw
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+PREFIX = {"model": "", "dataset": "/datasets"}
+
+
+def _repo(request: Request, repo_type: str, repo_id: str) -> dict[str, object]:
+    with unit(request) as (ctx, s, p):
+        return explore.repo_view(ctx, s, p, repo_type, repo_id, base_url(request))
+
+
+def _base(repo_type: str, repo_id: str) -> str:
+    return f"{PREFIX[repo_type]}/{repo_id}"
+
+
+def card(request: Request, repo_type: str, owner: str, name: str) -> Response:
+    repo = _repo(request, repo_type, f"{owner}/{name}")
+    body = markdown(repo["readme"]) if isinstance(repo["readme"], str) else None
+    return render(request, "repo.html", repo=repo, base=_base(repo_type, repo["id"]), tab="card", card=body)
+
+
+def tree(request: Request, repo_type: str, owner: str, name: str, rev: str, path: str = "") -> Response:
+    repo_id, rev, path = f"{owner}/{name}", raw(rev), raw(path).strip("/")
+    with unit(request) as (ctx, s, p):
+        view = explore.tree_view(ctx, s, p, repo_id, rev, path, repo_type)
+    repo = _repo(request, repo_type, repo_id)
+    crumbs = path.split("/") if path else []
+    return render(request, "files.html", repo=repo, base=_base(repo_type, repo_id), head="_repo_head.html",
+                  tab="files", rev=rev, repo_path=path, crumbs=crumbs, **view)  # fmt: skip
+
+
+def blob(request: Request, repo_type: str, owner: str, name: str, rev: str, path: str) -> Response:
+    repo_id, rev, path = f"{owner}/{name}", raw(rev), raw(path).strip("/")
+    with unit(request) as (ctx, s, p):
+        view = explore.blob_view(ctx, s, p, repo_id, rev, path, repo_type)
+    repo = _repo(request, repo_type, repo_id)
+    code = highlighted(path, view["text"]) if view["text"] is not None else None
+    return render(request, "blob.html", repo=repo, base=_base(repo_type, repo_id), head="_repo_head.html",
+                  tab="files", rev=rev, repo_path=path, crumbs=path.split("/"), code=code, **view)  # fmt: skip
+
+
+def commits(request: Request, repo_type: str, owner: str, name: str, rev: str) -> Response:
+    repo_id, rev = f"{owner}/{name}", raw(rev)
+    with unit(request) as (ctx, s, p):
+        items = explore.commits_view(ctx, s, p, repo_id, rev, repo_type)
+    repo = _repo(request, repo_type, repo_id)
+    return render(request, "commits.html", repo=repo, base=_base(repo_type, repo_id), head="_repo_head.html",
+                  tab="files", rev=rev, commits=items)  # fmt: skip
+
+
+def _routes(repo_type: str) -> None:
+    prefix = PREFIX[repo_type]
+
+    def card_page(request: Request, owner: str, name: str) -> Response:
+        return card(request, repo_type, owner, name)
+
+    def tree_root(request: Request, owner: str, name: str, rev: str) -> Response:
+        return tree(request, repo_type, owner, name, rev)
+
+    def tree_page(request: Request, owner: str, name: str, rev: str, path: str) -> Response:
+        return tree(request, repo_type, owner, name, rev, path)
+
+    def blob_page(request: Request, owner: str, name: str, rev: str, path: str) -> Response:
+        return blob(request, repo_type, owner, name, rev, path)
+
+    def commits_page(request: Request, owner: str, name: str, rev: str) -> Response:
+        return commits(request, repo_type, owner, name, rev)
+
+    router.add_api_route(f"{prefix}/{{owner}}/{{name}}/tree/{{rev}}", tree_root, methods=["GET"])
+    router.add_api_route(f"{prefix}/{{owner}}/{{name}}/tree/{{rev}}/{{path:path}}", tree_page, methods=["GET"])
+    router.add_api_route(f"{prefix}/{{owner}}/{{name}}/blob/{{rev}}/{{path:path}}", blob_page, methods=["GET"])
+    router.add_api_route(f"{prefix}/{{owner}}/{{name}}/commits/{{rev}}", commits_page, methods=["GET"])
+    router.add_api_route(f"{prefix}/{{owner}}/{{name}}", card_page, methods=["GET"])
+
+
+_routes("dataset")  # before the models: /datasets/{owner}/{name} would otherwise be a model's tree-less path
+_routes("model")
