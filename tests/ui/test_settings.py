@@ -131,3 +131,37 @@ def test_a_private_space_settings_tab_is_a_404_to_strangers(server: Server, spac
     r = other.form(f"/spaces/{space}/settings/secrets", {"key": "X", "value": SECRET})
     assert r.status_code == 404 and SECRET not in r.text
     assert api(server).get_space_secrets(space) == {}
+
+
+def test_storage_is_requested_shown_and_deleted_from_settings(server: Server, owner: Web, space: str) -> None:
+    r = post(owner, space, "storage", {"tier": "small"})
+    assert r.status_code == 303 and "done=Storage+small" in r.headers["location"]
+    assert api(server).get_space_runtime(space).raw.get("storage") == "small"
+    page = owner.get(f"/spaces/{space}/settings").text
+    assert "Tier <strong>small</strong>" in page.split('id="storage-now"', 1)[1].split("</p>", 1)[0]
+    r = post(owner, space, "storage", {"tier": "huge"})  # the API's refusal, and nothing changes
+    assert r.status_code == 400 and 'id="settings-error"' in r.text
+    assert api(server).get_space_runtime(space).raw.get("storage") == "small"
+    assert post(owner, space, "storage", {"tier": "none"}).status_code == 303
+    assert api(server).get_space_runtime(space).raw.get("storage") is None
+
+
+def test_a_space_is_renamed_and_transferred_from_settings(
+    server: Server, owner: Web, space: str, carol: str, dave: str
+) -> None:
+    new_id = f"{space}-renamed"
+    r = post(owner, space, "move", {"to": new_id})
+    assert r.status_code == 303 and r.headers["location"].startswith(f"/spaces/{new_id}/settings")
+    assert api(server).space_info(new_id).id == new_id
+    assert owner.get(f"/spaces/{new_id}/settings").status_code == 200
+    # into a namespace carol cannot write: the API's refusal, nothing moves
+    r = post(owner, new_id, "move", {"to": f"{dave}/{new_id.split('/')[1]}"})
+    assert r.status_code == 403 and 'id="settings-error"' in r.text
+    assert api(server).space_info(new_id).id == new_id
+    r = post(owner, new_id, "move", {"to": "not a repo id"})
+    assert r.status_code == 400
+    # a reader or stranger cannot move it
+    stranger = Web(server)
+    stranger.login(dave)
+    r = stranger.form(f"/spaces/{new_id}/settings/move", {"to": f"{dave}/stolen"}, page="/spaces")
+    assert r.status_code in (403, 404) and api(server).space_info(new_id).id == new_id

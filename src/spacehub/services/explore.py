@@ -128,6 +128,7 @@ def space_settings_view(ctx: HubContext, s: Session, p: Principal, repo_id: str,
         "variables": sorted(space_settings.get_space_variables(s, repo).items()),
         "flavors": hardware.list_hardware(ctx.hardware),
         "full_name": repo.full_name,
+        "tiers": [(t, ctx.settings.runtime.storage_tier_bytes(t)) for t in ("small", "medium", "large")],
     }
 
 

@@ -130,6 +130,37 @@ def visibility(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
     return "Now private" if private == "1" else "Now public"
 
 
+@action("storage")
+def storage(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    tier = _field(form, "tier", 16)
+    if tier == "none":
+        space_changes.delete_storage(ctx, who, repo_id)
+        return "Storage deleted"
+    space_changes.request_storage(ctx, who, repo_id, tier)
+    return f"Storage {tier} requested"
+
+
+def _move(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
+    """`HfApi.move_repo`'s use case (rename, or transfer to another namespace the user writes): the new id."""
+    to_id = _field(form, "to", 200).strip()
+    from spacehub.services import accounts
+
+    with ctx.db.transaction() as s:
+        repo = repos.move_repo(ctx, s, accounts.authenticate(s, who.token), "space", repo_id, to_id)
+        return repo.full_name
+
+
+@router.post(PREFIX + "/move")
+async def move_space(request: Request, owner: str, name: str) -> Response:
+    repo_id = f"{owner}/{name}"
+    form = await request.form()
+    try:
+        new_id = await run_in_threadpool(_move, ctx_of(request), caller(request), repo_id, form)
+    except HubError as err:
+        return await run_in_threadpool(_refused, request, repo_id, err)
+    return RedirectResponse(f"/spaces/{new_id}/settings?{urlencode({'done': f'Moved to {new_id}'})}", status_code=303)
+
+
 def _delete(ctx: Any, who: Caller, repo_id: str, form: Any) -> None:
     if _field(form, "confirm", 256) != repo_id:
         raise BadRequest(f"Type {repo_id} to confirm")
