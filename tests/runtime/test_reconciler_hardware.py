@@ -91,6 +91,37 @@ async def test_one_gpu_two_spaces(ctx: HubContext) -> None:
         await rec.stop()
 
 
+async def test_a_device_taken_between_the_read_and_the_claim_is_not_used(ctx: HubContext) -> None:
+    """Reading a Space offers it GPU 0 and takes nothing; here another Space's claim lands between that read and the
+    plan's Claim. The pass ends without starting anything on the GPU, the next read falls back, and the Space runs on
+    cpu-basic saying who has the GPU."""
+    backend = FakeBackend()
+    rec = reconciler(ctx, backend)
+    a = make_space(ctx, {"README.md": README, "app.py": "a"})
+    set_space(ctx, a, hardware="t4-small")
+    offer = rec.scheduler.offer
+
+    def offer_then_lose_it(space_id, flavor, devices=True):  # type: ignore[no-untyped-def]
+        placement = offer(space_id, flavor, devices)
+        if placement.resources.devices:
+            assert rec.scheduler.allocator.holders() == {}  # the read took nothing
+            assert rec.scheduler.claim("other", "bob/other", placement.resources.devices) is None
+        return placement
+
+    rec.scheduler.offer = offer_then_lose_it  # type: ignore[method-assign]
+    await rec.start()
+    try:
+        rec.kick(a)
+        await until(rec, a, "RUNNING")
+        rt = stage_in_db(ctx, a)
+        assert rt["hardware"] == {"current": "cpu-basic", "requested": "t4-small"}
+        assert "used by bob/other" in rt["errorMessage"]
+        assert len(backend.started) == 1 and "CUDA_VISIBLE_DEVICES" not in serving_env(rec, backend, a)
+        assert rec.scheduler.allocator.holders() == {"other": ("0",)}
+    finally:
+        await rec.stop()
+
+
 async def test_a_restart_on_the_gpu_keeps_it_and_adoption_remembers_it(ctx: HubContext) -> None:
     backend = FakeBackend()
     rec = reconciler(ctx, backend)
