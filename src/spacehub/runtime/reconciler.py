@@ -9,6 +9,11 @@ orphans.
 
 Concurrency: one pass at a time per Space (a lock; kicks during a pass coalesce into one more pass). Builds and
 backend calls run in worker threads; probes are asyncio tasks.
+
+Time: every decision reads ``RuntimeDeps.clock`` and every timer runs on it (a plan's ``requeue_after``, a temporary
+error's retry, the periodic sweep, the crash monitor), so tests move a ``ManualClock``. What is not decided here:
+plan() (runtime/plan.py) decides each Space's actions, and which sleepers to stop for memory or for accelerators
+and what a visit does at once; this module gathers their inputs, carries out their answers and records what happens.
 """
 
 from __future__ import annotations
@@ -284,7 +289,7 @@ class Reconciler:
     async def _periodic(self) -> None:
         interval = float(getattr(self.d.settings.runtime, "reconcile_interval", 10.0))
         while True:
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
             with self.d.db.transaction() as s:
                 ids = list(s.scalars(select(Repo.id).where(Repo.type == "space")))
             await self._relieve_memory()
@@ -338,7 +343,7 @@ class Reconciler:
     async def _monitor(self) -> None:
         """Notice ready instances that exited (crash) and reset crash counts of stable ones."""
         while True:
-            await asyncio.sleep(MONITOR_INTERVAL)
+            await self.clock.sleep(MONITOR_INTERVAL)
             for space_id, run in list(self.runs.items()):
                 for rid, inst in list(run.instances.items()):
                     if inst.state is not InstanceState.READY:
@@ -475,20 +480,18 @@ class Reconciler:
         return {run.hardware[rid] for rid, inst in run.instances.items() if inst.state in live and rid in run.hardware}
 
     def _later(self, space_id: str, delay: float) -> None:
-        assert self._loop is not None
-        self._loop.call_later(delay, self.kick, space_id)
+        self.clock.call_later(delay, lambda: self.kick(space_id))
 
     def _retry_later(self, space_id: str, run: SpaceRun, forget: Callable[[], object], delay: float) -> None:
         """After ``delay`` (a temporary backend error's), forget the observation that stands for the attempt, so
         that the next pass makes it again."""
-        assert self._loop is not None
 
         def retry() -> None:
             if self.runs.get(space_id) is run:
                 forget()
                 self.kick(space_id)
 
-        self._loop.call_later(max(delay, 0.05), retry)
+        self.clock.call_later(max(delay, 0.05), retry)
 
     def _save_status(
         self, space_id: str, run: SpaceRun, stage: Stage, error: str | None, detail: str | None, state: Any
