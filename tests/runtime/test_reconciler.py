@@ -282,6 +282,31 @@ async def test_sleep_after_the_default_48_hours_on_a_virtual_clock(
     assert await rec.wake(space, timeout=10) is not None and get(rec, space).startswith("hello from r")
 
 
+async def test_a_visit_thaws_a_frozen_space_before_any_pass(ctx: HubContext, start_reconciler: StartReconciler) -> None:
+    """The light sleep's fast path (plan.visit): a visitor's wake thaws the frozen app itself, so it answers even
+    while a pass over the Space is under way (here: held), and the pass then only confirms."""
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    with ctx.db.transaction() as s:
+        spaces.space_row(s, s.get(repos.Repo, space)).sleep_time = 60
+    rec.kick(space)
+    await until(rec, space, "RUNNING")
+    clock_of(rec).advance(61)
+    rec.kick(space)
+    await until(rec, space, "SLEEPING")
+    rid = rec.runs[space].serving
+    assert backend.instances[rid].frozen
+    async with rec.runs[space].lock:  # a pass is under way: the visit does not wait for it
+        ep = await asyncio.wait_for(rec.wake(space, timeout=5), timeout=5)
+        assert ep is not None and not backend.instances[rid].frozen
+        assert get(rec, space) == f"hello from {rid}"
+        assert rec.runs[space].dirty  # the visit's kick waits for the pass under way
+    await passes(rec, space)  # (what that pass does next: it runs again)
+    assert rec.runs[space].stage == "RUNNING"
+    assert backend.started.count(rid) == 1  # thawed, not started again
+
+
 async def test_a_pass_that_changes_nothing_writes_nothing(ctx: HubContext, start_reconciler: StartReconciler) -> None:
     """Idle is free: a periodic pass over a Space that did not change leaves its status row as it was."""
     backend = FakeBackend()

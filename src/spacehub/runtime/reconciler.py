@@ -615,7 +615,9 @@ class Reconciler:
                 run.dirty = True
         elif isinstance(action, Thaw):
             await asyncio.to_thread(self.d.backend.thaw, action.release_id)
-            run.instances[action.release_id] = replace(run.instances[action.release_id], state=InstanceState.READY)
+            inst = run.instances.get(action.release_id)  # a visit's thaw runs beside the passes: it may be gone
+            if inst is not None:
+                run.instances[action.release_id] = replace(inst, state=InstanceState.READY)
         elif isinstance(action, DropBuild):
             await asyncio.to_thread(self.d.backend.drop_build, action.build_id)
             run.builds.pop(action.build_id, None)
