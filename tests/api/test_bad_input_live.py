@@ -37,6 +37,7 @@ def repo(server: Server, alice: str, unique: str) -> str:
     return f"alice/{unique}"
 
 
+@pytest.mark.slow  # a server of its own, with a small request limit
 def test_body_over_the_limit_is_413_and_writes_nothing(tmp_path, unique: str):
     srv = start_server(tmp_path / "data", env={"SPACEHUB_STORAGE__MAX_REQUEST_BYTES": "100000"})
     try:

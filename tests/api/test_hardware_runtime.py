@@ -20,6 +20,7 @@ from huggingface_hub import HfApi, SpaceHardware
 from tests.api.test_hardware import new_space, status_of
 from tests.conftest import Server, start_server, stop_server
 
+pytestmark = pytest.mark.slow  # a server of its own with the runtime (in-process: test_hardware.py, tests/runtime)
 T4 = [{"id": "0", "model": "Tesla T4", "memory_gb": 16}]
 ENV = {
     "SPACEHUB_RUNTIME__BACKEND": "fake",

@@ -265,6 +265,7 @@ def test_a_duplicate_gets_the_storage_and_volumes_asked_never_the_sources(
         assert server.http.get(f"{server.url}/api/spaces/alice/{unique}-bad", headers=auth(alice)).status_code == 404
 
 
+@pytest.mark.slow  # a server of its own
 def test_storage_and_volumes_on_a_live_server(start_hub, unique: str) -> None:  # type: ignore[no-untyped-def]
     """The smoke test of this area on a real ``spacehub serve`` (the in-process tests above cover the behaviour)."""
     live = start_hub()

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import httpx
+import pytest
 
 from spacehub.git import signing
 
@@ -189,6 +190,7 @@ def test_malformed_batch_requests(server, alice, api, unique) -> None:  # type: 
     assert [o["error"]["code"] for o in r.json()["objects"]] == [422, 422]
 
 
+@pytest.mark.slow  # a second server of its own (small_server)
 def test_batch_refuses_objects_over_the_limit(small_server) -> None:  # type: ignore[no-untyped-def]
     from huggingface_hub import HfApi
 

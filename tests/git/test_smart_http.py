@@ -151,6 +151,7 @@ def test_push_of_lfs_pointer_without_its_object_is_refused(server, alice, api, g
     assert "weights.dat" not in api.list_repo_files(repo_id, repo_type="space")
 
 
+@pytest.mark.slow  # a second server of its own (small_server)
 def test_push_of_file_over_the_limit_is_refused(small_server, git, url, unique) -> None:  # type: ignore[no-untyped-def]
     from huggingface_hub import HfApi
 

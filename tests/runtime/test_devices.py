@@ -71,6 +71,22 @@ def test_allocator_never_shares_and_frees() -> None:
     assert alloc.holders() == {"b": ("0",)}
 
 
+def test_an_offer_takes_nothing_and_a_take_fails_once_another_space_has_it() -> None:
+    """Reading a Space's desired state offers devices; the plan's Claim takes them. Two Spaces read at once: both are
+    offered GPU 0, the first to take it has it, the other is told who does (its next read falls back)."""
+    alloc = DeviceAllocator(INV[:1])
+    assert alloc.offer("a", T4) == (("0",), None)
+    assert alloc.offer("b", T4) == (("0",), None)
+    assert alloc.holders() == {}  # offering took nothing
+    assert alloc.take("a", "alice/a", ["0"]) is None
+    assert alloc.take("a", "alice/a", ["0"]) is None  # its own again
+    why = alloc.take("b", "bob/b", ["0"])
+    assert why is not None and "GPU 0 (Tesla T4) is used by alice/a" in why
+    assert alloc.holders() == {"a": ("0",)} and alloc.held("b") == frozenset()
+    devices, why = alloc.offer("b", T4)
+    assert devices is None and "used by alice/a" in why
+
+
 def test_allocator_claims_are_atomic() -> None:
     alloc = DeviceAllocator(INV)
     got: list[tuple[str, ...] | None] = []

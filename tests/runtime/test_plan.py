@@ -1,4 +1,5 @@
-"""plan() as a table: desired x observed -> actions and stage. Pure: no processes, no clock."""
+"""plan() as a table: desired x observed -> actions and stage; and the decisions beside it (a visit's fast thaw,
+which sleepers to stop for memory or for accelerators), also tables. Pure: no processes, no clock."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from spacehub.runtime.plan import MAX_RESTARTS, backoff, plan
+from spacehub.runtime.plan import DRAIN_SECONDS, MAX_RESTARTS, backoff, free_devices, plan, relieve_memory, visit
 from spacehub.runtime.types import (
     BuildObs,
     BuildState,
+    Claim,
     Desired,
     DropBuild,
+    Evict,
     FailBuild,
     FailInstance,
     Forget,
@@ -19,6 +22,7 @@ from spacehub.runtime.types import (
     InstanceObs,
     InstanceState,
     Observed,
+    Resident,
     Route,
     SleepMode,
     Stage,
@@ -58,7 +62,7 @@ CASES = [
     ("starting", want(), Observed(built("b2"), inst("r2", InstanceState.STARTING)), [], Stage.APP_STARTING),
     ("ready: route", want(), Observed(built("b2"), inst("r2")), [Route("r2")], Stage.RUNNING),
     ("switch: route new, stop old", want(), Observed(built("b1", "b2"), {**OLD, **inst("r2")}, "r1"),
-     [Route("r2"), StopInstance("r1")], Stage.RUNNING),
+     [Route("r2"), StopInstance("r1", drain=DRAIN_SECONDS)], Stage.RUNNING),
     ("steady state does nothing", want(), Observed(built("b2"), inst("r2"), "r2"), [], Stage.RUNNING),
     ("failed build keeps old serving", want(), Observed({**built("b1"), **built("b2", state=BuildState.FAILED,
      error="pip exploded")}, OLD, "r1"), [], Stage.RUNNING),
@@ -111,6 +115,32 @@ CASES = [
     ("wake from stopped starts", want(), Observed(built("b2")), [StartInstance("r2", "b2")], Stage.APP_STARTING),
     ("stray instances are stopped", want(), Observed(built("b2"), {**inst("r2"), **inst("rx", build="bx")}, "r2"),
      [StopInstance("rx")], Stage.RUNNING),
+    # placement is an action: the read offered devices, the plan claims them before anything starts on them
+    ("a GPU release claims its devices first", want(devices=("0",)), Observed(), [Claim(("0",)), StartBuild("b2")],
+     Stage.BUILDING),
+    ("devices held already: no claim", want(devices=("0",)), Observed(built("b2"), inst("r2"), "r2",
+     held=frozenset({"0"})), [], Stage.RUNNING),
+    ("a move to a GPU claims, then starts next to the serving one", want(release_id="r3", devices=("0", "1")),
+     Observed(built("b2"), inst("r2"), "r2", held=frozenset({"0"})), [Claim(("0", "1")), StartInstance("r3", "b2")],
+     Stage.RUNNING_APP_STARTING),
+    ("a claim comes before the thaw of a wake", want(devices=("0",)), Observed(built("b2"), inst("r2",
+     InstanceState.FROZEN), "r2"), [Claim(("0",)), Thaw("r2")], Stage.RUNNING),
+    ("paused claims nothing", want(paused=True, devices=("0",)), Observed(built("b2"), inst("r2"), "r2"),
+     [Route(None), StopInstance("r2")], Stage.PAUSED),
+    ("asleep claims nothing", want(sleep=SleepMode.FROZEN, devices=("0",)), Observed(built("b2"), inst("r2"), "r2"),
+     [Freeze("r2")], Stage.SLEEPING),
+    # drain: traffic that left a release for a newer one may still be on its way when it is stopped
+    ("a release replaced a moment ago drains the rest of its time", want(), Observed(built("b1", "b2"), {**OLD,
+     **inst("r2")}, "r2", replaced={"r1": NOW - 0.25}), [StopInstance("r1", drain=0.75)], Stage.RUNNING),
+    ("a release replaced long ago stops at once", want(), Observed(built("b1", "b2"), {**OLD, **inst("r2")}, "r2",
+     replaced={"r1": NOW - 5}), [StopInstance("r1")], Stage.RUNNING),
+    ("a clock set back never drains longer than the drain time", want(), Observed(built("b1", "b2"), {**OLD,
+     **inst("r2")}, "r2", replaced={"r1": NOW + 100}), [StopInstance("r1", drain=DRAIN_SECONDS)], Stage.RUNNING),
+    ("traffic sent nowhere is not drained", want(paused=True), Observed(built("b2"), inst("r2"), "r2"),
+     [Route(None), StopInstance("r2")], Stage.PAUSED),
+    ("a failed release is not drained", want(), Observed(built("b1", "b2"), {**OLD, **inst("r2",
+     InstanceState.STARTING, started=NOW - 61)}, "r1", replaced={"r2": NOW}),
+     [FailInstance("r2", "The app did not answer HTTP within 60s (startup_duration_timeout)")], Stage.RUNNING),
 ]  # fmt: skip
 
 
@@ -156,3 +186,61 @@ def test_no_intermediate_stage_lasts_forever() -> None:
 
 def test_backoff_grows_and_is_capped() -> None:
     assert [backoff(i) for i in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+VISITS = [
+    # (name, observed, actions): what a visitor's arrival does before the pass it asks for
+    ("frozen: thaw at once", Observed(built("b2"), inst("r2", InstanceState.FROZEN), "r2"), [Thaw("r2")]),
+    ("serving: nothing to do", Observed(built("b2"), inst("r2"), "r2"), []),
+    ("stopped: the pass starts it", Observed(built("b2")), []),
+    ("a frozen stray is not the visitor's", Observed(built("b2"), {**inst("r2"), **inst("rx", InstanceState.FROZEN)},
+     "r2"), []),
+    ("exited: the pass restarts it", Observed(built("b2"), inst("r2", InstanceState.EXITED), "r2"), []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "observed", "actions"), VISITS, ids=[c[0] for c in VISITS])
+def test_a_visit(name, observed, actions) -> None:
+    assert visit(observed) == actions
+
+
+MiB = 2**20
+IDLE_A, IDLE_B, AWAKE_C = (Resident("a", 10.0, asleep=True, frozen=True), Resident("b", 5.0, asleep=True, frozen=True),
+                           Resident("c", 1.0))  # fmt: skip
+MEMORY = [
+    # (name, residents, available, minimum, the Space stopped next)
+    ("enough memory", [IDLE_A, IDLE_B], 600 * MiB, 512 * MiB, None),
+    ("memory unknown", [IDLE_A, IDLE_B], None, 512 * MiB, None),
+    ("no minimum set", [IDLE_A, IDLE_B], 0, 0, None),
+    ("short: the longest idle frozen one", [IDLE_A, IDLE_B, AWAKE_C], 100 * MiB, 512 * MiB, "b"),
+    ("short, nothing frozen", [AWAKE_C, Resident("d", 0.0, asleep=True)], 100 * MiB, 512 * MiB, None),
+    ("same idle time: by id", [Resident("z", 5.0, frozen=True), Resident("y", 5.0, frozen=True)], 0, 1, "y"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "residents", "available", "minimum", "stopped"), MEMORY, ids=[c[0] for c in MEMORY])
+def test_which_sleeper_memory_pressure_stops(name, residents, available, minimum, stopped) -> None:
+    evict = relieve_memory(residents, available, minimum)
+    assert (evict.space_id if evict else None) == stopped
+    if evict is not None:
+        assert evict.reason.startswith(f"memory is short ({available // MiB} MiB available)")
+
+
+GPU = ("0",)
+DEVICES = [
+    # (name, residents, stopped): the waiter "w" wants GPU 0
+    ("a frozen sleeper holding it", [Resident("a", 0, asleep=True, frozen=True, devices=GPU)], ["a"]),
+    ("an awake holder keeps it", [Resident("a", 0, devices=GPU)], []),
+    ("a sleeper told already", [Resident("a", 0, asleep=True, frozen=True, devices=GPU, evicted=True)], []),
+    ("a sleeper holding another device", [Resident("a", 0, asleep=True, frozen=True, devices=("1",))], []),
+    ("never the waiter itself", [Resident("w", 0, asleep=True, frozen=True, devices=GPU)], []),
+    ("every sleeper that holds one", [Resident("a", 0, asleep=True, devices=("0", "1")), Resident("b", 0,
+     asleep=True, frozen=True, devices=GPU), Resident("c", 0, devices=("2",))], ["a", "b"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "residents", "stopped"), DEVICES, ids=[c[0] for c in DEVICES])
+def test_which_sleepers_give_their_accelerators_back(name, residents, stopped) -> None:
+    evicts = free_devices("w", {"0"}, residents)
+    assert [e.space_id for e in evicts] == stopped
+    assert all(isinstance(e, Evict) and "accelerator" in e.reason for e in evicts)

@@ -49,6 +49,20 @@ def test_gpu_flavor_gets_its_device_and_no_other_space_does() -> None:
     assert s.place("c", "c/c", F["t4-medium"], claim=False).resources.devices == ()  # paused/asleep: takes nothing
 
 
+def test_an_offer_takes_no_device() -> None:
+    """The reconciler's read: the Space is offered GPU 0 and nothing is recorded, so another Space is offered it too
+    until one of them claims it."""
+    s = sched()
+    assert s.offer("a", F["t4-medium"]).resources.devices == ("0",)
+    assert s.offer("b", F["t4-small"]).resources.devices == ("0",)
+    assert s.allocator.holders() == {}
+    assert s.offer("c", F["t4-medium"], devices=False).resources.devices == ()  # paused/asleep: offered none
+    assert s.claim("a", "alice/a", ("0",)) is None
+    b = s.offer("b", F["t4-small"])
+    assert b.problem is not None and "used by alice/a" in b.problem
+    assert s.wanted("t4-small") == {"0"} and s.wanted("cpu-basic") == frozenset()
+
+
 def test_a_request_that_cannot_run_stays_on_the_current_flavor() -> None:
     s = sched()
     s.place("other", "bob/other", F["t4-small"])  # the only T4 is taken

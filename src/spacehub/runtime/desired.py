@@ -81,7 +81,7 @@ def docker_build_inputs(
 
 def resources_for(flavor: Flavor, machine: MachineInfo, strict: bool = False) -> tuple[Resources, str | None]:
     """The flavor's limits, capped to what this machine has (default policy) with a note saying so. No devices: the
-    reconciler places releases with a `scheduling.Scheduler` (see ``place`` in `read_space`)."""
+    reconciler offers them with a `scheduling.Scheduler` (see ``place`` in `read_space`)."""
     cpus, memory, note = capped(flavor, machine)
     return Resources(cpus=cpus, memory_bytes=memory), note
 
@@ -129,10 +129,11 @@ def read_space(
     fallback: str | None = None,
     id_key: bytes = b"",
 ) -> SpaceState:
-    """The desired state of one Space. ``user_env`` gives its variables and (decrypted) secrets. ``place`` gives a
-    flavor's limits and devices on this machine (default: capped limits, no devices); when the requested flavor
-    cannot run now, the release stays on ``fallback`` (the flavor the Space runs on now), else the default flavor,
-    and ``Desired.unmet`` says why."""
+    """The desired state of one Space. ``user_env`` gives its variables and (decrypted) secrets. ``place(flavor,
+    devices)`` gives a flavor's limits and the devices it would get on this machine (default: capped limits, no
+    devices), taking nothing: reading claims no device (the plan's ``Claim`` does, ``Desired.devices``). When the
+    requested flavor cannot run now, the release stays on ``fallback`` (the flavor the Space runs on now), else the
+    default flavor, and ``Desired.unmet`` says why."""
     space = s.get(Space, repo.id) or Space(repo_id=repo.id, hardware="cpu-basic", paused=False,
                                            restart_generation=0, factory_generation=0)  # fmt: skip
     requested = catalog.get(space.hardware) or catalog.get(None)
@@ -156,12 +157,12 @@ def read_space(
         desired = Desired(revision=revision, build_id=None, release_id=None, problem=Stage.CONFIG_ERROR,
                           problem_message=st.problem, **base)  # fmt: skip
         return SpaceState(desired, repo.full_name, flavor.name, None, None, None)
-    # Nothing will start for a paused, deeply asleep or static Space: it takes no device.
-    claim = not (space.paused or deleting or sleep is SleepMode.STOPPED or cfg.sdk == "static")
+    # Nothing will start for a paused, deeply asleep or static Space: it is offered no device.
+    devices = not (space.paused or deleting or sleep is SleepMode.STOPPED or cfg.sdk == "static")
 
     def placer(f: Flavor) -> Placement:
         if place is not None:
-            return place(f, claim)
+            return place(f, devices)
         resources, note = resources_for(f, machine)
         return Placement(f, resources, note, "this runtime has no accelerators" if f.accelerator else None)
 
@@ -213,6 +214,7 @@ def read_space(
         start_timeout=cfg.startup_timeout,
         cold_start=st is not None and st.cold_start,
         unmet=unmet,
+        devices=tuple(resources.devices),
         **base,
     )
     return SpaceState(desired, repo.full_name, flavor.name, build, release, cfg, note, requested.name)

@@ -8,8 +8,10 @@ inline as JSON) or detected (NVIDIA GPUs via ``nvidia-smi``)::
     model = "Tesla T4"    # matched against the flavor's accelerator model by words: "T4" ⊂ {"tesla", "t4"}
     memory_gb = 16
 
-Accelerators are allocated, never shared between Spaces: `DeviceAllocator.claim` gives a Space devices nobody else
-holds (its own first, so a restart or a switch between flavors of the same model keeps the same GPU), and
+Accelerators are allocated, never shared between Spaces: `DeviceAllocator.offer` names devices nobody else holds
+(its own first, so a restart or a switch between flavors of the same model keeps the same GPU) without taking them,
+`DeviceAllocator.take` takes them (the reconciler applies the plan's ``Claim``; it fails if another Space took one
+since the offer; `claim` is both in one step), and
 `DeviceAllocator.hold` records, after each reconciler pass, what the Space's live instances and desired release
 use: whatever else it held is free again. A Space's next release may reuse its own devices while the previous one
 still runs (the zero-downtime switch); two Spaces never get the same device.
@@ -183,17 +185,43 @@ class DeviceAllocator:
         self._names: dict[str, str] = {}  # space id → its name, for messages
         self._lock = threading.Lock()
 
+    def _taken(self, space_id: str) -> dict[str, str]:
+        """Device id → the name of the Space holding it, for the devices other Spaces hold (under the lock)."""
+        return {d: self._names.get(sid, sid) for sid, ids in self._held.items() if sid != space_id for d in ids}
+
+    def offer(self, space_id: str, acc: Accelerator) -> tuple[tuple[str, ...] | None, str | None]:
+        """The devices ``space_id``'s next release would get now (its own first, then free ones), recorded nowhere:
+        reading a Space's desired state takes nothing. Answers (ids, None) or (None, why not)."""
+        with self._lock:
+            return choose(self.inventory, acc, self._held.get(space_id, frozenset()), self._taken(space_id))
+
+    def take(self, space_id: str, name: str, ids: Iterable[str]) -> str | None:
+        """Record ``ids`` as held by ``space_id`` (with what it holds already), unless another Space holds one of
+        them now (an offer is not a promise): then nothing changes and the answer says who has it."""
+        want = frozenset(ids)
+        with self._lock:
+            taken = self._taken(space_id)
+            busy = [d for d in self.inventory if d.id in want and d.id in taken]
+            if busy:
+                return ", ".join(f"{d.label()} is used by {taken[d.id]}" for d in busy)
+            self._names[space_id] = name
+            self._held[space_id] = self._held.get(space_id, frozenset()) | want
+            return None
+
     def claim(self, space_id: str, name: str, acc: Accelerator) -> tuple[tuple[str, ...] | None, str | None]:
-        """Devices for ``space_id``'s next release, recorded as held by it at once (a concurrent claim of another
-        Space sees them taken). Answers (ids, None) or (None, why not)."""
+        """Offer and take in one step: devices for ``space_id``'s next release, recorded as held by it at once (a
+        concurrent claim of another Space sees them taken). Answers (ids, None) or (None, why not)."""
         with self._lock:
             self._names[space_id] = name
             own = self._held.get(space_id, frozenset())
-            taken = {d: self._names.get(sid, sid) for sid, ids in self._held.items() if sid != space_id for d in ids}
-            ids, why = choose(self.inventory, acc, own, taken)
+            ids, why = choose(self.inventory, acc, own, self._taken(space_id))
             if ids is not None:
                 self._held[space_id] = own | set(ids)
             return ids, why
+
+    def held(self, space_id: str) -> frozenset[str]:
+        with self._lock:
+            return self._held.get(space_id, frozenset())
 
     def hold(self, space_id: str, devices: Iterable[str]) -> bool:
         """``space_id`` now holds exactly ``devices`` (what its live instances and desired release use). True when

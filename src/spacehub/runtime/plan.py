@@ -14,6 +14,7 @@ The rules, in order:
                                                                            → SLEEPING (detail frozen|stopped)
 6. Otherwise walk the desired release forward, zero-downtime: the serving release keeps serving until the new one
    answers HTTP; then traffic switches and the old one stops.
+   its accelerators not held yet → Claim them first (placement is an action: reading the desired state takes nothing)
    build missing → StartBuild                                              → BUILDING / RUNNING_BUILDING
    build failed                                                            → BUILD_ERROR / RUNNING + error
      (final for the release that asked for it; a new release, i.e. a restart or a new setting, builds again:
@@ -29,17 +30,31 @@ flavor the Space runs on (desired.py), so nothing restarts, and ``desired.unmet`
 there is a more pressing one (not while paused or deleting).
 Traffic leaves an instance before it is stopped: a Route away from it always comes before its StopInstance, so no
 request is sent to an app that is shutting down (visitors get the paused or error page at once instead of a 502).
+An instance that traffic left for a newer release is drained first: its StopInstance waits until DRAIN_SECONDS have
+passed since the switch (requests routed to it just before may still be on their way).
+
+Three more decisions are pure functions here, beside plan():
+- ``visit(observed)``: what a visitor's arrival does at once, before any pass (a frozen serving instance is thawed:
+  a light sleep wakes in milliseconds).
+- ``relieve_memory(residents, available, min_available)``: which sleeping Space to stop next when memory is short
+  (frozen ones keep theirs; the longest idle first, one at a time: the caller reads the memory again after each).
+- ``free_devices(waiter, wanted, residents)``: which sleepers to stop because a Space waits for accelerators they
+  hold (a frozen app keeps its GPU's memory).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
+from spacehub.runtime.sleep import eviction_order
 from spacehub.runtime.types import (
     Action,
     BuildState,
+    Claim,
     Desired,
     DropBuild,
+    Evict,
     FailBuild,
     FailInstance,
     Forget,
@@ -47,6 +62,7 @@ from spacehub.runtime.types import (
     InstanceState,
     Observed,
     Plan,
+    Resident,
     Route,
     SleepMode,
     Stage,
@@ -59,6 +75,7 @@ from spacehub.runtime.types import (
 MAX_RESTARTS = 5
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 30.0
+DRAIN_SECONDS = 1.0  # a release replaced by a newer one keeps running this long, for requests already sent to it
 SERVING_STATES = (InstanceState.READY, InstanceState.FROZEN)
 
 
@@ -83,10 +100,60 @@ def _serving(observed: Observed) -> str | None:
 
 
 def plan(desired: Desired, observed: Observed, now: float) -> Plan:
-    p = _plan(desired, observed, now)
+    p = _drained(_plan(desired, observed, now), observed, now)
     if desired.unmet and p.error is None and p.stage not in (Stage.DELETING, Stage.PAUSED):
         return replace(p, error=desired.unmet)
     return p
+
+
+def _drained(p: Plan, observed: Observed, now: float) -> Plan:
+    """Each StopInstance of a release that traffic left for a newer one (before, or by a Route of this plan) waits
+    for the rest of DRAIN_SECONDS since the switch. Traffic sent nowhere (pause, sleep, errors) is not drained."""
+    switched = dict(observed.replaced)
+    for a in p.actions:
+        if isinstance(a, Route) and a.release_id is not None and observed.serving not in (None, a.release_id):
+            switched[observed.serving] = now
+    if not switched:
+        return p
+    actions = [
+        replace(a, drain=min(DRAIN_SECONDS, max(0.0, switched[a.release_id] + DRAIN_SECONDS - now)))
+        if isinstance(a, StopInstance) and a.release_id in switched
+        else a
+        for a in p.actions
+    ]
+    return replace(p, actions=actions)
+
+
+def visit(observed: Observed) -> list[Action]:
+    """What a visitor's arrival does at once, before the pass it asks for: a frozen serving instance is thawed (what
+    that pass would do first), so a light sleep wakes in milliseconds; anything else waits for the pass."""
+    serving = _serving(observed)
+    if serving is not None and observed.instances[serving].state is InstanceState.FROZEN:
+        return [Thaw(serving)]
+    return []
+
+
+def relieve_memory(residents: Iterable[Resident], available: int | None, min_available: int) -> Evict | None:
+    """The sleeping Space to stop next while memory is short (``available`` below ``min_available`` bytes; None:
+    unknown, 0: no minimum): of those with a frozen instance, the longest idle. One at a time: stopping one frees an
+    unknown amount, so the caller reads the memory again before asking for the next."""
+    if min_available <= 0 or available is None or available >= min_available:
+        return None
+    order = eviction_order((r.space_id, r.last_activity) for r in residents if r.frozen)
+    if not order:
+        return None
+    return Evict(order[0], f"memory is short ({available // 2**20} MiB available): stopping this sleeping Space")
+
+
+def free_devices(waiter: str, wanted: Iterable[str], residents: Iterable[Resident]) -> list[Evict]:
+    """Sleepers to stop because ``waiter`` waits for accelerators (``wanted``: the devices that could serve its
+    request) that they hold: a sleeping Space never blocks hardware. Each is stopped once (not if told already)."""
+    want = set(wanted)
+    return [
+        Evict(r.space_id, "another Space needs this sleeping Space's accelerator: stopping it")
+        for r in residents
+        if r.space_id != waiter and r.asleep and not r.evicted and want & set(r.devices)
+    ]
 
 
 def _plan(desired: Desired, observed: Observed, now: float) -> Plan:
@@ -129,6 +196,8 @@ def _advance(desired: Desired, observed: Observed, serving: str | None, now: flo
     want, build_id = desired.release_id, desired.build_id
     assert want is not None and build_id is not None
     actions: list[Action] = []
+    if desired.devices and not set(desired.devices) <= observed.held:
+        actions.append(Claim(desired.devices))  # first: if another Space took one meanwhile, nothing else happens
     if serving is not None and observed.instances[serving].state is InstanceState.FROZEN:
         actions.append(Thaw(serving))  # a wake: the serving instance answers again at once
     keep = {want, serving}

@@ -9,6 +9,11 @@ orphans.
 
 Concurrency: one pass at a time per Space (a lock; kicks during a pass coalesce into one more pass). Builds and
 backend calls run in worker threads; probes are asyncio tasks.
+
+Time: every decision reads ``RuntimeDeps.clock`` and every timer runs on it (a plan's ``requeue_after``, a temporary
+error's retry, the periodic sweep, the crash monitor), so tests move a ``ManualClock``. What is not decided here:
+plan() (runtime/plan.py) decides each Space's actions, and which sleepers to stop for memory or for accelerators
+and what a visit does at once; this module gathers their inputs, carries out their answers and records what happens.
 """
 
 from __future__ import annotations
@@ -31,17 +36,18 @@ from spacehub.flavors import Catalog, MachineInfo, this_machine
 from spacehub.runtime import desired as desired_mod
 from spacehub.runtime.backends.base import Backend, Endpoint, PermanentBackendError, TemporaryBackendError
 from spacehub.runtime.clock import Clock, SystemClock
-from spacehub.runtime.devices import matches
 from spacehub.runtime.logs import SpaceLogs, delete_logs
-from spacehub.runtime.plan import plan
+from spacehub.runtime.plan import free_devices, plan, relieve_memory, visit
 from spacehub.runtime.scheduling import Scheduler
-from spacehub.runtime.sleep import available_memory, eviction_order, sleep_mode
+from spacehub.runtime.sleep import available_memory, sleep_mode
 from spacehub.runtime.types import (
     Action,
     BuildObs,
     BuildState,
+    Claim,
     Desired,
     DropBuild,
+    Evict,
     FailBuild,
     FailInstance,
     Forget,
@@ -49,6 +55,7 @@ from spacehub.runtime.types import (
     InstanceObs,
     InstanceState,
     Observed,
+    Resident,
     Route,
     SleepMode,
     Stage,
@@ -66,7 +73,6 @@ PROBE_INTERVAL = 0.1
 FAST_PROBE_INTERVAL, FAST_PROBE_FOR = 0.01, 2.0  # a quick app (a wake from deep sleep) is seen within 10 ms
 MONITOR_INTERVAL = 1.0
 STABLE_AFTER = 60.0  # an instance ready this long has its crash count reset
-DRAIN_SECONDS = 1.0  # a release replaced by a newer one keeps running this long, for requests already sent to it
 DEFAULT_SLEEP = 48 * 3600
 
 
@@ -104,7 +110,7 @@ class SpaceRun:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     dirty: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    replaced: dict[str, float] = field(default_factory=dict)  # release → when traffic switched away from it
+    replaced: dict[str, float] = field(default_factory=dict)  # release → when traffic switched from it (clock.time)
     devices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # release → accelerators it was given
     evicted: bool = False  # frozen, then stopped early to free memory (until the next visit)
     waking: int = 0  # requests waiting in wake(): the Space is being visited, it must not fall asleep meanwhile
@@ -112,8 +118,10 @@ class SpaceRun:
     pass_started: float = 0.0  # when the current pass began (a visit since then cancels a freeze)
     retried_builds: set[str] = field(default_factory=set)  # builds tried again after a temporary error: log kept
 
-    def observed(self) -> Observed:
-        return Observed(dict(self.builds), dict(self.instances), self.serving, self.can_freeze)
+    def observed(self, held: frozenset[str] = frozenset()) -> Observed:
+        """What plan() sees of this Space; ``held``: the accelerators the allocator records for it."""
+        return Observed(dict(self.builds), dict(self.instances), self.serving, self.can_freeze, held,
+                        dict(self.replaced))  # fmt: skip
 
 
 @dataclass
@@ -256,11 +264,8 @@ class Reconciler:
 
     async def _wake(self, space_id: str, run: SpaceRun, timeout: float) -> Endpoint | None:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
-        serving = run.instances.get(run.serving) if run.serving else None
-        if serving is not None and serving.state is InstanceState.FROZEN:
-            # the fast path of a light sleep: thaw now (what the next pass would do), then let the pass confirm
-            await asyncio.to_thread(self.d.backend.thaw, serving.release_id)
-            run.instances[serving.release_id] = replace(serving, state=InstanceState.READY)
+        for action in visit(run.observed()):  # a light sleep's fast path (a thaw), then the pass confirms
+            await self._apply(space_id, run, None, action)
         self.kick(space_id)
         while time.monotonic() < deadline:
             ep = self.serving_endpoint(space_id)
@@ -284,7 +289,7 @@ class Reconciler:
     async def _periodic(self) -> None:
         interval = float(getattr(self.d.settings.runtime, "reconcile_interval", 10.0))
         while True:
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
             with self.d.db.transaction() as s:
                 ids = list(s.scalars(select(Repo.id).where(Repo.type == "space")))
             await self._relieve_memory()
@@ -292,29 +297,53 @@ class Reconciler:
                 self.kick(space_id)
 
     async def _relieve_memory(self) -> None:
-        """Below ``runtime.min_available_memory_mb`` of available memory, stop frozen Spaces (the longest idle first)
-        until there is enough again: they stay asleep, stopped instead of frozen, until their next visitor."""
+        """Below ``runtime.min_available_memory_mb`` of available memory, stop frozen Spaces until there is enough
+        again (which, and in what order: `plan.relieve_memory`), each Space once per sweep, reading the memory again
+        after each: they stay asleep, stopped instead of frozen, until their next visitor."""
         if self.min_available <= 0:
             return
-        frozen = [(sid, run.last_activity) for sid, run in self.runs.items()
-                  if any(i.state is InstanceState.FROZEN for i in run.instances.values())]  # fmt: skip
-        for space_id in eviction_order(frozen):
-            available = await asyncio.to_thread(self.d.available_memory)
-            if available is None or available >= self.min_available:
+        stopped: set[str] = set()
+        while True:
+            candidates = [r for r in self._residents() if r.space_id not in stopped]
+            if not any(r.frozen for r in candidates):
                 return
-            run = self.runs.get(space_id)
-            if run is None:
-                continue
-            run.evicted = True
-            SpaceLogs(self.logs_root, space_id).append(
-                "run", f"===== memory is short ({available // 2**20} MiB available): stopping this sleeping Space ====="
+            available = await asyncio.to_thread(self.d.available_memory)
+            evict = relieve_memory(candidates, available, self.min_available)
+            if evict is None:
+                return
+            stopped.add(evict.space_id)
+            if self._evict(evict):
+                await self._reconcile(evict.space_id)
+
+    def _residents(self) -> list[Resident]:
+        """Every Space this reconciler keeps, as `plan.relieve_memory` and `plan.free_devices` see them."""
+        holders = self.scheduler.allocator.holders()
+        return [
+            Resident(
+                space_id,
+                run.last_activity,
+                asleep=run.stage == Stage.SLEEPING.value,
+                frozen=any(i.state is InstanceState.FROZEN for i in run.instances.values()),
+                devices=holders.get(space_id, ()),
+                evicted=run.evicted,
             )
-            await self._reconcile(space_id)
+            for space_id, run in list(self.runs.items())
+        ]
+
+    def _evict(self, evict: Evict) -> bool:
+        """Carry out an `Evict`: the Space sleeps stopped until its next visit (its next pass stops it). False if the
+        Space is gone."""
+        run = self.runs.get(evict.space_id)
+        if run is None:
+            return False
+        run.evicted = True
+        SpaceLogs(self.logs_root, evict.space_id).append("run", f"===== {evict.reason} =====")
+        return True
 
     async def _monitor(self) -> None:
         """Notice ready instances that exited (crash) and reset crash counts of stable ones."""
         while True:
-            await asyncio.sleep(MONITOR_INTERVAL)
+            await self.clock.sleep(MONITOR_INTERVAL)
             for space_id, run in list(self.runs.items()):
                 for rid, inst in list(run.instances.items()):
                     if inst.state is not InstanceState.READY:
@@ -375,7 +404,7 @@ class Reconciler:
                 user_env=self.d.user_env,
                 sleep=self._sleep_mode(space, run),
                 storage=self.d.storage,
-                place=lambda f, claim: self.scheduler.place(space_id, repo.full_name, f, claim),
+                place=lambda f, devices: self.scheduler.offer(space_id, f, devices),
                 fallback=run.hardware.get(run.serving) if run.serving else None,
                 id_key=self.id_key,
             )
@@ -389,7 +418,14 @@ class Reconciler:
             for action in plan(gone, run.observed(), self.clock.time()).actions:
                 await self._apply(space_id, run, None, action)
             return
-        p = plan(state.desired, run.observed(), self.clock.time())
+        p = plan(state.desired, run.observed(self.scheduler.allocator.held(space_id)), self.clock.time())
+        for claim in [a for a in p.actions if isinstance(a, Claim)]:
+            why = self.scheduler.claim(space_id, state.full_name, claim.devices)
+            if why is not None:  # taken since the read offered them: read again (the placement then falls back)
+                log.info("%s: devices %s taken since they were offered (%s): reading again", space_id, claim.devices,
+                         why)  # fmt: skip
+                run.dirty = True
+                return
         run.stage, run.error = p.stage.value, p.error  # said before acting: the proxy's pages follow it at once
         for action in p.actions:
             await self._apply(space_id, run, state, action)
@@ -427,21 +463,14 @@ class Reconciler:
 
     def _wake_holders_up(self, space_id: str, requested: str) -> None:
         """A Space waits for accelerators that sleeping Spaces hold (frozen keeps the GPU's memory): stop those
-        sleepers, as memory pressure would. Their passes free the devices, and the waiter gets a pass then."""
-        flavor = self.scheduler.catalog.get(requested)
-        acc = flavor.accelerator if flavor is not None else None
-        if acc is None:
+        sleepers (which: `plan.free_devices`), as memory pressure would. Their passes free the devices, and the
+        waiter gets a pass then."""
+        wanted = self.scheduler.wanted(requested)
+        if not wanted:
             return
-        wanted = {d.id for d in self.scheduler.devices if matches(d, acc)}
-        for holder, ids in self.scheduler.allocator.holders().items():
-            run = self.runs.get(holder)
-            if holder == space_id or run is None or run.evicted or not wanted & set(ids):
-                continue
-            if run.stage == Stage.SLEEPING.value:
-                run.evicted = True
-                SpaceLogs(self.logs_root, holder).append("run", "===== another Space needs this sleeping Space's "
-                                                                "accelerator: stopping it =====")  # fmt: skip
-                self.kick(holder)
+        for evict in free_devices(space_id, wanted, self._residents()):
+            if self._evict(evict):
+                self.kick(evict.space_id)
 
     @staticmethod
     def _billable(run: SpaceRun) -> set[str]:
@@ -451,20 +480,18 @@ class Reconciler:
         return {run.hardware[rid] for rid, inst in run.instances.items() if inst.state in live and rid in run.hardware}
 
     def _later(self, space_id: str, delay: float) -> None:
-        assert self._loop is not None
-        self._loop.call_later(delay, self.kick, space_id)
+        self.clock.call_later(delay, lambda: self.kick(space_id))
 
     def _retry_later(self, space_id: str, run: SpaceRun, forget: Callable[[], object], delay: float) -> None:
         """After ``delay`` (a temporary backend error's), forget the observation that stands for the attempt, so
         that the next pass makes it again."""
-        assert self._loop is not None
 
         def retry() -> None:
             if self.runs.get(space_id) is run:
                 forget()
                 self.kick(space_id)
 
-        self._loop.call_later(max(delay, 0.05), retry)
+        self.clock.call_later(max(delay, 0.05), retry)
 
     def _save_status(
         self, space_id: str, run: SpaceRun, stage: Stage, error: str | None, detail: str | None, state: Any
@@ -511,7 +538,9 @@ class Reconciler:
     async def _apply(self, space_id: str, run: SpaceRun, state: Any, action: Action) -> None:
         now = self.clock.time()
         logs = SpaceLogs(self.logs_root, space_id)
-        if isinstance(action, StartBuild):
+        if isinstance(action, Claim):  # taken by _pass before anything else
+            pass
+        elif isinstance(action, StartBuild):
             run.builds[action.build_id] = BuildObs(action.build_id, BuildState.BUILDING, now,
                                                    asked_by=state.desired.release_id)  # fmt: skip
             self._spawn(self._build(space_id, run, state.build, logs))
@@ -553,10 +582,10 @@ class Reconciler:
             path = "/_stcore/health" if state.release.sdk == "streamlit" else "/"
             self._spawn(self._probe(space_id, run, action.release_id, ep, path))
         elif isinstance(action, (StopInstance, FailInstance)):
-            switched = run.replaced.pop(action.release_id, None)
-            if switched is not None and isinstance(action, StopInstance):
-                # Requests routed to it just before the switch may still be on their way: let them land.
-                await asyncio.sleep(max(0.0, switched + DRAIN_SECONDS - self.clock.monotonic()))
+            if isinstance(action, StopInstance) and action.drain > 0:
+                # Requests routed to it just before the switch may still be on their way: let them land (real time).
+                await asyncio.sleep(action.drain)
+            run.replaced.pop(action.release_id, None)
             await asyncio.to_thread(self.d.backend.stop, action.release_id)
             if isinstance(action, FailInstance):
                 inst = run.instances[action.release_id]
@@ -568,7 +597,7 @@ class Reconciler:
                 run.devices.pop(action.release_id, None)
         elif isinstance(action, Route):
             if run.serving is not None and action.release_id is not None and run.serving != action.release_id:
-                run.replaced[run.serving] = self.clock.monotonic()
+                run.replaced[run.serving] = now
             run.serving = action.release_id
         elif isinstance(action, Freeze):
             if await asyncio.to_thread(self.d.backend.freeze, action.release_id):
@@ -586,7 +615,9 @@ class Reconciler:
                 run.dirty = True
         elif isinstance(action, Thaw):
             await asyncio.to_thread(self.d.backend.thaw, action.release_id)
-            run.instances[action.release_id] = replace(run.instances[action.release_id], state=InstanceState.READY)
+            inst = run.instances.get(action.release_id)  # a visit's thaw runs beside the passes: it may be gone
+            if inst is not None:
+                run.instances[action.release_id] = replace(inst, state=InstanceState.READY)
         elif isinstance(action, DropBuild):
             await asyncio.to_thread(self.d.backend.drop_build, action.build_id)
             run.builds.pop(action.build_id, None)

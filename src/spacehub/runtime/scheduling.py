@@ -7,18 +7,19 @@ Accelerators are allocated, never shared (`devices.DeviceAllocator`). A flavor t
 taken) stays *requested*: the Space keeps running on its current flavor, and `errorMessage` says why
 (`choose_placement`).
 
-`Scheduler` is shared by the API (request-time checks: `unfit`) and the reconciler (`place`, each pass).
+`Scheduler` is shared by the API (request-time checks: `unfit`) and the reconciler (`offer` when it reads a Space,
+taking nothing; the plan's ``Claim`` then takes the devices, `claim`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from spacehub.flavors import GB, Catalog, Flavor, MachineInfo
 from spacehub.runtime.backends.base import Resources
-from spacehub.runtime.devices import Device, DeviceAllocator, missing
+from spacehub.runtime.devices import Device, DeviceAllocator, matches, missing
 
 Policy = Literal["cap", "strict"]
 
@@ -68,20 +69,41 @@ class Scheduler:
                     f"policy is strict")  # fmt: skip
         return None
 
-    def place(self, space_id: str, name: str, flavor: Flavor, claim: bool = True) -> Placement:
-        """Limits and devices for the Space's next release on ``flavor``. With ``claim=False`` (paused or deeply
-        asleep: nothing will start) no device is taken."""
+    def offer(self, space_id: str, flavor: Flavor, devices: bool = True) -> Placement:
+        """Limits and devices for the Space's next release on ``flavor``, taking nothing (the reconciler's read: the
+        plan's ``Claim`` takes the devices). With ``devices=False`` (paused or deeply asleep: nothing will start) it
+        gets none."""
         cpus, memory, note = capped(flavor, self.machine)
         why = self.unfit(flavor)
         if why is not None:
             return Placement(flavor, Resources(cpus=cpus, memory_bytes=memory), note, why)
-        devices: tuple[str, ...] = ()
-        if flavor.accelerator is not None and claim:
-            ids, reason = self.allocator.claim(space_id, name, flavor.accelerator)
-            if ids is None:
+        ids: tuple[str, ...] = ()
+        if flavor.accelerator is not None and devices:
+            offered, reason = self.allocator.offer(space_id, flavor.accelerator)
+            if offered is None:
                 return Placement(flavor, Resources(cpus=cpus, memory_bytes=memory), note, reason)
-            devices = ids
-        return Placement(flavor, Resources(cpus=cpus, memory_bytes=memory, devices=devices), note)
+            ids = offered
+        return Placement(flavor, Resources(cpus=cpus, memory_bytes=memory, devices=ids), note)
+
+    def place(self, space_id: str, name: str, flavor: Flavor, claim: bool = True) -> Placement:
+        """``offer``, then take its devices at once (for a caller that places and starts in one step). With
+        ``claim=False`` (paused or deeply asleep: nothing will start) no device is taken."""
+        placement = self.offer(space_id, flavor, devices=claim)
+        if placement.resources.devices:
+            why = self.allocator.take(space_id, name, placement.resources.devices)
+            if why is not None:
+                return replace(placement, resources=replace(placement.resources, devices=()), problem=why)
+        return placement
+
+    def claim(self, space_id: str, name: str, devices: tuple[str, ...]) -> str | None:
+        """Take the devices an offer named (the plan's ``Claim``); why not, if another Space took one since."""
+        return self.allocator.take(space_id, name, devices)
+
+    def wanted(self, flavor_name: str) -> frozenset[str]:
+        """The devices of this machine that could serve ``flavor_name``'s accelerator (none without one)."""
+        flavor = self.catalog.get(flavor_name)
+        acc = flavor.accelerator if flavor is not None else None
+        return frozenset(d.id for d in self.devices if acc is not None and matches(d, acc))
 
 
 def choose_placement(

@@ -65,6 +65,7 @@ class Desired:
     start_timeout: float = 1800.0
     cold_start: bool = False  # the new release needs what the serving one holds (storage to grow): stop it first
     unmet: str | None = None  # why the requested hardware is not the release's (its devices are taken…)
+    devices: tuple[str, ...] = ()  # the accelerators the release is placed on (offered when read, not yet taken)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class Observed:
     instances: dict[str, InstanceObs] = field(default_factory=dict)
     serving: str | None = None  # the release traffic goes to
     can_freeze: bool = True  # False once the backend could not freeze an instance here: sleep then stops it
+    held: frozenset[str] = frozenset()  # the accelerators this Space holds now (the allocator's record)
+    replaced: dict[str, float] = field(default_factory=dict)  # release → when traffic switched from it to a newer one
 
 
 # ---- actions -------------------------------------------------------------------------------------------------
@@ -117,6 +120,7 @@ class StartInstance:
 @dataclass(frozen=True)
 class StopInstance:
     release_id: str
+    drain: float = 0.0  # wait this long first: requests sent to it just before traffic switched may still land
 
 
 @dataclass(frozen=True)
@@ -151,9 +155,50 @@ class Forget:
     metering). The last action of a deletion, like a Kubernetes finalizer."""
 
 
+@dataclass(frozen=True)
+class Claim:
+    """Take these accelerators for the desired release, before anything starts on them. Reading the desired state
+    only offers them (takes nothing); another Space may take one meanwhile, and then the claim fails: the pass ends
+    there and the next one reads again (its placement then falls back, and says why)."""
+
+    devices: tuple[str, ...]
+
+
 Action = (
-    StartBuild | FailBuild | StartInstance | StopInstance | FailInstance | Route | Freeze | Thaw | DropBuild | Forget
+    Claim
+    | StartBuild
+    | FailBuild
+    | StartInstance
+    | StopInstance
+    | FailInstance
+    | Route
+    | Freeze
+    | Thaw
+    | DropBuild
+    | Forget
 )
+
+
+# ---- across Spaces ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resident:
+    """A Space on this machine, as the decisions across Spaces see it (which sleepers to stop early)."""
+
+    space_id: str
+    last_activity: float  # the last visit, on the reconciler's clock
+    asleep: bool = False  # its stage is SLEEPING (frozen or stopped)
+    frozen: bool = False  # an instance of it is frozen: it keeps its memory (and its devices)
+    devices: tuple[str, ...] = ()  # the accelerators it holds
+    evicted: bool = False  # already told to sleep stopped (until its next visit)
+
+
+@dataclass(frozen=True)
+class Evict:
+    """Stop a sleeping Space early, because another needs what it keeps (memory, accelerators): it sleeps stopped
+    until its next visit (``evicted`` is an input of its sleep mode). ``reason`` goes to its run log."""
+
+    space_id: str
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@ thread (so probes and the proxy talk real HTTP), but no process is spawned and n
 
 Scriptable: ``fail_builds`` (build id or "*" → message), ``fail_starts``, ``busy_builds`` and ``busy_starts``
 (how many builds and starts fail with a `TemporaryBackendError` first), ``crash(release_id, code)``, ``slow_builds``
-(seconds). A run-to-exit task "runs" its command by exiting at once with ``task_exit`` (code). Never enough on its
-own: the local backend is tested with real processes.
+(seconds), ``build_gate`` (builds wait while it is clear: a test holds a build under way as long as it needs). A
+run-to-exit task "runs" its command by exiting at once with ``task_exit`` (code). Never enough on its own: the local
+backend is tested with real processes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from spacehub.runtime.backends.base import (
     TemporaryBackendError,
 )
 from spacehub.runtime.logs import stamp
+
+POLL = 0.02  # how often an instance's server looks for a shutdown (a stop, crash or freeze waits for it; default 0.5 s)
 
 
 class _Hello(BaseHTTPRequestHandler):
@@ -48,6 +51,12 @@ class _Instance:
     frozen: bool = False
 
 
+def _open_gate() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
+
+
 @dataclass
 class FakeBackend:
     name: str = "fake"
@@ -57,6 +66,7 @@ class FakeBackend:
     busy_builds: int = 0
     busy_starts: int = 0
     task_exit: int = 0
+    build_gate: threading.Event = field(default_factory=_open_gate)  # clear: builds wait (at most a minute)
     freezer: bool = True  # False: freeze answers False, as on a machine without a cgroup freezer
     run_log: Callable[[str], Path] | None = None  # space id → its run log (the runtime's log store)
     builds: set[str] = field(default_factory=set)
@@ -75,6 +85,7 @@ class FakeBackend:
         self.build_count += 1
         log(f"fake build of {spec.revision}")
         time.sleep(self.slow_builds)
+        self.build_gate.wait(timeout=60)
         reason = self.fail_builds.get(spec.build_id) or self.fail_builds.get("*")
         if reason:
             log(reason)
@@ -105,7 +116,7 @@ class FakeBackend:
             return None
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
         server.release_id = spec.release_id  # type: ignore[attr-defined]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(POLL,), daemon=True).start()
         ep = Endpoint("127.0.0.1", server.server_address[1])
         with self.lock:
             self.instances[spec.release_id] = _Instance(spec, server, ep)
@@ -160,5 +171,5 @@ class FakeBackend:
     def thaw(self, release_id: str) -> None:
         inst = self.instances[release_id]
         if inst.frozen and inst.server is not None:
-            threading.Thread(target=inst.server.serve_forever, daemon=True).start()
+            threading.Thread(target=inst.server.serve_forever, args=(POLL,), daemon=True).start()
         inst.frozen = False
