@@ -770,6 +770,28 @@ def step_pull_request() -> dict[str, Any]:
     return {"merge": merged.merge_commit_oid}
 
 
+@step
+def step_likes() -> dict[str, Any]:
+    """bob likes alice's model (`HfApi.like` where the client has it: ≤ 0.x; 1.x and 2.x dropped it, so a raw POST
+    as 0.x sends it), the counts and lists follow, then he unlikes it."""
+    repo = S["model"]
+    if hasattr(bob, "like"):
+        bob.like(repo)
+    else:
+        status, _, body = http("POST", f"/api/models/{repo}/like", ARGS.bob_token)
+        expect(status == 200, f"POST like: {status} {body[:200]!r}")
+    expect(api.model_info(repo).likes == 1, f"likes after like: {api.model_info(repo).likes}")
+    liked = bob.list_liked_repos()
+    expect(liked.user == "bob" and repo in liked.models, f"list_liked_repos {liked}")
+    likers = [u.username for u in api.list_repo_likers(repo)]
+    expect(likers == ["bob"], f"list_repo_likers {likers}")
+    listed = {m.id: m.likes for m in api.list_models(author="alice")}
+    expect(listed.get(repo) == 1, f"likes in list_models: {listed.get(repo)}")
+    bob.unlike(repo)
+    expect(api.model_info(repo).likes == 0 and repo not in bob.list_liked_repos().models, "unlike")
+    return {"liked": True}
+
+
 def main() -> int:
     print(
         json.dumps({"step": "start", "status": "ok", "version": hf.__version__, "endpoint": E, "prefix": P}), flush=True

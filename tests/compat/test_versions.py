@@ -80,6 +80,7 @@ STEPS = [
     "lfs_tree",
     "lfs_download",
     "pull_request",
+    "likes",
 ]
 
 

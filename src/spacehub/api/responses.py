@@ -383,3 +383,32 @@ class SpaceInfo(_RepoInfo):
 
 
 RepoInfo = ModelInfo | DatasetInfo | SpaceInfo
+
+
+# ---- likes ---------------------------------------------------------------------------------------------------------
+class LikeAnswer(_Answer):
+    """POST/DELETE /api/{T}/{id}/like (the client reads nothing of it): whether the caller likes it now, the count."""
+
+    liked: bool
+    likes: int
+
+
+class RepoLiker(_Answer):
+    """`HfApi.list_repo_likers` items (`huggingface_hub.User`)."""
+
+    user: str
+    fullname: str
+    avatarUrl: str
+    type: Literal["user"]
+
+
+class LikedRepo(_Answer):
+    name: str
+    type: Literal["model", "dataset", "space"]
+
+
+class UserLike(_Answer):
+    """`HfApi.list_liked_repos` items."""
+
+    createdAt: str
+    repo: LikedRepo
