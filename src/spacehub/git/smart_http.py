@@ -118,4 +118,4 @@ def after_push(ctx: HubContext, repo: GitRepo, before: dict[str, str]) -> None:
         if row is None:  # deleted meanwhile
             return
         for branch, sha in moved.items():
-            commits.after_commit(ctx, s, row, branch, sha)
+            commits.after_commit(ctx, s, row, branch, sha, before.get(branch))

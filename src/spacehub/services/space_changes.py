@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from spacehub.services import accounts, hardware, repos, space_settings, spaces, storage
+from spacehub.services import accounts, hardware, repos, space_settings, spaces, storage, webhooks
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
@@ -69,7 +69,8 @@ def change_space(
         repo = repos.get_repo(s, p, "space", repo_id, access)
         notice = change(s, p, repo)
         out = answer(s, p, repo)
-        if notice is not None:
+        if notice is not None:  # a Space's config changed (secrets, variables, hardware, sleep, storage…)
+            webhooks.emit(ctx, s, repo, "repo.config", "update", updatedConfig={})
             space_id = repo.id
             after_commit(s, lambda: _tell(ctx, space_id, notice))
         return out

@@ -278,7 +278,8 @@ class Webhook(Base):
     url: Mapped[str] = mapped_column(String(2048))
     watched: Mapped[str] = mapped_column(Text)
     domains: Mapped[str] = mapped_column(String(64))
-    secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # nonce || ciphertext
+    secret_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the secrets key that sealed it
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("watched", sa.Text(), nullable=False),
         sa.Column("domains", sa.String(length=64), nullable=False),
         sa.Column("secret", sa.LargeBinary(), nullable=True),
+        sa.Column("secret_key_id", sa.String(length=16), nullable=True),
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
