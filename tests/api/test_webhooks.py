@@ -326,3 +326,18 @@ def test_the_delivery_log_is_its_owners_only(whub: InProcessHub, rec: Receiver) 
     assert r.status_code == 401
     assert deliveries(whub, alice, hook.id) == []
     whub.api(alice).delete_webhook(hook.id)
+
+
+def test_the_secret_survives_a_rotation_of_the_secrets_key(whub: InProcessHub, rec: Receiver) -> None:
+    """`spacehub secrets rotate-key` re-encrypts webhook secrets with the Spaces' (the old key is retired)."""
+    alice = whub.user("alice")
+    a = whub.api(alice)
+    a.create_repo("alice/rotated-target")
+    hook = a.create_webhook(
+        url=rec.url + "/rotated", watched=[{"type": "model", "name": "alice/rotated-target"}], secret="before-rotation"
+    )
+    whub.cli("secrets", "rotate-key")
+    a.upload_file(path_or_fileobj=b"r", path_in_repo="r.txt", repo_id="alice/rotated-target")
+    [got] = rec.wait_for("/rotated", lambda g: len(g) == 1, what="after the rotation")
+    assert got.headers["x-webhook-secret"] == "before-rotation"
+    a.delete_webhook(hook.id)

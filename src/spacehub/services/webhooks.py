@@ -48,7 +48,7 @@ from spacehub.errors import BadRequest, Forbidden, NotFound, NotImplementedOnHub
 from spacehub.services import accounts
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
-from spacehub.services.crypto import SecretBox, SecretKeyError
+from spacehub.services.crypto import SecretBox, SecretKeyError, lock_secrets
 from spacehub.services.formats import URL_PREFIX, iso, subdomain
 from spacehub.storage.db import Database, after_commit, utcnow
 from spacehub.storage.models import Account, Discussion, DiscussionEvent, Repo, Webhook, WebhookDelivery
@@ -209,10 +209,13 @@ def _no_jobs(body: Mapping[str, Any]) -> None:
         )
 
 
-def _seal(box: SecretBox, w: Webhook, value: str | None) -> None:
+def _seal(s: Session, box: SecretBox, w: Webhook, value: str | None) -> None:
+    """Seal ``value`` under the current secrets key, holding the lock a key rotation takes (`crypto.rotate_key`
+    re-encrypts webhook secrets too)."""
     if value is None:
         w.secret, w.secret_key_id = None, None
     else:
+        lock_secrets(s)
         w.secret_key_id, w.secret = box.encrypt(f"webhook:{w.id}", "secret", value)
 
 
@@ -261,7 +264,7 @@ def create_webhook(ctx: HubContext, s: Session, p: Principal, body: Mapping[str,
         created_at=now,
         updated_at=now,
     )
-    _seal(ctx.secrets, w, secret)
+    _seal(s, ctx.secrets, w, secret)
     s.add(w)
     s.flush()
     return {"webhook": webhook_json(w)}
@@ -284,7 +287,7 @@ def update_webhook(
     if body.get("domains") is not None:
         w.domains = json.dumps(_domains(body["domains"]))
     if "secret" in body:
-        _seal(ctx.secrets, w, _secret(body["secret"]))
+        _seal(s, ctx.secrets, w, _secret(body["secret"]))
     w.updated_at = utcnow()
     s.flush()
     return {"webhook": webhook_json(w)}
