@@ -341,3 +341,28 @@ def test_the_secret_survives_a_rotation_of_the_secrets_key(whub: InProcessHub, r
     [got] = rec.wait_for("/rotated", lambda g: len(g) == 1, what="after the rotation")
     assert got.headers["x-webhook-secret"] == "before-rotation"
     a.delete_webhook(hook.id)
+
+
+def test_finished_deliveries_are_pruned_after_30_days(whub: InProcessHub, rec: Receiver) -> None:
+    from sqlalchemy import update
+
+    from spacehub.storage.models import WebhookDelivery
+
+    alice = whub.user("alice")
+    a = whub.api(alice)
+    a.create_repo("alice/pruned-target")
+    hook = a.create_webhook(url=rec.url + "/pruned", watched=[{"type": "model", "name": "alice/pruned-target"}])
+    for name in ("a.txt", "b.txt"):
+        a.upload_file(path_or_fileobj=b"p", path_in_repo=name, repo_id="alice/pruned-target")
+    rec.wait_for("/pruned", lambda g: len(g) == 2)
+    deadline = time.monotonic() + 20
+    while {d["state"] for d in deliveries(whub, alice, hook.id)} != {"delivered"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    old, new = sorted(d["id"] for d in deliveries(whub, alice, hook.id))
+    with whub.ctx.db.transaction() as s:
+        month_ago = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=31)
+        s.execute(update(WebhookDelivery).where(WebhookDelivery.id == old).values(created_at=month_ago))
+    assert whub.ctx.webhook_sender is not None and whub.ctx.webhook_sender.prune() == 1
+    assert [d["id"] for d in deliveries(whub, alice, hook.id)] == [new]
+    a.delete_webhook(hook.id)

@@ -495,9 +495,12 @@ class Reconciler:
             after = {"stage": row.stage, "hardware": row.current_hardware}
             if self.d.status_listener is not None and after != before:
                 requested = getattr(state, "requested", None) or getattr(state, "hardware", None)
-                self.d.status_listener(
-                    s, space_id, before, {**after, "requested": requested, "error": row.error_message}
-                )
+                after |= {"requested": requested, "error": row.error_message}
+                try:
+                    with s.begin_nested():  # a listener that fails undoes its own writes, never the status
+                        self.d.status_listener(s, space_id, before, after)
+                except Exception:
+                    log.exception("the status listener failed for %s", space_id)
 
     def _factory_done(self, space_id: str) -> None:
         """A factory reboot's build without caches is done: later builds may use the caches again."""

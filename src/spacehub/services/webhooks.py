@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Forbidden, NotFound, NotImplementedOnHub, Unauthorized
@@ -66,6 +66,7 @@ RUNTIME_SCOPE = "space.runtime"
 RUNTIME_EVENTS = ("build_failed", "running", "runtime_error", "sleeping", "woke", "hardware_granted")
 LOG_ATTEMPTS = 20  # attempts kept in one delivery's log
 DELIVERIES_SHOWN = 100  # newest deliveries the log endpoint answers
+KEEP_DAYS = 30  # finished deliveries older than this are pruned
 FREE_HARDWARE = "cpu-basic"
 
 
@@ -564,15 +565,27 @@ class WebhookSender:
         self._http.close()
 
     def _loop(self) -> None:
+        pruned = 0.0
         while not self._stop:
             self._wake.clear()
             try:
+                if time.monotonic() - pruned > 3600:
+                    self.prune()
+                    pruned = time.monotonic()
                 wait = self.run_due()
             except Exception:  # the database went away for a moment: try again shortly
                 log.exception("webhook deliveries: a round failed")
                 wait = 5.0
             if not self._stop:
                 self._wake.wait(wait)
+
+    def prune(self) -> int:
+        """Forget finished deliveries older than `KEEP_DAYS` (the log is for recent activity, as on the Hub)."""
+        cutoff = utcnow() - dt.timedelta(days=KEEP_DAYS)
+        with self.db.transaction() as s:
+            done = WebhookDelivery.state != "pending"
+            gone = s.execute(delete(WebhookDelivery).where(done, WebhookDelivery.created_at < cutoff))
+            return int(getattr(gone, "rowcount", 0) or 0)
 
     def run_due(self) -> float:
         """Post every due delivery (in batches); answer the seconds until the next one is due (at most 60)."""
