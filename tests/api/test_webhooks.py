@@ -366,3 +366,27 @@ def test_finished_deliveries_are_pruned_after_30_days(whub: InProcessHub, rec: R
     assert whub.ctx.webhook_sender is not None and whub.ctx.webhook_sender.prune() == 1
     assert [d["id"] for d in deliveries(whub, alice, hook.id)] == [new]
     a.delete_webhook(hook.id)
+
+
+def test_a_checked_delivery_goes_to_the_address_checked_under_the_hosts_name(
+    hub: InProcessHub, rec: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With private addresses refused, each attempt resolves the host, checks every address and sends the request to
+    the checked one with the original Host (so a DNS answer that changes after the check is never used). Here the
+    name resolves to the loopback receiver, which the check is told to take for public."""
+    from spacehub.services import webhooks
+    from tests.services.test_webhook_events import FakeDNS
+
+    monkeypatch.setattr(webhooks, "socket", FakeDNS({"receiver.example.com": ["127.0.0.1"]}))
+    monkeypatch.setattr(webhooks, "_non_public", lambda addr: False)
+    alice = hub.user("alice")
+    a = hub.api(alice)
+    a.create_repo("alice/pinned-target")
+    port = rec.url.rsplit(":", 1)[1]
+    hook = a.create_webhook(
+        url=f"http://receiver.example.com:{port}/pinned?k=v", watched=[{"type": "model", "name": "alice/pinned-target"}]
+    )
+    a.upload_file(path_or_fileobj=b"p", path_in_repo="p.txt", repo_id="alice/pinned-target")
+    [got] = rec.wait_for("/pinned?k=v", lambda g: len(g) == 1, what="the pinned delivery")
+    assert got.headers["host"] == f"receiver.example.com:{port}" and got.scope == "repo.content"
+    a.delete_webhook(hook.id)

@@ -792,6 +792,37 @@ def step_likes() -> dict[str, Any]:
     return {"liked": True}
 
 
+@step
+def step_webhooks() -> dict[str, Any]:
+    """create, list, get, update, disable, enable and delete a webhook (clients ≥ 0.22 have them; 1.x sends them to
+    HF_ENDPOINT whatever the HfApi's endpoint). Nothing is delivered: the repo it watches changes only after the
+    webhook is gone, and this server refuses private addresses, so the URL is a public name."""
+    if not hasattr(api, "create_webhook"):
+        return {"webhooks": "not in this client"}
+    repo = f"alice/{P}-hooked"
+    api.create_repo(repo)
+    url = "https://hooks.example.com/scenario"
+    hook = api.create_webhook(url=url, watched=[{"type": "model", "name": repo}], domains=["repo"], secret="sc-1")
+    expect(hook.url == url and hook.domains == ["repo"] and not hook.disabled, f"create_webhook {hook}")
+    expect([(w.type, w.name) for w in hook.watched] == [("model", repo)], f"watched {hook.watched}")
+    expect(hook.secret is None, "the secret was answered")
+    expect(hook.id in [w.id for w in api.list_webhooks()], "list_webhooks")
+    expect(api.get_webhook(hook.id).url == url, "get_webhook")
+    moved = api.update_webhook(hook.id, url=url + "2", domains=["repo", "discussion"])
+    expect(moved.url == url + "2" and [w.name for w in moved.watched] == [repo], f"update_webhook {moved}")
+    expect(api.disable_webhook(hook.id).disabled and not api.enable_webhook(hook.id).disabled, "disable/enable")
+    e = raises(HfHubHTTPError, bob.get_webhook, hook.id)
+    expect(status_of(e) == 404, f"bob reading alice's webhook: {status_of(e)}")
+    e = raises(
+        HfHubHTTPError, api.create_webhook, url="http://127.0.0.1:9/x", watched=[{"type": "model", "name": repo}]
+    )
+    expect(status_of(e) == 400, f"a loopback URL: {status_of(e)}")
+    api.delete_webhook(hook.id)
+    expect(hook.id not in [w.id for w in api.list_webhooks()], "delete_webhook")
+    api.delete_repo(repo)
+    return {"webhook": hook.id}
+
+
 def main() -> int:
     print(
         json.dumps({"step": "start", "status": "ok", "version": hf.__version__, "endpoint": E, "prefix": P}), flush=True

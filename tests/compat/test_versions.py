@@ -81,6 +81,7 @@ STEPS = [
     "lfs_download",
     "pull_request",
     "likes",
+    "webhooks",
 ]
 
 

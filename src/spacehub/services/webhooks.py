@@ -22,7 +22,8 @@ discussion events, and their delivery with retries and a delivery log; beyond th
   ``GET /api/settings/webhooks/{id}/deliveries``.
 - **The secret** is write-only: accepted on create and update, sealed with the secrets key (`SecretBox`), sent only
   as the header, never answered, never logged.
-- **Private addresses** are refused unless ``webhooks.allow_private_addresses`` (`check_url`, `refused_address`).
+- **Private addresses** are refused unless ``webhooks.allow_private_addresses`` (`check_url`, then `pin` at each
+  attempt: the host is resolved, every address checked, and the request sent to the checked address).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -112,7 +114,7 @@ def _non_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def check_url(url: Any, allow_private: bool) -> str:
     """An http(s) URL with a host. Unless ``allow_private``, a host that is a non-public address or ``localhost``
-    is refused here (host names are checked again when delivering: `refused_address`). Raises: BadRequest."""
+    is refused here (host names are checked when delivering: `pin`). Raises: BadRequest."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL:
         raise BadRequest(f"'url' must be an http or https URL of at most {MAX_URL} characters")
     if any(ord(c) < 33 or ord(c) == 127 for c in url):
@@ -137,21 +139,39 @@ def check_url(url: Any, allow_private: bool) -> str:
     return url
 
 
-def refused_address(url: str) -> str | None:
-    """Why a delivery to ``url`` must not go out (its host resolves to a non-public address), or None."""
+@dataclass(frozen=True)
+class Target:
+    """Where one attempt goes: ``url`` names the checked address itself (so the HTTP client resolves nothing: a
+    DNS answer that changes between the check and the connection cannot point it elsewhere), ``headers`` carry the
+    original ``Host`` and ``extensions`` the TLS server name, so the receiver and its certificate see the name."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+
+def pin(url: str) -> Target | str:
+    """The `Target` of ``url`` pinned to the first address its host resolves to, or why it must not be sent: one
+    of the addresses is not public (webhooks.allow_private_addresses is off), or the name does not resolve."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(
-            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
-        )
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as e:
         return f"cannot resolve {host}: {e}"
-    for info in infos:
-        addr = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+    addrs = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    for addr in addrs:
         if _non_public(addr):
             return f"{host} resolves to {addr}, not a public address (webhooks.allow_private_addresses is off)"
-    return None
+    if not addrs:
+        return f"cannot resolve {host}"
+    ip = f"[{addrs[0]}]" if addrs[0].version == 6 else str(addrs[0])
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{ip}:{port}" if userinfo else f"{ip}:{port}"
+    host_header = parts.netloc.rpartition("@")[2]
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return Target(parts._replace(netloc=netloc).geturl(), {"host": host_header}, extensions)
 
 
 def _watched(s: Session, p: Principal, value: Any) -> list[dict[str, str]]:
@@ -629,14 +649,17 @@ class WebhookSender:
                 sealed_error = None
         started = time.monotonic()
         status, error = None, sealed_error
+        target: Target | str = Target(url, {}, {})
         if error is None and not self.cfg.allow_private_addresses:
-            error = refused_address(url)
-        if error is None:
-            headers = {"content-type": "application/json", "user-agent": "SpaceHub-Webhooks/1"}
+            target = pin(url)
+            if isinstance(target, str):
+                error = target
+        if error is None and isinstance(target, Target):
+            headers = {"content-type": "application/json", "user-agent": "SpaceHub-Webhooks/1", **target.headers}
             if secret is not None:
                 headers["x-webhook-secret"] = secret
             try:
-                r = self._http.post(url, content=payload.encode(), headers=headers)
+                r = self._http.post(target.url, content=payload.encode(), headers=headers, extensions=target.extensions)
                 status = r.status_code
                 if not 200 <= status < 300:
                     error = f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
