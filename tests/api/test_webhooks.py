@@ -112,7 +112,7 @@ def test_create_list_get_update_enable_disable_delete(whub: InProcessHub, rec: R
         ({"url": "ftp://example.com/hook"}, 400, "http or https"),
         ({"url": "http:///nohost"}, 400, "http or https"),
         ({"secret": "caf\u00e9"}, 400, "ASCII"),
-        ({"url": None, "job_id": "687f911eaea852de79c4a50a"}, 501, "Job"),
+        ({"url": None, "job_id": "687f911eaea852de79c4a50a"}, 400, "Job"),
     ],
 )
 def test_bad_webhooks_are_clear_4xx(

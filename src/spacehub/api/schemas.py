@@ -300,7 +300,7 @@ class WebhookWatchedItem(_Body):
 
 
 class CreateWebhook(_Body):
-    """`create_webhook` (``jobSourceId``/``secrets``, a Job webhook, are answered 501 here: no Jobs)."""
+    """`create_webhook` (``jobSourceId``/``secrets``, a Job webhook, are refused here with a 400: no Jobs)."""
 
     watched: list[WebhookWatchedItem]
     domains: list[Literal["repo", "discussion"]] = ["repo", "discussion"]

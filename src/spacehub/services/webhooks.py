@@ -46,7 +46,7 @@ import httpx
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from spacehub.errors import BadRequest, Forbidden, NotFound, NotImplementedOnHub, Unauthorized
+from spacehub.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from spacehub.services import accounts
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
@@ -225,9 +225,7 @@ def _secret(value: Any) -> str | None:
 
 def _no_jobs(body: Mapping[str, Any]) -> None:
     if body.get("jobSourceId") is not None or body.get("secrets") is not None:
-        raise NotImplementedOnHub(
-            "Webhooks that run a Job are not supported on this server (no Jobs): give a 'url' instead"
-        )
+        raise BadRequest("Webhooks that run a Job are not supported on this server (no Jobs): give a 'url' instead")
 
 
 def _seal(s: Session, box: SecretBox, w: Webhook, value: str | None) -> None:
@@ -262,7 +260,7 @@ def get_webhook(s: Session, p: Principal, webhook_id: str) -> dict[str, Any]:
 
 def create_webhook(ctx: HubContext, s: Session, p: Principal, body: Mapping[str, Any]) -> dict[str, Any]:
     """``POST /api/settings/webhooks`` ``{watched, domains, url, secret?}``. Raises: Unauthorized, Forbidden,
-    BadRequest, NotImplementedOnHub (a Job webhook)."""
+    BadRequest (also for a Job webhook: there are no Jobs here)."""
     user_id = _caller(p, write=True)
     _no_jobs(body)
     count = s.scalar(select(func.count()).select_from(Webhook).where(Webhook.owner_id == user_id)) or 0
