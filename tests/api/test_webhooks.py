@@ -185,6 +185,7 @@ def test_every_scope_is_delivered_with_the_hubs_payload(whub: InProcessHub, rec:
     a.update_repo_settings(model, private=False)
     a.create_repo(space, repo_type="space", space_sdk="static")
     a.add_space_secret(space, "TOKEN", "shh")
+    a.restart_space(space)  # an action, not a change of settings: no event
     # discussion and discussion.comment: bob opens, alice answers, edits, renames, closes
     question = b.create_discussion(model, title="A question", description="What is this?")
     num = question.num

@@ -41,6 +41,7 @@ class Notice:
     changed: bool = True  # what the Space should be changed: a pass
     wake: bool = False  # it counts as a visit: a sleeping Space wakes to act on it
     storage: bool = False  # its storage changed: measure it soon
+    config: bool = True  # its settings changed: a repo.config event for webhooks (not for a restart)
 
 
 def host(ctx: HubContext, caller: Caller, repo: Repo) -> str:
@@ -69,8 +70,9 @@ def change_space(
         repo = repos.get_repo(s, p, "space", repo_id, access)
         notice = change(s, p, repo)
         out = answer(s, p, repo)
-        if notice is not None:  # a Space's config changed (secrets, variables, hardware, sleep, storage…)
-            webhooks.emit(ctx, s, repo, "repo.config", "update", updatedConfig={})
+        if notice is not None:
+            if notice.config:  # secrets, variables, hardware, sleep, pause, storage…
+                webhooks.emit(ctx, s, repo, "repo.config", "update", updatedConfig={})
             space_id = repo.id
             after_commit(s, lambda: _tell(ctx, space_id, notice))
         return out
@@ -92,7 +94,7 @@ def restart(ctx: HubContext, caller: Caller, repo_id: str, factory: bool = False
 
     def change(s: Session, p: Principal, repo: Repo) -> Notice:
         spaces.restart(s, repo, factory)
-        return Notice(wake=True)
+        return Notice(wake=True, config=False)
 
     out = change_space(ctx, caller, repo_id, "admin", change, runtime_answer(ctx, caller))
     if out["stage"] in ("PAUSED", "STOPPED", "RUNTIME_ERROR", "BUILD_ERROR"):
