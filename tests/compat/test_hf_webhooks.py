@@ -102,3 +102,34 @@ def test_hf_webhooks_commands(live: Server, rec: Receiver, tmp_path: Path) -> No
 
     hf(live, home, "delete", hook_id, "--yes")
     assert as_json(hf(live, home, "ls", "--format", "json")) == []
+
+
+def test_a_git_push_is_announced_with_the_refs_it_moved(live: Server, rec: Receiver, tmp_path: Path) -> None:
+    """A push (git's smart HTTP) is a repo.content event like an API commit: oldSha is the branch before the push
+    (which may be several commits back), newSha after it."""
+    token = live.tokens["alice"]
+    api = HfApi(endpoint=live.url, token=token)
+    api.create_repo("alice/pushed")
+    before = api.model_info("alice/pushed").sha
+    hook = api.create_webhook(url=rec.url + "/push", watched=[{"type": "model", "name": "alice/pushed"}])
+    env = {"HOME": str(tmp_path), "GIT_TERMINAL_PROMPT": "0", "PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1"}
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=tmp_path / "w", env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    url = live.url.replace("http://", f"http://alice:{token}@") + "/alice/pushed"
+    subprocess.run(["git", "clone", "-q", url, str(tmp_path / "w")], env=env, check=True, timeout=60)
+    git("config", "user.name", "Alice")
+    git("config", "user.email", "alice@example.com")
+    for name in ("a.txt", "b.txt"):  # two commits, one push
+        (tmp_path / "w" / name).write_text(name)
+        git("add", name)
+        git("commit", "-q", "-m", f"add {name}")
+    git("push", "-q", "origin", "HEAD:main")
+    head = git("rev-parse", "HEAD")
+    [got] = rec.wait_for("/push", lambda g: len(g) == 1, what="the push")
+    assert got.scope == "repo.content"
+    assert got.body["updatedRefs"] == [{"ref": "refs/heads/main", "oldSha": before, "newSha": head}]
+    api.delete_webhook(hook.id)
