@@ -27,7 +27,7 @@ from sqlalchemy import update
 
 from spacehub.config import Settings
 from spacehub.services import accounts, billing, creation
-from spacehub.storage.models import Webhook
+from spacehub.storage.models import Webhook, WebhookDelivery
 from spacehub.wiring import Assembly, assemble
 
 DATA = Path(tempfile.mkdtemp(prefix="spacehub-fuzz-"))
@@ -69,13 +69,24 @@ def seeded_hub(data_dir: Path) -> tuple[Assembly, str]:
         hook = {"url": "https://hooks.example/fuzz", "watched": [{"type": "user", "name": "carol"}], "secret": "s"}
         r = client.post("/api/settings/webhooks", json=hook, headers=auth)  # carol does nothing: nothing is sent
         assert r.status_code == 200, r.text
-    with parts.ctx.db.transaction() as s:  # a known id, for the requests that name one
+    with parts.ctx.db.transaction() as s:  # a known id, for the requests that name one, and a delivery to replay
         s.execute(update(Webhook).where(Webhook.id == r.json()["webhook"]["id"]).values(id=WEBHOOK))
+        payload = json.dumps({"event": {"action": "update", "scope": "repo.content"}, "webhook": {"id": WEBHOOK}})
+        s.add(WebhookDelivery(id=1, webhook_id=WEBHOOK, event_id="0" * 24, scope="repo.content", action="update",
+                              payload=payload, state="failed", attempts=1, log="[]"))  # fmt: skip
     return parts, token
 
 
 PARTS, TOKEN = seeded_hub(DATA / "fuzz")
-REAL = {"ns": "alice", "name": "fuzz", "rev": "main", "kind": "run", "webhook_id": WEBHOOK, "user": "alice"}
+REAL = {
+    "ns": "alice",
+    "name": "fuzz",
+    "rev": "main",
+    "kind": "run",
+    "webhook_id": WEBHOOK,
+    "user": "alice",
+    "delivery_id": "1",
+}
 
 
 def steer(case: schemathesis.Case) -> None:
@@ -174,6 +185,8 @@ SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # met
     ("POST", "/api/settings/webhooks/{webhook_id}/disable", {"webhook_id": WEBHOOK}, None, None),
     ("POST", "/api/settings/webhooks/{webhook_id}/enable", {"webhook_id": WEBHOOK}, None, None),
     ("GET", "/api/settings/webhooks/{webhook_id}/deliveries", {"webhook_id": WEBHOOK}, None, None),
+    ("POST", "/api/settings/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
+     {"webhook_id": WEBHOOK, "delivery_id": "1"}, None, None),
     ("DELETE", "/api/settings/webhooks/{webhook_id}", {"webhook_id": WEBHOOK}, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}", _REPO, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}/revision/{rev}", {**_REPO, "rev": "v1", "?": {"blobs": "true"}}, None, None),

@@ -391,3 +391,37 @@ def test_a_checked_delivery_goes_to_the_address_checked_under_the_hosts_name(
     [got] = rec.wait_for("/pinned?k=v", lambda g: len(g) == 1, what="the pinned delivery")
     assert got.headers["host"] == f"receiver.example.com:{port}" and got.scope == "repo.content"
     a.delete_webhook(hook.id)
+
+
+def test_a_failed_delivery_is_replayed_once_the_receiver_is_fixed(whub: InProcessHub, rec: Receiver) -> None:
+    alice = whub.user("alice")
+    a = whub.api(alice)
+    a.create_repo("alice/replayed-target")
+    rec.always_fail.add("/replay")
+    hook = a.create_webhook(url=rec.url + "/replay", watched=[{"type": "model", "name": "alice/replayed-target"}])
+    a.upload_file(path_or_fileobj=b"r", path_in_repo="r.txt", repo_id="alice/replayed-target")
+    deadline = time.monotonic() + 20
+    while not (log := deliveries(whub, alice, hook.id)) or log[0]["state"] != "failed":
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
+    failed = log[0]
+    rec.always_fail.discard("/replay")  # the receiver is fixed
+    auth = {"authorization": f"Bearer {alice}"}
+    path = f"{whub.url}/api/settings/webhooks/{hook.id}/deliveries/{failed['id']}/replay"
+    r = whub.http.post(path, headers=auth)
+    assert r.status_code == 200 and r.json()["state"] == "pending" and r.json()["payload"] == failed["payload"]
+    got = rec.wait_for("/replay", lambda g: len(g) == 4, what="the replay")
+    assert got[3].body == got[0].body
+    deadline = time.monotonic() + 20
+    while deliveries(whub, alice, hook.id)[0]["state"] != "delivered":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    new, old = deliveries(whub, alice, hook.id)
+    assert (new["attempts"], new["eventId"], old["state"]) == (1, failed["eventId"], "failed")
+    # someone else's delivery, or one that does not exist, is not found
+    bob = {"authorization": f"Bearer {whub.user('bob')}"}
+    assert whub.http.post(path, headers=bob).status_code == 404
+    missing = f"{whub.url}/api/settings/webhooks/{hook.id}/deliveries/999999/replay"
+    assert whub.http.post(missing, headers=auth).status_code == 404
+    assert whub.http.post(missing.replace("999999", "x1"), headers=auth).status_code == 404
+    a.delete_webhook(hook.id)

@@ -83,3 +83,10 @@ def list_webhook_deliveries(request: Request, webhook_id: str) -> list[dict[str,
     """SpaceHub's delivery log (the Hub's "activity" tab): GET /api/settings/webhooks/{id}/deliveries, newest first."""
     with unit(request) as (_, s, p):
         return webhooks.list_deliveries(s, p, webhook_id)
+
+
+@router.post(PREFIX + "/{webhook_id}/deliveries/{delivery_id}/replay", **answers(r.WebhookDelivery))
+def replay_webhook_delivery(request: Request, webhook_id: str, delivery_id: str) -> dict[str, Any]:
+    """SpaceHub's "Replay" of the delivery log: the payload again, as a new delivery to the webhook's current URL."""
+    with unit(request) as (ctx, s, p):
+        return webhooks.replay_delivery(ctx, s, p, webhook_id, delivery_id)

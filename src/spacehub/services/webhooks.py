@@ -358,6 +358,34 @@ def list_deliveries(s: Session, p: Principal, webhook_id: str) -> list[dict[str,
     return [delivery_json(d) for d in rows]
 
 
+def replay_delivery(ctx: HubContext, s: Session, p: Principal, webhook_id: str, delivery_id: str) -> dict[str, Any]:
+    """``POST /api/settings/webhooks/{id}/deliveries/{n}/replay``: the same payload again, as a new delivery to the
+    webhook's URL and secret as they are now (the Hub's "Replay"). Raises: Unauthorized, Forbidden, NotFound."""
+    w = _find(s, p, webhook_id, write=True)
+    old = s.get(WebhookDelivery, int(delivery_id)) if delivery_id.isdigit() and len(delivery_id) <= 18 else None
+    if old is None or old.webhook_id != w.id:
+        raise NotFound(f"Delivery {delivery_id!r} of webhook {webhook_id!r} not found")
+    now = utcnow()
+    new = WebhookDelivery(
+        webhook_id=w.id,
+        event_id=old.event_id,
+        scope=old.scope,
+        action=old.action,
+        payload=old.payload,
+        state="pending",
+        attempts=0,
+        next_attempt_at=now,
+        log="[]",
+        created_at=now,
+        updated_at=now,
+    )
+    s.add(new)
+    s.flush()
+    if ctx.webhook_sender is not None:
+        after_commit(s, ctx.webhook_sender.wake)
+    return delivery_json(new)
+
+
 # ---- payloads ------------------------------------------------------------------------------------------------
 def public_base(ctx: HubContext) -> str:
     settings = ctx.settings
