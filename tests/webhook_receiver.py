@@ -1,5 +1,6 @@
 """A webhook receiver for the tests: a real HTTP server on loopback that records every POST (path, headers, JSON
-body) and answers each path as told (``fail[path] = n``: the next n posts to it get a 500)."""
+body) and answers each path as told (``fail[path] = n``: the next n posts to it get a 500; ``delay[path]``: seconds
+before it answers)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class Receiver:
     got: list[Delivery] = field(default_factory=list)
     fail: dict[str, int] = field(default_factory=dict)  # path → how many more posts to it get a 500
     always_fail: set[str] = field(default_factory=set)
+    delay: dict[str, float] = field(default_factory=dict)  # path → seconds to wait before answering
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def at(self, path: str) -> list[Delivery]:
@@ -67,6 +69,7 @@ def receiver() -> Iterator[Receiver]:
                 failing = self.path in rec.always_fail or rec.fail.get(self.path, 0) > 0
                 if self.path in rec.fail and rec.fail[self.path] > 0:
                     rec.fail[self.path] -= 1
+            time.sleep(rec.delay.get(self.path, 0.0))
             self.send_response(500 if failing else 200)
             self.send_header("content-length", "2")
             self.end_headers()

@@ -425,3 +425,28 @@ def test_a_failed_delivery_is_replayed_once_the_receiver_is_fixed(whub: InProces
     assert whub.http.post(missing, headers=auth).status_code == 404
     assert whub.http.post(missing.replace("999999", "x1"), headers=auth).status_code == 404
     a.delete_webhook(hook.id)
+
+
+def test_a_slow_receiver_holds_up_no_other_webhook_and_each_gets_its_events_in_order(
+    whub: InProcessHub, rec: Receiver
+) -> None:
+    alice = whub.user("alice")
+    a = whub.api(alice)
+    a.create_repo("alice/ordered-target")
+    rec.delay["/slow"] = 1.5
+    watched = [{"type": "model", "name": "alice/ordered-target"}]
+    slow = a.create_webhook(url=rec.url + "/slow", watched=watched)
+    fast = a.create_webhook(url=rec.url + "/fast", watched=watched)
+    shas = [
+        a.upload_file(path_or_fileobj=str(i).encode(), path_in_repo=f"{i}.txt", repo_id="alice/ordered-target").oid
+        for i in range(3)
+    ]
+    started = time.monotonic()
+    got = rec.wait_for("/fast", lambda g: len(g) == 3, what="the fast receiver")
+    assert time.monotonic() - started < 3.0  # not behind the slow one's 3 x 1.5 s
+    assert len(rec.at("/slow")) < 3
+    assert [d.body["updatedRefs"][0]["newSha"] for d in got] == shas
+    slow_got = rec.wait_for("/slow", lambda g: len(g) == 3, what="the slow receiver", timeout=30)
+    assert [d.body["updatedRefs"][0]["newSha"] for d in slow_got] == shas  # one at a time, in order
+    for w in (slow, fast):
+        a.delete_webhook(w.id)

@@ -69,6 +69,7 @@ RUNTIME_EVENTS = ("build_failed", "running", "runtime_error", "sleeping", "woke"
 LOG_ATTEMPTS = 20  # attempts kept in one delivery's log
 DELIVERIES_SHOWN = 100  # newest deliveries the log endpoint answers
 KEEP_DAYS = 30  # finished deliveries older than this are pruned
+POSTERS = 8  # deliveries posted at once (to different webhooks)
 FREE_HARDWARE = "cpu-basic"
 
 
@@ -577,12 +578,14 @@ def space_status_listener(
 
 # ---- delivering ----------------------------------------------------------------------------------------------
 class WebhookSender:
-    """Posts the outbox's due deliveries from one background thread (a small pool for the posts themselves).
+    """Posts the outbox's due deliveries: one thread picks them, a pool of `POSTERS` threads posts them.
 
-    `wake` (after a commit that wrote deliveries) makes it look at once; otherwise it wakes when the next retry is
-    due. Nothing is sent before `start` (the server calls it; admin commands that write events leave them for the
-    server). Each attempt's result is written to its row: delivered, pending again with the next time, or failed
-    after ``max_attempts``."""
+    One attempt at a time per webhook, in the order the deliveries became due, so a webhook's receiver gets its
+    events in order and a slow or dead one holds one poster at most, never the others' deliveries. `wake` (after a
+    commit that wrote deliveries, and when an attempt ends) makes the picker look at once; otherwise it wakes when
+    the next retry is due. Nothing is sent before `start` (the server calls it; admin commands that write events
+    leave them for the server). Each attempt's result is written to its row: delivered, pending again with the next
+    time, or failed after ``max_attempts``."""
 
     def __init__(self, db: Database, settings: Any, box: SecretBox) -> None:
         self.db, self.box = db, box
@@ -590,7 +593,9 @@ class WebhookSender:
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="webhook-post")
+        self._pool = concurrent.futures.ThreadPoolExecutor(POSTERS, thread_name_prefix="webhook-post")
+        self._lock = threading.Lock()
+        self._busy: dict[str, int] = {}  # webhook id → the delivery being posted to it
         self._http = httpx.Client(timeout=self.cfg.timeout_seconds, follow_redirects=False)
 
     def start(self) -> None:
@@ -607,7 +612,7 @@ class WebhookSender:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._http.close()
 
     def _loop(self) -> None:
@@ -634,26 +639,38 @@ class WebhookSender:
             return int(getattr(gone, "rowcount", 0) or 0)
 
     def run_due(self) -> float:
-        """Post every due delivery (in batches); answer the seconds until the next one is due (at most 60)."""
-        while not self._stop:
-            now = utcnow()
-            with self.db.transaction() as s:
-                due = list(
-                    s.scalars(
-                        select(WebhookDelivery.id)
-                        .where(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now)
-                        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                        .limit(32)
-                    )
-                )
-            if not due:
-                break
-            list(self._pool.map(self._attempt, due))
+        """Hand every due delivery whose webhook has none in flight to a poster; answer the seconds until the next
+        one is due (at most 60; an ending attempt wakes the picker sooner)."""
+        now = utcnow()
         with self.db.transaction() as s:
-            nxt = s.scalar(select(func.min(WebhookDelivery.next_attempt_at)).where(WebhookDelivery.state == "pending"))
-        if nxt is None:
-            return 60.0
-        return min(60.0, max(0.05, (nxt - utcnow()).total_seconds()))
+            rows = s.execute(
+                select(WebhookDelivery.id, WebhookDelivery.webhook_id, WebhookDelivery.next_attempt_at)
+                .where(WebhookDelivery.state == "pending")
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .limit(1000)
+            ).all()
+        wait = 60.0
+        with self._lock:
+            for delivery_id, webhook_id, due in rows:
+                if webhook_id in self._busy:
+                    continue
+                if due > now:
+                    wait = min(wait, (due - now).total_seconds())
+                    continue
+                self._busy[webhook_id] = delivery_id
+                self._pool.submit(self._post, webhook_id, delivery_id)
+        return max(0.05, wait)
+
+    def _post(self, webhook_id: str, delivery_id: int) -> None:
+        try:
+            self._attempt(delivery_id)
+        except Exception:  # recorded nowhere: the delivery stays pending and is tried again
+            log.exception("webhook %s: delivery %s: the attempt failed", webhook_id, delivery_id)
+            time.sleep(1.0)
+        finally:
+            with self._lock:
+                self._busy.pop(webhook_id, None)
+            self._wake.set()
 
     def _attempt(self, delivery_id: int) -> None:
         with self.db.transaction() as s:
