@@ -106,7 +106,7 @@ def test_hf_webhooks_commands(live: Server, rec: Receiver, tmp_path: Path) -> No
 
 def test_a_git_push_is_announced_with_the_refs_it_moved(live: Server, rec: Receiver, tmp_path: Path) -> None:
     """A push (git's smart HTTP) is a repo.content event like an API commit: oldSha is the branch before the push
-    (which may be several commits back), newSha after it."""
+    (which may be several commits back), newSha after it; so are tags pushed and deleted."""
     token = live.tokens["alice"]
     api = HfApi(endpoint=live.url, token=token)
     api.create_repo("alice/pushed")
@@ -132,4 +132,11 @@ def test_a_git_push_is_announced_with_the_refs_it_moved(live: Server, rec: Recei
     [got] = rec.wait_for("/push", lambda g: len(g) == 1, what="the push")
     assert got.scope == "repo.content"
     assert got.body["updatedRefs"] == [{"ref": "refs/heads/main", "oldSha": before, "newSha": head}]
+    # a tag pushed, then deleted with a push: each a repo.content event of its own
+    git("tag", "v1")
+    git("push", "-q", "origin", "v1")
+    git("push", "-q", "origin", ":refs/tags/v1")
+    tagged, untagged = rec.wait_for("/push", lambda g: len(g) == 3, what="the tag pushes")[1:]
+    assert tagged.body["updatedRefs"] == [{"ref": "refs/tags/v1", "oldSha": None, "newSha": head}]
+    assert untagged.body["updatedRefs"] == [{"ref": "refs/tags/v1", "oldSha": head, "newSha": None}]
     api.delete_webhook(hook.id)
