@@ -129,4 +129,6 @@ def start_inprocess_hub(data_dir: Path, settings: dict[str, object] | None = Non
 def stop_inprocess_hub(hub: InProcessHub) -> None:
     _hubs.pop(hub.url.removeprefix("http://"), None)
     hub.http.__exit__(None, None, None)
+    if hub.ctx.webhook_sender is not None:
+        hub.ctx.webhook_sender.close()
     hub.ctx.db.engine.dispose()

@@ -67,7 +67,19 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException
 
-    from spacehub.api import commits, discussions, files, hardware, info, repos, space_settings, spaces, storage
+    from spacehub.api import (
+        commits,
+        discussions,
+        files,
+        hardware,
+        info,
+        likes,
+        repos,
+        space_settings,
+        spaces,
+        storage,
+        webhooks,
+    )
     from spacehub.git import routes as git_routes
     from spacehub.ui import pages
 
@@ -111,7 +123,8 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
         msg = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
         return error_response(BadRequest(f"Invalid request: {msg}"), getattr(request.state, "request_id", ""))
 
-    for module in (storage, hardware, space_settings, repos, info, commits, discussions, spaces, git_routes):
+    hub_routers = (storage, hardware, space_settings, repos, info, commits, discussions, likes, webhooks, spaces)
+    for module in (*hub_routers, git_routes):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.include_router(pages.router)  # after the API and git: its /{owner} and /spaces/{owner}/{name} are wide

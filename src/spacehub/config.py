@@ -130,6 +130,19 @@ class ProxySettings(BaseModel):
     )
 
 
+class WebhookSettings(BaseModel):
+    allow_private_addresses: bool = Field(
+        default=False,
+        description="Deliver webhooks to loopback, private, link-local and other non-public addresses (off: such a "
+        "URL is refused at creation when it names one, and a delivery to a host that resolves to one fails).",
+    )
+    max_attempts: int = Field(default=6, ge=1, le=50, description="Attempts of a delivery before it counts as failed.")
+    retry_base_seconds: float = Field(
+        default=10.0, gt=0, description="Wait before the second attempt; each later wait doubles (10, 20, 40 s…)."
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Seconds a receiver has to answer one attempt.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPACEHUB_", env_nested_delimiter="__", extra="ignore")
 
@@ -141,6 +154,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     proxy: ProxySettings = ProxySettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.resolve()

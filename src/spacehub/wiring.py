@@ -34,7 +34,7 @@ from spacehub.runtime.logs import SpaceLogs
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
 from spacehub.runtime.scheduling import Scheduler, capped
 from spacehub.runtime.space_storage import StorageReader
-from spacehub.services import hardware, space_settings, storage
+from spacehub.services import hardware, space_settings, storage, webhooks
 from spacehub.services.billing import Meter
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.creation import SpaceOption
@@ -111,6 +111,7 @@ def hub_context(settings: Settings, scheduler: Scheduler | None = None) -> HubCo
         hardware=hardware_policy(scheduler, settings.runtime.custom_sleep_on_free_hardware),
     )
     ctx.space_env = space_settings.env_reader(box)
+    ctx.webhook_sender = webhooks.WebhookSender(ctx.db, settings, box)  # sends nothing until `assemble` starts it
     ctx.space_options += [
         SpaceOption(space_settings.create_check, space_settings.create_hook),
         SpaceOption(hardware.create_check(ctx.hardware), hardware.create_hook(ctx.hardware)),
@@ -134,6 +135,8 @@ def assemble(settings: Settings) -> Assembly:
     """The composition root: every part of the server, with explicit arguments, in the one order that works."""
     scheduler = make_scheduler(settings)
     ctx = hub_context(settings, scheduler)
+    if ctx.webhook_sender is not None:
+        ctx.webhook_sender.start()  # deliveries left by an earlier run go out now
     if settings.runtime.backend == "none":
         return Assembly(ctx, create_app(ctx))
     rec, routes, lifespan = attach_runtime(ctx, scheduler)
@@ -165,6 +168,7 @@ def attach_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, R
             storage=StorageReader(settings, ctx.git, backend.storage_size),
             hub_url=lambda: hub_url(settings),
             space_host=lambda full_name: f"{subdomain(full_name)}.{domain}:{port}",
+            status_listener=webhooks.space_status_listener(ctx),
         )
     )
     routes = RuntimeRouteTable(ctx, rec)

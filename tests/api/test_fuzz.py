@@ -23,12 +23,17 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
+from sqlalchemy import update
 
 from spacehub.config import Settings
 from spacehub.services import accounts, billing, creation
+from spacehub.storage.models import Webhook, WebhookDelivery
 from spacehub.wiring import Assembly, assemble
 
 DATA = Path(tempfile.mkdtemp(prefix="spacehub-fuzz-"))
+
+
+WEBHOOK = "f" * 24  # the seeded webhook's id
 
 
 def seeded_hub(data_dir: Path) -> tuple[Assembly, str]:
@@ -38,6 +43,7 @@ def seeded_hub(data_dir: Path) -> tuple[Assembly, str]:
     empty)."""
     parts = assemble(Settings(data_dir=data_dir, runtime={"backend": "none"}))
     with parts.ctx.db.transaction() as s:
+        accounts.create_user(s, "carol")
         accounts.create_user(s, "alice")
         token = accounts.create_token(s, "alice")
         billing.grant(s, "alice")  # paid hardware, hence custom sleep times, are allowed
@@ -60,11 +66,27 @@ def seeded_hub(data_dir: Path) -> tuple[Assembly, str]:
         for kind in ("secrets", "variables"):
             entry = {"key": f"K_{kind.upper()}", "value": "v"}
             assert client.post(f"/api/spaces/alice/fuzz/{kind}", json=entry, headers=auth).status_code == 200
+        hook = {"url": "https://hooks.example/fuzz", "watched": [{"type": "user", "name": "carol"}], "secret": "s"}
+        r = client.post("/api/settings/webhooks", json=hook, headers=auth)  # carol does nothing: nothing is sent
+        assert r.status_code == 200, r.text
+    with parts.ctx.db.transaction() as s:  # a known id, for the requests that name one, and a delivery to replay
+        s.execute(update(Webhook).where(Webhook.id == r.json()["webhook"]["id"]).values(id=WEBHOOK))
+        payload = json.dumps({"event": {"action": "update", "scope": "repo.content"}, "webhook": {"id": WEBHOOK}})
+        s.add(WebhookDelivery(id=1, webhook_id=WEBHOOK, event_id="0" * 24, scope="repo.content", action="update",
+                              payload=payload, state="failed", attempts=1, log="[]"))  # fmt: skip
     return parts, token
 
 
 PARTS, TOKEN = seeded_hub(DATA / "fuzz")
-REAL = {"ns": "alice", "name": "fuzz", "rev": "main", "kind": "run"}
+REAL = {
+    "ns": "alice",
+    "name": "fuzz",
+    "rev": "main",
+    "kind": "run",
+    "webhook_id": WEBHOOK,
+    "user": "alice",
+    "delivery_id": "1",
+}
 
 
 def steer(case: schemathesis.Case) -> None:
@@ -149,7 +171,23 @@ SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # met
     ("POST", "/api/{rtype}/{ns}/{name}/discussions/{num}/merge", {**_REPO, "num": "1"}, {}, "application/json"),
     ("POST", "/api/{rtype}/{ns}/{name}/discussions/{num}/status", {**_REPO, "num": "1"}, {"status": "closed"},
      "application/json"),
+    ("POST", "/api/{rtype}/{ns}/{name}/like", _REPO, None, None),
+    ("GET", "/api/{rtype}/{ns}/{name}/likers", _REPO, None, None),
+    ("GET", "/api/users/{user}/likes", {"user": "alice"}, None, None),
+    ("DELETE", "/api/{rtype}/{ns}/{name}/like", _REPO, None, None),
     ("GET", "/api/{rtype}", {"rtype": "spaces", "?": {"author": "alice"}}, None, None),
+    ("GET", "/api/settings/webhooks", {}, None, None),
+    ("POST", "/api/settings/webhooks", {}, {"url": "https://hooks.example/new", "domains": ["repo"],
+                                            "watched": [{"type": "user", "name": "carol"}]}, "application/json"),
+    ("GET", "/api/settings/webhooks/{webhook_id}", {"webhook_id": WEBHOOK}, None, None),
+    ("POST", "/api/settings/webhooks/{webhook_id}", {"webhook_id": WEBHOOK}, {"watched": [], "secret": "t"},
+     "application/json"),
+    ("POST", "/api/settings/webhooks/{webhook_id}/disable", {"webhook_id": WEBHOOK}, None, None),
+    ("POST", "/api/settings/webhooks/{webhook_id}/enable", {"webhook_id": WEBHOOK}, None, None),
+    ("GET", "/api/settings/webhooks/{webhook_id}/deliveries", {"webhook_id": WEBHOOK}, None, None),
+    ("POST", "/api/settings/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
+     {"webhook_id": WEBHOOK, "delivery_id": "1"}, None, None),
+    ("DELETE", "/api/settings/webhooks/{webhook_id}", {"webhook_id": WEBHOOK}, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}", _REPO, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}/revision/{rev}", {**_REPO, "rev": "v1", "?": {"blobs": "true"}}, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}/tree/{rev}", {**_REPO, "rev": "main", "?": {"expand": "true"}}, None, None),

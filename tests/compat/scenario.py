@@ -770,6 +770,59 @@ def step_pull_request() -> dict[str, Any]:
     return {"merge": merged.merge_commit_oid}
 
 
+@step
+def step_likes() -> dict[str, Any]:
+    """bob likes alice's model (`HfApi.like` where the client has it: ≤ 0.x; 1.x and 2.x dropped it, so a raw POST
+    as 0.x sends it), the counts and lists follow, then he unlikes it."""
+    repo = S["model"]
+    if hasattr(bob, "like"):
+        bob.like(repo)
+    else:
+        status, _, body = http("POST", f"/api/models/{repo}/like", ARGS.bob_token)
+        expect(status == 200, f"POST like: {status} {body[:200]!r}")
+    expect(api.model_info(repo).likes == 1, f"likes after like: {api.model_info(repo).likes}")
+    liked = bob.list_liked_repos()
+    expect(liked.user == "bob" and repo in liked.models, f"list_liked_repos {liked}")
+    likers = [u.username for u in api.list_repo_likers(repo)]
+    expect(likers == ["bob"], f"list_repo_likers {likers}")
+    listed = {m.id: m.likes for m in api.list_models(author="alice")}
+    expect(listed.get(repo) == 1, f"likes in list_models: {listed.get(repo)}")
+    bob.unlike(repo)
+    expect(api.model_info(repo).likes == 0 and repo not in bob.list_liked_repos().models, "unlike")
+    return {"liked": True}
+
+
+@step
+def step_webhooks() -> dict[str, Any]:
+    """create, list, get, update, disable, enable and delete a webhook (clients ≥ 0.22 have them; 1.x sends them to
+    HF_ENDPOINT whatever the HfApi's endpoint). Nothing is delivered: the repo it watches changes only after the
+    webhook is gone, and this server refuses private addresses, so the URL is a public name."""
+    if not hasattr(api, "create_webhook"):
+        return {"webhooks": "not in this client"}
+    repo = f"alice/{P}-hooked"
+    api.create_repo(repo)
+    url = "https://hooks.example.com/scenario"
+    hook = api.create_webhook(url=url, watched=[{"type": "model", "name": repo}], domains=["repo"], secret="sc-1")
+    expect(hook.url == url and hook.domains == ["repo"] and not hook.disabled, f"create_webhook {hook}")
+    expect([(w.type, w.name) for w in hook.watched] == [("model", repo)], f"watched {hook.watched}")
+    expect(hook.secret is None, "the secret was answered")
+    expect(hook.id in [w.id for w in api.list_webhooks()], "list_webhooks")
+    expect(api.get_webhook(hook.id).url == url, "get_webhook")
+    moved = api.update_webhook(hook.id, url=url + "2", domains=["repo", "discussion"])
+    expect(moved.url == url + "2" and [w.name for w in moved.watched] == [repo], f"update_webhook {moved}")
+    expect(api.disable_webhook(hook.id).disabled and not api.enable_webhook(hook.id).disabled, "disable/enable")
+    e = raises(HfHubHTTPError, bob.get_webhook, hook.id)
+    expect(status_of(e) == 404, f"bob reading alice's webhook: {status_of(e)}")
+    e = raises(
+        HfHubHTTPError, api.create_webhook, url="http://127.0.0.1:9/x", watched=[{"type": "model", "name": repo}]
+    )
+    expect(status_of(e) == 400, f"a loopback URL: {status_of(e)}")
+    api.delete_webhook(hook.id)
+    expect(hook.id not in [w.id for w in api.list_webhooks()], "delete_webhook")
+    api.delete_repo(repo)
+    return {"webhook": hook.id}
+
+
 def main() -> int:
     print(
         json.dumps({"step": "start", "status": "ok", "version": hf.__version__, "endpoint": E, "prefix": P}), flush=True

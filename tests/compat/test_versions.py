@@ -80,6 +80,8 @@ STEPS = [
     "lfs_tree",
     "lfs_download",
     "pull_request",
+    "likes",
+    "webhooks",
 ]
 
 

@@ -319,3 +319,26 @@ async def test_a_pass_that_changes_nothing_writes_nothing(ctx: HubContext, start
     await passes(rec, space, n=3)  # whole passes, as the periodic sweep runs them
     assert rec.runs[space].stage == "RUNNING"
     assert stage_in_db(ctx, space)["updatedAt"] == before
+
+
+async def test_the_status_listener_hears_each_change_and_cannot_break_the_status(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    """`RuntimeDeps.status_listener` is called in the transaction that writes the status row, once per change of its
+    stage or hardware (services.webhooks makes runtime events of it); a listener that fails costs nothing."""
+    heard: list[tuple[str | None, str]] = []
+
+    def listener(s, space_id, before, after) -> None:  # type: ignore[no-untyped-def]
+        assert s.in_transaction()
+        heard.append(((before or {}).get("stage"), after["stage"]))
+        assert after["requested"] == "cpu-basic"
+        raise RuntimeError("a listener that fails")
+
+    rec = await start_reconciler(FakeBackend(), status_listener=listener)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    rec.kick(space)
+    await until(rec, space, "RUNNING")
+    await passes(rec, space, n=3)  # more passes: nothing new to hear
+    assert stage_in_db(ctx, space)["stage"] == "RUNNING"  # saved, whatever the listener did
+    assert heard[-1][1] == "RUNNING", heard
+    assert heard[0][0] is None and len(heard) == len(set(heard)), heard  # once per change

@@ -141,7 +141,7 @@ def test_deleting_a_repo_deletes_its_discussions(ctx: HubContext, space: tuple[s
     repo_id, alice, bob = space
     with ctx.db.transaction() as s:
         discussions.create_discussion(ctx, s, bob, "space", "alice/demo", {"title": "A question"}, "http://hub")
-        discussions.comment_discussion(s, alice, "space", "alice/demo", 2, {"comment": "An answer"})
+        discussions.comment_discussion(ctx, s, alice, "space", "alice/demo", 2, {"comment": "An answer"})
     with ctx.db.transaction() as s:
         repos.delete_repo(ctx, s, alice, "space", "alice/demo")
     with ctx.db.transaction() as s:

@@ -65,7 +65,9 @@ async def _change(
 async def comment_discussion(request: Request, rtype: str, ns: str, name: str, num: str) -> dict[str, Any]:
     """Serves `HfApi.comment_discussion`: POST /api/{T}/{id}/discussions/{num}/comment {comment}."""
     return await _change(
-        request, num, lambda ctx, s, p, n, body: discussions.comment_discussion(s, p, rtype, f"{ns}/{name}", n, body)
+        request,
+        num,
+        lambda ctx, s, p, n, body: discussions.comment_discussion(ctx, s, p, rtype, f"{ns}/{name}", n, body),
     )
 
 
@@ -73,7 +75,9 @@ async def comment_discussion(request: Request, rtype: str, ns: str, name: str, n
 async def rename_discussion(request: Request, rtype: str, ns: str, name: str, num: str) -> dict[str, Any]:
     """Serves `HfApi.rename_discussion`: POST /api/{T}/{id}/discussions/{num}/title {title}."""
     return await _change(
-        request, num, lambda ctx, s, p, n, body: discussions.rename_discussion(s, p, rtype, f"{ns}/{name}", n, body)
+        request,
+        num,
+        lambda ctx, s, p, n, body: discussions.rename_discussion(ctx, s, p, rtype, f"{ns}/{name}", n, body),
     )
 
 
@@ -83,7 +87,7 @@ async def change_discussion_status(request: Request, rtype: str, ns: str, name: 
     return await _change(
         request,
         num,
-        lambda ctx, s, p, n, body: discussions.change_discussion_status(s, p, rtype, f"{ns}/{name}", n, body),
+        lambda ctx, s, p, n, body: discussions.change_discussion_status(ctx, s, p, rtype, f"{ns}/{name}", n, body),
     )
 
 
@@ -106,7 +110,7 @@ async def edit_discussion_comment(
     return await _change(
         request,
         num,
-        lambda ctx, s, p, n, body: discussions.edit_discussion_comment(s, p, rtype, repo_id, n, comment_id, body),
+        lambda ctx, s, p, n, body: discussions.edit_discussion_comment(ctx, s, p, rtype, repo_id, n, comment_id, body),
     )
 
 
@@ -119,5 +123,5 @@ async def hide_discussion_comment(
     return await _change(
         request,
         num,
-        lambda ctx, s, p, n, body: discussions.hide_discussion_comment(s, p, rtype, repo_id, n, comment_id),
+        lambda ctx, s, p, n, body: discussions.hide_discussion_comment(ctx, s, p, rtype, repo_id, n, comment_id),
     )

@@ -85,8 +85,8 @@ async def update_repo_settings(request: Request, rtype: str, ns: str, name: str)
     body = await json_object(request)
 
     def run() -> dict[str, Any]:
-        with unit(request) as (_, s, p):
-            return repos.update_settings(s, p, rtype, f"{ns}/{name}", body)
+        with unit(request) as (ctx, s, p):
+            return repos.update_settings(s, p, rtype, f"{ns}/{name}", body, ctx)
 
     return await run_in_threadpool(run)
 

@@ -383,3 +383,82 @@ class SpaceInfo(_RepoInfo):
 
 
 RepoInfo = ModelInfo | DatasetInfo | SpaceInfo
+
+
+# ---- likes ---------------------------------------------------------------------------------------------------------
+class LikeAnswer(_Answer):
+    """POST/DELETE /api/{T}/{id}/like (the client reads nothing of it): whether the caller likes it now, the count."""
+
+    liked: bool
+    likes: int
+
+
+class RepoLiker(_Answer):
+    """`HfApi.list_repo_likers` items (`huggingface_hub.User`)."""
+
+    user: str
+    fullname: str
+    avatarUrl: str
+    type: Literal["user"]
+
+
+class LikedRepo(_Answer):
+    name: str
+    type: Literal["model", "dataset", "space"]
+
+
+class UserLike(_Answer):
+    """`HfApi.list_liked_repos` items."""
+
+    createdAt: str
+    repo: LikedRepo
+
+
+# ---- webhooks ------------------------------------------------------------------------------------------------------
+class WebhookWatched(_Answer):
+    type: Literal["user", "org", "model", "dataset", "space"]
+    name: str
+
+
+class WebhookInfo(_Answer):
+    """`huggingface_hub.WebhookInfo` (``secret`` is write-only here: never answered; ``hasSecret`` says if one is
+    set)."""
+
+    id: str
+    url: str
+    watched: list[WebhookWatched]
+    domains: list[Literal["repo", "discussion"]]
+    disabled: bool
+    createdAt: str
+    updatedAt: str
+    hasSecret: bool
+
+
+class WebhookAnswer(_Answer):
+    """`get_webhook`, `create_webhook`, `update_webhook`, `enable_webhook`, `disable_webhook`."""
+
+    webhook: WebhookInfo
+
+
+class WebhookAttempt(_Answer):
+    at: str
+    status: int | None
+    error: str | None
+    durationMs: int
+
+
+class WebhookDelivery(_Answer):
+    """One payload sent (or to be sent) to a webhook, with every attempt (SpaceHub's delivery log)."""
+
+    id: int
+    eventId: str
+    scope: str
+    action: Literal["create", "delete", "move", "update"]
+    state: Literal["pending", "delivered", "failed", "cancelled"]
+    attempts: int
+    lastStatus: int | None
+    lastError: str | None
+    createdAt: str
+    nextAttemptAt: str | None
+    log: list[WebhookAttempt]
+    payload: dict[str, Any]

@@ -291,3 +291,31 @@ def paths_info_body() -> dict[str, Any]:
     form, json = body(PathsInfoRequest, "application/x-www-form-urlencoded"), body(PathsInfoRequest)
     form["requestBody"]["content"].update(json["requestBody"]["content"])
     return form
+
+
+# ---- webhooks ------------------------------------------------------------------------------------------------------
+class WebhookWatchedItem(_Body):
+    type: Literal["user", "org", "model", "dataset", "space", "bucket"]
+    name: str
+
+
+class CreateWebhook(_Body):
+    """`create_webhook` (``jobSourceId``/``secrets``, a Job webhook, are refused here with a 400: no Jobs)."""
+
+    watched: list[WebhookWatchedItem]
+    domains: list[Literal["repo", "discussion"]] = ["repo", "discussion"]
+    url: str | None = None
+    secret: str | None = None
+    jobSourceId: str | None = None
+    secrets: dict[str, str] | None = None
+
+
+class UpdateWebhook(_Body):
+    """`update_webhook`: what it holds replaces what the webhook had (an empty ``watched`` keeps the list)."""
+
+    watched: list[WebhookWatchedItem] = []
+    domains: list[Literal["repo", "discussion"]] | None = None
+    url: str | None = None
+    secret: str | None = None
+    jobSourceId: str | None = None
+    secrets: dict[str, str] | None = None

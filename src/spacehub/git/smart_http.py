@@ -19,7 +19,7 @@ from spacehub.errors import BadRequest
 from spacehub.git.access import GitRepo, authorize, repo_route
 from spacehub.git.cgi import run_cgi
 from spacehub.git.push_checks import CONFIG_ENV, HookConfig
-from spacehub.services import commits
+from spacehub.services import commits, webhooks
 from spacehub.services.context import HubContext
 from spacehub.storage.models import Repo
 from spacehub.web.deps import ctx_of
@@ -51,7 +51,7 @@ async def git_receive_pack(request: Request, rtype: str, repo_id: str) -> Respon
     """Serves `git push`: POST /{prefix}{id}[.git]/git-receive-pack (checked by the pre-receive hook)."""
     repo = await authorize(request, rtype, repo_id, "write")
     ctx = ctx_of(request)
-    before = await run_in_threadpool(ctx.git.branches, repo.id)
+    before = await run_in_threadpool(refs_of, ctx, repo.id)
 
     async def after(returncode: int) -> None:
         await run_in_threadpool(after_push, ctx, repo, before)
@@ -104,18 +104,33 @@ def cgi_env(ctx: HubContext, request: Request, repo: GitRepo, service_path: str)
     return env
 
 
-def after_push(ctx: HubContext, repo: GitRepo, before: dict[str, str]) -> None:
-    """Bookkeeping for every branch the push moved: timestamps, the Space's sdk, the event the runtime listens to.
+def refs_of(ctx: HubContext, repo_id: str) -> dict[str, str]:
+    """The repo's branches and tags by full ref name."""
+    heads = {f"refs/heads/{name}": sha for name, sha in ctx.git.branches(repo_id).items()}
+    return heads | {f"refs/tags/{name}": sha for name, sha in ctx.git.tags(repo_id).items()}
 
-    Compares the branches before and after, so a concurrent API commit may be announced twice (harmless).
+
+def after_push(ctx: HubContext, repo: GitRepo, before: dict[str, str]) -> None:
+    """Bookkeeping for every branch the push moved: timestamps, the Space's sdk, the event the runtime listens to
+    (`commits.after_commit`, which also tells webhooks); tags it made, moved or deleted and branches it deleted are
+    one more ``repo.content`` event for webhooks.
+
+    Compares the refs before and after, so a concurrent API commit may be announced twice (harmless).
     """
-    after = ctx.git.branches(repo.id)
-    moved = {branch: sha for branch, sha in sorted(after.items()) if before.get(branch) != sha}
-    if not moved:
+    after = refs_of(ctx, repo.id)
+    moved = {ref: sha for ref, sha in sorted(after.items()) if ref.startswith("refs/heads/") and before.get(ref) != sha}
+    others = [
+        webhooks.ref_update(ref, before.get(ref), after.get(ref))
+        for ref in sorted(before.keys() | after.keys())
+        if ref not in moved and before.get(ref) != after.get(ref)
+    ]
+    if not moved and not others:
         return
     with ctx.db.transaction() as s:
         row = s.get(Repo, repo.id)
         if row is None:  # deleted meanwhile
             return
-        for branch, sha in moved.items():
-            commits.after_commit(ctx, s, row, branch, sha)
+        for ref, sha in moved.items():
+            commits.after_commit(ctx, s, row, ref, sha, before.get(ref))
+        if others:
+            webhooks.emit(ctx, s, row, "repo.content", "update", updatedRefs=others)

@@ -140,6 +140,10 @@ class RuntimeDeps:
     meter: Callable[[str, set[str]], None] | None = None  # (space id, flavors it runs on now): usage metering
     available_memory: Callable[[], int | None] = available_memory
     clock: Clock = field(default_factory=SystemClock)  # what decisions read; tests move a ManualClock by hand
+    # Called in the transaction that writes a Space's status row when its stage or hardware changes: (session, space
+    # id, before, after), each {stage, hardware, requested, error}; before is None for a first status. The services
+    # own it (services.webhooks.space_status_listener: the Space's runtime events for webhooks).
+    status_listener: Callable[[Session, str, Mapping[str, Any] | None, Mapping[str, Any]], None] | None = None
 
 
 class Reconciler:
@@ -498,6 +502,7 @@ class Reconciler:
     ) -> None:
         with self.d.db.transaction() as s:
             row = s.get(SpaceStatus, space_id)
+            before = None if row is None else {"stage": row.stage, "hardware": row.current_hardware}
             if row is None:
                 row = SpaceStatus(repo_id=space_id, stage=stage.value)
                 s.add(row)
@@ -514,6 +519,15 @@ class Reconciler:
             row.limits = "; ".join(x for x in (enforced, state.limits_note) if x)[:256] or None
             if s.is_modified(row) or row.updated_at is None:  # a pass that changed nothing writes nothing
                 row.updated_at = utcnow()
+            after = {"stage": row.stage, "hardware": row.current_hardware}
+            if self.d.status_listener is not None and after != before:
+                requested = getattr(state, "requested", None) or getattr(state, "hardware", None)
+                after |= {"requested": requested, "error": row.error_message}
+                try:
+                    with s.begin_nested():  # a listener that fails undoes its own writes, never the status
+                        self.d.status_listener(s, space_id, before, after)
+                except Exception:
+                    log.exception("the status listener failed for %s", space_id)
 
     def _factory_done(self, space_id: str) -> None:
         """A factory reboot's build without caches is done: later builds may use the caches again."""

@@ -26,7 +26,7 @@ from spacehub.errors import (
     PreconditionFailed,
     RevisionNotFound,
 )
-from spacehub.services import cards, discussions, spaces
+from spacehub.services import cards, discussions, spaces, webhooks
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import SDKS
@@ -243,9 +243,10 @@ def _land(
     raise AssertionError("unreachable")
 
 
-def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str) -> None:
-    """Bookkeeping after any commit (API, git push, merge of a pull request): timestamps, the Space's sdk, and the
-    event for the runtime. ``branch`` is a branch name or a full ref (``refs/pr/1``)."""
+def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str, old: str | None = None) -> None:
+    """Bookkeeping after any commit (API, git push, merge of a pull request): timestamps, the Space's sdk, the event
+    for the runtime and the ``repo.content`` event for webhooks. ``branch`` is a branch name or a full ref
+    (``refs/pr/1``); ``old`` what the ref pointed at before (default: the commit's first parent)."""
     ref = full_ref(branch)
     repo.updated_at = utcnow()
     if repo.type == "space" and ref == "refs/heads/main":
@@ -257,6 +258,10 @@ def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str)
         spaces.under_way(s, repo, building=True)  # what the runtime will say: wait_for_space must not see the old stage
     s.flush()
     ctx.events.publish(RepoEvent("committed", repo.id, repo.type, ref, sha), s)
+    if old is None:
+        parents = ctx.git.commit_info(repo.id, sha).parents
+        old = str(parents[0]) if parents else None
+    webhooks.emit(ctx, s, repo, "repo.content", "update", updatedRefs=[webhooks.ref_update(ref, old, sha)])
 
 
 def _changes(ctx: HubContext, s: Session, repo: Repo, head: str, ops: list[_Op]) -> list[Change]:

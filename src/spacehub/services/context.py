@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from spacehub.services.creation import SpaceOption
     from spacehub.services.crypto import SecretBox
     from spacehub.services.hardware import HardwarePolicy
+    from spacehub.services.webhooks import WebhookSender
 from spacehub.storage.git import GitStore
 
 
@@ -75,3 +76,4 @@ class HubContext:
     events: Events = field(default_factory=Events)
     space_env: Callable[[Any, Any], Mapping[str, str]] = _no_env
     runtime: Runtime = field(default_factory=NoRuntime)  # the front door: set by the composition root
+    webhook_sender: WebhookSender | None = None  # posts webhook deliveries after their commit (services.webhooks)

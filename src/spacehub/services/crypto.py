@@ -35,7 +35,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from spacehub.storage.db import Database
-from spacehub.storage.models import SpaceSecret
+from spacehub.storage.models import SpaceSecret, Webhook
 
 KEY_FILE_NAME = "secrets.key"
 NONCE_BYTES = 12
@@ -196,6 +196,19 @@ def _reencrypt(box: SecretBox, rows: list[SpaceSecret]) -> int:
     return n
 
 
+def _reencrypt_webhooks(box: SecretBox, rows: list[Webhook]) -> int:
+    """Webhook secrets are sealed with the same key (``webhook:{id}`` in place of a Space id)."""
+    for w in rows:
+        assert w.secret is not None and w.secret_key_id is not None
+        value = box.decrypt(f"webhook:{w.id}", "secret", w.secret_key_id, w.secret)
+        w.secret_key_id, w.secret = box.encrypt(f"webhook:{w.id}", "secret", value)
+    return len(rows)
+
+
+def _webhooks_under_old_keys(s: Session, new_id: str) -> list[Webhook]:
+    return list(s.scalars(select(Webhook).where(Webhook.secret_key_id.is_not(None), Webhook.secret_key_id != new_id)))
+
+
 def rotate_key(db: Database, path: Path) -> tuple[str, int]:
     """Re-encrypt every secret under a new key and retire the old ones (see the module docstring for why this is
     safe with a running server and after a crash). Returns (new key id, number of secrets re-encrypted).
@@ -210,11 +223,13 @@ def rotate_key(db: Database, path: Path) -> tuple[str, int]:
     with db.transaction() as s:
         lock_secrets(s)
         count = _reencrypt(box, list(s.scalars(select(SpaceSecret).where(SpaceSecret.key_id != new_id))))
+        count += _reencrypt_webhooks(box, _webhooks_under_old_keys(s, new_id))
     while True:  # rows a running server wrote under an old key meanwhile, until there are none
         with db.transaction() as s:
             lock_secrets(s)
             left = list(s.scalars(select(SpaceSecret).where(SpaceSecret.key_id != new_id)))
-            if not left:  # retire the old keys while holding the lock: no writer can be using one now
+            hooks = _webhooks_under_old_keys(s, new_id)
+            if not left and not hooks:  # retire the old keys while holding the lock: no writer can be using one now
                 _write_atomic(path, new_id, {new_id: new_key})
                 return new_id, count
-            count += _reencrypt(box, left)
+            count += _reencrypt(box, left) + _reencrypt_webhooks(box, hooks)

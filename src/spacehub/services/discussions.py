@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Forbidden, NotFound
-from spacehub.services import accounts, repos
+from spacehub.services import accounts, repos, webhooks
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.services.discussion_format import discussion_url, event_json, item_json
@@ -131,11 +131,16 @@ def open_discussion(
     )
     s.add(d)
     s.flush()
-    add_comment(s, d, p, description)
+    first = add_comment(s, d, p, description)
     if pull_request:
         assert base is not None
         # The number is new in the database; a ref of that name can only be left from a rolled-back attempt.
         ctx.git.force_ref(repo.id, pr_ref(num), base)
+    webhooks.emit_discussion(ctx, s, repo, d, "create", first)
+    if pull_request:  # the new ref, as the Hub announces a pull request's reference on repo.content
+        webhooks.emit(
+            ctx, s, repo, "repo.content", "update", updatedRefs=[webhooks.ref_update(pr_ref(num), None, base)]
+        )
     return d
 
 
@@ -285,13 +290,15 @@ def _author_or_writer(p: Principal, repo: Repo, d: Discussion, what: str) -> Non
 
 
 def comment_discussion(
-    s: Session, p: Principal, repo_type: str, repo_id: str, num: int, body: Mapping[str, Any]
+    ctx: HubContext, s: Session, p: Principal, repo_type: str, repo_id: str, num: int, body: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Serves ``POST …/discussions/{num}/comment`` ({comment}): ``{newMessage}``.
 
     Raises: RepoNotFound, NotFound, Unauthorized, Forbidden, BadRequest."""
-    _, d = _open_for(s, p, repo_type, repo_id, num)
-    return {"newMessage": event_json(add_comment(s, d, p, check_text(body.get("comment"), "comment")))}
+    repo, d = _open_for(s, p, repo_type, repo_id, num)
+    ev = add_comment(s, d, p, check_text(body.get("comment"), "comment"))
+    webhooks.emit_discussion(ctx, s, repo, d, "create", ev, scope="discussion.comment")
+    return {"newMessage": event_json(ev)}
 
 
 def _find_comment(s: Session, d: Discussion, comment_id: str) -> DiscussionEvent:
@@ -308,11 +315,18 @@ def _find_comment(s: Session, d: Discussion, comment_id: str) -> DiscussionEvent
 
 
 def edit_discussion_comment(
-    s: Session, p: Principal, repo_type: str, repo_id: str, num: int, comment_id: str, body: Mapping[str, Any]
+    ctx: HubContext,
+    s: Session,
+    p: Principal,
+    repo_type: str,
+    repo_id: str,
+    num: int,
+    comment_id: str,
+    body: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Serves ``POST …/discussions/{num}/comment/{id}/edit`` ({content}): ``{updatedComment}``; the comment's author
     only, and not once hidden. Raises: RepoNotFound, NotFound, Forbidden, BadRequest."""
-    _, d = _open_for(s, p, repo_type, repo_id, num)
+    repo, d = _open_for(s, p, repo_type, repo_id, num)
     ev = _find_comment(s, d, comment_id)
     content = check_text(body.get("content"), "content")
     if ev.author_id != p.user_id:
@@ -324,11 +338,12 @@ def edit_discussion_comment(
     ev.data = json.dumps(data)
     d.updated_at = utcnow()
     s.flush()
+    webhooks.emit_discussion(ctx, s, repo, d, "update", ev, scope="discussion.comment")
     return {"updatedComment": event_json(ev)}
 
 
 def hide_discussion_comment(
-    s: Session, p: Principal, repo_type: str, repo_id: str, num: int, comment_id: str
+    ctx: HubContext, s: Session, p: Principal, repo_type: str, repo_id: str, num: int, comment_id: str
 ) -> dict[str, Any]:
     """Serves ``POST …/discussions/{num}/comment/{id}/hide``: ``{updatedComment}``. Its author or a writer; the text
     and its history are erased, as on the Hub (hiding cannot be undone). Raises: RepoNotFound, NotFound, Forbidden."""
@@ -345,11 +360,12 @@ def hide_discussion_comment(
         }
         ev.data = json.dumps(data)
         s.flush()
+        webhooks.emit_discussion(ctx, s, repo, d, "update", ev, scope="discussion.comment")
     return {"updatedComment": event_json(ev)}
 
 
 def rename_discussion(
-    s: Session, p: Principal, repo_type: str, repo_id: str, num: int, body: Mapping[str, Any]
+    ctx: HubContext, s: Session, p: Principal, repo_type: str, repo_id: str, num: int, body: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Serves ``POST …/discussions/{num}/title`` ({title}): ``{newTitle}``; its author or a writer.
 
@@ -359,11 +375,12 @@ def rename_discussion(
     _author_or_writer(p, repo, d, "rename it")
     ev = add_event(s, d, "title-change", p, {"from": d.title, "to": title})
     d.title = title
+    webhooks.emit_discussion(ctx, s, repo, d, "update")
     return {"newTitle": event_json(ev)}
 
 
 def change_discussion_status(
-    s: Session, p: Principal, repo_type: str, repo_id: str, num: int, body: Mapping[str, Any]
+    ctx: HubContext, s: Session, p: Principal, repo_type: str, repo_id: str, num: int, body: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Serves ``POST …/discussions/{num}/status`` ({status: open|closed, comment?}): ``{newStatus}``; its author or a
     writer. Opening a draft pull request publishes it; a merged one stays merged.
@@ -383,8 +400,9 @@ def change_discussion_status(
         raise BadRequest(f"Discussion #{num} is already {status}")
     d.status = status
     ev = add_event(s, d, "status-change", p, {"status": status})
+    webhooks.emit_discussion(ctx, s, repo, d, "update")
     if comment:
-        add_comment(s, d, p, comment)
+        webhooks.emit_discussion(ctx, s, repo, d, "create", add_comment(s, d, p, comment), scope="discussion.comment")
     return {"newStatus": event_json(ev)}
 
 

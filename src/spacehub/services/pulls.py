@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, RevisionNotFound
-from spacehub.services import accounts, commits, discussions, repos
+from spacehub.services import accounts, commits, discussions, repos, webhooks
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.services.discussion_format import event_json
@@ -79,8 +79,10 @@ def merge_pull_request(
     )
     d.status, d.merge_commit = "merged", sha
     ev = discussions.add_event(s, d, "status-change", p, {"status": "merged"})
+    webhooks.emit_discussion(ctx, s, repo, d, "update")
     if comment:
-        discussions.add_comment(s, d, p, comment)
+        note = discussions.add_comment(s, d, p, comment)
+        webhooks.emit_discussion(ctx, s, repo, d, "create", note, scope="discussion.comment")
     commits.after_commit(ctx, s, repo, target, sha)
     return {"newStatus": event_json(ev)}
 

@@ -6,8 +6,10 @@ from itertools import islice
 from typing import Any
 
 import pygit2
+from sqlalchemy.orm import object_session
 
 from spacehub.errors import BadRequest, Conflict, RevisionNotFound
+from spacehub.services import webhooks
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import iso
 from spacehub.storage.git import ZERO_SHA
@@ -60,6 +62,14 @@ def create_branch(ctx: HubContext, repo: Repo, branch: str, starting_point: Any)
     target = ctx.git.resolve(repo.id, starting_point or "main")
     ctx.git.create_ref(repo.id, ref, target)
     ctx.events.publish(RepoEvent("committed", repo.id, repo.type, ref, target))
+    _announce(ctx, repo, ref, None, target)
+
+
+def _announce(ctx: HubContext, repo: Repo, ref: str, old: str | None, new: str | None) -> None:
+    """A ``repo.content`` event for webhooks, in the transaction ``repo`` was read in (none: not announced)."""
+    s = object_session(repo)
+    if s is not None:
+        webhooks.emit(ctx, s, repo, "repo.content", "update", updatedRefs=[webhooks.ref_update(ref, old, new)])
 
 
 def delete_ref(ctx: HubContext, repo: Repo, kind: str, name: str) -> None:
@@ -73,6 +83,7 @@ def delete_ref(ctx: HubContext, repo: Repo, kind: str, name: str) -> None:
     repo_obj = ctx.git.open(repo.id)
     old = str(repo_obj.references[ref].target)  # annotated tags point at the tag object
     ctx.git.update_ref(repo.id, ref, ZERO_SHA, old)
+    _announce(ctx, repo, ref, old, None)
 
 
 def create_tag(ctx: HubContext, repo: Repo, tag: str, rev: str, message: str | None, tagger: str) -> None:
@@ -88,3 +99,4 @@ def create_tag(ctx: HubContext, repo: Repo, tag: str, rev: str, message: str | N
             raise Conflict(f"Tag {tag} already exists") from e
     else:
         ctx.git.create_ref(repo.id, ref, target)
+    _announce(ctx, repo, ref, None, target)

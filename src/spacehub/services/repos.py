@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Conflict
-from spacehub.services import accounts, cards
+from spacehub.services import accounts, cards, webhooks
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import SDKS, URL_PREFIX, iso, split_repo_id, subdomain, validate_repo_name
@@ -111,6 +111,7 @@ def create_repo(
     else:
         _initial_commit(ctx, repo)
     ctx.events.publish(RepoEvent("created", repo.id, repo_type, "refs/heads/main"), s)
+    webhooks.emit(ctx, s, repo, "repo", "create")
     return repo
 
 
@@ -131,6 +132,7 @@ def delete_repo(ctx: HubContext, s: Session, p: Principal, repo_type: str, repo_
     """Raises: RepoNotFound, Forbidden (needs admin on the repo)."""
     repo = get_repo(s, p, repo_type, repo_id, "admin")
     rid = repo.id
+    webhooks.emit(ctx, s, repo, "repo", "delete")  # while its row and git directory still say what it was
     s.delete(repo)
     s.flush()
     ctx.git.delete(rid)
@@ -156,6 +158,8 @@ def move_repo(ctx: HubContext, s: Session, p: Principal, repo_type: str, from_id
     if clash is not None:
         raise Conflict(f"A {repo_type} repo named {to_id} already exists")
     s.execute(RepoRedirect.__table__.delete().where(RepoRedirect.type == repo_type, RepoRedirect.full_name == to_id))
+    moved_to = {"name": f"{owner.name}/{name}", "owner": {"id": f"{owner.id:024x}"}}
+    webhooks.emit(ctx, s, repo, "repo", "move", movedTo=moved_to)  # the repo as it was named, and where it went
     repo.owner_id, repo.owner, repo.name = owner.id, owner, name
     repo.updated_at = utcnow()
     s.add(RepoRedirect(type=repo_type, full_name=old, repo_id=repo.id))
@@ -164,8 +168,11 @@ def move_repo(ctx: HubContext, s: Session, p: Principal, repo_type: str, from_id
     return repo
 
 
-def update_settings(s: Session, p: Principal, repo_type: str, repo_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """``PUT /api/{T}/{id}/settings``: visibility (``private`` or ``visibility``) and ``gated``.
+def update_settings(
+    s: Session, p: Principal, repo_type: str, repo_id: str, body: dict[str, Any], ctx: HubContext | None = None
+) -> dict[str, Any]:
+    """``PUT /api/{T}/{id}/settings``: visibility (``private`` or ``visibility``) and ``gated``. With ``ctx``, a
+    change of visibility is a ``repo.config`` event for webhooks (``updatedConfig: {private}``).
 
     Raises: BadRequest, RepoNotFound, Forbidden.
     """
@@ -177,10 +184,13 @@ def update_settings(s: Session, p: Principal, repo_type: str, repo_id: str, body
     gated = body.get("gated", repo.gated or False)
     if gated is not False and gated not in ("auto", "manual"):  # not `in (False, …)`: 0 == False would pass
         raise BadRequest("'gated' must be false, 'auto' or 'manual'")
+    was_private = repo.private
     repo.private = _private_from(body.get("private"), body.get("visibility"), repo.private)
     repo.gated = gated or None
     repo.updated_at = utcnow()
     s.flush()
+    if ctx is not None and repo.private != was_private:
+        webhooks.emit(ctx, s, repo, "repo.config", "update", updatedConfig={"private": repo.private})
     return {"private": repo.private, "visibility": "private" if repo.private else "public", "gated": gated}
 
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from spacehub.services import accounts, hardware, repos, space_settings, spaces, storage
+from spacehub.services import accounts, hardware, repos, space_settings, spaces, storage, webhooks
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
@@ -41,6 +41,7 @@ class Notice:
     changed: bool = True  # what the Space should be changed: a pass
     wake: bool = False  # it counts as a visit: a sleeping Space wakes to act on it
     storage: bool = False  # its storage changed: measure it soon
+    config: bool = True  # its settings changed: a repo.config event for webhooks (not for a restart)
 
 
 def host(ctx: HubContext, caller: Caller, repo: Repo) -> str:
@@ -70,6 +71,8 @@ def change_space(
         notice = change(s, p, repo)
         out = answer(s, p, repo)
         if notice is not None:
+            if notice.config:  # secrets, variables, hardware, sleep, pause, storage…
+                webhooks.emit(ctx, s, repo, "repo.config", "update", updatedConfig={})
             space_id = repo.id
             after_commit(s, lambda: _tell(ctx, space_id, notice))
         return out
@@ -91,7 +94,7 @@ def restart(ctx: HubContext, caller: Caller, repo_id: str, factory: bool = False
 
     def change(s: Session, p: Principal, repo: Repo) -> Notice:
         spaces.restart(s, repo, factory)
-        return Notice(wake=True)
+        return Notice(wake=True, config=False)
 
     out = change_space(ctx, caller, repo_id, "admin", change, runtime_answer(ctx, caller))
     if out["stage"] in ("PAUSED", "STOPPED", "RUNTIME_ERROR", "BUILD_ERROR"):

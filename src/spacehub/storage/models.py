@@ -251,3 +251,59 @@ class DiscussionEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     author: Mapped[Account | None] = relationship()
+
+
+class Like(Base):
+    """A user's like of a repo. ``repos.likes`` counts them (kept in the same transaction by `services.likes`)."""
+
+    __tablename__ = "likes"
+    __table_args__ = (UniqueConstraint("user_id", "repo_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    repo: Mapped[Repo] = relationship()
+    user: Mapped[Account] = relationship()
+
+
+class Webhook(Base):
+    """A user's webhook (``/api/settings/webhooks``): what it watches (``watched``, JSON ``[{type, name}]``), its
+    domains (JSON ``["repo", "discussion"]``) and where it posts. The secret is sealed with the secrets key
+    (`services.crypto.SecretBox`): it is sent as ``X-Webhook-Secret`` and never answered or logged."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    watched: Mapped[str] = mapped_column(Text)
+    domains: Mapped[str] = mapped_column(String(64))
+    secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # nonce || ciphertext
+    secret_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the secrets key that sealed it
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    owner: Mapped[Account] = relationship()
+
+
+class WebhookDelivery(Base):
+    """One payload for one webhook: written in the transaction of the change it reports (an outbox), posted after
+    it commits, tried again with backoff while the receiver fails. ``state``: pending | delivered | failed (gave
+    up). The owner reads them at ``GET /api/settings/webhooks/{id}/deliveries``."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str] = mapped_column(String(24))
+    scope: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    log: Mapped[str] = mapped_column(Text, default="[]")  # JSON: every attempt {at, status, error, ms}
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -126,7 +126,9 @@ def visibility(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
     with ctx.db.transaction() as s:  # the use case `HfApi.update_repo_settings` calls, for the session's user
         from spacehub.services import accounts
 
-        repos.update_settings(s, accounts.authenticate(s, who.token), "space", repo_id, {"private": private == "1"})
+        repos.update_settings(
+            s, accounts.authenticate(s, who.token), "space", repo_id, {"private": private == "1"}, ctx
+        )
     return "Now private" if private == "1" else "Now public"
 
 
