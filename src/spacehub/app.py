@@ -67,7 +67,18 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException
 
-    from spacehub.api import commits, discussions, files, hardware, info, repos, space_settings, spaces, storage
+    from spacehub.api import (
+        commits,
+        discussions,
+        files,
+        hardware,
+        info,
+        missing,
+        repos,
+        space_settings,
+        spaces,
+        storage,
+    )
     from spacehub.git import routes as git_routes
     from spacehub.ui import pages
 
@@ -115,6 +126,7 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.include_router(pages.router)  # after the API and git: its /{owner} and /spaces/{owner}/{name} are wide
-    app.include_router(files.router)  # last: its model route /{ns}/{name}/resolve/... is the widest pattern
+    app.include_router(files.router)  # its model route /{ns}/{name}/resolve/... is the widest pattern
+    app.include_router(missing.router)  # last: ids without a namespace, where no namespaced route matched
     app.add_middleware(RawPathMiddleware)
     return app

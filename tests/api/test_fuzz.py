@@ -158,6 +158,8 @@ SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # met
      {"paths": ["weights.bin", "src"], "expand": True}, "application/x-www-form-urlencoded"),
     ("GET", "/api/{rtype}/{ns}/{name}/refs", {**_REPO, "?": {"include_prs": "true"}}, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}/commits/{rev}", {**_REPO, "rev": "main"}, None, None),
+    ("GET", "/api/{rtype}/{ns}/{name}/auth-check", _REPO, None, None),
+    ("GET", "/api/{rtype}/{ns}/{name}/auth-check/write", _REPO, None, None),
     ("POST", "/api/{rtype}/{ns}/{name}/branch/{branch}", {**_REPO, "branch": "b2"}, {"startingPoint": "main"},
      "application/json"),
     ("DELETE", "/api/{rtype}/{ns}/{name}/branch/{branch}", {**_REPO, "branch": "b2"}, None, None),

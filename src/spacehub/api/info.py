@@ -93,6 +93,24 @@ def _info(request: Request, rtype: str, repo_id: str, rev: str) -> dict[str, Any
         return info
 
 
+@router.get("/api/{rtype:repotype}/{ns}/{name}/auth-check", **answers(r.Empty))
+def auth_check(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.auth_check`: GET /api/{T}/{id}/auth-check (may the token read the repo?)."""
+    return _auth_check(request, rtype, f"{ns}/{name}", False)
+
+
+@router.get("/api/{rtype:repotype}/{ns}/{name}/auth-check/write", **answers(r.Empty))
+def auth_check_write(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.auth_check(write=True)` and `hf spaces hot-reload`: GET /api/{T}/{id}/auth-check/write."""
+    return _auth_check(request, rtype, f"{ns}/{name}", True)
+
+
+def _auth_check(request: Request, rtype: str, repo_id: str, write: bool) -> dict[str, Any]:
+    with unit(request) as (_, s, p):
+        repos.auth_check(s, p, rtype, repo_id, write)
+    return {}
+
+
 @router.get("/api/{rtype:repotype}/{ns}/{name}/tree/{rev}", **answers(r.TreeEntries))
 def list_repo_tree_root(request: Request, rtype: str, ns: str, name: str, rev: str) -> JSONResponse:
     """Serves `HfApi.list_repo_tree` / `list_repo_files`: GET /api/{T}/{id}/tree/{rev}."""

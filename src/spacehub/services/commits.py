@@ -291,6 +291,11 @@ def _changes(ctx: HubContext, s: Session, repo: Repo, head: str, ops: list[_Op])
             changes[op.path] = Change(op.path, ctx.git.write_blob(repo.id, ptr.encode()), FILE_MODE)
         elif op.kind == "deletedFile":
             if op.path not in files and not (op.path in changes and changes[op.path].oid):
+                if any(f.startswith(op.path + "/") for f in files):
+                    raise EntryNotFound(
+                        f"{op.path} is a folder, not a file: delete it as a folder (delete_folder, or"
+                        " CommitOperationDelete(..., is_folder=True))"
+                    )
                 raise EntryNotFound(f"A file with this name doesn't exist: {op.path}")
             changes[op.path] = Change(op.path, None)
         else:  # deletedFolder

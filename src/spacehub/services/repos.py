@@ -44,6 +44,14 @@ def get_repo(s: Session, p: Principal, repo_type: str, repo_id: str, need: str =
     return accounts.check_repo_access(p, find_repo(s, repo_type, repo_id), need)
 
 
+def auth_check(s: Session, p: Principal, repo_type: str, repo_id: str, write: bool) -> None:
+    """``HfApi.auth_check``: may ``p`` read (or, with ``write``, change the content of) the repo?
+
+    Raises: RepoNotFound (missing, or private and not theirs), Unauthorized, Forbidden.
+    """
+    get_repo(s, p, repo_type, repo_id, "write" if write else "read")
+
+
 def _private_from(private: bool | None, visibility: str | None, default: bool) -> bool:
     if visibility is not None:
         if visibility not in VISIBILITIES:
