@@ -244,3 +244,23 @@ def test_delete_file_on_a_folder_path_says_to_delete_the_folder(api: HfApi, uniq
         api.delete_file("d", repo_id)
     assert "is a folder" in str(e.value)
     assert "d/x.txt" in api.list_repo_files(repo_id)
+
+
+# ---- repo ids in any case ------------------------------------------------------------------------------------
+def test_repo_ids_in_any_case_resolve_to_the_repo(hub: InProcessHub, api: HfApi, unique: str) -> None:
+    repo_id = f"alice/{unique}-Case"
+    api.create_repo(repo_id, repo_type="space", space_sdk="static")
+    shouting = repo_id.upper()
+    info = api.space_info(shouting)
+    assert info.id == repo_id  # the canonical spelling comes back
+    api.upload_file(path_or_fileobj=b"hi", path_in_repo="x.txt", repo_id=shouting, repo_type="space")
+    assert "x.txt" in api.list_repo_files(repo_id.lower(), repo_type="space")
+    path = api.hf_hub_download(shouting, "x.txt", repo_type="space", cache_dir=str(hub.data_dir / f"cc-{unique}"))
+    assert Path(path).read_bytes() == b"hi"
+    api.auth_check(repo_id.lower(), repo_type="space", write=True)
+    assert api.repo_exists(shouting, repo_type="space")
+    with pytest.raises(HfHubHTTPError) as e:  # two repos never differ only in case
+        api.create_repo(repo_id.lower(), repo_type="space", space_sdk="static")
+    assert e.value.response.status_code == 409
+    assert api.create_repo(shouting, repo_type="space", space_sdk="static", exist_ok=True).repo_id == repo_id
+    assert len([s for s in api.list_spaces(author="alice") if s.id.lower() == repo_id.lower()]) == 1

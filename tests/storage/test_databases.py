@@ -183,7 +183,8 @@ def test_repo_permissions(ctx: HubContext) -> None:
         with pytest.raises(Forbidden):
             accounts.check_repo_access(dave, pub, "write")
         assert repos.find_repo(s, "model", "acme/Secret\x00") is None
-        assert repos.find_repo(s, "model", "acme/secret") is None  # lookups are exact, on both databases
+        assert repos.find_repo(s, "model", "ACME/secret") is repos.find_repo(s, "model", full)  # any case, both DBs
+        assert repos.find_repo(s, "model", "acme/secr\u212at") is None  # non-ASCII never folds into a name
 
     with ctx.db.transaction() as s:
 

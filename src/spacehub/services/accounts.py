@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, RepoNotFound, Unauthorized
@@ -65,9 +65,10 @@ def hash_token(token: str) -> str:
 
 
 def get_account(s: Session, name: str) -> Account | None:
-    if "\x00" in name:  # no name has one, and PostgreSQL refuses NUL in text parameters
+    """The user or org named ``name`` in any case (names never differ only in case: the database enforces it)."""
+    if "\x00" in name or not name.isascii():  # no name has either; PostgreSQL refuses NUL in text parameters
         return None
-    return s.scalar(select(Account).where(Account.name == name))
+    return s.scalar(select(Account).where(func.lower(Account.name) == name.lower()))
 
 
 def create_user(s: Session, name: str, fullname: str = "", email: str | None = None, admin: bool = False) -> Account:
@@ -83,7 +84,7 @@ def _create_account(s: Session, name: str, kind: str, fullname: str, email: str 
     validate_name(name, "user name" if kind == "user" else "organization name")
     _check_length("full name", fullname, Account.fullname)
     _check_length("e-mail address", email, Account.email)
-    if s.scalar(select(Account).where(Account.name.ilike(name))) is not None:
+    if get_account(s, name) is not None:
         raise Conflict(f"The name {name!r} is already taken")
     acct = Account(name=name, kind=kind, fullname=fullname or name, email=email, is_admin=admin)
     s.add(acct)

@@ -25,14 +25,21 @@ def repo_url(base_url: str, repo_type: str, full_name: str) -> str:
 
 
 def find_repo(s: Session, repo_type: str, repo_id: str) -> Repo | None:
-    """The repo named ``repo_id`` (or formerly named so, after a move), or None."""
-    if "\x00" in repo_id:  # no name has one, and PostgreSQL refuses NUL in text parameters
+    """The repo named ``repo_id`` in any case (``Alice/My-Model`` is ``alice/my-model``, as on the Hub; the database
+    keeps two repos from differing only in case), or formerly named so after a move; or None."""
+    if "\x00" in repo_id or not repo_id.isascii():  # no name has either; PostgreSQL refuses NUL in text parameters
         return None
-    ns, _, name = repo_id.partition("/")
-    repo = s.scalar(select(Repo).join(Repo.owner).where(Repo.type == repo_type, Account.name == ns, Repo.name == name))
+    ns, _, name = repo_id.lower().partition("/")
+    repo = s.scalar(
+        select(Repo)
+        .join(Repo.owner)
+        .where(Repo.type == repo_type, func.lower(Account.name) == ns, func.lower(Repo.name) == name)
+    )
     if repo is None:
         redirect = s.scalar(
-            select(RepoRedirect).where(RepoRedirect.type == repo_type, RepoRedirect.full_name == repo_id)
+            select(RepoRedirect)
+            .where(RepoRedirect.type == repo_type, func.lower(RepoRedirect.full_name) == repo_id.lower())
+            .order_by(RepoRedirect.id.desc())
         )
         if redirect is not None:
             repo = s.get(Repo, redirect.repo_id)
@@ -95,9 +102,10 @@ def create_repo(
     full = f"{owner.name}/{name}"
     existing = find_repo(s, repo_type, full)
     if existing is not None and existing.full_name.lower() == full.lower():
+        url = repo_url(base_url, repo_type, existing.full_name)  # its own spelling, whatever the case asked
         if accounts.can_read(p, existing):
-            raise Conflict(f"You already created this {repo_type} repo", url=repo_url(base_url, repo_type, full))
-        raise Conflict(f"A {repo_type} repo with this name already exists", url=repo_url(base_url, repo_type, full))
+            raise Conflict(f"You already created this {repo_type} repo", url=url)
+        raise Conflict(f"A {repo_type} repo with this name already exists", url=url)
     clash = s.scalar(
         select(Repo).where(Repo.type == repo_type, Repo.owner_id == owner.id, func.lower(Repo.name) == name.lower())
     )
@@ -163,7 +171,11 @@ def move_repo(ctx: HubContext, s: Session, p: Principal, repo_type: str, from_id
     )
     if clash is not None:
         raise Conflict(f"A {repo_type} repo named {to_id} already exists")
-    s.execute(RepoRedirect.__table__.delete().where(RepoRedirect.type == repo_type, RepoRedirect.full_name == to_id))
+    s.execute(
+        RepoRedirect.__table__.delete().where(
+            RepoRedirect.type == repo_type, func.lower(RepoRedirect.full_name) == to_id.lower()
+        )
+    )
     repo.owner_id, repo.owner, repo.name = owner.id, owner, name
     repo.updated_at = utcnow()
     s.add(RepoRedirect(type=repo_type, full_name=old, repo_id=repo.id))

@@ -9,12 +9,14 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
     false,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -33,6 +35,11 @@ class Account(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)  # argon2id; None: no web sign-in
+
+
+# Names are compared in any case (`accounts.get_account`, `repos.find_repo`), so the database keeps two accounts, or
+# two repos of one owner and type, from differing only in case (migration 0011).
+Index("uq_accounts_lower_name", func.lower(Account.name), unique=True)
 
 
 class Membership(Base):
@@ -86,6 +93,9 @@ class Repo(Base):
     @property
     def full_name(self) -> str:
         return f"{self.owner.name}/{self.name}"
+
+
+Index("uq_repos_type_owner_lower_name", Repo.type, Repo.owner_id, func.lower(Repo.name), unique=True)
 
 
 class RepoRedirect(Base):
