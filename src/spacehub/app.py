@@ -78,6 +78,7 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
         space_settings,
         spaces,
         storage,
+        users,
     )
     from spacehub.git import routes as git_routes
     from spacehub.ui import pages
@@ -122,7 +123,7 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
         msg = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
         return error_response(BadRequest(f"Invalid request: {msg}"), getattr(request.state, "request_id", ""))
 
-    for module in (storage, hardware, space_settings, repos, info, commits, discussions, spaces, git_routes):
+    for module in (storage, hardware, space_settings, repos, users, info, commits, discussions, spaces, git_routes):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.include_router(pages.router)  # after the API and git: its /{owner} and /spaces/{owner}/{name} are wide

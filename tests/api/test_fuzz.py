@@ -41,6 +41,7 @@ def seeded_hub(data_dir: Path) -> tuple[Assembly, str]:
         accounts.create_user(s, "alice")
         token = accounts.create_token(s, "alice")
         billing.grant(s, "alice")  # paid hardware, hence custom sleep times, are allowed
+        accounts.create_org(s, "fuzzorg")
     for kind in ("space", "model", "dataset"):
         creation.create_repo(parts.ctx, token, {"name": "alice/fuzz", "type": kind, "sdk": "static"}, "http://x")
     readme = "---\ntitle: Fuzz\nemoji: 🐛\ntags: [a, b]\n---\nhi\n"
@@ -149,7 +150,12 @@ SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # met
     ("POST", "/api/{rtype}/{ns}/{name}/discussions/{num}/merge", {**_REPO, "num": "1"}, {}, "application/json"),
     ("POST", "/api/{rtype}/{ns}/{name}/discussions/{num}/status", {**_REPO, "num": "1"}, {"status": "closed"},
      "application/json"),
-    ("GET", "/api/{rtype}", {"rtype": "spaces", "?": {"author": "alice"}}, None, None),
+    ("GET", "/api/{rtype}", {"rtype": "spaces", "?": {"author": "alice", "filter": "static", "full": "true"}}, None,
+     None),
+    ("GET", "/api/spaces/semantic-search", {"?": {"q": "fuzz", "includeNonRunning": "true"}}, None, None),
+    ("GET", "/api/users/{name}/overview", {"name": "alice"}, None, None),
+    ("GET", "/api/organizations/{name}/overview", {"name": "fuzzorg"}, None, None),
+    ("GET", "/avatars/{name}.svg", {"name": "alice"}, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}", _REPO, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}/revision/{rev}", {**_REPO, "rev": "v1", "?": {"blobs": "true"}}, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}/tree/{rev}", {**_REPO, "rev": "main", "?": {"expand": "true"}}, None, None),

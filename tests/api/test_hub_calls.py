@@ -5,6 +5,7 @@ space templates. The real client (2.4.0) and raw HTTP on the Hub app in-process 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -264,3 +265,173 @@ def test_repo_ids_in_any_case_resolve_to_the_repo(hub: InProcessHub, api: HfApi,
     assert e.value.response.status_code == 409
     assert api.create_repo(shouting, repo_type="space", space_sdk="static", exist_ok=True).repo_id == repo_id
     assert len([s for s in api.list_spaces(author="alice") if s.id.lower() == repo_id.lower()]) == 1
+
+
+# ---- listings ------------------------------------------------------------------------------------------------
+def _card(yaml: str) -> bytes:
+    return f"---\n{yaml}\n---\n# hello\n".encode()
+
+
+@pytest.fixture(scope="module")
+def listed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A hub of its own (pages of 2, so pagination shows with a handful of repos): carol's models, datasets and
+    Spaces with cards, one private."""
+    from tests.inprocess import start_inprocess_hub, stop_inprocess_hub
+
+    h = start_inprocess_hub(tmp_path_factory.mktemp("listed") / "data", {"server": {"list_page_size": 2}})
+    api = h.api(h.user("carol"))
+    cards = {
+        "carol/bert-a": "tags: [nlp, fast]\nlibrary_name: transformers\npipeline_tag: fill-mask\nlicense: mit",
+        "carol/bert-b": "tags: [nlp]\nlibrary_name: transformers\npipeline_tag: text-classification",
+        "carol/vision": "tags: [cv]\nlibrary_name: timm\ndatasets: [carol/pics]",
+        "carol/plain": None,
+    }
+    for repo_id, yaml in cards.items():
+        api.create_repo(repo_id, private=repo_id == "carol/plain")
+        if yaml:
+            api.upload_file(path_or_fileobj=_card(yaml), path_in_repo="README.md", repo_id=repo_id)
+    api.create_repo("carol/pics", repo_type="dataset")
+    api.upload_file(path_or_fileobj=_card("tags: [images]\nlanguage: [en]"), path_in_repo="README.md",
+                    repo_id="carol/pics", repo_type="dataset")  # fmt: skip
+    for name, sdk in (("demo-gradio", "gradio"), ("demo-static", "static"), ("other", "static")):
+        api.create_repo(f"carol/{name}", repo_type="space", space_sdk=sdk)
+    readme = "title: Bert demo\nsdk: gradio\nmodels: [carol/bert-a]\nshort_description: classify text with bert"
+    api.upload_file(path_or_fileobj=_card(readme), path_in_repo="README.md", repo_id="carol/demo-gradio",
+                    repo_type="space")  # fmt: skip
+    yield h
+    stop_inprocess_hub(h)
+
+
+def test_list_models_filters_by_tags_as_the_client_sends_them(listed: Any) -> None:
+    api = listed.api(listed.tokens["carol"])
+    ids = lambda **kw: sorted(m.id for m in api.list_models(**kw))  # noqa: E731
+    assert ids(filter="nlp") == ["carol/bert-a", "carol/bert-b"]
+    assert ids(filter=["nlp", "fast"]) == ["carol/bert-a"]  # every filter must hold
+    assert ids(filter="transformers") == ["carol/bert-a", "carol/bert-b"]  # library_name is a tag
+    assert ids(filter="license:mit") == ["carol/bert-a"]
+    assert ids(filter="dataset:carol/pics") == ["carol/vision"]
+    assert ids(pipeline_tag="text-classification") == ["carol/bert-b"]
+    assert ids(filter="nothing-has-this") == []
+    assert ids(author="carol", search="bert") == ["carol/bert-a", "carol/bert-b"]
+    assert "carol/plain" in ids() and "carol/plain" not in sorted(m.id for m in listed.api(None).list_models())
+    assert [d.id for d in api.list_datasets(language="en")] == ["carol/pics"]  # sent as filter=language:en
+    assert [d.id for d in api.list_datasets(filter="images", search="pics", dataset_name="carol/")] == ["carol/pics"]
+    assert list(api.list_datasets(search="pics", dataset_name="nobody/")) == []  # both must match
+    assert api.dataset_info("carol/pics").tags == ["images", "language:en"]
+    assert api.model_info("carol/bert-a").tags == ["nlp", "fast", "transformers", "fill-mask", "license:mit"]
+
+
+def test_list_spaces_filters_and_linked(listed: Any) -> None:
+    api = listed.api(listed.tokens["carol"])
+    assert sorted(s.id for s in api.list_spaces(filter="gradio")) == ["carol/demo-gradio"]
+    assert sorted(s.id for s in api.list_spaces(filter=["static", "region:us"])) == [
+        "carol/demo-static", "carol/other"]  # fmt: skip
+    assert [s.id for s in api.list_spaces(models="carol/bert-a")] == ["carol/demo-gradio"]
+    (linked,) = [s for s in api.list_spaces(linked=True, search="gradio")]
+    assert linked.models == ["carol/bert-a"] and linked.datasets == []
+    assert api.space_info("carol/demo-gradio").tags == ["gradio", "region:us"]
+
+
+def test_sort_and_direction(listed: Any) -> None:
+    api = listed.api(listed.tokens["carol"])
+    newest = [m.id for m in api.list_models(sort="created_at")]
+    assert newest[0] == "carol/plain" and newest[-1] == "carol/bert-a"
+    r = listed.http.get(f"{listed.url}/api/models", params={"sort": "createdAt", "direction": "1"},
+                        headers={"authorization": f"Bearer {listed.tokens['carol']}"})  # fmt: skip
+    first_page = [m["id"] for m in r.json()]
+    assert first_page == ["carol/bert-a", "carol/bert-b"]
+    by_modified = [m.id for m in api.list_models(sort="last_modified")]
+    assert by_modified == ["carol/plain", "carol/vision", "carol/bert-b", "carol/bert-a"]  # last change first
+    r = listed.http.get(f"{listed.url}/api/models?sort=id&direction=1&limit=3")  # pages of 2, anonymous
+    assert [m["id"] for m in r.json()] == ["carol/bert-a", "carol/bert-b"]
+    assert [m["id"] for m in listed.http.get(r.links["next"]["url"]).json()] == ["carol/vision"]
+    for bad in ({"sort": "bogus"}, {"direction": "0"}, {"direction": "x"}, {"limit": "-1"}, {"expand": "nope"},
+                {"inference": "warm"}, {"num_parameters": "min:1B"}):  # fmt: skip
+        r = listed.http.get(f"{listed.url}/api/models", params=bad)
+        assert r.status_code == 400 and r.json()["error"], (bad, r.text)
+
+
+def test_pagination_follows_link_headers(listed: Any) -> None:
+    """Pages of 2 here: the client follows `Link: rel="next"` until the last page, and stops at ``limit``."""
+    api = listed.api(listed.tokens["carol"])
+    assert len(list(api.list_models())) == 4
+    assert len(list(api.list_models(limit=3))) == 3
+    r = listed.http.get(f"{listed.url}/api/models", headers={"authorization": f"Bearer {listed.tokens['carol']}"})
+    assert len(r.json()) == 2 and 'rel="next"' in r.headers["link"]
+    assert r.headers["link"].startswith(f"<{listed.url}/api/models?")
+    r = listed.http.get(f"{listed.url}/api/models?limit=2")
+    assert len(r.json()) == 2 and "link" not in r.headers  # limit reached: no next page
+    pages, url = [], f"{listed.url}/api/models?filter=nlp&limit=10"
+    while url:
+        r = listed.http.get(url)
+        pages.append([m["id"] for m in r.json()])
+        url = r.links.get("next", {}).get("url")
+    assert pages == [["carol/bert-b", "carol/bert-a"]]  # filtered in pages too: 2 match, one page
+    r = listed.http.get(f"{listed.url}/api/spaces?filter=region:us")  # 3 Spaces match: a page of 2, then 1
+    assert len(r.json()) == 2 and len(listed.http.get(r.links["next"]["url"]).json()) == 1
+
+
+def test_expand_and_full(listed: Any) -> None:
+    api = listed.api(listed.tokens["carol"])
+    (m,) = [m for m in api.list_models(search="bert-a", expand=["pipeline_tag", "likes", "cardData", "sha"])]
+    assert m.id == "carol/bert-a" and m.pipeline_tag == "fill-mask" and m.likes == 0 and m.sha
+    assert m.card_data is not None and m.card_data.license == "mit"
+    assert m.downloads is None and m.tags is None  # not asked for: not sent
+    raw = listed.http.get(f"{listed.url}/api/models?search=bert-a&expand=author&expand=tags").json()
+    assert raw == [{"_id": raw[0]["_id"], "id": "carol/bert-a", "author": "carol",
+                    "tags": ["nlp", "fast", "transformers", "fill-mask", "license:mit"]}]  # fmt: skip
+    (s,) = [s for s in api.list_spaces(search="demo-gradio", expand=["runtime", "sdk", "models"])]
+    assert s.sdk == "gradio" and s.runtime is not None and s.models == ["carol/bert-a"]
+    (full,) = [m for m in api.list_models(search="bert-b", full=True)]
+    assert {x.rfilename for x in full.siblings or []} == {".gitattributes", "README.md"}
+    assert full.card_data is not None and full.card_data.library_name == "transformers"
+    (plain,) = [m for m in api.list_models(search="bert-b")]
+    assert plain.siblings is None and plain.card_data is None
+
+
+def test_search_spaces(listed: Any) -> None:
+    """Full-text: words of the query in the id, title, short description or tags; running Spaces only unless asked
+    (this hub has no runtime, so none runs)."""
+    api = listed.api(listed.tokens["carol"])
+    assert list(api.search_spaces("bert demo")) == []
+    results = list(api.search_spaces("classify bert", include_non_running=True))
+    assert [r.id for r in results] == ["carol/demo-gradio"]
+    assert results[0].title == "Bert demo" and results[0].ai_short_description == "classify text with bert"
+    assert results[0].semantic_relevancy_score == 1.0 and results[0].sdk == "gradio"
+    assert {r.id for r in api.search_spaces("demo", include_non_running=True, sdk="static")} == {"carol/demo-static"}
+    some = {r.id: r.semantic_relevancy_score for r in api.search_spaces("demo other", include_non_running=True)}
+    assert some == {"carol/demo-gradio": 0.5, "carol/demo-static": 0.5, "carol/other": 0.5}
+    r = listed.http.get(f"{listed.url}/api/spaces/semantic-search")
+    assert r.status_code == 400 and r.json()["error"]
+
+
+# ---- people --------------------------------------------------------------------------------------------------
+def test_full_name_and_avatar_in_whoami_and_overviews(hub: InProcessHub, unique: str) -> None:
+    name, org = f"dora{unique[-6:]}", f"team{unique[-6:]}"
+    hub.cli("users", "create", name, "--fullname", "Dora Explorer")
+    hub.cli("orgs", "create", org, "--fullname", "The Team")
+    hub.cli("orgs", "add-member", org, name, "--role", "write")
+    api = hub.api(hub.user(name))
+    me = api.whoami()
+    assert me["fullname"] == "Dora Explorer"
+    assert me["avatarUrl"] == f"{hub.url}/avatars/{name}.svg"
+    assert me["orgs"][0]["avatarUrl"] == f"{hub.url}/avatars/{org}.svg"
+    api.create_repo(f"{name}/m1")
+    api.create_repo(f"{name}/m2", private=True)
+    api.create_repo(f"{name}/s1", repo_type="space", space_sdk="static")
+    user = api.get_user_overview(name)
+    assert (user.username, user.fullname, user.avatar_url) == (name, "Dora Explorer", me["avatarUrl"])
+    assert (user.num_models, user.num_datasets, user.num_spaces) == (2, 0, 1)
+    assert [o.name for o in user.orgs] == [org] and user.orgs[0].fullname == "The Team"
+    assert hub.api(None).get_user_overview(name.upper()).num_models == 1  # others see public repos only
+    team = api.get_organization_overview(org)
+    assert (team.name, team.fullname, team.num_users) == (org, "The Team", 1)
+    assert team.avatar_url == f"{hub.url}/avatars/{org}.svg"
+    svg = hub.http.get(me["avatarUrl"])
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+    assert svg.text.startswith("<svg") and ">D</text>" in svg.text
+    for missing in (lambda: api.get_user_overview("nobody-at-all"), lambda: api.get_organization_overview(name)):
+        with pytest.raises(HfHubHTTPError) as e:
+            missing()
+        assert e.value.response.status_code == 404
+    assert hub.http.get(f"{hub.url}/avatars/nobody-at-all.svg").status_code == 404

@@ -14,7 +14,7 @@ from sqlalchemy import inspect, select
 
 from spacehub.config import Settings
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, RepoNotFound, Unauthorized
-from spacehub.services import accounts, repos
+from spacehub.services import accounts, listing, repos
 from spacehub.services.accounts import ANONYMOUS, Principal
 from spacehub.services.context import HubContext
 from spacehub.storage.db import MIGRATIONS_DIR, Database, upgrade_schema
@@ -188,9 +188,9 @@ def test_repo_permissions(ctx: HubContext) -> None:
 
     with ctx.db.transaction() as s:
 
-        def names(p: Principal, repo_type: str = "model", **kw: object) -> list[str]:
-            args = {"author": None, "search": None, "sort": None, "direction": -1, "limit": None, "offset": 0} | kw
-            items, _ = repos.list_repos(ctx, s, p, repo_type, base_url="http://hub", **args)  # type: ignore[arg-type]
+        def names(p: Principal, repo_type: str = "model", search: str | None = None, **kw: Any) -> list[str]:
+            query = listing.ListQuery(repo_type, search=[search] if search is not None else [], **kw)
+            items, _ = listing.list_repos(ctx, s, p, query, base_url="http://hub")
             return [str(i["id"]) for i in items]
 
         assert names(ANONYMOUS) == [] and names(dave) == [] and names(carol) == [full]

@@ -168,7 +168,7 @@ def principal_of(s: Session, user: Account, token_role: str) -> Principal:
     return Principal(user.id, user.name, token_role, user.is_admin, roles)
 
 
-def whoami(s: Session, p: Principal, token: str) -> dict[str, object]:
+def whoami(s: Session, p: Principal, token: str, base_url: str = "") -> dict[str, object]:
     """The ``/api/whoami-v2`` document. Raises: Unauthorized (anonymous)."""
     if p.anonymous or p.user_id is None:
         raise Unauthorized(INVALID_CREDENTIALS)
@@ -178,20 +178,27 @@ def whoami(s: Session, p: Principal, token: str) -> dict[str, object]:
     orgs = []
     for m in s.scalars(select(Membership).where(Membership.user_id == user.id)):
         orgs.append(
-            {"type": "org", "name": m.org.name, "fullname": m.org.fullname, "roleInOrg": m.role, "id": _hexid(m.org.id)}
+            {
+                "type": "org",
+                "name": m.org.name,
+                "fullname": m.org.fullname,
+                "roleInOrg": m.role,
+                "id": hexid(m.org.id),
+                "avatarUrl": avatar_url(base_url, m.org.name),
+            }
         )
     from spacehub.services.formats import iso
 
     return {
         "type": "user",
-        "id": _hexid(user.id),
+        "id": hexid(user.id),
         "name": user.name,
         "fullname": user.fullname,
         "email": user.email,
         "emailVerified": user.email is not None,
         "isPro": False,
         "canPay": False,
-        "avatarUrl": "",
+        "avatarUrl": avatar_url(base_url, user.name),
         "orgs": orgs,
         "auth": {
             "type": "access_token",
@@ -204,7 +211,12 @@ def whoami(s: Session, p: Principal, token: str) -> dict[str, object]:
     }
 
 
-def _hexid(n: int) -> str:
+def avatar_url(base_url: str, name: str) -> str:
+    """Where an account's avatar is drawn (`people.avatar_svg`)."""
+    return f"{base_url.rstrip('/')}/avatars/{name}.svg"
+
+
+def hexid(n: int) -> str:
     return f"{n:024x}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Conflict
@@ -15,7 +15,7 @@ from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import SDKS, URL_PREFIX, iso, split_repo_id, subdomain, validate_repo_name
 from spacehub.storage.db import utcnow
 from spacehub.storage.git import Change
-from spacehub.storage.models import Account, Membership, Repo, RepoRedirect
+from spacehub.storage.models import Account, Repo, RepoRedirect
 
 VISIBILITIES = ("public", "private", "protected")
 
@@ -246,48 +246,3 @@ def space_host(ctx: HubContext, base_url: str, sub: str) -> str:
     u = urlsplit(base_url or f"http://{ctx.settings.server.host}:{ctx.settings.server.port}")
     port = f":{u.port}" if u.port else ""
     return f"{u.scheme}://{sub}.{ctx.settings.runtime.spaces_domain}{port}"
-
-
-def list_repos(
-    ctx: HubContext,
-    s: Session,
-    p: Principal,
-    repo_type: str,
-    author: str | None,
-    search: str | None,
-    sort: str | None,
-    direction: int,
-    limit: int | None,
-    offset: int,
-    base_url: str,
-) -> tuple[list[dict[str, Any]], bool]:
-    """A page of repos ``p`` can see, and whether more follow."""
-    if "\x00" in (author or "") + (search or ""):  # matches no name; PostgreSQL refuses NUL in text parameters
-        return [], False
-    q = select(Repo).join(Repo.owner).where(Repo.type == repo_type)
-    if p.anonymous:
-        q = q.where(Repo.private.is_(False))
-    elif not p.is_admin:
-        orgs = select(Membership.org_id).where(Membership.user_id == p.user_id)
-        q = q.where(or_(Repo.private.is_(False), Repo.owner_id == p.user_id, Repo.owner_id.in_(orgs)))
-    if author:
-        q = q.where(Account.name == author)
-    if search:
-        # A substring of the full id, as on the Hub ("alice/my_model" finds it); LIKE wildcards match literally.
-        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        q = q.where((Account.name + "/" + Repo.name).ilike(f"%{escaped}%", escape="\\"))
-    column = {"lastModified": Repo.updated_at, "createdAt": Repo.created_at, "likes": Repo.likes}.get(
-        sort or "", Repo.updated_at if sort else Repo.created_at
-    )
-    q = q.order_by(column.asc() if direction == 1 else column.desc(), Repo.id)
-    page = min(limit or 1000, 1000)
-    rows = list(s.scalars(q.offset(offset).limit(page + 1)))
-    more = len(rows) > page
-    out = []
-    for repo in rows[:page]:
-        try:
-            sha = ctx.git.resolve(repo.id, "main")
-        except Exception:  # an empty repo (no main): still listed
-            sha = None
-        out.append(base_info(ctx, repo, sha, base_url, p))
-    return out, more
