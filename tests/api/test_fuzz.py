@@ -100,8 +100,13 @@ def teardown_module() -> None:
     shutil.rmtree(DATA, ignore_errors=True)
 
 
+# The status streams follow the Space until the client leaves (a test client never does): here they are only reached
+# with ?follow=false, in the table of success below.
+STREAMS = r"^/api/spaces/\{ns\}/\{name\}/(events|metrics)$"
+
+
 @pytest.mark.slow  # ~20 s: in the whole suite, not in make test-fast
-@schema.parametrize()
+@schema.exclude(path_regex=STREAMS).parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_generated_request_gets_a_server_error_or_an_undocumented_answer(case: schemathesis.Case) -> None:
     steer(case)
@@ -181,6 +186,8 @@ SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # met
     ("POST", "/api/spaces/{ns}/{name}/restart", _SPACE, None, None),
     ("POST", "/api/spaces/{ns}/{name}/pause", _GRADIO, None, None),
     ("GET", "/api/spaces/{ns}/{name}/logs/{kind}", {**_SPACE, "kind": "build"}, None, None),
+    ("GET", "/api/spaces/{ns}/{name}/events", {**_SPACE, "?": {"follow": "false"}}, None, None),
+    ("GET", "/api/spaces/{ns}/{name}/metrics", {**_SPACE, "?": {"follow": "false"}}, None, None),
     ("GET", "/api/spaces/hardware", {}, None, None),
     ("POST", "/api/spaces/{ns}/{name}/hardware", _GRADIO, {"flavor": "cpu-upgrade"}, "application/json"),
     ("POST", "/api/spaces/{ns}/{name}/sleeptime", _GRADIO, {"seconds": 600}, "application/json"),

@@ -309,6 +309,29 @@ class SpaceRuntime(_Answer):
     updatedAt: str = absent()
 
 
+class SpaceStatusEvent(_Answer):
+    """One ``event: status`` of GET /api/spaces/{id}/events: the Space's status when it changed."""
+
+    stage: str
+    hardware: SpaceHardwareState
+    replicas: Replicas | None
+    errorMessage: str | None
+    timestamp: str
+
+
+class SpaceMetrics(_Answer):
+    """One ``event: metric`` of GET /api/spaces/{id}/metrics, in the client's Jobs metrics format (``gpus``: none
+    measured yet)."""
+
+    cpu_usage_pct: float
+    cpu_millicores: int
+    memory_used_bytes: int
+    memory_total_bytes: int
+    rx_bps: int
+    tx_bps: int
+    gpus: dict[str, Any]
+
+
 class SpaceSecret(_Answer):
     """One of `HfApi.get_space_secrets` (keyed by name): never a value."""
 
