@@ -125,11 +125,13 @@ def test_accounts_and_tokens(db: Database) -> None:
         for wrong in ("hf_nope", tokens["bob"].upper(), tokens["bob"] + "\x00"):
             with pytest.raises(Unauthorized):
                 accounts.authenticate(s, wrong)
-        me = accounts.whoami(s, bob, tokens["bob"])
+        me = accounts.whoami(s, bob, tokens["bob"], "http://hub")
         assert me["name"] == "bob" and me["email"] == "bob@example.com"
+        assert me["avatarUrl"] == "http://hub/avatars/bob.svg"
         assert me["orgs"] == [
-            {"type": "org", "name": "acme", "fullname": "ACME Inc.", "roleInOrg": "write", "id": f"{acme.id:024x}"}
-        ]
+            {"type": "org", "name": "acme", "fullname": "ACME Inc.", "roleInOrg": "write", "id": f"{acme.id:024x}",
+             "avatarUrl": "http://hub/avatars/acme.svg"}
+        ]  # fmt: skip
         assert me["auth"]["accessToken"]["role"] == "write"  # type: ignore[index]
 
     with db.transaction() as s:  # timestamps come back naive UTC, on both

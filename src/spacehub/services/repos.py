@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Conflict
-from spacehub.services import accounts, cards
+from spacehub.services import accounts, cards, lfs_objects
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import SDKS, URL_PREFIX, iso, split_repo_id, subdomain, validate_repo_name
@@ -124,6 +124,7 @@ def create_repo(
     s.flush()
     if copy_from is not None:
         ctx.git.copy(copy_from.id, repo.id)
+        lfs_objects.copied(s, repo)  # the copied refs' LFS objects are this repo's too
     else:
         _initial_commit(ctx, repo)
     ctx.events.publish(RepoEvent("created", repo.id, repo_type, "refs/heads/main"), s)

@@ -187,6 +187,10 @@ class GitStore:
                 out[name[len(prefix) :]] = str(repo.references[name].peel(pygit2.Commit).id)
         return out
 
+    def refs(self, repo_id: str) -> dict[str, str]:
+        """Every ref (full name) → the commit it points at: branches, tags, pull requests."""
+        return {f"refs/{name}": sha for name, sha in self._refs(repo_id, "refs/").items()}
+
     def pull_requests(self, repo_id: str) -> dict[str, str]:
         """``refs/pr/*`` refs: number (as text) → commit sha."""
         return self._refs(repo_id, "refs/pr/")

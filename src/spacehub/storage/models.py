@@ -85,6 +85,9 @@ class Repo(Base):
     sdk: Mapped[str | None] = mapped_column(String(16), nullable=True)
     likes: Mapped[int] = mapped_column(Integer, default=0)
     discussion_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # last discussion/PR number
+    # Whether repo_lfs_objects lists every LFS object its refs reference (services.lfs_objects): true for a new repo;
+    # false for one made before 0012, a duplicate and after a push, until the next check lists them again.
+    lfs_indexed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -116,6 +119,20 @@ class LfsObject(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     git_sha1: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RepoLfsObject(Base):
+    """An LFS object a repo may reference (the blob store underneath stays one, deduplicated, for every repo): one
+    the repo's refs reference or a commit put there (``uploader_id`` null: anyone who may write the repo may use it
+    again), or one a user uploaded to the repo and has not committed yet (only that user may)."""
+
+    __tablename__ = "repo_lfs_objects"
+    __table_args__ = (UniqueConstraint("repo_id", "sha256", "uploader_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploader_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
