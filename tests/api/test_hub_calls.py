@@ -435,3 +435,32 @@ def test_full_name_and_avatar_in_whoami_and_overviews(hub: InProcessHub, unique:
             missing()
         assert e.value.response.status_code == 404
     assert hub.http.get(f"{hub.url}/avatars/nobody-at-all.svg").status_code == 404
+
+
+# ---- Space templates -----------------------------------------------------------------------------------------
+def test_space_templates_are_the_starter_apps(hub: InProcessHub, api: HfApi, unique: str) -> None:
+    templates = {t.name: t for t in api.list_space_templates()}
+    assert {t.sdk for t in templates.values()} == {"gradio", "streamlit", "static", "docker"}
+    assert templates["Gradio"].repo_id == "templates/gradio" and templates["Gradio"].preferred_private is False
+    api.create_repo(f"alice/{unique}-g", repo_type="space", space_template="gradio")  # by name: the client resolves
+    files = set(api.list_repo_files(f"alice/{unique}-g", repo_type="space"))
+    assert files == {".gitattributes", "README.md", "app.py"}
+    assert api.space_info(f"alice/{unique}-g").sdk == "gradio"
+    cache = str(hub.data_dir / f"t-{unique}")
+    app = api.hf_hub_download(f"alice/{unique}-g", "app.py", repo_type="space", cache_dir=cache)
+    assert "gr.Interface" in Path(app).read_text()
+    api.create_repo(f"alice/{unique}-d", repo_type="space", space_template="templates/docker", space_sdk="docker")
+    assert {"Dockerfile", "index.html"} <= set(api.list_repo_files(f"alice/{unique}-d", repo_type="space"))
+    token = {"authorization": f"Bearer {hub.tokens['alice']}"}
+    for body, text in (
+        (
+            {"name": f"{unique}-x", "type": "space", "sdk": "gradio", "template": "templates/nope"},
+            "Unknown Space template",
+        ),
+        ({"name": f"{unique}-x", "type": "space", "sdk": "static", "template": "templates/gradio"}, "must be 'gradio'"),
+        ({"name": f"{unique}-x", "type": "model", "template": "templates/gradio"}, "for Spaces only"),
+        ({"name": f"{unique}-x", "type": "space", "sdk": "gradio", "template": 3}, "must be a string"),
+    ):
+        r = hub.http.post(f"{hub.url}/api/repos/create", json=body, headers=token)
+        assert r.status_code == 400 and text in r.json()["error"], r.text
+    assert not api.repo_exists(f"alice/{unique}-x", repo_type="space")  # refused before anything was written

@@ -309,6 +309,19 @@ class SpaceRuntime(_Answer):
     updatedAt: str = absent()
 
 
+class SpaceTemplate(_Answer):
+    name: str
+    repoId: str
+    sdk: str
+    preferredPrivate: bool
+
+
+class SpaceTemplates(_Answer):
+    """`HfApi.list_space_templates`: the starter app of each SDK, ``templates/{sdk}``."""
+
+    templates: list[SpaceTemplate]
+
+
 class SpaceStatusEvent(_Answer):
     """One ``event: status`` of GET /api/spaces/{id}/events: the Space's status when it changed."""
 

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from spacehub.api import responses as r
 from spacehub.errors import BadRequest, HubError
 from spacehub.runtime.logs import sse_event
-from spacehub.services import repos, space_changes, space_logs, space_status, spaces
+from spacehub.services import repos, space_changes, space_logs, space_status, spaces, starters
 from spacehub.services.runtime import LogStream
 from spacehub.web.deps import caller, ctx_of, qbool, unit
 from spacehub.web.openapi import answers, inline_schema, raw_answers
@@ -26,6 +26,13 @@ FOLLOW_POLL = 0.25
 STATUS_POLL = 1.0  # the reconciler writes the status row; one read a second per open stream is cheap
 METRICS_INTERVAL = 1.0  # as the Hub's Jobs metrics: about one event a second
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.get("/api/spaces/templates", **answers(r.SpaceTemplates))
+def list_space_templates() -> dict[str, Any]:
+    """Serves `HfApi.list_space_templates` (and `create_repo(space_template=…)`, which resolves names with it):
+    GET /api/spaces/templates, the starter app of each SDK."""
+    return {"templates": starters.list_templates()}
 
 
 @router.get("/api/spaces/{ns}/{name}/runtime", **answers(r.SpaceRuntime))

@@ -29,6 +29,7 @@ RESERVED_NAMES = {
     "static",
     "docs",
     "admin",
+    "templates",  # the namespace of the Space templates' ids (services.starters)
 }
 ROLES = ("read", "write", "admin")
 TOKEN_ROLES = ("read", "write")
