@@ -130,8 +130,8 @@ _VOLUME = {"type": "model", "source": "alice/fuzz", "mountPath": "/m"}
 _LFS_OID = "0" * 64
 SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # method, path, params and query, body, media
     ("GET", "/api/whoami-v2", {}, None, None),
-    ("POST", "/api/repos/create", {}, {"name": "made", "type": "space", "sdk": "gradio", "template": "templates/gradio"},
-     "application/json"),
+    ("POST", "/api/repos/create", {},
+     {"name": "made", "type": "space", "sdk": "gradio", "template": "templates/gradio"}, "application/json"),
     ("POST", "/api/repos/move", {}, {"fromRepo": "alice/made", "toRepo": "alice/moved", "type": "space"},
      "application/json"),
     ("POST", "/api/{rtype}/{ns}/{name}/duplicate", _REPO, {"repository": "alice/copy"}, "application/json"),

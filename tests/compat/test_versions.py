@@ -79,6 +79,9 @@ STEPS = [
     "lfs_upload",
     "lfs_tree",
     "lfs_download",
+    "hub_calls",
+    "list_filters",
+    "lfs_per_repo",
     "pull_request",
 ]
 
