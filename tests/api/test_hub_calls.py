@@ -464,3 +464,25 @@ def test_space_templates_are_the_starter_apps(hub: InProcessHub, api: HfApi, uni
         r = hub.http.post(f"{hub.url}/api/repos/create", json=body, headers=token)
         assert r.status_code == 400 and text in r.json()["error"], r.text
     assert not api.repo_exists(f"alice/{unique}-x", repo_type="space")  # refused before anything was written
+
+
+# ---- model card warnings -------------------------------------------------------------------------------------
+def test_the_hubs_warnings_for_empty_or_invalid_card_metadata(api: HfApi, unique: str) -> None:
+    """validate-yaml answers warnings (the upload goes on), which the client shows as a UserWarning."""
+    import warnings
+
+    repo_id = f"alice/{unique}"
+    api.create_repo(repo_id)
+    with pytest.warns(UserWarning, match="empty or missing yaml metadata in repo card"):
+        api.upload_file(path_or_fileobj=b"# No metadata\n", path_in_repo="README.md", repo_id=repo_id)
+    with pytest.warns(UserWarning, match="empty or missing yaml metadata"):
+        api.upload_file(path_or_fileobj=b"---\n---\n# Empty\n", path_in_repo="README.md", repo_id=repo_id)
+    with pytest.warns(UserWarning, match='"license" should be a string or a list of strings'):
+        api.upload_file(path_or_fileobj=b"---\nlicense: 3\n---\n", path_in_repo="README.md", repo_id=repo_id)
+    assert api.model_info(repo_id).card_data is not None  # accepted all the same
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        api.upload_file(path_or_fileobj=b"---\nlicense: mit\n---\n# Fine\n", path_in_repo="README.md", repo_id=repo_id)
+    assert not [w for w in caught if "metadata" in str(w.message)]  # good metadata: no warning
+    with pytest.raises(ValueError, match="Invalid metadata"):  # errors still refuse
+        api.upload_file(path_or_fileobj=b"---\ntags: 3\n---\n", path_in_repo="README.md", repo_id=repo_id)

@@ -400,7 +400,8 @@ def validate_yaml(body: Any) -> dict[str, Any]:
     """``POST /api/validate-yaml``. Raises: BadRequest carrying ``errors`` (the client lists them)."""
     if not isinstance(body, dict) or not isinstance(body.get("content"), str):
         raise BadRequest("Expected {'content': str, 'repoType': str}")
-    errors = cards.validate_card(body["content"], body.get("repoType") or "model")
+    repo_type = body.get("repoType") if isinstance(body.get("repoType"), str) else "model"
+    errors = cards.validate_card(body["content"], repo_type)
     if errors:
         raise BadRequest("Invalid metadata in README.md", errors=[{"message": m} for m in errors], warnings=[])
-    return {"errors": [], "warnings": []}
+    return {"errors": [], "warnings": [{"message": m} for m in cards.card_warnings(body["content"], repo_type)]}
