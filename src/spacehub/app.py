@@ -74,10 +74,12 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
         hardware,
         info,
         likes,
+        missing,
         repos,
         space_settings,
         spaces,
         storage,
+        users,
         webhooks,
     )
     from spacehub.git import routes as git_routes
@@ -123,11 +125,12 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
         msg = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
         return error_response(BadRequest(f"Invalid request: {msg}"), getattr(request.state, "request_id", ""))
 
-    hub_routers = (storage, hardware, space_settings, repos, info, commits, discussions, likes, webhooks, spaces)
+    hub_routers = (storage, hardware, space_settings, repos, users, info, commits, discussions, likes, webhooks, spaces)
     for module in (*hub_routers, git_routes):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.include_router(pages.router)  # after the API and git: its /{owner} and /spaces/{owner}/{name} are wide
-    app.include_router(files.router)  # last: its model route /{ns}/{name}/resolve/... is the widest pattern
+    app.include_router(files.router)  # its model route /{ns}/{name}/resolve/... is the widest pattern
+    app.include_router(missing.router)  # last: ids without a namespace, where no namespaced route matched
     app.add_middleware(RawPathMiddleware)
     return app

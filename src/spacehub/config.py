@@ -22,6 +22,9 @@ class ServerSettings(BaseModel):
         default=None,
         description="Base URL clients use (HF_ENDPOINT). Defaults to the URL of each incoming request.",
     )
+    list_page_size: int = Field(
+        default=1000, ge=1, description="Repos per page of list_models/list_datasets/list_spaces (Link: rel=next)."
+    )
 
 
 class DatabaseSettings(BaseModel):

@@ -34,7 +34,7 @@ from spacehub.runtime.logs import SpaceLogs
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
 from spacehub.runtime.scheduling import Scheduler, capped
 from spacehub.runtime.space_storage import StorageReader
-from spacehub.services import hardware, space_settings, storage, webhooks
+from spacehub.services import hardware, space_settings, starters, storage, webhooks
 from spacehub.services.billing import Meter
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.creation import SpaceOption
@@ -116,6 +116,7 @@ def hub_context(settings: Settings, scheduler: Scheduler | None = None) -> HubCo
         SpaceOption(space_settings.create_check, space_settings.create_hook),
         SpaceOption(hardware.create_check(ctx.hardware), hardware.create_hook(ctx.hardware)),
         SpaceOption(storage.create_check, storage.create_hook),
+        SpaceOption(starters.template_check, starters.template_hook),  # last: commits once the Space is set up
     ]
     return ctx
 

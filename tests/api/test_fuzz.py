@@ -47,6 +47,7 @@ def seeded_hub(data_dir: Path) -> tuple[Assembly, str]:
         accounts.create_user(s, "alice")
         token = accounts.create_token(s, "alice")
         billing.grant(s, "alice")  # paid hardware, hence custom sleep times, are allowed
+        accounts.create_org(s, "fuzzorg")
     for kind in ("space", "model", "dataset"):
         creation.create_repo(parts.ctx, token, {"name": "alice/fuzz", "type": kind, "sdk": "static"}, "http://x")
     readme = "---\ntitle: Fuzz\nemoji: 🐛\ntags: [a, b]\n---\nhi\n"
@@ -121,8 +122,13 @@ def teardown_module() -> None:
     shutil.rmtree(DATA, ignore_errors=True)
 
 
+# The status streams follow the Space until the client leaves (a test client never does): here they are only reached
+# with ?follow=false, in the table of success below.
+STREAMS = r"^/api/spaces/\{ns\}/\{name\}/(events|metrics)$"
+
+
 @pytest.mark.slow  # ~20 s: in the whole suite, not in make test-fast
-@schema.parametrize()
+@schema.exclude(path_regex=STREAMS).parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_generated_request_gets_a_server_error_or_an_undocumented_answer(case: schemathesis.Case) -> None:
     steer(case)
@@ -146,7 +152,8 @@ _VOLUME = {"type": "model", "source": "alice/fuzz", "mountPath": "/m"}
 _LFS_OID = "0" * 64
 SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # method, path, params and query, body, media
     ("GET", "/api/whoami-v2", {}, None, None),
-    ("POST", "/api/repos/create", {}, {"name": "made", "type": "space", "sdk": "gradio"}, "application/json"),
+    ("POST", "/api/repos/create", {},
+     {"name": "made", "type": "space", "sdk": "gradio", "template": "templates/gradio"}, "application/json"),
     ("POST", "/api/repos/move", {}, {"fromRepo": "alice/made", "toRepo": "alice/moved", "type": "space"},
      "application/json"),
     ("POST", "/api/{rtype}/{ns}/{name}/duplicate", _REPO, {"repository": "alice/copy"}, "application/json"),
@@ -175,7 +182,6 @@ SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # met
     ("GET", "/api/{rtype}/{ns}/{name}/likers", _REPO, None, None),
     ("GET", "/api/users/{user}/likes", {"user": "alice"}, None, None),
     ("DELETE", "/api/{rtype}/{ns}/{name}/like", _REPO, None, None),
-    ("GET", "/api/{rtype}", {"rtype": "spaces", "?": {"author": "alice"}}, None, None),
     ("GET", "/api/settings/webhooks", {}, None, None),
     ("POST", "/api/settings/webhooks", {}, {"url": "https://hooks.example/new", "domains": ["repo"],
                                             "watched": [{"type": "user", "name": "carol"}]}, "application/json"),
@@ -188,6 +194,12 @@ SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # met
     ("POST", "/api/settings/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
      {"webhook_id": WEBHOOK, "delivery_id": "1"}, None, None),
     ("DELETE", "/api/settings/webhooks/{webhook_id}", {"webhook_id": WEBHOOK}, None, None),
+    ("GET", "/api/{rtype}", {"rtype": "spaces", "?": {"author": "alice", "filter": "static", "full": "true"}}, None,
+     None),
+    ("GET", "/api/spaces/semantic-search", {"?": {"q": "fuzz", "includeNonRunning": "true"}}, None, None),
+    ("GET", "/api/users/{name}/overview", {"name": "alice"}, None, None),
+    ("GET", "/api/organizations/{name}/overview", {"name": "fuzzorg"}, None, None),
+    ("GET", "/avatars/{name}.svg", {"name": "alice"}, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}", _REPO, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}/revision/{rev}", {**_REPO, "rev": "v1", "?": {"blobs": "true"}}, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}/tree/{rev}", {**_REPO, "rev": "main", "?": {"expand": "true"}}, None, None),
@@ -196,6 +208,8 @@ SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # met
      {"paths": ["weights.bin", "src"], "expand": True}, "application/x-www-form-urlencoded"),
     ("GET", "/api/{rtype}/{ns}/{name}/refs", {**_REPO, "?": {"include_prs": "true"}}, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}/commits/{rev}", {**_REPO, "rev": "main"}, None, None),
+    ("GET", "/api/{rtype}/{ns}/{name}/auth-check", _REPO, None, None),
+    ("GET", "/api/{rtype}/{ns}/{name}/auth-check/write", _REPO, None, None),
     ("POST", "/api/{rtype}/{ns}/{name}/branch/{branch}", {**_REPO, "branch": "b2"}, {"startingPoint": "main"},
      "application/json"),
     ("DELETE", "/api/{rtype}/{ns}/{name}/branch/{branch}", {**_REPO, "branch": "b2"}, None, None),
@@ -211,7 +225,10 @@ SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # met
     ("POST", "/api/spaces/{ns}/{name}/restart", _SPACE, None, None),
     ("POST", "/api/spaces/{ns}/{name}/pause", _GRADIO, None, None),
     ("GET", "/api/spaces/{ns}/{name}/logs/{kind}", {**_SPACE, "kind": "build"}, None, None),
+    ("GET", "/api/spaces/{ns}/{name}/events", {**_SPACE, "?": {"follow": "false"}}, None, None),
+    ("GET", "/api/spaces/{ns}/{name}/metrics", {**_SPACE, "?": {"follow": "false"}}, None, None),
     ("GET", "/api/spaces/hardware", {}, None, None),
+    ("GET", "/api/spaces/templates", {}, None, None),
     ("POST", "/api/spaces/{ns}/{name}/hardware", _GRADIO, {"flavor": "cpu-upgrade"}, "application/json"),
     ("POST", "/api/spaces/{ns}/{name}/sleeptime", _GRADIO, {"seconds": 600}, "application/json"),
     ("GET", "/api/usage", {}, None, None),

@@ -745,6 +745,80 @@ def step_lfs_download() -> dict[str, Any]:
     return {"etag": meta.etag}
 
 
+# ---- issue 11: the other calls, listings, LFS per repository ---------------------------------------------------
+@step
+def step_hub_calls() -> dict[str, Any]:
+    """auth_check (0.24+), typed errors for a missing repo in every form, short shas, repo ids in any case."""
+    via = "repo_info"
+    if hasattr(api, "auth_check"):
+        api.auth_check(S["model"])
+        api.auth_check(S["model"], write=True)
+        e = raises(HfHubHTTPError, bob.auth_check, S["model"], write=True)
+        expect(status_of(e) == 403, f"bob's auth_check(write=True): status {status_of(e)}")
+        raises(RepositoryNotFoundError, api.auth_check, "gpt2")
+        via = "auth_check"
+    for repo_id in ("gpt2", f"alice/{P}-missing"):
+        for repo_type in (None, "dataset", "space"):
+            raises(RepositoryNotFoundError, api.repo_info, repo_id, repo_type=repo_type)
+            raises(RepositoryNotFoundError, api.list_repo_files, repo_id, repo_type=repo_type)
+        raises(RepositoryNotFoundError, download, repo_id, "config.json")
+        if hasattr(api, "repo_exists"):
+            expect(not api.repo_exists(repo_id), f"repo_exists({repo_id}) is true")
+    sha = head(S["model"])
+    expect(api.repo_info(S["model"], revision=sha[:7]).sha == sha, "a 7-digit sha as revision")
+    expect(download(S["model"], "weights/model.bin", revision=sha[:10]).read_bytes() == LFS_DATA, "short-sha download")
+    expect(api.model_info(S["model"].upper()).id == S["model"], "the repo id in upper case")
+    e = raises(RevisionNotFoundError, api.create_tag, S["model"], tag="t-missing", revision="no-such-branch")
+    expect(status_of(e) == 404, f"a tag on a missing revision: status {status_of(e)}")
+    return {"via": via}
+
+
+@step
+def step_list_filters() -> dict[str, Any]:
+    """list_models/list_spaces with filter, sort, expand (0.24+) and full, as each version sends them."""
+    repo = f"alice/{P}-tagged"
+    api.create_repo(repo)
+    card = f"---\ntags: [{P}-tag, compat]\nlibrary_name: transformers\n---\n# tagged\n".encode()
+    api.upload_file(path_or_fileobj=card, path_in_repo="README.md", repo_id=repo)
+    found = [m.id for m in api.list_models(filter=f"{P}-tag")]
+    expect(found == [repo], f"list_models(filter=tag) = {found}")
+    found = [m.id for m in api.list_models(filter=[f"{P}-tag", "transformers"], author="alice")]
+    expect(found == [repo], f"list_models(filter=[tag, library]) = {found}")
+    expect(not list(api.list_models(filter=[f"{P}-tag", "nothing-else"])), "filters are all required")
+    newest = [m.id for m in api.list_models(author="alice", search=P, sort="lastModified", limit=2)]
+    expect(newest[0] == repo, f"sort=lastModified: {newest}")
+    (full,) = list(api.list_models(filter=f"{P}-tag", full=True))
+    expect({x.rfilename for x in full.siblings or []} == {".gitattributes", "README.md"}, f"full: {full.siblings}")
+    via = "filter, sort, full"
+    if VERSION >= (0, 24):
+        (item,) = list(api.list_models(filter=f"{P}-tag", expand=["tags", "likes"]))
+        expect(item.likes == 0 and f"{P}-tag" in (item.tags or []) and item.downloads is None, f"expand: {item}")
+        via += ", expand"
+    api.create_repo(f"alice/{P}-static", repo_type="space", space_sdk="static")
+    spaces = [x.id for x in api.list_spaces(filter="static", author="alice", search=P)]
+    expect(spaces == [f"alice/{P}-static"], f"list_spaces(filter=static) = {spaces}")  # the sdk is a tag
+    expect(not list(api.list_spaces(filter="gradio", author="alice", search=P)), "list_spaces(filter=gradio)")
+    return {"via": via}
+
+
+@step
+def step_lfs_per_repo() -> dict[str, Any]:
+    """The same bytes in another repo upload again (0.21's LFS batch API asks for them: the object is not that
+    repo's), and a pointer to an object of alice's does not get into bob's repo."""
+    other = f"alice/{P}-lfs2"
+    api.create_repo(other)
+    api.upload_file(path_or_fileobj=LFS_DATA, path_in_repo="w.bin", repo_id=other)
+    expect(download(other, "w.bin").read_bytes() == LFS_DATA, "the same object in a second repo")
+    thief = f"bob/{P}-thief"
+    bob.create_repo(thief)
+    sha256 = hashlib.sha256(LFS_DATA).hexdigest()
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {len(LFS_DATA)}\n".encode()
+    e = raises(HfHubHTTPError, bob.upload_file, path_or_fileobj=pointer, path_in_repo="stolen.txt", repo_id=thief)
+    expect(status_of(e) == 400, f"a pointer to another repo's object: status {status_of(e)}")
+    expect(set(bob.list_repo_files(thief)) == {".gitattributes"}, "the pointer got in")
+    return {"sha256": sha256}
+
+
 # ---- pull requests -------------------------------------------------------------------------------------------
 @step
 def step_pull_request() -> dict[str, Any]:

@@ -136,11 +136,13 @@ def test_tampered_or_expired_signatures_are_rejected(server, alice, api, unique)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     key = bytes.fromhex(key_file.read_text().strip())
     repo_db_id = httpx.get(f"{server.url}/api/spaces/{repo_id}").json()["_id"]
-    expired = signing.sign(key, "upload", repo_db_id, oid, len(data), ttl=60, now=1_000_000)
-    r = httpx.put(base, params=expired, content=data)
+    uploader = f"{repo_db_id}\nalice"  # an upload URL is signed for the repo and its uploader
+    expired = signing.sign(key, "upload", uploader, oid, len(data), ttl=60, now=1_000_000)
+    r = httpx.put(base, params={**expired, "by": "alice"}, content=data)
     assert r.status_code == 403 and "expired" in r.json()["error"]
-    fresh = signing.sign(key, "upload", repo_db_id, oid, len(data), ttl=60)
-    assert httpx.put(base, params=fresh, content=data).status_code == 200
+    fresh = signing.sign(key, "upload", uploader, oid, len(data), ttl=60)
+    assert httpx.put(base, params={**fresh, "by": "bob"}, content=data).status_code == 403  # signed for alice
+    assert httpx.put(base, params={**fresh, "by": "alice"}, content=data).status_code == 200
     download = signing.sign(key, "download", repo_db_id, oid, len(data), ttl=60)
     assert httpx.put(base, params=download, content=data).status_code == 403  # a download URL cannot upload
 

@@ -145,10 +145,40 @@ def test_push_of_lfs_pointer_without_its_object_is_refused(server, alice, api, g
     git.commit_file(clone, "weights.dat", pointer, "pointer to nothing")  # *.dat is not LFS-tracked: no git-lfs
     out = git.run("push", "origin", "main", cwd=clone, check=False)
     assert out.returncode != 0
-    assert f"weights.dat: the LFS object {'ab' * 32} (12345 bytes) is not on the server" in out.stderr
+    assert f"weights.dat: the LFS object {'ab' * 32} (12345 bytes) was not uploaded to this repo" in out.stderr
     assert "pre-receive hook declined" in out.stderr
     assert head(git, origin) == before
     assert "weights.dat" not in api.list_repo_files(repo_id, repo_type="space")
+
+
+def test_push_of_a_pointer_to_another_repos_object_is_refused_until_uploaded(  # type: ignore[no-untyped-def]
+    server, alice, bob, api, git, url, unique
+) -> None:
+    """LFS objects are per repository: bob knows the sha256 of alice's private object, and pushes a pointer to it into
+    his own repo: refused, as if it were not on the server. Once he uploads the bytes himself (the LFS batch API gives
+    him upload actions), the same push goes through."""
+    import hashlib
+
+    from huggingface_hub import HfApi
+
+    data = f"alice's weights {unique}".encode() * 100
+    oid = hashlib.sha256(data).hexdigest()
+    api.create_repo(f"alice/{unique}-secret", private=True)
+    api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=f"alice/{unique}-secret")
+    repo_id = f"bob/{unique}"
+    HfApi(endpoint=server.url, token=bob).create_repo(repo_id)
+    origin = url(server.url, "model", repo_id, bob)
+    clone = git.clone(origin, "c")
+    git.commit_file(clone, "weights.dat", LfsPointer(oid, len(data)).encode(), "pointer to alice's object")
+    out = git.run("push", "origin", "main", cwd=clone, check=False)
+    assert out.returncode != 0
+    assert f"the LFS object {oid} ({len(data)} bytes) was not uploaded to this repo" in out.stderr
+    body = {"operation": "upload", "objects": [{"oid": oid, "size": len(data)}]}
+    headers = {"authorization": f"Bearer {bob}", "content-type": "application/vnd.git-lfs+json"}
+    answer = httpx.post(f"{server.url}/{repo_id}.git/info/lfs/objects/batch", json=body, headers=headers).json()
+    assert httpx.put(answer["objects"][0]["actions"]["upload"]["href"], content=data).status_code == 200
+    git.run("push", "origin", "main", cwd=clone)
+    assert "weights.dat" in HfApi(endpoint=server.url, token=bob).list_repo_files(repo_id)
 
 
 @pytest.mark.slow  # a second server of its own (small_server)

@@ -14,7 +14,7 @@ from sqlalchemy import inspect, select
 
 from spacehub.config import Settings
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, RepoNotFound, Unauthorized
-from spacehub.services import accounts, repos
+from spacehub.services import accounts, listing, repos
 from spacehub.services.accounts import ANONYMOUS, Principal
 from spacehub.services.context import HubContext
 from spacehub.storage.db import MIGRATIONS_DIR, Database, upgrade_schema
@@ -125,11 +125,13 @@ def test_accounts_and_tokens(db: Database) -> None:
         for wrong in ("hf_nope", tokens["bob"].upper(), tokens["bob"] + "\x00"):
             with pytest.raises(Unauthorized):
                 accounts.authenticate(s, wrong)
-        me = accounts.whoami(s, bob, tokens["bob"])
+        me = accounts.whoami(s, bob, tokens["bob"], "http://hub")
         assert me["name"] == "bob" and me["email"] == "bob@example.com"
+        assert me["avatarUrl"] == "http://hub/avatars/bob.svg"
         assert me["orgs"] == [
-            {"type": "org", "name": "acme", "fullname": "ACME Inc.", "roleInOrg": "write", "id": f"{acme.id:024x}"}
-        ]
+            {"type": "org", "name": "acme", "fullname": "ACME Inc.", "roleInOrg": "write", "id": f"{acme.id:024x}",
+             "avatarUrl": "http://hub/avatars/acme.svg"}
+        ]  # fmt: skip
         assert me["auth"]["accessToken"]["role"] == "write"  # type: ignore[index]
 
     with db.transaction() as s:  # timestamps come back naive UTC, on both
@@ -183,13 +185,14 @@ def test_repo_permissions(ctx: HubContext) -> None:
         with pytest.raises(Forbidden):
             accounts.check_repo_access(dave, pub, "write")
         assert repos.find_repo(s, "model", "acme/Secret\x00") is None
-        assert repos.find_repo(s, "model", "acme/secret") is None  # lookups are exact, on both databases
+        assert repos.find_repo(s, "model", "ACME/secret") is repos.find_repo(s, "model", full)  # any case, both DBs
+        assert repos.find_repo(s, "model", "acme/secr\u212at") is None  # non-ASCII never folds into a name
 
     with ctx.db.transaction() as s:
 
-        def names(p: Principal, repo_type: str = "model", **kw: object) -> list[str]:
-            args = {"author": None, "search": None, "sort": None, "direction": -1, "limit": None, "offset": 0} | kw
-            items, _ = repos.list_repos(ctx, s, p, repo_type, base_url="http://hub", **args)  # type: ignore[arg-type]
+        def names(p: Principal, repo_type: str = "model", search: str | None = None, **kw: Any) -> list[str]:
+            query = listing.ListQuery(repo_type, search=[search] if search is not None else [], **kw)
+            items, _ = listing.list_repos(ctx, s, p, query, base_url="http://hub")
             return [str(i["id"]) for i in items]
 
         assert names(ANONYMOUS) == [] and names(dave) == [] and names(carol) == [full]

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from spacehub.api import responses as r
 from spacehub.api import schemas
 from spacehub.errors import BadRequest
-from spacehub.services import discussions, files, refs, repos
+from spacehub.services import discussions, files, listing, refs, repos
 from spacehub.services.formats import iso
 from spacehub.web.deps import base_url, json_object, parse_json, qbool, raw, read_body, unit
 from spacehub.web.openapi import answers
@@ -26,34 +26,60 @@ def _next_link(request: Request, cursor: int) -> dict[str, str]:
     return {"Link": f'<{public}{url.path}?{url.query}>; rel="next"'}
 
 
-@router.get("/api/{rtype:repotype}", **answers(list[r.RepoInfo]))
+def _ints(q: Any, *names: str) -> list[int | None]:
+    try:
+        return [int(q[n]) if q.get(n) else None for n in names]
+    except ValueError:
+        raise BadRequest(f"{', '.join(repr(n) for n in names)} must be integers") from None
+
+
+@router.get("/api/{rtype:repotype}", **answers(list[r.RepoListItem]))
 def list_repos(request: Request, rtype: str) -> JSONResponse:
     """Serves `HfApi.list_models` / `list_datasets` / `list_spaces`: GET /api/{T} (paginated with Link)."""
     q = request.query_params
-    try:
-        limit = int(q["limit"]) if q.get("limit") else None
-        cursor = int(q.get("cursor") or 0)
-        direction = int(q.get("direction") or -1)
-    except ValueError:
-        raise BadRequest("'limit', 'cursor' and 'direction' must be integers") from None
-    if (limit is not None and limit < 0) or cursor < 0:
-        raise BadRequest("'limit' and 'cursor' must not be negative")
+    for name, what in listing.UNSUPPORTED.items():
+        if name in q:
+            raise BadRequest(f"Filtering by {what} ({name!r}) is not supported by SpaceHub")
+    limit, cursor, direction = _ints(q, "limit", "cursor", "direction")
+    gated = q.get("gated")
+    query = listing.ListQuery(
+        rtype,
+        author=q.get("author") or None,
+        search=[t for t in q.getlist("search") if t],
+        filters=[t for t in q.getlist("filter") if t],
+        sort=q.get("sort") or None,
+        direction=-1 if direction is None else direction,
+        limit=limit,
+        cursor=cursor or 0,
+        expand=[e for e in q.getlist("expand") if e],
+        full=qbool(q.get("full")),
+        card_data=qbool(q.get("cardData")),
+        linked=qbool(q.get("linked")),
+        models=[m for m in q.getlist("models") if m],
+        datasets=[d for d in q.getlist("datasets") if d],
+        pipeline_tag=q.get("pipeline_tag") or None,
+        gated=None if gated is None else qbool(gated),
+    )
     with unit(request) as (ctx, s, p):
-        items, more = repos.list_repos(
+        items, more = listing.list_repos(ctx, s, p, query, base_url(request))
+    return JSONResponse(items, headers=_next_link(request, query.cursor + len(items)) if more else {})
+
+
+@router.get("/api/spaces/semantic-search", **answers(list[r.SpaceSearchResult]))
+def search_spaces(request: Request) -> list[dict[str, Any]]:
+    """Serves `HfApi.search_spaces`: GET /api/spaces/semantic-search?q=… (full-text here, not embeddings)."""
+    q = request.query_params
+    with unit(request) as (ctx, s, p):
+        return listing.search_spaces(
             ctx,
             s,
             p,
-            rtype,
-            q.get("author"),
-            q.get("search"),
-            q.get("sort"),
-            direction,
-            limit,
-            cursor,
+            q.get("q") or "",
+            [f for f in q.getlist("filter") if f],
+            [x for x in q.getlist("sdk") if x],
+            qbool(q.get("includeNonRunning")),
             base_url(request),
         )
-    headers = _next_link(request, cursor + len(items)) if more and (limit is None or len(items) < limit) else {}
-    return JSONResponse(items, headers=headers)
 
 
 @router.get("/api/{rtype:repotype}/{ns}/{name}", **answers(r.RepoInfo))
@@ -87,10 +113,26 @@ def _info(request: Request, rtype: str, repo_id: str, rev: str) -> dict[str, Any
             for key in ("title", "emoji", "colorFrom", "colorTo", "pinned"):
                 if key in card:
                     info[key] = card[key]
-        tags = info["cardData"].get("tags") if isinstance(info["cardData"], dict) else None
-        if isinstance(tags, list):
-            info["tags"] = [str(t) for t in tags]
+        info["tags"] = listing.tags_of(repo, info["cardData"])
         return info
+
+
+@router.get("/api/{rtype:repotype}/{ns}/{name}/auth-check", **answers(r.Empty))
+def auth_check(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.auth_check`: GET /api/{T}/{id}/auth-check (may the token read the repo?)."""
+    return _auth_check(request, rtype, f"{ns}/{name}", False)
+
+
+@router.get("/api/{rtype:repotype}/{ns}/{name}/auth-check/write", **answers(r.Empty))
+def auth_check_write(request: Request, rtype: str, ns: str, name: str) -> dict[str, Any]:
+    """Serves `HfApi.auth_check(write=True)` and `hf spaces hot-reload`: GET /api/{T}/{id}/auth-check/write."""
+    return _auth_check(request, rtype, f"{ns}/{name}", True)
+
+
+def _auth_check(request: Request, rtype: str, repo_id: str, write: bool) -> dict[str, Any]:
+    with unit(request) as (_, s, p):
+        repos.auth_check(s, p, rtype, repo_id, write)
+    return {}
 
 
 @router.get("/api/{rtype:repotype}/{ns}/{name}/tree/{rev}", **answers(r.TreeEntries))

@@ -24,7 +24,7 @@ router = APIRouter()
 def whoami(request: Request) -> dict[str, Any]:
     """Serves `HfApi.whoami`: GET /api/whoami-v2."""
     with unit(request) as (_, s, p):
-        return accounts.whoami(s, p, bearer_token(request) or "")
+        return accounts.whoami(s, p, bearer_token(request) or "", base_url(request))
 
 
 @router.post("/api/repos/create", openapi_extra=schemas.body(schemas.CreateRepoRequest), **answers(r.RepoUrl))

@@ -30,6 +30,7 @@ class WhoAmIOrg(_Answer):
     fullname: str
     roleInOrg: str
     id: str
+    avatarUrl: str
 
 
 class AccessToken(_Answer):
@@ -57,6 +58,42 @@ class WhoAmI(_Answer):
     avatarUrl: str
     orgs: list[WhoAmIOrg]
     auth: WhoAmIAuth
+
+
+class OrgSummary(_Answer):
+    name: str
+    fullname: str
+    avatarUrl: str
+
+
+class User(_Answer):
+    """`HfApi.get_user_overview`: counts are of the repos the caller may see."""
+
+    id_: str = Field(alias="_id")
+    user: str
+    fullname: str
+    avatarUrl: str
+    type: Literal["user"]
+    isPro: bool
+    createdAt: str
+    numModels: int
+    numDatasets: int
+    numSpaces: int
+    orgs: list[OrgSummary]
+
+
+class Organization(_Answer):
+    """`HfApi.get_organization_overview`."""
+
+    id_: str = Field(alias="_id")
+    name: str
+    fullname: str
+    avatarUrl: str
+    type: Literal["org"]
+    numUsers: int
+    numModels: int
+    numDatasets: int
+    numSpaces: int
 
 
 # ---- repo lifecycle ------------------------------------------------------------------------------------------------
@@ -272,6 +309,42 @@ class SpaceRuntime(_Answer):
     updatedAt: str = absent()
 
 
+class SpaceTemplate(_Answer):
+    name: str
+    repoId: str
+    sdk: str
+    preferredPrivate: bool
+
+
+class SpaceTemplates(_Answer):
+    """`HfApi.list_space_templates`: the starter app of each SDK, ``templates/{sdk}``."""
+
+    templates: list[SpaceTemplate]
+
+
+class SpaceStatusEvent(_Answer):
+    """One ``event: status`` of GET /api/spaces/{id}/events: the Space's status when it changed."""
+
+    stage: str
+    hardware: SpaceHardwareState
+    replicas: Replicas | None
+    errorMessage: str | None
+    timestamp: str
+
+
+class SpaceMetrics(_Answer):
+    """One ``event: metric`` of GET /api/spaces/{id}/metrics, in the client's Jobs metrics format (``gpus``: none
+    measured yet)."""
+
+    cpu_usage_pct: float
+    cpu_millicores: int
+    memory_used_bytes: int
+    memory_total_bytes: int
+    rx_bps: int
+    tx_bps: int
+    gpus: dict[str, Any]
+
+
 class SpaceSecret(_Answer):
     """One of `HfApi.get_space_secrets` (keyed by name): never a value."""
 
@@ -380,9 +453,60 @@ class SpaceInfo(_RepoInfo):
     colorFrom: Any = absent()
     colorTo: Any = absent()
     pinned: Any = absent()
+    models: list[str] = absent()
+    datasets: list[str] = absent()
+
+
+class ExpandedRepoInfo(_Answer):
+    """A `list_models` / `list_datasets` / `list_spaces` item with ``expand``: ``_id``, ``id`` and only the
+    properties asked for that SpaceHub knows."""
+
+    id_: str = Field(alias="_id")
+    id: str
+    author: str = absent()
+    cardData: dict[str, Any] = absent()
+    createdAt: str = absent()
+    datasets: list[str] = absent()
+    disabled: bool = absent()
+    downloads: int = absent()
+    downloadsAllTime: int = absent()
+    gated: Literal["auto", "manual", False] = absent()
+    lastModified: str = absent()
+    library_name: str = absent()
+    likes: int = absent()
+    models: list[str] = absent()
+    pipeline_tag: str = absent()
+    private: bool = absent()
+    region: str = absent()
+    runtime: SpaceRuntime | None = absent()
+    sdk: str | None = absent()
+    sha: str | None = absent()
+    siblings: list[RepoSibling] = absent()
+    subdomain: str = absent()
+    tags: list[str] = absent()
+    trendingScore: int = absent()
 
 
 RepoInfo = ModelInfo | DatasetInfo | SpaceInfo
+RepoListItem = ModelInfo | DatasetInfo | SpaceInfo | ExpandedRepoInfo
+
+
+class SpaceSearchResult(_Answer):
+    """One result of `HfApi.search_spaces` (full-text here: ``ai_category`` is always null)."""
+
+    id: str
+    author: str
+    title: str
+    emoji: str | None
+    sdk: str | None
+    likes: int
+    private: bool
+    tags: list[str]
+    runtime: SpaceRuntime | dict[str, Any]
+    ai_short_description: str | None
+    ai_category: None
+    semanticRelevancyScore: float
+    trendingScore: int
 
 
 # ---- likes ---------------------------------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ class CreateRepoRequest(SpaceOptions):
     private: bool | None = None
     visibility: Visibility | None = None
     sdk: Sdk | None = None
+    template: str | None = Field(default=None, description="2.x `space_template`: a repoId of /api/spaces/templates")
 
 
 class DuplicateRepoRequest(SpaceOptions):

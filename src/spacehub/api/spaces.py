@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,16 +13,26 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from spacehub.api import responses as r
-from spacehub.errors import BadRequest
+from spacehub.errors import BadRequest, HubError
 from spacehub.runtime.logs import sse_event
-from spacehub.services import repos, space_changes, space_logs, spaces
+from spacehub.services import repos, space_changes, space_logs, space_status, spaces, starters
 from spacehub.services.runtime import LogStream
 from spacehub.web.deps import caller, ctx_of, qbool, unit
-from spacehub.web.openapi import answers, raw_answers
+from spacehub.web.openapi import answers, inline_schema, raw_answers
 
 router = APIRouter()
 KEEPALIVE_SECONDS = 30.0
 FOLLOW_POLL = 0.25
+STATUS_POLL = 1.0  # the reconciler writes the status row; one read a second per open stream is cheap
+METRICS_INTERVAL = 1.0  # as the Hub's Jobs metrics: about one event a second
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.get("/api/spaces/templates", **answers(r.SpaceTemplates))
+def list_space_templates() -> dict[str, Any]:
+    """Serves `HfApi.list_space_templates` (and `create_repo(space_template=…)`, which resolves names with it):
+    GET /api/spaces/templates, the starter app of each SDK."""
+    return {"templates": starters.list_templates()}
 
 
 @router.get("/api/spaces/{ns}/{name}/runtime", **answers(r.SpaceRuntime))
@@ -84,3 +95,83 @@ async def _events(request: Request, stream: LogStream, tail: int | None) -> Asyn
             yield b"data:\n\n"
             quiet_since = time.monotonic()
         await asyncio.sleep(FOLLOW_POLL)
+
+
+def _event_schema(event: str, model: Any) -> dict[str, Any]:
+    """One server-sent event: its name, and its ``data``, a JSON text of ``model``."""
+    data = {"type": "string", "contentMediaType": "application/json"}
+    data["contentSchema"] = inline_schema(model, "serialization")  # type: ignore[assignment]
+    return {
+        "type": "object",
+        "properties": {"event": {"const": event}, "data": data},
+        "required": ["event", "data"],
+    }
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+@router.get(
+    "/api/spaces/{ns}/{name}/events",
+    **raw_answers(
+        "text/event-stream",
+        _event_schema("status", r.SpaceStatusEvent),
+        "Server-Sent Events: the Space's status (event: status) at each change",
+    ),
+)
+async def space_events(request: Request, ns: str, name: str) -> StreamingResponse:
+    """GET /api/spaces/{id}/events: the Space's status now, then again each time its stage, hardware, replicas or
+    error change (``event: status``, ``data: {stage, hardware, replicas, errorMessage, timestamp}``); keep-alives
+    every 30 s. Ends when the Space goes away (or becomes private to the caller); ``?follow=false``: the status now,
+    and the end."""
+    who, repo_id = caller(request), f"{ns}/{name}"
+    follow = qbool(request.query_params.get("follow"), default=True)
+    first = await run_in_threadpool(space_status.status, ctx_of(request), who, repo_id)  # 404 before the stream
+
+    async def events() -> AsyncIterator[bytes]:
+        last, quiet = first, 0.0
+        yield _sse("status", first)
+        while follow and not await request.is_disconnected():
+            await asyncio.sleep(STATUS_POLL)
+            try:
+                now = await run_in_threadpool(space_status.status, ctx_of(request), who, repo_id)
+            except HubError:
+                return
+            if space_status.changed(last, now):
+                last, quiet = now, 0.0
+                yield _sse("status", now)
+            elif (quiet := quiet + STATUS_POLL) >= KEEPALIVE_SECONDS:
+                quiet = 0.0
+                yield b": keep-alive\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get(
+    "/api/spaces/{ns}/{name}/metrics",
+    **raw_answers(
+        "text/event-stream",
+        _event_schema("metric", r.SpaceMetrics),
+        "Server-Sent Events: one usage sample a second (event: metric)",
+    ),
+)
+async def space_metrics(request: Request, ns: str, name: str) -> StreamingResponse:
+    """GET /api/spaces/{id}/metrics: what the Space's instance uses, about once a second, in the client's Jobs
+    metrics format (``event: metric``; ``cpu_usage_pct``, ``cpu_millicores``, ``memory_used_bytes``,
+    ``memory_total_bytes``, ``rx_bps``, ``tx_bps``, ``gpus``). Ends when the Space goes away; ``?follow=false``: one
+    sample (its rates 0), and the end."""
+    follow = qbool(request.query_params.get("follow"), default=True)
+    stream = await run_in_threadpool(space_status.open_metrics, ctx_of(request), caller(request), f"{ns}/{name}")
+    first = await run_in_threadpool(stream.sample)
+
+    async def samples() -> AsyncIterator[bytes]:
+        yield _sse("metric", first)
+        while follow and not await request.is_disconnected():
+            await asyncio.sleep(METRICS_INTERVAL)
+            try:
+                yield _sse("metric", await run_in_threadpool(stream.sample))
+            except HubError:
+                return
+
+    return StreamingResponse(samples(), media_type="text/event-stream", headers=SSE_HEADERS)

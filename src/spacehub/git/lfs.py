@@ -1,9 +1,12 @@
 """The git-lfs batch API (``{remote}.git/info/lfs``) for git-lfs and huggingface_hub ≤ 1.19: batch, basic
 transfers (PUT/GET of an object's bytes at a signed ``href``), verify, and an empty lock list.
 
-Objects live in the sha256-addressed blob store shared by every repo. The batch call is where permissions are
-checked (upload needs write, download read); the transfer URLs it hands out are signed (``signing``), because
-huggingface_hub sends no credentials with the PUT. The transfer is always ``basic``, never Xet.
+Objects live in the sha256-addressed blob store shared by every repo, but a repo may use only its own
+(`services.lfs_objects`): an object stored for another repo gets upload actions again (the uploader proves they hold
+its bytes; the store keeps one copy), and a download answers only the repo's objects. The batch call is where
+permissions are checked (upload needs write, download read); the transfer URLs it hands out are signed
+(``signing``, an upload's for its uploader too), because huggingface_hub sends no credentials with the PUT. The
+transfer is always ``basic``, never Xet.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from spacehub.errors import BadRequest, Conflict, EntryNotFound, NotImplementedOnHub, PayloadTooLarge, Unprocessable
 from spacehub.git import lfs_schemas, signing
 from spacehub.git.access import LFS_MEDIA_TYPE, GitRepo, authorize, repo_route
-from spacehub.services import repos
+from spacehub.services import lfs_objects, repos
 from spacehub.services.context import HubContext
 from spacehub.storage.blobs import StagedBlob, Stager, is_sha256
 from spacehub.storage.models import LfsObject
@@ -39,7 +42,13 @@ async def lfs_batch(request: Request, rtype: str, repo_id: str) -> Response:
     operation, objects = parse_batch(body)
     repo = await authorize(request, rtype, repo_id, OPERATIONS[operation])
     ctx, base = ctx_of(request), base_url(request)
-    answer = await run_in_threadpool(lambda: [batch_object(ctx, repo, operation, o, base) for o in objects])
+
+    def answer_all() -> list[dict[str, Any]]:
+        oids = [o["oid"] for o in objects if isinstance(o.get("oid"), str) and is_sha256(o["oid"])]
+        usable = lfs_objects.usable(ctx, repo.id, repo.user, oids)
+        return [batch_object(ctx, repo, operation, o, base, usable) for o in objects]
+
+    answer = await run_in_threadpool(answer_all)
     return lfs_json({"transfer": "basic", "objects": answer, "hash_algo": "sha256"})
 
 
@@ -63,12 +72,15 @@ def parse_batch(body: Any) -> tuple[str, list[dict[str, Any]]]:
     return operation, objects
 
 
-def batch_object(ctx: HubContext, repo: GitRepo, operation: str, obj: dict[str, Any], base: str) -> dict[str, Any]:
-    """One object of the batch answer: actions to take, none (already there), or an ``error``."""
+def batch_object(
+    ctx: HubContext, repo: GitRepo, operation: str, obj: dict[str, Any], base: str, usable: set[str]
+) -> dict[str, Any]:
+    """One object of the batch answer: actions to take, none (already there), or an ``error``. ``usable``: the
+    objects this caller may use in this repo (`lfs_objects.usable`); any other is missing, as far as they know."""
     oid, size = obj.get("oid"), obj.get("size")
     if not isinstance(oid, str) or not is_sha256(oid) or not isinstance(size, int) or size < 0:
         return _error(oid, size, 422, "Invalid object: 'oid' must be a lowercase sha256 and 'size' an integer ≥ 0")
-    have = ctx.blobs.has(oid)
+    have = ctx.blobs.has(oid) and oid in usable
     if have and ctx.blobs.size(oid) != size:
         return _error(oid, size, 422, f"Object {oid} exists with another size ({ctx.blobs.size(oid)} bytes)")
     out: dict[str, Any] = {"oid": oid, "size": size}
@@ -86,7 +98,8 @@ def batch_object(ctx: HubContext, repo: GitRepo, operation: str, obj: dict[str, 
     limit = ctx.settings.storage.max_request_bytes
     if size > limit:
         return _error(oid, size, 422, f"Object of {size} bytes is over the limit of {limit} bytes")
-    query = _query(signing.sign(key, "upload", repo.id, oid, size, ttl))
+    by = repo.user or ""
+    query = _query({**signing.sign(key, "upload", _uploader(repo.id, by), oid, size, ttl), "by": by})
     # not "authenticated": git-lfs then sends credentials to verify (and to the PUT, which needs none)
     out["actions"] = {
         "upload": {"href": f"{href}?{query}", "header": {}, "expires_in": ttl},
@@ -103,6 +116,11 @@ def _query(params: dict[str, str]) -> str:
     return "&".join(f"{k}={v}" for k, v in params.items())
 
 
+def _uploader(repo_id: str, user: str) -> str:
+    """What an upload URL is signed for: the repo and who may upload (the object is theirs to commit, then)."""
+    return f"{repo_id}\n{user}"
+
+
 def _signed_repo_id(ctx: HubContext, rtype: str, repo_id: str) -> str:
     """The id of the repo an href names (no permission check: the signature is the permission)."""
     with ctx.db.transaction() as s:
@@ -115,7 +133,9 @@ async def lfs_upload(request: Request, rtype: str, repo_id: str, oid: str) -> Re
     """Receives an object's bytes at a signed href (no credentials): PUT /{prefix}{id}.git/info/lfs/objects/{oid}."""
     ctx = ctx_of(request)
     rid = await run_in_threadpool(_signed_repo_id, ctx, rtype, repo_id)
-    size = signing.check(signing.signing_key(ctx.settings.data_dir), "upload", rid, oid, request.query_params)
+    by = request.query_params.get("by", "")
+    key = signing.signing_key(ctx.settings.data_dir)
+    size = signing.check(key, "upload", _uploader(rid, by), oid, request.query_params)
     stager = Stager(ctx.settings.tmp_dir, size)
     try:
         async for chunk in request.stream():
@@ -131,6 +151,7 @@ async def lfs_upload(request: Request, rtype: str, repo_id: str, oid: str) -> Re
         got = f"{staged.size} bytes, sha256 {staged.sha256}"
         raise Unprocessable(f"The body ({got}) does not match the object {oid} ({size} bytes)")
     await run_in_threadpool(store_object, ctx, staged)
+    await run_in_threadpool(lfs_objects.uploaded, ctx, rid, by, oid)
     return Response(status_code=200)
 
 
@@ -155,7 +176,9 @@ async def lfs_download(request: Request, rtype: str, repo_id: str, oid: str) -> 
         rid = await run_in_threadpool(_signed_repo_id, ctx, rtype, repo_id)
         signing.check(signing.signing_key(ctx.settings.data_dir), "download", rid, oid, request.query_params)
     else:
-        await authorize(request, rtype, repo_id, "read")
+        repo = await authorize(request, rtype, repo_id, "read")
+        if oid not in await run_in_threadpool(lfs_objects.usable, ctx, repo.id, repo.user, [oid]):
+            raise EntryNotFound(f"Object {oid} does not exist on the server")
     if not ctx.blobs.has(oid):
         raise EntryNotFound(f"Object {oid} does not exist on the server")
     return FileResponse(ctx.blobs.path(oid), media_type="application/octet-stream")
@@ -165,12 +188,12 @@ async def lfs_download(request: Request, rtype: str, repo_id: str, oid: str) -> 
 async def lfs_verify(request: Request, rtype: str, repo_id: str) -> Response:
     """Confirms an upload (credentials required): POST /{prefix}{id}.git/info/lfs/verify {"oid", "size"}."""
     body = await json_body(request)
-    await authorize(request, rtype, repo_id, "write")
+    repo = await authorize(request, rtype, repo_id, "write")
     if not isinstance(body, dict) or not isinstance(body.get("oid"), str) or not isinstance(body.get("size"), int):
         raise BadRequest("Expected {'oid': str, 'size': int}")
     oid, size = body["oid"], body["size"]
     ctx = ctx_of(request)
-    if not ctx.blobs.has(oid):
+    if not ctx.blobs.has(oid) or oid not in await run_in_threadpool(lfs_objects.usable, ctx, repo.id, repo.user, [oid]):
         raise EntryNotFound(f"Object {oid} was not uploaded")
     if ctx.blobs.size(oid) != size:
         raise Unprocessable(f"Object {oid} has {ctx.blobs.size(oid)} bytes, not {size}")

@@ -33,6 +33,7 @@ class HookConfig:
     lfs_dir: str
     tmp_dir: str
     max_blob_bytes: int
+    lfs_allowed: str | None = None  # a file of the LFS objects (sha256, one a line) the push may reference
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -146,6 +147,8 @@ class PushChecker:
         self.config = config
         self.git_dir = git_dir
         self.blobs = LocalBlobStore(Path(config.lfs_dir), Path(config.tmp_dir))
+        # None (a push straight into the repo on disk): any stored object; else only the repo's and the pusher's
+        self.allowed = set(Path(config.lfs_allowed).read_text().split()) if config.lfs_allowed else None
         self.errors: list[str] = []
         self.new: dict[str, tuple[str, int]] = {}
         self._seen_trees: set[tuple[str, str]] = set()
@@ -211,9 +214,9 @@ class PushChecker:
         ptr = parse_pointer(reader.read(oid)[1])
         if ptr is None:
             return
-        if not self.blobs.has(ptr.oid):
+        if not self.blobs.has(ptr.oid) or (self.allowed is not None and ptr.oid not in self.allowed):
             self.errors.append(
-                f"{path}: the LFS object {ptr.oid} ({ptr.size} bytes) is not on the server: upload it with "
+                f"{path}: the LFS object {ptr.oid} ({ptr.size} bytes) was not uploaded to this repo: upload it with "
                 "`git lfs push --all origin` (git-lfs must be installed: `git lfs install`), then push again"
             )
         elif self.blobs.size(ptr.oid) != ptr.size:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +21,7 @@ from spacehub.errors import BadRequest
 from spacehub.git.access import GitRepo, authorize, repo_route
 from spacehub.git.cgi import run_cgi
 from spacehub.git.push_checks import CONFIG_ENV, HookConfig
-from spacehub.services import commits, webhooks
+from spacehub.services import accounts, commits, lfs_objects, webhooks
 from spacehub.services.context import HubContext
 from spacehub.storage.models import Repo
 from spacehub.web.deps import ctx_of
@@ -51,13 +53,32 @@ async def git_receive_pack(request: Request, rtype: str, repo_id: str) -> Respon
     """Serves `git push`: POST /{prefix}{id}[.git]/git-receive-pack (checked by the pre-receive hook)."""
     repo = await authorize(request, rtype, repo_id, "write")
     ctx = ctx_of(request)
-    before = await run_in_threadpool(refs_of, ctx, repo.id)
+    before = await run_in_threadpool(ctx.git.refs, repo.id)
+    allowed = await run_in_threadpool(_lfs_allowed_file, ctx, repo)
 
     async def after(returncode: int) -> None:
+        allowed.unlink(missing_ok=True)
         await run_in_threadpool(after_push, ctx, repo, before)
 
     # buffered: the answer (report-status, hook messages) is small, and a pack over the limit then gets a clean 413
-    return await _backend(request, repo, "git-receive-pack", after, buffered=True)
+    try:
+        return await _backend(request, repo, "git-receive-pack", after, buffered=True, lfs_allowed=allowed)
+    except BaseException:
+        allowed.unlink(missing_ok=True)
+        raise
+
+
+def _lfs_allowed_file(ctx: HubContext, repo: GitRepo) -> Path:
+    """The LFS objects this push may reference (`lfs_objects.push_allowed`), one sha256 a line, for the hook."""
+    with ctx.db.transaction() as s:
+        row = s.get(Repo, repo.id)
+        user = accounts.get_account(s, repo.user) if repo.user else None
+        oids = lfs_objects.push_allowed(ctx, s, row, user.id if user else None) if row is not None else set()
+    ctx.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="push-lfs-", dir=ctx.settings.tmp_dir)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(f"{oid}\n" for oid in sorted(oids)))
+    return Path(name)
 
 
 async def _backend(
@@ -66,17 +87,26 @@ async def _backend(
     service_path: str,
     after: Callable[[int], Awaitable[None]] | None = None,
     buffered: bool = False,
+    lfs_allowed: Path | None = None,
 ) -> Response:
     ctx = ctx_of(request)
-    env = cgi_env(ctx, request, repo, service_path)
+    env = cgi_env(ctx, request, repo, service_path, lfs_allowed)
     limit = ctx.settings.storage.max_request_bytes
     return await run_cgi(request, [GIT, "http-backend"], env, ctx.settings.repos_dir, limit, after, buffered)
 
 
-def cgi_env(ctx: HubContext, request: Request, repo: GitRepo, service_path: str) -> dict[str, str]:
-    """The CGI environment of one ``git http-backend`` run, isolated from the server user's git configuration."""
+def cgi_env(
+    ctx: HubContext, request: Request, repo: GitRepo, service_path: str, lfs_allowed: Path | None = None
+) -> dict[str, str]:
+    """The CGI environment of one ``git http-backend`` run, isolated from the server user's git configuration
+    (``lfs_allowed``: the file of LFS objects a push may reference, for the pre-receive hook)."""
     settings = ctx.settings
-    hook = HookConfig(str(settings.lfs_dir), str(settings.tmp_dir), settings.storage.max_request_bytes)
+    hook = HookConfig(
+        str(settings.lfs_dir),
+        str(settings.tmp_dir),
+        settings.storage.max_request_bytes,
+        str(lfs_allowed) if lfs_allowed is not None else None,
+    )
     env = {
         "PATH": os.environ.get("PATH", os.defpath),  # to find git's helpers; nothing else leaks from our environment
         "GIT_CONFIG_NOSYSTEM": "1",
@@ -104,32 +134,29 @@ def cgi_env(ctx: HubContext, request: Request, repo: GitRepo, service_path: str)
     return env
 
 
-def refs_of(ctx: HubContext, repo_id: str) -> dict[str, str]:
-    """The repo's branches and tags by full ref name."""
-    heads = {f"refs/heads/{name}": sha for name, sha in ctx.git.branches(repo_id).items()}
-    return heads | {f"refs/tags/{name}": sha for name, sha in ctx.git.tags(repo_id).items()}
-
-
 def after_push(ctx: HubContext, repo: GitRepo, before: dict[str, str]) -> None:
     """Bookkeeping for every branch the push moved: timestamps, the Space's sdk, the event the runtime listens to
     (`commits.after_commit`, which also tells webhooks); tags it made, moved or deleted and branches it deleted are
-    one more ``repo.content`` event for webhooks.
+    one more ``repo.content`` event for webhooks; and, if any ref moved, the repo's LFS objects are listed again at
+    the next check.
 
-    Compares the refs before and after, so a concurrent API commit may be announced twice (harmless).
+    Compares the refs before and after (`GitStore.refs`: every ref), so a concurrent API commit may be announced
+    twice (harmless).
     """
-    after = refs_of(ctx, repo.id)
+    after = ctx.git.refs(repo.id)
+    if after == before:
+        return
     moved = {ref: sha for ref, sha in sorted(after.items()) if ref.startswith("refs/heads/") and before.get(ref) != sha}
     others = [
         webhooks.ref_update(ref, before.get(ref), after.get(ref))
         for ref in sorted(before.keys() | after.keys())
-        if ref not in moved and before.get(ref) != after.get(ref)
+        if ref not in moved and ref.startswith(("refs/heads/", "refs/tags/")) and before.get(ref) != after.get(ref)
     ]
-    if not moved and not others:
-        return
     with ctx.db.transaction() as s:
         row = s.get(Repo, repo.id)
         if row is None:  # deleted meanwhile
             return
+        lfs_objects.refs_moved(s, row)  # what the refs reference now is listed again at the next check
         for ref, sha in moved.items():
             commits.after_commit(ctx, s, row, ref, sha, before.get(ref))
         if others:

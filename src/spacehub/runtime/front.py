@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from spacehub.runtime.backends.base import ResourceUsage
 from spacehub.runtime.logs import FileLogStream, SpaceLogs
 
 if TYPE_CHECKING:
@@ -34,6 +35,13 @@ class FrontDoor:
     def stage(self, space_id: str) -> str | None:
         run = self.reconciler.runs.get(space_id)
         return run.stage if run is not None else None
+
+    def usage(self, space_id: str) -> ResourceUsage | None:
+        """The usage of the release serving the Space now, measured by its backend."""
+        run = self.reconciler.runs.get(space_id)
+        if run is None or run.serving is None:
+            return None
+        return self.reconciler.d.backend.usage(run.serving)
 
     def logs(self, space_id: str, kind: str) -> FileLogStream:
         path = SpaceLogs(self.reconciler.logs_root, space_id).path(kind)

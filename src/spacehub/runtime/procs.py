@@ -39,6 +39,41 @@ def group_members(pgid: int) -> list[int]:
     return found
 
 
+def usage_of(pids: set[int] | list[int]) -> tuple[float, int, int | None, int | None]:
+    """CPU seconds (user + system, since each process began), resident memory, and network bytes received and sent
+    of processes ``pids``. Network bytes only when they run in a network namespace of their own (a sandbox or a
+    container): on the host's, /proc/<pid>/net/dev counts everybody's traffic, so they are None."""
+    tick = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    cpu, rss = 0.0, 0
+    netns: Path | None = None
+    own_ns = _netns(Path("/proc/self"))
+    for pid in pids:
+        d = Path("/proc") / str(pid)
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / tick
+            rss += int((d / "statm").read_text().split()[1]) * page
+            if netns is None and (ns := _netns(d)) is not None and ns != own_ns:
+                netns = d
+    if netns is None:
+        return cpu, rss, None, None
+    rx = tx = 0
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        for line in (netns / "net" / "dev").read_text().splitlines()[2:]:
+            name, _, counters = line.partition(":")
+            if name.strip() != "lo":
+                values = counters.split()
+                rx, tx = rx + int(values[0]), tx + int(values[8])
+    return cpu, rss, rx, tx
+
+
+def _netns(proc: Path) -> str | None:
+    with contextlib.suppress(OSError):
+        return os.readlink(proc / "ns" / "net")
+    return None
+
+
 def kill_instance(state: dict[str, Any], cg: Cgroup | None, grace: float) -> None:
     """SIGTERM the app's process group and cgroup, SIGKILL what is left after ``grace`` seconds, then make sure
     the supervisor is gone. ``state`` is the supervisor's state.json."""

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, RepoNotFound, Unauthorized
@@ -29,6 +29,7 @@ RESERVED_NAMES = {
     "static",
     "docs",
     "admin",
+    "templates",  # the namespace of the Space templates' ids (services.starters)
 }
 ROLES = ("read", "write", "admin")
 TOKEN_ROLES = ("read", "write")
@@ -65,9 +66,10 @@ def hash_token(token: str) -> str:
 
 
 def get_account(s: Session, name: str) -> Account | None:
-    if "\x00" in name:  # no name has one, and PostgreSQL refuses NUL in text parameters
+    """The user or org named ``name`` in any case (names never differ only in case: the database enforces it)."""
+    if "\x00" in name or not name.isascii():  # no name has either; PostgreSQL refuses NUL in text parameters
         return None
-    return s.scalar(select(Account).where(Account.name == name))
+    return s.scalar(select(Account).where(func.lower(Account.name) == name.lower()))
 
 
 def create_user(s: Session, name: str, fullname: str = "", email: str | None = None, admin: bool = False) -> Account:
@@ -83,7 +85,7 @@ def _create_account(s: Session, name: str, kind: str, fullname: str, email: str 
     validate_name(name, "user name" if kind == "user" else "organization name")
     _check_length("full name", fullname, Account.fullname)
     _check_length("e-mail address", email, Account.email)
-    if s.scalar(select(Account).where(Account.name.ilike(name))) is not None:
+    if get_account(s, name) is not None:
         raise Conflict(f"The name {name!r} is already taken")
     acct = Account(name=name, kind=kind, fullname=fullname or name, email=email, is_admin=admin)
     s.add(acct)
@@ -167,7 +169,7 @@ def principal_of(s: Session, user: Account, token_role: str) -> Principal:
     return Principal(user.id, user.name, token_role, user.is_admin, roles)
 
 
-def whoami(s: Session, p: Principal, token: str) -> dict[str, object]:
+def whoami(s: Session, p: Principal, token: str, base_url: str = "") -> dict[str, object]:
     """The ``/api/whoami-v2`` document. Raises: Unauthorized (anonymous)."""
     if p.anonymous or p.user_id is None:
         raise Unauthorized(INVALID_CREDENTIALS)
@@ -177,20 +179,27 @@ def whoami(s: Session, p: Principal, token: str) -> dict[str, object]:
     orgs = []
     for m in s.scalars(select(Membership).where(Membership.user_id == user.id)):
         orgs.append(
-            {"type": "org", "name": m.org.name, "fullname": m.org.fullname, "roleInOrg": m.role, "id": _hexid(m.org.id)}
+            {
+                "type": "org",
+                "name": m.org.name,
+                "fullname": m.org.fullname,
+                "roleInOrg": m.role,
+                "id": hexid(m.org.id),
+                "avatarUrl": avatar_url(base_url, m.org.name),
+            }
         )
     from spacehub.services.formats import iso
 
     return {
         "type": "user",
-        "id": _hexid(user.id),
+        "id": hexid(user.id),
         "name": user.name,
         "fullname": user.fullname,
         "email": user.email,
         "emailVerified": user.email is not None,
         "isPro": False,
         "canPay": False,
-        "avatarUrl": "",
+        "avatarUrl": avatar_url(base_url, user.name),
         "orgs": orgs,
         "auth": {
             "type": "access_token",
@@ -203,7 +212,12 @@ def whoami(s: Session, p: Principal, token: str) -> dict[str, object]:
     }
 
 
-def _hexid(n: int) -> str:
+def avatar_url(base_url: str, name: str) -> str:
+    """Where an account's avatar is drawn (`people.avatar_svg`)."""
+    return f"{base_url.rstrip('/')}/avatars/{name}.svg"
+
+
+def hexid(n: int) -> str:
     return f"{n:024x}"
 
 

@@ -48,6 +48,39 @@ def validate_card(text: str, repo_type: str) -> list[str]:
     return errors
 
 
+CARD_DOCS = "https://huggingface.co/docs/hub/model-cards#model-card-metadata"
+# Keys whose value the Hub reads as a string, or a list of strings: anything else is shown as a warning (the card is
+# still accepted, as on the Hub; `tags` of another type is an error, above).
+TEXT_OR_LIST = ("license", "language", "datasets", "base_model", "library_name", "pipeline_tag", "metrics")
+
+
+def card_warnings(text: str, repo_type: str) -> list[str]:
+    """What `validate-yaml` warns of in a README that has no errors: empty or missing metadata (the client shows it,
+    as with the Hub's "empty or missing yaml metadata in repo card"), and values of the wrong kind for known keys."""
+    raw, _ = split_front_matter(text)
+    try:
+        data = load_yaml(raw) if raw is not None else None
+    except yaml.YAMLError:
+        return []  # an error, reported by validate_card
+    if not data:
+        kind = {"space": "Space", "dataset": "dataset"}.get(repo_type, "model")
+        return [f"empty or missing yaml metadata in repo card ({kind} card metadata: {CARD_DOCS})"]
+    if not isinstance(data, dict):
+        return []
+    out = []
+    for key in TEXT_OR_LIST:
+        value = data.get(key)
+        if value is None:
+            continue
+        if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            out.append(f'"{key}" should be a string or a list of strings, not {type(value).__name__}: {value!r:.80}')
+    if repo_type == "space":
+        for key in ("title", "emoji", "colorFrom", "colorTo"):
+            if key in data and not isinstance(data[key], str):
+                out.append(f'"{key}" should be a string')
+    return out
+
+
 def default_space_readme(title: str, sdk: str) -> str:
     lines = ["---", f"title: {title}", "emoji: 🚀", "colorFrom: blue", "colorTo: purple", f"sdk: {sdk}"]
     if sdk in ("gradio", "streamlit"):

@@ -26,7 +26,7 @@ from spacehub.errors import (
     PreconditionFailed,
     RevisionNotFound,
 )
-from spacehub.services import cards, discussions, spaces, webhooks
+from spacehub.services import cards, discussions, lfs_objects, spaces, webhooks
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import SDKS
@@ -202,7 +202,8 @@ def create_commit(
             head = base
         elif parent and not head.startswith(parent.lower()):
             raise PreconditionFailed("The branch was updated since you opened this page. Please refresh and try again.")
-        changes = _changes(ctx, s, repo, head, ops)
+        lfs: set[str] = set()
+        changes = _changes(ctx, s, repo, head, ops, p.user_id, lfs)
     summary = header.get("summary") or "Update files"
     message = summary + ("\n\n" + header["description"] if header.get("description") else "")
     assert p.name is not None
@@ -214,6 +215,7 @@ def create_commit(
         )
         ref, out["pullRequestNum"] = discussions.pr_ref(pr.num), pr.num
     sha = _land(ctx, repo, ref, head, changes, message, p.name, pinned=bool(parent))
+    lfs_objects.committed(s, repo, lfs)  # the repo's own now, whoever uploaded them
     after_commit(ctx, s, repo, ref, sha)
     if ref.startswith("refs/pr/"):
         parents = list(ctx.git.commit_info(repo.id, sha).parents)
@@ -264,7 +266,11 @@ def after_commit(ctx: HubContext, s: Session, repo: Repo, branch: str, sha: str,
     webhooks.emit(ctx, s, repo, "repo.content", "update", updatedRefs=[webhooks.ref_update(ref, old, sha)])
 
 
-def _changes(ctx: HubContext, s: Session, repo: Repo, head: str, ops: list[_Op]) -> list[Change]:
+def _changes(
+    ctx: HubContext, s: Session, repo: Repo, head: str, ops: list[_Op], user_id: int | None, lfs: set[str]
+) -> list[Change]:
+    """The tree changes of ``ops`` on ``head``; ``lfs`` gets the sha256 of every LFS object they reference (each one
+    the repo may use: `lfs_objects.allowed`)."""
     files = ctx.git.files(repo.id, head)
     new_attrs = next((op for op in reversed(ops) if op.kind == "file" and op.path == ".gitattributes"), None)
     attrs = _small_content(new_attrs).decode("utf-8", "replace") if new_attrs else _gitattributes(ctx, repo, head)
@@ -277,25 +283,33 @@ def _changes(ctx: HubContext, s: Session, repo: Repo, head: str, ops: list[_Op])
             mode = mode if mode in (FILE_MODE, EXEC_MODE) else FILE_MODE
             content = _content(ctx, op)
             size = content.size if isinstance(content, StagedBlob) else len(content)
-            lfs = size > 0 and (size > threshold or rules.match_file(op.path))
+            lfs_sized = size > 0 and (size > threshold or rules.match_file(op.path))
             if isinstance(content, StagedBlob):
-                if lfs:
-                    content = store_lfs(ctx, s, content).encode()
+                if lfs_sized:
+                    content = _stored(ctx, s, content, lfs).encode()
                 else:
                     oid = ctx.git.write_blob_from_file(repo.id, content.path)
                     content.path.unlink(missing_ok=True)
                     changes[op.path] = Change(op.path, oid, mode)
                     continue
             elif (ptr := parse_pointer(content)) is not None:
-                _check_lfs_object(ctx, op.path, ptr.oid, ptr.size)  # a pointer committed as text: same rule as lfsFile
-            elif lfs:
-                content = store_lfs(ctx, s, stage_bytes(ctx.settings.tmp_dir, [content], size)).encode()
+                # a pointer committed as text: the same rule as lfsFile
+                _check_lfs_object(ctx, s, repo, user_id, op.path, ptr.oid, ptr.size)
+                lfs.add(ptr.oid)
+            elif lfs_sized:
+                content = _stored(ctx, s, stage_bytes(ctx.settings.tmp_dir, [content], size), lfs).encode()
             changes[op.path] = Change(op.path, ctx.git.write_blob(repo.id, content), mode)
         elif op.kind == "lfsFile":
-            ptr = _lfs_op(ctx, op)
+            ptr = _lfs_op(ctx, s, repo, user_id, op)
+            lfs.add(ptr.oid)
             changes[op.path] = Change(op.path, ctx.git.write_blob(repo.id, ptr.encode()), FILE_MODE)
         elif op.kind == "deletedFile":
             if op.path not in files and not (op.path in changes and changes[op.path].oid):
+                if any(f.startswith(op.path + "/") for f in files):
+                    raise EntryNotFound(
+                        f"{op.path} is a folder, not a file: delete it as a folder (delete_folder, or"
+                        " CommitOperationDelete(..., is_folder=True))"
+                    )
                 raise EntryNotFound(f"A file with this name doesn't exist: {op.path}")
             changes[op.path] = Change(op.path, None)
         else:  # deletedFolder
@@ -352,21 +366,31 @@ def _b64(path: str, data: str | bytes) -> bytes:
         raise BadRequest(f"File {path}: content is not valid base64") from None
 
 
-def _lfs_op(ctx: HubContext, op: _Op) -> LfsPointer:
+def _lfs_op(ctx: HubContext, s: Session, repo: Repo, user_id: int | None, op: _Op) -> LfsPointer:
     oid, algo, size = op.value.get("oid"), op.value.get("algo", "sha256"), op.value.get("size")
     if algo != "sha256" or not isinstance(oid, str):
         raise BadRequest(f"LFS file {op.path}: expected algo 'sha256' and an oid")
-    return LfsPointer(oid, _check_lfs_object(ctx, op.path, oid, size))
+    return LfsPointer(oid, _check_lfs_object(ctx, s, repo, user_id, op.path, oid, size))
 
 
-def _check_lfs_object(ctx: HubContext, path: str, oid: str, size: int | None) -> int:
-    """The stored object's size. Raises: BadRequest when it was never uploaded or its size differs."""
-    if not ctx.blobs.has(oid):
-        raise BadRequest(f"LFS file {path}: object {oid} was not uploaded (use the LFS batch API first)")
+def _check_lfs_object(
+    ctx: HubContext, s: Session, repo: Repo, user_id: int | None, path: str, oid: str, size: int | None
+) -> int:
+    """The stored object's size. Raises: BadRequest when it was never uploaded to this repo (by this user, or
+    committed there: `lfs_objects.allowed`; an object of another repo is answered the same as a missing one), or its
+    size differs."""
+    if not ctx.blobs.has(oid) or not lfs_objects.allowed(ctx, s, repo, oid, user_id):
+        raise BadRequest(f"LFS file {path}: object {oid} was not uploaded to this repo (use the LFS batch API first)")
     actual = ctx.blobs.size(oid)
     if size is not None and size != actual:
         raise BadRequest(f"LFS file {path}: size {size} does not match the uploaded object ({actual} bytes)")
     return actual
+
+
+def _stored(ctx: HubContext, s: Session, staged: StagedBlob, lfs: set[str]) -> LfsPointer:
+    ptr = store_lfs(ctx, s, staged)
+    lfs.add(ptr.oid)
+    return ptr
 
 
 def store_lfs(ctx: HubContext, s: Session, staged: StagedBlob) -> LfsPointer:
@@ -381,7 +405,8 @@ def validate_yaml(body: Any) -> dict[str, Any]:
     """``POST /api/validate-yaml``. Raises: BadRequest carrying ``errors`` (the client lists them)."""
     if not isinstance(body, dict) or not isinstance(body.get("content"), str):
         raise BadRequest("Expected {'content': str, 'repoType': str}")
-    errors = cards.validate_card(body["content"], body.get("repoType") or "model")
+    repo_type = body.get("repoType") if isinstance(body.get("repoType"), str) else "model"
+    errors = cards.validate_card(body["content"], repo_type)
     if errors:
         raise BadRequest("Invalid metadata in README.md", errors=[{"message": m} for m in errors], warnings=[])
-    return {"errors": [], "warnings": []}
+    return {"errors": [], "warnings": [{"message": m} for m in cards.card_warnings(body["content"], repo_type)]}

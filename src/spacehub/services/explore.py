@@ -1,6 +1,6 @@
 """Read use cases of the web pages: Space cards for the explore page and profiles, and an account's profile.
 
-A card is the listing the API answers (`repos.list_repos`, with its visibility rules and live runtime) plus what
+A card is the listing the API answers (`listing.list_repos`, with its visibility rules and live runtime) plus what
 the README's front matter says about the Space (emoji, colors, title, short description), as on the Hub.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from spacehub.errors import NotFound, RevisionNotFound
-from spacehub.services import accounts, cards, files, repos
+from spacehub.services import accounts, cards, files, listing, repos
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.storage.models import Account, Repo
@@ -62,7 +62,8 @@ def space_cards(
     """Cards of the Spaces ``p`` may see (``search``: a substring of owner/name; ``sort``: likes, updated,
     created; unknown sorts are "updated")."""
     key = SORTS.get(sort, "lastModified")
-    items, _ = repos.list_repos(ctx, s, p, "space", author, search or None, key, -1, limit, 0, base_url)
+    query = listing.ListQuery("space", author=author, search=[search] if search else [], sort=key, limit=limit)
+    items, _ = listing.list_repos(ctx, s, p, query, base_url)
     return [card_of(ctx, s, item) for item in items]
 
 
@@ -73,7 +74,8 @@ def profile(ctx: HubContext, s: Session, p: Principal, name: str, base_url: str)
         raise NotFound(f"No user or organization named {name!r}")
     lists = {}
     for kind in ("model", "dataset"):
-        items, _ = repos.list_repos(ctx, s, p, kind, acct.name, None, "lastModified", -1, 100, 0, base_url)
+        query = listing.ListQuery(kind, author=acct.name, sort="lastModified", limit=100)
+        items, _ = listing.list_repos(ctx, s, p, query, base_url)
         lists[kind] = [{"id": i["id"], "private": i["private"], "updated": i["lastModified"]} for i in items]
     return {
         "name": acct.name,

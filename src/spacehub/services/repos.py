@@ -5,17 +5,17 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Conflict
-from spacehub.services import accounts, cards, webhooks
+from spacehub.services import accounts, cards, lfs_objects, webhooks
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.formats import SDKS, URL_PREFIX, iso, split_repo_id, subdomain, validate_repo_name
 from spacehub.storage.db import utcnow
 from spacehub.storage.git import Change
-from spacehub.storage.models import Account, Membership, Repo, RepoRedirect
+from spacehub.storage.models import Account, Repo, RepoRedirect
 
 VISIBILITIES = ("public", "private", "protected")
 
@@ -25,14 +25,21 @@ def repo_url(base_url: str, repo_type: str, full_name: str) -> str:
 
 
 def find_repo(s: Session, repo_type: str, repo_id: str) -> Repo | None:
-    """The repo named ``repo_id`` (or formerly named so, after a move), or None."""
-    if "\x00" in repo_id:  # no name has one, and PostgreSQL refuses NUL in text parameters
+    """The repo named ``repo_id`` in any case (``Alice/My-Model`` is ``alice/my-model``, as on the Hub; the database
+    keeps two repos from differing only in case), or formerly named so after a move; or None."""
+    if "\x00" in repo_id or not repo_id.isascii():  # no name has either; PostgreSQL refuses NUL in text parameters
         return None
-    ns, _, name = repo_id.partition("/")
-    repo = s.scalar(select(Repo).join(Repo.owner).where(Repo.type == repo_type, Account.name == ns, Repo.name == name))
+    ns, _, name = repo_id.lower().partition("/")
+    repo = s.scalar(
+        select(Repo)
+        .join(Repo.owner)
+        .where(Repo.type == repo_type, func.lower(Account.name) == ns, func.lower(Repo.name) == name)
+    )
     if repo is None:
         redirect = s.scalar(
-            select(RepoRedirect).where(RepoRedirect.type == repo_type, RepoRedirect.full_name == repo_id)
+            select(RepoRedirect)
+            .where(RepoRedirect.type == repo_type, func.lower(RepoRedirect.full_name) == repo_id.lower())
+            .order_by(RepoRedirect.id.desc())
         )
         if redirect is not None:
             repo = s.get(Repo, redirect.repo_id)
@@ -42,6 +49,14 @@ def find_repo(s: Session, repo_type: str, repo_id: str) -> Repo | None:
 def get_repo(s: Session, p: Principal, repo_type: str, repo_id: str, need: str = "read") -> Repo:
     """The repo, checked for ``need`` (read/write/admin). Raises: RepoNotFound, Unauthorized, Forbidden."""
     return accounts.check_repo_access(p, find_repo(s, repo_type, repo_id), need)
+
+
+def auth_check(s: Session, p: Principal, repo_type: str, repo_id: str, write: bool) -> None:
+    """``HfApi.auth_check``: may ``p`` read (or, with ``write``, change the content of) the repo?
+
+    Raises: RepoNotFound (missing, or private and not theirs), Unauthorized, Forbidden.
+    """
+    get_repo(s, p, repo_type, repo_id, "write" if write else "read")
 
 
 def _private_from(private: bool | None, visibility: str | None, default: bool) -> bool:
@@ -87,9 +102,10 @@ def create_repo(
     full = f"{owner.name}/{name}"
     existing = find_repo(s, repo_type, full)
     if existing is not None and existing.full_name.lower() == full.lower():
+        url = repo_url(base_url, repo_type, existing.full_name)  # its own spelling, whatever the case asked
         if accounts.can_read(p, existing):
-            raise Conflict(f"You already created this {repo_type} repo", url=repo_url(base_url, repo_type, full))
-        raise Conflict(f"A {repo_type} repo with this name already exists", url=repo_url(base_url, repo_type, full))
+            raise Conflict(f"You already created this {repo_type} repo", url=url)
+        raise Conflict(f"A {repo_type} repo with this name already exists", url=url)
     clash = s.scalar(
         select(Repo).where(Repo.type == repo_type, Repo.owner_id == owner.id, func.lower(Repo.name) == name.lower())
     )
@@ -108,6 +124,7 @@ def create_repo(
     s.flush()
     if copy_from is not None:
         ctx.git.copy(copy_from.id, repo.id)
+        lfs_objects.copied(s, repo)  # the copied refs' LFS objects are this repo's too
     else:
         _initial_commit(ctx, repo)
     ctx.events.publish(RepoEvent("created", repo.id, repo_type, "refs/heads/main"), s)
@@ -157,7 +174,11 @@ def move_repo(ctx: HubContext, s: Session, p: Principal, repo_type: str, from_id
     )
     if clash is not None:
         raise Conflict(f"A {repo_type} repo named {to_id} already exists")
-    s.execute(RepoRedirect.__table__.delete().where(RepoRedirect.type == repo_type, RepoRedirect.full_name == to_id))
+    s.execute(
+        RepoRedirect.__table__.delete().where(
+            RepoRedirect.type == repo_type, func.lower(RepoRedirect.full_name) == to_id.lower()
+        )
+    )
     moved_to = {"name": f"{owner.name}/{name}", "owner": {"id": f"{owner.id:024x}"}}
     webhooks.emit(ctx, s, repo, "repo", "move", movedTo=moved_to)  # the repo as it was named, and where it went
     repo.owner_id, repo.owner, repo.name = owner.id, owner, name
@@ -236,48 +257,3 @@ def space_host(ctx: HubContext, base_url: str, sub: str) -> str:
     u = urlsplit(base_url or f"http://{ctx.settings.server.host}:{ctx.settings.server.port}")
     port = f":{u.port}" if u.port else ""
     return f"{u.scheme}://{sub}.{ctx.settings.runtime.spaces_domain}{port}"
-
-
-def list_repos(
-    ctx: HubContext,
-    s: Session,
-    p: Principal,
-    repo_type: str,
-    author: str | None,
-    search: str | None,
-    sort: str | None,
-    direction: int,
-    limit: int | None,
-    offset: int,
-    base_url: str,
-) -> tuple[list[dict[str, Any]], bool]:
-    """A page of repos ``p`` can see, and whether more follow."""
-    if "\x00" in (author or "") + (search or ""):  # matches no name; PostgreSQL refuses NUL in text parameters
-        return [], False
-    q = select(Repo).join(Repo.owner).where(Repo.type == repo_type)
-    if p.anonymous:
-        q = q.where(Repo.private.is_(False))
-    elif not p.is_admin:
-        orgs = select(Membership.org_id).where(Membership.user_id == p.user_id)
-        q = q.where(or_(Repo.private.is_(False), Repo.owner_id == p.user_id, Repo.owner_id.in_(orgs)))
-    if author:
-        q = q.where(Account.name == author)
-    if search:
-        # A substring of the full id, as on the Hub ("alice/my_model" finds it); LIKE wildcards match literally.
-        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        q = q.where((Account.name + "/" + Repo.name).ilike(f"%{escaped}%", escape="\\"))
-    column = {"lastModified": Repo.updated_at, "createdAt": Repo.created_at, "likes": Repo.likes}.get(
-        sort or "", Repo.updated_at if sort else Repo.created_at
-    )
-    q = q.order_by(column.asc() if direction == 1 else column.desc(), Repo.id)
-    page = min(limit or 1000, 1000)
-    rows = list(s.scalars(q.offset(offset).limit(page + 1)))
-    more = len(rows) > page
-    out = []
-    for repo in rows[:page]:
-        try:
-            sha = ctx.git.resolve(repo.id, "main")
-        except Exception:  # an empty repo (no main): still listed
-            sha = None
-        out.append(base_info(ctx, repo, sha, base_url, p))
-    return out, more

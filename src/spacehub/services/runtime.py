@@ -25,6 +25,16 @@ class LogStream(Protocol):
         """Whether the Space may still write to it (a follower stops when it may not)."""
 
 
+class Usage(Protocol):
+    """What a Space's running instance uses now, as counters (`runtime.backends.base.ResourceUsage` is one): CPU
+    seconds and network bytes grow, memory is current; a counter the runtime cannot measure is None."""
+
+    cpu_seconds: float
+    memory_bytes: int
+    rx_bytes: int | None
+    tx_bytes: int | None
+
+
 class _NoLog:
     def backlog(self) -> list[tuple[str, str]]:
         return []
@@ -52,6 +62,9 @@ class Runtime(Protocol):
     def logs(self, space_id: str, kind: str) -> LogStream:
         """A Space's "build" or "run" log, to read and follow."""
 
+    def usage(self, space_id: str) -> Usage | None:
+        """What the instance serving a Space uses now (None: nothing runs, or it cannot be measured)."""
+
 
 class NoRuntime:
     """No Spaces run here (``runtime.backend = "none"``): notices go nowhere, no stage is known."""
@@ -70,3 +83,6 @@ class NoRuntime:
 
     def logs(self, space_id: str, kind: str) -> LogStream:
         return _NoLog()
+
+    def usage(self, space_id: str) -> Usage | None:
+        return None

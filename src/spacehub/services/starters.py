@@ -1,6 +1,11 @@
-"""Use case of the "new Space" page: create a Space (`creation.create_repo`, the `HfApi.create_repo` use case) and
-commit a starter app for its SDK (`commits.create_commit`, the `HfApi.create_commit` use case), so that it builds
-and runs at once. If the starter cannot be committed the new Space is deleted again: the page makes both or none."""
+"""The starter app of each SDK. Use case of the "new Space" page: create a Space (`creation.create_repo`, the
+`HfApi.create_repo` use case) and commit a starter app for its SDK (`commits.create_commit`, the `HfApi.create_commit`
+use case), so that it builds and runs at once. If the starter cannot be committed the new Space is deleted again: the
+page makes both or none.
+
+The same starters are the Space templates of the API (`list_space_templates`, `create_repo(space_template=…)`):
+``templates/{sdk}`` (``templates`` is a reserved name, so no repo can ever have such an id), applied by a create
+option (`template_check`, `template_hook`) in the transaction that creates the Space."""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from typing import Any
 
 from spacehub.errors import BadRequest, HubError
 from spacehub.services import accounts, commits, creation, repos
+from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
+from spacehub.storage.models import Repo
 
 SDKS = ("gradio", "streamlit", "static", "docker")
 
@@ -80,3 +87,49 @@ def create_space(ctx: HubContext, token: str | None, body: dict[str, Any], base_
             repos.delete_repo(ctx, s, accounts.authenticate(s, token), "space", out["name"])
         raise
     return out
+
+
+# ---- Space templates (`HfApi.list_space_templates`, `create_repo(space_template=…)`) ---------------------------------
+TEMPLATE_NAMES = {"gradio": "Gradio", "streamlit": "Streamlit", "static": "Static HTML", "docker": "Docker"}
+
+
+def list_templates() -> list[dict[str, Any]]:
+    """``GET /api/spaces/templates``'s ``templates``: one per SDK, its starter app."""
+    return [
+        {"name": TEMPLATE_NAMES[sdk], "repoId": f"templates/{sdk}", "sdk": sdk, "preferredPrivate": False}
+        for sdk in SDKS
+    ]
+
+
+def _template(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The template a create body names (by repo id, or by name in any case). Raises: BadRequest."""
+    wanted = body.get("template")
+    if wanted is None:
+        return None
+    if not isinstance(wanted, str):
+        raise BadRequest("'template' must be a string")
+    for t in list_templates():
+        if wanted in (t["repoId"], t["sdk"]) or wanted.lower() == t["name"].lower():
+            return t
+    known = ", ".join(t["repoId"] for t in list_templates())
+    raise BadRequest(f"Unknown Space template {wanted!r}: use one of {known} (list_space_templates)")
+
+
+def template_check(ctx: HubContext, repo_type: str, body: dict[str, Any]) -> None:
+    """Raises: BadRequest (an unknown template, one for another kind of repo, or for another SDK)."""
+    t = _template(body)
+    if t is None:
+        return
+    if repo_type != "space":
+        raise BadRequest("'template' is for Spaces only")
+    if body.get("sdk") != t["sdk"]:
+        raise BadRequest(f"Template {t['repoId']} is a {t['sdk']} Space: 'sdk' must be {t['sdk']!r}")
+
+
+def template_hook(ctx: HubContext, s: Any, p: Principal, repo: Repo, body: dict[str, Any]) -> None:
+    """Commit the template's starter app to the new Space, in the transaction that creates it."""
+    t = _template(body)
+    if t is None:
+        return
+    files = starter_files(t["sdk"], repo.name)
+    commits.create_commit(ctx, s, p, repo, "main", _ndjson(files, f"Starter {t['sdk']} app (template {t['repoId']})"))

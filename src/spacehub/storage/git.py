@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pygit2
 
-from spacehub.errors import Conflict, PreconditionFailed, RevisionNotFound
+from spacehub.errors import BadRequest, Conflict, PreconditionFailed, RevisionNotFound
 
 ZERO_SHA = "0" * 40
 HEX = set("0123456789abcdef")
+MIN_SHA_PREFIX = 7  # git's default abbreviation: shorter prefixes are never taken as revisions
 FILE_MODE = pygit2.enums.FileMode.BLOB
 EXEC_MODE = pygit2.enums.FileMode.BLOB_EXECUTABLE
 TREE_MODE = pygit2.enums.FileMode.TREE
@@ -132,10 +133,12 @@ class GitStore:
 
     # ---- refs --------------------------------------------------------------------------------------------------
     def resolve(self, repo_id: str, rev: str) -> str:
-        """Branch, tag, ``refs/...`` name or full commit sha → commit sha.
+        """Branch, tag, ``refs/...`` name, or commit sha (whole, or a unique prefix of at least 7 hex digits, as git
+        abbreviates them) → the full commit sha.
 
         Raises:
             RevisionNotFound: no such revision.
+            BadRequest: an abbreviated sha that several objects start with.
         """
         if any(ord(c) < 32 or ord(c) == 127 for c in rev):  # libgit2 would read "main\0x" as "main"
             raise RevisionNotFound(f"Invalid rev id: {rev}")
@@ -147,9 +150,13 @@ class GitStore:
             ref = repo.references.get(name)
             if ref is not None:
                 return str(ref.peel(pygit2.Commit).id)
-        if is_sha(rev.lower()):
+        if MIN_SHA_PREFIX <= len(rev) <= 40 and set(rev.lower()) <= HEX:
             try:
                 obj = repo[rev.lower()]
+            except pygit2.AmbiguousError:
+                raise BadRequest(
+                    f"Ambiguous revision {rev}: several objects start with it; give more digits of the commit sha"
+                ) from None
             except (KeyError, ValueError):
                 obj = None
             if isinstance(obj, pygit2.Commit):
@@ -179,6 +186,10 @@ class GitStore:
             if name.startswith(prefix):
                 out[name[len(prefix) :]] = str(repo.references[name].peel(pygit2.Commit).id)
         return out
+
+    def refs(self, repo_id: str) -> dict[str, str]:
+        """Every ref (full name) → the commit it points at: branches, tags, pull requests."""
+        return {f"refs/{name}": sha for name, sha in self._refs(repo_id, "refs/").items()}
 
     def pull_requests(self, repo_id: str) -> dict[str, str]:
         """``refs/pr/*`` refs: number (as text) → commit sha."""

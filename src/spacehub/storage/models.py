@@ -9,12 +9,14 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
     false,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -33,6 +35,11 @@ class Account(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)  # argon2id; None: no web sign-in
+
+
+# Names are compared in any case (`accounts.get_account`, `repos.find_repo`), so the database keeps two accounts, or
+# two repos of one owner and type, from differing only in case (migration 0011).
+Index("uq_accounts_lower_name", func.lower(Account.name), unique=True)
 
 
 class Membership(Base):
@@ -78,6 +85,9 @@ class Repo(Base):
     sdk: Mapped[str | None] = mapped_column(String(16), nullable=True)
     likes: Mapped[int] = mapped_column(Integer, default=0)
     discussion_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # last discussion/PR number
+    # Whether repo_lfs_objects lists every LFS object its refs reference (services.lfs_objects): true for a new repo;
+    # false for one made before 0012, a duplicate and after a push, until the next check lists them again.
+    lfs_indexed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -86,6 +96,9 @@ class Repo(Base):
     @property
     def full_name(self) -> str:
         return f"{self.owner.name}/{self.name}"
+
+
+Index("uq_repos_type_owner_lower_name", Repo.type, Repo.owner_id, func.lower(Repo.name), unique=True)
 
 
 class RepoRedirect(Base):
@@ -106,6 +119,20 @@ class LfsObject(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     git_sha1: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RepoLfsObject(Base):
+    """An LFS object a repo may reference (the blob store underneath stays one, deduplicated, for every repo): one
+    the repo's refs reference or a commit put there (``uploader_id`` null: anyone who may write the repo may use it
+    again), or one a user uploaded to the repo and has not committed yet (only that user may)."""
+
+    __tablename__ = "repo_lfs_objects"
+    __table_args__ = (UniqueConstraint("repo_id", "sha256", "uploader_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploader_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 

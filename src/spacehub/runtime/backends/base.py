@@ -99,6 +99,18 @@ class InstanceStatus:
     limits: str  # how resource limits are enforced, e.g. "cgroup v1", "cgroup v2", "none: <why>"
 
 
+@dataclass(frozen=True)
+class ResourceUsage:
+    """What one instance uses now, as counters: CPU time and network bytes grow (rates are the reader's business),
+    memory is the current amount. A counter the backend cannot measure is None (e.g. network bytes of an app that
+    shares the host's network namespace, where they cannot be told from other traffic)."""
+
+    cpu_seconds: float
+    memory_bytes: int
+    rx_bytes: int | None = None
+    tx_bytes: int | None = None
+
+
 class BuildFailed(PermanentBackendError):
     """The build or start cannot succeed as it is (bad requirements, missing engine…): the message is shown to the
     user."""
@@ -134,6 +146,9 @@ class Backend(Protocol):
         """Suspend the instance without losing its memory; False when this backend or machine cannot."""
 
     def thaw(self, release_id: str) -> None: ...
+
+    def usage(self, release_id: str) -> ResourceUsage | None:
+        """What the instance uses now (None: it is not running, or this backend cannot measure it)."""
 
     def storage_size(self, name: str) -> int | None:
         """The size persistent storage ``name`` was provisioned with (None: not yet, or no fixed size). A larger

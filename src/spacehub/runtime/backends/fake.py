@@ -23,16 +23,21 @@ from spacehub.runtime.backends.base import (
     Endpoint,
     InstanceStatus,
     ReleaseSpec,
+    ResourceUsage,
     TemporaryBackendError,
 )
 from spacehub.runtime.logs import stamp
 
 POLL = 0.02  # how often an instance's server looks for a shutdown (a stop, crash or freeze waits for it; default 0.5 s)
+FAKE_MEMORY = 64 * 1024**2
 
 
 class _Hello(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = f"hello from {self.server.release_id}".encode()  # type: ignore[attr-defined]
+        counters = self.server.counters  # type: ignore[attr-defined]
+        counters["rx"] += len(self.requestline) + sum(len(k) + len(v) + 4 for k, v in self.headers.items()) + 4
+        counters["tx"] += len(body)
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -49,6 +54,7 @@ class _Instance:
     endpoint: Endpoint | None
     exit_code: int | None = None
     frozen: bool = False
+    started_at: float = field(default_factory=time.monotonic)
 
 
 def _open_gate() -> threading.Event:
@@ -116,6 +122,7 @@ class FakeBackend:
             return None
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
         server.release_id = spec.release_id  # type: ignore[attr-defined]
+        server.counters = {"rx": 0, "tx": 0}  # type: ignore[attr-defined]
         threading.Thread(target=server.serve_forever, args=(POLL,), daemon=True).start()
         ep = Endpoint("127.0.0.1", server.server_address[1])
         with self.lock:
@@ -133,6 +140,16 @@ class FakeBackend:
 
     def storage_size(self, name: str) -> int | None:
         return None
+
+    def usage(self, release_id: str) -> ResourceUsage | None:
+        """A steady quarter of a core since it started (none while frozen is not modelled), FAKE_MEMORY of memory,
+        and the bytes its hello server really received and sent."""
+        inst = self.instances.get(release_id)
+        if inst is None or inst.server is None or inst.exit_code is not None:
+            return None
+        counters = inst.server.counters  # type: ignore[attr-defined]
+        cpu = 0.25 * (time.monotonic() - inst.started_at)
+        return ResourceUsage(cpu, FAKE_MEMORY, counters["rx"], counters["tx"])
 
     def crash(self, release_id: str, code: int = 1) -> None:
         inst = self.instances[release_id]

@@ -38,7 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from spacehub.runtime import sandbox
-from spacehub.runtime.backends.base import BuildFailed, BuildSpec, Endpoint, InstanceStatus, ReleaseSpec
+from spacehub.runtime.backends.base import (
+    BuildFailed,
+    BuildSpec,
+    Endpoint,
+    InstanceStatus,
+    ReleaseSpec,
+    ResourceUsage,
+)
 from spacehub.runtime.backends.local_build import PythonEnvs, file_lock, stop_builds
 from spacehub.runtime.backends.local_builder import BuildUser, BuildUserUnavailable, find_build_user, remove_image
 from spacehub.runtime.backends.local_disks import image_size
@@ -62,7 +69,7 @@ from spacehub.runtime.backends.local_launch import (
 from spacehub.runtime.backends.local_mounts import add_container_volumes, mounts_for
 from spacehub.runtime.cgroups import Cgroup, CgroupHost
 from spacehub.runtime.checkout import RepoFiles
-from spacehub.runtime.procs import alive, boot_id, kill_instance
+from spacehub.runtime.procs import alive, boot_id, group_members, kill_instance, usage_of
 from spacehub.runtime.supervise import write_json
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -482,6 +489,19 @@ class LocalProcessBackend:
             exit_code=done.get("code") if done and not running else None,
             limits=limits,
         )
+
+    def usage(self, release_id: str) -> ResourceUsage | None:
+        """Counted over the instance's processes: its cgroup's, else its process group's (procs.usage_of)."""
+        if not ID_RE.match(release_id):
+            return None
+        launch, state, done = self._files(release_id)
+        if launch is None or state is None or done is not None or not alive(state["pid"], state["starttime"]):
+            return None
+        pids: set[int] = Cgroup.from_json(launch["cgroup"]).pids() if launch.get("cgroup") else set()
+        if not pids and state.get("pgid"):
+            pids = set(group_members(state["pgid"]))
+        cpu, memory, rx, tx = usage_of(pids or {state["pid"]})
+        return ResourceUsage(cpu, memory, rx, tx)
 
     def _frozen(self, release_id: str, launch: dict[str, Any]) -> bool:
         if launch.get("container"):
