@@ -126,6 +126,9 @@ def test_a_space_starts_as_its_objects_runs_sleeps_and_wakes(
     assert kinds["NetworkPolicy"] == [f"space-{sid}"]
     st = running(backend, "r1")
     assert st.endpoint == ep and st.build_id == "b1" and not st.frozen and "kubernetes" in st.limits
+    live, backend.cluster = backend.cluster, Cluster(dead_api(), cluster.namespace)
+    assert backend.status("r1") == st, "an API server blip answers the last status, not an exit"
+    backend.cluster = live
     assert [i.release_id for i in backend.list_instances()] == ["r1"]
     assert backend.start(release(sid)) == ep  # idempotent while it runs
     # the release Service selects this release's pods only; the Space's Service every pod of the Space
@@ -306,15 +309,20 @@ def test_deleting_a_space_leaves_nothing_and_its_storage_can_be_kept(
     assert backend.storage_size("../../etc") is None
 
 
-def test_an_unreachable_api_server_is_a_temporary_error(options: ClusterOptions) -> None:
+def dead_api() -> client.ApiClient:
     cfg = client.Configuration()
-    cfg.host = "https://127.0.0.1:9"
+    cfg.host = "https://127.0.0.1:9"  # nothing listens there
     cfg.retries = 0
-    dead = KubernetesBackend(Cluster(client.ApiClient(cfg), "x"), options, lambda s: ("a/b", TOKEN), "http://h:1")
+    return client.ApiClient(cfg)
+
+
+def test_an_unreachable_api_server_is_a_temporary_error(options: ClusterOptions) -> None:
+    dead = KubernetesBackend(Cluster(dead_api(), "x"), options, lambda s: ("a/b", TOKEN), "http://h:1")
     with pytest.raises(TemporaryBackendError, match="cannot be reached"):
         dead.build(BuildSpec(space(), "b1", SHA, "gradio", None, None), lambda line: None)
+    assert dead.status("r1") is None  # never read: nothing to answer but "not there"
     with pytest.raises(TemporaryBackendError):
-        dead.status("r1")
+        dead.start(ReleaseSpec("s1", "r1", "b1", "gradio", "app.py", 7860, {}))
 
 
 def test_the_setting_picks_the_kubernetes_backend(control_plane: ControlPlane, namespace: str, tmp_path: Path) -> None:

@@ -111,6 +111,7 @@ class KubernetesBackend:
     poll_interval: float = 0.2
     name: str = "kubernetes"
     _relayed: dict[str, str] = field(default_factory=dict)  # release → the last reason written to its run log
+    _last: dict[str, InstanceStatus] = field(default_factory=dict)  # release → its last status read
 
     # ---- errors ------------------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -400,8 +401,22 @@ class KubernetesBackend:
         return False, _exit_code(pods)
 
     def status(self, release_id: str) -> InstanceStatus | None:
+        """The release as the cluster has it now. While the API server cannot be reached, the last status read (the
+        reconciler's monitor must not take a blip for an exit)."""
         if not _ID.match(release_id):
             return None
+        try:
+            st = self._status(release_id)
+        except TemporaryBackendError as e:
+            log.warning("status of %s: %s; answering the last one read", release_id, e)
+            return self._last.get(release_id)
+        if st is None:
+            self._last.pop(release_id, None)
+        else:
+            self._last[release_id] = st
+        return st
+
+    def _status(self, release_id: str) -> InstanceStatus | None:
         task = self._read_job(f"task-{release_id}")
         if task is not None:
             return None if _get(task, "metadata", "deletionTimestamp") else self._task_status(release_id, task)
