@@ -28,7 +28,7 @@ FILES = {
     "app.py": b"print('hello')\n",
     "requirements.txt": b"requests\n",
     "pkg/deep/module.py": b"X = 1\n",
-    "weights.bin": bytes(range(256)) * 64,  # binary, uploaded as LFS by the client
+    "weights.bin": bytes(range(256)) * 64,  # binary (whether it is stored as LFS is the Hub's choice)
 }
 
 
