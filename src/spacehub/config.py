@@ -46,9 +46,10 @@ STORAGE_TIERS = {"small": 20 * 10**9, "medium": 150 * 10**9, "large": 10**12}
 
 class RuntimeSettings(BaseModel):
     spaces_domain: str = Field(default="localhost", description="Spaces are served at {subdomain}.{spaces_domain}.")
-    backend: Literal["local", "fake", "none"] = Field(
+    backend: Literal["local", "kubernetes", "fake", "none"] = Field(
         default="local",
-        description="What runs Spaces: local processes, an in-memory fake (tests), or nothing (a Hub without runtime).",
+        description="What runs Spaces: local processes, a Kubernetes cluster (the kubernetes group), an in-memory "
+        "fake (tests), or nothing (a Hub without runtime).",
     )
     reconcile_interval: float = Field(default=10.0, description="Seconds between periodic passes over every Space.")
     deep_sleep_after: float = Field(
@@ -118,6 +119,41 @@ class RuntimeSettings(BaseModel):
         return int(self.storage_tiers.get(tier, STORAGE_TIERS[tier]))
 
 
+class KubernetesSettings(BaseModel):
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="The kubeconfig file of the cluster that runs Spaces (runtime.backend kubernetes); none: the "
+        "service account of the pod SpaceHub runs in.",
+    )
+    context: str | None = Field(default=None, description="The kubeconfig context to use (default: its current one).")
+    namespace: str = Field(default="spacehub-spaces", description="The namespace every Space's objects live in.")
+    image: str = Field(
+        default="python:3.11-slim",
+        description="The image Python Spaces run in (and their code is fetched and requirements installed in): "
+        "Python 3 and pip, plus what the SDKs need if Spaces should not install them.",
+    )
+    hub_url: str | None = Field(
+        default=None,
+        description="The Hub's URL as pods reach it (code fetches, HF_ENDPOINT); default server.public_url.",
+    )
+    hub_cidrs: list[str] = Field(
+        default_factory=list,
+        description="Addresses of the Hub as CIDRs: the only peer a Space's NetworkPolicy lets in, and one it may "
+        "reach. Empty: the policy admits nothing in.",
+    )
+    hub_ports: list[int] = Field(default_factory=list, description="The Hub's ports a Space may reach (empty: any).")
+    allow_internet: bool = Field(
+        default=False, description="Spaces may reach public addresses (never private ranges or another Space)."
+    )
+    cluster_cidrs: list[str] = Field(
+        default_factory=list, description="The cluster's pod and service ranges, excluded from 'the internet'."
+    )
+    storage_class: str | None = Field(
+        default=None, description="The StorageClass of Spaces' storage claims (default: the cluster's default)."
+    )
+    build_timeout: float = Field(default=1800.0, description="Seconds a build Job may run before it fails.")
+
+
 class ProxySettings(BaseModel):
     mode: Literal["embedded", "nginx"] = Field(
         default="embedded",
@@ -156,6 +192,7 @@ class Settings(BaseSettings):
     db: DatabaseSettings = DatabaseSettings()
     storage: StorageSettings = StorageSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
     proxy: ProxySettings = ProxySettings()
     webhooks: WebhookSettings = WebhookSettings()
 

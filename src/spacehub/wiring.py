@@ -26,7 +26,7 @@ from spacehub.config import Settings
 from spacehub.flavors import Catalog, this_machine
 from spacehub.git.hooks import install_hooks
 from spacehub.proxy.space_routes import RuntimeRouteTable
-from spacehub.runtime.backends.base import Backend
+from spacehub.runtime.backends.base import Backend, PermanentBackendError
 from spacehub.runtime.checkout import RepoFiles
 from spacehub.runtime.devices import inventory_from_settings
 from spacehub.runtime.front import FrontDoor
@@ -34,7 +34,7 @@ from spacehub.runtime.logs import SpaceLogs
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
 from spacehub.runtime.scheduling import Scheduler, capped
 from spacehub.runtime.space_storage import StorageReader
-from spacehub.services import hardware, space_settings, starters, storage, webhooks
+from spacehub.services import accounts, hardware, space_settings, starters, storage, webhooks
 from spacehub.services.billing import Meter
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.creation import SpaceOption
@@ -44,15 +44,17 @@ from spacehub.services.hardware import HardwarePolicy
 from spacehub.storage.blobs import LocalBlobStore
 from spacehub.storage.db import Database, upgrade_schema
 from spacehub.storage.git import GitStore
+from spacehub.storage.models import Repo
 
 
 def hub_url(settings: Settings) -> str:
     return (settings.server.public_url or f"http://127.0.0.1:{settings.server.port}").rstrip("/")
 
 
-def make_backend(settings: Settings, git: GitStore) -> Backend:
+def make_backend(settings: Settings, git: GitStore, db: Database | None = None) -> Backend:
     """The backend ``runtime.backend`` names, given what it needs of this machine: where it reads repos, where the
-    Spaces' storage lives and the run logs it writes (the reconciler's log store)."""
+    Spaces' storage lives and the run logs it writes (the reconciler's log store); a cluster backend, the database
+    (a Space's name, and the token scoped to it that its pods fetch its code with)."""
     logs_root = settings.data_dir / "spaces"
 
     def run_log(space_id: str) -> Path:
@@ -62,6 +64,10 @@ def make_backend(settings: Settings, git: GitStore) -> Backend:
         from spacehub.runtime.backends.fake import FakeBackend
 
         return FakeBackend(run_log=run_log)
+    if settings.runtime.backend == "kubernetes":
+        if db is None:
+            raise ValueError("the Kubernetes backend needs the database")
+        return make_kubernetes_backend(settings, fetch_access(db), run_log)
     from spacehub.runtime.backends.local import LocalProcessBackend
 
     rt = settings.runtime
@@ -76,6 +82,48 @@ def make_backend(settings: Settings, git: GitStore) -> Backend:
         sandbox=rt.sandbox,
         outbound=rt.outbound,
         build_user=rt.build_user,
+    )
+
+
+def fetch_access(db: Database) -> Any:
+    """space id → (its "owner/name", a new token that reads that Space and nothing else; the previous one revoked).
+    Raises: PermanentBackendError (the Space is gone)."""
+
+    def access(space_id: str) -> tuple[str, str]:
+        with db.transaction() as s:
+            repo = s.get(Repo, space_id)
+            if repo is None:
+                raise PermanentBackendError(f"space {space_id} does not exist")
+            return repo.full_name, accounts.create_fetch_token(s, repo)
+
+    return access
+
+
+def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Backend:
+    """The Kubernetes backend of the ``kubernetes`` settings (the only place that imports it, lazily: the client
+    package is an optional dependency)."""
+    from spacehub.runtime.backends.kubernetes.backend import KubernetesBackend
+    from spacehub.runtime.backends.kubernetes.manifests import ClusterOptions, Peer
+    from spacehub.runtime.backends.kubernetes.objects import Cluster, connect
+
+    k = settings.kubernetes
+    options = ClusterOptions(
+        namespace=k.namespace,
+        hub=Peer(cidrs=tuple(k.hub_cidrs)),
+        hub_ports=tuple(k.hub_ports),
+        allow_internet=k.allow_internet,
+        cluster_cidrs=tuple(k.cluster_cidrs),
+        storage_class=k.storage_class,
+    )
+    return KubernetesBackend(
+        Cluster(connect(k.kubeconfig, k.context), k.namespace),
+        options,
+        access,
+        k.hub_url or hub_url(settings),
+        image=k.image,
+        catalog=Catalog.load(settings.runtime.flavors_file),
+        run_log=run_log,
+        build_timeout=k.build_timeout,
     )
 
 
@@ -155,7 +203,7 @@ def attach_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, R
     settings = ctx.settings
     port = settings.server.port
     domain = settings.runtime.spaces_domain
-    backend = make_backend(settings, ctx.git)
+    backend = make_backend(settings, ctx.git, ctx.db)
     rec = Reconciler(
         RuntimeDeps(
             settings=settings,

@@ -10,6 +10,11 @@ backend will meet it on a real node:
     crashloop   Running, not Ready, waiting CrashLoopBackOff, last terminated with exit code 1
     oomkilled   as crashloop, last terminated OOMKilled (exit code 137)
     imagepull   Pending, waiting ImagePullBackOff, and the kubelet's Warning "Failed" event
+    exit-N      the container ran and exited with code N: Succeeded (N = 0) or Failed; the default for a Job's pods
+                (``restartPolicy: Never``) is exit-0. A failing init container is ``init-exit-N`` (the app never ran)
+
+The stand-in runs nothing: a test that scripts ``exit-3`` for a task says what the container would do, as a
+FakeBackend's ``task_exit`` does; what it proves is the rest (the Job, its controller, the status read back).
 
 Pods being deleted are finished at once (a real kubelet deletes them with grace 0 once their containers stop).
 It runs in a thread of the test process and polls every 0.1 s.
@@ -18,6 +23,7 @@ It runs in a thread of the test process and polls every 0.1 s.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -73,14 +79,15 @@ class StandInKubelet:
     # ---- scripting -------------------------------------------------------------------------------------------------
     def behave(self, space_id: str, behaviour: str, release: str | None = None) -> None:
         """Script the pods of a Space (of one of its releases only, when ``release`` is given)."""
-        if behaviour not in BEHAVIOURS:
+        if behaviour not in BEHAVIOURS and not re.fullmatch(r"(init-)?exit-\d+", behaviour):
             raise ValueError(f"unknown behaviour {behaviour!r}")
         self.behaviours[(space_id, release)] = behaviour
 
     def _behaviour(self, pod: Any) -> str:
         labels = pod.metadata.labels or {}
         space, release = labels.get(SPACE_LABEL, ""), labels.get(RELEASE_LABEL)
-        return self.behaviours.get((space, release)) or self.behaviours.get((space, None)) or "ready"
+        default = "exit-0" if pod.spec.restart_policy == "Never" else "ready"
+        return self.behaviours.get((space, release)) or self.behaviours.get((space, None)) or default
 
     # ---- nodes -----------------------------------------------------------------------------------------------------
     def start(self) -> StandInKubelet:
@@ -203,10 +210,14 @@ class StandInKubelet:
             state = have.container_statuses[0].state
             waiting = state.waiting.reason if state and state.waiting else None
         want_waiting = (status["containerStatuses"][0]["state"].get("waiting") or {}).get("reason")
+        if have.phase in ("Succeeded", "Failed"):  # a finished pod stays as it ended
+            return False
         return have.phase != status["phase"] or ready != want_ready or waiting != want_waiting
 
     def status(self, pod: Any, behaviour: str) -> dict[str, Any]:
         """The status a kubelet would report for the pod behaving so."""
+        if behaviour.startswith(("exit-", "init-exit-")):
+            return self._exited(pod, behaviour)
         now = _now()
         c = pod.spec.containers[0]
         ip = self._ips.setdefault(pod.metadata.uid, f"10.244.{len(self._ips) // 250}.{len(self._ips) % 250 + 2}")
@@ -264,6 +275,40 @@ class StandInKubelet:
             "startTime": now,
             "containerStatuses": [container],
         }
+
+    def _exited(self, pod: Any, behaviour: str) -> dict[str, Any]:
+        now = _now()
+        code = int(behaviour.rsplit("-", 1)[1])
+        in_init = behaviour.startswith("init-")
+        terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "startedAt": now,
+                      "finishedAt": now}  # fmt: skip
+        if code:
+            terminated["message"] = f"stand-in: exited with code {code}"
+
+        def statuses(containers: Any, state: dict[str, Any]) -> list[dict[str, Any]]:
+            return [{"name": c.name, "image": c.image, "imageID": "", "ready": False, "restartCount": 0,
+                     "started": False, "state": state} for c in containers or []]  # fmt: skip
+
+        init = pod.spec.init_containers or []
+        status: dict[str, Any] = {
+            "phase": "Failed" if code else "Succeeded",
+            "conditions": [
+                {"type": "Initialized", "status": "False" if in_init else "True", "lastTransitionTime": now},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Ready", "status": "False", "lastTransitionTime": now, "reason": "PodCompleted"},
+                {"type": "ContainersReady", "status": "False", "lastTransitionTime": now, "reason": "PodCompleted"},
+            ],
+            "hostIP": self.nodes[pod.spec.node_name].address,
+            "startTime": now,
+        }
+        done = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}
+        if in_init:
+            status["initContainerStatuses"] = statuses(init[:1], {"terminated": terminated})
+            status["containerStatuses"] = statuses(pod.spec.containers, {"waiting": {"reason": "PodInitializing"}})
+        else:
+            status["initContainerStatuses"] = statuses(init, done)
+            status["containerStatuses"] = statuses(pod.spec.containers, {"terminated": terminated})
+        return status
 
     def _event(self, pod: Any, reason: str, message: str) -> None:
         now = _now()

@@ -34,6 +34,8 @@ RESERVED_NAMES = {
 ROLES = ("read", "write", "admin")
 TOKEN_ROLES = ("read", "write")
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
+FETCH_KIND = "fetch"  # a token scoped to one Space's repo (create_fetch_token); its name says which
+FETCH_PREFIX = "space:"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Principal:
     token_role: str | None = None  # read | write
     is_admin: bool = False
     org_roles: dict[int, str] = field(default_factory=dict)  # org account id → role
+    repo_scope: str | None = None  # a fetch token's: the one repo (its id) it may read, and nothing else
 
     @property
     def anonymous(self) -> bool:
@@ -160,7 +163,22 @@ def authenticate(s: Session, token: str | None) -> Principal:
         raise Unauthorized(INVALID_CREDENTIALS)
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now  # coarse, so that reads do not write on every request
+    if row.kind == FETCH_KIND:  # anonymous but for reading its one Space: no user's rights at all
+        return Principal(token_role="read", repo_scope=row.name.removeprefix(FETCH_PREFIX))
     return principal_of(s, row.user, row.role)
+
+
+def create_fetch_token(s: Session, repo: Repo) -> str:
+    """A token that reads ``repo`` (a Space's code, fetched by the pods of a cluster backend) and nothing else: it
+    acts as nobody (anonymous) but for that one repo, cannot write, and is not listed with the owner's tokens. A new
+    one replaces the Space's previous one (revoked)."""
+    scope = FETCH_PREFIX + repo.id
+    for old in s.scalars(select(Token).where(Token.kind == FETCH_KIND, Token.name == scope)):
+        s.delete(old)
+    value = "hf_" + secrets.token_urlsafe(30).replace("-", "A").replace("_", "z")[:34]
+    s.add(Token(user_id=repo.owner_id, name=scope, role="read", token_hash=hash_token(value), kind=FETCH_KIND))
+    s.flush()
+    return value
 
 
 def principal_of(s: Session, user: Account, token_role: str) -> Principal:
@@ -232,6 +250,8 @@ def role_on(p: Principal, owner: Account) -> str | None:
 
 
 def can_read(p: Principal, repo: Repo) -> bool:
+    if p.repo_scope is not None:  # a fetch token reads its own Space, and public repos as anyone may
+        return not repo.private or repo.id == p.repo_scope
     return not repo.private or role_on(p, repo.owner) is not None
 
 

@@ -16,6 +16,7 @@ import pytest
 from spacehub.runtime.backends.base import BuildSpec, ReleaseSpec, Resources
 from spacehub.runtime.backends.local import LocalProcessBackend
 from spacehub.runtime.checkout import RepoFiles
+from tests.k8s.conftest import control_plane, kube, kubelet, namespace, options  # noqa: F401  (the contract suite's)
 
 # A Space app on the standard library only: serves HTTP on $PORT, prints a marker and its env var NAMES (never
 # values), and misbehaves on request through APP_MODE.

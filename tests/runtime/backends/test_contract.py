@@ -1,6 +1,10 @@
-"""The Backend contract: the same scenarios over every backend (the fake the reconciler tests use, and the local
-one with its sandbox), so that a backend, or the fake standing in for one, cannot drift from what the reconciler
-relies on. A Kubernetes backend joins the parameter list when it exists."""
+"""The Backend contract: the same scenarios over every backend (the fake the reconciler tests use, the local one
+with its sandbox, and the Kubernetes one on the control-plane tier), so that a backend, or the fake standing in for
+one, cannot drift from what the reconciler relies on.
+
+On the control-plane tier no container runs (a stand-in kubelet writes the pods' status): the scenarios that need
+the app's own HTTP, its output or pip are skipped there, saying so; tests/k8s/test_backend.py proves the rest of
+those scenarios (objects, status, listing, stopping, rollouts, builds that fail) on that tier."""
 
 from __future__ import annotations
 
@@ -16,8 +20,10 @@ from spacehub.runtime.backends.fake import FakeBackend
 from spacehub.runtime.backends.local import LocalProcessBackend
 from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec, wait_http
 
+NO_POD_RUNS = "the control-plane tier runs no container (a stand-in kubelet): this needs the pod tier"
 
-@pytest.fixture(params=["fake", "local"])
+
+@pytest.fixture(params=["fake", "local", pytest.param("kubernetes", marks=pytest.mark.slow)])
 def backend(
     request: pytest.FixtureRequest, make_backend: Callable[..., LocalProcessBackend], tmp_path: Path
 ) -> Iterator[Backend]:
@@ -26,8 +32,28 @@ def backend(
         yield fake
         for inst in fake.list_instances():
             fake.stop(inst.release_id)
+    elif request.param == "kubernetes":
+        yield kubernetes_backend(request, tmp_path)
     else:
         yield make_backend(sandbox="on", outbound="none")
+
+
+def kubernetes_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """The Kubernetes backend on this worker's control plane, in a fresh namespace (tests/k8s/conftest.py)."""
+    from spacehub.runtime.backends.kubernetes.backend import KubernetesBackend
+    from spacehub.runtime.backends.kubernetes.objects import Cluster
+
+    kube, namespace = request.getfixturevalue("kube"), request.getfixturevalue("namespace")
+    k8s = KubernetesBackend(Cluster(kube, namespace), request.getfixturevalue("options"),
+                            lambda space_id: ("alice/demo", "hf_scoped"), "http://192.0.2.10:8000",
+                            run_log=lambda space_id: tmp_path / "run.log", poll_interval=0.05)  # fmt: skip
+    k8s.stand_in = request.getfixturevalue("kubelet")  # type: ignore[attr-defined]  # the tests script its pods
+    return k8s
+
+
+def needs_a_running_app(backend: Backend) -> None:
+    if backend.name == "kubernetes":
+        pytest.skip(NO_POD_RUNS)
 
 
 @pytest.fixture
@@ -57,6 +83,7 @@ def test_a_build_is_idempotent_and_can_be_dropped(built: tuple[Backend, SpaceRep
 
 def test_a_started_app_serves_is_listed_and_stops_for_good(built: tuple[Backend, SpaceRepo], tmp_path: Path) -> None:
     backend, repo = built
+    needs_a_running_app(backend)  # its HTTP and its output
     log = tmp_path / "run.log"
     ep = backend.start(release_spec(repo))
     wait_http(f"http://{ep.host}:{ep.port}/")
@@ -76,6 +103,8 @@ def test_a_frozen_app_keeps_its_instance_and_serves_again_once_thawed(
     built: tuple[Backend, SpaceRepo], tmp_path: Path
 ) -> None:
     backend, repo = built
+    if backend.name == "kubernetes":
+        pytest.skip("a pod cannot be frozen: freeze answers False and sleep scales to zero (tests/k8s/test_backend.py)")
     backend.start(release_spec(repo))
     wait_http(url(backend, "r1"))
     if not backend.freeze("r1"):
@@ -93,6 +122,7 @@ def test_a_frozen_app_keeps_its_instance_and_serves_again_once_thawed(
 def test_two_releases_of_one_build_run_side_by_side(built: tuple[Backend, SpaceRepo], tmp_path: Path) -> None:
     """A restart starts the new release before the old one stops (zero downtime): both must run at once."""
     backend, repo = built
+    needs_a_running_app(backend)  # both answer HTTP
     a = backend.start(release_spec(repo, "r1"))
     b = backend.start(release_spec(repo, "r2"))
     assert a != b
@@ -104,6 +134,7 @@ def test_two_releases_of_one_build_run_side_by_side(built: tuple[Backend, SpaceR
 
 
 def test_a_build_that_cannot_succeed_raises_build_failed(backend: Backend, space_repo: SpaceRepo) -> None:
+    needs_a_running_app(backend)  # pip, in the build's pod
     if isinstance(backend, FakeBackend):
         backend.fail_builds["b1"] = "requirements cannot be installed"
     sha = space_repo.commit(
@@ -119,13 +150,16 @@ def test_a_task_runs_to_exit_and_its_exit_code_is_its_result(built: tuple[Backen
     backend, repo = built
     if isinstance(backend, FakeBackend):
         backend.task_exit = 3
+    if backend.name == "kubernetes":  # the stand-in kubelet runs nothing: it is told the exit code, as the fake is
+        backend.stand_in.behave(repo.space_id, "exit-3")  # type: ignore[attr-defined]
     command = ("python", "-c", "import sys; print('task says hi', flush=True); sys.exit(3)")
     assert backend.start(release_spec(repo, "t1", run_to_exit=True, command=command)) is None
     deadline = time.monotonic() + 30
     while (st := backend.status("t1")) is not None and st.running and time.monotonic() < deadline:
         time.sleep(0.05)
     assert st is not None and not st.running and st.exit_code == 3 and st.endpoint is None
-    assert "task says hi" in (tmp_path / "run.log").read_text()
+    if backend.name != "kubernetes":  # its output: read from the pod, which needs a kubelet that ran it
+        assert "task says hi" in (tmp_path / "run.log").read_text()
     backend.stop("t1")
     assert backend.status("t1") is None
 

@@ -47,12 +47,43 @@ ACCELERATOR_LABEL = "spacehub.dev/accelerator"  # the node label an operator set
 GPU_RESOURCE = "nvidia.com/gpu"
 APP_UID = 1000
 DATA_PATH = "/data"
+CODE_PATH = "/code"
+ENV_PATH = "/code/.spacehub/env"
+TOKEN_PATH = "/var/run/spacehub/fetch"
 SERVICE_PORT = 80
 
 # Where a Space may never go even when it may reach the internet: private and link-local ranges (the cloud's
 # metadata service is 169.254.169.254), carrier-grade NAT, loopback; the cluster's own ranges come from the options.
 PRIVATE_V4 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8")
 PRIVATE_V6 = ("fc00::/7", "fe80::/10", "::1/128")
+
+# The fetch init container's program: the standard library only (any image with Python 3 runs it), the Hub's own
+# API as huggingface_hub uses it (the revision's file list, then each file's resolve URL), refusing any path that
+# would leave /code. The token is read from a file, never from the environment or the command line.
+FETCH_SCRIPT = """\
+import json, os, pathlib, shutil, urllib.parse, urllib.request
+hub, repo, rev = os.environ["HF_ENDPOINT"], os.environ["SPACEHUB_REPO"], os.environ["SPACEHUB_REVISION"]
+token = pathlib.Path(os.environ["SPACEHUB_TOKEN_FILE"]).read_text().strip()
+root = pathlib.Path(os.environ.get("SPACEHUB_CODE", "/code")).resolve()
+def get(url):
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
+    return urllib.request.urlopen(req, timeout=120)
+with get(f"{hub}/api/spaces/{repo}/revision/{rev}") as r:
+    files = [f["rfilename"] for f in json.load(r).get("siblings", [])]
+for name in files:
+    dest = (root / name).resolve()
+    if root not in dest.parents:
+        raise SystemExit(f"refusing to write {name!r} outside {root}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with get(f"{hub}/spaces/{repo}/resolve/{rev}/{urllib.parse.quote(name)}") as r, open(dest, "wb") as out:
+        shutil.copyfileobj(r, out)
+print(f"fetched {len(files)} files of {repo} at {rev[:7]}", flush=True)
+"""
+INSTALL_SCRIPT = (
+    "set -e; cd /code; for f in pre-requirements.txt requirements.txt; do "
+    '[ -f "$f" ] && python3 -m pip install --disable-pip-version-check --target /code/.spacehub/env -r "$f"; '
+    "done; true"
+)
 
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
 _OBJECT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?$")  # so that "space-<id>-variables" stays ≤ 63
@@ -98,6 +129,30 @@ class ClusterOptions:
 
 
 @dataclass(frozen=True)
+class CodeFetch:
+    """How a pod gets its Space's code without a registry: an init container (``image``: any with Python 3, the
+    standard library is enough) downloads the snapshot of ``repo`` at ``revision`` from the Hub's API into /code,
+    with a token scoped to that Space, read from the Secret ``token_secret`` (key ``token``), mounted in that
+    init container only: the app never sees it. Then, for Python Spaces, ``pip install --target`` of its
+    requirements into /code/.spacehub/env (on the app's PYTHONPATH)."""
+
+    repo: str  # owner/name
+    revision: str  # the commit sha
+    hub_url: str  # the Hub's URL as the cluster reaches it
+    token_secret: str  # the Secret holding the scoped token (key "token")
+    image: str
+    install: bool = True  # install requirements.txt (Python Spaces)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", self.revision):
+            raise ValueError(f"revision {self.revision!r} is not a commit sha")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*", self.repo):
+            raise ValueError(f"repo {self.repo!r} is not owner/name")
+        if not re.fullmatch(r"https?://[^\s]+", self.hub_url):
+            raise ValueError(f"hub url {self.hub_url!r} is not an http(s) URL")
+
+
+@dataclass(frozen=True)
 class SpaceRelease:
     """One release of one Space, as the manifests need it. Secret values are not here: only their names."""
 
@@ -116,6 +171,9 @@ class SpaceRelease:
     storage_bytes: int | None = None  # the storage tier's size; None: no persistent storage
     state: str = "running"  # running | sleeping | paused
     readiness_path: str | None = None  # an HTTP path that answers 200 when ready; None: the port accepts
+    storage_name: str | None = None  # the storage's name (``<space id>-<key>``): its claim is ``data-<name>``
+    code: CodeFetch | None = None  # the Space's code, fetched from the Hub into /code by an init container
+    working_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not _OBJECT_ID.match(self.space_id):
@@ -136,6 +194,8 @@ class SpaceRelease:
             raise ValueError(f"names given twice (env, variables, secrets): {sorted(clash)}")
         if self.storage_bytes is not None and self.storage_bytes <= 0:
             raise ValueError("storage size must be positive")
+        if self.storage_name is not None and not _OBJECT_ID.match(self.storage_name):
+            raise ValueError(f"storage name {self.storage_name!r} cannot name a claim")
 
 
 # ---- names and metadata ----------------------------------------------------------------------------------------
@@ -151,8 +211,14 @@ def variables_name(space_id: str) -> str:
     return f"space-{space_id}-variables"
 
 
-def claim_name(space_id: str) -> str:
-    return f"space-{space_id}-data"
+def claim_name(space_id: str, storage_name: str | None = None) -> str:
+    """The claim of a Space's storage: named after the storage (``data-<name>``) when it has a name, which outlives
+    the Space's releases and hardware changes."""
+    return f"data-{storage_name}" if storage_name else f"space-{space_id}-data"
+
+
+def fetch_secret_name(space_id: str) -> str:
+    return f"space-{space_id}-fetch"
 
 
 def selector(space_id: str) -> dict[str, str]:
@@ -235,9 +301,77 @@ def container(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
         c["command"] = list(r.command)
     if r.args:
         c["args"] = list(r.args)
+    mounts: list[Manifest] = []
     if r.storage_bytes is not None:
-        c["volumeMounts"] = [{"name": "data", "mountPath": DATA_PATH}]
+        mounts.append({"name": "data", "mountPath": DATA_PATH})
+    if r.code is not None:
+        mounts.append({"name": "code", "mountPath": CODE_PATH})
+        c["env"] = [*c["env"], {"name": "PYTHONPATH", "value": ENV_PATH}]
+    if mounts:
+        c["volumeMounts"] = mounts
+    if r.working_dir:
+        c["workingDir"] = r.working_dir
     return c
+
+
+def _held_in() -> Manifest:
+    return {
+        "runAsUser": APP_UID,
+        "runAsGroup": APP_UID,
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def fetch_containers(code: CodeFetch, flavor: Flavor) -> list[Manifest]:
+    """The init containers that put the Space's code in /code: ``fetch`` (the only container that mounts the
+    token), then ``install`` (requirements, without any token)."""
+    env = [
+        {"name": "SPACEHUB_REPO", "value": code.repo},
+        {"name": "SPACEHUB_REVISION", "value": code.revision},
+        {"name": "HF_ENDPOINT", "value": code.hub_url.rstrip("/")},
+        {"name": "SPACEHUB_TOKEN_FILE", "value": f"{TOKEN_PATH}/token"},
+    ]
+    amounts = resources(flavor)
+    amounts["limits"].pop(GPU_RESOURCE, None)  # fetching needs no GPU (and init containers would hold one)
+    fetch: Manifest = {
+        "name": "fetch",
+        "image": code.image,
+        "command": ["python3", "-c", FETCH_SCRIPT],
+        "env": env,
+        "resources": amounts,
+        "securityContext": _held_in(),
+        "volumeMounts": [
+            {"name": "code", "mountPath": CODE_PATH},
+            {"name": "fetch-token", "mountPath": TOKEN_PATH, "readOnly": True},
+        ],
+    }
+    out = [fetch]
+    if code.install:
+        out.append(
+            {
+                "name": "install",
+                "image": code.image,
+                "command": ["sh", "-c", INSTALL_SCRIPT],
+                "env": [{"name": "HOME", "value": "/tmp"}, {"name": "PIP_NO_CACHE_DIR", "value": "1"}],
+                "resources": amounts,
+                "securityContext": _held_in(),
+                "volumeMounts": [{"name": "code", "mountPath": CODE_PATH}],
+            }
+        )
+    return out
+
+
+def _code_volumes(r: SpaceRelease) -> list[Manifest]:
+    if r.code is None:
+        return []
+    return [
+        {"name": "code", "emptyDir": {}},
+        # 0400, owned by the pod's fsGroup: readable by uid 1000 in the fetch container only (the only mount)
+        {"name": "fetch-token", "secret": {"secretName": r.code.token_secret, "defaultMode": 0o440}},
+    ]
 
 
 def pod_spec(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
@@ -254,13 +388,18 @@ def pod_spec(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
         },
         "containers": [container(r, opts)],
     }
+    if r.code is not None:
+        spec["initContainers"] = fetch_containers(r.code, r.flavor)
     acc = r.flavor.accelerator
     if acc is not None:
         spec["nodeSelector"] = {opts.accelerator_label: acc.model}
         # GPU nodes are usually tainted so that only pods asking for a GPU land there
         spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+    volumes = _code_volumes(r)
     if r.storage_bytes is not None:
-        spec["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name(r.space_id)}}]
+        volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": claim_name(r.space_id, r.storage_name)}})
+    if volumes:
+        spec["volumes"] = volumes
     return spec
 
 
@@ -325,6 +464,19 @@ def secret(r: SpaceRelease, values: Mapping[str, str], opts: ClusterOptions) -> 
     }
 
 
+def fetch_secret(r: SpaceRelease, token: str, opts: ClusterOptions) -> Manifest:
+    """The Secret with the token the fetch init container uses: scoped to this Space, read only by that container."""
+    if r.code is None:
+        raise ValueError("the release fetches no code")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(r, r.code.token_secret, opts),
+        "stringData": {"token": token},
+    }
+
+
 def config_map(r: SpaceRelease, values: Mapping[str, str], opts: ClusterOptions) -> Manifest:
     """The ConfigMap holding the values of ``r.variables`` (exactly those keys). Raises: ValueError."""
     if set(values) != set(r.variables):
@@ -348,7 +500,7 @@ def claim(r: SpaceRelease, opts: ClusterOptions) -> Manifest | None:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _metadata(r, claim_name(r.space_id), opts),
+        "metadata": _metadata(r, claim_name(r.space_id, r.storage_name), opts),
         "spec": spec,
     }
 
@@ -391,6 +543,39 @@ def network_policy(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
             "egress": egress,
         },
     }
+
+
+def release_service_name(space_id: str, release_id: str) -> str:
+    return f"space-{space_id}-{release_id}"
+
+
+def release_service(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
+    """A Service for one release's pods only: what the Hub probes and routes to while it switches releases (the
+    Space's Service selects every pod of the Space, so a new release's probe would be answered by the old one)."""
+    svc = service(r, opts)
+    svc["metadata"]["name"] = release_service_name(r.space_id, r.release_id)
+    svc["spec"]["selector"] = {**selector(r.space_id), LABEL_RELEASE: r.release_id}
+    return svc
+
+
+def job(r: SpaceRelease, opts: ClusterOptions, job_name: str, deadline_seconds: int | None = None) -> Manifest:
+    """A run-to-exit workload (a task, or a build): the release's pod, never restarted (``backoffLimit`` 0,
+    ``restartPolicy: Never``), without a port or a readiness probe; its exit code is its result."""
+    spec = pod_spec(r, opts)
+    spec["restartPolicy"] = "Never"
+    for c in spec["containers"]:
+        c.pop("ports", None)
+        c.pop("readinessProbe", None)
+    meta = _metadata(r, job_name, opts)
+    job_spec: Manifest = {
+        "backoffLimit": 0,
+        "completions": 1,
+        "parallelism": 1,
+        "template": {"metadata": {"labels": labels(r), "annotations": annotations(r)}, "spec": spec},
+    }
+    if deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = deadline_seconds
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec}
 
 
 def space_objects(

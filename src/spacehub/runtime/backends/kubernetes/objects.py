@@ -28,6 +28,7 @@ from spacehub.runtime.backends.kubernetes.manifests import Manifest
 # new pod starts without its Secret or claim)
 KINDS: dict[str, tuple[str, str]] = {
     "Deployment": ("apps", "namespaced_deployment"),
+    "Job": ("batch", "namespaced_job"),
     "Service": ("core", "namespaced_service"),
     "NetworkPolicy": ("networking", "namespaced_network_policy"),
     "Secret": ("core", "namespaced_secret"),
@@ -57,6 +58,7 @@ class Cluster:
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
         self.networking = client.NetworkingV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
 
     def _call(self, kind: str, verb: str, *args: Any, **kwargs: Any) -> Any:
         group, suffix = KINDS[kind]

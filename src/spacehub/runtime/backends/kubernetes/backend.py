@@ -1,0 +1,587 @@
+"""KubernetesBackend: the engine-neutral Backend contract (runtime/backends/base.py) on a cluster.
+
+What each call becomes (every object labelled with the Space, commit and release; see manifests.py):
+
+- ``build(spec)``: a Job ``build-<build id>`` whose init containers fetch the Space's code at the commit from the Hub
+  (a token scoped to the Space, in a Secret mounted by the fetch container only) and install its requirements; the
+  build waits for it. Succeeded: the build exists (the Job is the record, with the commit in its annotations; so it
+  survives a SpaceHub restart). Failed: `BuildFailed` with the failing container's exit code and message. The API
+  server unreachable or answering 5xx: `TemporaryBackendError`.
+- ``start(spec)`` of a service: the Space's NetworkPolicy, Secret (the Space's env beyond the platform's own: the
+  spec does not say which keys are secret, so none is put in a ConfigMap), ConfigMap, claim, Services and
+  Deployment, applied idempotently. The Deployment's pods fetch the code the same way. A new release of a running
+  Space replaces the Deployment's pod template: a rolling update (the old pod serves until the new one is Ready)
+  or, with storage or a GPU, a recreate. The endpoint is a Service of that release's pods only, so the reconciler's
+  probe is answered by the new release, never the old one.
+- ``start(spec)`` of a run-to-exit task: a Job ``task-<release id>``; its exit code is its result.
+- ``status(release)``: read from the cluster each time (nothing is kept in memory: a restarted SpaceHub adopts what
+  runs). The current release is running unless its pods cannot run (health.py: CrashLoopBackOff, OOMKilled, image
+  pull errors, unschedulable for good: stage RUNTIME_ERROR), then it reports an exit and writes the reason to the
+  Space's run log, which is where the reconciler's errorMessage comes from.
+- ``stop(release)``: the current release scales to zero (the objects and the claim stay: waking is a scale to one);
+  a new release that is stopped while the one it replaced is still live rolls the Deployment back to it; the
+  replaced release is just forgotten (the Deployment controller has retired its pods). A task's Job is deleted.
+- ``freeze``: False (a pod cannot be suspended: the reconciler then sleeps the Space by stopping it).
+- ``storage_size(name)``: the size of the claim ``data-<name>``; ``delete_space`` and ``delete_storage`` clean up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from spacehub.flavors import Catalog, Flavor
+from spacehub.runtime.backends.base import (
+    BuildFailed,
+    BuildSpec,
+    Endpoint,
+    InstanceStatus,
+    PermanentBackendError,
+    ReleaseSpec,
+    TemporaryBackendError,
+)
+from spacehub.runtime.backends.kubernetes import manifests as m
+from spacehub.runtime.backends.kubernetes import quantities
+from spacehub.runtime.backends.kubernetes.capacity import read_nodes
+from spacehub.runtime.backends.kubernetes.health import space_health
+from spacehub.runtime.backends.kubernetes.objects import Cluster
+from spacehub.runtime.logs import stamp
+from spacehub.runtime.types import Stage
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_PREVIOUS = "spacehub.dev/previous-release"  # the release a rollout replaces, until it is stopped
+ANNOTATION_PREVIOUS_BUILD = "spacehub.dev/previous-build"
+ANNOTATION_BUILD = "spacehub.dev/build"
+ANNOTATION_SDK = "spacehub.dev/sdk"
+LABEL_BUILD = "spacehub.dev/build"
+LABEL_KIND = "spacehub.dev/kind"  # build | task: the Jobs of a Space
+LIMITS = "kubernetes: requests = limits (cpu, memory, nvidia.com/gpu), enforced by the node's kubelet and cgroups"
+# Env a Space gets from the platform (desired.PLATFORM_ENV and the quiet flags): plain env in the Deployment. Every
+# other key may be a secret (the spec does not say), so its value goes in the Secret.
+PLATFORM_ENV = frozenset({
+    "SPACE_ID", "SPACE_HOST", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", "SPACE_TITLE", "SPACE_CREATOR_USER_ID",
+    "SYSTEM", "CPU_CORES", "MEMORY", "ACCELERATOR", "PORT", "GRADIO_SERVER_PORT", "GRADIO_SERVER_NAME",
+    "HF_ENDPOINT", "CUDA_VISIBLE_DEVICES", "HF_HUB_DISABLE_TELEMETRY", "GRADIO_ANALYTICS_ENABLED",
+    "STREAMLIT_BROWSER_GATHER_USAGE_STATS", "STREAMLIT_SERVER_HEADLESS",
+})  # fmt: skip
+_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,50}[a-z0-9])?$")
+_TEMPORARY = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+
+# space id → (the repo's "owner/name", a token that may read that Space's repo and nothing else)
+CodeAccess = Callable[[str], tuple[str, str]]
+
+
+def _check_id(kind: str, value: str) -> None:
+    if not _ID.match(value):
+        raise PermanentBackendError(f"{kind} {value!r} cannot name Kubernetes objects")
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+@dataclass
+class KubernetesBackend:
+    """``cluster``: the API client and the Spaces' namespace; ``options``: the operator's choices (manifests);
+    ``code_access``: who the Space is and a token scoped to it (the composition root mints it); ``hub_url``: the
+    Hub as the pods reach it; ``image``: the image Python Spaces (and the fetch containers) run in."""
+
+    cluster: Cluster
+    options: m.ClusterOptions
+    code_access: CodeAccess
+    hub_url: str
+    image: str = "python:3.11-slim"
+    catalog: Catalog = field(default_factory=Catalog)
+    run_log: Callable[[str], Path] | None = None
+    build_timeout: float = 1800.0
+    poll_interval: float = 0.2
+    name: str = "kubernetes"
+    _relayed: dict[str, str] = field(default_factory=dict)  # release → the last reason written to its run log
+    _last: dict[str, InstanceStatus] = field(default_factory=dict)  # release → its last status read
+
+    # ---- errors ------------------------------------------------------------------------------------------------
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """An API call, its failures sorted: the server unreachable or failing (5xx, 429) is temporary."""
+        try:
+            return fn(*args, **kwargs)
+        except ApiException as e:
+            if e.status is None or e.status >= 500 or e.status == 429:
+                raise TemporaryBackendError(f"the Kubernetes API server answered {e.status} {e.reason}", 5) from e
+            raise
+        except _TEMPORARY as e:
+            raise TemporaryBackendError(f"the Kubernetes API server cannot be reached: {e}", 5) from e
+
+    def _json(self, obj: Any) -> dict[str, Any]:
+        return self.cluster.api.sanitize_for_serialization(obj)  # type: ignore[no-any-return]
+
+    @property
+    def namespace(self) -> str:
+        return self.cluster.namespace
+
+    # ---- the release as Kubernetes sees it ---------------------------------------------------------------------
+    def _flavor(self, spec: ReleaseSpec) -> Flavor:
+        """The flavor the release runs on: the catalog's for a GPU flavor (its model picks the nodes), else the
+        CPU and memory the spec was given."""
+        named = self.catalog.get(spec.env.get("ACCELERATOR")) if spec.env.get("ACCELERATOR") != "none" else None
+        if named is not None and named.accelerator is not None:
+            return named
+        cpus = spec.resources.cpus or 1.0
+        memory = spec.resources.memory_bytes or 2 * 1024**3
+        return Flavor("custom", "custom", cpus, memory / 1024**3)
+
+    def _code(self, space_id: str, repo: str, revision: str, install: bool) -> m.CodeFetch:
+        return m.CodeFetch(repo, revision, self.hub_url, m.fetch_secret_name(space_id), self.image, install)
+
+    def _release(self, spec: ReleaseSpec, revision: str, repo: str) -> tuple[m.SpaceRelease, dict[str, str]]:
+        """The manifests' view of ``spec`` and the values of its Secret."""
+        env = {k: v for k, v in spec.env.items() if k in PLATFORM_ENV}
+        env |= {"PORT": str(spec.app_port)}
+        if spec.sdk == "gradio":
+            env |= {"GRADIO_SERVER_PORT": str(spec.app_port), "GRADIO_SERVER_NAME": "0.0.0.0"}
+        secret = {k: v for k, v in spec.env.items() if k not in env}
+        if spec.run_to_exit:
+            command: tuple[str, ...] = spec.command
+        elif spec.sdk == "streamlit":
+            command = ("python3", "-m", "streamlit", "run", spec.app_file or "app.py", "--server.port",
+                       str(spec.app_port), "--server.address", "0.0.0.0")  # fmt: skip
+        else:
+            command = ("python3", spec.app_file or "app.py")
+        storage = spec.storage if spec.storage is not None else None
+        release = m.SpaceRelease(
+            space_id=spec.space_id,
+            repo=repo,
+            commit=revision,
+            release_id=spec.release_id,
+            flavor=self._flavor(spec),
+            image=self.image,
+            app_port=spec.app_port,
+            command=command,
+            env=env,
+            secrets=tuple(sorted(secret)),
+            storage_bytes=spec.data_limit_bytes if storage else None,
+            storage_name=storage,
+            readiness_path="/_stcore/health" if spec.sdk == "streamlit" else None,
+            code=self._code(spec.space_id, repo, revision, install=spec.sdk != "static"),
+            working_dir=m.CODE_PATH,
+        )
+        return release, secret
+
+    # ---- builds ------------------------------------------------------------------------------------------------
+    def _build_job(self, build_id: str) -> dict[str, Any] | None:
+        try:
+            return self._json(self._call(self.cluster.batch.read_namespaced_job, f"build-{build_id}", self.namespace))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def build(self, spec: BuildSpec, log: Callable[[str], None]) -> None:
+        _check_id("build id", spec.build_id)
+        _check_id("space id", spec.space_id)
+        job = self._build_job(spec.build_id)
+        if job is not None and _get(job, "status", "succeeded"):
+            log("build exists")
+            return
+        if spec.sdk == "docker":
+            raise BuildFailed("docker Spaces need an image builder and a registry: not yet on the Kubernetes backend")
+        if job is not None:  # an earlier attempt failed or was cut off: this one starts afresh
+            self._delete_job(f"build-{spec.build_id}", wait=True)
+        repo, token = self.code_access(spec.space_id)
+        release = m.SpaceRelease(
+            space_id=spec.space_id, repo=repo, commit=spec.revision, release_id=spec.build_id,
+            flavor=Flavor("build", "build", 1.0, 2.0), image=self.image, app_port=8080,
+            command=("python3", "-c", "print('the code is in /code and its requirements are installed')"),
+            code=self._code(spec.space_id, repo, spec.revision, install=spec.sdk != "static"), working_dir=m.CODE_PATH,
+        )  # fmt: skip
+        self._call(self.cluster.apply_one, m.fetch_secret(release, token, self.options))
+        manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout))
+        for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
+            meta["labels"] |= {LABEL_KIND: "build", LABEL_BUILD: spec.build_id}
+            meta["annotations"][ANNOTATION_SDK] = spec.sdk
+        log(f"a build Job fetches {repo} at {spec.revision[:7]} from the Hub and installs its requirements")
+        self._call(self.cluster.batch.create_namespaced_job, self.namespace, manifest)
+        deadline = time.monotonic() + self.build_timeout + 60
+        while True:
+            job = self._build_job(spec.build_id)
+            if job is None:
+                raise TemporaryBackendError("the build Job was deleted while it ran", 1)
+            if _get(job, "status", "succeeded"):
+                self._relay_pod_logs(f"build-{spec.build_id}", log)
+                log("build done")
+                return
+            if _get(job, "status", "failed") or _job_failed(job):
+                self._relay_pod_logs(f"build-{spec.build_id}", log)
+                raise BuildFailed(self._job_failure(f"build-{spec.build_id}", job))
+            if time.monotonic() > deadline:
+                raise BuildFailed(f"the build did not finish within {self.build_timeout:g} s")
+            time.sleep(self.poll_interval)
+
+    def _job_pods(self, job_name: str) -> list[dict[str, Any]]:
+        pods = self._call(self.cluster.core.list_namespaced_pod, self.namespace, label_selector=f"job-name={job_name}")
+        return [self._json(p) for p in pods.items]
+
+    def _job_failure(self, job_name: str, job: Mapping[str, Any]) -> str:
+        for pod in self._job_pods(job_name):
+            for cs in [*(_get(pod, "status", "initContainerStatuses") or []),
+                       *(_get(pod, "status", "containerStatuses") or [])]:  # fmt: skip
+                term = _get(cs, "state", "terminated")
+                if term and term.get("exitCode", 0) != 0:
+                    message = (term.get("message") or "").strip()
+                    return f"{cs.get('name')} exited with code {term.get('exitCode')}" + (
+                        f": {message}" if message else ""
+                    )
+        cond = next((c for c in _get(job, "status", "conditions") or [] if c.get("type") == "Failed"), None)
+        return f"the build failed: {(cond or {}).get('message') or (cond or {}).get('reason') or 'no reason given'}"
+
+    def _relay_pod_logs(self, job_name: str, log: Callable[[str], None]) -> None:
+        """The build's output, read from its pod (every container, init containers first)."""
+        for pod in self._job_pods(job_name):
+            names = [c["name"] for c in _get(pod, "spec", "initContainers") or []]
+            names += [c["name"] for c in _get(pod, "spec", "containers") or []]
+            for container in names:
+                try:
+                    text = self.cluster.core.read_namespaced_pod_log(
+                        pod["metadata"]["name"], self.namespace, container=container
+                    )
+                except (ApiException, *_TEMPORARY) as e:
+                    status = getattr(e, "status", None)
+                    log(f"({container}: its log cannot be read from the node: {status or type(e).__name__})")
+                    continue
+                for line in str(text).splitlines():
+                    log(line)
+
+    def build_exists(self, build_id: str) -> bool:
+        if not _ID.match(build_id):
+            return False
+        job = self._build_job(build_id)
+        return job is not None and bool(_get(job, "status", "succeeded"))
+
+    def drop_build(self, build_id: str) -> None:
+        if _ID.match(build_id):
+            self._delete_job(f"build-{build_id}")
+
+    def _delete_job(self, name: str, wait: bool = False) -> None:
+        try:
+            self._call(self.cluster.batch.delete_namespaced_job, name, self.namespace,
+                       propagation_policy="Background", _preload_content=False)  # fmt: skip
+        except ApiException as e:
+            if e.status != 404:
+                raise
+        if wait:
+            deadline = time.monotonic() + 30
+            while self._read_job(name) is not None and time.monotonic() < deadline:
+                time.sleep(self.poll_interval)
+
+    def _read_job(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self._json(self._call(self.cluster.batch.read_namespaced_job, name, self.namespace))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def _revision(self, build_id: str) -> str:
+        job = self._build_job(build_id)
+        if job is None or not _get(job, "status", "succeeded"):
+            raise BuildFailed(f"build {build_id} does not exist on the cluster")
+        return str(job["metadata"]["annotations"][m.LABEL_COMMIT])
+
+    # ---- start -------------------------------------------------------------------------------------------------
+    def start(self, spec: ReleaseSpec) -> Endpoint | None:
+        _check_id("space id", spec.space_id)
+        _check_id("release id", spec.release_id)
+        if spec.sdk == "docker":
+            raise BuildFailed("docker Spaces need an image builder and a registry: not yet on the Kubernetes backend")
+        if spec.volumes:
+            raise BuildFailed("repo volumes are not yet mounted on the Kubernetes backend")
+        revision = self._revision(spec.build_id)
+        repo, token = self.code_access(spec.space_id)
+        try:
+            release, secret = self._release(spec, revision, repo)
+        except ValueError as e:
+            raise BuildFailed(str(e)) from e
+        unfit = self._call(read_nodes, self.cluster.core, self.options.accelerator_label).unfit(release.flavor)
+        if unfit and release.flavor.accelerator is not None:
+            raise BuildFailed(unfit)
+        if spec.run_to_exit:
+            return self._start_task(spec, release, secret, token)
+        deployment = self._deployment(spec.space_id)
+        current = _get(deployment, "spec", "template", "metadata", "labels", m.LABEL_RELEASE)
+        if deployment is not None and current == spec.release_id and _get(deployment, "spec", "replicas"):
+            if not self._running(deployment, spec.release_id)[0]:
+                self._restart_pods(spec.space_id, spec.release_id)
+            return self._endpoint(spec.space_id, spec.release_id)
+        objects = m.space_objects(release, self.options, secret, {})
+        objects.insert(0, m.fetch_secret(release, token, self.options))
+        objects.insert(-1, m.release_service(release, self.options))
+        live = bool(current and current != spec.release_id and _get(deployment, "spec", "replicas"))
+        # a rollout: the old release serves until this one is Ready, and stays known until it is stopped
+        annotations = objects[-1]["metadata"]["annotations"]
+        annotations[ANNOTATION_BUILD] = spec.build_id
+        annotations[ANNOTATION_PREVIOUS] = str(current) if live else ""
+        annotations[ANNOTATION_PREVIOUS_BUILD] = (
+            str(_get(deployment, "metadata", "annotations", ANNOTATION_BUILD) or "") if live else ""
+        )
+        self._call(self.cluster.apply, objects)
+        self._relayed.pop(spec.release_id, None)
+        return self._endpoint(spec.space_id, spec.release_id)
+
+    def _start_task(self, spec: ReleaseSpec, release: m.SpaceRelease, secret: Mapping[str, str], token: str) -> None:
+        name = f"task-{spec.release_id}"
+        if self._read_job(name) is not None:
+            return None
+        # the task's own Secret (a Space's service may be running with other values)
+        assert release.code is not None
+        task = dataclasses.replace(release, code=dataclasses.replace(release.code, token_secret=f"{name}-fetch"))
+        secret_manifest = m.secret(task, secret, self.options)
+        secret_manifest["metadata"]["name"] = f"{name}-secrets"
+        manifest = m.job(task, self.options, name)
+        for c in manifest["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                if "secretKeyRef" in e.get("valueFrom", {}):
+                    e["valueFrom"]["secretKeyRef"]["name"] = f"{name}-secrets"
+        for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
+            meta["labels"][LABEL_KIND] = "task"
+            meta["annotations"][ANNOTATION_BUILD] = spec.build_id
+        self._call(self.cluster.apply, [m.fetch_secret(task, token, self.options), secret_manifest])
+        self._call(self.cluster.batch.create_namespaced_job, self.namespace, manifest)
+        self._log(spec.space_id, f"a Job runs the task {spec.release_id}: {' '.join(spec.command)}")
+        return None
+
+    def _endpoint(self, space_id: str, release_id: str) -> Endpoint:
+        return Endpoint(f"{m.release_service_name(space_id, release_id)}.{self.namespace}.svc", m.SERVICE_PORT)
+
+    def _deployment(self, space_id: str) -> dict[str, Any] | None:
+        try:
+            return self._json(self._call(self.cluster.apps.read_namespaced_deployment, m.name(space_id),
+                                         self.namespace))  # fmt: skip
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def _restart_pods(self, space_id: str, release_id: str) -> None:
+        """A start of a release whose pods cannot run: new pods (the ReplicaSet makes them)."""
+        label = f"{m.LABEL_SPACE}={space_id},{m.LABEL_RELEASE}={release_id}"
+        self._call(self.cluster.core.delete_collection_namespaced_pod, self.namespace, label_selector=label)
+
+    # ---- observe -----------------------------------------------------------------------------------------------
+    def _running(self, deployment: Mapping[str, Any], release_id: str) -> tuple[bool, int | None]:
+        """Whether the Deployment's current release can run, and the exit code of its pod when it cannot. The
+        reason (health.py) goes to the Space's run log once per reason."""
+        space_id = deployment["metadata"]["labels"][m.LABEL_SPACE]
+        capacity = self._call(read_nodes, self.cluster.core, self.options.accelerator_label)
+        pods = [p for p in self._call(self.cluster.pods, space_id) if _get(p, "metadata", "labels", m.LABEL_RELEASE)
+                == release_id]  # fmt: skip
+        events: list[dict[str, Any]] = []
+        for pod in pods:
+            selector = f"involvedObject.kind=Pod,involvedObject.name={pod['metadata']['name']}"
+            events += [self._json(e) for e in self._call(self.cluster.core.list_namespaced_event, self.namespace,
+                                                         field_selector=selector).items]  # fmt: skip
+        health = space_health(deployment, pods, events, (), capacity)
+        if health.error and self._relayed.get(release_id) != health.error:
+            self._relayed[release_id] = health.error
+            self._log(space_id, f"===== {health.error} =====")
+        if health.stage is not Stage.RUNTIME_ERROR:
+            return True, None
+        return False, _exit_code(pods)
+
+    def status(self, release_id: str) -> InstanceStatus | None:
+        """The release as the cluster has it now. While the API server cannot be reached, the last status read (the
+        reconciler's monitor must not take a blip for an exit)."""
+        if not _ID.match(release_id):
+            return None
+        try:
+            st = self._status(release_id)
+        except TemporaryBackendError as e:
+            log.warning("status of %s: %s; answering the last one read", release_id, e)
+            return self._last.get(release_id)
+        if st is None:
+            self._last.pop(release_id, None)
+        else:
+            self._last[release_id] = st
+        return st
+
+    def _status(self, release_id: str) -> InstanceStatus | None:
+        task = self._read_job(f"task-{release_id}")
+        if task is not None:
+            return None if _get(task, "metadata", "deletionTimestamp") else self._task_status(release_id, task)
+        for d in self._deployments():
+            st = self._release_status(d, release_id)
+            if st is not None:
+                return st
+        return None
+
+    def _deployments(self) -> list[dict[str, Any]]:
+        items = self._call(self.cluster.apps.list_namespaced_deployment, self.namespace,
+                           label_selector="app.kubernetes.io/managed-by=spacehub").items  # fmt: skip
+        return [self._json(d) for d in items]
+
+    def _release_status(self, d: Mapping[str, Any], release_id: str) -> InstanceStatus | None:
+        if not _get(d, "spec", "replicas") or _get(d, "metadata", "deletionTimestamp"):
+            return None
+        space_id = d["metadata"]["labels"][m.LABEL_SPACE]
+        template = _get(d, "spec", "template", "metadata") or {}
+        build_of = _get(d, "metadata", "annotations", ANNOTATION_BUILD) or ""
+        if template.get("labels", {}).get(m.LABEL_RELEASE) == release_id:
+            running, code = self._running(d, release_id)
+            return InstanceStatus(release_id, build_of, running, False,
+                                  self._endpoint(space_id, release_id) if running else None, code, LIMITS)  # fmt: skip
+        if (d["metadata"].get("annotations") or {}).get(ANNOTATION_PREVIOUS) == release_id:
+            previous_build = (d["metadata"].get("annotations") or {}).get(ANNOTATION_PREVIOUS_BUILD) or ""
+            return InstanceStatus(release_id, previous_build, True, False, self._endpoint(space_id, release_id),
+                                  None, LIMITS)  # fmt: skip
+        return None
+
+    def _task_status(self, release_id: str, job: Mapping[str, Any]) -> InstanceStatus:
+        done = bool(_get(job, "status", "succeeded") or _get(job, "status", "failed") or _job_failed(job))
+        code = _exit_code(self._job_pods(f"task-{release_id}")) if done else None
+        if done:
+            space_id = job["metadata"]["labels"][m.LABEL_SPACE]
+            if self._relayed.get(release_id) != "done":
+                self._relayed[release_id] = "done"
+                self._relay_pod_logs(f"task-{release_id}", lambda line: self._log(space_id, line))
+                self._log(space_id, f"===== task {release_id} exited with code {code} =====")
+        build_id = (job["metadata"].get("annotations") or {}).get(ANNOTATION_BUILD) or ""
+        return InstanceStatus(release_id, build_id, not done, False, None, code if done else None, LIMITS)
+
+    def list_instances(self) -> list[InstanceStatus]:
+        found: list[InstanceStatus] = []
+        for d in self._deployments():
+            annotations = d["metadata"].get("annotations") or {}
+            for rid in (_get(d, "spec", "template", "metadata", "labels", m.LABEL_RELEASE),
+                        annotations.get(ANNOTATION_PREVIOUS)):  # fmt: skip
+                if rid and (st := self._release_status(d, rid)) is not None:
+                    found.append(st)
+        jobs = self._call(self.cluster.batch.list_namespaced_job, self.namespace,
+                          label_selector=f"{LABEL_KIND}=task").items  # fmt: skip
+        for j in jobs:
+            job = self._json(j)
+            if not _get(job, "metadata", "deletionTimestamp"):
+                found.append(self._task_status(job["metadata"]["labels"][m.LABEL_RELEASE], job))
+        return found
+
+    # ---- stop --------------------------------------------------------------------------------------------------
+    def stop(self, release_id: str) -> None:
+        if not _ID.match(release_id):
+            return
+        if self._read_job(f"task-{release_id}") is not None:
+            self._delete_job(f"task-{release_id}")
+            for suffix in ("fetch", "secrets"):
+                self._delete(self.cluster.core.delete_namespaced_secret, f"task-{release_id}-{suffix}")
+            self._relayed.pop(release_id, None)
+            return
+        for d in self._deployments():
+            space_id = d["metadata"]["labels"][m.LABEL_SPACE]
+            annotations = d["metadata"].get("annotations") or {}
+            current = _get(d, "spec", "template", "metadata", "labels", m.LABEL_RELEASE)
+            previous = annotations.get(ANNOTATION_PREVIOUS)
+            if current == release_id and previous:
+                self._roll_back(d, previous)
+            elif current == release_id:
+                self._call(self.cluster.scale, space_id, "sleeping")
+            elif previous == release_id:
+                self._patch_annotations(space_id, {ANNOTATION_PREVIOUS: None, ANNOTATION_PREVIOUS_BUILD: None})
+            else:
+                continue
+            self._delete(self.cluster.core.delete_namespaced_service, m.release_service_name(space_id, release_id))
+            self._relayed.pop(release_id, None)
+
+    def _delete(self, fn: Callable[..., Any], name: str) -> None:
+        try:
+            self._call(fn, name, self.namespace, _preload_content=False)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    def _patch_annotations(self, space_id: str, annotations: Mapping[str, str | None]) -> None:
+        self._call(self.cluster.apps.patch_namespaced_deployment, m.name(space_id), self.namespace,
+                   {"metadata": {"annotations": dict(annotations)}})  # fmt: skip
+
+    def _roll_back(self, d: Mapping[str, Any], previous: str) -> None:
+        """A new release stopped before it replaced ``previous``: the Deployment goes back to the pod template of
+        ``previous`` (its ReplicaSet keeps it), which the old pods still run."""
+        space_id = d["metadata"]["labels"][m.LABEL_SPACE]
+        label = f"{m.LABEL_SPACE}={space_id},{m.LABEL_RELEASE}={previous}"
+        sets = self._call(self.cluster.apps.list_namespaced_replica_set, self.namespace, label_selector=label).items
+        if not sets:  # nothing of it left to go back to
+            self._call(self.cluster.scale, space_id, "sleeping")
+            return
+        template = self._json(sets[0].spec.template)
+        template["metadata"]["labels"].pop("pod-template-hash", None)
+        body = {
+            "metadata": {"annotations": {ANNOTATION_PREVIOUS: None, ANNOTATION_PREVIOUS_BUILD: None,
+                                         m.LABEL_RELEASE: previous}, "labels": {m.LABEL_RELEASE: previous}},
+            "spec": {"template": template},
+        }  # fmt: skip
+        self._call(self.cluster.apps.patch_namespaced_deployment, m.name(space_id), self.namespace, body)
+
+    def freeze(self, release_id: str) -> bool:
+        return False  # a pod cannot be suspended: a sleeping Space is scaled to zero
+
+    def thaw(self, release_id: str) -> None:
+        return None
+
+    # ---- storage and cleanup -----------------------------------------------------------------------------------
+    def storage_size(self, name: str) -> int | None:
+        if not _ID.match(name):
+            return None
+        try:
+            pvc = self._call(self.cluster.core.read_namespaced_persistent_volume_claim, m.claim_name("", name),
+                             self.namespace)  # fmt: skip
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        if pvc.metadata.deletion_timestamp is not None:  # deleted, waiting for its last pod to let go
+            return None
+        size = (pvc.spec.resources.requests or {}).get("storage")
+        return int(quantities.parse(size)) if size else None
+
+    def delete_storage(self, name: str) -> None:
+        if _ID.match(name):
+            self._delete(self.cluster.core.delete_namespaced_persistent_volume_claim, m.claim_name("", name))
+
+    def delete_space(self, space_id: str, keep_storage: bool = False) -> None:
+        """Every object of the Space: its Deployment, Services, Secrets, ConfigMap, NetworkPolicy, Jobs and (unless
+        ``keep_storage``) its claims. The garbage collector removes the pods."""
+        _check_id("space id", space_id)
+        self._call(self.cluster.delete, space_id, keep_storage)
+
+    # ---- logs --------------------------------------------------------------------------------------------------
+    def _log(self, space_id: str, line: str) -> None:
+        if self.run_log is None:
+            return
+        path = self.run_log(space_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(f"{stamp()} {line}\n")
+
+
+def _job_failed(job: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in _get(job, "status", "conditions") or [])
+
+
+def _exit_code(pods: list[dict[str, Any]]) -> int | None:
+    """The exit code of the (newest) pod's app container: its terminated state, else its last one."""
+    pods = sorted(pods, key=lambda p: _get(p, "metadata", "creationTimestamp") or "")
+    for pod in reversed(pods):
+        for cs in _get(pod, "status", "containerStatuses") or []:
+            term = _get(cs, "state", "terminated") or _get(cs, "lastState", "terminated")
+            if term and term.get("exitCode") is not None:
+                return int(term["exitCode"])
+    return None
