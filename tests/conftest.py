@@ -88,7 +88,7 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | 
         env={**os.environ, "SPACEHUB_RUNTIME__BACKEND": "none", "SPACEHUB_SERVER__ACCESS_LOG": "true", **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # generous: on a loaded machine a cold start took over 60 s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()}")
