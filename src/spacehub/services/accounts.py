@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, RepoNotFound, Unauthorized
 from spacehub.storage.db import utcnow
@@ -152,13 +152,27 @@ def authenticate(s: Session, token: str | None) -> Principal:
     """
     if not token:
         return ANONYMOUS
-    row = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
+    token_hash = hash_token(token)
+    row = s.scalar(select(Token).options(joinedload(Token.user)).where(Token.token_hash == token_hash))
     now = utcnow()
     if row is None or (row.expires_at is not None and row.expires_at <= now):
         raise Unauthorized(INVALID_CREDENTIALS)
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now  # coarse, so that reads do not write on every request
+    s.info[_AUTH_TOKEN] = (token_hash, row)  # for whoami, in this unit of work (and it keeps the user loaded)
     return principal_of(s, row.user, row.role)
+
+
+_AUTH_TOKEN = "spacehub.auth_token"
+
+
+def _token_row(s: Session, token: str) -> Token | None:
+    """The row of ``token``: the one `authenticate` found in this session, else read."""
+    token_hash = hash_token(token)
+    found = s.info.get(_AUTH_TOKEN)
+    if found is not None and found[0] == token_hash:
+        return found[1]  # type: ignore[no-any-return]
+    return s.scalar(select(Token).where(Token.token_hash == token_hash))
 
 
 def principal_of(s: Session, user: Account, token_role: str) -> Principal:
@@ -173,9 +187,9 @@ def whoami(s: Session, p: Principal, token: str) -> dict[str, object]:
         raise Unauthorized(INVALID_CREDENTIALS)
     user = s.get(Account, p.user_id)
     assert user is not None
-    tok = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
+    tok = _token_row(s, token)
     orgs = []
-    for m in s.scalars(select(Membership).where(Membership.user_id == user.id)):
+    for m in s.scalars(select(Membership).options(joinedload(Membership.org)).where(Membership.user_id == user.id)):
         orgs.append(
             {"type": "org", "name": m.org.name, "fullname": m.org.fullname, "roleInOrg": m.role, "id": _hexid(m.org.id)}
         )

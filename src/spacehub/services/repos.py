@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from spacehub.errors import BadRequest, Conflict
 from spacehub.services import accounts, cards
@@ -29,7 +29,8 @@ def find_repo(s: Session, repo_type: str, repo_id: str) -> Repo | None:
     if "\x00" in repo_id:  # no name has one, and PostgreSQL refuses NUL in text parameters
         return None
     ns, _, name = repo_id.partition("/")
-    repo = s.scalar(select(Repo).join(Repo.owner).where(Repo.type == repo_type, Account.name == ns, Repo.name == name))
+    query = select(Repo).join(Repo.owner).options(contains_eager(Repo.owner))  # the owner comes with it (full_name)
+    repo = s.scalar(query.where(Repo.type == repo_type, Account.name == ns, Repo.name == name))
     if repo is None:
         redirect = s.scalar(
             select(RepoRedirect).where(RepoRedirect.type == repo_type, RepoRedirect.full_name == repo_id)
