@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from spacehub.runtime.logs import SpaceLogs
 from spacehub.runtime.reconciler import Reconciler, RuntimeDeps
 from spacehub.runtime.scheduling import Scheduler, capped
 from spacehub.runtime.space_storage import StorageReader
-from spacehub.services import accounts, hardware, space_settings, starters, storage, webhooks
+from spacehub.services import accounts, commits, hardware, space_settings, starters, storage, webhooks
 from spacehub.services.billing import Meter
 from spacehub.services.context import HubContext, RepoEvent
 from spacehub.services.creation import SpaceOption
@@ -45,6 +46,8 @@ from spacehub.storage.blobs import LocalBlobStore
 from spacehub.storage.db import Database, upgrade_schema
 from spacehub.storage.git import GitStore
 from spacehub.storage.models import Repo
+
+log = logging.getLogger("spacehub")
 
 
 def hub_url(settings: Settings) -> str:
@@ -147,6 +150,9 @@ def hub_context(settings: Settings, scheduler: Scheduler | None = None) -> HubCo
     by default) and the options create and duplicate bodies may carry. No runtime yet (`assemble` adds it)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    left = commits.remove_leftover_folders(settings.tmp_dir)  # a crash's commit folders (never one in use)
+    if left:
+        log.warning("removed %d temporary commit folder(s) left by a crash: %s", len(left), ", ".join(left))
     upgrade_schema(settings.database_url)
     scheduler = scheduler or make_scheduler(settings)
     box = SecretBox.for_data_dir(settings.data_dir)

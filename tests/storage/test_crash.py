@@ -89,3 +89,45 @@ def test_kill_during_commit_leaves_previous_or_next_commit_and_fsck_clean(tmp_pa
         assert r.status_code == 200, r.text
     finally:
         stop_server(again)
+
+
+def test_commit_folders_a_crash_left_are_removed_at_start(tmp_path: Path) -> None:
+    """A server killed while it works in a commit's temporary folder (settings.tmp_dir/commit-*) leaves it behind;
+    the next start removes it, and the server takes commits again."""
+    data = tmp_path / "data"
+    tmp = data / "tmp"
+    srv = start_server(data)
+    token = srv.user("alice")
+    auth = {"authorization": f"Bearer {token}", "content-type": "application/x-ndjson"}
+    assert httpx.post(f"{srv.url}/api/repos/create", json={"name": "crash"}, headers=auth).status_code == 200
+    body = big_commit(N_FILES, "folders")
+    left: list[Path] = []
+    for _ in range(5):  # the kill lands while the folder exists unless the commit finished first: then again
+        url = f"{srv.url}/api/models/alice/crash/commit/main"
+        t = threading.Thread(target=lambda u=url: _post_until_killed(u, body, auth))
+        t.start()
+        while t.is_alive() and not list(tmp.glob("commit-*/.lock")):  # the commit works in its folder
+            time.sleep(0.002)
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait()
+        t.join()
+        left = list(tmp.glob("commit-*"))
+        if left:
+            break
+        srv = start_server(data)
+    assert left, "the server was never killed while a commit folder existed"
+
+    again = start_server(data)
+    try:
+        assert not list(tmp.glob("commit-*"))
+        assert "removed 1 temporary commit folder(s) left by a crash" in again.log.read_text()
+        r = httpx.post(f"{again.url}/api/models/alice/crash/commit/main", content=big_commit(2, "after"), headers=auth)
+        assert r.status_code == 200, r.text
+        assert not list(tmp.glob("commit-*"))  # a finished commit leaves none either
+    finally:
+        stop_server(again)
+
+
+def _post_until_killed(url: str, body: bytes, headers: dict[str, str]) -> None:
+    with contextlib.suppress(httpx.HTTPError):  # the server dies under it
+        httpx.post(url, content=body, headers=headers, timeout=60)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, RepoNotFound, Unauthorized
 from spacehub.storage.db import utcnow
@@ -157,12 +157,14 @@ def authenticate(s: Session, token: str | None) -> Principal:
     """
     if not token:
         return ANONYMOUS
-    row = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
+    token_hash = hash_token(token)
+    row = s.scalar(select(Token).options(joinedload(Token.user)).where(Token.token_hash == token_hash))
     now = utcnow()
     if row is None or (row.expires_at is not None and row.expires_at <= now):
         raise Unauthorized(INVALID_CREDENTIALS)
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now  # coarse, so that reads do not write on every request
+    s.info[_AUTH_TOKEN] = (token_hash, row)  # for whoami, in this unit of work (and it keeps the user loaded)
     if row.kind == FETCH_KIND:  # anonymous but for reading its one Space: no user's rights at all
         return Principal(token_role="read", repo_scope=row.name.removeprefix(FETCH_PREFIX))
     return principal_of(s, row.user, row.role)
@@ -181,6 +183,18 @@ def create_fetch_token(s: Session, repo: Repo) -> str:
     return value
 
 
+_AUTH_TOKEN = "spacehub.auth_token"
+
+
+def _token_row(s: Session, token: str) -> Token | None:
+    """The row of ``token``: the one `authenticate` found in this session, else read."""
+    token_hash = hash_token(token)
+    found = s.info.get(_AUTH_TOKEN)
+    if found is not None and found[0] == token_hash:
+        return found[1]  # type: ignore[no-any-return]
+    return s.scalar(select(Token).where(Token.token_hash == token_hash))
+
+
 def principal_of(s: Session, user: Account, token_role: str) -> Principal:
     """``user`` acting with a token of ``token_role`` (their org roles read now)."""
     roles = {m.org_id: m.role for m in s.scalars(select(Membership).where(Membership.user_id == user.id))}
@@ -193,9 +207,9 @@ def whoami(s: Session, p: Principal, token: str, base_url: str = "") -> dict[str
         raise Unauthorized(INVALID_CREDENTIALS)
     user = s.get(Account, p.user_id)
     assert user is not None
-    tok = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
+    tok = _token_row(s, token)
     orgs = []
-    for m in s.scalars(select(Membership).where(Membership.user_id == user.id)):
+    for m in s.scalars(select(Membership).options(joinedload(Membership.org)).where(Membership.user_id == user.id)):
         orgs.append(
             {
                 "type": "org",

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
+import os
 import re
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +152,58 @@ def _lines(body: IO[bytes], tmp_dir: Path) -> Iterator[dict[str, Any]]:
         yield obj
 
 
+COMMIT_PREFIX = "commit-"
+_LOCK = ".lock"  # in a commit folder: locked (flock) by the process working in it, for as long as it lives
+_UNLOCKED_GRACE = 600.0  # a folder without its lock this old was left between its creation and its lock
+
+
+@contextlib.contextmanager
+def commit_folder(tmp_dir: Path) -> Iterator[Path]:
+    """A temporary folder for one commit's spilled strings, removed afterwards. It holds a lock file that its
+    process keeps locked while it lives (the kernel drops the lock when it dies, however it dies), so that
+    `remove_leftover_folders` tells a crash's leftovers from a commit under way in another process. The lock is
+    taken under another name and renamed into place: a folder with a ``.lock`` always has its lock held or its
+    process dead."""
+    with tempfile.TemporaryDirectory(dir=tmp_dir, prefix=COMMIT_PREFIX) as tmp:
+        fd = os.open(os.path.join(tmp, _LOCK + ".new"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(os.path.join(tmp, _LOCK + ".new"), os.path.join(tmp, _LOCK))
+            yield Path(tmp)
+        finally:
+            os.close(fd)
+
+
+def remove_leftover_folders(tmp_dir: Path, now: float | None = None) -> list[str]:
+    """Remove the commit folders that a crashed process left in ``tmp_dir`` (their lock is free, or they never got
+    one and are old); never one that a living process works in. Returns the names removed."""
+    removed = []
+    now = time.time() if now is None else now
+    for folder in sorted(tmp_dir.glob(COMMIT_PREFIX + "*")):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            fd = os.open(folder / _LOCK, os.O_RDONLY)
+        except FileNotFoundError:  # between creation and lock: under way, unless it is old
+            with contextlib.suppress(OSError):
+                if now - folder.stat().st_mtime > _UNLOCKED_GRACE:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder.name)
+            continue
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its process lives and works in it
+            shutil.rmtree(folder, ignore_errors=True)  # its process died: nobody can take the lock back
+            removed.append(folder.name)
+        finally:
+            os.close(fd)
+    return removed
+
+
 def parse_commit(body: IO[bytes], tmp_dir: Path) -> tuple[dict[str, Any], list[_Op]]:
     """Header and operations of an NDJSON commit body; huge inline contents land in files under ``tmp_dir``.
 
@@ -191,8 +248,8 @@ def create_commit(
     EntryNotFound (deleting what is not there), PreconditionFailed (stale ``parentCommit``, or a race lost).
     """
     ref = full_ref(ref)  # callers inside the Hub pass a branch name ("main")
-    with tempfile.TemporaryDirectory(dir=ctx.settings.tmp_dir, prefix="commit-") as tmp:
-        header, ops = parse_commit(body, Path(tmp))
+    with commit_folder(ctx.settings.tmp_dir) as tmp:
+        header, ops = parse_commit(body, tmp)
         head = head_of(ctx, repo, ref)
         parent = header.get("parentCommit")
         if create_pr and parent:

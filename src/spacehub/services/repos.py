@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from spacehub.errors import BadRequest, Conflict
 from spacehub.services import accounts, cards, lfs_objects, webhooks
@@ -30,11 +30,8 @@ def find_repo(s: Session, repo_type: str, repo_id: str) -> Repo | None:
     if "\x00" in repo_id or not repo_id.isascii():  # no name has either; PostgreSQL refuses NUL in text parameters
         return None
     ns, _, name = repo_id.lower().partition("/")
-    repo = s.scalar(
-        select(Repo)
-        .join(Repo.owner)
-        .where(Repo.type == repo_type, func.lower(Account.name) == ns, func.lower(Repo.name) == name)
-    )
+    query = select(Repo).join(Repo.owner).options(contains_eager(Repo.owner))  # the owner comes with it (full_name)
+    repo = s.scalar(query.where(Repo.type == repo_type, func.lower(Account.name) == ns, func.lower(Repo.name) == name))
     if repo is None:
         redirect = s.scalar(
             select(RepoRedirect)

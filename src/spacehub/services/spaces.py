@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest
 from spacehub.services.accounts import Principal
 from spacehub.services.formats import iso, subdomain
 from spacehub.storage.db import utcnow
-from spacehub.storage.models import Repo, Space, SpaceStatus
+from spacehub.storage.models import Repo, Space, SpaceStatus, SpaceStorage
 
 DEFAULT_HARDWARE = "cpu-basic"
 DEFAULT_SLEEP_SECONDS = 48 * 3600
@@ -32,8 +33,7 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None, viewer: Prin
     sources ``viewer`` may not read are masked (anonymous when not given)."""
     from spacehub.services import storage  # it builds on this module
 
-    space = s.get(Space, repo.id)
-    st = s.get(SpaceStatus, repo.id)
+    space, st, stored = _rows(s, repo)
     requested = space.hardware if space is not None else DEFAULT_HARDWARE
     sleep = space.sleep_time if space is not None and space.sleep_time is not None else DEFAULT_SLEEP_SECONDS
     stage = st.stage if st is not None else ("PAUSED" if space is not None and space.paused else "BUILDING")
@@ -50,7 +50,7 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None, viewer: Prin
         "sdk": repo.sdk,
         "domains": [{"domain": domain_host or subdomain(repo.full_name), "stage": "READY"}],
     }
-    out.update(storage.runtime_fields(s, repo, viewer))  # volumes, storageUsage
+    out.update(storage.fields_of(s, repo, stored, viewer))  # volumes, storageUsage
     if st is not None:
         if st.error_message and accepted is None:
             out["errorMessage"] = st.error_message
@@ -63,6 +63,20 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None, viewer: Prin
                 out["resourcesNote"] = st.limits[capped:]
         out["updatedAt"] = iso(st.updated_at)
     return out
+
+
+def _rows(s: Session, repo: Repo) -> tuple[Space | None, SpaceStatus | None, SpaceStorage | None]:
+    """The Space's settings, status and storage rows (None where it has none), in one statement."""
+    query = (
+        select(Space, SpaceStatus, SpaceStorage)
+        .select_from(Repo)
+        .outerjoin(Space, Space.repo_id == Repo.id)
+        .outerjoin(SpaceStatus, SpaceStatus.repo_id == Repo.id)
+        .outerjoin(SpaceStorage, SpaceStorage.repo_id == Repo.id)
+        .where(Repo.id == repo.id)
+    )
+    row = s.execute(query).one()
+    return row[0], row[1], row[2]
 
 
 def under_way(s: Session, repo: Repo, building: bool, wake: bool = False) -> None:

@@ -205,7 +205,11 @@ def create_hook(ctx: HubContext, s: Session, p: Principal, repo: Repo, body: dic
 # ---- the runtime document -----------------------------------------------------------------------------------------
 def runtime_fields(s: Session, repo: Repo, viewer: Principal | None) -> dict[str, Any]:
     """``volumes`` (private sources masked for ``viewer``), ``storageUsage`` and the monitor's ``errorMessage``."""
-    row = s.get(SpaceStorage, repo.id)
+    return fields_of(s, repo, s.get(SpaceStorage, repo.id), viewer)
+
+
+def fields_of(s: Session, repo: Repo, row: SpaceStorage | None, viewer: Principal | None) -> dict[str, Any]:
+    """`runtime_fields` from the Space's storage row ``row`` (None: it has none), read by the caller."""
     out: dict[str, Any] = {"volumes": None}
     if row is None:
         return out
