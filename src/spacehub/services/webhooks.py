@@ -675,7 +675,9 @@ class WebhookSender:
     def _attempt(self, delivery_id: int) -> None:
         with self.db.transaction() as s:
             d = s.get(WebhookDelivery, delivery_id)
-            if d is None or d.state != "pending":
+            # not due (any more): run_due's read may predate the end of the previous attempt, whose record moved
+            # the next one later (seen under load: a retry 15 ms after the one before instead of its backoff)
+            if d is None or d.state != "pending" or d.next_attempt_at > utcnow():
                 return
             w = s.get(Webhook, d.webhook_id)
             if w is None:

@@ -114,6 +114,7 @@ def test_setup_build_user_makes_a_user_that_builds_rootless() -> None:
             user.command(cmd), cwd=folder, env=user.env(os.environ), capture_output=True, text=True, timeout=300
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        subprocess.run(user.command([*engine, "rmi", (folder / "iid").read_text()]), env=user.env(os.environ))
+        rmi = user.command([*engine, "rmi", (folder / "iid").read_text()])
+        subprocess.run(rmi, env=user.env(os.environ), cwd=folder)
         mapping = [line.split() for line in done.stdout.splitlines() if line.split()[:1] == ["0"]]
         assert mapping and mapping[0][:3] == ["0", str(user.uid), "1"], done.stdout

@@ -149,9 +149,14 @@ def find_build_user(name: str, etc: Path = Path("/etc")) -> BuildUser | None:
     return BuildUser(name, entry.pw_uid, entry.pw_gid, home, ranges[0], ranges[1])
 
 
-def quiet(cmd: Sequence[str], env: Mapping[str, str], timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
+def quiet(
+    cmd: Sequence[str], env: Mapping[str, str], timeout: float = 600.0, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` quietly (in ``cwd``: a command run as the build user must not start in a folder closed to it)."""
     try:
-        return subprocess.run(list(cmd), env=dict(env), capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            list(cmd), env=dict(env), capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return subprocess.CompletedProcess(list(cmd), 1, "", str(e))
 
@@ -173,7 +178,7 @@ def hand_over(
 
     def run(who: BuildUser | None, args: list[str]) -> None:
         cmd = [*engine, *args]
-        done = quiet(who.command(cmd) if who else cmd, who.env(env) if who else env)
+        done = quiet(who.command(cmd) if who else cmd, who.env(env) if who else env, cwd=folder)
         if done.returncode != 0:
             raise RuntimeError((done.stderr.strip().splitlines() or [f"{' '.join(args[:1])} failed"])[-1])
 
@@ -196,7 +201,7 @@ def seed_bases(
     """Base images that root's store has and the build user's has not are copied to it (offline machines load
     them as root); the others the build pulls as usual."""
     for image in images:
-        if quiet(user.command([*engine, "image", "exists", image]), user.env(env)).returncode == 0:
+        if quiet(user.command([*engine, "image", "exists", image]), user.env(env), cwd=user.home).returncode == 0:
             continue
         if quiet([*engine, "image", "exists", image], env).returncode != 0:
             continue
@@ -207,4 +212,4 @@ def seed_bases(
 
 
 def remove_image(engine: list[str], user: BuildUser, image: str, env: Mapping[str, str]) -> None:
-    quiet(user.command([*engine, "rmi", "-f", image]), user.env(env), timeout=60)
+    quiet(user.command([*engine, "rmi", "-f", image]), user.env(env), timeout=60, cwd=user.home)
