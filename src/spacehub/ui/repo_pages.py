@@ -17,17 +17,13 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 PREFIX = {"model": "", "dataset": "/datasets"}
 
 
-def _repo(request: Request, repo_type: str, repo_id: str) -> dict[str, object]:
-    with unit(request) as (ctx, s, p):
-        return explore.repo_view(ctx, s, p, repo_type, repo_id, base_url(request))
-
-
 def _base(repo_type: str, repo_id: str) -> str:
     return f"{PREFIX[repo_type]}/{repo_id}"
 
 
 def card(request: Request, repo_type: str, owner: str, name: str) -> Response:
-    repo = _repo(request, repo_type, f"{owner}/{name}")
+    with unit(request) as (ctx, s, p):
+        repo = explore.repo_view(ctx, s, p, repo_type, f"{owner}/{name}", base_url(request))
     body = markdown(repo["readme"]) if isinstance(repo["readme"], str) else None
     return render(request, "repo.html", repo=repo, base=_base(repo_type, repo["id"]), tab="card", card=body)
 
@@ -36,7 +32,7 @@ def tree(request: Request, repo_type: str, owner: str, name: str, rev: str, path
     repo_id, rev, path = f"{owner}/{name}", raw(rev), raw(path).strip("/")
     with unit(request) as (ctx, s, p):
         view = explore.tree_view(ctx, s, p, repo_id, rev, path, repo_type)
-    repo = _repo(request, repo_type, repo_id)
+        repo = explore.repo_view(ctx, s, p, repo_type, repo_id, base_url(request))
     crumbs = path.split("/") if path else []
     return render(request, "files.html", repo=repo, base=_base(repo_type, repo_id), head="_repo_head.html",
                   tab="files", rev=rev, repo_path=path, crumbs=crumbs, **view)  # fmt: skip
@@ -46,7 +42,7 @@ def blob(request: Request, repo_type: str, owner: str, name: str, rev: str, path
     repo_id, rev, path = f"{owner}/{name}", raw(rev), raw(path).strip("/")
     with unit(request) as (ctx, s, p):
         view = explore.blob_view(ctx, s, p, repo_id, rev, path, repo_type)
-    repo = _repo(request, repo_type, repo_id)
+        repo = explore.repo_view(ctx, s, p, repo_type, repo_id, base_url(request))
     code = highlighted(path, view["text"]) if view["text"] is not None else None
     return render(request, "blob.html", repo=repo, base=_base(repo_type, repo_id), head="_repo_head.html",
                   tab="files", rev=rev, repo_path=path, crumbs=path.split("/"), code=code, **view)  # fmt: skip
@@ -56,7 +52,7 @@ def commits(request: Request, repo_type: str, owner: str, name: str, rev: str) -
     repo_id, rev = f"{owner}/{name}", raw(rev)
     with unit(request) as (ctx, s, p):
         items = explore.commits_view(ctx, s, p, repo_id, rev, repo_type)
-    repo = _repo(request, repo_type, repo_id)
+        repo = explore.repo_view(ctx, s, p, repo_type, repo_id, base_url(request))
     return render(request, "commits.html", repo=repo, base=_base(repo_type, repo_id), head="_repo_head.html",
                   tab="files", rev=rev, commits=items)  # fmt: skip
 
