@@ -266,7 +266,7 @@ def report(res: dict[str, Any]) -> None:
     print("-" * 110)
 
     def row(name: str, ours: float, base: float, unit: str, what: str) -> None:
-        ratio = f"{ours / base:6.2f}x" if base else "    n/a"
+        ratio = f"{ours / base:6.2f}x" if round(base, 1) else "    n/a"  # no ratio to a baseline printed as 0.0
         print(f"{name:<44} {ours:>9.1f}{unit:<2} {base:>9.1f}{unit:<2} {ratio}  {what}")
 
     if c["count"]:
