@@ -48,6 +48,7 @@ from spacehub.storage.git import GitStore
 from spacehub.storage.models import Repo
 
 log = logging.getLogger("spacehub")
+ROUTES_REFRESH = 10.0  # seconds: the host index is also rebuilt this often (changes made by other processes)
 
 
 def hub_url(settings: Settings) -> str:
@@ -251,7 +252,7 @@ def attach_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, R
         await rec.start()
         if monitor is not None:
             await monitor.start()  # after the reconciler: it stops Spaces through it
-        refresher = asyncio.ensure_future(_refresh_forever(routes, settings.runtime.reconcile_interval))
+        refresher = asyncio.ensure_future(_refresh_forever(routes, ROUTES_REFRESH))
         try:
             yield
         finally:
