@@ -52,7 +52,7 @@ class RuntimeSettings(BaseModel):
         "fake (tests), or nothing (a Hub without runtime).",
     )
     reconcile_interval: float = Field(
-        default=3600.0,
+        default=10800.0,
         description="Seconds over which every Space gets one healing pass, spread evenly (events and each Space's "
         "own timers drive everything else).",
     )

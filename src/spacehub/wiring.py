@@ -51,7 +51,7 @@ from spacehub.storage.lease import Lease, holder_id
 from spacehub.storage.models import Repo
 
 log = logging.getLogger("spacehub")
-ROUTES_REFRESH = 10.0  # seconds: the host index is also rebuilt this often (changes made by other processes)
+ROUTES_REFRESH = 60.0  # seconds: the host index is also rebuilt this often (a safety net: commits update it)
 
 
 def hub_url(settings: Settings) -> str:

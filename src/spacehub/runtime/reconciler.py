@@ -312,7 +312,7 @@ class Reconciler:
         """Heal anything missed: every Space gets a pass once per ``runtime.reconcile_interval``, the passes spread
         evenly over it (a few Spaces every ``RESYNC_TICK`` at most), so that its cost per second stays flat and
         small whatever the number of Spaces (events, not this, drive what changes)."""
-        interval = float(getattr(self.d.settings.runtime, "reconcile_interval", 3600.0))
+        interval = float(getattr(self.d.settings.runtime, "reconcile_interval", 10800.0))
         while True:
             ids = await asyncio.to_thread(self._space_ids)
             if not ids:
@@ -399,7 +399,7 @@ class Reconciler:
         status = self.d.backend.status
         while True:
             await self.clock.sleep(MONITOR_INTERVAL)
-            ready = [(space_id, run, rid) for space_id, run in list(self.runs.items())
+            ready = [(space_id, run, rid) for space_id, run in list(self.runs.items()) if run.instances
                      for rid, inst in list(run.instances.items()) if inst.state is InstanceState.READY]  # fmt: skip
             if not ready:
                 continue
