@@ -163,6 +163,34 @@ def test_a_secret_added_in_settings_is_never_rendered_and_unfit_hardware_says_wh
     scan(seen, SECRET)
 
 
+def test_a_commit_is_opened_from_the_history_and_its_diff_is_coloured(browser: Any, hub: Server) -> None:
+    api = HfApi(endpoint=hub.url, token=hub.tokens["carol"])
+    api.create_repo("carol/history", repo_type="space", space_sdk="static")
+    api.upload_file(path_or_fileobj=b"<p>v1</p>\nsame\n", path_in_repo="index.html", repo_id="carol/history",
+                    repo_type="space", commit_message="First page")  # fmt: skip
+    api.upload_file(path_or_fileobj=b"<p>v2 <script>alert(1)</script></p>\nsame\n", path_in_repo="index.html",
+                    repo_id="carol/history", repo_type="space", commit_message="Second page")  # fmt: skip
+    page = signed_in(browser, hub, "carol")
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{hub.url}/spaces/carol/history/commits/main")
+    page.get_by_role("link", name="Second page").click()
+    page.wait_for_url(f"{hub.url}/spaces/carol/history/commit/*")
+    diff = page.get_by_role("region", name="modified: index.html")
+    added, removed = diff.locator("tr.add"), diff.locator("tr.del")
+    assert added.count() == 1 and removed.count() == 1
+    assert added.locator("td").nth(2).inner_text() == "+<p>v2 <script>alert(1)</script></p>"  # text, not markup
+    assert removed.locator("td").nth(0).inner_text() == "1" and added.locator("td").nth(1).inner_text() == "1"
+    colour = "el => getComputedStyle(el).backgroundColor"
+    assert added.evaluate(colour) == "rgb(230, 255, 236)" and removed.evaluate(colour) == "rgb(255, 235, 233)"
+    assert not dialogs  # the author's script did not run
+    page.get_by_role("link", name=api.list_repo_commits("carol/history", repo_type="space")[1].commit_id[:7]).click()
+    page.wait_for_url("**/commit/*")
+    assert page.locator("#commit-title").inner_text() == "First page"
+    page.go_back()
+    shot(page, "commit")
+
+
 def test_a_private_space_renders_for_its_owner_only(browser: Any, hub: Server, tmp_path: Path) -> None:
     folder = tmp_path / "private"
     folder.mkdir()
