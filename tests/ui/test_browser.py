@@ -58,9 +58,9 @@ def signed_in(browser: Any, hub: Server, name: str) -> Any:
     return page
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, full_page: bool = False) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def upload(hub: Server, owner: str, repo_id: str, folder: Path, private: bool = False, sdk: str = "static") -> None:
@@ -161,6 +161,72 @@ def test_a_secret_added_in_settings_is_never_rendered_and_unfit_hardware_says_wh
         seen.append(page.content())
     shot(page, "settings")
     scan(seen, SECRET)
+
+
+ENV_APP = """import hashlib, os, uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+value = os.environ.get("API_KEY")
+STATE = "set" if value else "not set"
+DIGEST = hashlib.sha256(value.encode()).hexdigest()[:16] if value else "-"
+BOOT = uuid.uuid4().hex[:12]
+print("API_KEY is " + STATE, flush=True)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("<!doctype html><title>env check</title><p id='state'>API_KEY is " + STATE + "</p>"
+                "<p id='digest'>" + DIGEST + "</p><p id='boot'>" + BOOT + "</p>").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "7860"))), Handler).serve_forever()
+"""
+
+
+def env_space(hub: Server, tmp_path: Path, repo_id: str) -> None:
+    """A plain-Python Space (the gradio SDK's environment, no gradio in the app) that says whether ``API_KEY`` is
+    set, the sha256 of its value (never the value) and an id of this start."""
+    folder = tmp_path / repo_id.replace("/", "-")
+    folder.mkdir()
+    (folder / "app.py").write_text(ENV_APP)
+    (folder / "README.md").write_text("---\ntitle: Env check\nemoji: 🔑\nsdk: gradio\napp_file: app.py\n---\n")
+    upload(hub, "carol", repo_id, folder, sdk="gradio")
+
+
+def app_text(page: Any, selector: str) -> str:
+    return str(page.frame_locator("#app-frame").locator(selector).inner_text(timeout=30_000))
+
+
+def test_the_space_page_charts_the_running_apps_cpu_and_memory(browser: Any, hub: Server, tmp_path: Path) -> None:
+    env_space(hub, tmp_path, "carol/charted")
+    page = signed_in(browser, hub, "carol")
+    page.goto(f"{hub.url}/spaces/carol/charted")
+    page.wait_for_function("document.getElementById('stage').dataset.stage === 'RUNNING'", timeout=300_000)
+    panel = page.locator("#usage")
+    # at least one real sample of the running app: its memory is above 0 and is drawn
+    page.wait_for_function("Number(document.getElementById('usage').dataset.samples || 0) >= 3", timeout=30_000)
+    assert panel.get_attribute("data-running") == "true"
+    text = page.locator("#usage-now").inner_text()
+    assert text.startswith("CPU ") and " of 2 cores · memory " in text and "of 16.0 GiB" in text, text
+    assert not text.split("memory ", 1)[1].startswith("0 MiB"), text  # a real process uses memory
+    points = [p.split(",") for p in page.locator("#usage-mem").get_attribute("points").split()]
+    assert len(points) >= 3 and min(float(y) for _, y in points) < 50  # drawn above the baseline (58)
+    page.wait_for_function("Number(document.getElementById('usage').dataset.samples) >= 20", timeout=60_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "space-usage", full_page=True)
+    # paused: the chart stops and says so, without a reload
+    HfApi(endpoint=hub.url, token=hub.tokens["carol"]).pause_space("carol/charted")
+    page.wait_for_function("document.getElementById('usage').dataset.running === 'false'", timeout=60_000)
+    assert page.locator("#usage-now").inner_text() == "The app is not running: there is no usage to show."
+    assert page.locator("#usage-mem").get_attribute("points") == ""
 
 
 def test_a_commit_is_opened_from_the_history_and_its_diff_is_coloured(browser: Any, hub: Server) -> None:
