@@ -4,6 +4,7 @@ docs/screenshots/ (the committed ones are from such a run)."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,6 +228,43 @@ def test_the_space_page_charts_the_running_apps_cpu_and_memory(browser: Any, hub
     page.wait_for_function("document.getElementById('usage').dataset.running === 'false'", timeout=60_000)
     assert page.locator("#usage-now").inner_text() == "The app is not running: there is no usage to show."
     assert page.locator("#usage-mem").get_attribute("points") == ""
+
+
+def test_a_secret_added_in_settings_restarts_the_app_with_it(browser: Any, hub: Server, tmp_path: Path) -> None:
+    env_space(hub, tmp_path, "carol/env-check")
+    page = signed_in(browser, hub, "carol")
+    seen: list[str] = []
+    page.goto(f"{hub.url}/spaces/carol/env-check")
+    page.wait_for_function("document.getElementById('stage').dataset.stage === 'RUNNING'", timeout=300_000)
+    assert app_text(page, "#state") == "API_KEY is not set"
+    boot = app_text(page, "#boot")
+
+    page.goto(f"{hub.url}/spaces/carol/env-check/settings")
+    page.get_by_label("Name", exact=True).first.fill("API_KEY")
+    page.locator("#secret-value").fill(SECRET)
+    page.get_by_role("button", name="Add secret").click()
+    page.wait_for_url("**/settings?done=*")
+    seen.append(page.content())
+    page.goto(f"{hub.url}/spaces/carol/env-check")
+    # the Space restarts with the secret: a new start of the app (another boot id) sees it, through the proxy
+    for _ in range(60):
+        page.wait_for_function("document.getElementById('stage').dataset.stage === 'RUNNING'", timeout=120_000)
+        if app_text(page, "#boot") != boot:
+            break
+        page.wait_for_timeout(2000)
+        page.reload()
+    assert app_text(page, "#boot") != boot
+    assert app_text(page, "#state") == "API_KEY is set"
+    assert app_text(page, "#digest") == hashlib.sha256(SECRET.encode()).hexdigest()[:16]  # the value, unseen
+    page.get_by_role("button", name="Container").click()  # the run log says so too, and holds no value
+    page.wait_for_function("document.getElementById('logs').textContent.includes('API_KEY is set')", timeout=30_000)
+    seen += [page.content(), page.frame_locator("#app-frame").locator("html").inner_html()]
+    for path in ("/spaces", "/carol", "/spaces/carol/env-check/settings", "/spaces/carol/env-check/tree/main",
+                 "/spaces/carol/env-check/commits/main"):  # fmt: skip
+        page.goto(f"{hub.url}{path}")
+        seen.append(page.content())
+    scan(seen, SECRET)
+    assert len(seen) == 8 and "API_KEY" in seen[0]  # the settings page lists the name, never the value
 
 
 def test_a_commit_is_opened_from_the_history_and_its_diff_is_coloured(browser: Any, hub: Server) -> None:
