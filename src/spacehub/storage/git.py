@@ -430,7 +430,7 @@ class GitStore:
                 break
             old = None if delta.old_file.id.raw == bytes(20) else str(delta.old_file.id)
             new = None if delta.new_file.id.raw == bytes(20) else str(delta.new_file.id)
-            sizes = [repo.odb.read_header(oid)[1] if oid else 0 for oid in (old, new)]
+            sizes = [_object_size(repo, oid) for oid in (old, new)]
             base = {
                 "status": DIFF_STATUS.get(delta.status_char(), "modified"),
                 "path": delta.new_file.path if new else delta.old_file.path,
@@ -511,6 +511,16 @@ def _entry(c: pygit2.Commit) -> CommitEntry:
         date=dt.datetime.fromtimestamp(c.commit_time, dt.UTC).replace(tzinfo=None),
         parents=tuple(str(p) for p in c.parent_ids),
     )
+
+
+def _object_size(repo: pygit2.Repository, oid: str | None) -> int:
+    """The size of a blob from its header (0: no such side, or a gitlink, whose commit lives in another repo)."""
+    if oid is None:
+        return 0
+    try:
+        return int(repo.odb.read_header(oid)[1])
+    except (KeyError, ValueError):
+        return 0
 
 
 def _diff_line(line: pygit2.DiffLine) -> DiffLine:
