@@ -22,13 +22,16 @@ def commit(git: GitStore, parent: str | None, files: dict[str, bytes | None], mo
 def test_limits_and_odd_entries(tmp_path: Path) -> None:
     git = GitStore(tmp_path / "repos")
     git.init("r")
-    first = commit(git, None, {"small.txt": b"a\nb\n", "big.txt": b"x" * 5000, "run.sh": b"echo hi\n"})
+    first = commit(git, None, {"small.txt": b"a\nb", "big.txt": b"x" * 5000, "run.sh": b"echo hi\n"})
     diffs, total = git.commit_diff("r", first, max_blob=4096)
     by_path = {d.path: d for d in diffs}
     assert total == 3 and set(by_path) == {"small.txt", "big.txt", "run.sh"}
     assert by_path["big.txt"].skipped == "large" and by_path["big.txt"].hunks is None
     assert by_path["big.txt"].new_size == 5000 and by_path["big.txt"].status == "added"
-    assert [line.text for line in by_path["small.txt"].hunks[0][1]] == ["a", "b"]
+    lines = by_path["small.txt"].hunks[0][1]
+    assert [(x.origin, x.old, x.new, x.text) for x in lines] == [
+        ("+", None, 1, "a"), ("+", None, 2, "b"), ("\\", None, None, "No newline at end of file")
+    ]  # fmt: skip
 
     second = commit(git, first, {"run.sh": b"echo hi\n"}, mode=EXEC_MODE)  # only the mode changes
     (only,), _ = git.commit_diff("r", second)
