@@ -4,6 +4,7 @@ docs/screenshots/ (the committed ones are from such a run)."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,9 +59,9 @@ def signed_in(browser: Any, hub: Server, name: str) -> Any:
     return page
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, full_page: bool = False) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def upload(hub: Server, owner: str, repo_id: str, folder: Path, private: bool = False, sdk: str = "static") -> None:
@@ -161,6 +162,137 @@ def test_a_secret_added_in_settings_is_never_rendered_and_unfit_hardware_says_wh
         seen.append(page.content())
     shot(page, "settings")
     scan(seen, SECRET)
+
+
+ENV_APP = """import hashlib, os, uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+value = os.environ.get("API_KEY")
+STATE = "set" if value else "not set"
+DIGEST = hashlib.sha256(value.encode()).hexdigest()[:16] if value else "-"
+BOOT = uuid.uuid4().hex[:12]
+print("API_KEY is " + STATE, flush=True)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("<!doctype html><title>env check</title><p id='state'>API_KEY is " + STATE + "</p>"
+                "<p id='digest'>" + DIGEST + "</p><p id='boot'>" + BOOT + "</p>").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "7860"))), Handler).serve_forever()
+"""
+
+
+def env_space(hub: Server, tmp_path: Path, repo_id: str) -> None:
+    """A plain-Python Space (the gradio SDK's environment, no gradio in the app) that says whether ``API_KEY`` is
+    set, the sha256 of its value (never the value) and an id of this start."""
+    folder = tmp_path / repo_id.replace("/", "-")
+    folder.mkdir()
+    (folder / "app.py").write_text(ENV_APP)
+    (folder / "README.md").write_text("---\ntitle: Env check\nemoji: 🔑\nsdk: gradio\napp_file: app.py\n---\n")
+    upload(hub, "carol", repo_id, folder, sdk="gradio")
+
+
+def app_text(page: Any, selector: str) -> str:
+    return str(page.frame_locator("#app-frame").locator(selector).inner_text(timeout=30_000))
+
+
+def test_the_space_page_charts_the_running_apps_cpu_and_memory(browser: Any, hub: Server, tmp_path: Path) -> None:
+    env_space(hub, tmp_path, "carol/charted")
+    page = signed_in(browser, hub, "carol")
+    page.goto(f"{hub.url}/spaces/carol/charted")
+    page.wait_for_function("document.getElementById('stage').dataset.stage === 'RUNNING'", timeout=300_000)
+    panel = page.locator("#usage")
+    # at least one real sample of the running app: its memory is above 0 and is drawn
+    page.wait_for_function("Number(document.getElementById('usage').dataset.samples || 0) >= 3", timeout=30_000)
+    assert panel.get_attribute("data-running") == "true"
+    text = page.locator("#usage-now").inner_text()
+    assert text.startswith("CPU ") and " of 2 cores · memory " in text and "of 16.0 GiB" in text, text
+    assert not text.split("memory ", 1)[1].startswith("0 MiB"), text  # a real process uses memory
+    points = [p.split(",") for p in page.locator("#usage-mem").get_attribute("points").split()]
+    assert len(points) >= 3 and min(float(y) for _, y in points) < 50  # drawn above the baseline (58)
+    page.wait_for_function("Number(document.getElementById('usage').dataset.samples) >= 20", timeout=60_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "space-usage", full_page=True)
+    # paused: the chart stops and says so, without a reload
+    HfApi(endpoint=hub.url, token=hub.tokens["carol"]).pause_space("carol/charted")
+    page.wait_for_function("document.getElementById('usage').dataset.running === 'false'", timeout=60_000)
+    assert page.locator("#usage-now").inner_text() == "The app is not running: there is no usage to show."
+    assert page.locator("#usage-mem").get_attribute("points") == ""
+
+
+def test_a_secret_added_in_settings_restarts_the_app_with_it(browser: Any, hub: Server, tmp_path: Path) -> None:
+    env_space(hub, tmp_path, "carol/env-check")
+    page = signed_in(browser, hub, "carol")
+    seen: list[str] = []
+    page.goto(f"{hub.url}/spaces/carol/env-check")
+    page.wait_for_function("document.getElementById('stage').dataset.stage === 'RUNNING'", timeout=300_000)
+    assert app_text(page, "#state") == "API_KEY is not set"
+    boot = app_text(page, "#boot")
+
+    page.goto(f"{hub.url}/spaces/carol/env-check/settings")
+    page.get_by_label("Name", exact=True).first.fill("API_KEY")
+    page.locator("#secret-value").fill(SECRET)
+    page.get_by_role("button", name="Add secret").click()
+    page.wait_for_url("**/settings?done=*")
+    seen.append(page.content())
+    page.goto(f"{hub.url}/spaces/carol/env-check")
+    # the Space restarts with the secret: a new start of the app (another boot id) sees it, through the proxy
+    for _ in range(60):
+        page.wait_for_function("document.getElementById('stage').dataset.stage === 'RUNNING'", timeout=120_000)
+        if app_text(page, "#boot") != boot:
+            break
+        page.wait_for_timeout(2000)
+        page.reload()
+    assert app_text(page, "#boot") != boot
+    assert app_text(page, "#state") == "API_KEY is set"
+    assert app_text(page, "#digest") == hashlib.sha256(SECRET.encode()).hexdigest()[:16]  # the value, unseen
+    page.get_by_role("button", name="Container").click()  # the run log says so too, and holds no value
+    page.wait_for_function("document.getElementById('logs').textContent.includes('API_KEY is set')", timeout=30_000)
+    seen += [page.content(), page.frame_locator("#app-frame").locator("html").inner_html()]
+    for path in ("/spaces", "/carol", "/spaces/carol/env-check/settings", "/spaces/carol/env-check/tree/main",
+                 "/spaces/carol/env-check/commits/main"):  # fmt: skip
+        page.goto(f"{hub.url}{path}")
+        seen.append(page.content())
+    scan(seen, SECRET)
+    assert len(seen) == 8 and "API_KEY" in seen[0]  # the settings page lists the name, never the value
+
+
+def test_a_commit_is_opened_from_the_history_and_its_diff_is_coloured(browser: Any, hub: Server) -> None:
+    api = HfApi(endpoint=hub.url, token=hub.tokens["carol"])
+    api.create_repo("carol/history", repo_type="space", space_sdk="static")
+    api.upload_file(path_or_fileobj=b"<p>v1</p>\nsame\n", path_in_repo="index.html", repo_id="carol/history",
+                    repo_type="space", commit_message="First page")  # fmt: skip
+    api.upload_file(path_or_fileobj=b"<p>v2 <script>alert(1)</script></p>\nsame\n", path_in_repo="index.html",
+                    repo_id="carol/history", repo_type="space", commit_message="Second page")  # fmt: skip
+    page = signed_in(browser, hub, "carol")
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{hub.url}/spaces/carol/history/commits/main")
+    page.get_by_role("link", name="Second page").click()
+    page.wait_for_url(f"{hub.url}/spaces/carol/history/commit/*")
+    diff = page.get_by_role("region", name="modified: index.html")
+    added, removed = diff.locator("tr.add"), diff.locator("tr.del")
+    assert added.count() == 1 and removed.count() == 1
+    assert added.locator("td").nth(2).inner_text() == "+<p>v2 <script>alert(1)</script></p>"  # text, not markup
+    assert removed.locator("td").nth(0).inner_text() == "1" and added.locator("td").nth(1).inner_text() == "1"
+    colour = "el => getComputedStyle(el).backgroundColor"
+    assert added.evaluate(colour) == "rgb(230, 255, 236)" and removed.evaluate(colour) == "rgb(255, 235, 233)"
+    assert not dialogs  # the author's script did not run
+    page.get_by_role("link", name=api.list_repo_commits("carol/history", repo_type="space")[1].commit_id[:7]).click()
+    page.wait_for_url("**/commit/*")
+    assert page.locator("#commit-title").inner_text() == "First page"
+    page.go_back()
+    shot(page, "commit")
 
 
 def test_a_private_space_renders_for_its_owner_only(browser: Any, hub: Server, tmp_path: Path) -> None:

@@ -22,11 +22,14 @@ short_description: {desc}
 """
 
 
-def make_space(server: Server, owner: str, name: str, private: bool = False, title: str = "", desc: str = "") -> str:
+def make_space(
+    server: Server, owner: str, name: str, private: bool = False, title: str = "", desc: str = "", sdk: str = "static"
+) -> str:
     api = HfApi(endpoint=server.url, token=server.tokens[owner])
     repo_id = f"{owner}/{name}"
-    api.create_repo(repo_id, repo_type="space", space_sdk="static", private=private)
-    readme = README.format(title=title or name, desc=desc or f"about {name}").encode()
+    api.create_repo(repo_id, repo_type="space", space_sdk=sdk, private=private)
+    readme = README.format(title=title or name, desc=desc or f"about {name}").replace("sdk: static", f"sdk: {sdk}")
+    readme = readme.encode()
     api.upload_file(path_or_fileobj=readme, path_in_repo="README.md", repo_id=repo_id, repo_type="space")
     return repo_id
 
@@ -123,3 +126,39 @@ def test_files_tab_lists_folders_shows_files_and_history(server: Server, web: We
     assert "Add the app" in history
     for path in ("tree/main/nope", "blob/main/nope.py", "tree/no-such-branch", "commits/no-such-branch"):
         assert web.get(f"/spaces/{repo_id}/{path}").status_code == 404
+
+
+def first_event(web: Web, path: str) -> tuple[str, dict[str, object]]:
+    """The first event of the page's SSE stream at ``path`` (the stream is closed after it)."""
+    with web.stream("GET", path) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream"), r.status_code
+        lines = r.iter_lines()
+        event = next(lines).removeprefix("event: ")
+        return event, json.loads(next(lines).removeprefix("data: "))
+
+
+def test_the_usage_chart_says_a_space_that_runs_nowhere_uses_nothing(
+    server: Server, carol: str, dave: str, unique: str
+) -> None:
+    """No runtime on this server: the chart's panel says the app is not running, and its stream (the API's metrics
+    use case) samples 0 of the flavor's capacity; a private Space's stream is its readers' alone."""
+    public = make_space(server, carol, f"{unique}-idle", sdk="gradio")
+    private = make_space(server, carol, f"{unique}-idle-priv", private=True, sdk="gradio")
+    owner, other, anonymous = Web(server), Web(server), Web(server)
+    owner.login(carol)
+    other.login(dave)
+    page = anonymous.get(f"/spaces/{public}").text
+    panel = page.split('id="usage"', 1)[1].split("</section>", 1)[0]
+    assert 'data-running="false"' in panel and "The app is not running" in panel
+    assert f'data-metrics="/spaces/{public}/metrics"' in panel and 'role="img"' in panel
+    static = make_space(server, carol, f"{unique}-idle-static")
+    assert 'id="usage"' not in anonymous.get(f"/spaces/{static}").text  # served by SpaceHub: no process to chart
+    event, sample = first_event(anonymous, f"/spaces/{public}/metrics")
+    assert event == "metric"
+    assert sample["memory_used_bytes"] == 0 and sample["cpu_usage_pct"] == 0
+    assert sample["cpu_millicores"] == 2000 and sample["memory_total_bytes"] == 16 * 1024**3  # cpu-basic
+    assert first_event(owner, f"/spaces/{private}/metrics")[0] == "metric"
+    for web in (other, anonymous):
+        r = web.get(f"/spaces/{private}/metrics")
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert anonymous.get(f"/spaces/{carol}/no-such-space-{unique}/metrics").status_code == 404

@@ -185,6 +185,61 @@ def commits_view(
     return refs.list_commits(ctx, repo, rev, 0, 100)[0]
 
 
+def commit_view(
+    ctx: HubContext, s: Session, p: Principal, repo_id: str, rev: str, repo_type: str = "space"
+) -> dict[str, Any]:
+    """One commit of a repo ``p`` may read: its message, author, date, parents, and what it changed against its first
+    parent (git's diff through `GitStore.commit_diff`). A file stored with LFS is named with its size, never its
+    pointer or content. Raises: RepoNotFound, RevisionNotFound (not a commit of this repo), BadRequest (an
+    ambiguous abbreviated sha)."""
+    from spacehub.storage.blobs import MAX_POINTER_SIZE, parse_pointer
+
+    repo = repos.get_repo(s, p, repo_type, repo_id)
+    sha = ctx.git.resolve(repo.id, rev)
+    info = ctx.git.commit_info(repo.id, sha)
+    diffs, total = ctx.git.commit_diff(repo.id, sha)
+
+    def lfs_size(oid: str | None, size: int) -> int | None:
+        if oid is None or size > MAX_POINTER_SIZE:
+            return None
+        ptr = parse_pointer(ctx.git.read_blob(repo.id, oid))
+        return ptr.size if ptr is not None else None
+
+    changed = []
+    for d in diffs:
+        lfs = [lfs_size(d.old_oid, d.old_size), lfs_size(d.new_oid, d.new_size)]
+        item: dict[str, Any] = {
+            "status": d.status,
+            "path": d.path,
+            "old_path": d.old_path,
+            "additions": d.additions,
+            "deletions": d.deletions,
+            "hunks": d.hunks,
+            "skipped": d.skipped,
+            "truncated": d.truncated,
+            "size": d.new_size if d.new_oid else d.old_size,
+            "lfs": None,
+        }
+        if lfs != [None, None]:  # an LFS file: its pointer's diff says nothing a reader wants
+            item.update(hunks=None, skipped="lfs", additions=0, deletions=0, truncated=False,
+                        lfs={"old": lfs[0], "new": lfs[1]})  # fmt: skip
+            shown = lfs[1] if d.new_oid else lfs[0]
+            item["size"] = shown if shown is not None else item["size"]
+        changed.append(item)
+    return {
+        "id": info.id,
+        "title": info.title,
+        "message": info.message,
+        "author": info.author,
+        "date": info.date.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "parents": list(info.parents),
+        "files": changed,
+        "total_files": total,
+        "additions": sum(f["additions"] for f in changed),
+        "deletions": sum(f["deletions"] for f in changed),
+    }
+
+
 def repo_view(ctx: HubContext, s: Session, p: Principal, repo_type: str, repo_id: str, base_url: str) -> dict[str, Any]:
     """A model's or dataset's page: who owns it, its card's metadata and README body (front matter removed, None
     without a README), likes. Raises: RepoNotFound (missing, or private and ``p`` may not read it: as the API)."""

@@ -63,6 +63,40 @@ class CommitEntry:
 
 
 @dataclass(frozen=True)
+class DiffLine:
+    """One line of a hunk: ``origin`` ``+`` (added), ``-`` (removed), `` `` (context) or ``\\`` (no newline at
+    the end of the file); line numbers on each side (None where the line is not on that side)."""
+
+    origin: str
+    old: int | None
+    new: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """One path a commit changed. ``hunks`` is None when its text was not diffed (``skipped`` says why: ``binary``,
+    ``large``: a side over the size limit, ``limit``: the commit's line budget was spent on earlier files);
+    ``truncated``: the hunks stop at the budget."""
+
+    status: str  # added | removed | modified | type changed
+    path: str
+    old_path: str | None
+    old_oid: str | None
+    new_oid: str | None
+    old_size: int
+    new_size: int
+    additions: int
+    deletions: int
+    hunks: tuple[tuple[str, tuple[DiffLine, ...]], ...] | None
+    skipped: str | None = None
+    truncated: bool = False
+
+
+DIFF_STATUS = {"A": "added", "D": "removed", "M": "modified", "T": "type changed", "R": "renamed", "C": "copied"}
+
+
+@dataclass(frozen=True)
 class Change:
     """One path in a commit: a blob to write (oid + mode) or a deletion (oid None)."""
 
@@ -376,6 +410,60 @@ class GitStore:
         self.update_ref(repo_id, ref, str(oid), old)
         return str(oid)
 
+    def commit_diff(
+        self, repo_id: str, sha: str, max_blob: int = 1 << 20, max_lines: int = 5000, max_files: int = 300
+    ) -> tuple[list[FileDiff], int]:
+        """What commit ``sha`` changed against its first parent (against nothing for a root commit), as libgit2's
+        diff of the two trees (git's own algorithm, three lines of context), path by path; and how many paths it
+        changed in all. At most ``max_files`` paths and ``max_lines`` diff lines in all are returned; a blob over
+        ``max_blob`` bytes, or one git finds binary, is named without its text."""
+        repo = self.open(repo_id)
+        commit = repo[sha].peel(pygit2.Commit)
+        if commit.parents:
+            diff = commit.parents[0].tree.diff_to_tree(commit.tree, context_lines=3)
+        else:
+            diff = commit.tree.diff_to_tree(context_lines=3, swap=True)
+        out: list[FileDiff] = []
+        budget = max_lines
+        for i, delta in enumerate(diff.deltas):
+            if i >= max_files:
+                break
+            old = None if delta.old_file.id.raw == bytes(20) else str(delta.old_file.id)
+            new = None if delta.new_file.id.raw == bytes(20) else str(delta.new_file.id)
+            sizes = [_object_size(repo, oid) for oid in (old, new)]
+            base = {
+                "status": DIFF_STATUS.get(delta.status_char(), "modified"),
+                "path": delta.new_file.path if new else delta.old_file.path,
+                "old_path": delta.old_file.path if delta.old_file.path != delta.new_file.path else None,
+                "old_oid": old,
+                "new_oid": new,
+                "old_size": sizes[0],
+                "new_size": sizes[1],
+            }
+            if max(sizes) > max_blob:
+                out.append(FileDiff(**base, additions=0, deletions=0, hunks=None, skipped="large"))
+                continue
+            if budget <= 0:
+                out.append(FileDiff(**base, additions=0, deletions=0, hunks=None, skipped="limit"))
+                continue
+            patch = diff[i]
+            _, additions, deletions = patch.line_stats
+            if patch.delta.is_binary:
+                out.append(FileDiff(**base, additions=0, deletions=0, hunks=None, skipped="binary"))
+                continue
+            hunks, truncated = [], False
+            for hunk in patch.hunks:
+                if budget <= 0:
+                    truncated = True
+                    break
+                lines = [_diff_line(line) for line in hunk.lines[:budget]]
+                truncated = len(lines) < len(hunk.lines)
+                budget -= len(lines)
+                hunks.append((hunk.header.rstrip("\n"), tuple(lines)))
+            out.append(FileDiff(**base, additions=additions, deletions=deletions, hunks=tuple(hunks),
+                                truncated=truncated))  # fmt: skip
+        return out, len(diff)
+
     def diff(self, repo_id: str, a: str, b: str) -> str:
         """The unified diff from commit ``a`` to commit ``b`` (what ``git diff a b`` prints)."""
         repo = self.open(repo_id)
@@ -423,6 +511,25 @@ def _entry(c: pygit2.Commit) -> CommitEntry:
         date=dt.datetime.fromtimestamp(c.commit_time, dt.UTC).replace(tzinfo=None),
         parents=tuple(str(p) for p in c.parent_ids),
     )
+
+
+def _object_size(repo: pygit2.Repository, oid: str | None) -> int:
+    """The size of a blob from its header (0: no such side, or a gitlink, whose commit lives in another repo)."""
+    if oid is None:
+        return 0
+    try:
+        return int(repo.odb.read_header(oid)[1])
+    except (KeyError, ValueError):
+        return 0
+
+
+def _diff_line(line: pygit2.DiffLine) -> DiffLine:
+    origin = line.origin if line.origin in "+- " else "\\"  # =, >, <: the end of file has no newline
+    text = line.raw_content.decode("utf-8", "replace").rstrip("\n")
+    if origin == "\\":
+        return DiffLine(origin, None, None, "No newline at end of file")
+    return DiffLine(origin, line.old_lineno if line.old_lineno > 0 else None,
+                    line.new_lineno if line.new_lineno > 0 else None, text)  # fmt: skip
 
 
 def _tree_entry(repo: pygit2.Repository, path: str, obj: pygit2.Object) -> TreeEntry:

@@ -1,6 +1,6 @@
 """The files tab of a Space: folders (`/tree/{rev}[/{path}]`), a file (`/blob/{rev}/{path}`, with the raw download
-at the Hub's `/resolve/` URL) and the history (`/commits/{rev}`). Revisions and paths arrive raw (%2F-encoded) and
-are decoded once, as the API's handlers do."""
+at the Hub's `/resolve/` URL), the history (`/commits/{rev}`) and one commit with its diff (`/commit/{sha}`).
+Revisions and paths arrive raw (%2F-encoded) and are decoded once, as the API's handlers do."""
 
 from __future__ import annotations
 
@@ -58,3 +58,11 @@ def commits(request: Request, owner: str, name: str, rev: str) -> Response:
     with unit(request) as (ctx, s, p):
         items = explore.commits_view(ctx, s, p, repo_id, rev)
     return _page(request, repo_id, "commits.html", "files", rev=rev, commits=items)
+
+
+@router.get("/spaces/{owner}/{name}/commit/{sha}")
+def commit(request: Request, owner: str, name: str, sha: str) -> Response:
+    repo_id = f"{owner}/{name}"
+    with unit(request) as (ctx, s, p):
+        view = explore.commit_view(ctx, s, p, repo_id, raw(sha))
+    return _page(request, repo_id, "commit.html", "files", rev=view["id"], commit=view)

@@ -1,5 +1,5 @@
 """Model and dataset pages, at the Hub's addresses (`/{owner}/{name}`, `/datasets/{owner}/{name}`): the README
-rendered as the repo's card, and the same files, file and history views as a Space's files tab."""
+rendered as the repo's card, and the same files, file, history and commit views as a Space's files tab."""
 
 from __future__ import annotations
 
@@ -57,6 +57,15 @@ def commits(request: Request, repo_type: str, owner: str, name: str, rev: str) -
                   tab="files", rev=rev, commits=items)  # fmt: skip
 
 
+def commit(request: Request, repo_type: str, owner: str, name: str, sha: str) -> Response:
+    repo_id = f"{owner}/{name}"
+    with unit(request) as (ctx, s, p):
+        view = explore.commit_view(ctx, s, p, repo_id, raw(sha), repo_type)
+        repo = explore.repo_view(ctx, s, p, repo_type, repo_id, base_url(request))
+    return render(request, "commit.html", repo=repo, base=_base(repo_type, repo_id), head="_repo_head.html",
+                  tab="files", rev=view["id"], commit=view)  # fmt: skip
+
+
 def _routes(repo_type: str) -> None:
     prefix = PREFIX[repo_type]
 
@@ -78,7 +87,12 @@ def _routes(repo_type: str) -> None:
     router.add_api_route(f"{prefix}/{{owner}}/{{name}}/tree/{{rev}}", tree_root, methods=["GET"])
     router.add_api_route(f"{prefix}/{{owner}}/{{name}}/tree/{{rev}}/{{path:path}}", tree_page, methods=["GET"])
     router.add_api_route(f"{prefix}/{{owner}}/{{name}}/blob/{{rev}}/{{path:path}}", blob_page, methods=["GET"])
+
+    def commit_page(request: Request, owner: str, name: str, sha: str) -> Response:
+        return commit(request, repo_type, owner, name, sha)
+
     router.add_api_route(f"{prefix}/{{owner}}/{{name}}/commits/{{rev}}", commits_page, methods=["GET"])
+    router.add_api_route(f"{prefix}/{{owner}}/{{name}}/commit/{{sha}}", commit_page, methods=["GET"])
     router.add_api_route(f"{prefix}/{{owner}}/{{name}}", card_page, methods=["GET"])
 
 

@@ -1,5 +1,5 @@
-"""The Space page (`/spaces/{owner}/{name}`): the app in an iframe of its own URL, a live stage badge and the logs
-panel, both as server-sent events."""
+"""The Space page (`/spaces/{owner}/{name}`): the app in an iframe of its own URL, a live stage badge, the logs
+panel and a CPU and memory chart, all fed by server-sent events."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from spacehub.errors import HubError
-from spacehub.services import explore, space_logs
+from spacehub.services import explore, space_logs, space_status
 from spacehub.services.runtime import LogStream
 from spacehub.ui import grants
 from spacehub.ui.routing import PageRoute
@@ -25,6 +25,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 STAGE_POLL = 1.0  # the reconciler writes the stage row; a read per second per open page is cheap
 KEEPALIVE = 15.0
 LOG_POLL = 0.25
+METRICS_INTERVAL = 1.0  # as the API's metrics stream
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -75,6 +76,27 @@ async def stage_events(request: Request, owner: str, name: str) -> Response:
                 yield b": keep-alive\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get("/spaces/{owner}/{name}/metrics")
+async def metric_events(request: Request, owner: str, name: str) -> Response:
+    """What the Space's running instance uses, as server-sent ``metric`` events about once a second: the use case of
+    ``GET /api/spaces/{id}/metrics`` (`space_status.open_metrics`) with the session as the caller, so whoever may read
+    the Space may see it, as with the API (a private Space: its readers only, a 404 to others). The page opens it
+    only while the Space runs; a Space that runs nowhere samples 0."""
+    stream = await run_in_threadpool(space_status.open_metrics, ctx_of(request), caller(request), f"{owner}/{name}")
+    first = await run_in_threadpool(stream.sample)
+
+    async def samples() -> AsyncIterator[bytes]:
+        yield sse("metric", first)
+        while not await request.is_disconnected():
+            await asyncio.sleep(METRICS_INTERVAL)
+            try:
+                yield sse("metric", await run_in_threadpool(stream.sample))
+            except HubError:  # deleted or made private meanwhile: the stream ends
+                return
+
+    return StreamingResponse(samples(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.get("/spaces/{owner}/{name}/logs/{kind}")
