@@ -7,7 +7,19 @@ from dataclasses import replace
 
 import pytest
 
-from spacehub.runtime.plan import DRAIN_SECONDS, MAX_RESTARTS, backoff, free_devices, plan, relieve_memory, visit
+from spacehub.runtime.plan import (
+    DRAIN_SECONDS,
+    MAX_RESTARTS,
+    STABLE_AFTER,
+    adopt,
+    backoff,
+    free_devices,
+    freeze_overtaken,
+    plan,
+    relieve_memory,
+    stable,
+    visit,
+)
 from spacehub.runtime.types import (
     BuildObs,
     BuildState,
@@ -244,3 +256,31 @@ def test_which_sleepers_give_their_accelerators_back(name, residents, stopped) -
     evicts = free_devices("w", {"0"}, residents)
     assert [e.space_id for e in evicts] == stopped
     assert all(isinstance(e, Evict) and "accelerator" in e.reason for e in evicts)
+
+
+ADOPT_CASES = [
+    # name, recorded serving release per Space, usable (running, answering), alive → kept, stopped
+    ("nothing runs", {"s1": None, "s2": "r2"}, [], [], {}, []),
+    ("the recorded release runs: kept", {"s1": "r1"}, ["r1"], ["r1"], {"s1": "r1"}, []),
+    ("a new release mid-switch: an orphan", {"s1": "r1"}, ["r1", "r1b"], ["r1", "r1b"], {"s1": "r1"}, ["r1b"]),
+    ("recorded but not answering: stopped", {"s1": "r1"}, [], ["r1"], {}, ["r1"]),
+    ("a deleted Space's app: stopped", {}, ["r9"], ["r9"], {}, ["r9"]),
+    ("no status row yet: stopped", {"s1": None}, ["r1"], ["r1"], {}, ["r1"]),
+]
+
+
+@pytest.mark.parametrize(("name", "recorded", "usable", "alive", "kept", "stopped"), ADOPT_CASES)
+def test_what_a_start_of_spacehub_adopts(name, recorded, usable, alive, kept, stopped) -> None:
+    assert adopt(recorded, usable, alive) == (kept, stopped)
+
+
+def test_a_crash_count_starts_again_after_a_stable_minute() -> None:
+    assert not stable(0, 0.0, 10_000.0)  # never restarted: nothing to reset
+    assert not stable(3, 100.0, 100.0 + STABLE_AFTER)
+    assert stable(3, 100.0, 100.0 + STABLE_AFTER + 0.1)
+
+
+def test_a_visit_during_a_freeze_undoes_it() -> None:
+    assert not freeze_overtaken(0, last_activity=5.0, pass_started=10.0)  # idle since before the pass
+    assert freeze_overtaken(0, last_activity=10.5, pass_started=10.0)  # a request came in meanwhile
+    assert freeze_overtaken(1, last_activity=5.0, pass_started=10.0)  # a visitor waits in a wake

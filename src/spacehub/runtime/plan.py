@@ -33,9 +33,14 @@ request is sent to an app that is shutting down (visitors get the paused or erro
 An instance that traffic left for a newer release is drained first: its StopInstance waits until DRAIN_SECONDS have
 passed since the switch (requests routed to it just before may still be on their way).
 
-Three more decisions are pure functions here, beside plan():
+More decisions are pure functions here, beside plan():
 - ``visit(observed)``: what a visitor's arrival does at once, before any pass (a frozen serving instance is thawed:
   a light sleep wakes in milliseconds).
+- ``freeze_overtaken(waking, last_activity, pass_started)``: a freeze this pass just made is undone at once when a
+  visit came in meanwhile (the request may be at the app now).
+- ``adopt(recorded, usable, alive)``: at start, which running instance each Space keeps (the serving release its
+  status recorded, if it still runs and answers) and which instances are orphans to stop.
+- ``stable(restarts, started_at, now)``: an instance ready for ``STABLE_AFTER`` has its crash count reset.
 - ``relieve_memory(residents, available, min_available)``: which sleeping Space to stop next when memory is short
   (frozen ones keep theirs; the longest idle first, one at a time: the caller reads the memory again after each).
 - ``free_devices(waiter, wanted, residents)``: which sleepers to stop because a Space waits for accelerators they
@@ -44,7 +49,7 @@ Three more decisions are pure functions here, beside plan():
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from spacehub.runtime.sleep import eviction_order
@@ -75,6 +80,7 @@ from spacehub.runtime.types import (
 MAX_RESTARTS = 5
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 30.0
+STABLE_AFTER = 60.0  # an instance ready this long has its crash count reset
 DRAIN_SECONDS = 1.0  # a release replaced by a newer one keeps running this long, for requests already sent to it
 SERVING_STATES = (InstanceState.READY, InstanceState.FROZEN)
 
@@ -131,6 +137,31 @@ def visit(observed: Observed) -> list[Action]:
     if serving is not None and observed.instances[serving].state is InstanceState.FROZEN:
         return [Thaw(serving)]
     return []
+
+
+def freeze_overtaken(waking: int, last_activity: float, pass_started: float) -> bool:
+    """Whether a freeze just made must be undone at once (thawed, then another pass): a visitor waits in a wake
+    (``waking``), or a request arrived (``last_activity``) after the pass that decided to freeze began."""
+    return waking > 0 or last_activity > pass_started
+
+
+def adopt(
+    recorded: Mapping[str, str | None], usable: Iterable[str], alive: Iterable[str]
+) -> tuple[dict[str, str], list[str]]:
+    """At start (a restart or a takeover of SpaceHub): ``recorded`` is each Space's serving release as its status
+    row has it, ``usable`` the instances that run and answer at an endpoint, ``alive`` every instance the backend
+    runs. Answers (Space → the release it keeps serving from, the instances to stop): only a recorded serving
+    release is adopted (anything else running was mid-switch or left by a crash: an orphan, stopped, never served)."""
+    ok = set(usable)
+    keep = {space: rid for space, rid in recorded.items() if rid is not None and rid in ok}
+    kept = set(keep.values())
+    return keep, sorted(rid for rid in alive if rid not in kept)
+
+
+def stable(restarts: int, started_at: float, now: float) -> bool:
+    """Whether a ready instance that was restarted after crashes has now run long enough (``STABLE_AFTER``) for
+    its crash count to start again from zero (a crash next week is not the sixth of a loop)."""
+    return restarts > 0 and now - started_at > STABLE_AFTER
 
 
 def relieve_memory(residents: Iterable[Resident], available: int | None, min_available: int) -> Evict | None:

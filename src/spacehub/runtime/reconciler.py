@@ -39,7 +39,7 @@ from spacehub.runtime import desired as desired_mod
 from spacehub.runtime.backends.base import Backend, Endpoint, PermanentBackendError, TemporaryBackendError
 from spacehub.runtime.clock import Clock, SystemClock
 from spacehub.runtime.logs import SpaceLogs, delete_logs
-from spacehub.runtime.plan import free_devices, plan, relieve_memory, visit
+from spacehub.runtime.plan import adopt, free_devices, freeze_overtaken, plan, relieve_memory, stable, visit
 from spacehub.runtime.scheduling import Scheduler
 from spacehub.runtime.sleep import available_memory, next_sleep_check, sleep_mode
 from spacehub.runtime.types import (
@@ -77,7 +77,6 @@ MONITOR_INTERVAL = 1.0
 MEMORY_INTERVAL = 10.0  # how often available memory is read (runtime.min_available_memory_mb)
 METER_INTERVAL = 30.0  # running Spaces are metered this often between passes (under billing.STALE_AFTER)
 RESYNC_TICK = 0.1  # the resync kicks a few Spaces at most this often (not one timer per Space)
-STABLE_AFTER = 60.0  # an instance ready this long has its crash count reset
 DEFAULT_SLEEP = 48 * 3600
 
 
@@ -217,12 +216,16 @@ class Reconciler:
             spaces = list(s.scalars(select(Repo.id).where(Repo.type == "space")))
             statuses = {st.repo_id: st for st in s.scalars(select(SpaceStatus))}
             sleep_times = {sp.repo_id: sp.sleep_time for sp in s.scalars(select(Space))}
-        adopted = set()
+        known = set(spaces)
+        recorded = {space_id: st.serving_release for space_id, st in statuses.items() if space_id in known}
+        usable = [rid for rid, i in alive.items() if i.running and i.endpoint is not None]
+        keep, orphans = adopt(recorded, usable, alive)
         for space_id in spaces:
             run = self._run(space_id)
             st = statuses.get(space_id)
-            inst = alive.get(st.serving_release) if st and st.serving_release else None
-            if st is not None and inst is not None and inst.running and inst.endpoint is not None:
+            if st is not None and space_id in keep:
+                inst = alive[keep[space_id]]
+                assert inst.endpoint is not None
                 state = InstanceState.FROZEN if inst.frozen else InstanceState.READY
                 run.builds[inst.build_id] = BuildObs(inst.build_id, BuildState.READY, self.clock.time())
                 run.instances[inst.release_id] = InstanceObs(inst.release_id, inst.build_id, state, self.clock.time())
@@ -233,17 +236,15 @@ class Reconciler:
                 run.devices[inst.release_id] = tuple(st.devices.split(",")) if st.devices else ()
                 self.scheduler.allocator.hold(space_id, run.devices[inst.release_id])
                 run.serving = inst.release_id
-                adopted.add(inst.release_id)
             if st is not None and st.stage == Stage.SLEEPING.value:  # it stays asleep, as deeply as it was
                 sleep_time = sleep_times.get(space_id)
                 idle = float(DEFAULT_SLEEP if sleep_time is None else max(sleep_time, 0))
                 run.stage = st.stage
                 deep = self.deep_sleep_after if run.serving is None else 0
                 run.last_activity = self.clock.monotonic() - idle - deep
-        for rid in alive:
-            if rid not in adopted:
-                log.info("stopping orphan instance %s", rid)
-                self.d.backend.stop(rid)
+        for rid in orphans:
+            log.info("stopping orphan instance %s", rid)
+            self.d.backend.stop(rid)
 
     def _run(self, space_id: str) -> SpaceRun:
         """The Space's record, made on first use (its idle time counted from now, on the reconciler's clock)."""
@@ -410,7 +411,7 @@ class Reconciler:
                     continue
                 if st is None or not st.running:
                     self._exited(space_id, run, rid, st.exit_code if st else None)
-                elif inst.restarts and self.clock.time() - inst.started_at > STABLE_AFTER:
+                elif stable(inst.restarts, inst.started_at, self.clock.time()):
                     run.instances[rid] = replace(inst, restarts=0)
 
     def _exited(self, space_id: str, run: SpaceRun, rid: str, code: int | None) -> None:
@@ -700,7 +701,7 @@ class Reconciler:
             if await asyncio.to_thread(self.d.backend.freeze, action.release_id):
                 run.instances[action.release_id] = replace(run.instances[action.release_id],
                                                            state=InstanceState.FROZEN)  # fmt: skip
-                if run.waking or run.last_activity > run.pass_started:
+                if freeze_overtaken(run.waking, run.last_activity, run.pass_started):
                     # a request came in while this pass decided to freeze: it may be at the app now, so thaw at
                     # once and look again (the next pass sees the visit)
                     await asyncio.to_thread(self.d.backend.thaw, action.release_id)
