@@ -10,9 +10,11 @@ them to itself, so that it can be removed whole and two nodes (two test workers)
   the kubelet listens there only, admits only clients of the control plane's kubelet CA (the apiserver's client
   certificate), and pods reach the host there (a Hub for their code fetches binds to it).
 - **Its own pod network.** A CNI bridge ``shb<id>`` with a /24 of 10.244.0.0/16 (host-local IPAM, portmap,
-  loopback from Debian's containernetworking-plugins); the host routes to pod IPs on that bridge. No masquerade and
-  no kube-proxy: pods reach the host, not the internet, and Services have no virtual IPs (the backend's
-  ``endpoints = "pod"`` mode answers pod IPs). kubelet's own iptables chains are off (``makeIPTablesUtilChains``).
+  loopback from Debian's containernetworking-plugins); the host routes to pod IPs on that bridge, and one
+  masquerade rule of the node's own (its comment is the node's name) lets pods out through the host (pip in a
+  build reaches the registry). No kube-proxy: Services have no virtual IPs (the backend's ``endpoints = "pod"``
+  answers pod IPs). kubelet's own iptables chains are off (``makeIPTablesUtilChains``), and the bridge plugin's
+  masquerade too. The bridge plugin does not enforce NetworkPolicies.
 - **Its own mount namespace.** containerd and kubelet run in one private mount namespace held by a sleeper, with a
   tmpfs on /run (runc state, shim sockets, pods' network namespaces), and this node's folders over /var/log (the
   hard-coded /var/log/pods and /var/log/containers) and /var/lib (the CNI cache). Their mounts (volumes, overlay
@@ -223,6 +225,12 @@ class Node:
         _run("ip", "addr", "add", f"{self.ip}/32", "dev", self.dummy)
         _run("ip", "link", "set", f"{self.dummy}p", "up")
         _run("ip", "link", "set", self.dummy, "up")
+        # pods reach the registries (pip in a build) through the host: one masquerade rule, removed by stop
+        _run("iptables", "-t", "nat", "-A", "POSTROUTING", *self._masquerade())
+
+    def _masquerade(self) -> list[str]:
+        return ["-s", self.pod_cidr, "!", "-d", self.pod_cidr, "-m", "comment", "--comment", self.name,
+                "-j", "MASQUERADE"]  # fmt: skip
 
     def _cgroups(self) -> None:
         for h in _hierarchies():
@@ -456,6 +464,8 @@ exec sleep 2147483647
                 _rmdir(root)
         for link in (self.bridge, self.dummy):
             subprocess.run(["ip", "link", "del", link], capture_output=True)
+        if self.pod_cidr:
+            subprocess.run(["iptables", "-t", "nat", "-D", "POSTROUTING", *self._masquerade()], capture_output=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

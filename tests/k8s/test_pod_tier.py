@@ -64,6 +64,12 @@ def pod(name: str, node: str | None = None) -> dict[str, object]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
 
 
+def iptables() -> list[str]:
+    """The host's rules, without iptables-save's dated comments."""
+    out = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if not line.startswith("#")]
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -117,7 +123,7 @@ def test_a_stopped_node_leaves_nothing_behind(pod_plane, pod_kube, pod_namespace
     """A second node on the same control plane (two nodes do not meet), a pod on it, then its stop: no process,
     cgroup, interface, iptables rule, mount or file of it is left."""
     plane, first = pod_plane
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    rules = iptables()
     second = Node.start(plane, first.bin_dir)
     try:
         assert second.ip != first.ip and second.pod_cidr != first.pod_cidr
@@ -134,7 +140,7 @@ def test_a_stopped_node_leaves_nothing_behind(pod_plane, pod_kube, pod_namespace
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert second.bridge not in links and second.dummy not in links
     assert second.ip not in subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
-    assert subprocess.run(["iptables-save"], capture_output=True, text=True).stdout == rules
+    assert iptables() == rules
     assert str(second.workdir) not in Path("/proc/self/mountinfo").read_text()
     assert not second.workdir.exists()
     for path in HOST_PATHS:  # what kubelet and containerd make there are in the node's own mount namespace
