@@ -37,6 +37,7 @@ containerd's CRI runs with ``restrict_oom_score_adj = true``: this VM lacks CAP_
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -104,8 +105,15 @@ def _hierarchies() -> list[Path]:
 
 
 def images() -> tuple[Path, Path]:
-    """The OCI archives of the pause image and the Python image (built once, cached). Raises: Unavailable."""
+    """The OCI archives of the pause image and the Python image (built once, cached; test workers take turns).
+    Raises: Unavailable."""
     CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _images()
+
+
+def _images() -> tuple[Path, Path]:
     pause = CACHE / "pause-3.2.tar"
     if not pause.exists():
         with tempfile.TemporaryDirectory() as d:
