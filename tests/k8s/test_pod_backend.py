@@ -1,13 +1,16 @@
 """KubernetesBackend on the pod tier, where the control-plane tier can only script what a pod does: an app that
 really crashes or really runs out of memory reads back as an exit with its code and reason, and its last output
-(relayed from the pod's log) is in the run log."""
+(relayed from the pod's log) is in the run log; a restarted SpaceHub's relay adopts a running release without
+copying again what the run log holds."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pygit2
 import pytest
 from kubernetes import client
@@ -19,7 +22,7 @@ from spacehub.runtime.backends.kubernetes.objects import Cluster
 from tests.k8s.cluster import ControlPlane
 from tests.k8s.code_server import code_server
 from tests.k8s.node import Node
-from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec
+from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec, wait_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.pods]
 
@@ -97,3 +100,38 @@ def test_an_app_over_its_memory_limit_is_oom_killed_and_says_so(
     backend.start(release_spec(space_repo, env={"APP_MODE": "oom"}, resources=Resources(memory_bytes=96 * 2**20)))
     assert exited(backend, "r1") == 137
     log_has(tmp_path / "run.log", "allocated 16 MiB", "the app ran out of memory (OOMKilled")
+
+
+TALKER = r"""
+import http.server, os
+print("started", flush=True)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        print("served " + self.path, flush=True)
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+http.server.HTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def test_a_restarted_hub_adopts_a_running_release_and_relays_only_what_is_new(
+    backend: KubernetesBackend, space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    """A new backend object (SpaceHub restarted) finds the release running: its relay copies the lines written
+    since the run log's last write, not the ones the run log already holds."""
+    sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": TALKER})
+    backend.build(build_spec(space_repo, sha, build_id="b2"), lambda line: None)
+    before = dataclasses.replace(backend, run_log=None, _relays={})  # a SpaceHub whose relay is gone with it
+    ep = before.start(release_spec(space_repo, "r2", build_id="b2"))
+    assert ep is not None
+    url = f"http://{ep.host}:{ep.port}"
+    wait_http(f"{url}/first")
+    log = tmp_path / "run.log"
+    log.write_text("2026-01-01T00:00:00.000Z started\n2026-01-01T00:00:00.000Z served /first\n")  # what it had copied
+    time.sleep(0.05)  # the pod's later lines are newer than the log's last write
+    after = dataclasses.replace(backend, _relays={}, _relayed={}, _last={})
+    st = after.status("r2")
+    assert st is not None and st.running and st.endpoint == ep
+    assert httpx.get(f"{url}/second", timeout=5).text == "ok"
+    text = log_has(log, "served /second")
+    assert text.count("started") == 1 and text.count("served /first") == 1, text
