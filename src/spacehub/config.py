@@ -51,7 +51,17 @@ class RuntimeSettings(BaseModel):
         description="What runs Spaces: local processes, a Kubernetes cluster (the kubernetes group), an in-memory "
         "fake (tests), or nothing (a Hub without runtime).",
     )
-    reconcile_interval: float = Field(default=10.0, description="Seconds between periodic passes over every Space.")
+    reconcile_interval: float = Field(
+        default=3600.0,
+        description="Seconds over which every Space gets one healing pass, spread evenly (events and each Space's "
+        "own timers drive everything else).",
+    )
+    lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Term of the runtime's lease: one process runs the runtime; another on the same database waits "
+        "and takes over within this long after it stops or dies.",
+    )
     deep_sleep_after: float = Field(
         default=3600.0, description="Seconds a Space stays frozen (light sleep) before its process is stopped."
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -45,9 +47,11 @@ from spacehub.services.hardware import HardwarePolicy
 from spacehub.storage.blobs import LocalBlobStore
 from spacehub.storage.db import Database, upgrade_schema
 from spacehub.storage.git import GitStore
+from spacehub.storage.lease import Lease, holder_id
 from spacehub.storage.models import Repo
 
 log = logging.getLogger("spacehub")
+ROUTES_REFRESH = 10.0  # seconds: the host index is also rebuilt this often (changes made by other processes)
 
 
 def hub_url(settings: Settings) -> str:
@@ -191,9 +195,9 @@ def assemble(settings: Settings) -> Assembly:
     """The composition root: every part of the server, with explicit arguments, in the one order that works."""
     scheduler = make_scheduler(settings)
     ctx = hub_context(settings, scheduler)
-    if ctx.webhook_sender is not None:
-        ctx.webhook_sender.start()  # deliveries left by an earlier run go out now
     if settings.runtime.backend == "none":
+        if ctx.webhook_sender is not None:
+            ctx.webhook_sender.start()  # deliveries left by an earlier run go out now
         return Assembly(ctx, create_app(ctx))
     rec, routes, lifespan = attach_runtime(ctx, scheduler)
     return Assembly(ctx, create_app(ctx, lifespan), rec, routes)
@@ -245,14 +249,20 @@ def attach_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, R
 
     ctx.events.subscribe(on_event)
 
+    lease = Lease(ctx.db, "runtime", holder_id(), settings.runtime.lease_seconds)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         routes.loop = asyncio.get_running_loop()
+        await _lead(lease)  # one controller at a time: a second process waits here, before it serves anything
+        keeper = asyncio.ensure_future(_keep(lease))
+        if ctx.webhook_sender is not None:
+            ctx.webhook_sender.start()  # deliveries left by an earlier run go out now (by the one controller)
         await _refresh_now(routes)
         await rec.start()
         if monitor is not None:
             await monitor.start()  # after the reconciler: it stops Spaces through it
-        refresher = asyncio.ensure_future(_refresh_forever(routes, settings.runtime.reconcile_interval))
+        refresher = asyncio.ensure_future(_refresh_forever(routes, ROUTES_REFRESH))
         try:
             yield
         finally:
@@ -260,8 +270,46 @@ def attach_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, R
             if monitor is not None:
                 await monitor.stop()
             await rec.stop()
+            keeper.cancel()
+            await asyncio.to_thread(lease.release)  # the next controller need not wait for the term to end
 
     return rec, routes, lifespan
+
+
+async def _lead(lease: Lease) -> None:
+    """Until this process holds the runtime's lease (at once, unless another controller runs on this database)."""
+    told = None
+    while not await asyncio.to_thread(lease.acquire):
+        now = await asyncio.to_thread(lease.current)
+        if now is not None and now.holder != told:
+            log.warning("another SpaceHub runs the runtime on this database (%s, lease until %s): waiting to take "
+                        "over", now.holder, now.expires_at.isoformat(timespec="seconds"))  # fmt: skip
+            told = now.holder
+        await asyncio.sleep(min(lease.seconds / 3, 1.0))
+    if told is not None:
+        log.warning("took over the runtime (%s): adopting the apps that run", lease.holder)
+
+
+async def _keep(lease: Lease) -> None:
+    """Renew the lease every third of its term. Lost (another process holds it), or not renewed within its term:
+    this process stops (SIGTERM to itself, a clean shutdown that leaves the apps running), since it may no longer be
+    the only controller; whatever restarts it starts it waiting."""
+    deadline = time.monotonic() + lease.seconds
+    while True:
+        await asyncio.sleep(lease.seconds / 3)
+        try:
+            held: bool | None = await asyncio.to_thread(lease.renew)
+        except Exception:
+            log.exception("renewing the runtime lease failed (trying again)")
+            held = None
+        if held:
+            deadline = time.monotonic() + lease.seconds
+            continue
+        if held is False or time.monotonic() >= deadline:
+            log.critical("the runtime lease is lost (%s): stopping this SpaceHub, so that one controller runs",
+                         "held by another process" if held is False else "not renewed within its term")  # fmt: skip
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
 
 
 async def _refresh_now(routes: RuntimeRouteTable) -> None:

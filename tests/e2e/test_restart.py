@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from huggingface_hub import HfApi
 
+from tests.conftest import Server
 from tests.e2e.conftest import Hub, pid_alive, processes_with, restart_hub
 
 pytestmark = pytest.mark.slow
@@ -129,3 +134,53 @@ def test_deleting_a_space_while_it_builds_leaves_nothing_behind(hub: Hub, tmp_pa
         time.sleep(0.2)
     time.sleep(1)
     assert not any(left().values()), left()
+
+
+def test_a_second_spacehub_waits_then_takes_over_and_adopts(hub: Hub, tmp_path: Path) -> None:
+    """One controller at a time (the runtime lease): a second `spacehub serve` on the same data dir waits without
+    serving anything while the first runs; when the first dies (SIGKILL: no clean release) the second takes over at
+    once (its holder's process is gone on this machine), adopts the running app and serves it through its proxy,
+    the same process, never started twice."""
+    repo_id = hub.name("takeover")
+    hub.upload(repo_id, "python-http", tmp_path)
+    hub.wait(repo_id, "RUNNING", RUN_TIMEOUT)
+    boot = page_boot(hub, repo_id)
+    (inst,) = hub.instances(repo_id)
+
+    old = hub.server
+    port = hub.port  # the same configuration (a Space's host, in its environment, names the port): bound once it leads
+    log = old.data_dir.parent / f"server-{port}.log"
+    env = {**os.environ, "SPACEHUB_SERVER__ACCESS_LOG": "true", **old.env}
+    proc = subprocess.Popen([sys.executable, "-m", "spacehub", "serve", "--port", str(port), "--data-dir",
+                             str(old.data_dir)], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    standby = Server(f"http://127.0.0.1:{port}", old.data_dir, proc, log, tokens=old.tokens, env=old.env)
+    try:
+        deadline = time.monotonic() + 120
+        while "waiting to take over" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        time.sleep(2)
+        assert "Uvicorn running" not in log.read_text()  # waiting: it does not even listen (the port is the first's)
+        assert page_boot(hub, repo_id) == boot  # the first still serves
+
+        old.proc.kill()  # a crash: the lease is not released
+        old.proc.wait(10)
+        assert pid_alive(inst["pid"], inst["starttime"]), "the app died with SpaceHub"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                httpx.get(standby.url + "/api/agent-harnesses", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        hub.server, hub.api = standby, HfApi(endpoint=standby.url, token=hub.alice)
+        hub.wait(repo_id, "RUNNING", 30)
+        assert page_boot(hub, repo_id) == boot  # adopted: the same process serves through the new proxy
+        assert [i["pid"] for i in hub.instances(repo_id)] == [inst["pid"]]
+        assert len(startups(hub, repo_id)) == 1, hub.logs(repo_id, "run")
+        assert "took over the runtime" in log.read_text()
+    finally:
+        if hub.server is not standby:
+            proc.kill()

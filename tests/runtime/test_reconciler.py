@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from typing import Any
 
 import pytest
 
 from spacehub.runtime.backends.fake import FakeBackend
 from spacehub.runtime.plan import MAX_RESTARTS, backoff
-from spacehub.runtime.reconciler import MONITOR_INTERVAL
+from spacehub.runtime.reconciler import MONITOR_INTERVAL, Reconciler
 from spacehub.services import repos, spaces
 from spacehub.services.context import HubContext
 from tests.runtime.conftest import StartReconciler
@@ -342,3 +343,85 @@ async def test_the_status_listener_hears_each_change_and_cannot_break_the_status
     assert stage_in_db(ctx, space)["stage"] == "RUNNING"  # saved, whatever the listener did
     assert heard[-1][1] == "RUNNING", heard
     assert heard[0][0] is None and len(heard) == len(set(heard)), heard  # once per change
+
+
+def count_passes(rec: Reconciler) -> dict[str, list[float]]:
+    """Each Space's passes from now on, as the times (the reconciler's clock) they started at."""
+    seen: dict[str, list[float]] = {}
+    real = rec._pass
+
+    async def counted(space_id: str, run: Any) -> None:
+        seen.setdefault(space_id, []).append(rec.clock.monotonic())
+        await real(space_id, run)
+
+    rec._pass = counted  # type: ignore[method-assign]
+    return seen
+
+
+async def quiet(rec: Reconciler) -> None:
+    """Until no pass is under way or about to start (real time: the reconciler's work in threads)."""
+    calm = 0
+    while calm < 3:  # three looks in a row with no pass under way
+        await asyncio.sleep(0.02)
+        calm = 0 if any(run.lock.locked() for run in rec.runs.values()) else calm + 1
+
+
+async def test_a_space_falls_asleep_on_its_own_timer_with_no_sweep(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    """Event-driven sleep: nothing kicks the Space after its start and the healing resync is far off, yet it falls
+    asleep when its sleep time runs out (its own timer brings that pass) and sleeps stopped when deep sleep is due;
+    in between, not one pass."""
+    ctx.settings.runtime.reconcile_interval = 10**7
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    clock = clock_of(rec)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    with ctx.db.transaction() as s:
+        spaces.space_row(s, s.get(repos.Repo, space)).sleep_time = 300
+    rec.kick(space)
+    await until(rec, space, "RUNNING")
+    await quiet(rec)
+    seen = count_passes(rec)
+    clock.advance(299)
+    await quiet(rec)
+    assert seen == {} and rec.runs[space].stage == "RUNNING"  # idle, not yet sleepy: nothing runs for it
+    clock.advance(1.5)
+    await until(rec, space, "SLEEPING")
+    assert stage_in_db(ctx, space)["sleepMode"] == "frozen" and len(seen[space]) == 1
+    clock.advance(rec.deep_sleep_after - 10)
+    await quiet(rec)
+    assert len(seen[space]) == 1 and stage_in_db(ctx, space)["sleepMode"] == "frozen"
+    clock.advance(10)
+    await settle(rec, space, lambda: stage_in_db(ctx, space).get("sleepMode") == "stopped")
+    assert not backend.instances and len(seen[space]) == 2
+    clock.advance(10 * rec.deep_sleep_after)  # stopped: as deep as it goes, no timer left
+    await quiet(rec)
+    assert len(seen[space]) == 2
+    assert await rec.wake(space, timeout=10) is not None  # a visit still wakes it
+
+
+async def test_idle_spaces_get_only_the_resync_spread_over_its_interval(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    """Idle is free: static Spaces that do not change get no pass and no status write, except the healing resync:
+    one pass each per ``runtime.reconcile_interval``, spread evenly over it rather than all at once."""
+    ctx.settings.runtime.reconcile_interval = 600
+    static = "---\ntitle: S\nsdk: static\n---\n"
+    ids = [make_space(ctx, {"README.md": static, "index.html": f"<p>{i}</p>"}) for i in range(4)]
+    rec = await start_reconciler(FakeBackend())
+    clock = clock_of(rec)
+    for space in ids:
+        await until(rec, space, "RUNNING")
+    await quiet(rec)
+    written = {space: stage_in_db(ctx, space)["updatedAt"] for space in ids}
+    seen = count_passes(rec)
+    start = clock.monotonic()
+    for _ in range(60):  # ten minutes in ten-second steps
+        clock.advance(10)
+        await quiet(rec)
+    assert sorted(seen) == sorted(ids)
+    assert all(len(times) == 1 for times in seen.values()), seen  # one pass each in the interval
+    times = sorted(t - start for (t,) in seen.values())
+    assert times == [150, 300, 450, 600]  # 600 s / 4 Spaces apart: never a burst
+    assert {space: stage_in_db(ctx, space)["updatedAt"] for space in ids} == written  # nothing changed: no writes

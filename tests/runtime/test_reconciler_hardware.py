@@ -12,9 +12,10 @@ import pytest
 from spacehub.flavors import GB, Catalog, MachineInfo
 from spacehub.runtime.backends.fake import FakeBackend
 from spacehub.runtime.devices import Device
-from spacehub.runtime.reconciler import Reconciler
+from spacehub.runtime.reconciler import METER_INTERVAL, Reconciler
 from spacehub.runtime.scheduling import Scheduler
 from spacehub.services import spaces
+from spacehub.services.billing import STALE_AFTER
 from spacehub.services.context import HubContext
 from spacehub.storage.models import Repo
 from tests.runtime.conftest import StartReconciler
@@ -278,3 +279,26 @@ async def test_a_sleeping_space_gives_its_gpu_to_a_space_that_needs_it(
     assert await rec.wake(a, timeout=10) is not None  # a wakes on its fallback flavor and says why
     await settle(rec, a, lambda: "errorMessage" in stage_in_db(ctx, a))
     assert stage_in_db(ctx, a)["hardware"] == {"current": "cpu-basic", "requested": "t4-small"}
+
+
+async def test_a_running_space_is_metered_between_passes(ctx: HubContext, start_reconciler: StartReconciler) -> None:
+    """Passes come only on events now, yet billing must hear that a paid Space still runs more often than
+    `billing.STALE_AFTER` (else its interval would end where it was last seen): every `METER_INTERVAL` it is told.
+    (The meter itself does no database work for a Space on free hardware.)"""
+    ctx.settings.runtime.reconcile_interval = 10**7
+    backend = FakeBackend()
+    metered: list[tuple[str, set[str]]] = []
+    rec = await reconciler(start_reconciler, backend, meter=lambda sid, flavors: metered.append((sid, flavors)))
+    paid = make_space(ctx, {"README.md": README, "app.py": "a"})
+    free = make_space(ctx, {"README.md": README, "app.py": "b"})
+    set_space(ctx, paid, hardware="cpu-upgrade", sleep_time=-1)
+    set_space(ctx, free, sleep_time=-1)
+    for sid in (paid, free):
+        rec.kick(sid)
+        await until(rec, sid, "RUNNING")
+    metered.clear()
+    for _ in range(int(STALE_AFTER // METER_INTERVAL) + 1):
+        clock_of(rec).advance(METER_INTERVAL)
+        await asyncio.sleep(0.05)
+    assert metered.count((paid, {"cpu-upgrade"})) >= STALE_AFTER // METER_INTERVAL
+    assert (free, {"cpu-basic"}) in metered

@@ -9,7 +9,7 @@ from spacehub.flavors import GB, Catalog, MachineInfo
 from spacehub.runtime.devices import Device
 from spacehub.runtime.plan import plan
 from spacehub.runtime.scheduling import Scheduler, choose_placement
-from spacehub.runtime.sleep import eviction_order, sleep_mode
+from spacehub.runtime.sleep import eviction_order, next_sleep_check, sleep_mode
 from spacehub.runtime.types import BuildObs, BuildState, Desired, InstanceObs, InstanceState, Observed, SleepMode, Stage
 
 MACHINE = MachineInfo(cpus=2, memory_bytes=24 * GB)
@@ -140,6 +140,27 @@ def test_a_space_sleeps_only_when_something_could_sleep() -> None:
     assert sleep_mode(*idle_long, nothing_runs=True) is SleepMode.AWAKE
     assert sleep_mode(*idle_long, nothing_runs=True, was_asleep=True) is SleepMode.STOPPED
     assert sleep_mode(*idle_long) is SleepMode.STOPPED
+
+
+NEXT_CHECK_CASES = [
+    # idle, sleep_time, deep_after, mode now → seconds until its next pass (None: no timer)
+    (0, 300, 3600, SleepMode.AWAKE, 300),  # just visited: when its sleep time runs out
+    (120, 300, 3600, SleepMode.AWAKE, 180),
+    (300, 300, 3600, SleepMode.FROZEN, 3600),  # frozen: when deep sleep is due
+    (3000, 300, 3600, SleepMode.FROZEN, 900),
+    (5000, 300, 3600, SleepMode.STOPPED, None),  # as deep as it goes: nothing but a visit or a change moves it
+    (10_000, -1, 3600, SleepMode.AWAKE, None),  # never sleeps
+    (500, 300, 3600, SleepMode.AWAKE, 300),  # awake past its time (a visitor waits, its first start): a sleep time
+    (0, 0, 3600, SleepMode.AWAKE, 1.0),  # never a timer of 0: it would spin
+]
+
+
+@pytest.mark.parametrize(("idle", "sleep_time", "deep", "mode", "after"), NEXT_CHECK_CASES)
+def test_when_time_alone_may_change_how_deep_a_space_sleeps(idle, sleep_time, deep, mode, after) -> None:
+    assert next_sleep_check(idle, sleep_time, deep, mode) == after
+    if after is not None and mode is sleep_mode(idle, sleep_time, deep):  # the timer lands where the mode changes
+        assert sleep_mode(idle + after, sleep_time, deep) is not mode
+        assert sleep_mode(idle + after - 0.001, sleep_time, deep) is mode
 
 
 def test_eviction_order_is_longest_idle_first() -> None:

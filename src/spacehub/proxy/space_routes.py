@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
@@ -36,7 +37,7 @@ from spacehub.services import accounts, space_grants
 from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
 from spacehub.storage.db import Database
-from spacehub.storage.models import Repo
+from spacehub.storage.models import Account, Repo
 
 log = logging.getLogger("spacehub.routes")
 AUTH_CACHE_SECONDS = 5.0
@@ -83,20 +84,35 @@ class RuntimeRouteTable:
 
         A rebuild whose read started before the read of the index in use is dropped: it may predate a commit."""
         read = next(self._reads)
-        index: dict[str, _Space] = {}
-        with self.ctx.db.transaction() as s:
-            for repo in s.scalars(select(Repo).where(Repo.type == "space")):
-                index[subdomain(repo.full_name) + self.suffix] = _Space(repo.id, repo.private, "index.html")
+        index = self._read(Repo.type == "space")
         with self._lock:
             if read < self._installed:
                 return False
             self._installed = read
-            old = self.by_host
-            if index == old:
-                return False
-            for listener in self.sync_listeners:
-                listener(old, index)
-            self.by_host = index
+            return self._install(index)
+
+    def update(self, repo_ids: set[str]) -> bool:
+        """Rebuild the entries of ``repo_ids`` only (a commit changed them); True when the index changed. Read under
+        the lock, so each update reads after the one installed before it."""
+        with self._lock:
+            self._installed = next(self._reads)
+            fresh = self._read(Repo.id.in_(repo_ids), Repo.type == "space")
+            index = {host: sp for host, sp in self.by_host.items() if sp.repo_id not in repo_ids} | fresh
+            return self._install(index)
+
+    def _read(self, *where: Any) -> dict[str, _Space]:
+        query = select(Repo.id, Account.name, Repo.name, Repo.private).join(Account, Account.id == Repo.owner_id)
+        with self.ctx.db.transaction() as s:  # columns, not objects: ~10x less work per Space
+            return {subdomain(f"{owner}/{name}") + self.suffix: _Space(repo_id, private, "index.html")
+                    for repo_id, owner, name, private in s.execute(query.where(*where))}  # fmt: skip
+
+    def _install(self, index: dict[str, _Space]) -> bool:
+        old = self.by_host
+        if index == old:
+            return False
+        for listener in self.sync_listeners:
+            listener(old, index)
+        self.by_host = index
         return True
 
     def notify(self) -> None:
@@ -115,8 +131,6 @@ class RuntimeRouteTable:
 
     @staticmethod
     def _flushed(session: Session, _flush: object) -> None:
-        if session.info.get(_CHANGED):
-            return
         for obj in (*session.new, *session.deleted, *session.dirty):
             if not isinstance(obj, Repo) or obj.type != "space":
                 continue
@@ -124,14 +138,14 @@ class RuntimeRouteTable:
                 inspect(obj).attrs[name].history.has_changes() for name in ("private", "name", "owner_id")
             ):
                 continue
-            session.info[_CHANGED] = True
-            return
+            session.info.setdefault(_CHANGED, set()).add(obj.id)
 
     def _committed(self, session: Session) -> None:
-        if not session.info.pop(_CHANGED, False):
+        repo_ids = session.info.pop(_CHANGED, None)
+        if not repo_ids:
             return
         try:
-            changed = self.refresh()
+            changed = self.update(repo_ids)
         except Exception:
             log.exception("rebuilding the Space host index failed (the timer will retry)")
             return

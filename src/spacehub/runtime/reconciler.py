@@ -3,9 +3,11 @@ the backend and HTTP probes), ask plan() what to do, do it through the backend, 
 
 Level-triggered (kopf style): a pass depends on state, never on the event that caused it, so every trigger is just a
 ``kick(space_id)``: commits, settings changes, builds finishing, probes answering, processes exiting, timers.
-A periodic pass kicks every Space, healing anything missed. At start, instances that survived a SpaceHub restart
-are adopted (the Space's last serving release, recorded in ``space_status``) and any other instance is stopped: no
-orphans.
+Event-driven: a Space that does not change costs nothing between events. Its own timers bring the passes that time
+alone calls for (its sleep time running out: ``sleep.next_sleep_check``; a plan's ``requeue_after``), and a slow
+resync gives every Space one more pass per ``runtime.reconcile_interval``, spread evenly over it (never a burst),
+to heal anything missed. At start, instances that survived a SpaceHub restart are adopted (the Space's last serving
+release, recorded in ``space_status``) and any other instance is stopped: no orphans.
 
 Concurrency: one pass at a time per Space (a lock; kicks during a pass coalesce into one more pass). Builds and
 backend calls run in worker threads; probes are asyncio tasks.
@@ -39,7 +41,7 @@ from spacehub.runtime.clock import Clock, SystemClock
 from spacehub.runtime.logs import SpaceLogs, delete_logs
 from spacehub.runtime.plan import free_devices, plan, relieve_memory, visit
 from spacehub.runtime.scheduling import Scheduler
-from spacehub.runtime.sleep import available_memory, sleep_mode
+from spacehub.runtime.sleep import available_memory, next_sleep_check, sleep_mode
 from spacehub.runtime.types import (
     Action,
     BuildObs,
@@ -72,6 +74,9 @@ log = logging.getLogger("spacehub.runtime")
 PROBE_INTERVAL = 0.1
 FAST_PROBE_INTERVAL, FAST_PROBE_FOR = 0.01, 2.0  # a quick app (a wake from deep sleep) is seen within 10 ms
 MONITOR_INTERVAL = 1.0
+MEMORY_INTERVAL = 10.0  # how often available memory is read (runtime.min_available_memory_mb)
+METER_INTERVAL = 30.0  # running Spaces are metered this often between passes (under billing.STALE_AFTER)
+RESYNC_TICK = 0.1  # the resync kicks a few Spaces at most this often (not one timer per Space)
 STABLE_AFTER = 60.0  # an instance ready this long has its crash count reset
 DEFAULT_SLEEP = 48 * 3600
 
@@ -90,6 +95,11 @@ def _id_key(path: Path) -> bytes:
         with os.fdopen(fd, "wb") as f:
             f.write(key)
         return key
+
+
+def _each(call: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
+    """``call(*a)`` for each ``a`` of ``args``, in order (many small backend or meter calls in one worker thread)."""
+    return [call(*a) for a in args]
 
 
 @dataclass
@@ -117,6 +127,10 @@ class SpaceRun:
     can_freeze: bool = True  # False once the backend could not freeze it: it sleeps stopped
     pass_started: float = 0.0  # when the current pass began (a visit since then cancels a freeze)
     retried_builds: set[str] = field(default_factory=set)  # builds tried again after a temporary error: log kept
+    sleep_check: float | None = None  # seconds from the last read until it may sleep deeper (`next_sleep_check`)
+    timer_due: float | None = None  # when its timer brings its next pass (clock.monotonic), None: no timer
+    saved: tuple[Any, ...] | None = None  # what the last pass wrote to its status row (a pass that changed nothing
+    # writes nothing, and does not read the row either)
 
     def observed(self, held: frozenset[str] = frozenset()) -> Observed:
         """What plan() sees of this Space; ``held``: the accelerators the allocator records for it."""
@@ -171,8 +185,12 @@ class Reconciler:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._adopt)
-        self._spawn(self._periodic())
+        self._spawn(self._resync())
         self._spawn(self._monitor())
+        if self.min_available > 0:
+            self._spawn(self._watch_memory())
+        if self.d.meter is not None:
+            self._spawn(self._meter_running())
         for space_id in list(self.runs):
             self.kick(space_id)
 
@@ -290,15 +308,44 @@ class Reconciler:
         inst = run.instances.get(run.serving)
         return run.endpoints.get(run.serving) if inst and inst.state is InstanceState.READY else None
 
-    async def _periodic(self) -> None:
-        interval = float(getattr(self.d.settings.runtime, "reconcile_interval", 10.0))
+    async def _resync(self) -> None:
+        """Heal anything missed: every Space gets a pass once per ``runtime.reconcile_interval``, the passes spread
+        evenly over it (a few Spaces every ``RESYNC_TICK`` at most), so that its cost per second stays flat and
+        small whatever the number of Spaces (events, not this, drive what changes)."""
+        interval = float(getattr(self.d.settings.runtime, "reconcile_interval", 3600.0))
         while True:
-            await self.clock.sleep(interval)
-            with self.d.db.transaction() as s:
-                ids = list(s.scalars(select(Repo.id).where(Repo.type == "space")))
+            ids = await asyncio.to_thread(self._space_ids)
+            if not ids:
+                await self.clock.sleep(interval)
+                continue
+            tick = max(interval / len(ids), RESYNC_TICK)
+            per = max(1, round(len(ids) * tick / interval))
+            for i in range(0, len(ids), per):
+                await self.clock.sleep(tick)
+                for space_id in ids[i : i + per]:
+                    self.kick(space_id)
+
+    def _space_ids(self) -> list[str]:
+        with self.d.db.transaction() as s:
+            return list(s.scalars(select(Repo.id).where(Repo.type == "space")))
+
+    async def _watch_memory(self) -> None:
+        while True:
+            await self.clock.sleep(MEMORY_INTERVAL)
             await self._relieve_memory()
-            for space_id in ids:
-                self.kick(space_id)
+
+    async def _meter_running(self) -> None:
+        """Between passes, tell the meter which Spaces still run, and on what (an open usage interval not seen for
+        `billing.STALE_AFTER` ends where it was last seen); Spaces on free hardware cost it no database work."""
+        meter = self.d.meter
+        assert meter is not None
+        while True:
+            await self.clock.sleep(METER_INTERVAL)
+            running = [
+                (space_id, flavors) for space_id, run in list(self.runs.items()) if (flavors := self._billable(run))
+            ]
+            if running:
+                await asyncio.to_thread(_each, meter, running)
 
     async def _relieve_memory(self) -> None:
         """Below ``runtime.min_available_memory_mb`` of available memory, stop frozen Spaces until there is enough
@@ -308,10 +355,12 @@ class Reconciler:
             return
         stopped: set[str] = set()
         while True:
+            available = await asyncio.to_thread(self.d.available_memory)  # first: with enough, nothing else is read
+            if available is None or available >= self.min_available:
+                return
             candidates = [r for r in self._residents() if r.space_id not in stopped]
             if not any(r.frozen for r in candidates):
                 return
-            available = await asyncio.to_thread(self.d.available_memory)
             evict = relieve_memory(candidates, available, self.min_available)
             if evict is None:
                 return
@@ -345,18 +394,24 @@ class Reconciler:
         return True
 
     async def _monitor(self) -> None:
-        """Notice ready instances that exited (crash) and reset crash counts of stable ones."""
+        """Notice ready instances that exited (crash) and reset crash counts of stable ones: the backend is asked
+        of every ready instance in one worker-thread call per round."""
+        status = self.d.backend.status
         while True:
             await self.clock.sleep(MONITOR_INTERVAL)
-            for space_id, run in list(self.runs.items()):
-                for rid, inst in list(run.instances.items()):
-                    if inst.state is not InstanceState.READY:
-                        continue
-                    st = await asyncio.to_thread(self.d.backend.status, rid)
-                    if st is None or not st.running:
-                        self._exited(space_id, run, rid, st.exit_code if st else None)
-                    elif inst.restarts and self.clock.time() - inst.started_at > STABLE_AFTER:
-                        run.instances[rid] = replace(inst, restarts=0)
+            ready = [(space_id, run, rid) for space_id, run in list(self.runs.items())
+                     for rid, inst in list(run.instances.items()) if inst.state is InstanceState.READY]  # fmt: skip
+            if not ready:
+                continue
+            found = await asyncio.to_thread(_each, status, [(rid,) for _, _, rid in ready])
+            for (space_id, run, rid), st in zip(ready, found, strict=True):
+                inst = run.instances.get(rid)
+                if inst is None or inst.state is not InstanceState.READY:  # changed while the backend answered
+                    continue
+                if st is None or not st.running:
+                    self._exited(space_id, run, rid, st.exit_code if st else None)
+                elif inst.restarts and self.clock.time() - inst.started_at > STABLE_AFTER:
+                    run.instances[rid] = replace(inst, restarts=0)
 
     def _exited(self, space_id: str, run: SpaceRun, rid: str, code: int | None) -> None:
         inst = run.instances.get(rid)
@@ -389,6 +444,8 @@ class Reconciler:
         )  # fmt: skip
         if mode is SleepMode.AWAKE:
             run.evicted = False  # visited since: the next sleep starts frozen again
+        idle = self.clock.monotonic() - run.last_activity
+        run.sleep_check = next_sleep_check(idle, float(sleep_time), self.deep_sleep_after, mode)
         return mode
 
     def _read(self, space_id: str, run: SpaceRun) -> desired_mod.SpaceState | None:
@@ -447,6 +504,9 @@ class Reconciler:
             await asyncio.to_thread(self.d.meter, space_id, self._billable(run))
         if p.requeue_after is not None:
             self._later(space_id, max(p.requeue_after, 0.05))
+        d = state.desired
+        if run.sleep_check is not None and not (d.static or d.paused or d.deleting):
+            self._pass_in(space_id, run, run.sleep_check)  # its sleep time runs out then: no sweep needed
 
     def _account(self, space_id: str, run: SpaceRun, desired: Any, release: Any) -> None:
         """Record the devices the Space holds after this pass: its live instances' and, when it should run, its
@@ -486,6 +546,22 @@ class Reconciler:
     def _later(self, space_id: str, delay: float) -> None:
         self.clock.call_later(delay, lambda: self.kick(space_id))
 
+    def _pass_in(self, space_id: str, run: SpaceRun, delay: float) -> None:
+        """The Space's timer: a pass in ``delay`` seconds. One per Space: an earlier one already set stands (its
+        pass sets the next), a later one is replaced (it comes, finds itself replaced and does nothing)."""
+        now = self.clock.monotonic()
+        due = now + delay
+        if run.timer_due is not None and now <= run.timer_due <= due:
+            return
+
+        def due_now() -> None:
+            if self.runs.get(space_id) is run and run.timer_due == due:
+                run.timer_due = None
+                self.kick(space_id)
+
+        run.timer_due = due
+        self.clock.call_later(delay, due_now)
+
     def _retry_later(self, space_id: str, run: SpaceRun, forget: Callable[[], object], delay: float) -> None:
         """After ``delay`` (a temporary backend error's), forget the observation that stands for the attempt, so
         that the next pass makes it again."""
@@ -500,13 +576,20 @@ class Reconciler:
     def _save_status(
         self, space_id: str, run: SpaceRun, stage: Stage, error: str | None, detail: str | None, state: Any
     ) -> None:
+        serving = run.serving
+        enforced = run.limits.get(serving) if serving else None
+        static_hardware = state.hardware if stage is Stage.RUNNING and state.desired.static else None
+        key = (stage, error, detail, state.change_seq, serving, run.revisions.get(serving) if serving else None,
+               run.hardware.get(serving) if serving else None, run.devices.get(serving, ()) if serving else (),
+               static_hardware, enforced, state.limits_note)  # fmt: skip
+        if key == run.saved:  # what the last pass wrote (the row is the reconciler's alone): nothing to read or write
+            return
         with self.d.db.transaction() as s:
             row = s.get(SpaceStatus, space_id)
             before = None if row is None else {"stage": row.stage, "hardware": row.current_hardware}
             if row is None:
                 row = SpaceStatus(repo_id=space_id, stage=stage.value)
                 s.add(row)
-            serving = run.serving
             row.stage, row.error_message, row.detail = stage.value, (error or None), detail
             row.seen_change = max(row.seen_change or 0, state.change_seq)  # the changes this pass acted on
             row.serving_release = serving
@@ -515,7 +598,6 @@ class Reconciler:
             row.devices = (",".join(run.devices.get(serving, ())) or None) if serving else None
             if stage is Stage.RUNNING and state.desired.static:
                 row.current_hardware = state.hardware
-            enforced = run.limits.get(serving) if serving else None
             row.limits = "; ".join(x for x in (enforced, state.limits_note) if x)[:256] or None
             if s.is_modified(row) or row.updated_at is None:  # a pass that changed nothing writes nothing
                 row.updated_at = utcnow()
@@ -528,6 +610,7 @@ class Reconciler:
                         self.d.status_listener(s, space_id, before, after)
                 except Exception:
                     log.exception("the status listener failed for %s", space_id)
+        run.saved = key  # committed
 
     def _factory_done(self, space_id: str) -> None:
         """A factory reboot's build without caches is done: later builds may use the caches again."""

@@ -52,6 +52,17 @@ def sleep_mode(
     return SleepMode.STOPPED if evicted or idle >= sleep_time + deep_after else SleepMode.FROZEN
 
 
+def next_sleep_check(idle: float, sleep_time: float, deep_after: float, mode: SleepMode) -> float | None:
+    """Seconds from now until a Space idle for ``idle`` seconds, asleep as deeply as ``mode``, may sleep deeper
+    with no visit (``sleep_mode``'s answer changes with idle time alone): when its next pass is due. None when it
+    never will (it never sleeps, or sleeps stopped already). Awake past its time (a visitor waits for it, its first
+    start is under way): look again after a sleep time."""
+    if sleep_time < 0 or mode is SleepMode.STOPPED:
+        return None
+    left = (sleep_time if mode is SleepMode.AWAKE else sleep_time + deep_after) - idle
+    return left if left > 0 else max(sleep_time, 1.0)
+
+
 def eviction_order(frozen: Iterable[tuple[str, float]]) -> list[str]:
     """Frozen Spaces as (space id, last activity), in the order they are stopped under memory pressure: the longest
     idle first (the least likely to be visited soon)."""

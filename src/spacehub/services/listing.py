@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from spacehub.errors import BadRequest, RevisionNotFound
-from spacehub.services import files, repos
+from spacehub.errors import BadRequest
+from spacehub.services import files, repos, spaces
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.storage.models import Account, Membership, Repo
@@ -253,10 +253,7 @@ def visible(p: Principal, repo_type: str) -> Select[tuple[Repo]]:
 
 
 def _head(ctx: HubContext, repo: Repo) -> str | None:
-    try:
-        return ctx.git.resolve(repo.id, "main")
-    except RevisionNotFound:  # an empty repo (no main): still listed
-        return None
+    return ctx.git.branch_head(repo.id, "main")  # None: an empty repo (no main), still listed
 
 
 def list_repos(
@@ -306,6 +303,8 @@ def list_repos(
     else:
         rows = [(repo, _head(ctx, repo)) for repo in s.scalars(q.offset(query.cursor).limit(page + 1))]
     more = len(rows) > page and (query.limit is None or query.cursor + page < query.limit)
+    if query.repo_type == "space":
+        spaces.prefetch_rows(s, [repo.id for repo, _ in rows[:page]])  # one statement, not one per Space
     return [_item(ctx, repo, sha, base_url, p, query) for repo, sha in rows[:page]], more
 
 

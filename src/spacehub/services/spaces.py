@@ -65,18 +65,36 @@ def runtime(s: Session, repo: Repo, domain_host: str | None = None, viewer: Prin
     return out
 
 
-def _rows(s: Session, repo: Repo) -> tuple[Space | None, SpaceStatus | None, SpaceStorage | None]:
-    """The Space's settings, status and storage rows (None where it has none), in one statement."""
-    query = (
-        select(Space, SpaceStatus, SpaceStorage)
+_PREFETCHED = "spacehub.space_rows"  # Session.info key: rows read ahead for a listing, by repo id
+
+
+def _rows_query(*where: Any) -> Any:
+    return (
+        select(Repo.id, Space, SpaceStatus, SpaceStorage)
         .select_from(Repo)
         .outerjoin(Space, Space.repo_id == Repo.id)
         .outerjoin(SpaceStatus, SpaceStatus.repo_id == Repo.id)
         .outerjoin(SpaceStorage, SpaceStorage.repo_id == Repo.id)
-        .where(Repo.id == repo.id)
+        .where(*where)
     )
-    row = s.execute(query).one()
-    return row[0], row[1], row[2]
+
+
+def prefetch_rows(s: Session, repo_ids: list[str]) -> None:
+    """Read the settings, status and storage rows of many Spaces in one statement, for the `runtime` documents
+    that ``s`` answers next (a listing); each is used once, so a later read in the session sees fresh rows."""
+    if repo_ids:
+        found = {r[0]: (r[1], r[2], r[3]) for r in s.execute(_rows_query(Repo.id.in_(repo_ids)))}
+        s.info.setdefault(_PREFETCHED, {}).update(found)
+
+
+def _rows(s: Session, repo: Repo) -> tuple[Space | None, SpaceStatus | None, SpaceStorage | None]:
+    """The Space's settings, status and storage rows (None where it has none), in one statement (or read ahead by
+    `prefetch_rows`)."""
+    ahead = s.info.get(_PREFETCHED)
+    if ahead and repo.id in ahead:
+        return ahead.pop(repo.id)  # type: ignore[no-any-return]
+    row = s.execute(_rows_query(Repo.id == repo.id)).one()
+    return row[1], row[2], row[3]
 
 
 def under_way(s: Session, repo: Repo, building: bool, wake: bool = False) -> None:

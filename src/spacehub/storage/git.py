@@ -163,6 +163,24 @@ class GitStore:
                 return str(obj.id)
         raise RevisionNotFound(f"Invalid rev id: {rev}")
 
+    def branch_head(self, repo_id: str, branch: str) -> str | None:
+        """The commit branch ``branch`` points at, None if there is none. Read from its loose ref file when it has
+        one (written whole by libgit2's lock file and rename), without opening the repository: a listing reads the
+        heads of a thousand repos; a packed ref is resolved through libgit2."""
+        name = f"refs/heads/{branch}"
+        if any(ord(c) < 32 or ord(c) == 127 for c in branch) or not pygit2.reference_is_valid_name(name):
+            return None
+        try:
+            sha = (self.path(repo_id) / name).read_text(errors="replace").strip()
+        except OSError:
+            sha = ""
+        if is_sha(sha):
+            return sha
+        try:
+            return self.resolve(repo_id, name)
+        except (RevisionNotFound, pygit2.GitError):  # none, or a damaged ref: no head to show
+            return None
+
     def find_commit(self, repo_id: str, prefix: str) -> str | None:
         """The commit whose sha starts with ``prefix`` (4 to 40 hex digits, unambiguous), or None."""
         if not 4 <= len(prefix) <= 40 or not set(prefix.lower()) <= HEX:

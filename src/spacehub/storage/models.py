@@ -334,3 +334,13 @@ class WebhookDelivery(Base):
     log: Mapped[str] = mapped_column(Text, default="[]")  # JSON: every attempt {at, status, error, ms}
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Lease(Base):
+    """A named lease (`storage.lease`): who holds it, until when. The runtime's controller holds ``runtime``."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime)
