@@ -644,7 +644,17 @@ class KubernetesBackend:
                     return
                 for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp):
                     app = next((c for c in pod.status.container_statuses or [] if c.name == "app"), None)
-                    if app is None or not (app.state.running or app.state.terminated):
+                    if app is None:
+                        continue
+                    if app.state.waiting and app.last_state and app.last_state.terminated:
+                        # waiting to restart after an exit (CrashLoopBackOff): the ended container's lines, in
+                        # case it started and ended between two looks
+                        instance = (pod.metadata.uid, -app.restart_count)
+                        if instance not in done:
+                            done.add(instance)
+                            self._copy(space_id, pod.metadata.name, pod.metadata.uid, last, since, previous=True)
+                        continue
+                    if not (app.state.running or app.state.terminated):
                         continue
                     instance = (pod.metadata.uid, app.restart_count)
                     if instance in done:
@@ -656,20 +666,25 @@ class KubernetesBackend:
                 log.debug("relaying the logs of %s: %s", label, e)
             time.sleep(0.5)
 
-    def _copy(self, space_id: str, pod: str, uid: str, last: dict[str, str], since: str | None) -> None:
-        """Follow one pod's app container until it ends, copying the lines newer than those copied before."""
-        resp = self.cluster.core.read_namespaced_pod_log(pod, self.namespace, container="app", follow=True,
-                                                         timestamps=True, _preload_content=False)  # fmt: skip
+    def _copy(self, space_id: str, pod: str, uid: str, last: dict[str, str], since: str | None,
+              previous: bool = False) -> None:  # fmt: skip
+        """Follow one pod's app container until it ends (``previous``: read the one that ended before it), copying
+        the lines newer than those copied before."""
+        resp = self.cluster.core.read_namespaced_pod_log(pod, self.namespace, container="app", follow=not previous,
+                                                         previous=previous, timestamps=True,
+                                                         _preload_content=False)  # fmt: skip
         try:
-            rest = b""
+            # copied before: up to this time (within one read every line is new; stdout's and stderr's lines are
+            # timed apart, so their times are not always in the order the log has them)
+            copied, rest = last.get(uid, since or ""), b""
             for chunk in resp.stream(65536):
                 *lines, rest = (rest + chunk).split(b"\n")
                 for raw in lines:
                     stamp_, _, text = raw.decode(errors="replace").partition(" ")
                     at = _log_time(stamp_)
-                    if at <= last.get(uid, since or ""):
+                    if at <= copied:
                         continue
-                    last[uid] = at
+                    last[uid] = max(at, last.get(uid, ""))
                     self._log(space_id, text)
         finally:
             resp.release_conn()
