@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-.PHONY: install serve test test-fast lint fmt bench system-deps runtime-deps
+.PHONY: install serve test test-fast test-pods lint fmt bench system-deps runtime-deps
 install: $(STAMP)
 
 system-deps:
@@ -32,6 +32,10 @@ test-fast: install system-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+# the Kubernetes pod tier alone: a real kubelet on containerd runs the Spaces (docs/kubernetes.md, "The pod tier")
+test-pods: install system-deps
+	$(BIN)/pytest -n 2 -m pods $(PYTEST_ARGS) tests/k8s tests/runtime/backends/test_contract.py
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -162,6 +162,12 @@ class KubernetesSettings(BaseModel):
         default=None, description="The StorageClass of Spaces' storage claims (default: the cluster's default)."
     )
     build_timeout: float = Field(default=1800.0, description="Seconds a build Job may run before it fails.")
+    endpoints: Literal["service", "pod"] = Field(
+        default="service",
+        description="How SpaceHub reaches a Space's app: 'service', the release's Service by its cluster DNS name "
+        "(SpaceHub runs in the cluster); 'pod', the pod's IP and app port (SpaceHub runs where the pod network is "
+        "routed, e.g. on a node).",
+    )
 
 
 class ProxySettings(BaseModel):

@@ -131,6 +131,7 @@ def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Ba
         catalog=Catalog.load(settings.runtime.flavors_file),
         run_log=run_log,
         build_timeout=k.build_timeout,
+        endpoints=k.endpoints,
     )
 
 

@@ -6,12 +6,15 @@ apiserver's self-signed serving certificate, the static token file, the service-
 and each process's log); every process runs in its own session and is stopped by its process group, so `stop`
 leaves no process and no state behind (probe: ../shared/reference/runtime-probes.md §1.4).
 
-There is no kubelet: Node objects are created by the tests and a stand-in kubelet (`kubelet.py`) plays the nodes.
+There is no kubelet here: Node objects are created by the tests and a stand-in kubelet (`kubelet.py`) plays the
+nodes, or (the pod tier) `node.py` adds a real kubelet on containerd, which the apiserver reaches with the client
+certificate made here.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import secrets
 import shutil
@@ -25,8 +28,10 @@ from pathlib import Path
 
 import httpx
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "scripts" / "k8s-build"
@@ -133,6 +138,38 @@ class ControlPlane:
         }  # fmt: skip
         (self.workdir / "encryption.yaml").write_text(yaml.safe_dump(encryption))
         (self.workdir / "encryption.yaml").chmod(0o600)
+        self._kubelet_client_cert()
+
+    def _kubelet_client_cert(self) -> None:
+        """A CA (``kubelet-ca.crt``) and the certificate the apiserver shows a real kubelet (the pod tier,
+        node.py): the kubelet admits only this CA's clients, so logs and exec are not open to anyone on the host."""
+        now = dt.datetime.now(dt.UTC)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spacehub-test-kubelet-ca")])
+        ca = (
+            x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )  # fmt: skip
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-kubelet-client"),
+                                     x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )  # fmt: skip
+        pem = serialization.Encoding.PEM
+        (self.workdir / "kubelet-ca.crt").write_bytes(ca.public_bytes(pem))
+        (self.workdir / "kubelet-client.crt").write_bytes(cert.public_bytes(pem))
+        (self.workdir / "kubelet-client.key").write_bytes(
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+        (self.workdir / "kubelet-client.key").chmod(0o600)
 
     def _start(self, scheduler: bool, controllers: bool) -> None:
         w, t0 = self.workdir, time.monotonic()
@@ -184,6 +221,10 @@ class ControlPlane:
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--profiling=false",
                 "--anonymous-auth=false",  # a request without the token is refused (401), not anonymous
+                # a real kubelet (the pod tier) is reached at its node's InternalIP, with a client certificate
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+                f"--kubelet-client-certificate={w / 'kubelet-client.crt'}",
+                f"--kubelet-client-key={w / 'kubelet-client.key'}",
                 "--v=1",
             ],
         )

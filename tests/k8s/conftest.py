@@ -1,8 +1,12 @@
 """Fixtures of the control-plane tier: one control plane per test worker (session), its stand-in kubelet with a CPU
 node and an A10G node, and a fresh namespace per test (deleted, and waited for, afterwards).
 
-The tests skip, saying why, only when the Kubernetes binaries are missing and cannot be built here; in CI (``CI``
-set) that is a failure instead, so the tier cannot silently stop running.
+The pod tier (``pod_plane``, ``pod_kube``, ``pod_namespace``): a control plane of its own per worker (no stand-in
+nodes on it, so every pod lands on the real one) with a real node (node.py: kubelet + containerd + CNI).
+
+The tests skip, saying why, only when the Kubernetes binaries are missing and cannot be built here, or (the pod
+tier) when the machine cannot hold a node; in CI (``CI`` set) that is a failure instead, so a tier cannot silently
+stop running.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from spacehub.runtime.backends.kubernetes import objects
 from spacehub.runtime.backends.kubernetes.manifests import ACCELERATOR_LABEL, ClusterOptions, Peer
 from tests.k8s.cluster import ControlPlane, Unavailable, binaries
 from tests.k8s.kubelet import FakeNode, StandInKubelet
+from tests.k8s.node import Node, check_machine
 
 CPU_NODE = FakeNode("cpu-1", cpu="16", memory="64Gi")
 GPU_NODE = FakeNode(
@@ -31,17 +36,55 @@ GPU_NODE = FakeNode(
 )
 
 
+def _unavailable(tier: str, why: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"the Kubernetes {tier} tier must run in CI: {why}")
+    pytest.skip(why)
+
+
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
     try:
         bin_dir = binaries(build=True)
     except Unavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"the Kubernetes control-plane tier must run in CI: {e}")
-        pytest.skip(f"Kubernetes binaries unavailable: {e}")
+        _unavailable("control-plane", f"Kubernetes binaries unavailable: {e}")
     cp = ControlPlane.start(bin_dir)
     yield cp
     cp.stop()
+
+
+@pytest.fixture(scope="session")
+def pod_plane() -> Iterator[tuple[ControlPlane, Node]]:
+    """A control plane and one real node (the pod tier)."""
+    try:
+        bin_dir = binaries(build=True)
+        check_machine()
+    except Unavailable as e:
+        _unavailable("pod", f"the pod tier cannot run here: {e}")
+    cp = ControlPlane.start(bin_dir)
+    try:
+        node = Node.start(cp, bin_dir)
+    except Unavailable as e:
+        cp.stop()
+        _unavailable("pod", f"the pod tier cannot run here: {e}")
+    except BaseException:
+        cp.stop()
+        raise
+    yield cp, node
+    node.stop()
+    cp.stop()
+
+
+@pytest.fixture(scope="session")
+def pod_kube(pod_plane: tuple[ControlPlane, Node]) -> Iterator[client.ApiClient]:
+    api = objects.connect(pod_plane[0].kubeconfig)
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def pod_namespace(pod_kube: client.ApiClient) -> Iterator[str]:
+    yield from _namespace(pod_kube)
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +115,10 @@ def wait_for(what: str, check, timeout: float = 30.0, interval: float = 0.1):  #
 
 @pytest.fixture
 def namespace(kube: client.ApiClient, kubelet: StandInKubelet) -> Iterator[str]:
+    yield from _namespace(kube)
+
+
+def _namespace(kube: client.ApiClient) -> Iterator[str]:
     core = client.CoreV1Api(kube)
     name = f"t-{secrets.token_hex(4)}"
     core.create_namespace({"metadata": {"name": name}})

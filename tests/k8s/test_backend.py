@@ -335,4 +335,9 @@ def test_the_setting_picks_the_kubernetes_backend(control_plane: ControlPlane, n
     upgrade_schema(settings.database_url)
     chosen = make_backend(settings, GitStore(tmp_path / "repos", None), Database(settings.database_url))
     assert isinstance(chosen, KubernetesBackend) and chosen.namespace == namespace
+    assert chosen.endpoints == "service"  # the Service's DNS name: a Hub in the cluster
+    settings.kubernetes.endpoints = "pod"
+    assert (
+        make_backend(settings, GitStore(tmp_path / "repos", None), Database(settings.database_url)).endpoints == "pod"
+    )  # type: ignore[attr-defined]
     assert chosen.storage_size("0123456789abcdef01234567-k1") is None  # it talks to the cluster

@@ -188,3 +188,12 @@ def test_cluster_capacity_says_which_flavors_fit_and_why_not() -> None:
     )
     assert ClusterCapacity.of([]).unfit(CATALOG.get("cpu-basic")) == "the cluster has no node that takes pods"
     assert [d.id for d in cap.devices()] == ["a10g/0", "t4-unlabelled/0"]
+
+
+def test_log_times_compare_as_text_whatever_the_fraction() -> None:
+    """The kubelet's RFC 3339 times drop a fraction's trailing zeros; the log relay compares them as text."""
+    from spacehub.runtime.backends.kubernetes.backend import _log_time
+
+    times = ["2026-12-06T05:43:43.6Z", "2026-12-06T05:43:43.609654699Z", "2026-12-06T05:43:43.61Z",
+             "2026-12-06T05:43:44Z", "2026-12-06T05:43:44.000000001Z"]  # fmt: skip
+    assert sorted(times, key=_log_time) == times

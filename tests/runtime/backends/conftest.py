@@ -16,7 +16,16 @@ import pytest
 from spacehub.runtime.backends.base import BuildSpec, ReleaseSpec, Resources
 from spacehub.runtime.backends.local import LocalProcessBackend
 from spacehub.runtime.checkout import RepoFiles
-from tests.k8s.conftest import control_plane, kube, kubelet, namespace, options  # noqa: F401  (the contract suite's)
+from tests.k8s.conftest import (  # noqa: F401  (the contract suite's)
+    control_plane,
+    kube,
+    kubelet,
+    namespace,
+    options,
+    pod_kube,
+    pod_namespace,
+    pod_plane,
+)
 
 # A Space app on the standard library only: serves HTTP on $PORT, prints a marker and its env var NAMES (never
 # values), and misbehaves on request through APP_MODE.
@@ -65,7 +74,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+# on the address the backend gives (a pod's app must listen on its pod IP: 0.0.0.0 there), else loopback
+http.server.ThreadingHTTPServer((os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), int(os.environ["PORT"])),
+                                Handler).serve_forever()
 """
 
 README = "---\ntitle: Test\nsdk: {sdk}\n---\n"

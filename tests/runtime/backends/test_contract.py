@@ -2,9 +2,12 @@
 with its sandbox, and the Kubernetes one on the control-plane tier), so that a backend, or the fake standing in for
 one, cannot drift from what the reconciler relies on.
 
-On the control-plane tier no container runs (a stand-in kubelet writes the pods' status): the scenarios that need
-the app's own HTTP, its output or pip are skipped there, saying so; tests/k8s/test_backend.py proves the rest of
-those scenarios (objects, status, listing, stopping, rollouts, builds that fail) on that tier."""
+On the control-plane tier (``kubernetes``) no container runs (a stand-in kubelet writes the pods' status): the
+scenarios that need the app's own HTTP, its output or pip are skipped there, saying so; tests/k8s/test_backend.py
+proves the rest of those scenarios (objects, status, listing, stopping, rollouts, builds that fail) on that tier.
+On the pod tier (``kubernetes-pods``: a real kubelet on containerd, tests/k8s/node.py) they all run: the build Job
+fetches the commit from a code server at the node's address and pip runs in its pod, the app serves on its pod's IP
+(``endpoints = "pod"``), and its output reaches the run log from the pod's log."""
 
 from __future__ import annotations
 
@@ -18,12 +21,19 @@ import pytest
 from spacehub.runtime.backends.base import Backend, BuildFailed
 from spacehub.runtime.backends.fake import FakeBackend
 from spacehub.runtime.backends.local import LocalProcessBackend
-from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec, wait_http
+from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec, wait_for, wait_http
 
 NO_POD_RUNS = "the control-plane tier runs no container (a stand-in kubelet): this needs the pod tier"
 
 
-@pytest.fixture(params=["fake", "local", pytest.param("kubernetes", marks=pytest.mark.slow)])
+@pytest.fixture(
+    params=[
+        "fake",
+        "local",
+        pytest.param("kubernetes", marks=pytest.mark.slow),
+        pytest.param("kubernetes-pods", marks=[pytest.mark.slow, pytest.mark.pods]),
+    ]
+)
 def backend(
     request: pytest.FixtureRequest, make_backend: Callable[..., LocalProcessBackend], tmp_path: Path
 ) -> Iterator[Backend]:
@@ -34,6 +44,8 @@ def backend(
             fake.stop(inst.release_id)
     elif request.param == "kubernetes":
         yield kubernetes_backend(request, tmp_path)
+    elif request.param == "kubernetes-pods":
+        yield from kubernetes_pods_backend(request, tmp_path)
     else:
         yield make_backend(sandbox="on", outbound="none")
 
@@ -51,9 +63,39 @@ def kubernetes_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backen
     return k8s
 
 
+def kubernetes_pods_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The Kubernetes backend on this worker's pod tier, in a fresh namespace; its pods fetch the test's repo from a
+    code server at the node's address and are reached at their IPs."""
+    from spacehub.runtime.backends.kubernetes.backend import KubernetesBackend
+    from spacehub.runtime.backends.kubernetes.manifests import ClusterOptions, Peer
+    from spacehub.runtime.backends.kubernetes.objects import Cluster
+    from tests.k8s.code_server import code_server
+
+    (_, node), kube = request.getfixturevalue("pod_plane"), request.getfixturevalue("pod_kube")
+    namespace, repo = request.getfixturevalue("pod_namespace"), request.getfixturevalue("space_repo")
+    options = ClusterOptions(namespace=namespace, hub=Peer(cidrs=(f"{node.ip}/32",)),
+                             cluster_cidrs=(node.pod_cidr,), image_pull_policy="Never")  # fmt: skip
+    with code_server(repo.git_dir, "alice/demo", "hf_scoped", node.ip) as hub:
+        k8s = KubernetesBackend(Cluster(kube, namespace), options, lambda space_id: ("alice/demo", "hf_scoped"), hub,
+                                run_log=lambda space_id: tmp_path / "run.log", poll_interval=0.1,
+                                endpoints="pod")  # fmt: skip
+        k8s.pods = True  # type: ignore[attr-defined]
+        yield k8s
+        for inst in k8s.list_instances():
+            k8s.stop(inst.release_id)
+
+
 def needs_a_running_app(backend: Backend) -> None:
-    if backend.name == "kubernetes":
+    if backend.name == "kubernetes" and not getattr(backend, "pods", False):
         pytest.skip(NO_POD_RUNS)
+
+
+def refused(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return True
+    return False
 
 
 @pytest.fixture
@@ -91,11 +133,14 @@ def test_a_started_app_serves_is_listed_and_stops_for_good(built: tuple[Backend,
     assert st is not None and st.running and not st.frozen and st.exit_code is None and st.endpoint == ep
     assert st.build_id == "b1" and st.limits
     assert [i.release_id for i in backend.list_instances()] == ["r1"]
-    assert log.read_text().strip(), "the app's output goes to its log"
+    # the app's output goes to its log (a cluster backend relays it from the pod's log, a moment later); the fake
+    # runs no app, it writes a line of its own
+    said = "" if isinstance(backend, FakeBackend) else "MARKER app starting"
+    wait_for(lambda: log.exists() and bool(log.read_text().strip()) and said in log.read_text(), timeout=10)
     backend.stop("r1")
     assert backend.status("r1") is None and backend.list_instances() == []
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(f"http://{ep.host}:{ep.port}/", timeout=2)
+    wait_for(lambda: refused(f"http://{ep.host}:{ep.port}/"), timeout=30)  # a pod is stopped within its grace, 10 s
+    assert said in log.read_text(), "the output is kept after the app is gone"
     backend.stop("r1")  # idempotent
 
 
@@ -150,7 +195,8 @@ def test_a_task_runs_to_exit_and_its_exit_code_is_its_result(built: tuple[Backen
     backend, repo = built
     if isinstance(backend, FakeBackend):
         backend.task_exit = 3
-    if backend.name == "kubernetes":  # the stand-in kubelet runs nothing: it is told the exit code, as the fake is
+    stand_in = backend.name == "kubernetes" and not getattr(backend, "pods", False)
+    if stand_in:  # the stand-in kubelet runs nothing: it is told the exit code, as the fake is
         backend.stand_in.behave(repo.space_id, "exit-3")  # type: ignore[attr-defined]
     command = ("python", "-c", "import sys; print('task says hi', flush=True); sys.exit(3)")
     assert backend.start(release_spec(repo, "t1", run_to_exit=True, command=command)) is None
@@ -158,7 +204,7 @@ def test_a_task_runs_to_exit_and_its_exit_code_is_its_result(built: tuple[Backen
     while (st := backend.status("t1")) is not None and st.running and time.monotonic() < deadline:
         time.sleep(0.05)
     assert st is not None and not st.running and st.exit_code == 3 and st.endpoint is None
-    if backend.name != "kubernetes":  # its output: read from the pod, which needs a kubelet that ran it
+    if not stand_in:  # its output: read from the pod, which needs a kubelet that ran it
         assert "task says hi" in (tmp_path / "run.log").read_text()
     backend.stop("t1")
     assert backend.status("t1") is None

@@ -28,8 +28,10 @@ What each call becomes (every object labelled with the Space, commit and release
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -76,6 +78,7 @@ PLATFORM_ENV = frozenset({
 })  # fmt: skip
 _ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,50}[a-z0-9])?$")
 _TEMPORARY = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+RELAY_IDLE = 60.0  # seconds a release's log relay waits for a pod of it before it ends
 
 # space id → (the repo's "owner/name", a token that may read that Space's repo and nothing else)
 CodeAccess = Callable[[str], tuple[str, str]]
@@ -109,8 +112,12 @@ class KubernetesBackend:
     run_log: Callable[[str], Path] | None = None
     build_timeout: float = 1800.0
     poll_interval: float = 0.2
+    endpoints: str = "service"  # "service": the release's Service by name; "pod": its pod's IP and the app port
+    address_timeout: float = 60.0  # "pod": how long start waits for the pod's IP before it says try again
     name: str = "kubernetes"
     _relayed: dict[str, str] = field(default_factory=dict)  # release → the last reason written to its run log
+    _relays: dict[str, threading.Event] = field(default_factory=dict)  # release → set when it is stopped
+    _relays_lock: threading.Lock = field(default_factory=threading.Lock)
     _last: dict[str, InstanceStatus] = field(default_factory=dict)  # release → its last status read
 
     # ---- errors ------------------------------------------------------------------------------------------------
@@ -324,7 +331,8 @@ class KubernetesBackend:
         if deployment is not None and current == spec.release_id and _get(deployment, "spec", "replicas"):
             if not self._running(deployment, spec.release_id)[0]:
                 self._restart_pods(spec.space_id, spec.release_id)
-            return self._endpoint(spec.space_id, spec.release_id)
+            self._relay(spec.space_id, spec.release_id)
+            return self._reach(spec.space_id, spec.release_id)
         objects = m.space_objects(release, self.options, secret, {})
         objects.insert(0, m.fetch_secret(release, token, self.options))
         objects.insert(-1, m.release_service(release, self.options))
@@ -338,7 +346,8 @@ class KubernetesBackend:
         )
         self._call(self.cluster.apply, objects)
         self._relayed.pop(spec.release_id, None)
-        return self._endpoint(spec.space_id, spec.release_id)
+        self._relay(spec.space_id, spec.release_id)
+        return self._reach(spec.space_id, spec.release_id)
 
     def _start_task(self, spec: ReleaseSpec, release: m.SpaceRelease, secret: Mapping[str, str], token: str) -> None:
         name = f"task-{spec.release_id}"
@@ -362,8 +371,31 @@ class KubernetesBackend:
         self._log(spec.space_id, f"a Job runs the task {spec.release_id}: {' '.join(spec.command)}")
         return None
 
-    def _endpoint(self, space_id: str, release_id: str) -> Endpoint:
-        return Endpoint(f"{m.release_service_name(space_id, release_id)}.{self.namespace}.svc", m.SERVICE_PORT)
+    def _endpoint(self, space_id: str, release_id: str) -> Endpoint | None:
+        """Where the Hub reaches the release: its Service by its cluster DNS name (``endpoints = "service"``: the
+        Hub runs in the cluster), or its newest pod's IP and the app port (``"pod"``: the Hub routes to the pod
+        network, as on a node; None until the pod has an address)."""
+        if self.endpoints != "pod":
+            return Endpoint(f"{m.release_service_name(space_id, release_id)}.{self.namespace}.svc", m.SERVICE_PORT)
+        pods = [p for p in self._call(self.cluster.pods, space_id)
+                if _get(p, "metadata", "labels", m.LABEL_RELEASE) == release_id and _get(p, "status", "podIP")
+                and not _get(p, "metadata", "deletionTimestamp")]  # fmt: skip
+        if not pods:
+            return None
+        pod = max(pods, key=lambda p: _get(p, "metadata", "creationTimestamp") or "")
+        ports = [port for c in _get(pod, "spec", "containers") or [] for port in c.get("ports") or []
+                 if port.get("name") == "http"]  # fmt: skip
+        return Endpoint(pod["status"]["podIP"], int(ports[0]["containerPort"])) if ports else None
+
+    def _reach(self, space_id: str, release_id: str) -> Endpoint:
+        """The endpoint ``start`` answers: with pod endpoints, once the new pod has its IP (a sandbox is made in a
+        second or two); a pod that waits longer (no node for it yet) is a temporary error: start is tried again."""
+        deadline = time.monotonic() + (self.address_timeout if self.endpoints == "pod" else 0)
+        while (ep := self._endpoint(space_id, release_id)) is None:
+            if time.monotonic() >= deadline:
+                raise TemporaryBackendError(f"the pod of release {release_id} has no address yet", 2)
+            time.sleep(self.poll_interval)
+        return ep
 
     def _deployment(self, space_id: str) -> dict[str, Any] | None:
         try:
@@ -438,10 +470,12 @@ class KubernetesBackend:
         template = _get(d, "spec", "template", "metadata") or {}
         build_of = _get(d, "metadata", "annotations", ANNOTATION_BUILD) or ""
         if template.get("labels", {}).get(m.LABEL_RELEASE) == release_id:
+            self._relay(space_id, release_id, adopted=True)
             running, code = self._running(d, release_id)
             return InstanceStatus(release_id, build_of, running, False,
                                   self._endpoint(space_id, release_id) if running else None, code, LIMITS)  # fmt: skip
         if (d["metadata"].get("annotations") or {}).get(ANNOTATION_PREVIOUS) == release_id:
+            self._relay(space_id, release_id, adopted=True)
             previous_build = (d["metadata"].get("annotations") or {}).get(ANNOTATION_PREVIOUS_BUILD) or ""
             return InstanceStatus(release_id, previous_build, True, False, self._endpoint(space_id, release_id),
                                   None, LIMITS)  # fmt: skip
@@ -500,6 +534,7 @@ class KubernetesBackend:
                 continue
             self._delete(self.cluster.core.delete_namespaced_service, m.release_service_name(space_id, release_id))
             self._relayed.pop(release_id, None)
+            self._end_relay(release_id)
 
     def _delete(self, fn: Callable[..., Any], name: str) -> None:
         try:
@@ -563,6 +598,97 @@ class KubernetesBackend:
         self._call(self.cluster.delete, space_id, keep_storage)
 
     # ---- logs --------------------------------------------------------------------------------------------------
+    def _relay(self, space_id: str, release_id: str, adopted: bool = False) -> None:
+        """Copy the output of the release's app containers into the Space's run log as they write it, so it is kept
+        after the pods are gone (as the local backend's supervisor does): one thread per release, following each
+        pod's log through the API server (the kubelet), across container restarts, to the end of the last pod
+        after `stop`. A release found running (``adopted``: SpaceHub restarted) skips what is older than the run
+        log's last write, which it already holds."""
+        if self.run_log is None:
+            return
+        with self._relays_lock:
+            if release_id in self._relays:
+                return
+            stopped = self._relays[release_id] = threading.Event()
+        since = None
+        if adopted and (path := self.run_log(space_id)).exists():
+            since = _log_time(dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        threading.Thread(target=self._follow, args=(space_id, release_id, stopped, since), daemon=True,
+                         name=f"k8s-logs-{release_id}").start()  # fmt: skip
+
+    def _end_relay(self, release_id: str) -> None:
+        with self._relays_lock:
+            stopped = self._relays.pop(release_id, None)
+        if stopped is not None:
+            stopped.set()  # the thread copies what the last pods write until they are gone
+
+    def _follow(self, space_id: str, release_id: str, stopped: threading.Event, since: str | None) -> None:
+        try:
+            self._follow_pods(space_id, f"{m.LABEL_SPACE}={space_id},{m.LABEL_RELEASE}={release_id}", stopped, since)
+        finally:  # a release that comes back (start, or status of one found running) is relayed again
+            with self._relays_lock:
+                if self._relays.get(release_id) is stopped:
+                    del self._relays[release_id]
+
+    def _follow_pods(self, space_id: str, label: str, stopped: threading.Event, since: str | None) -> None:
+        """Until the release is stopped and its pods are gone, or it has had no pod for RELAY_IDLE seconds."""
+        last: dict[str, str] = {}  # pod uid → the time of the last line copied (the container runtime's clock)
+        done: set[tuple[str, int]] = set()  # (pod uid, restart count): every line of that container is copied
+        seen = time.monotonic()
+        while True:
+            try:
+                pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector=label).items
+                if pods:
+                    seen = time.monotonic()
+                elif stopped.is_set() or time.monotonic() - seen > RELAY_IDLE:
+                    return
+                for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp):
+                    app = next((c for c in pod.status.container_statuses or [] if c.name == "app"), None)
+                    if app is None:
+                        continue
+                    if app.state.waiting and app.last_state and app.last_state.terminated:
+                        # waiting to restart after an exit (CrashLoopBackOff): the ended container's lines, in
+                        # case it started and ended between two looks
+                        instance = (pod.metadata.uid, -app.restart_count)
+                        if instance not in done:
+                            done.add(instance)
+                            self._copy(space_id, pod.metadata.name, pod.metadata.uid, last, since, previous=True)
+                        continue
+                    if not (app.state.running or app.state.terminated):
+                        continue
+                    instance = (pod.metadata.uid, app.restart_count)
+                    if instance in done:
+                        continue
+                    if app.state.terminated:  # it wrote its last line: this read takes all of them
+                        done.add(instance)
+                    self._copy(space_id, pod.metadata.name, pod.metadata.uid, last, since)
+            except Exception as e:  # the API server away, the pod gone: look again
+                log.debug("relaying the logs of %s: %s", label, e)
+            time.sleep(0.5)
+
+    def _copy(self, space_id: str, pod: str, uid: str, last: dict[str, str], since: str | None,
+              previous: bool = False) -> None:  # fmt: skip
+        """Follow one pod's app container until it ends (``previous``: read the one that ended before it), copying
+        the lines newer than those copied before."""
+        resp = self.cluster.core.read_namespaced_pod_log(pod, self.namespace, container="app", follow=not previous,
+                                                         previous=previous, timestamps=True,
+                                                         _preload_content=False)  # fmt: skip
+        try:
+            # copied before: up to this time (within one read every line is new; stdout's and stderr's lines are
+            # timed apart, so their times are not always in the order the log has them)
+            copied, rest = last.get(uid, since or ""), b""
+            for chunk in resp.stream(65536):
+                *lines, rest = (rest + chunk).split(b"\n")
+                for raw in lines:
+                    stamp_, _, text = raw.decode(errors="replace").partition(" ")
+                    at = _log_time(stamp_)
+                    if at <= copied:
+                        continue
+                    last[uid] = max(at, last.get(uid, ""))
+                    self._log(space_id, text)
+        finally:
+            resp.release_conn()
+
     def _log(self, space_id: str, line: str) -> None:
         if self.run_log is None:
             return
@@ -570,6 +696,12 @@ class KubernetesBackend:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as f:
             f.write(f"{stamp()} {line}\n")
+
+
+def _log_time(stamp_: str) -> str:
+    """An RFC 3339 time as the kubelet writes it (the fraction's trailing zeros dropped) made comparable as text."""
+    head, _, frac = stamp_.rstrip("Z").partition(".")
+    return f"{head}.{frac.ljust(9, '0')}"
 
 
 def _job_failed(job: Mapping[str, Any]) -> bool:

@@ -1,0 +1,137 @@
+"""KubernetesBackend on the pod tier, where the control-plane tier can only script what a pod does: an app that
+really crashes or really runs out of memory reads back as an exit with its code and reason, and its last output
+(relayed from the pod's log) is in the run log; a restarted SpaceHub's relay adopts a running release without
+copying again what the run log holds."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pygit2
+import pytest
+from kubernetes import client
+
+from spacehub.runtime.backends.base import Resources
+from spacehub.runtime.backends.kubernetes.backend import KubernetesBackend
+from spacehub.runtime.backends.kubernetes.manifests import ClusterOptions, Peer
+from spacehub.runtime.backends.kubernetes.objects import Cluster
+from tests.k8s.cluster import ControlPlane
+from tests.k8s.code_server import code_server
+from tests.k8s.node import Node
+from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec, wait_http
+
+pytestmark = [pytest.mark.slow, pytest.mark.pods]
+
+
+@pytest.fixture
+def space_repo(tmp_path: Path) -> SpaceRepo:
+    git_dir = tmp_path / "repos" / "space1.git"
+    pygit2.init_repository(str(git_dir), bare=True, initial_head="main")
+    return SpaceRepo(git_dir, tmp_path / "lfs", "space1")
+
+
+@pytest.fixture
+def backend(
+    pod_plane: tuple[ControlPlane, Node], pod_kube: client.ApiClient, pod_namespace: str, space_repo: SpaceRepo,
+    tmp_path: Path,
+) -> Iterator[KubernetesBackend]:  # fmt: skip
+    _, node = pod_plane
+    options = ClusterOptions(namespace=pod_namespace, hub=Peer(cidrs=(f"{node.ip}/32",)),
+                             cluster_cidrs=(node.pod_cidr,), image_pull_policy="Never")  # fmt: skip
+    with code_server(space_repo.git_dir, "alice/demo", "hf_scoped", node.ip) as hub:
+        k8s = KubernetesBackend(Cluster(pod_kube, pod_namespace), options, lambda space_id: ("alice/demo", "hf_scoped"),
+                                hub, run_log=lambda space_id: tmp_path / "run.log", poll_interval=0.1,
+                                endpoints="pod")  # fmt: skip
+        sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": APP})
+        k8s.build(build_spec(space_repo, sha), lambda line: None)
+        yield k8s
+        for inst in k8s.list_instances():
+            k8s.stop(inst.release_id)
+
+
+def exited(backend: KubernetesBackend, release_id: str, timeout: float = 120) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = backend.status(release_id)
+        assert st is not None
+        if not st.running:
+            return st.exit_code
+        time.sleep(0.5)
+    raise AssertionError(f"{release_id} still running after {timeout} s")
+
+
+def log_has(path: Path, *texts: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        if all(t in text for t in texts):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"{texts} not all in the run log:\n{text[-3000:]}")
+
+
+def test_an_app_that_crashes_exits_with_its_code_and_its_last_output_is_kept(
+    backend: KubernetesBackend, space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    backend.start(release_spec(space_repo, env={"APP_MODE": "crash"}))
+    assert exited(backend, "r1") == 3  # CrashLoopBackOff after the kubelet's restarts
+    log_has(tmp_path / "run.log", "MARKER app starting", "to stderr", "the app exited with code 3")
+    # the kubelet starts it again (after a 10 s back-off): the relay follows it across restarts, each line once
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = (tmp_path / "run.log").read_text()
+        if text.count("to stderr") >= 2 and text.count("MARKER app starting") == text.count("to stderr"):
+            break  # (stdout and stderr are two pipes: a start's two lines may arrive in either order)
+        time.sleep(0.5)
+    (pod,) = backend.cluster.core.list_namespaced_pod(backend.namespace, label_selector="spacehub.dev/release=r1").items
+    starts = pod.status.container_statuses[0].restart_count + 1
+    assert 2 <= text.count("to stderr") <= starts, text
+    assert text.count("MARKER app starting") == text.count("to stderr"), text
+
+
+def test_an_app_over_its_memory_limit_is_oom_killed_and_says_so(
+    backend: KubernetesBackend, space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    backend.start(release_spec(space_repo, env={"APP_MODE": "oom"}, resources=Resources(memory_bytes=96 * 2**20)))
+    assert exited(backend, "r1") == 137
+    log_has(tmp_path / "run.log", "allocated 16 MiB", "the app ran out of memory (OOMKilled")
+
+
+TALKER = r"""
+import http.server, os
+print("started", flush=True)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        print("served " + self.path, flush=True)
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+http.server.HTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def test_a_restarted_hub_adopts_a_running_release_and_relays_only_what_is_new(
+    backend: KubernetesBackend, space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    """A new backend object (SpaceHub restarted) finds the release running: its relay copies the lines written
+    since the run log's last write, not the ones the run log already holds."""
+    sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": TALKER})
+    backend.build(build_spec(space_repo, sha, build_id="b2"), lambda line: None)
+    before = dataclasses.replace(backend, run_log=None, _relays={})  # a SpaceHub whose relay is gone with it
+    ep = before.start(release_spec(space_repo, "r2", build_id="b2"))
+    assert ep is not None
+    url = f"http://{ep.host}:{ep.port}"
+    wait_http(f"{url}/first")
+    log = tmp_path / "run.log"
+    log.write_text("2026-01-01T00:00:00.000Z started\n2026-01-01T00:00:00.000Z served /first\n")  # what it had copied
+    time.sleep(0.05)  # the pod's later lines are newer than the log's last write
+    after = dataclasses.replace(backend, _relays={}, _relayed={}, _last={})
+    st = after.status("r2")
+    assert st is not None and st.running and st.endpoint == ep
+    assert httpx.get(f"{url}/second", timeout=5).text == "ok"
+    text = log_has(log, "served /second")
+    assert text.count("started") == 1 and text.count("served /first") == 1, text
