@@ -3,6 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Python caches compiled modules (and pytest its rewritten test modules) even where the environment says not to:
+# without the cache every test worker, server and CLI call compiles SpaceHub and its dependencies again.
+unexport PYTHONDONTWRITEBYTECODE
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,7 +30,8 @@ test: install system-deps
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-# unit and in-process tests only (no e2e, compat or bench folders, nothing marked slow): under 2 minutes
+# unit and in-process tests only: nothing marked slow (end-to-end: the e2e, compat and bench folders, and every test
+# that starts a live server or the Kubernetes control plane, marked by tests/conftest.py), a short fuzz run; under 2 min
 test-fast: install system-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports --no-cache

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType
 
 import httpx
 import pytest
@@ -77,7 +78,17 @@ _HTTP = httpx.Client(timeout=60)
 
 
 def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None) -> Server:
-    """Start ``spacehub serve`` on ``data_dir`` (on ``port``, else a free one) and wait until it answers."""
+    """Start ``spacehub serve`` on ``data_dir`` (on ``port``, else a free one) and wait until it answers.
+
+    Only an end-to-end test may (``slow``, see `pytest_collection_modifyitems`): inside any other test this fails, so
+    a live server the automatic marking did not see fails the fast run at once instead of quietly slowing it."""
+    if _running is not None and _running.get_closest_marker("slow") is None:
+        pytest.fail(
+            f"{_running.nodeid} starts a live `spacehub serve` but is not marked slow: it is end-to-end. Reach the "
+            "server through a fixture that calls start_server (it is then marked slow automatically), or mark it "
+            "@pytest.mark.slow; for API behaviour use the in-process hub (fixtures hub, make_hub) instead.",
+            pytrace=False,
+        )
     port = port or free_port()
     log = data_dir.parent / f"server-{port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -193,15 +204,68 @@ def make_hub(tmp_path: Path) -> Iterator[Callable[..., InProcessHub]]:
         stop_inprocess_hub(h)
 
 
+# ---- what is end-to-end (``slow``): `make test-fast` runs the rest (``-m "not slow"``), `make test` everything ----
 SLOW_FOLDERS = ("e2e", "compat", "bench")  # whole folders of end-to-end tests: real apps, clients, benchmarks
+# What starts something real outside the test process: a live `spacehub serve` (start_server), the Kubernetes control
+# plane (ControlPlane). A test is end-to-end when it, or any fixture it uses (as resolved for it, overrides included,
+# and whatever fixtures they use in turn), calls one of them: found in the code, so no list of fixtures to keep.
+END_TO_END_CALLS = frozenset({"start_server", "ControlPlane"})
+
+_running: pytest.Item | None = None  # the test being set up, run or torn down (start_server checks it)
+_fast_run = False  # this run leaves out the slow tests (``-m "not slow"``)
+
+
+def fast_run() -> bool:
+    """Whether this run leaves out the slow tests: test_fuzz.py then generates fewer requests per operation."""
+    return _fast_run
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from _pytest.mark.expression import Expression
+
+    global _fast_run
+    expr = config.option.markexpr
+    _fast_run = bool(expr) and not Expression.compile(expr).evaluate(lambda name, **kwargs: name == "slow")
+
+
+def _calls(code: CodeType, names: frozenset[str]) -> bool:
+    """Whether ``code`` (or a function defined inside it) names one of ``names``."""
+    return bool(names.intersection(code.co_names)) or any(
+        _calls(c, names) for c in code.co_consts if isinstance(c, CodeType)
+    )
+
+
+def is_end_to_end(item: pytest.Item) -> bool:
+    root = Path(__file__).parent
+    parts = Path(item.path).relative_to(root).parts
+    if parts and parts[0] in SLOW_FOLDERS:
+        return True
+    funcs = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for name in getattr(item, "fixturenames", ()):
+        defs = list(info.name2fixturedefs.get(name, ())) if info is not None else []
+        while defs:  # the one this test gets, and those it overrides if it asks for its own name
+            fixturedef = defs.pop()
+            funcs.append(fixturedef.func)
+            if name not in fixturedef.argnames:
+                break
+    return any(_calls(f.__code__, END_TO_END_CALLS) for f in funcs if hasattr(f, "__code__"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests under tests/e2e, tests/compat and tests/bench are end-to-end (``slow``), as are those that need the
-    Kubernetes control plane (starting it takes 15-25 s per worker) and those marked so: ``make test-fast`` runs the
-    others (``-m "not slow"``)."""
-    root = Path(__file__).parent
+    """Mark the end-to-end tests ``slow``: those under tests/e2e, tests/compat and tests/bench, and those that start a
+    live server or the Kubernetes control plane (`is_end_to_end`). Tests marked ``slow`` by hand stay so (a real app
+    of their own, a long run)."""
     for item in items:
-        parts = Path(item.path).relative_to(root).parts
-        if (parts and parts[0] in SLOW_FOLDERS) or "control_plane" in getattr(item, "fixturenames", ()):
+        if is_end_to_end(item):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    global _running
+    _running = item
+    try:
+        return (yield)
+    finally:
+        _running = None

@@ -9,6 +9,7 @@ a write token (the user themself at the keyboard) that expires after `SESSION_DA
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,14 @@ SESSION_DAYS = 14
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 BAD_SIGN_IN = "Invalid user name or password"
 _hasher = PasswordHasher()
-_DUMMY = _hasher.hash("not a password of anyone")  # verified against for unknown users: same time either way
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash verified against for unknown users, so that sign-in takes the same time either way. Made at the first
+    sign-in, not at import: hashing takes ~0.25 s of CPU, which every process importing this module paid (each worker,
+    server and CLI call), most of which never sign anyone in."""
+    return _hasher.hash("not a password of anyone")
 
 
 def set_password(s: Session, name: str, password: str) -> None:
@@ -46,11 +54,12 @@ def set_password(s: Session, name: str, password: str) -> None:
 def sign_in(ctx: HubContext, name: str, password: str) -> str:
     """A new session token for ``name``. Raises: Unauthorized (unknown user, no password set, wrong password: one
     message for all, so that sign-in does not tell which user names exist)."""
+    dummy = _dummy_hash()  # before the lookup: the first sign-in pays for it whoever signs in
     with ctx.db.transaction() as s:
         user = accounts.get_account(s, name) if len(password) <= MAX_PASSWORD else None
         stored = user.password_hash if user is not None and user.kind == "user" else None
         try:
-            _hasher.verify(stored or _DUMMY, password)
+            _hasher.verify(stored or dummy, password)
         except (VerificationError, InvalidHashError):
             raise Unauthorized(BAD_SIGN_IN) from None
         if user is None or stored is None:
