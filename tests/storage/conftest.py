@@ -23,6 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from spacehub.config import Settings
+from spacehub.services.context import HubContext
+from spacehub.wiring import hub_context
+
 SUPERUSER = "spacehub"
 
 # Cleans up after a test process that dies without its teardown (killed, crashed): it waits for the end of its stdin,
@@ -182,3 +186,19 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 def postgres_url(postgres_cluster: PostgresCluster) -> str:
     """The URL of a fresh PostgreSQL database (``postgresql+psycopg://spacehub@127.0.0.1:PORT/t_…``)."""
     return postgres_cluster.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each kind: a SQLite file, then a PostgreSQL database (the test runs once on each)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hub.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def ctx(db_url: str, tmp_path: Path) -> Iterator[HubContext]:
+    """A HubContext on ``db_url`` (in this folder, the root conftest's SQLite-only ``ctx`` runs on both databases)."""
+    context = hub_context(Settings(data_dir=tmp_path / "data", db={"url": db_url}))  # type: ignore[arg-type]
+    yield context
+    context.db.engine.dispose()

@@ -12,23 +12,14 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, select
 
-from spacehub.config import Settings
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, RepoNotFound, Unauthorized
 from spacehub.services import accounts, listing, repos
 from spacehub.services.accounts import ANONYMOUS, Principal
 from spacehub.services.context import HubContext
 from spacehub.storage.db import MIGRATIONS_DIR, Database, upgrade_schema
 from spacehub.storage.models import Account, LfsObject, Repo, RepoRedirect, Token
-from spacehub.wiring import hub_context
 
 TABLES = {"accounts", "memberships", "tokens", "repos", "repo_redirects", "lfs_objects", "alembic_version"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hub.db'}"
-    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture
@@ -38,13 +29,6 @@ def db(db_url: str) -> Iterator[Database]:
     database = Database(db_url)
     yield database
     database.engine.dispose()
-
-
-@pytest.fixture
-def ctx(db_url: str, tmp_path: Path) -> Iterator[HubContext]:
-    context = hub_context(Settings(data_dir=tmp_path / "data", db={"url": db_url}))  # type: ignore[arg-type]
-    yield context
-    context.db.engine.dispose()
 
 
 def _head() -> str:

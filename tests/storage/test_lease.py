@@ -8,30 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pytest
-
-from spacehub.config import Settings
 from spacehub.services.context import HubContext
 from spacehub.storage.lease import Lease, holder_id
-from spacehub.wiring import hub_context
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hub.db'}"
-    return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def ctx(db_url: str, tmp_path: Path) -> Iterator[HubContext]:
-    context = hub_context(Settings(data_dir=tmp_path / "data", db={"url": db_url}))  # type: ignore[arg-type]
-    yield context
-    context.db.engine.dispose()
 
 
 def test_one_holder_renewal_release_and_expiry(ctx: HubContext) -> None:

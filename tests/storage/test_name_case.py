@@ -3,36 +3,17 @@ SQLite and on PostgreSQL (migration 0011's unique indexes on lower(name))."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
-from spacehub.config import Settings
 from spacehub.errors import Conflict
 from spacehub.services import accounts, repos
 from spacehub.services.context import HubContext
 from spacehub.storage.db import MIGRATIONS_DIR, upgrade_schema
 from spacehub.storage.models import Account, Repo
-from spacehub.wiring import hub_context
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hub.db'}"
-    return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def ctx(db_url: str, tmp_path: Path) -> Iterator[HubContext]:
-    context = hub_context(Settings(data_dir=tmp_path / "data", db={"url": db_url}))  # type: ignore[arg-type]
-    yield context
-    context.db.engine.dispose()
 
 
 def test_ids_in_any_case_name_one_repo(ctx: HubContext) -> None:
