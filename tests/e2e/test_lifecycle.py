@@ -197,6 +197,8 @@ def test_pause_then_restart(hub: Hub, tmp_path: Path) -> None:
     assert r.status_code == 503 and "paused" in r.text.lower(), r.text
     page = hub.get(repo_id, headers={"accept": "text/html"})
     assert page.status_code == 503 and "<html" in page.text and "paused" in page.text.lower()
+    assert f'href="http://localhost:{hub.port}/spaces/{repo_id}"' in page.text  # its status and logs on the Hub
+    assert httpx.get(f"{hub.url}/spaces/{repo_id}").status_code == 200  # where the link leads (the same server)
     hub.api.restart_space(repo_id)
     # wait_for_space right after restart_space waits for the restart, never answers the PAUSED of before
     assert hub.api.wait_for_space(repo_id, timeout=60, poll_interval=0.2).stage == "RUNNING"

@@ -170,3 +170,31 @@ def test_wake_timeout_is_504(upstream: Upstream) -> None:
             assert c.get("/echo").status_code == 504
     finally:
         px.server.should_exit = True
+
+
+async def _page(app: object, host: str, accept: str) -> tuple[int, str]:
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "scheme": "http", "headers": [(b"host", host.encode()), (b"accept", accept.encode())]}
+    await app(scope, None, send)  # type: ignore[operator]
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]).decode()
+
+
+def test_a_space_status_page_links_to_the_spaces_page_on_the_hub() -> None:
+    """The paused and error pages at a Space's own address point its owner at the Space's page on the Hub (status,
+    logs): under server.public_url when set, else at the Space host's parent domain; the name is escaped; API
+    clients (no text/html) get the JSON error without it."""
+    from spacehub.proxy.space_routes import _Page
+
+    status, body = asyncio.run(_page(_Page(503, "paused", "alice/demo"), "alice-demo.localhost:8000", "text/html"))
+    assert status == 503 and '<a href="http://localhost:8000/spaces/alice/demo">' in body
+    public = _Page(503, "error", "alice/<x>", "https://hub.example.com/")
+    _, body = asyncio.run(_page(public, "alice-x.spaces.example.com", "text/html"))
+    assert '<a href="https://hub.example.com/spaces/alice/&lt;x&gt;">' in body and "<x>" not in body
+    _, body = asyncio.run(_page(_Page(503, "paused", "alice/demo"), "alice-demo.localhost:8000", "*/*"))
+    assert "href" not in body and '"error"' in body
+    _, body = asyncio.run(_page(_Page(503, "paused"), "alice-demo.localhost:8000", "text/html"))
+    assert "href" not in body  # no name known: no link

@@ -19,7 +19,7 @@ _HTML = """<!doctype html>
 {head}<title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:15vh auto;padding:0 1rem;color:#222}}
 h1{{font-size:1.4rem}}p{{color:#555}}</style></head>
-<body><h1>{title}</h1><p>{message}</p></body></html>
+<body><h1>{title}</h1><p>{message}</p>{link}</body></html>
 """
 
 
@@ -40,12 +40,16 @@ async def send_page(
     *,
     headers: list[tuple[bytes, bytes]] | None = None,
     reload_after: int | None = None,
+    space_page: str | None = None,
 ) -> None:
-    """Answer ``status`` with a small page; a WebSocket handshake gets the same status as an HTTP denial."""
+    """Answer ``status`` with a small page; a WebSocket handshake gets the same status as an HTTP denial.
+    ``space_page``: the Space's page on the Hub (its status, logs and settings), linked from the HTML."""
     extra = list(headers or [])
     if wants_html(scope):
         head = f'<meta http-equiv="refresh" content="{reload_after}">\n' if reload_after else ""
-        body = _HTML.format(head=head, title=html.escape(title), message=html.escape(message)).encode()
+        link = (f'<p><a href="{html.escape(space_page)}">See this Space on SpaceHub: its status and logs</a></p>'
+                if space_page else "")  # fmt: skip
+        body = _HTML.format(head=head, title=html.escape(title), message=html.escape(message), link=link).encode()
         content_type = b"text/html; charset=utf-8"
     else:
         body = json.dumps({"error": message}).encode()
@@ -80,8 +84,21 @@ async def gateway_timeout(scope: Scope, send: Send, reason: str) -> None:
     await send_page(scope, send, 504, "The Space's app did not answer in time", reason)
 
 
-async def unavailable(scope: Scope, send: Send, reason: str) -> None:
-    await send_page(scope, send, 503, "The Space is not available", reason, headers=[(b"retry-after", b"5")])
+async def unavailable(scope: Scope, send: Send, reason: str, space_page: str | None = None) -> None:
+    await send_page(scope, send, 503, "The Space is not available", reason, headers=[(b"retry-after", b"5")],
+                    space_page=space_page)  # fmt: skip
+
+
+def hub_page(scope: Scope, public_url: str | None, full_name: str) -> str:
+    """The URL of a Space's page on the Hub, for a link from a page served at the Space's own host: under
+    ``server.public_url`` when set, else at the Space host's parent domain (``alice-demo.localhost:8000`` →
+    ``http://localhost:8000``), where the Hub answers with the default settings."""
+    if public_url:
+        return f"{public_url.rstrip('/')}/spaces/{full_name}"
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+    parent = host.split(".", 1)[1] if "." in host else host
+    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+    return f"{scheme}://{parent}/spaces/{full_name}"
 
 
 async def waking(scope: Scope, send: Send) -> None:

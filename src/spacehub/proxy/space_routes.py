@@ -50,18 +50,23 @@ class _Space:
     repo_id: str
     private: bool
     index: str
+    full_name: str = ""
 
 
 class _Page:
-    """A small status page (paused, error) as an ASGI app."""
+    """A small status page (paused, error) as an ASGI app; it links to the Space's page on the Hub (its status and
+    logs) when it knows the Space's name."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        self.status, self.reason = status, reason
+    def __init__(self, status: int, reason: str, full_name: str = "", public_url: str | None = None) -> None:
+        self.status, self.reason, self.full_name, self.public_url = status, reason, full_name, public_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        await pages.unavailable(scope, send, self.reason) if self.status == 503 else await pages.not_found(scope, send)
+        if self.status != 503:
+            return await pages.not_found(scope, send)
+        link = pages.hub_page(scope, self.public_url, self.full_name) if self.full_name else None
+        await pages.unavailable(scope, send, self.reason, link)
 
 
 class RuntimeRouteTable:
@@ -103,8 +108,9 @@ class RuntimeRouteTable:
     def _read(self, *where: Any) -> dict[str, _Space]:
         query = select(Repo.id, Account.name, Repo.name, Repo.private).join(Account, Account.id == Repo.owner_id)
         with self.ctx.db.transaction() as s:  # columns, not objects: ~10x less work per Space
-            return {subdomain(f"{owner}/{name}") + self.suffix: _Space(repo_id, private, "index.html")
-                    for repo_id, owner, name, private in s.execute(query.where(*where))}  # fmt: skip
+            rows = s.execute(query.where(*where)).all()
+        return {subdomain(f"{o}/{n}") + self.suffix: _Space(repo_id, private, "index.html", f"{o}/{n}")
+                for repo_id, o, n, private in rows}  # fmt: skip
 
     def _install(self, index: dict[str, _Space]) -> bool:
         old = self.by_host
@@ -170,12 +176,15 @@ class RuntimeRouteTable:
             if inst is not None and inst.state is InstanceState.READY and ep is not None:
                 return RouteTarget.to_upstream(space.repo_id, ep.host, ep.port, private=space.private)
         if run.stage == Stage.PAUSED.value:
-            return RouteTarget.to_asgi(space.repo_id, _Page(503, "This Space is paused by its owner."),
+            return RouteTarget.to_asgi(space.repo_id, self._page("This Space is paused by its owner.", space),
                                        private=space.private)  # fmt: skip
         if run.stage in ERROR_STAGES:
             reason = f"This Space has an error ({run.stage}). Its owner can read the logs."
-            return RouteTarget.to_asgi(space.repo_id, _Page(503, reason), private=space.private)
+            return RouteTarget.to_asgi(space.repo_id, self._page(reason, space), private=space.private)
         return RouteTarget.sleeping(space.repo_id, private=space.private)  # asleep, building or starting: wait
+
+    def _page(self, reason: str, space: _Space | None) -> _Page:
+        return _Page(503, reason, space.full_name if space else "", self.ctx.settings.server.public_url)
 
     def _static_app(self, space: _Space, revision: str) -> StaticSpaceApp:
         key = (space.repo_id, revision)
@@ -200,7 +209,8 @@ class RuntimeRouteTable:
             return RouteTarget.to_asgi(space_id, self._static_app(space, run.static_revision), private=private)
         stage = run.stage if run is not None else "STOPPED"
         reason = "This Space is paused by its owner." if stage == "PAUSED" else f"This Space could not start ({stage})."
-        return RouteTarget.to_asgi(space_id, _Page(503, reason), private=private)
+        known = next((s for s in self.by_host.values() if s.repo_id == space_id), None)
+        return RouteTarget.to_asgi(space_id, self._page(reason, known), private=private)
 
     async def authorize(self, space_id: str, headers: Mapping[str, str]) -> bool:
         token = request_token(headers)
