@@ -199,18 +199,17 @@ class RuntimeRouteTable:
         self.rec.touch(space_id)
 
     async def wake(self, space_id: str) -> RouteTarget:
-        private = next((s.private for s in self.by_host.values() if s.repo_id == space_id), False)
+        space = next((s for s in self.by_host.values() if s.repo_id == space_id), None)
+        private = space.private if space is not None else False
         ep = await self.rec.wake(space_id, timeout=self.ctx.settings.proxy.wake_timeout)
         if ep is not None:
             return RouteTarget.to_upstream(space_id, ep.host, ep.port, private=private)
         run = self.rec.runs.get(space_id)
-        if run is not None and run.static_revision is not None and run.serving is None:
-            space = next(s for s in self.by_host.values() if s.repo_id == space_id)
+        if space is not None and run is not None and run.static_revision is not None and run.serving is None:
             return RouteTarget.to_asgi(space_id, self._static_app(space, run.static_revision), private=private)
         stage = run.stage if run is not None else "STOPPED"
         reason = "This Space is paused by its owner." if stage == "PAUSED" else f"This Space could not start ({stage})."
-        known = next((s for s in self.by_host.values() if s.repo_id == space_id), None)
-        return RouteTarget.to_asgi(space_id, self._page(reason, known), private=private)
+        return RouteTarget.to_asgi(space_id, self._page(reason, space), private=private)
 
     async def authorize(self, space_id: str, headers: Mapping[str, str]) -> bool:
         token = request_token(headers)

@@ -13,7 +13,8 @@ Concurrency: one pass at a time per Space (a lock; kicks during a pass coalesce 
 backend calls run in worker threads; probes are asyncio tasks.
 
 Time: every decision reads ``RuntimeDeps.clock`` and every timer runs on it (a plan's ``requeue_after``, a temporary
-error's retry, the periodic sweep, the crash monitor), so tests move a ``ManualClock``. What is not decided here:
+error's retry, each Space's sleep timer, the resync, the memory watch, the meter, the crash monitor), so tests move a
+``ManualClock``. What is not decided here:
 plan() (runtime/plan.py) decides each Space's actions, and which sleepers to stop for memory or for accelerators
 and what a visit does at once; this module gathers their inputs, carries out their answers and records what happens.
 """
@@ -360,9 +361,7 @@ class Reconciler:
             if available is None or available >= self.min_available:
                 return
             candidates = [r for r in self._residents() if r.space_id not in stopped]
-            if not any(r.frozen for r in candidates):
-                return
-            evict = relieve_memory(candidates, available, self.min_available)
+            evict = relieve_memory(candidates, available, self.min_available)  # None: no frozen one left
             if evict is None:
                 return
             stopped.add(evict.space_id)
@@ -579,10 +578,20 @@ class Reconciler:
     ) -> None:
         serving = run.serving
         enforced = run.limits.get(serving) if serving else None
-        static_hardware = state.hardware if stage is Stage.RUNNING and state.desired.static else None
-        key = (stage, error, detail, state.change_seq, serving, run.revisions.get(serving) if serving else None,
-               run.hardware.get(serving) if serving else None, run.devices.get(serving, ()) if serving else (),
-               static_hardware, enforced, state.limits_note)  # fmt: skip
+        hardware = run.hardware.get(serving) if serving else None
+        if stage is Stage.RUNNING and state.desired.static:
+            hardware = state.hardware  # served by SpaceHub itself, on the flavor it asks for
+        values = {  # the row's columns as this pass sees them
+            "stage": stage.value,
+            "error_message": error or None,
+            "detail": detail,
+            "serving_release": serving,
+            "serving_revision": run.revisions.get(serving) if serving else None,
+            "current_hardware": hardware,
+            "devices": (",".join(run.devices.get(serving, ())) or None) if serving else None,
+            "limits": "; ".join(x for x in (enforced, state.limits_note) if x)[:256] or None,
+        }
+        key = (tuple(values.values()), state.change_seq)
         if key == run.saved:  # what the last pass wrote (the row is the reconciler's alone): nothing to read or write
             return
         with self.d.db.transaction() as s:
@@ -591,15 +600,9 @@ class Reconciler:
             if row is None:
                 row = SpaceStatus(repo_id=space_id, stage=stage.value)
                 s.add(row)
-            row.stage, row.error_message, row.detail = stage.value, (error or None), detail
+            for column, value in values.items():
+                setattr(row, column, value)
             row.seen_change = max(row.seen_change or 0, state.change_seq)  # the changes this pass acted on
-            row.serving_release = serving
-            row.serving_revision = run.revisions.get(serving) if serving else None
-            row.current_hardware = run.hardware.get(serving) if serving else None
-            row.devices = (",".join(run.devices.get(serving, ())) or None) if serving else None
-            if stage is Stage.RUNNING and state.desired.static:
-                row.current_hardware = state.hardware
-            row.limits = "; ".join(x for x in (enforced, state.limits_note) if x)[:256] or None
             if s.is_modified(row) or row.updated_at is None:  # a pass that changed nothing writes nothing
                 row.updated_at = utcnow()
             after = {"stage": row.stage, "hardware": row.current_hardware}
