@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from spacehub.runtime import sandbox
+from tests.bench import UNAVAILABLE
 
 ROOT = Path(__file__).resolve().parents[2]
-try:
-    sandbox.check(sandbox.host_uid("check"))
-    UNAVAILABLE = None if shutil.which("slirp4netns") else "slirp4netns is not installed"
-except sandbox.SandboxUnavailable as e:  # pragma: no cover - the CI machine has bubblewrap
-    UNAVAILABLE = str(e)
 
 
 @pytest.mark.slow
