@@ -359,6 +359,13 @@ def list_deliveries(s: Session, p: Principal, webhook_id: str) -> list[dict[str,
     return [delivery_json(d) for d in rows]
 
 
+def _pending(w: Webhook, event_id: str, scope: str, action: str, payload: str, now: dt.datetime) -> WebhookDelivery:
+    """A delivery of ``payload`` (JSON text) to ``w``, due now, not tried yet."""
+    return WebhookDelivery(webhook_id=w.id, event_id=event_id, scope=scope, action=action, payload=payload,
+                           state="pending", attempts=0, next_attempt_at=now, log="[]", created_at=now,
+                           updated_at=now)  # fmt: skip
+
+
 def replay_delivery(ctx: HubContext, s: Session, p: Principal, webhook_id: str, delivery_id: str) -> dict[str, Any]:
     """``POST /api/settings/webhooks/{id}/deliveries/{n}/replay``: the same payload again, as a new delivery to the
     webhook's URL and secret as they are now (the Hub's "Replay"). Raises: Unauthorized, Forbidden, NotFound."""
@@ -367,19 +374,7 @@ def replay_delivery(ctx: HubContext, s: Session, p: Principal, webhook_id: str, 
     if old is None or old.webhook_id != w.id:
         raise NotFound(f"Delivery {delivery_id!r} of webhook {webhook_id!r} not found")
     now = utcnow()
-    new = WebhookDelivery(
-        webhook_id=w.id,
-        event_id=old.event_id,
-        scope=old.scope,
-        action=old.action,
-        payload=old.payload,
-        state="pending",
-        attempts=0,
-        next_attempt_at=now,
-        log="[]",
-        created_at=now,
-        updated_at=now,
-    )
+    new = _pending(w, old.event_id, old.scope, old.action, old.payload, now)
     s.add(new)
     s.flush()
     if ctx.webhook_sender is not None:
@@ -486,21 +481,7 @@ def emit(ctx: HubContext, s: Session, repo: Repo, scope: str, action: str, **ext
     event_id, now = secrets.token_hex(12), utcnow()
     for w in targets:
         payload = {**body, "webhook": {"id": w.id, "version": VERSION}}
-        s.add(
-            WebhookDelivery(
-                webhook_id=w.id,
-                event_id=event_id,
-                scope=scope,
-                action=action,
-                payload=json.dumps(payload),
-                state="pending",
-                attempts=0,
-                next_attempt_at=now,
-                log="[]",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        s.add(_pending(w, event_id, scope, action, json.dumps(payload), now))
     s.flush()
     sender = ctx.webhook_sender
     if sender is not None:

@@ -288,14 +288,7 @@ def container(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
         "env": _env(r),
         "resources": resources(r.flavor),
         "readinessProbe": _probe(r),
-        "securityContext": {
-            "runAsUser": APP_UID,
-            "runAsGroup": APP_UID,
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": _held_in(),
     }
     if r.command:
         c["command"] = list(r.command)
