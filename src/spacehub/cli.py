@@ -52,29 +52,24 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000)")] = None,
     data_dir: DataDir = None,
+    workers: Annotated[
+        int | None, typer.Option(help="HTTP worker processes beside the runtime's controller (default 1: one process)")
+    ] = None,
+    worker_fd: Annotated[int | None, typer.Option(hidden=True, help="(internal) serve as an HTTP worker")] = None,
 ) -> None:
     """Start the server with embedded defaults (SQLite and local folders under the data dir)."""
-    import uvicorn
-
-    from spacehub.limits import HeadLimitedHttpToolsProtocol, RequestLimits
-    from spacehub.proxy.dispatch import listen_address
-    from spacehub.wiring import DateHeader, build_server
+    from spacehub.serving import serve as run
 
     settings = _settings(data_dir, host=host, port=port)
-    application = DateHeader(RequestLimits(build_server(settings)))
-    bind_host, bind_port = listen_address(settings)
-    typer.echo(f"SpaceHub on http://{settings.server.host}:{settings.server.port} (data: {settings.data_dir})")
-    uvicorn.run(
-        application,
-        host=bind_host,
-        port=bind_port,
-        log_level="info",
-        access_log=settings.server.access_log,
-        proxy_headers=False,
-        timeout_keep_alive=30,
-        date_header=False,  # DateHeader sets an exact one
-        http=HeadLimitedHttpToolsProtocol,  # httptools with a bound on request heads (limits.py)
-    )
+    if workers is not None:
+        settings.server.workers = workers
+    if worker_fd is None:
+        typer.echo(f"SpaceHub on http://{settings.server.host}:{settings.server.port} (data: {settings.data_dir})")
+    try:
+        run(settings, worker_fd)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 @users.command("create")

@@ -25,6 +25,14 @@ class ServerSettings(BaseModel):
     list_page_size: int = Field(
         default=1000, ge=1, description="Repos per page of list_models/list_datasets/list_spaces (Link: rel=next)."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="HTTP worker processes. 1: one process serves HTTP and runs the runtime. Above 1: a controller "
+        "process runs the runtime and that many workers serve the Hub, git and the Space proxy on the one port "
+        "(embedded proxy only; the runtime's backend must not be 'none').",
+    )
 
 
 class DatabaseSettings(BaseModel):

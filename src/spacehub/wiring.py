@@ -211,6 +211,22 @@ def build_app(settings: Settings) -> FastAPI:
 def attach_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, RuntimeRouteTable, Any]:
     """The reconciler, the route table and the storage monitor over ``ctx``: ``ctx.runtime`` becomes their front
     door, Space events reach the reconciler, and the answered lifespan starts and stops them with the app."""
+    rec, front, run_runtime = make_runtime(ctx, scheduler)
+    routes = RuntimeRouteTable(ctx, front)
+    serve_routes = route_table(ctx, routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with run_runtime(app), serve_routes(app):
+            yield
+
+    return rec, routes, lifespan
+
+
+def make_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, FrontDoor, Any]:
+    """The reconciler and the storage monitor over ``ctx``, behind the front door that becomes ``ctx.runtime``;
+    Space events reach it; the answered lifespan takes the runtime's lease and starts them (and the webhook sender),
+    and stops them."""
     settings = ctx.settings
     port = settings.server.port
     domain = settings.runtime.spaces_domain
@@ -231,49 +247,135 @@ def attach_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, R
             status_listener=webhooks.space_status_listener(ctx),
         )
     )
-    routes = RuntimeRouteTable(ctx, rec)
     monitor = None
     if settings.runtime.backend == "local":  # storage usage is measured where the data lives
         from spacehub.runtime.backends.storage_monitor import StorageMonitor
 
         monitor = StorageMonitor(settings, ctx.db, rec.kick_threadsafe)
-    ctx.runtime = FrontDoor(rec, monitor.check_soon if monitor is not None else None)
-
-    # The host index is rebuilt when a Space's creation, deletion, move or change of visibility commits, in the
-    # committing thread: the API call returns only after the proxy knows (no timer, no event delay).
-    routes.watch(ctx.db)
-
-    def on_event(event: RepoEvent) -> None:  # delivered once the change has committed (`Events.publish`)
-        if event.repo_type == "space":
-            rec.kick_threadsafe(event.repo_id)
-
-    ctx.events.subscribe(on_event)
-
+    front = FrontDoor(rec, monitor.check_soon if monitor is not None else None)
+    ctx.runtime = front
+    _tell_runtime(ctx)
     lease = Lease(ctx.db, "runtime", holder_id(), settings.runtime.lease_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        routes.loop = asyncio.get_running_loop()
         await _lead(lease)  # one controller at a time: a second process waits here, before it serves anything
         keeper = asyncio.ensure_future(_keep(lease))
         if ctx.webhook_sender is not None:
             ctx.webhook_sender.start()  # deliveries left by an earlier run go out now (by the one controller)
-        await _refresh_now(routes)
         await rec.start()
         if monitor is not None:
             await monitor.start()  # after the reconciler: it stops Spaces through it
-        refresher = asyncio.ensure_future(_refresh_forever(routes, ROUTES_REFRESH))
         try:
             yield
         finally:
-            refresher.cancel()
             if monitor is not None:
                 await monitor.stop()
             await rec.stop()
             keeper.cancel()
             await asyncio.to_thread(lease.release)  # the next controller need not wait for the term to end
 
-    return rec, routes, lifespan
+    return rec, front, lifespan
+
+
+def _tell_runtime(ctx: HubContext) -> None:
+    """Space events (delivered once the change has committed, `Events.publish`) reach ``ctx.runtime``."""
+
+    def on_event(event: RepoEvent) -> None:
+        if event.repo_type == "space":
+            ctx.runtime.space_changed(event.repo_id)
+
+    ctx.events.subscribe(on_event)
+
+
+def route_table(ctx: HubContext, routes: RuntimeRouteTable) -> Any:
+    """The lifespan of the proxy's host index: read at start, then again on ``ROUTES_REFRESH``; in between, the
+    index is rebuilt when a Space's creation, deletion, move or change of visibility commits, in the committing
+    thread: the API call returns only after the proxy knows (no timer, no event delay)."""
+    routes.watch(ctx.db)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        routes.loop = asyncio.get_running_loop()
+        await _refresh_now(routes)
+        refresher = asyncio.ensure_future(_refresh_forever(routes, ROUTES_REFRESH))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+
+    return lifespan
+
+
+# ---- HTTP workers and one controller (``server.workers`` above 1) ------------------------------------------------
+def control_socket(settings: Settings) -> Path:
+    return settings.data_dir / "run" / "control.sock"
+
+
+def build_controller(settings: Settings, workers: Any) -> ASGIApp:
+    """The controller of a server with HTTP workers: the runtime (under its lease) and its channel (`control_app`,
+    served on `control_socket`). ``workers`` is the lifespan of the worker processes: entered once the runtime
+    runs, left before it stops. With ``runtime.backend = "none"`` it runs the webhook sender only."""
+    from spacehub.runtime.control import RouteFeed, control_app
+
+    if settings.proxy.mode != "embedded":
+        raise ValueError("server.workers above 1 needs the embedded proxy (proxy.mode = 'embedded')")
+    scheduler = make_scheduler(settings)
+    ctx = hub_context(settings, scheduler)
+    front, run_runtime = None, None
+    if settings.runtime.backend != "none":
+        _, front, run_runtime = make_runtime(ctx, scheduler)
+    feed = RouteFeed(front)
+    if front is not None:
+        front.reconciler.state_listeners.append(feed.publish)
+    sender = ctx.webhook_sender
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if run_runtime is not None:
+                await stack.enter_async_context(run_runtime(app))
+            elif sender is not None:
+                sender.start()
+            feed.load()
+            await stack.enter_async_context(workers(app))
+            yield
+
+    return control_app(front, feed, sender.wake if sender is not None else None, lifespan)
+
+
+def build_worker(settings: Settings) -> ASGIApp:
+    """One HTTP worker: the Hub app and the Space proxy, over the controller's channel (`ControllerClient`)."""
+    from spacehub.proxy.dispatch import space_server
+    from spacehub.proxy.routes import StaticRouteTable
+    from spacehub.proxy.space_routes import SharedGeneration
+    from spacehub.runtime.control import ControllerClient
+
+    ctx = hub_context(settings)
+    client = ControllerClient(control_socket(settings), settings.data_dir / "spaces")
+    ctx.webhook_sender = webhooks.WebhookSender(ctx.db, settings, ctx.secrets, forward=client.webhooks_due)
+    routes: Any = StaticRouteTable()
+    serve_routes = None
+    if settings.runtime.backend != "none":
+        ctx.runtime = client
+        _tell_runtime(ctx)
+        routes = RuntimeRouteTable(ctx, client, SharedGeneration(settings.data_dir / "run" / "hosts.gen"))
+        serve_routes = route_table(ctx, routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        await client.start()
+        with contextlib.suppress(TimeoutError):  # served before: a Space not mirrored yet is woken through it
+            await asyncio.wait_for(client.synced.wait(), 10.0)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if serve_routes is not None:
+                    await stack.enter_async_context(serve_routes(app))
+                yield
+        finally:
+            await client.stop()
+
+    return space_server(create_app(ctx, lifespan), settings, routes)
 
 
 async def _lead(lease: Lease) -> None:

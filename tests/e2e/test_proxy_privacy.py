@@ -1,5 +1,6 @@
 """The proxy and the Space sandbox's privacy, with a live ``spacehub serve`` (the local runtime, a real app) and the
-real ``huggingface_hub`` client, in both proxy modes (embedded, and nginx in front):
+real ``huggingface_hub`` client, in both proxy modes (embedded, and nginx in front) and with the embedded proxy in
+several HTTP worker processes (``server.workers``):
 
 - a visitor's hub token (``Authorization: Bearer hf_…``, the ``spacehub_token`` cookie) never reaches the app, on a
   public or a private Space, over HTTP and WebSocket; other cookies and the app's own ``Authorization`` do;
@@ -71,11 +72,13 @@ ThreadingHTTPServer(ADDRESS, Handler).serve_forever()
 COOKIES = "theme=dark; spacehub_token={token}; lang=fr"
 
 
-@pytest.fixture(scope="module", params=["embedded", "nginx"])
+@pytest.fixture(scope="module", params=["embedded", "nginx", "workers"])
 def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, uv_cache: Path) -> Iterator[Hub]:
     extra = {}
     if request.param == "nginx":
         extra = {"SPACEHUB_PROXY__MODE": "nginx", "SPACEHUB_PROXY__NGINX_BACKEND_PORT": str(free_port())}
+    if request.param == "workers":  # the embedded proxy in each of 3 HTTP worker processes (test_workers.py)
+        extra = {"SPACEHUB_SERVER__WORKERS": "3"}
     server = start_server(
         tmp_path_factory.mktemp(f"privacy-{request.param}") / "data", env=runtime_env(uv_cache, **extra)
     )

@@ -1,11 +1,14 @@
-"""`RuntimeRouteTable`: the proxy's `RouteTable` backed by the reconciler (where each Space's traffic goes now).
+"""`RuntimeRouteTable`: the proxy's `RouteTable` backed by the runtime (where each Space's traffic goes now: the
+`runtime.front.Runs` of this process's reconciler, or of the controller that HTTP workers reach).
 
 Host → Space is an in-memory index (subdomain → repo id, private flag); `lookup` is two dict reads. The index is
 rebuilt from the database in the thread that commits a change to it, before that transaction's API call returns:
 `watch(db)` listens to the ORM's flushes for a Space repo that is created, deleted, moved/renamed or changes
 visibility, and rebuilds once the transaction has committed. So once `update_repo_settings(private=True)` has
 returned, no anonymous request gets the Space (and nginx's direct path to it is closed, `sync_listeners`). A timer
-rebuilds it too, for changes made by other processes. Rebuilds are ordered: a rebuild that read the database before
+rebuilds it too, for changes made by other processes; HTTP workers of one server share a generation counter
+(`SharedGeneration`) so that a change committed by one is in every worker's index before its call returns. Rebuilds
+are ordered: a rebuild that read the database before
 a newer one was installed is dropped, so a slow timer rebuild never puts back an older visibility.
 
 Private Spaces are authorized with the caller's token (header or web-login cookie), cached for a few seconds per
@@ -15,12 +18,17 @@ Private Spaces are authorized with the caller's token (header or web-login cooki
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
 import logging
+import mmap
+import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, inspect, select
@@ -31,8 +39,8 @@ from spacehub.errors import HubError
 from spacehub.proxy import pages
 from spacehub.proxy.routes import RouteTarget, request_token
 from spacehub.proxy.static_space import StaticSpaceApp
-from spacehub.runtime.reconciler import Reconciler
-from spacehub.runtime.types import InstanceState, Stage
+from spacehub.runtime.front import Runs
+from spacehub.runtime.types import Stage
 from spacehub.services import accounts, space_grants
 from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
@@ -69,9 +77,43 @@ class _Page:
         await pages.unavailable(scope, send, self.reason, link)
 
 
+class SharedGeneration:
+    """A counter that HTTP workers on one machine share in a small mapped file: a worker that committed a change to
+    the host index bumps it before its API call returns; every worker compares it with the generation its own index
+    holds before it routes a request (a read of 8 bytes), and reads the index again when it moved. So a Space made
+    private through one worker is closed in every worker by the time the call returns, as with one process."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(self._fd).st_size < 8:
+            os.ftruncate(self._fd, 8)
+        self._map = mmap.mmap(self._fd, 8)
+
+    def value(self) -> int:
+        return int(struct.unpack_from("<Q", self._map)[0])
+
+    def bump(self) -> int:
+        """Add one (under a lock on the file, so no bump is lost); the value before."""
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            before = self.value()
+            struct.pack_into("<Q", self._map, 0, before + 1)
+            return before
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
 class RuntimeRouteTable:
-    def __init__(self, ctx: HubContext, reconciler: Reconciler) -> None:
-        self.ctx, self.rec = ctx, reconciler
+    """``shared``: with HTTP workers in several processes, the counter they bump when a commit changed the index,
+    so that each rebuilds its own before it routes another request (`SharedGeneration`)."""
+
+    def __init__(self, ctx: HubContext, runs: Runs, shared: SharedGeneration | None = None) -> None:
+        self.ctx, self.runs, self.shared = ctx, runs, shared
         self.by_host: dict[str, _Space] = {}
         self.suffix = "." + ctx.settings.runtime.spaces_domain.strip(".").lower()
         self._static: dict[tuple[str, str], StaticSpaceApp] = {}
@@ -83,6 +125,7 @@ class RuntimeRouteTable:
         self._lock = threading.Lock()
         self._reads = itertools.count(1)
         self._installed = 0  # the read number of the index in use
+        self._seen = shared.value() if shared is not None else 0  # the shared generation the index holds
 
     def refresh(self) -> bool:
         """Rebuild the host index from the database (call from a thread); True when it changed.
@@ -155,33 +198,44 @@ class RuntimeRouteTable:
         except Exception:
             log.exception("rebuilding the Space host index failed (the timer will retry)")
             return
+        if self.shared is not None:  # the other workers rebuild theirs before their next request
+            before = self.shared.bump()
+            if before == self._seen:
+                self._seen = before + 1  # this index was current, and now holds this commit too
         loop = self.loop
         if changed and loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.notify)
 
     # ---- RouteTable ------------------------------------------------------------------------------------------
     def lookup(self, host: str) -> RouteTarget | None:
+        if self.shared is not None and self.shared.value() != self._seen:
+            self._catch_up()
         space = self.by_host.get(host)
         if space is None:
             return None
-        run = self.rec.runs.get(space.repo_id)
-        if run is None:
+        st = self.runs.state(space.repo_id)
+        if st is None:
             return RouteTarget.sleeping(space.repo_id, private=space.private)
-        if run.static_revision is not None and run.stage == Stage.RUNNING.value and run.serving is None:
-            return RouteTarget.to_asgi(space.repo_id, self._static_app(space, run.static_revision),
+        if st.static_revision is not None and st.stage == Stage.RUNNING.value:
+            return RouteTarget.to_asgi(space.repo_id, self._static_app(space, st.static_revision),
                                        private=space.private)  # fmt: skip
-        if run.serving is not None:
-            inst = run.instances.get(run.serving)
-            ep = run.endpoints.get(run.serving)
-            if inst is not None and inst.state is InstanceState.READY and ep is not None:
-                return RouteTarget.to_upstream(space.repo_id, ep.host, ep.port, private=space.private)
-        if run.stage == Stage.PAUSED.value:
+        if st.upstream is not None:
+            return RouteTarget.to_upstream(space.repo_id, *st.upstream, private=space.private)
+        if st.stage == Stage.PAUSED.value:
             return RouteTarget.to_asgi(space.repo_id, self._page("This Space is paused by its owner.", space),
                                        private=space.private)  # fmt: skip
-        if run.stage in ERROR_STAGES:
-            reason = f"This Space has an error ({run.stage}). Its owner can read the logs."
+        if st.stage in ERROR_STAGES:
+            reason = f"This Space has an error ({st.stage}). Its owner can read the logs."
             return RouteTarget.to_asgi(space.repo_id, self._page(reason, space), private=space.private)
         return RouteTarget.sleeping(space.repo_id, private=space.private)  # asleep, building or starting: wait
+
+    def _catch_up(self) -> None:
+        """Another worker committed a change to the index: read it again before routing (on the event loop: the
+        read of every Space's host, a few ms per thousand Spaces; only after such a change)."""
+        assert self.shared is not None
+        seen = self.shared.value()
+        self.refresh()
+        self._seen = seen
 
     def _page(self, reason: str, space: _Space | None) -> _Page:
         return _Page(503, reason, space.full_name if space else "", self.ctx.settings.server.public_url)
@@ -196,18 +250,17 @@ class RuntimeRouteTable:
         return app
 
     def touch(self, space_id: str) -> None:
-        self.rec.touch(space_id)
+        self.runs.touch(space_id)
 
     async def wake(self, space_id: str) -> RouteTarget:
         space = next((s for s in self.by_host.values() if s.repo_id == space_id), None)
         private = space.private if space is not None else False
-        ep = await self.rec.wake(space_id, timeout=self.ctx.settings.proxy.wake_timeout)
-        if ep is not None:
-            return RouteTarget.to_upstream(space_id, ep.host, ep.port, private=private)
-        run = self.rec.runs.get(space_id)
-        if space is not None and run is not None and run.static_revision is not None and run.serving is None:
-            return RouteTarget.to_asgi(space_id, self._static_app(space, run.static_revision), private=private)
-        stage = run.stage if run is not None else "STOPPED"
+        st = await self.runs.serve(space_id, self.ctx.settings.proxy.wake_timeout)
+        if st is not None and st.upstream is not None:
+            return RouteTarget.to_upstream(space_id, *st.upstream, private=private)
+        if space is not None and st is not None and st.static_revision is not None:
+            return RouteTarget.to_asgi(space_id, self._static_app(space, st.static_revision), private=private)
+        stage = st.stage if st is not None else "STOPPED"
         reason = "This Space is paused by its owner." if stage == "PAUSED" else f"This Space could not start ({stage})."
         return RouteTarget.to_asgi(space_id, self._page(reason, space), private=private)
 

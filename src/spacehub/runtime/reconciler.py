@@ -176,6 +176,7 @@ class Reconciler:
         self._waiting: set[str] = set()  # Spaces whose requested hardware waits for devices
         self.id_key = _id_key(deps.settings.data_dir / "runtime-id.key")  # release ids hash secret values
         self.route_listeners: list[Callable[[], None]] = []  # called (in the loop) after each pass
+        self.state_listeners: list[Callable[[str], None]] = []  # called (in the loop) with the Space after its pass
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -478,6 +479,8 @@ class Reconciler:
             gone = Desired(space_id, revision=None, build_id=None, release_id=None, deleting=True)
             for action in plan(gone, run.observed(), self.clock.time()).actions:
                 await self._apply(space_id, run, None, action)
+            for state_listener in self.state_listeners:
+                state_listener(space_id)
             return
         p = plan(state.desired, run.observed(self.scheduler.allocator.held(space_id)), self.clock.time())
         for claim in [a for a in p.actions if isinstance(a, Claim)]:
@@ -496,6 +499,8 @@ class Reconciler:
         run.changed.set()
         for listener in self.route_listeners:
             listener()
+        for state_listener in self.state_listeners:
+            state_listener(space_id)
         self._account(space_id, run, state.desired, state.release)
         if state.desired.unmet and state.requested:
             self._wake_holders_up(space_id, state.requested)

@@ -566,10 +566,13 @@ class WebhookSender:
     commit that wrote deliveries, and when an attempt ends) makes the picker look at once; otherwise it wakes when
     the next retry is due. Nothing is sent before `start` (the server calls it; admin commands that write events
     leave them for the server). Each attempt's result is written to its row: delivered, pending again with the next
-    time, or failed after ``max_attempts``."""
+    time, or failed after ``max_attempts``.
 
-    def __init__(self, db: Database, settings: Any, box: SecretBox) -> None:
-        self.db, self.box = db, box
+    In an HTTP worker (``server.workers`` above 1) the controller's sender posts: ``forward`` tells it, and this one
+    is never started."""
+
+    def __init__(self, db: Database, settings: Any, box: SecretBox, forward: Callable[[], None] | None = None) -> None:
+        self.db, self.box, self.forward = db, box, forward
         self.cfg = settings.webhooks
         self._wake = threading.Event()
         self._stop = False
@@ -586,6 +589,8 @@ class WebhookSender:
         self.wake()
 
     def wake(self) -> None:
+        if self.forward is not None:
+            self.forward()
         self._wake.set()
 
     def close(self) -> None:

@@ -1,0 +1,156 @@
+"""How ``spacehub serve`` runs: one process, or a controller with HTTP workers (``server.workers``).
+
+One process (the default) serves HTTP and runs the runtime. With ``server.workers = N`` above 1 the command starts
+the controller (`wiring.build_controller`: the runtime and its channel on a Unix socket) and, once it holds the
+runtime lease and runs, binds the public port and starts N worker processes (``spacehub serve --worker-fd FD``) that
+share that socket: the kernel hands each new connection to one of them. The controller restarts a worker that dies,
+stops them all first when it stops, and a worker stops when the controller is gone (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+
+from spacehub.config import Settings
+from spacehub.limits import HeadLimitedHttpToolsProtocol, RequestLimits
+
+log = logging.getLogger("spacehub.workers")
+RESTART_DELAY = 1.0  # seconds before a worker that died is started again
+STOP_GRACE = 20.0  # seconds workers get to finish their requests when the server stops
+CONTROLLER_PID = "SPACEHUB_CONTROLLER_PID"  # a worker's environment: the process that started it
+
+
+def http_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the public HTTP side (in one process or in each worker)."""
+    return {
+        "log_level": "info",
+        "access_log": settings.server.access_log,
+        "proxy_headers": False,
+        "timeout_keep_alive": 30,
+        "date_header": False,  # DateHeader sets an exact one
+        "http": HeadLimitedHttpToolsProtocol,  # httptools with a bound on request heads (limits.py)
+    }
+
+
+def serve(settings: Settings, worker_fd: int | None = None) -> None:
+    """Run the server of ``settings`` until it is stopped (SIGTERM, SIGINT)."""
+    from spacehub.proxy.dispatch import listen_address
+    from spacehub.wiring import DateHeader, build_controller, build_server, build_worker, control_socket
+
+    if worker_fd is not None:
+        _die_with_parent()
+        app = DateHeader(RequestLimits(build_worker(settings)))
+        uvicorn.run(app, fd=worker_fd, **http_options(settings))
+        return
+    if settings.server.workers <= 1:
+        bind_host, bind_port = listen_address(settings)
+        uvicorn.run(DateHeader(RequestLimits(build_server(settings))), host=bind_host, port=bind_port,
+                    **http_options(settings))  # fmt: skip
+        return
+    path = control_socket(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    pool = WorkerPool(settings)
+    # Its stop does not wait for the workers' route polls (FEED_WAIT) to answer: the workers stop right after.
+    uvicorn.run(build_controller(settings, pool.lifespan), uds=str(path), log_level="info", access_log=False,
+                timeout_graceful_shutdown=1)  # fmt: skip
+
+
+class WorkerPool:
+    """The HTTP worker processes of one controller, on one listening socket."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.procs: list[subprocess.Popen[bytes] | None] = []
+        self.sock: socket.socket | None = None
+        self._stopping = False
+
+    def command(self, fd: int) -> list[str]:
+        s = self.settings
+        return [sys.executable, "-m", "spacehub", "serve", "--worker-fd", str(fd), "--data-dir", str(s.data_dir),
+                "--host", s.server.host, "--port", str(s.server.port)]  # fmt: skip
+
+    def bind(self) -> socket.socket:
+        host, port = self.settings.server.host, self.settings.server.port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        return sock
+
+    def spawn(self, index: int) -> subprocess.Popen[bytes]:
+        assert self.sock is not None
+        fd = self.sock.fileno()
+        env = {**os.environ, CONTROLLER_PID: str(os.getpid())}
+        proc = subprocess.Popen(self.command(fd), pass_fds=(fd,), env=env)
+        log.info("HTTP worker %d started (pid %d)", index, proc.pid)
+        return proc
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _: Any) -> AsyncIterator[None]:
+        self.sock = self.bind()
+        self.procs = [self.spawn(i) for i in range(self.settings.server.workers)]
+        print(f"SpaceHub on http://{self.settings.server.host}:{self.settings.server.port} with "
+              f"{len(self.procs)} HTTP workers", flush=True)  # fmt: skip
+        watcher = asyncio.ensure_future(self._watch())
+        try:
+            yield
+        finally:
+            self._stopping = True
+            watcher.cancel()
+            await asyncio.to_thread(self.stop)
+
+    async def _watch(self) -> None:
+        """Start again a worker that died (after `RESTART_DELAY`)."""
+        while not self._stopping:
+            await asyncio.sleep(RESTART_DELAY)
+            for i, proc in enumerate(self.procs):
+                if proc is not None and proc.poll() is not None and not self._stopping:
+                    log.warning("HTTP worker %d (pid %d) exited with %s: starting it again", i, proc.pid,
+                                proc.returncode)  # fmt: skip
+                    self.procs[i] = self.spawn(i)
+
+    def stop(self) -> None:
+        """SIGTERM to every worker (uvicorn finishes the requests under way), SIGKILL after `STOP_GRACE`."""
+        live = [p for p in self.procs if p is not None and p.poll() is None]
+        for p in live:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for p in live:
+            try:
+                p.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if self.sock is not None:
+            self.sock.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: this worker gets SIGTERM when the controller that started it dies (a SIGKILL of the controller
+    leaves no worker serving without a runtime)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    parent = os.environ.get(CONTROLLER_PID, "")
+    if parent.isdigit() and os.getppid() != int(parent):  # it died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
