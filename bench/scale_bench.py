@@ -117,8 +117,9 @@ def idle(srv: HubServer, seconds: float) -> dict[str, float]:
     cpu0, t0 = hub_cpu(srv.pid), time.monotonic()
     time.sleep(seconds)
     cpu, wall = hub_cpu(srv.pid) - cpu0, time.monotonic() - t0
-    return {"cpu_pct": 100 * cpu / wall, "cpu_s_per_min": 60 * cpu / wall, "rss_mb": (proc_status_kb(srv.pid, "VmRSS")
-            or 0) / 1024, "seconds": wall, "load": (la0 + os.getloadavg()[0]) / 2}  # fmt: skip
+    rss = sum(proc_status_kb(pid, "VmRSS") or 0 for pid in [srv.pid, *descendants(srv.pid)])  # HTTP workers too
+    return {"cpu_pct": 100 * cpu / wall, "cpu_s_per_min": 60 * cpu / wall, "rss_mb": rss / 1024, "seconds": wall,
+            "load": (la0 + os.getloadavg()[0]) / 2}  # fmt: skip
 
 
 def restart_to_new_process(api: HfApi, srv: HubServer, space: str, host: str, timeout: float) -> float:
@@ -179,6 +180,7 @@ def tenth(times: list[tuple[float, float]], last: bool) -> tuple[float, float]:
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"args": vars(args), "load_start": load(), "cpus": os.cpu_count()}
     env = {"SPACEHUB_RUNTIME__RECONCILE_INTERVAL": str(args.reconcile_interval)} if args.reconcile_interval else {}
+    env["SPACEHUB_SERVER__WORKERS"] = str(args.workers)
     with start_server(tmp / "data", env) as srv:
         token = srv.user("alice")
         api = HfApi(endpoint=srv.url, token=token)
@@ -321,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reconcile-interval", type=float, default=None, help="runtime.reconcile_interval (default: the "
                     "server's)")  # fmt: skip
     ap.add_argument("--timeout", type=float, default=300, help="seconds a Space may take to serve (default 300)")
+    ap.add_argument("--workers", type=int, default=1, help="server.workers: HTTP worker processes (default 1: one "
+                    "process; above 1, a controller beside them)")
     ap.add_argument("--json", type=Path, help="also write every figure as JSON")
     ap.add_argument("--workdir", type=Path, help="where the temporary folder goes (default: system temp)")
     ap.add_argument("--keep", action="store_true", help="keep that folder (the server log is in it)")

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, RepoNotFound, Unauthorized
@@ -150,6 +150,13 @@ def _check_length(what: str, value: str | None, column: Any) -> None:
         raise BadRequest(f"The {what} is too long: {len(value)} characters, at most {limit}")
 
 
+_TOKEN_BY_HASH = select(Token).options(joinedload(Token.user)).where(Token.token_hash == bindparam("token_hash"))
+_MEMBERSHIPS_OF = (
+    select(Membership).options(joinedload(Membership.org)).where(Membership.user_id == bindparam("user_id"))
+)
+_ROLES_OF = select(Membership.org_id, Membership.role).where(Membership.user_id == bindparam("user_id"))
+
+
 def authenticate(s: Session, token: str | None) -> Principal:
     """The principal behind a bearer token; anonymous when there is none.
 
@@ -158,7 +165,7 @@ def authenticate(s: Session, token: str | None) -> Principal:
     if not token:
         return ANONYMOUS
     token_hash = hash_token(token)
-    row = s.scalar(select(Token).options(joinedload(Token.user)).where(Token.token_hash == token_hash))
+    row = s.scalar(_TOKEN_BY_HASH, {"token_hash": token_hash})
     now = utcnow()
     if row is None or (row.expires_at is not None and row.expires_at <= now):
         raise Unauthorized(INVALID_CREDENTIALS)
@@ -197,7 +204,7 @@ def _token_row(s: Session, token: str) -> Token | None:
 
 def principal_of(s: Session, user: Account, token_role: str) -> Principal:
     """``user`` acting with a token of ``token_role`` (their org roles read now)."""
-    roles = {m.org_id: m.role for m in s.scalars(select(Membership).where(Membership.user_id == user.id))}
+    roles = {org_id: role for org_id, role in s.execute(_ROLES_OF, {"user_id": user.id})}
     return Principal(user.id, user.name, token_role, user.is_admin, roles)
 
 
@@ -209,7 +216,7 @@ def whoami(s: Session, p: Principal, token: str, base_url: str = "") -> dict[str
     assert user is not None
     tok = _token_row(s, token)
     orgs = []
-    for m in s.scalars(select(Membership).options(joinedload(Membership.org)).where(Membership.user_id == user.id)):
+    for m in s.scalars(_MEMBERSHIPS_OF, {"user_id": user.id}):
         orgs.append(
             {
                 "type": "org",

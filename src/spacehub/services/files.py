@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,7 +112,36 @@ def paths_info(ctx: HubContext, repo: Repo, sha: str, paths: Iterable[str], expa
     return items
 
 
+_BY_COMMIT_MAX = 1024  # (repo, commit) entries kept by `_by_commit`
+_kept: OrderedDict[tuple[str, str, str, str], Any] = OrderedDict()
+_kept_lock = threading.Lock()
+
+
+def _by_commit(ctx: HubContext, kind: str, repo: Repo, sha: str, read: Callable[[], Any]) -> Any:
+    """What ``read`` answers of a commit, kept (least recently used out): a commit never changes, so the file names
+    and the card of the commit an info read shows are worked out once, not on every `space_info`."""
+    key = (str(ctx.git.root), kind, repo.id, sha)
+    with _kept_lock:
+        if key in _kept:
+            _kept.move_to_end(key)
+            return _kept[key]
+    value = read()
+    with _kept_lock:
+        _kept[key] = value
+        while len(_kept) > _BY_COMMIT_MAX:
+            _kept.popitem(last=False)
+    return value
+
+
 def siblings(ctx: HubContext, repo: Repo, sha: str, with_blobs: bool) -> list[dict[str, Any]]:
+    """The files of the commit (``rfilename``; with sizes, blob ids and LFS facts when ``with_blobs``)."""
+    if not with_blobs:  # a commit's names never change (sizes read LFS objects, which may arrive later: not kept)
+        names = _by_commit(ctx, "names", repo, sha, lambda: _siblings(ctx, repo, sha, False))
+        return [dict(item) for item in names]
+    return _siblings(ctx, repo, sha, True)
+
+
+def _siblings(ctx: HubContext, repo: Repo, sha: str, with_blobs: bool) -> list[dict[str, Any]]:
     out = []
     for e in ctx.git.list_tree(repo.id, sha, "", True):
         if e.type != "file":
@@ -125,6 +157,11 @@ def siblings(ctx: HubContext, repo: Repo, sha: str, with_blobs: bool) -> list[di
 
 
 def card_data(ctx: HubContext, repo: Repo, sha: str) -> dict[str, Any]:
+    """The README's metadata at the commit (a copy the caller may change)."""
+    return copy.deepcopy(_by_commit(ctx, "card", repo, sha, lambda: _card_data(ctx, repo, sha)))
+
+
+def _card_data(ctx: HubContext, repo: Repo, sha: str) -> dict[str, Any]:
     e = ctx.git.entry(repo.id, sha, "README.md")
     if e is None or e.type != "file" or e.size > 1024 * 1024:
         return {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, contains_eager
 
 from spacehub.errors import BadRequest, Conflict
@@ -24,14 +24,26 @@ def repo_url(base_url: str, repo_type: str, full_name: str) -> str:
     return f"{base_url.rstrip('/')}/{URL_PREFIX[repo_type]}{full_name}"
 
 
+# Built once, with bound parameters: building the expression anew cost more than running it (issue 12).
+_BY_NAME = (
+    select(Repo)
+    .join(Repo.owner)
+    .options(contains_eager(Repo.owner))  # the owner comes with it (full_name)
+    .where(
+        Repo.type == bindparam("type"),
+        func.lower(Account.name) == bindparam("ns"),
+        func.lower(Repo.name) == bindparam("name"),
+    )
+)
+
+
 def find_repo(s: Session, repo_type: str, repo_id: str) -> Repo | None:
     """The repo named ``repo_id`` in any case (``Alice/My-Model`` is ``alice/my-model``, as on the Hub; the database
     keeps two repos from differing only in case), or formerly named so after a move; or None."""
     if "\x00" in repo_id or not repo_id.isascii():  # no name has either; PostgreSQL refuses NUL in text parameters
         return None
     ns, _, name = repo_id.lower().partition("/")
-    query = select(Repo).join(Repo.owner).options(contains_eager(Repo.owner))  # the owner comes with it (full_name)
-    repo = s.scalar(query.where(Repo.type == repo_type, func.lower(Account.name) == ns, func.lower(Repo.name) == name))
+    repo = s.scalar(_BY_NAME, {"type": repo_type, "ns": ns, "name": name})
     if repo is None:
         redirect = s.scalar(
             select(RepoRedirect)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest
@@ -87,13 +87,16 @@ def prefetch_rows(s: Session, repo_ids: list[str]) -> None:
         s.info.setdefault(_PREFETCHED, {}).update(found)
 
 
+_ROWS_OF = _rows_query(Repo.id == bindparam("repo_id"))  # built once (see repos._BY_NAME)
+
+
 def _rows(s: Session, repo: Repo) -> tuple[Space | None, SpaceStatus | None, SpaceStorage | None]:
     """The Space's settings, status and storage rows (None where it has none), in one statement (or read ahead by
     `prefetch_rows`)."""
     ahead = s.info.get(_PREFETCHED)
     if ahead and repo.id in ahead:
         return ahead.pop(repo.id)  # type: ignore[no-any-return]
-    row = s.execute(_rows_query(Repo.id == repo.id)).one()
+    row = s.execute(_ROWS_OF, {"repo_id": repo.id}).one()
     return row[1], row[2], row[3]
 
 
