@@ -146,7 +146,9 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
         msg = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
         return error_response(BadRequest(f"Invalid request: {msg}"), getattr(request.state, "request_id", ""))
 
-    hub_routers = (storage, hardware, space_settings, repos, users, info, commits, discussions, likes, webhooks, spaces)
+    # spaces first: its paths are all specific (/api/spaces/{ns}/{name}/runtime…), and FastAPI tries routes in order,
+    # so the most polled read (wait_for_space) is matched first rather than after ~70 others
+    hub_routers = (spaces, storage, hardware, space_settings, repos, users, info, commits, discussions, likes, webhooks)
     for module in (*hub_routers, git_routes):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
