@@ -323,8 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reconcile-interval", type=float, default=None, help="runtime.reconcile_interval (default: the "
                     "server's)")  # fmt: skip
     ap.add_argument("--timeout", type=float, default=300, help="seconds a Space may take to serve (default 300)")
-    ap.add_argument("--workers", type=int, default=1, help="server.workers: HTTP worker processes (default 1: one "
-                    "process; above 1, a controller beside them)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server.workers: HTTP worker processes (default 1: one process; above 1, a controller beside them)",
+    )
     ap.add_argument("--json", type=Path, help="also write every figure as JSON")
     ap.add_argument("--workdir", type=Path, help="where the temporary folder goes (default: system temp)")
     ap.add_argument("--keep", action="store_true", help="keep that folder (the server log is in it)")
