@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 from huggingface_hub import HfApi
 
+from spacehub.web.look import SITE_CSS
 from tests.conftest import Server
 from tests.ui.conftest import Web
 
@@ -99,4 +100,9 @@ def test_the_wide_model_route_leaves_the_hub_alone(server: Server, web: Web, car
     r = httpx.get(f"{server.url}/api/whoami-v2", headers={"authorization": f"Bearer {server.tokens[carol]}"})
     assert r.status_code == 200 and r.json()["name"] == carol
     assert web.get("/static/highlight.css").status_code == 200
+    site = web.get("/static/site.css")  # the look shared with the proxy's pages (spacehub/web/static), linked first
+    assert site.status_code == 200 and site.text == SITE_CSS
+    assert '<link rel="stylesheet" href="/static/site.css">\n<link rel="stylesheet" href="/static/app.css">' in (
+        web.get("/spaces").text
+    )
     assert web.get("/nobody-here/nothing").status_code == 404
