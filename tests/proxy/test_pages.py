@@ -72,7 +72,7 @@ def test_each_page_wears_the_sites_look_and_says_what_happens_next(
     assert f"<style>{SITE_CSS}" in body  # the Hub's own style sheet, whole
     assert not re.search(r"<link|<script|\bsrc=|@import|url\(", body)  # self-contained: nothing else to load
     assert '<header class="top"><nav aria-label="Site">' in body and "🚀 SpaceHub" in body  # the site's header bar
-    spinner = '<span class="spinner" aria-hidden="true"></span> ' if reloads else ""
+    spinner = '<span class="spinner" aria-hidden="true"></span>' if reloads else ""
     assert f"<h1>{spinner}{html.escape(title)}</h1>" in body
     nxt = re.search(r'<div class="next"><h2>What happens next</h2><p>(.*?)</p></div>', body)
     assert nxt and next_words in nxt.group(1)

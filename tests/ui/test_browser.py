@@ -325,3 +325,82 @@ def test_a_private_space_renders_for_its_owner_only(browser: Any, hub: Server, t
     r = anonymous.goto(f"{hub.url}/spaces/carol/hidden")
     assert r is not None and r.status == 404
     scan([owner.content(), other.content()], SECRET)
+
+
+SLOW_START = ENV_APP.replace(
+    "value = os.environ", "import time\ntime.sleep(int(os.environ.get('START_DELAY', '15')))\nvalue = os.environ", 1
+)
+
+
+def look(page: Any, selector: str) -> dict[str, str]:
+    """What the site's style sheet sets on ``selector``: the same values on a Hub page and a proxy page."""
+    return dict(page.locator(selector).first.evaluate(
+        """el => { const s = getComputedStyle(el);
+            return {font: s.fontFamily, size: s.fontSize, weight: s.fontWeight, color: s.color,
+                    background: s.backgroundColor, border: s.borderBottomColor}; }"""
+    ))  # fmt: skip
+
+
+def test_the_proxys_waking_paused_and_error_pages_wear_the_sites_look(
+    browser: Any, hub: Server, tmp_path: Path
+) -> None:
+    """At a Space's own address: the waking page (while the Space builds and starts) reloads itself until the app
+    answers; the paused and error pages name the stage with the Space page's badge, say what happens next and lead
+    to the Space's page on the Hub. Each is one self-contained document in the Hub's look."""
+    host = f"http://carol-slow-start.localhost:{hub.url.rsplit(':', 1)[1]}"
+    folder = tmp_path / "slow-start"
+    folder.mkdir()
+    (folder / "app.py").write_text(SLOW_START)  # answers 15 s after it starts: the waking page is seen for sure
+    (folder / "README.md").write_text("---\ntitle: Slow start\nemoji: 🐢\nsdk: gradio\napp_file: app.py\n---\n")
+    upload(hub, "carol", "carol/slow-start", folder, sdk="gradio")
+    owner = signed_in(browser, hub, "carol")  # the Space page frames the waking page while it builds and starts
+    owner.goto(f"{hub.url}/spaces/carol/slow-start")
+    owner.frame_locator("#app-frame").get_by_role("heading", name="Waking up this Space…").wait_for(timeout=60_000)
+    hub_look = {sel: look(owner, sel) for sel in ("body", "header.top", "header.top .brand", "h1")}
+    shot(owner, "space-starting")
+
+    visitor = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    requests: list[tuple[str, str]] = []
+    visitor.on("request", lambda r: requests.append((r.resource_type, r.url)))
+    r = visitor.goto(host + "/")
+    assert r is not None and r.status == 503
+    assert visitor.get_by_role("heading", level=1).inner_text() == "Waking up this Space…"
+    assert "reloads by itself every 2 seconds" in visitor.locator(".next").inner_text()
+    assert {sel: look(visitor, sel) for sel in hub_look} == hub_look  # the Hub's look, to the pixel sizes
+    shot(visitor, "proxy-waking")
+    visitor.locator("#state").wait_for(timeout=300_000)  # it reloaded itself until the app answered
+    assert visitor.locator("#state").inner_text() == "API_KEY is not set" and visitor.url == host + "/"
+    assert {kind for kind, _ in requests} == {"document"} and {url for _, url in requests} == {host + "/"}
+
+    api = HfApi(endpoint=hub.url, token=hub.tokens["carol"])
+    api.pause_space("carol/slow-start")
+    r = visitor.goto(host + "/")
+    assert r is not None and r.status == 503
+    assert visitor.get_by_role("heading", level=1).inner_text() == "This Space is paused"
+    assert "until its owner restarts it" in visitor.locator(".next").inner_text()
+    badge = visitor.locator(".space .badge")
+    assert badge.inner_text() == "paused"
+    owner.goto(f"{hub.url}/spaces/carol/slow-start")
+    owner.wait_for_function("document.getElementById('stage').dataset.stage === 'PAUSED'", timeout=60_000)
+    assert look(visitor, ".space .badge") == look(owner, "#stage")  # the Space page's own badge
+    shot(visitor, "proxy-paused")
+    visitor.get_by_role("link", name="See this Space on SpaceHub: its status and logs").click()
+    visitor.wait_for_url("**/spaces/carol/slow-start")
+    assert visitor.locator("#stage").get_attribute("data-stage") == "PAUSED"  # the Hub's page, where it says so
+
+    broken = tmp_path / "no-app"
+    broken.mkdir()
+    (broken / "main.py").write_text("print('not the app file')\n")
+    (broken / "README.md").write_text("---\ntitle: No app\nemoji: 💥\nsdk: gradio\napp_file: app.py\n---\n")
+    upload(hub, "carol", "carol/no-app", broken, sdk="gradio")
+    for _ in range(150):
+        if api.get_space_runtime("carol/no-app").stage == "NO_APP_FILE":
+            break
+        visitor.wait_for_timeout(200)
+    r = visitor.goto(host.replace("carol-slow-start", "carol-no-app") + "/")
+    assert r is not None and r.status == 503
+    assert visitor.get_by_role("heading", level=1).inner_text() == "This Space has an error"
+    assert visitor.locator(".space .badge").inner_text() == "no app file"
+    assert "logs on SpaceHub say what went wrong" in visitor.locator(".next").inner_text()
+    assert visitor.get_by_role("link", name="See this Space on SpaceHub: its status and logs").is_visible()
+    shot(visitor, "proxy-error")

@@ -34,7 +34,7 @@ _PAGE_CSS = """
 .status-page .next { background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; }
 .status-page .next h2 { font-size: 15px; margin: 0 0 4px; } .status-page .next p { margin: 0; }
 .spinner { display: inline-block; width: 18px; height: 18px; border: 3px solid var(--line);
-           border-top-color: var(--accent); border-radius: 50%; vertical-align: -3px;
+           border-top-color: var(--accent); border-radius: 50%; vertical-align: -3px; margin-right: 10px;
            animation: spin 0.9s linear infinite; }
 @keyframes spin { to { transform: rotate(360deg); } }
 @media (prefers-reduced-motion: reduce) { .spinner { animation: none; } }
@@ -71,7 +71,7 @@ def _document(
         space = f'<span class="mono">{e(name)}</span>'
     if stage:
         space += f' <span class="badge {e(stage)}">{e(stage.replace("_", " ").lower())}</span>'
-    spinner = '<span class="spinner" aria-hidden="true"></span> ' if reload_after else ""
+    spinner = '<span class="spinner" aria-hidden="true"></span>' if reload_after else ""
     parts = [
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">\n{head}'
