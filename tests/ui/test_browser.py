@@ -404,3 +404,49 @@ def test_the_proxys_waking_paused_and_error_pages_wear_the_sites_look(
     assert "logs on SpaceHub say what went wrong" in visitor.locator(".next").inner_text()
     assert visitor.get_by_role("link", name="See this Space on SpaceHub: its status and logs").is_visible()
     shot(visitor, "proxy-error")
+
+
+MODEL_CARD = """---
+license: mit
+tags: [text-classification, tiny]
+---
+# Tiny classifier
+
+A *small* model card.
+
+```python
+def predict(text):
+    return "positive"
+```
+
+| split | rows |
+|-------|------|
+| train | 1000 |
+"""
+
+
+def test_a_model_is_found_in_the_models_list_and_its_card_is_readable(browser: Any, hub: Server) -> None:
+    """The README card is dark text on the page (not the Space tiles' white-on-gradient `.card`), its code is
+    coloured by the highlighting style sheet, and the models list (from the header) leads to it."""
+    api = HfApi(endpoint=hub.url, token=hub.tokens["carol"])
+    api.create_repo("carol/tiny-clf")
+    api.upload_file(path_or_fileobj=MODEL_CARD.encode(), path_in_repo="README.md", repo_id="carol/tiny-clf")
+    page = signed_in(browser, hub, "carol")
+    page.get_by_role("link", name="Models", exact=True).click()
+    page.wait_for_url(f"{hub.url}/models")
+    page.get_by_role("link", name="carol/tiny-clf").click()
+    page.wait_for_url(f"{hub.url}/carol/tiny-clf")
+    card = page.get_by_role("article", name="Model card")
+    heading = card.get_by_role("heading", name="Tiny classifier")
+    style = "el => { const s = getComputedStyle(el); return [s.color, s.backgroundColor]; }"
+    body_colour = page.locator("body").evaluate("el => getComputedStyle(el).color")
+    assert heading.evaluate(style)[0] == body_colour == "rgb(17, 24, 39)"  # the site's text colour, on white
+    assert card.evaluate(style)[1] in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)")
+    keyword = card.locator("pre span.k", has_text="def")
+    assert keyword.evaluate("el => getComputedStyle(el).color") == "rgb(0, 128, 0)"  # Pygments' keyword green
+    assert card.get_by_role("cell", name="1000").is_visible()
+    assert [t.inner_text() for t in page.get_by_role("list", name="Tags").get_by_role("listitem").all()] == [
+        "text-classification",
+        "tiny",
+    ]
+    shot(page, "model")
