@@ -102,7 +102,13 @@ def request_hardware(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
 
 @action("sleep")
 def set_sleep_time(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
-    space_changes.set_sleep_time(ctx, who, repo_id, _field(form, "seconds", 16))
+    value = _field(form, "seconds", 16)
+    runtime = space_changes.set_sleep_time(ctx, who, repo_id, value)
+    asked = int(value.strip())  # the call accepted it: a whole number of seconds, or -1
+    kept = runtime.get("gcTimeout")
+    if kept != (None if asked < 0 else asked):  # free hardware keeps its 48 hours (as the Hub, which accepts the call)
+        hours = f"{kept // 3600} hours" if kept else "its rule"
+        return f"On free hardware the sleep time stays {hours}: upgrade the hardware to choose another"
     return "Sleep time saved"
 
 
