@@ -21,21 +21,6 @@ from tests.git_objects import ambiguous_commits, repo_store
 from tests.inprocess import InProcessHub
 
 
-@pytest.fixture(scope="module")
-def alice(hub: InProcessHub) -> str:
-    return hub.user("alice")
-
-
-@pytest.fixture(scope="module")
-def bob(hub: InProcessHub) -> str:
-    return hub.user("bob")
-
-
-@pytest.fixture
-def api(hub: InProcessHub, alice: str) -> HfApi:
-    return hub.api(alice)
-
-
 @pytest.fixture
 def repo(api: HfApi, unique: str) -> str:
     repo_id = f"alice/{unique}"
