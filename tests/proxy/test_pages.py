@@ -86,8 +86,9 @@ def test_each_page_wears_the_sites_look_and_says_what_happens_next(
 def test_a_space_status_page_names_the_space_and_links_the_hub() -> None:
     _, _, body = answer(page(503, PAUSED, "alice/demo"))
     assert '<span class="mono">alice/demo</span>' in body
-    assert f'<a href="{HUB}">See this Space on SpaceHub: its status and logs</a>' in body
-    assert '<a class="brand" href="http://localhost:8000/spaces">' in body  # the brand leads to the Hub too
+    new_tab = 'target="_blank" rel="noopener"'  # out of the Space page's sandboxed frame, which the Hub refuses
+    assert f'<a href="{HUB}" {new_tab}>See this Space on SpaceHub: its status and logs</a>' in body
+    assert f'<a class="brand" href="http://localhost:8000/spaces" {new_tab}>' in body  # the brand leads to the Hub
     _, _, body = answer(lambda sc, se: pages.waking(sc, se))
     assert "href" not in body  # the waking page knows no name: no link, no guessed address
 

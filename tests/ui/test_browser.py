@@ -384,9 +384,19 @@ def test_the_proxys_waking_paused_and_error_pages_wear_the_sites_look(
     owner.wait_for_function("document.getElementById('stage').dataset.stage === 'PAUSED'", timeout=60_000)
     assert look(visitor, ".space .badge") == look(owner, "#stage")  # the Space page's own badge
     shot(visitor, "proxy-paused")
-    visitor.get_by_role("link", name="See this Space on SpaceHub: its status and logs").click()
-    visitor.wait_for_url("**/spaces/carol/slow-start")
-    assert visitor.locator("#stage").get_attribute("data-stage") == "PAUSED"  # the Hub's page, where it says so
+    with visitor.context.expect_page() as opened:
+        visitor.get_by_role("link", name="See this Space on SpaceHub: its status and logs").click()
+    hub_page = opened.value
+    hub_page.wait_for_url("**/spaces/carol/slow-start")
+    assert hub_page.locator("#stage").get_attribute("data-stage") == "PAUSED"  # the Hub's page, where it says so
+    # in the Space page's frame (sandboxed), the link opens the Hub in a tab of its own and the frame stays whole
+    frame = owner.frame_locator("#app-frame")
+    frame.get_by_role("heading", name="This Space is paused").wait_for(timeout=30_000)
+    with owner.context.expect_page() as opened:
+        frame.get_by_role("link", name="See this Space on SpaceHub: its status and logs").click()
+    opened.value.wait_for_url("**/spaces/carol/slow-start")
+    assert opened.value.get_by_role("heading", level=1).inner_text().endswith("carol / slow-start")
+    assert frame.get_by_role("heading", name="This Space is paused").is_visible()
 
     broken = tmp_path / "no-app"
     broken.mkdir()

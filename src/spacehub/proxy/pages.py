@@ -40,6 +40,9 @@ _PAGE_CSS = """
 @media (prefers-reduced-motion: reduce) { .spinner { animation: none; } }
 """
 _STYLE = "<style>" + SITE_CSS + _PAGE_CSS + "</style>"
+# Links to the Hub open a tab of their own: in the Space page's frame (sandboxed, no top navigation) the Hub's page
+# would load inside the frame, which it refuses (a broken frame, found in the browser).
+_NEW_TAB = ' target="_blank" rel="noopener"'
 
 
 def wants_html(scope: Scope) -> bool:
@@ -67,7 +70,7 @@ def _document(
     space = ""
     if space_page:  # hub_page's URL: {hub}/spaces/{owner}/{name}
         hub, name = space_page.rsplit("/spaces/", 1)
-        brand = f'<a class="brand" href="{e(hub)}/spaces">🚀 SpaceHub</a>'
+        brand = f'<a class="brand" href="{e(hub)}/spaces"{_NEW_TAB}>🚀 SpaceHub</a>'
         space = f'<span class="mono">{e(name)}</span>'
     if stage:
         space += f' <span class="badge {e(stage)}">{e(stage.replace("_", " ").lower())}</span>'
@@ -81,7 +84,9 @@ def _document(
         f'<p class="space">{space}</p>\n' if space else "",
         f"<h1>{spinner}{e(title)}</h1>\n<p>{e(message)}</p>\n",
         f'<div class="next"><h2>What happens next</h2><p>{e(next_step)}</p></div>\n' if next_step else "",
-        f'<p><a href="{e(space_page)}">See this Space on SpaceHub: its status and logs</a></p>\n' if space_page else "",
+        f'<p><a href="{e(space_page)}"{_NEW_TAB}>See this Space on SpaceHub: its status and logs</a></p>\n'
+        if space_page
+        else "",
         "</section></main>\n</body></html>\n",
     ]
     return "".join(parts).encode()
