@@ -171,6 +171,10 @@ def test_a_space_is_renamed_and_transferred_from_settings(
     assert r.status_code == 303 and r.headers["location"].startswith(f"/spaces/{new_id}/settings")
     assert api(server).space_info(new_id).id == new_id
     assert owner.get(f"/spaces/{new_id}/settings").status_code == 200
+    old = owner.get(f"/spaces/{space}")  # the old address leads to the Space's page at its new one
+    assert old.status_code == 307 and old.headers["location"] == f"/spaces/{new_id}"
+    upper = owner.get(f"/spaces/{new_id.upper()}")  # as does its name in another case
+    assert upper.status_code == 307 and upper.headers["location"] == f"/spaces/{new_id}"
     # into a namespace carol cannot write: the API's refusal, nothing moves
     r = post(owner, new_id, "move", {"to": f"{dave}/{new_id.split('/')[1]}"})
     assert r.status_code == 403 and 'id="settings-error"' in r.text
