@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,18 @@ def look(page: Any, selector: str) -> dict[str, str]:
     ))  # fmt: skip
 
 
+def until_served(page: Any, url: str, heading: str, timeout: float = 120) -> None:
+    """Open ``url`` until it is the 503 page titled ``heading`` (the runtime acts on a change a moment after the
+    API has taken it: a loaded machine takes longer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = page.goto(url)
+        if r is not None and r.status == 503 and page.get_by_role("heading", level=1).inner_text() == heading:
+            return
+        assert time.monotonic() < deadline, (r.status if r else None, page.content()[:300])
+        page.wait_for_timeout(500)
+
+
 def test_the_proxys_waking_paused_and_error_pages_wear_the_sites_look(
     browser: Any, hub: Server, tmp_path: Path
 ) -> None:
@@ -374,8 +387,7 @@ def test_the_proxys_waking_paused_and_error_pages_wear_the_sites_look(
 
     api = HfApi(endpoint=hub.url, token=hub.tokens["carol"])
     api.pause_space("carol/slow-start")
-    r = visitor.goto(host + "/")
-    assert r is not None and r.status == 503
+    until_served(visitor, host + "/", "This Space is paused")  # once the runtime has stopped the app
     assert visitor.get_by_role("heading", level=1).inner_text() == "This Space is paused"
     assert "until its owner restarts it" in visitor.locator(".next").inner_text()
     badge = visitor.locator(".space .badge")
@@ -403,12 +415,7 @@ def test_the_proxys_waking_paused_and_error_pages_wear_the_sites_look(
     (broken / "main.py").write_text("print('not the app file')\n")
     (broken / "README.md").write_text("---\ntitle: No app\nemoji: 💥\nsdk: gradio\napp_file: app.py\n---\n")
     upload(hub, "carol", "carol/no-app", broken, sdk="gradio")
-    for _ in range(150):
-        if api.get_space_runtime("carol/no-app").stage == "NO_APP_FILE":
-            break
-        visitor.wait_for_timeout(200)
-    r = visitor.goto(host.replace("carol-slow-start", "carol-no-app") + "/")
-    assert r is not None and r.status == 503
+    until_served(visitor, host.replace("carol-slow-start", "carol-no-app") + "/", "This Space has an error")
     assert visitor.get_by_role("heading", level=1).inner_text() == "This Space has an error"
     assert visitor.locator(".space .badge").inner_text() == "no app file"
     assert "logs on SpaceHub say what went wrong" in visitor.locator(".next").inner_text()
