@@ -99,7 +99,6 @@ def error_response(err: HubError, request_id: str) -> JSONResponse:
 
 def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
     """The Hub app over ``ctx``; ``lifespan`` starts and stops what runs beside it (the runtime)."""
-    from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException
 
     from spacehub.api import (
@@ -151,7 +150,7 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
     hub_routers = (spaces, storage, hardware, space_settings, repos, users, info, commits, discussions, likes, webhooks)
     for module in (*hub_routers, git_routes):
         app.include_router(module.router)
-    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.mount("/static", pages.static_files(), name="static")
     app.include_router(pages.router)  # after the API and git: its /{owner} and /spaces/{owner}/{name} are wide
     app.include_router(files.router)  # its model route /{ns}/{name}/resolve/... is the widest pattern
     app.include_router(missing.router)  # last: ids without a namespace, where no namespaced route matched

@@ -22,11 +22,6 @@ def server(hub: InProcessHub) -> InProcessHub:
     return hub
 
 
-@pytest.fixture(scope="module")
-def alice(hub: InProcessHub) -> str:
-    return hub.user("alice")
-
-
 def ndjson(*lines: dict) -> bytes:
     return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
 

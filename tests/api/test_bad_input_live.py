@@ -27,6 +27,12 @@ from tests.conftest import Server, start_server, stop_server
 
 
 @pytest.fixture
+def alice(server: Server) -> str:
+    """alice's token on the live server (tests/api/conftest.py's is the in-process hub's)."""
+    return server.user("alice")
+
+
+@pytest.fixture
 def repo(server: Server, alice: str, unique: str) -> str:
     r = httpx.post(
         f"{server.url}/api/repos/create",

@@ -11,6 +11,13 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
 from tests.conftest import Server
 
+
+@pytest.fixture
+def alice(server: Server) -> str:
+    """alice's token on the live server (tests/api/conftest.py's is the in-process hub's)."""
+    return server.user("alice")
+
+
 THREADS, PER_THREAD = 20, 5
 pytestmark = pytest.mark.slow  # 100 commits under contention: tens of seconds on the shared 2 cores
 

@@ -17,22 +17,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from tests.git_objects import ambiguous_commits, repo_store
 from tests.inprocess import InProcessHub
-
-
-@pytest.fixture(scope="module")
-def alice(hub: InProcessHub) -> str:
-    return hub.user("alice")
-
-
-@pytest.fixture(scope="module")
-def bob(hub: InProcessHub) -> str:
-    return hub.user("bob")
-
-
-@pytest.fixture
-def api(hub: InProcessHub, alice: str) -> HfApi:
-    return hub.api(alice)
 
 
 @pytest.fixture
@@ -166,50 +152,19 @@ def test_short_commit_shas_are_revisions(hub: InProcessHub, api: HfApi, repo: st
 def test_an_ambiguous_short_sha_is_a_clear_error(hub: InProcessHub, api: HfApi, unique: str) -> None:
     """Two commits sharing 7 hex digits take about 20,000 commits to occur by chance; the pair is found by hashing
     candidate commit objects (git's own object format) and only those two are written to the repo's object store."""
-    import hashlib
-
-    import pygit2
-
     repo_id = f"alice/{unique}"
     api.create_repo(repo_id)
     head = api.repo_info(repo_id).sha
     assert head is not None
-    store = pygit2.Repository(str(hub.ctx.git.path(_repo_db_id(hub, repo_id))))
-    tree = str(store[head].tree_id)
-    seen: dict[str, bytes] = {}
-    for i in range(2_000_000):
-        body = f"tree {tree}\nparent {head}\nauthor a <a@x> 0 +0000\ncommitter a <a@x> 0 +0000\n\n{i}\n".encode()
-        sha = hashlib.sha1(b"commit %d\0" % len(body) + body).hexdigest()
-        if sha[:7] in seen:
-            break
-        seen[sha[:7]] = body
-    else:
-        raise AssertionError("no collision")
-    for data in (seen[sha[:7]], body):
-        store.odb.write(pygit2.enums.ObjectType.COMMIT, data)
+    other, sha = ambiguous_commits(repo_store(hub, "model", repo_id), head)
+    assert sha[:7] == other[:7] and sha != other
     with pytest.raises(HfHubHTTPError) as e:
         api.repo_info(repo_id, revision=sha[:7])
     assert e.value.response.status_code == 400
     assert "ambiguous revision" in str(e.value).lower()
-    other = seen_sha(seen[sha[:7]])
     enough = next(n for n in range(8, 41) if sha[:n] != other[:n])  # one more digit tells them apart
     assert api.repo_info(repo_id, revision=sha[:enough]).sha == sha
     assert api.repo_info(repo_id, revision=other[:enough]).sha == other
-
-
-def seen_sha(body: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha1(b"commit %d\0" % len(body) + body).hexdigest()
-
-
-def _repo_db_id(hub: InProcessHub, repo_id: str) -> str:
-    from spacehub.services import repos
-
-    with hub.ctx.db.transaction() as s:
-        repo = repos.find_repo(s, "model", repo_id)
-        assert repo is not None
-        return repo.id
 
 
 # ---- deleting a folder ---------------------------------------------------------------------------------------

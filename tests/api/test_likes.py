@@ -10,16 +10,6 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from tests.inprocess import InProcessHub
 
 
-@pytest.fixture(scope="module")
-def alice(hub: InProcessHub) -> str:
-    return hub.user("alice")
-
-
-@pytest.fixture(scope="module")
-def bob(hub: InProcessHub) -> str:
-    return hub.user("bob")
-
-
 def like(hub: InProcessHub, token: str | None, repo_type: str, repo_id: str) -> dict[str, object]:
     """POST /api/{T}/{id}/like, as `HfApi.like` of 0.21.4 sends it."""
     headers = {"authorization": f"Bearer {token}"} if token else {}

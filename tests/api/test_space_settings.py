@@ -30,21 +30,6 @@ def call(hub: InProcessHub, method: str, path: str, token: str | None, body: Any
     return hub.http.request(method, hub.url + path, content=content, headers=headers, timeout=30)
 
 
-@pytest.fixture(scope="module")
-def alice(hub: InProcessHub) -> str:
-    return hub.user("alice")
-
-
-@pytest.fixture(scope="module")
-def bob(hub: InProcessHub) -> str:
-    return hub.user("bob")
-
-
-@pytest.fixture
-def api(hub: InProcessHub, alice: str) -> HfApi:
-    return hub.api(alice)
-
-
 def assert_error(r: httpx.Response, status: int, text: str = "") -> None:
     assert r.status_code == status, r.text
     assert r.json()["error"] and r.headers["x-error-message"], r.text

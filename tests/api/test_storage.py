@@ -24,16 +24,6 @@ def server(hub: InProcessHub) -> InProcessHub:
     return hub
 
 
-@pytest.fixture(scope="module")
-def alice(hub: InProcessHub) -> str:
-    return hub.user("alice")
-
-
-@pytest.fixture(scope="module")
-def bob(hub: InProcessHub) -> str:
-    return hub.user("bob")
-
-
 def auth(token: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"} if token else {}
 

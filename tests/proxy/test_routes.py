@@ -190,10 +190,10 @@ def test_a_space_status_page_links_to_the_spaces_page_on_the_hub() -> None:
     from spacehub.proxy.space_routes import _Page
 
     status, body = asyncio.run(_page(_Page(503, "paused", "alice/demo"), "alice-demo.localhost:8000", "text/html"))
-    assert status == 503 and '<a href="http://localhost:8000/spaces/alice/demo">' in body
+    assert status == 503 and '<a href="http://localhost:8000/spaces/alice/demo" target="_blank"' in body
     public = _Page(503, "error", "alice/<x>", "https://hub.example.com/")
     _, body = asyncio.run(_page(public, "alice-x.spaces.example.com", "text/html"))
-    assert '<a href="https://hub.example.com/spaces/alice/&lt;x&gt;">' in body and "<x>" not in body
+    assert '<a href="https://hub.example.com/spaces/alice/&lt;x&gt;" target="_blank"' in body and "<x>" not in body
     _, body = asyncio.run(_page(_Page(503, "paused", "alice/demo"), "alice-demo.localhost:8000", "*/*"))
     assert "href" not in body and '"error"' in body
     _, body = asyncio.run(_page(_Page(503, "paused"), "alice-demo.localhost:8000", "text/html"))

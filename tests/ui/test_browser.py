@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -325,3 +326,144 @@ def test_a_private_space_renders_for_its_owner_only(browser: Any, hub: Server, t
     r = anonymous.goto(f"{hub.url}/spaces/carol/hidden")
     assert r is not None and r.status == 404
     scan([owner.content(), other.content()], SECRET)
+
+
+SLOW_START = ENV_APP.replace(
+    "value = os.environ", "import time\ntime.sleep(int(os.environ.get('START_DELAY', '15')))\nvalue = os.environ", 1
+)
+
+
+def look(page: Any, selector: str) -> dict[str, str]:
+    """What the site's style sheet sets on ``selector``: the same values on a Hub page and a proxy page."""
+    return dict(page.locator(selector).first.evaluate(
+        """el => { const s = getComputedStyle(el);
+            return {font: s.fontFamily, size: s.fontSize, weight: s.fontWeight, color: s.color,
+                    background: s.backgroundColor, border: s.borderBottomColor}; }"""
+    ))  # fmt: skip
+
+
+def until_served(page: Any, url: str, heading: str, timeout: float = 120) -> None:
+    """Open ``url`` until it is the 503 page titled ``heading`` (the runtime acts on a change a moment after the
+    API has taken it: a loaded machine takes longer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = page.goto(url)
+        if r is not None and r.status == 503 and page.get_by_role("heading", level=1).inner_text() == heading:
+            return
+        assert time.monotonic() < deadline, (r.status if r else None, page.content()[:300])
+        page.wait_for_timeout(500)
+
+
+def test_the_proxys_waking_paused_and_error_pages_wear_the_sites_look(
+    browser: Any, hub: Server, tmp_path: Path
+) -> None:
+    """At a Space's own address: the waking page (while the Space builds and starts) reloads itself until the app
+    answers; the paused and error pages name the stage with the Space page's badge, say what happens next and lead
+    to the Space's page on the Hub. Each is one self-contained document in the Hub's look."""
+    host = f"http://carol-slow-start.localhost:{hub.url.rsplit(':', 1)[1]}"
+    folder = tmp_path / "slow-start"
+    folder.mkdir()
+    (folder / "app.py").write_text(SLOW_START)  # answers 15 s after it starts: the waking page is seen for sure
+    (folder / "README.md").write_text("---\ntitle: Slow start\nemoji: 🐢\nsdk: gradio\napp_file: app.py\n---\n")
+    upload(hub, "carol", "carol/slow-start", folder, sdk="gradio")
+    owner = signed_in(browser, hub, "carol")  # the Space page frames the waking page while it builds and starts
+    owner.goto(f"{hub.url}/spaces/carol/slow-start")
+    owner.frame_locator("#app-frame").get_by_role("heading", name="Waking up this Space…").wait_for(timeout=60_000)
+    hub_look = {sel: look(owner, sel) for sel in ("body", "header.top", "header.top .brand", "h1")}
+    shot(owner, "space-starting")
+
+    visitor = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    requests: list[tuple[str, str]] = []
+    visitor.on("request", lambda r: requests.append((r.resource_type, r.url)))
+    r = visitor.goto(host + "/")
+    assert r is not None and r.status == 503
+    assert visitor.get_by_role("heading", level=1).inner_text() == "Waking up this Space…"
+    assert "reloads by itself every 2 seconds" in visitor.locator(".next").inner_text()
+    assert {sel: look(visitor, sel) for sel in hub_look} == hub_look  # the Hub's look, to the pixel sizes
+    shot(visitor, "proxy-waking")
+    visitor.locator("#state").wait_for(timeout=300_000)  # it reloaded itself until the app answered
+    assert visitor.locator("#state").inner_text() == "API_KEY is not set" and visitor.url == host + "/"
+    assert {kind for kind, _ in requests} == {"document"} and {url for _, url in requests} == {host + "/"}
+
+    api = HfApi(endpoint=hub.url, token=hub.tokens["carol"])
+    api.pause_space("carol/slow-start")
+    until_served(visitor, host + "/", "This Space is paused")  # once the runtime has stopped the app
+    assert visitor.get_by_role("heading", level=1).inner_text() == "This Space is paused"
+    assert "until its owner restarts it" in visitor.locator(".next").inner_text()
+    badge = visitor.locator(".space .badge")
+    assert badge.inner_text() == "paused"
+    owner.goto(f"{hub.url}/spaces/carol/slow-start")
+    owner.wait_for_function("document.getElementById('stage').dataset.stage === 'PAUSED'", timeout=60_000)
+    assert look(visitor, ".space .badge") == look(owner, "#stage")  # the Space page's own badge
+    shot(visitor, "proxy-paused")
+    with visitor.context.expect_page() as opened:
+        visitor.get_by_role("link", name="See this Space on SpaceHub: its status and logs").click()
+    hub_page = opened.value
+    hub_page.wait_for_url("**/spaces/carol/slow-start")
+    assert hub_page.locator("#stage").get_attribute("data-stage") == "PAUSED"  # the Hub's page, where it says so
+    # in the Space page's frame (sandboxed), the link opens the Hub in a tab of its own and the frame stays whole
+    frame = owner.frame_locator("#app-frame")
+    frame.get_by_role("heading", name="This Space is paused").wait_for(timeout=30_000)
+    with owner.context.expect_page() as opened:
+        frame.get_by_role("link", name="See this Space on SpaceHub: its status and logs").click()
+    opened.value.wait_for_url("**/spaces/carol/slow-start")
+    assert opened.value.get_by_role("heading", level=1).inner_text().endswith("carol / slow-start")
+    assert frame.get_by_role("heading", name="This Space is paused").is_visible()
+
+    broken = tmp_path / "no-app"
+    broken.mkdir()
+    (broken / "main.py").write_text("print('not the app file')\n")
+    (broken / "README.md").write_text("---\ntitle: No app\nemoji: 💥\nsdk: gradio\napp_file: app.py\n---\n")
+    upload(hub, "carol", "carol/no-app", broken, sdk="gradio")
+    until_served(visitor, host.replace("carol-slow-start", "carol-no-app") + "/", "This Space has an error")
+    assert visitor.get_by_role("heading", level=1).inner_text() == "This Space has an error"
+    assert visitor.locator(".space .badge").inner_text() == "no app file"
+    assert "logs on SpaceHub say what went wrong" in visitor.locator(".next").inner_text()
+    assert visitor.get_by_role("link", name="See this Space on SpaceHub: its status and logs").is_visible()
+    shot(visitor, "proxy-error")
+
+
+MODEL_CARD = """---
+license: mit
+tags: [text-classification, tiny]
+---
+# Tiny classifier
+
+A *small* model card.
+
+```python
+def predict(text):
+    return "positive"
+```
+
+| split | rows |
+|-------|------|
+| train | 1000 |
+"""
+
+
+def test_a_model_is_found_in_the_models_list_and_its_card_is_readable(browser: Any, hub: Server) -> None:
+    """The README card is dark text on the page (not the Space tiles' white-on-gradient `.card`), its code is
+    coloured by the highlighting style sheet, and the models list (from the header) leads to it."""
+    api = HfApi(endpoint=hub.url, token=hub.tokens["carol"])
+    api.create_repo("carol/tiny-clf")
+    api.upload_file(path_or_fileobj=MODEL_CARD.encode(), path_in_repo="README.md", repo_id="carol/tiny-clf")
+    page = signed_in(browser, hub, "carol")
+    page.get_by_role("link", name="Models", exact=True).click()
+    page.wait_for_url(f"{hub.url}/models")
+    page.get_by_role("link", name="carol/tiny-clf").click()
+    page.wait_for_url(f"{hub.url}/carol/tiny-clf")
+    card = page.get_by_role("article", name="Model card")
+    heading = card.get_by_role("heading", name="Tiny classifier")
+    style = "el => { const s = getComputedStyle(el); return [s.color, s.backgroundColor]; }"
+    body_colour = page.locator("body").evaluate("el => getComputedStyle(el).color")
+    assert heading.evaluate(style)[0] == body_colour == "rgb(17, 24, 39)"  # the site's text colour, on white
+    assert card.evaluate(style)[1] in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)")
+    keyword = card.locator("pre span.k", has_text="def")
+    assert keyword.evaluate("el => getComputedStyle(el).color") == "rgb(0, 128, 0)"  # Pygments' keyword green
+    assert card.get_by_role("cell", name="1000").is_visible()
+    assert [t.inner_text() for t in page.get_by_role("list", name="Tags").get_by_role("listitem").all()] == [
+        "text-classification",
+        "tiny",
+    ]
+    shot(page, "model")

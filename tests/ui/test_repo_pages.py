@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 from huggingface_hub import HfApi
 
+from spacehub.web.look import SITE_CSS
 from tests.conftest import Server
 from tests.ui.conftest import Web
 
@@ -93,10 +94,47 @@ def test_a_private_model_page_is_its_readers_alone(server: Server, carol: str, d
             assert r.status_code == 404 and "Unicorn" not in r.text, path
 
 
+def test_the_models_and_datasets_lists_search_sort_and_hide_what_one_may_not_read(
+    server: Server, carol: str, dave: str, unique: str
+) -> None:
+    """`/models` and `/datasets` (the explore lists beside `/spaces`): each repo linked to its card, the API's
+    substring search and sorts, and its visibility rules (a private model is listed for its owner only)."""
+    public = make_repo(server, carol, "model", f"{unique}-listed")
+    hidden = make_repo(server, carol, "model", f"{unique}-unlisted", private=True)
+    data = make_repo(server, carol, "dataset", f"{unique}-rows")
+    liked = httpx.post(
+        f"{server.url}/api/models/{public}/like", headers={"authorization": f"Bearer {server.tokens[carol]}"}
+    )
+    assert liked.status_code == 200, liked.text  # (the 2.x client has no like call; 0.x clients post this)
+    owner, other, anonymous = Web(server), Web(server), Web(server)
+    owner.login(carol)
+    other.login(dave)
+    page = owner.get(f"/models?q={unique}")
+    assert page.status_code == 200 and "<h1>Models</h1>" in page.text
+    assert f'<a href="/{public}">{public}</a>' in page.text and f'<a href="/{hidden}">{hidden}</a>' in page.text
+    assert data not in page.text  # models only
+    for web in (other, anonymous):
+        page = web.get(f"/models?q={unique}")
+        assert public in page.text and hidden not in page.text
+    by_likes = owner.get(f"/models?q={unique}&sort=likes").text
+    assert by_likes.index(f'data-repo="{public}"') < by_likes.index(f'data-repo="{hidden}"')  # the liked one first
+    assert '<option value="likes" selected>' in by_likes
+    datasets = anonymous.get(f"/datasets?q={unique}")
+    assert f'<a href="/datasets/{data}">{data}</a>' in datasets.text and public not in datasets.text
+    assert "No dataset matches" in anonymous.get("/datasets?q=nothing-has-this-name").text
+    nav = anonymous.get("/spaces").text  # reached from every page's header
+    assert '<a href="/models">Models</a>' in nav and '<a href="/datasets">Datasets</a>' in nav
+
+
 def test_the_wide_model_route_leaves_the_hub_alone(server: Server, web: Web, carol: str) -> None:
     """`/{owner}/{name}` comes after every other page and the API: two-segment addresses still reach them."""
     assert web.get("/settings/tokens").status_code in (200, 303)
     r = httpx.get(f"{server.url}/api/whoami-v2", headers={"authorization": f"Bearer {server.tokens[carol]}"})
     assert r.status_code == 200 and r.json()["name"] == carol
     assert web.get("/static/highlight.css").status_code == 200
+    site = web.get("/static/site.css")  # the look shared with the proxy's pages (spacehub/web/static), linked first
+    assert site.status_code == 200 and site.text == SITE_CSS
+    assert '<link rel="stylesheet" href="/static/site.css">\n<link rel="stylesheet" href="/static/app.css">' in (
+        web.get("/spaces").text
+    )
     assert web.get("/nobody-here/nothing").status_code == 404

@@ -68,8 +68,25 @@ def test_hardware_this_machine_lacks_is_refused_with_the_reason(server: Server, 
     assert r.status_code in (400, 402) and 'id="settings-error"' in r.text
     assert api(server).get_space_runtime(space).requested_hardware == "cpu-basic"
     assert post(owner, space, "hardware", {"flavor": "cpu-basic"}).status_code == 303
-    assert post(owner, space, "sleep", {"seconds": "3600"}).status_code == 303  # on free hardware: 48 h kept
+    r = post(owner, space, "sleep", {"seconds": "3600"})
+    assert r.status_code == 303  # on free hardware: 48 h kept
     assert api(server).get_space_runtime(space).sleep_time == 172800
+    page = owner.get(r.headers["location"]).text  # and the page says so, rather than "saved"
+    assert "On free hardware the sleep time stays 48 hours: upgrade the hardware to choose another" in page
+    assert "Sleep time saved" not in page
+
+
+def test_a_sleep_time_on_paid_hardware_is_saved(server: Server, owner: Web, carol: str, unique: str) -> None:
+    org = f"paid{unique.replace('-', '')}"[:40]
+    server.cli("orgs", "create", org)
+    server.cli("orgs", "add-member", org, carol, "--role", "admin")
+    server.cli("billing", "grant", org)  # paid hardware, as a payment card would allow
+    space = f"{org}/sleepy"
+    api(server).create_repo(space, repo_type="space", space_sdk="gradio")
+    assert post(owner, space, "hardware", {"flavor": "cpu-upgrade"}).status_code == 303
+    r = post(owner, space, "sleep", {"seconds": "600"})
+    assert r.status_code == 303 and "Sleep time saved" in owner.get(r.headers["location"]).text
+    assert api(server).get_space_runtime(space).sleep_time == 600
 
 
 def test_pause_restart_and_visibility(server: Server, owner: Web, space: str) -> None:
@@ -154,6 +171,10 @@ def test_a_space_is_renamed_and_transferred_from_settings(
     assert r.status_code == 303 and r.headers["location"].startswith(f"/spaces/{new_id}/settings")
     assert api(server).space_info(new_id).id == new_id
     assert owner.get(f"/spaces/{new_id}/settings").status_code == 200
+    old = owner.get(f"/spaces/{space}")  # the old address leads to the Space's page at its new one
+    assert old.status_code == 307 and old.headers["location"] == f"/spaces/{new_id}"
+    upper = owner.get(f"/spaces/{new_id.upper()}")  # as does its name in another case
+    assert upper.status_code == 307 and upper.headers["location"] == f"/spaces/{new_id}"
     # into a namespace carol cannot write: the API's refusal, nothing moves
     r = post(owner, new_id, "move", {"to": f"{dave}/{new_id.split('/')[1]}"})
     assert r.status_code == 403 and 'id="settings-error"' in r.text

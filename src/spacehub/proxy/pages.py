@@ -1,26 +1,48 @@
-"""The proxy's own answers: "not found", "bad gateway", "timed out", "unavailable" and the self-reloading
-"waking up" page. HTML for browsers, JSON (``{"error": …}``, as the Hub API answers) for everything else.
+"""The proxy's own answers: "not found", "bad gateway", "timed out", the paused and error pages of a Space that is not
+running, and the self-reloading "waking up" page (also shown while a Space builds or starts). HTML for browsers,
+JSON (``{"error": …}``, as the Hub API answers) for everything else.
 
 They are written straight to the ASGI ``send``: these pages are on the proxy's hot error paths (a Space restarting
 can turn every request into a 502) and need nothing from a framework.
+
+The HTML pages wear the site's look and say what happens next (the page reloads by itself, the owner must restart
+the Space, the logs say what went wrong). They are served at the Space's own host, so they are **self-contained**:
+the site's style sheet (``spacehub.web.look``, the file the Hub's pages link at ``/static/site.css``) is inlined, not
+linked by absolute URL. A link would need the Hub's public address, which the proxy only guesses when
+``server.public_url`` is unset (a wrong guess is an unstyled page); it would cost the browser a second, cross-site
+request on every answer (the waking page reloads every two seconds), and an https Space host could not load it from
+an http Hub. Inlined, it is ~2.5 KB on an answer that has nothing else to load.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 
 from starlette.types import Scope, Send
 
-WAKE_RELOAD_SECONDS = 2
+from spacehub.web.look import SITE_CSS
 
-_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-{head}<title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:15vh auto;padding:0 1rem;color:#222}}
-h1{{font-size:1.4rem}}p{{color:#555}}</style></head>
-<body><h1>{title}</h1><p>{message}</p>{link}</body></html>
+WAKE_RELOAD_SECONDS = 2
+ERROR_STAGES = ("BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE")
+_STAGE = re.compile(r"\(([A-Z][A-Z_]+)\)")  # the runtime names the stage in its reason: "… has an error (BUILD_ERROR)."
+
+_PAGE_CSS = """
+.status-page { margin-top: 8vh; }
+.status-page .space { display: flex; gap: 10px; align-items: center; margin: 0 0 6px; }
+.status-page .next { background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; }
+.status-page .next h2 { font-size: 15px; margin: 0 0 4px; } .status-page .next p { margin: 0; }
+.spinner { display: inline-block; width: 18px; height: 18px; border: 3px solid var(--line);
+           border-top-color: var(--accent); border-radius: 50%; vertical-align: -3px; margin-right: 10px;
+           animation: spin 0.9s linear infinite; }
+@keyframes spin { to { transform: rotate(360deg); } }
+@media (prefers-reduced-motion: reduce) { .spinner { animation: none; } }
 """
+_STYLE = "<style>" + SITE_CSS + _PAGE_CSS + "</style>"
+# Links to the Hub open a tab of their own: in the Space page's frame (sandboxed, no top navigation) the Hub's page
+# would load inside the frame, which it refuses (a broken frame, found in the browser).
+_NEW_TAB = ' target="_blank" rel="noopener"'
 
 
 def wants_html(scope: Scope) -> bool:
@@ -29,6 +51,45 @@ def wants_html(scope: Scope) -> bool:
         if name == b"accept":
             return b"text/html" in value
     return False
+
+
+def _document(
+    title: str,
+    message: str,
+    next_step: str | None,
+    *,
+    reload_after: int | None,
+    space_page: str | None,
+    stage: str | None,
+) -> bytes:
+    """The page: the site's header bar, the Space's name and stage (when known), what happened, what happens next,
+    and the way to the Space's page on the Hub."""
+    e = html.escape
+    head = f'<meta http-equiv="refresh" content="{reload_after}">\n' if reload_after else ""
+    brand = '<span class="brand">🚀 SpaceHub</span>'
+    space = ""
+    if space_page:  # hub_page's URL: {hub}/spaces/{owner}/{name}
+        hub, name = space_page.rsplit("/spaces/", 1)
+        brand = f'<a class="brand" href="{e(hub)}/spaces"{_NEW_TAB}>🚀 SpaceHub</a>'
+        space = f'<span class="mono">{e(name)}</span>'
+    if stage:
+        space += f' <span class="badge {e(stage)}">{e(stage.replace("_", " ").lower())}</span>'
+    spinner = '<span class="spinner" aria-hidden="true"></span>' if reload_after else ""
+    parts = [
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n{head}'
+        f"<title>{e(title)} · SpaceHub</title>\n{_STYLE}</head>\n<body>\n"
+        f'<header class="top"><nav aria-label="Site">{brand}</nav></header>\n'
+        f'<main id="main"><section class="narrow wide status-page">\n',
+        f'<p class="space">{space}</p>\n' if space else "",
+        f"<h1>{spinner}{e(title)}</h1>\n<p>{e(message)}</p>\n",
+        f'<div class="next"><h2>What happens next</h2><p>{e(next_step)}</p></div>\n' if next_step else "",
+        f'<p><a href="{e(space_page)}"{_NEW_TAB}>See this Space on SpaceHub: its status and logs</a></p>\n'
+        if space_page
+        else "",
+        "</section></main>\n</body></html>\n",
+    ]
+    return "".join(parts).encode()
 
 
 async def send_page(
@@ -41,15 +102,16 @@ async def send_page(
     headers: list[tuple[bytes, bytes]] | None = None,
     reload_after: int | None = None,
     space_page: str | None = None,
+    next_step: str | None = None,
+    stage: str | None = None,
 ) -> None:
     """Answer ``status`` with a small page; a WebSocket handshake gets the same status as an HTTP denial.
-    ``space_page``: the Space's page on the Hub (its status, logs and settings), linked from the HTML."""
+    ``space_page``: the Space's page on the Hub (its status, logs and settings), linked from the HTML; ``next_step``:
+    what happens next, said to a browser; ``stage``: the Space's stage, shown as the site's badge. An API client gets
+    ``{"error": message}`` and nothing else."""
     extra = list(headers or [])
     if wants_html(scope):
-        head = f'<meta http-equiv="refresh" content="{reload_after}">\n' if reload_after else ""
-        link = (f'<p><a href="{html.escape(space_page)}">See this Space on SpaceHub: its status and logs</a></p>'
-                if space_page else "")  # fmt: skip
-        body = _HTML.format(head=head, title=html.escape(title), message=html.escape(message), link=link).encode()
+        body = _document(title, message, next_step, reload_after=reload_after, space_page=space_page, stage=stage)
         content_type = b"text/html; charset=utf-8"
     else:
         body = json.dumps({"error": message}).encode()
@@ -73,20 +135,51 @@ async def send_page(
 
 async def not_found(scope: Scope, send: Send) -> None:
     """No Space at this address, or a private one the request may not read: the same answer for both."""
-    await send_page(scope, send, 404, "Space not found", "There is no Space at this address.")
+    await send_page(scope, send, 404, "Space not found", "There is no Space at this address.",
+                    next_step="Check the address. A private Space opens only for the people who may read it: open it "
+                              "from its page on SpaceHub while signed in.")  # fmt: skip
+
+
+_RETRY = ("The app may be restarting or busy: reload this page in a moment. If it keeps failing, the Space's owner "
+          "can read its container log on SpaceHub.")  # fmt: skip
 
 
 async def bad_gateway(scope: Scope, send: Send, reason: str) -> None:
-    await send_page(scope, send, 502, "The Space's app is not answering", f"{reason}. Try again in a moment.")
+    await send_page(scope, send, 502, "The Space's app is not answering", f"{reason}. Try again in a moment.",
+                    next_step=_RETRY)  # fmt: skip
 
 
 async def gateway_timeout(scope: Scope, send: Send, reason: str) -> None:
-    await send_page(scope, send, 504, "The Space's app did not answer in time", reason)
+    await send_page(scope, send, 504, "The Space's app did not answer in time", reason, next_step=_RETRY)
+
+
+def stage_of(reason: str) -> str | None:
+    """The stage a Space's status page is about, read from the runtime's reason (which JSON clients get as it is):
+    ``PAUSED`` for "… paused by its owner.", else the stage it names in parentheses ("… has an error (BUILD_ERROR).",
+    "… could not start (STOPPED)."), else None."""
+    if "paused" in reason.lower():
+        return "PAUSED"
+    m = _STAGE.search(reason)
+    return m.group(1) if m else None
 
 
 async def unavailable(scope: Scope, send: Send, reason: str, space_page: str | None = None) -> None:
-    await send_page(scope, send, 503, "The Space is not available", reason, headers=[(b"retry-after", b"5")],
-                    space_page=space_page)  # fmt: skip
+    """503: a Space that is not running (paused, an error: the page says which and what happens next) or that could
+    not be woken up."""
+    stage = stage_of(reason)
+    if stage == "PAUSED":
+        title = "This Space is paused"
+        next_step = ("It stays off until its owner restarts it (Restart, on the Space's settings tab on SpaceHub). "
+                     "This page does not reload by itself: come back later.")  # fmt: skip
+    elif stage is not None:
+        title = "This Space has an error" if stage in ERROR_STAGES else "This Space could not start"
+        next_step = ("It stays stopped until its owner fixes it: the Space's build and container logs on SpaceHub "
+                     "say what went wrong, and a new commit or a restart from its settings tab tries again. This page "
+                     "does not reload by itself.")  # fmt: skip
+    else:
+        title, next_step = "The Space is not available", "Try again in a moment: reload this page."
+    await send_page(scope, send, 503, title, reason, headers=[(b"retry-after", b"5")], space_page=space_page,
+                    next_step=next_step, stage=stage)  # fmt: skip
 
 
 def hub_page(scope: Scope, public_url: str | None, full_name: str) -> str:
@@ -101,14 +194,31 @@ def hub_page(scope: Scope, public_url: str | None, full_name: str) -> str:
     return f"{scheme}://{parent}/spaces/{full_name}"
 
 
-async def waking(scope: Scope, send: Send) -> None:
-    """A browser asked for a sleeping Space: say so and reload until the app answers (the wake runs meanwhile)."""
+_WAKING = {  # stage → (title, what is going on); None: the proxy does not know whether it sleeps or builds
+    None: ("Waking up this Space…", "The Space is starting: after a sleep it is back in a few seconds; after a change "
+           "to its files or settings it is built first, which can take a few minutes."),
+    "SLEEPING": ("Waking up this Space…", "The Space was asleep and is starting. It is back in a few seconds."),
+    "BUILDING": ("Building this Space…", "SpaceHub is building the Space's app (its image and requirements) after a "
+                 "change to its files or settings. A build can take a few minutes."),
+    "APP_STARTING": ("Starting this Space…", "The Space is built and its app is starting."),
+}  # fmt: skip
+
+
+async def waking(scope: Scope, send: Send, *, stage: str | None = None, space_page: str | None = None) -> None:
+    """A browser asked for a Space that is asleep, building or starting: say so and reload until the app answers
+    (the wake runs meanwhile). ``stage`` and ``space_page``, when the caller knows them, make the page say which and
+    link the Space's page on the Hub (its build log)."""
+    title, message = _WAKING.get(stage, _WAKING[None])
     await send_page(
         scope,
         send,
         503,
-        "Waking up this Space…",
-        "The Space was asleep and is starting. This page reloads by itself when it is ready.",
+        title,
+        message,
         headers=[(b"retry-after", str(WAKE_RELOAD_SECONDS).encode())],
         reload_after=WAKE_RELOAD_SECONDS,
+        space_page=space_page,
+        next_step=f"This page reloads by itself every {WAKE_RELOAD_SECONDS} seconds and shows the app as soon as it "
+        "answers: there is nothing to do but wait.",
+        stage=stage if stage in _WAKING else None,
     )

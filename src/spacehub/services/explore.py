@@ -67,6 +67,25 @@ def space_cards(
     return [card_of(ctx, s, item) for item in items]
 
 
+def repo_list(
+    ctx: HubContext,
+    s: Session,
+    p: Principal,
+    base_url: str,
+    repo_type: str,
+    search: str | None = None,
+    sort: str = "updated",
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """The models or datasets ``p`` may see, for the explore lists (``search``: a substring of owner/name; ``sort``:
+    likes, updated, created; unknown sorts are "updated"): the API's listing, with its visibility rules."""
+    key = SORTS.get(sort, "lastModified")
+    query = listing.ListQuery(repo_type, search=[search] if search else [], sort=key, limit=limit)
+    items, _ = listing.list_repos(ctx, s, p, query, base_url)
+    return [{"id": i["id"], "private": i["private"], "updated": i["lastModified"], "likes": i.get("likes", 0)}
+            for i in items]  # fmt: skip
+
+
 def profile(ctx: HubContext, s: Session, p: Principal, name: str, base_url: str) -> dict[str, Any]:
     """An account's page: who it is, its Spaces (cards), models and datasets that ``p`` may see. Raises: NotFound."""
     acct = accounts.get_account(s, name)

@@ -1,4 +1,4 @@
-"""The explore page (`/spaces`) and profiles (`/{user or org}`)."""
+"""The explore pages (`/spaces`, `/models`, `/datasets`) and profiles (`/{user or org}`)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,25 @@ def spaces_page(request: Request, q: str = "", sort: str = "updated") -> Respons
     with unit(request) as (ctx, s, p):
         cards = explore.space_cards(ctx, s, p, base_url(request), q, sort)
     return render(request, "spaces.html", cards=cards, q=q, sort=sort, sorts=SORT_LABELS)
+
+
+@router.get("/models")
+def models_page(request: Request, q: str = "", sort: str = "updated") -> Response:
+    return _repos_page(request, "model", q, sort)
+
+
+@router.get("/datasets")
+def datasets_page(request: Request, q: str = "", sort: str = "updated") -> Response:
+    return _repos_page(request, "dataset", q, sort)
+
+
+def _repos_page(request: Request, repo_type: str, q: str, sort: str) -> Response:
+    q, sort = q[:200], sort if sort in SORT_LABELS else "updated"
+    with unit(request) as (ctx, s, p):
+        repos = explore.repo_list(ctx, s, p, base_url(request), repo_type, q, sort)
+    prefix = "/datasets/" if repo_type == "dataset" else "/"
+    return render(request, "repos.html", repos=repos, repo_type=repo_type, prefix=prefix, q=q, sort=sort,
+                  sorts=SORT_LABELS)  # fmt: skip
 
 
 def profile_page(request: Request, owner: str) -> Response:

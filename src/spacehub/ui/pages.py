@@ -5,13 +5,23 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
 from spacehub.errors import NotFound
 from spacehub.ui import accounts, duplicate, explore, files, new_space, repo_pages, space_pages, space_settings
 from spacehub.ui.routing import PageRoute
 from spacehub.ui.web import HERE, error_page
+from spacehub.web import look
 
 STATIC = HERE / "static"
+
+
+def static_files() -> StaticFiles:
+    """What ``/static`` serves: the pages' own files, and the site's style sheet shared with the proxy's pages
+    (``web/static/site.css``)."""
+    return StaticFiles(directory=STATIC, packages=[("spacehub.web", look.STATIC.name)])
+
+
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 for part in (
     accounts.router,

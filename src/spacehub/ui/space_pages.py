@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from spacehub.errors import HubError
 from spacehub.services import explore, space_logs, space_status
@@ -41,6 +41,8 @@ def _view(request: Request, repo_id: str) -> dict[str, Any]:
 @router.get("/spaces/{owner}/{name}")
 def space_page(request: Request, owner: str, name: str) -> Response:
     view = _view(request, f"{owner}/{name}")
+    if view["id"] != f"{owner}/{name}":  # a moved Space's old address, or its name in another case: its own address
+        return RedirectResponse(f"/spaces/{view['id']}", status_code=307)  # temporary: the old name may be taken again
     return render(request, "space.html", space=view, tab="app")
 
 

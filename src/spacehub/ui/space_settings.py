@@ -7,16 +7,18 @@ form that failed."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from spacehub.errors import BadRequest, HubError
-from spacehub.services import explore, repos, space_changes
+from spacehub.services import accounts, explore, repos, space_changes
+from spacehub.services.accounts import Principal
 from spacehub.services.space_changes import Caller
 from spacehub.ui.routing import PageRoute
 from spacehub.ui.web import caller, error_page, render, unit
@@ -24,6 +26,7 @@ from spacehub.web.deps import base_url, ctx_of
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 PREFIX = "/spaces/{owner}/{name}/settings"
+T = TypeVar("T")
 
 
 def _settings(request: Request, repo_id: str, status: int = 200, error: str | None = None) -> Response:
@@ -45,6 +48,13 @@ def _field(form: Any, key: str, limit: int = 65536, required: bool = True) -> st
     if not isinstance(value, str) or len(value) > limit:
         raise BadRequest(f"'{key}' is missing or too long")
     return value
+
+
+def _as_caller(ctx: Any, who: Caller, use_case: Callable[[Session, Principal], T]) -> T:
+    """A `services.repos` use case run as its API handler runs it: in one transaction, for the session's user
+    (refused as the API refuses a bad token)."""
+    with ctx.db.transaction() as s:
+        return use_case(s, accounts.authenticate(s, who.token))
 
 
 Action = Callable[[Any, Caller, str, Any], str]  # (ctx, caller, repo id, form) → what was done
@@ -102,7 +112,13 @@ def request_hardware(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
 
 @action("sleep")
 def set_sleep_time(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
-    space_changes.set_sleep_time(ctx, who, repo_id, _field(form, "seconds", 16))
+    value = _field(form, "seconds", 16)
+    runtime = space_changes.set_sleep_time(ctx, who, repo_id, value)
+    asked = int(value.strip())  # the call accepted it: a whole number of seconds, or -1
+    kept = runtime.get("gcTimeout")
+    if kept != (None if asked < 0 else asked):  # free hardware keeps its 48 hours (as the Hub, which accepts the call)
+        hours = f"{kept // 3600} hours" if kept else "its rule"
+        return f"On free hardware the sleep time stays {hours}: upgrade the hardware to choose another"
     return "Sleep time saved"
 
 
@@ -123,12 +139,8 @@ def visibility(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
     private = _field(form, "private", 8)
     if private not in ("0", "1"):
         raise BadRequest("'private' is 0 or 1")
-    with ctx.db.transaction() as s:  # the use case `HfApi.update_repo_settings` calls, for the session's user
-        from spacehub.services import accounts
-
-        repos.update_settings(
-            s, accounts.authenticate(s, who.token), "space", repo_id, {"private": private == "1"}, ctx
-        )
+    # the use case `HfApi.update_repo_settings` calls
+    _as_caller(ctx, who, lambda s, p: repos.update_settings(s, p, "space", repo_id, {"private": private == "1"}, ctx))
     return "Now private" if private == "1" else "Now public"
 
 
@@ -145,11 +157,7 @@ def storage(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
 def _move(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
     """`HfApi.move_repo`'s use case (rename, or transfer to another namespace the user writes): the new id."""
     to_id = _field(form, "to", 200).strip()
-    from spacehub.services import accounts
-
-    with ctx.db.transaction() as s:
-        repo = repos.move_repo(ctx, s, accounts.authenticate(s, who.token), "space", repo_id, to_id)
-        return repo.full_name
+    return _as_caller(ctx, who, lambda s, p: repos.move_repo(ctx, s, p, "space", repo_id, to_id).full_name)
 
 
 @router.post(PREFIX + "/move")
@@ -166,10 +174,7 @@ async def move_space(request: Request, owner: str, name: str) -> Response:
 def _delete(ctx: Any, who: Caller, repo_id: str, form: Any) -> None:
     if _field(form, "confirm", 256) != repo_id:
         raise BadRequest(f"Type {repo_id} to confirm")
-    from spacehub.services import accounts
-
-    with ctx.db.transaction() as s:  # `HfApi.delete_repo`'s use case
-        repos.delete_repo(ctx, s, accounts.authenticate(s, who.token), "space", repo_id)
+    _as_caller(ctx, who, lambda s, p: repos.delete_repo(ctx, s, p, "space", repo_id))  # `HfApi.delete_repo`
 
 
 @router.post(PREFIX + "/delete")
