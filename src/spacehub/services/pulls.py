@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, RevisionNotFound
-from spacehub.services import accounts, commits, discussions, repos, webhooks
+from spacehub.services import accounts, commits, discussions, previews, repos, webhooks
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.services.discussion_format import event_json
@@ -78,6 +78,7 @@ def merge_pull_request(
         ctx, repo, target, discussions.pr_ref(num), f"Pull request #{num}", f"Merge pull request #{num}: {d.title}", p
     )
     d.status, d.merge_commit = "merged", sha
+    previews.end(ctx, s, repo, d)  # the Space now runs the merged code: its preview stops
     ev = discussions.add_event(s, d, "status-change", p, {"status": "merged"})
     webhooks.emit_discussion(ctx, s, repo, d, "update")
     if comment:
