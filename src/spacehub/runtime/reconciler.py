@@ -306,7 +306,7 @@ class Reconciler:
             if ep is not None:
                 return ep
             if run.stage in (Stage.PAUSED, Stage.BUILD_ERROR, Stage.RUNTIME_ERROR, Stage.CONFIG_ERROR,
-                             Stage.NO_APP_FILE):  # fmt: skip
+                             Stage.NO_APP_FILE, Stage.DELETING) or self.runs.get(space_id) is not run:  # fmt: skip
                 return None
             run.changed.clear()
             with contextlib.suppress(TimeoutError):
@@ -501,6 +501,8 @@ class Reconciler:
         state = await asyncio.to_thread(self._read, space_id, run)
         if state is None:  # the Space is gone: the plan stops what runs, drops its builds and forgets it
             gone = Desired(space_id, revision=None, build_id=None, release_id=None, deleting=True)
+            run.stage = Stage.DELETING.value  # said before acting: a visitor waiting in wake() stops waiting
+            run.changed.set()
             for action in plan(gone, run.observed(), self.clock.time()).actions:
                 await self._apply(space_id, run, None, action)
             return
