@@ -63,7 +63,7 @@ class PreviewOf:
 def variables_only(s: Session, repo: Repo) -> dict[str, str]:
     """A Space's variables, without its secrets: what a preview's app gets (nothing is decrypted)."""
     rows = s.execute(select(SpaceVariable.key, SpaceVariable.value).where(SpaceVariable.repo_id == repo.id))
-    return dict(rows.tuples().all())
+    return {key: value for key, value in rows}
 
 
 def _digest(*parts: object, key: bytes = b"") -> str:
