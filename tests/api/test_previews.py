@@ -46,6 +46,11 @@ def test_who_may_ask_for_see_and_stop_a_preview(hub: InProcessHub, alice: str, b
     assert body["url"] == f"http://alice-previewed--pr-{pr.pr_num}.localhost"  # the scheme and port of the call
     assert body["revision"] == pr.oid and body["stage"] == "BUILDING" and body["num"] == pr.pr_num
     assert call(hub, "GET", route)[1] == body  # anyone who may read the Space
+    headers = {"authorization": f"Bearer {bob}"}
+    logs = hub.http.get(f"{hub.url}{route}/logs/build", headers=headers)  # its author (no runtime: nothing kept)
+    assert logs.status_code == 200 and logs.headers["content-type"].startswith("text/event-stream")
+    assert hub.http.get(f"{hub.url}{route}/logs/run", headers={"authorization": f"Bearer {carol}"}).status_code == 403
+    assert hub.http.get(f"{hub.url}{route}/logs/other", headers=headers).status_code == 400
 
     assert call(hub, "POST", f"/api/spaces/alice/previewed/discussions/{talk.num}/preview", alice)[0] == 400
     assert call(hub, "POST", "/api/spaces/alice/previewed/discussions/99/preview", alice)[0] == 404
@@ -55,6 +60,7 @@ def test_who_may_ask_for_see_and_stop_a_preview(hub: InProcessHub, alice: str, b
     assert call(hub, "DELETE", route, carol)[0] == 403
     assert call(hub, "DELETE", route, alice) == (200, {})  # a writer stops it
     assert call(hub, "GET", route)[0] == 404 and call(hub, "DELETE", route, alice)[0] == 404
+    assert hub.http.get(f"{hub.url}{route}/logs/run", headers=headers).status_code == 404
 
     assert call(hub, "POST", route, alice)[0] == 200
     hub.api(bob).change_discussion_status("alice/previewed", pr.pr_num, "closed", repo_type="space")

@@ -108,6 +108,21 @@ def gone(hub: Hub, host: str, timeout: float = 60) -> None:
     assert r.status_code == 404, (r.status_code, r.text[:200])
 
 
+def log_lines(url: str, token: str, quiet: float = 2.0) -> list[str]:
+    """The lines of a log's event stream until it is quiet for ``quiet`` seconds (it follows a running app)."""
+    lines: list[str] = []
+    try:
+        with httpx.stream("GET", url, headers={"authorization": f"Bearer {token}"},
+                          timeout=httpx.Timeout(10.0, read=quiet)) as r:  # fmt: skip
+            assert r.status_code == 200, r.read()
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    lines.append(json.loads(line[6:])["data"])
+    except httpx.ReadTimeout:
+        pass
+    return lines
+
+
 def live_instances(hub: Hub, runtime_id: str) -> list[dict[str, Any]]:
     """The local backend's instances of ``runtime_id`` whose app process still runs."""
     out = []
@@ -173,6 +188,8 @@ def test_a_pull_request_preview_runs_the_pull_requests_code_without_the_spaces_s
     logs = hub.server.data_dir / "spaces" / runtime_id / "logs"
     run_log = (logs / "run.log").read_text()
     assert "PREVIEW_VARIABLE" in run_log and "PREVIEW_SECRET" not in run_log
+    assert any("preview-v2 environment:" in line for line in log_lines(route + "/logs/run", bob))  # its author's
+    assert call("GET", route + "/logs/run", carol).status_code == 403
     launches = list((hub.server.data_dir / "runtime" / "instances").glob("*/launch.json"))
     for path in launches:
         assert secret not in path.read_text()

@@ -21,6 +21,8 @@ from spacehub.services import accounts, repos
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.services.formats import iso, subdomain
+from spacehub.services.runtime import LogStream
+from spacehub.services.space_changes import Caller
 from spacehub.storage.db import after_commit, utcnow
 from spacehub.storage.models import Discussion, Repo
 from spacehub.storage.previews import OPEN, host_label, preview_id
@@ -94,6 +96,22 @@ def stop_preview(ctx: HubContext, s: Session, p: Principal, repo_id: str, num: i
     if d.preview_at is None:
         raise NotFound(f"Pull request #{num} of {repo.full_name} has no preview")
     end(ctx, s, repo, d)
+
+
+def open_preview_logs(ctx: HubContext, caller: Caller, repo_id: str, num: int, kind: str) -> LogStream:
+    """A preview's "build" or "run" log, for whoever may ask for it (a writer, the pull request's author): they
+    show what the pull request's code printed, and no secret of the Space is in its environment. Raises:
+    BadRequest, Unauthorized, RepoNotFound, NotFound (no preview), Forbidden."""
+    if kind not in ("build", "run"):
+        raise BadRequest("Logs are 'build' or 'run'")
+    with ctx.db.transaction() as s:
+        p = accounts.authenticate(s, caller.token)
+        repo, d = _pull_request(s, p, repo_id, num)
+        _author_or_writer(p, repo, d, "read its preview's logs")
+        if d.preview_at is None or d.status not in OPEN:
+            raise NotFound(f"Pull request #{num} of {repo.full_name} has no preview")
+        key = preview_id(repo.id, num)
+    return ctx.runtime.logs(key, kind)
 
 
 def end(ctx: HubContext, s: Session, repo: Repo, d: Discussion) -> None:
