@@ -5,6 +5,7 @@ stopped and forgotten when its pull request is closed. End to end with real proc
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from spacehub.proxy.space_routes import RuntimeRouteTable
@@ -134,3 +135,24 @@ async def test_a_preview_not_asked_for_does_not_run(ctx: HubContext, start_recon
     rec.kick(key)
     await settle(rec, space, lambda: key not in rec.runs)
     assert len(backend.instances) == 1 and await rec.wake(key, timeout=1) is None
+
+
+async def test_a_static_spaces_preview_is_served_from_the_pull_requests_files(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    space = make_space(ctx, {"README.md": "---\nsdk: static\n---\n", "index.html": "<p>main</p>"})
+    num = open_pull_request(ctx, space, {"index.html": "<p>pull request</p>"})
+    key = preview_id(space, num)
+    rec.kick(key)
+    await until(rec, key, "RUNNING")
+    assert rec.runs[key].static_revision == ctx.git.ref_target(space, f"refs/pr/{num}") and not backend.instances
+    routes = RuntimeRouteTable(ctx, rec)
+    routes.refresh()
+    with ctx.db.transaction() as s:
+        full_name = s.get(Repo, space).full_name
+    target = routes.lookup(f"{subdomain(full_name)}--pr-{num}.{ctx.settings.runtime.spaces_domain}")
+    assert target is not None and target.asgi is not None and target.space_id == key
+    page = await httpx.AsyncClient(transport=httpx.ASGITransport(app=target.asgi), base_url="http://x").get("/")
+    assert page.status_code == 200 and "pull request" in page.text
