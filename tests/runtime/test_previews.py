@@ -156,3 +156,22 @@ async def test_a_static_spaces_preview_is_served_from_the_pull_requests_files(
     assert target is not None and target.asgi is not None and target.space_id == key
     page = await httpx.AsyncClient(transport=httpx.ASGITransport(app=target.asgi), base_url="http://x").get("/")
     assert page.status_code == 200 and "pull request" in page.text
+
+
+async def test_after_a_restart_a_preview_sleeps_until_its_next_visit(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    """A preview's instance is not adopted (no status row records it): a restart of SpaceHub stops it, the preview
+    is known again (its host answers) and asleep, and a visit starts it."""
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    key = preview_id(space, open_pull_request(ctx, space, {"app.py": "print(2)"}))
+    rec.kick(key)
+    await until(rec, key, "RUNNING")
+    await rec.stop()
+
+    again = await start_reconciler(backend)
+    assert again.runs[key].stage == "SLEEPING"
+    assert not any(i.spec.space_id == key and i.exit_code is None for i in backend.instances.values())
+    assert await again.wake(key, timeout=10) is not None and get(again, key).startswith("hello from r")
