@@ -183,6 +183,13 @@ SUCCESS: list[tuple[str, str, dict[str, object], object, str | None]] = [  # met
     ("POST", "/api/{rtype}/{ns}/{name}/discussions/{num}/merge", {**_REPO, "num": "1"}, {}, "application/json"),
     ("POST", "/api/{rtype}/{ns}/{name}/discussions/{num}/status", {**_REPO, "num": "1"}, {"status": "closed"},
      "application/json"),
+    ("POST", "/api/{rtype}/{ns}/{name}/discussions", _REPO, {"title": "A change", "pullRequest": True},
+     "application/json"),  # pull request #2, previewed below
+    ("POST", "/api/spaces/{ns}/{name}/discussions/{num}/preview", {**_SPACE, "num": "2"}, None, None),
+    ("GET", "/api/spaces/{ns}/{name}/discussions/{num}/preview", {**_SPACE, "num": "2"}, None, None),
+    ("GET", "/api/spaces/{ns}/{name}/discussions/{num}/preview/logs/{kind}", {**_SPACE, "num": "2", "kind": "build"},
+     None, None),
+    ("DELETE", "/api/spaces/{ns}/{name}/discussions/{num}/preview", {**_SPACE, "num": "2"}, None, None),
     ("POST", "/api/{rtype}/{ns}/{name}/like", _REPO, None, None),
     ("GET", "/api/{rtype}/{ns}/{name}/likers", _REPO, None, None),
     ("GET", "/api/users/{user}/likes", {"user": "alice"}, None, None),

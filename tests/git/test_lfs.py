@@ -175,6 +175,37 @@ def test_batch_permissions(server, alice, bob, api, unique) -> None:  # type: ig
     assert batch(server, f"spaces/{private}.git", "upload", one, alice).status_code == 200
 
 
+def test_a_pull_requests_author_pushes_lfs_files_to_it(server, alice, bob, api, git, url, unique) -> None:  # type: ignore[no-untyped-def]
+    """git-lfs names the ref it pushes to in its batch request: the author of an open pull request (no write access)
+    may upload objects for ``refs/pr/N`` (theirs alone until committed), then push them there; not for a branch,
+    nor for another's pull request."""
+    from huggingface_hub import HfApi
+
+    repo_id = f"alice/{unique}"
+    api.create_repo(repo_id, repo_type="space", space_sdk="static")
+    num = HfApi(endpoint=server.url, token=bob).create_pull_request(repo_id, "Weights", repo_type="space").num
+    ref = f"refs/pr/{num}"
+    one = [obj(b"bob's weights")]
+    path = f"spaces/{repo_id}.git"
+    assert batch(server, path, "upload", one, bob).status_code == 403  # no ref named: as before
+    assert batch(server, path, "upload", one, bob, ref={"name": "refs/heads/main"}).status_code == 403
+    assert batch(server, path, "upload", one, server.user("carol"), ref={"name": ref}).status_code == 403
+    assert batch(server, path, "upload", one, bob, ref={"name": ref}).status_code == 200
+
+    clone = git.clone(url(server.url, "space", repo_id, bob), "bob")
+    git.run("fetch", "origin", f"{ref}:pr", cwd=clone)
+    git.run("checkout", "-q", "pr", cwd=clone)
+    git.run("lfs", "track", "*.bin", cwd=clone)
+    git.run("add", ".gitattributes", cwd=clone)
+    data = os.urandom(3000)
+    git.commit_file(clone, "weights.bin", data, "Add weights")
+    git.run("push", "origin", f"HEAD:{ref}", cwd=clone)
+    [entry] = api.get_paths_info(repo_id, ["weights.bin"], repo_type="space", revision=ref)
+    assert entry.lfs is not None and entry.lfs.sha256 == hashlib.sha256(data).hexdigest()
+    assert Path(api.hf_hub_download(repo_id, "weights.bin", repo_type="space", revision=ref,
+                                    cache_dir=git.tmp / "cache")).read_bytes() == data  # fmt: skip
+
+
 def test_malformed_batch_requests(server, alice, api, unique) -> None:  # type: ignore[no-untyped-def]
     repo_id = f"alice/{unique}"
     api.create_repo(repo_id)

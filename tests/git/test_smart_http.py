@@ -231,3 +231,59 @@ def test_git_routes_are_documented() -> None:
     paths = [re.sub(r"\{(\w+):\w+\}", r"{\1}", r.path) for r in [*smart_http.router.routes, *lfs.router.routes]]
     assert len(paths) == 16
     assert [p for p in paths if f"`{p}`" not in text] == []
+
+
+def test_push_to_a_pull_request(server, alice, bob, api, git, url, unique) -> None:  # type: ignore[no-untyped-def]
+    """`git push origin HEAD:refs/pr/N`, as the Hub allows: the pull request's author (without write access) or a
+    writer, while it is open; recorded in its timeline like an API commit. Anyone else, a closed pull request, a
+    deletion or a branch by a non-writer: refused with the reason."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.community import DiscussionCommit
+
+    repo_id = make_repo(api, "space", unique)
+    bob_api = HfApi(endpoint=server.url, token=bob)
+    carol = server.user("carol")
+    pr = bob_api.create_pull_request(repo_id, "Add notes", repo_type="space")
+    ref = f"refs/pr/{pr.num}"
+
+    clone = git.clone(url(server.url, "space", repo_id, bob), "bob")
+    git.run("fetch", "origin", f"{ref}:pr", cwd=clone)
+    git.run("checkout", "-q", "pr", cwd=clone)
+    first = git.commit_file(clone, "notes.md", "one\n", "Add notes")
+    second = git.commit_file(clone, "notes.md", "one\ntwo\n", "More notes")
+    git.run("push", "origin", f"HEAD:{ref}", cwd=clone)
+    assert api.list_repo_commits(repo_id, repo_type="space", revision=ref)[0].commit_id == second
+    assert "notes.md" not in api.list_repo_files(repo_id, repo_type="space")  # main is untouched
+    details = api.get_discussion_details(repo_id, pr.num, repo_type="space")
+    pushed = [(e.summary, e.oid, e.author) for e in details.events if isinstance(e, DiscussionCommit)]
+    assert pushed == [("Add notes", first, "bob"), ("More notes", second, "bob")]
+
+    main = head(git, url(server.url, "space", repo_id))
+    out = git.run("push", "origin", "HEAD:main", cwd=clone, check=False)  # bob may not write branches
+    assert out.returncode != 0 and "only writers of this repo push branches and tags" in out.stderr
+    out = git.run("push", "origin", f":{ref}", cwd=clone, check=False)
+    assert out.returncode != 0 and "a pull request's ref cannot be deleted" in out.stderr
+    assert head(git, url(server.url, "space", repo_id)) == main
+
+    # carol opened a pull request of her own: she may push there, not to bob's
+    HfApi(endpoint=server.url, token=carol).create_pull_request(repo_id, "Carol's", repo_type="space")
+    theirs = git.clone(url(server.url, "space", repo_id, carol), "carol")
+    git.commit_file(theirs, "carol.txt", "c", "carol")
+    out = git.run("push", "--force", "origin", f"HEAD:{ref}", cwd=theirs, check=False)
+    assert out.returncode != 0 and f"only the author of pull request #{pr.num} or a writer" in out.stderr
+
+    # a writer may push to anyone's pull request
+    mine = git.clone(url(server.url, "space", repo_id, alice), "alice")
+    git.run("fetch", "origin", f"{ref}:pr", cwd=mine)
+    git.run("checkout", "-q", "pr", cwd=mine)
+    third = git.commit_file(mine, "notes.md", "one\ntwo\nthree\n", "Reviewed")
+    git.run("push", "origin", f"HEAD:{ref}", cwd=mine)
+    assert api.list_repo_commits(repo_id, repo_type="space", revision=ref)[0].commit_id == third
+
+    # closed: no more commits, and the author is told why
+    api.change_discussion_status(repo_id, pr.num, "closed", repo_type="space")
+    git.run("pull", "-q", "--ff-only", "origin", ref, cwd=clone)
+    git.commit_file(clone, "late.txt", "late", "Too late")
+    out = git.run("push", "origin", f"HEAD:{ref}", cwd=clone, check=False)
+    assert out.returncode != 0 and f"pull request #{pr.num} is closed: it takes no more commits" in out.stderr
+    assert api.list_repo_commits(repo_id, repo_type="space", revision=ref)[0].commit_id == third

@@ -1,4 +1,5 @@
-"""Discussions and pull requests: /api/{T}/{id}/discussions[/{num}[/comment|title|status|merge|comment/{id}/…]]."""
+"""Discussions and pull requests: /api/{T}/{id}/discussions[/{num}[/comment|title|status|merge|comment/{id}/…]],
+and the previews of a Space's pull requests: /api/spaces/{id}/discussions/{num}/preview."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from spacehub.api import responses as r
 from spacehub.api import schemas
-from spacehub.services import discussions, pulls
+from spacehub.services import discussions, previews, pulls
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.web.deps import base_url, json_object, qbool, unit
+from spacehub.web.openapi import answers
 
 router = APIRouter()
 PREFIX = "/api/{rtype:repotype}/{ns}/{name}/discussions"
@@ -125,3 +128,32 @@ async def hide_discussion_comment(
         num,
         lambda ctx, s, p, n, body: discussions.hide_discussion_comment(ctx, s, p, rtype, repo_id, n, comment_id),
     )
+
+
+PREVIEW = "/api/spaces/{ns}/{name}/discussions/{num}/preview"
+
+
+@router.post(PREVIEW, **answers(r.SpacePreview))
+def request_preview(request: Request, ns: str, name: str, num: str) -> dict[str, Any]:
+    """POST /api/spaces/{id}/discussions/{num}/preview: run the pull request's head at its own host (a writer of
+    the Space or the pull request's author)."""
+    number = discussions.parse_num(num)
+    with unit(request) as (ctx, s, p):
+        return previews.request_preview(ctx, s, p, f"{ns}/{name}", number, base_url(request))
+
+
+@router.get(PREVIEW, **answers(r.SpacePreview))
+def get_preview(request: Request, ns: str, name: str, num: str) -> dict[str, Any]:
+    """GET /api/spaces/{id}/discussions/{num}/preview: where the preview is and its stage (404: none)."""
+    number = discussions.parse_num(num)
+    with unit(request) as (ctx, s, p):
+        return previews.get_preview(ctx, s, p, f"{ns}/{name}", number, base_url(request))
+
+
+@router.delete(PREVIEW, **answers(r.Empty))
+def stop_preview(request: Request, ns: str, name: str, num: str) -> dict[str, Any]:
+    """DELETE /api/spaces/{id}/discussions/{num}/preview: stop the preview (its author or a writer)."""
+    number = discussions.parse_num(num)
+    with unit(request) as (ctx, s, p):
+        previews.stop_preview(ctx, s, p, f"{ns}/{name}", number)
+    return {}

@@ -510,6 +510,16 @@ class SpaceSearchResult(_Answer):
 
 
 # ---- likes ---------------------------------------------------------------------------------------------------------
+class SpacePreview(_Answer):
+    """GET/POST /api/spaces/{id}/discussions/{num}/preview: a pull request's preview (no client call reads it)."""
+
+    num: int
+    url: str
+    revision: str | None
+    stage: str
+    requestedAt: str
+
+
 class LikeAnswer(_Answer):
     """POST/DELETE /api/{T}/{id}/like (the client reads nothing of it): whether the caller likes it now, the count."""
 

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from spacehub.api import responses as r
 from spacehub.errors import BadRequest, HubError
 from spacehub.runtime.logs import sse_event
-from spacehub.services import repos, space_changes, space_logs, space_status, spaces, starters
+from spacehub.services import previews, repos, space_changes, space_logs, space_status, spaces, starters
 from spacehub.services.runtime import LogStream
 from spacehub.web.deps import caller, ctx_of, qbool, unit
 from spacehub.web.openapi import answers, inline_schema, raw_answers
@@ -73,6 +73,24 @@ async def fetch_space_logs(request: Request, ns: str, name: str, kind: str) -> S
         raise BadRequest("'tail' must be a number of lines")
     return StreamingResponse(
         _events(request, stream, int(tail) if tail else None),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/api/spaces/{ns}/{name}/discussions/{num}/preview/logs/{kind}",
+    **raw_answers("text/event-stream", {"type": "string"}, "Server-Sent Events: one log line per event"),
+)
+async def fetch_preview_logs(request: Request, ns: str, name: str, num: str, kind: str) -> StreamingResponse:
+    """GET /api/spaces/{id}/discussions/{num}/preview/logs/{build|run}: a pull request preview's log, as
+    `fetch_space_logs` streams the Space's (a writer or the pull request's author)."""
+    if not num.isdigit() or not 0 < int(num) < 10**9:
+        raise BadRequest(f"Invalid discussion number {num!r}: expected a positive integer")
+    stream = await run_in_threadpool(previews.open_preview_logs, ctx_of(request), caller(request), f"{ns}/{name}",
+                                     int(num), kind)  # fmt: skip
+    return StreamingResponse(
+        _events(request, stream, None),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -4,7 +4,8 @@ transfers (PUT/GET of an object's bytes at a signed ``href``), verify, and an em
 Objects live in the sha256-addressed blob store shared by every repo, but a repo may use only its own
 (`services.lfs_objects`): an object stored for another repo gets upload actions again (the uploader proves they hold
 its bytes; the store keeps one copy), and a download answers only the repo's objects. The batch call is where
-permissions are checked (upload needs write, download read); the transfer URLs it hands out are signed
+permissions are checked (upload needs write, or, for a batch whose ``ref`` is ``refs/pr/N``, what a commit to that
+pull request needs: its author or a writer while it is open; download read); the transfer URLs it hands out are signed
 (``signing``, an upload's for its uploader too), because huggingface_hub sends no credentials with the PUT. The
 transfer is always ``basic``, never Xet.
 """
@@ -17,14 +18,22 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from spacehub.errors import BadRequest, Conflict, EntryNotFound, NotImplementedOnHub, PayloadTooLarge, Unprocessable
+from spacehub.errors import (
+    BadRequest,
+    Conflict,
+    EntryNotFound,
+    Forbidden,
+    NotImplementedOnHub,
+    PayloadTooLarge,
+    Unprocessable,
+)
 from spacehub.git import lfs_schemas, signing
 from spacehub.git.access import LFS_MEDIA_TYPE, GitRepo, authorize, repo_route
-from spacehub.services import lfs_objects, repos
+from spacehub.services import accounts, lfs_objects, pulls, repos
 from spacehub.services.context import HubContext
 from spacehub.storage.blobs import StagedBlob, Stager, is_sha256
 from spacehub.storage.models import LfsObject
-from spacehub.web.deps import base_url, ctx_of, json_body
+from spacehub.web.deps import base_url, bearer_token, ctx_of, json_body
 
 router = APIRouter()
 OPERATIONS = {"upload": "write", "download": "read"}
@@ -40,7 +49,14 @@ async def lfs_batch(request: Request, rtype: str, repo_id: str) -> Response:
     """Serves git-lfs and `HfApi` LFS uploads (≤ 1.19): POST /{prefix}{id}.git/info/lfs/objects/batch."""
     body = await json_body(request)
     operation, objects = parse_batch(body)
-    repo = await authorize(request, rtype, repo_id, OPERATIONS[operation])
+    try:
+        repo = await authorize(request, rtype, repo_id, OPERATIONS[operation])
+    except Forbidden:
+        ref = body.get("ref") if isinstance(body, dict) else None
+        name = ref.get("name") if isinstance(ref, dict) else None
+        if operation != "upload" or not isinstance(name, str) or not pulls.PR_REF.match(name):
+            raise
+        repo = await run_in_threadpool(_pull_request_upload, request, rtype, repo_id, name)
     ctx, base = ctx_of(request), base_url(request)
 
     def answer_all() -> list[dict[str, Any]]:
@@ -50,6 +66,17 @@ async def lfs_batch(request: Request, rtype: str, repo_id: str) -> Response:
 
     answer = await run_in_threadpool(answer_all)
     return lfs_json({"transfer": "basic", "objects": answer, "hash_algo": "sha256"})
+
+
+def _pull_request_upload(request: Request, rtype: str, repo_id: str, ref: str) -> GitRepo:
+    """An upload for ``refs/pr/N`` (git-lfs pushing there, huggingface_hub ≤ 1.19 committing there) by whoever may
+    commit to that pull request (`pulls.commit_access`): its objects are the uploader's own until committed
+    (`lfs_objects`), so nobody else may use them. Raises: Forbidden, RevisionNotFound, BadRequest."""
+    ctx = ctx_of(request)
+    with ctx.db.transaction() as s:
+        p = accounts.authenticate(s, bearer_token(request))
+        repo, _ = pulls.commit_access(s, p, rtype, repo_id, ref, False)
+        return GitRepo(repo.id, repo.type, repo.full_name, p.name)
 
 
 def parse_batch(body: Any) -> tuple[str, list[dict[str, Any]]]:
@@ -188,7 +215,8 @@ async def lfs_download(request: Request, rtype: str, repo_id: str, oid: str) -> 
 async def lfs_verify(request: Request, rtype: str, repo_id: str) -> Response:
     """Confirms an upload (credentials required): POST /{prefix}{id}.git/info/lfs/verify {"oid", "size"}."""
     body = await json_body(request)
-    repo = await authorize(request, rtype, repo_id, "write")
+    # whoever may read and write somewhere (a pull request's author too): only objects they may use are confirmed
+    repo = await authorize(request, rtype, repo_id, "contribute")
     if not isinstance(body, dict) or not isinstance(body.get("oid"), str) or not isinstance(body.get("size"), int):
         raise BadRequest("Expected {'oid': str, 'size': int}")
     oid, size = body["oid"], body["size"]

@@ -1,6 +1,7 @@
 """What a ``git push`` must satisfy, checked in the pre-receive hook like an API commit is checked by
-``services.commits``: branches and tags only, ``main`` never deleted, valid paths, no file over the request limit,
-and every LFS pointer's object already in the blob store.
+``services.commits``: branches and tags (by writers) and the refs of open pull requests (``refs/pr/N``, by their
+authors or writers: ``services.pulls.push_rights``, computed by the server) only, ``main`` never deleted, valid
+paths, no file over the request limit, and every LFS pointer's object already in the blob store.
 
 Runs inside ``git receive-pack`` (see ``hook_main``), while the pushed objects sit in git's quarantine: they are
 read with the git binary, which finds them there. Only new objects are inspected: what existing refs reach was
@@ -34,6 +35,10 @@ class HookConfig:
     tmp_dir: str
     max_blob_bytes: int
     lfs_allowed: str | None = None  # a file of the LFS objects (sha256, one a line) the push may reference
+    writer: bool = True  # may push branches and tags
+    # refs/pr/N → "" when the pusher may push to that pull request, else why not; None (a push straight into the
+    # repo on disk, with no server to record it): no pull request's ref
+    pull_requests: dict[str, str] | None = None
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -60,11 +65,21 @@ def parse_updates(lines: Iterable[str]) -> list[RefUpdate]:
     return out
 
 
-def check_refs(updates: list[RefUpdate]) -> list[str]:
+def check_refs(updates: list[RefUpdate], writer: bool = True, pull_requests: dict[str, str] | None = None) -> list[str]:
     errors = []
     for u in updates:
-        if not u.ref.startswith(("refs/heads/", "refs/tags/")):
-            errors.append(f"{u.ref}: only branches (refs/heads/*) and tags (refs/tags/*) can be pushed")
+        reason = (pull_requests or {}).get(u.ref)
+        if reason is not None and u.ref.startswith("refs/pr/"):
+            if u.new == ZERO:
+                errors.append(f"{u.ref}: a pull request's ref cannot be deleted (close the pull request instead)")
+            elif reason:
+                errors.append(f"{u.ref}: {reason}")
+        elif not u.ref.startswith(("refs/heads/", "refs/tags/")):
+            prs = " and the refs of open pull requests (refs/pr/N)" if pull_requests is not None else ""
+            errors.append(f"{u.ref}: only branches (refs/heads/*) and tags (refs/tags/*){prs} can be pushed")
+        elif not writer:
+            errors.append(f"{u.ref}: only writers of this repo push branches and tags: push to your open pull "
+                          "request instead (git push origin HEAD:refs/pr/N)")  # fmt: skip
         elif u.new == ZERO and u.ref == "refs/heads/main":
             errors.append("refs/heads/main: the main branch cannot be deleted")
     return errors
@@ -155,7 +170,7 @@ class PushChecker:
         self._seen_blobs: set[str] = set()
 
     def check(self, updates: list[RefUpdate]) -> list[str]:
-        self.errors = check_refs(updates)
+        self.errors = check_refs(updates, self.config.writer, self.config.pull_requests)
         tips = [u.new for u in updates if u.new != ZERO]
         if self.errors or not tips:
             return self.errors

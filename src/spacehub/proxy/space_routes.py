@@ -46,6 +46,7 @@ from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
 from spacehub.storage.db import Database
 from spacehub.storage.models import Account, Repo
+from spacehub.storage.previews import parse_host_label, preview_id, repo_of
 
 log = logging.getLogger("spacehub.routes")
 AUTH_CACHE_SECONDS = 5.0
@@ -210,7 +211,7 @@ class RuntimeRouteTable:
     def lookup(self, host: str) -> RouteTarget | None:
         if self.shared is not None and self.shared.value() != self._seen:
             self._catch_up()
-        space = self.by_host.get(host)
+        space = self.by_host.get(host) or self._preview(host)
         if space is None:
             return None
         st = self.runs.state(space.repo_id)
@@ -237,6 +238,21 @@ class RuntimeRouteTable:
         self.refresh()
         self._seen = seen
 
+    def _preview(self, host: str) -> _Space | None:
+        """A pull request preview's host, ``{subdomain}--pr-{num}.{domain}`` (`storage.previews`), as the entry of
+        its runtime id: private exactly when its Space is, and known only while the runtime runs it (asleep
+        included). A Space's own host wins: such a name can only clash within one owner's namespace."""
+        label, dot, rest = host.partition(".")
+        parsed = parse_host_label(label)
+        space = self.by_host.get(parsed[0] + dot + rest) if parsed else None
+        if space is None or parsed is None:
+            return None
+        key = preview_id(space.repo_id, parsed[1])
+        st = self.runs.state(key)
+        if st is None or st.stage == Stage.DELETING.value:
+            return None
+        return _Space(key, space.private, space.index, space.full_name)
+
     def _page(self, reason: str, space: _Space | None) -> _Page:
         return _Page(503, reason, space.full_name if space else "", self.ctx.settings.server.public_url)
 
@@ -246,15 +262,18 @@ class RuntimeRouteTable:
         if app is None:
             if len(self._static) > 256:
                 self._static.clear()
-            app = self._static[key] = StaticSpaceApp(self.ctx, space.repo_id, revision, space.index)
+            app = self._static[key] = StaticSpaceApp(self.ctx, repo_of(space.repo_id), revision, space.index)
         return app
 
     def touch(self, space_id: str) -> None:
         self.runs.touch(space_id)
 
     async def wake(self, space_id: str) -> RouteTarget:
-        space = next((s for s in self.by_host.values() if s.repo_id == space_id), None)
+        of = repo_of(space_id)  # a preview is private when its Space is
+        space = next((s for s in self.by_host.values() if s.repo_id == of), None)
         private = space.private if space is not None else False
+        if space is not None and of != space_id:
+            space = _Space(space_id, space.private, space.index, space.full_name)
         st = await self.runs.serve(space_id, self.ctx.settings.proxy.wake_timeout)
         if st is not None and st.upstream is not None:
             return RouteTarget.to_upstream(space_id, *st.upstream, private=private)
@@ -280,9 +299,10 @@ class RuntimeRouteTable:
         return ok
 
     def exchange_grant(self, space_id: str, grant: str) -> str | None:
-        return space_grants.exchange(self.ctx.settings.data_dir, space_id, grant)
+        return space_grants.exchange(self.ctx.settings.data_dir, repo_of(space_id), grant)
 
     def _can_read(self, token: str, space_id: str) -> bool:
+        space_id = repo_of(space_id)  # a preview's readers are its Space's
         if space_grants.is_grant(token):  # the cookie a Space page's grant was exchanged for, on this host
             return space_grants.may_read(self.ctx, space_id, token)
         with self.ctx.db.transaction() as s:

@@ -24,7 +24,7 @@ from spacehub.runtime.space_storage import StorageSpec
 from spacehub.runtime.spaceconfig import ConfigProblem, SpaceConfig, parse_space_config
 from spacehub.runtime.types import Desired, SleepMode, Stage
 from spacehub.storage.git import GitStore
-from spacehub.storage.models import Repo, Space, SpaceSecret, SpaceStatus
+from spacehub.storage.models import Repo, Space, SpaceSecret, SpaceStatus, SpaceVariable
 
 # Variables a Space may not set: the platform's own (secrets and variables must not shadow them).
 PLATFORM_ENV = (
@@ -45,6 +45,25 @@ class SpaceState:
     limits_note: str | None = None  # e.g. "cpu-upgrade asks 8 vCPU; capped to this machine's 2"
     requested: str | None = None  # the flavor asked for, when it is not ``hardware`` (see ``Desired.unmet``)
     change_seq: int = 0  # the newest change the Hub accepted (spaces.change_seq) as of this read
+
+
+@dataclass(frozen=True)
+class PreviewOf:
+    """What makes a read the desired state of a pull request's preview rather than of the Space itself: its runtime
+    id (`storage.previews.preview_id`), the head of ``refs/pr/{num}`` and when it was asked for (asking again
+    starts it again). A preview is a stranger's code: it gets the Space's variables but never its secrets (nor a
+    docker build's secret mounts), no persistent storage and no volumes, the default flavor with no accelerator, and
+    no pause or restart of the Space applies to it. It sleeps after the Space's sleep time (the reconciler's part)."""
+
+    runtime_id: str
+    revision: str | None
+    generation: str = ""
+
+
+def variables_only(s: Session, repo: Repo) -> dict[str, str]:
+    """A Space's variables, without its secrets: what a preview's app gets (nothing is decrypted)."""
+    rows = s.execute(select(SpaceVariable.key, SpaceVariable.value).where(SpaceVariable.repo_id == repo.id))
+    return {key: value for key, value in rows}
 
 
 def _digest(*parts: object, key: bytes = b"") -> str:
@@ -128,20 +147,28 @@ def read_space(
     place: Callable[[Flavor, bool], Placement] | None = None,
     fallback: str | None = None,
     id_key: bytes = b"",
+    preview: PreviewOf | None = None,
 ) -> SpaceState:
     """The desired state of one Space. ``user_env`` gives its variables and (decrypted) secrets. ``place(flavor,
     devices)`` gives a flavor's limits and the devices it would get on this machine (default: capped limits, no
     devices), taking nothing: reading claims no device (the plan's ``Claim`` does, ``Desired.devices``). When the
     requested flavor cannot run now, the release stays on ``fallback`` (the flavor the Space runs on now), else the
-    default flavor, and ``Desired.unmet`` says why."""
+    default flavor, and ``Desired.unmet`` says why. With ``preview``, the desired state of that pull request's
+    preview (see `PreviewOf`: what it does not get of the Space)."""
     space = s.get(Space, repo.id) or Space(repo_id=repo.id, hardware="cpu-basic", paused=False,
                                            restart_generation=0, factory_generation=0)  # fmt: skip
+    runtime_id, generation = repo.id, space.restart_generation
+    if preview is not None:
+        default = catalog.get(None)
+        assert default is not None
+        space = Space(repo_id=repo.id, hardware=default.name, paused=False, factory_generation=0)
+        runtime_id, generation, storage, fallback = preview.runtime_id, preview.generation, None, None
+        user_env = variables_only
     requested = catalog.get(space.hardware) or catalog.get(None)
     assert requested is not None
     flavor = requested
-    branches = git.branches(repo.id)
-    revision = branches.get("main")
-    base = dict(space_id=repo.id, paused=bool(space.paused), deleting=deleting, sleep=sleep)
+    revision = git.branches(repo.id).get("main") if preview is None else preview.revision
+    base = dict(space_id=runtime_id, paused=bool(space.paused), deleting=deleting, sleep=sleep)
     if revision is None:
         return SpaceState(Desired(revision=None, build_id=None, release_id=None, **base), repo.full_name,
                           flavor.name, None, None, None)  # fmt: skip
@@ -158,7 +185,7 @@ def read_space(
                           problem_message=st.problem, **base)  # fmt: skip
         return SpaceState(desired, repo.full_name, flavor.name, None, None, None)
     # Nothing will start for a paused, deeply asleep or static Space: it is offered no device.
-    devices = not (space.paused or deleting or sleep is SleepMode.STOPPED or cfg.sdk == "static")
+    devices = not (space.paused or deleting or sleep is SleepMode.STOPPED or cfg.sdk == "static" or preview)
 
     def placer(f: Flavor) -> Placement:
         if place is not None:
@@ -174,16 +201,17 @@ def read_space(
     build_args, build_secrets = docker_build_inputs(s, git, repo, revision, user) if cfg.sdk == "docker" else ({}, {})
     # A docker build's args and secrets are inputs of the image: a new value rebuilds it (keyed: secret values).
     inputs = [sorted(build_args.items()), sorted(build_secrets.items())] if build_args or build_secrets else []
-    build_id = "b" + _digest(repo.id, revision, cfg.sdk, cfg.sdk_version, cfg.python_version, deps,
+    # A preview's builds are its own (its environment and checkout are a stranger's work, never the Space's).
+    build_id = "b" + _digest(runtime_id, revision, cfg.sdk, cfg.sdk_version, cfg.python_version, deps,
                              space.factory_generation, *inputs, key=id_key if build_secrets else b"")  # fmt: skip
     resources, note = placement.resources, placement.note
     env = platform_env(repo, cfg, flavor, resources, hub_url, host)
     env.update(st.env if st is not None else {})  # HF_HOME under /data: before the user's, who may change it
     env.update(user)
     mounted = [st.identity] if st is not None else []  # nothing added without storage: release ids stay as they were
-    release_id = "r" + _digest(build_id, env, flavor.name, space.restart_generation, *mounted, key=id_key)
+    release_id = "r" + _digest(build_id, env, flavor.name, generation, *mounted, key=id_key)
     build = BuildSpec(
-        space_id=repo.id,
+        space_id=runtime_id,
         build_id=build_id,
         revision=revision,
         sdk=cfg.sdk,
@@ -192,9 +220,10 @@ def read_space(
         use_cache=space.factory_generation <= _factory_done(s, repo.id),
         build_args=build_args,
         build_secrets=build_secrets,
+        repo_id=repo.id,
     )
     release = ReleaseSpec(
-        space_id=repo.id,
+        space_id=runtime_id,
         release_id=release_id,
         build_id=build_id,
         sdk=cfg.sdk,

@@ -70,6 +70,7 @@ from spacehub.runtime.types import (
 from spacehub.storage.db import Database, utcnow
 from spacehub.storage.git import GitStore
 from spacehub.storage.models import Repo, Space, SpaceStatus
+from spacehub.storage.previews import all_wanted, host_label, parse_preview_id, repo_of, wanted
 
 log = logging.getLogger("spacehub.runtime")
 PROBE_INTERVAL = 0.1
@@ -218,6 +219,7 @@ class Reconciler:
             spaces = list(s.scalars(select(Repo.id).where(Repo.type == "space")))
             statuses = {st.repo_id: st for st in s.scalars(select(SpaceStatus))}
             sleep_times = {sp.repo_id: sp.sleep_time for sp in s.scalars(select(Space))}
+            previews = all_wanted(s)
         known = set(spaces)
         recorded = {space_id: st.serving_release for space_id, st in statuses.items() if space_id in known}
         usable = [rid for rid, i in alive.items() if i.running and i.endpoint is not None]
@@ -244,6 +246,12 @@ class Reconciler:
                 run.stage = st.stage
                 deep = self.deep_sleep_after if run.serving is None else 0
                 run.last_activity = self.clock.monotonic() - idle - deep
+        for pid in previews:  # a preview's instance is not adopted (an orphan): it sleeps stopped until a visit
+            run = self._run(pid)
+            sleep_time = sleep_times.get(repo_of(pid))
+            run.stage = Stage.SLEEPING.value
+            idle = float(DEFAULT_SLEEP if sleep_time is None else max(sleep_time, 0))
+            run.last_activity = self.clock.monotonic() - idle - self.deep_sleep_after
         for rid in orphans:
             log.info("stopping orphan instance %s", rid)
             self.d.backend.stop(rid)
@@ -278,6 +286,8 @@ class Reconciler:
 
     async def wake(self, space_id: str, timeout: float = 600.0) -> Endpoint | None:  # noqa: ASYNC109
         """Wake a sleeping Space and wait until it serves; None if it cannot (error, paused, timeout)."""
+        if space_id not in self.runs and parse_preview_id(space_id) is not None:
+            return None  # a preview runs only once asked for (its run exists from then on until it ends)
         run = self._run(space_id)
         run.last_activity = self.clock.monotonic()
         run.waking += 1
@@ -297,7 +307,7 @@ class Reconciler:
             if ep is not None:
                 return ep
             if run.stage in (Stage.PAUSED, Stage.BUILD_ERROR, Stage.RUNTIME_ERROR, Stage.CONFIG_ERROR,
-                             Stage.NO_APP_FILE):  # fmt: skip
+                             Stage.NO_APP_FILE, Stage.DELETING) or self.runs.get(space_id) is not run:  # fmt: skip
                 return None
             run.changed.clear()
             with contextlib.suppress(TimeoutError):
@@ -450,11 +460,23 @@ class Reconciler:
         return mode
 
     def _read(self, space_id: str, run: SpaceRun) -> desired_mod.SpaceState | None:
+        """What the Space (or the pull request preview, `storage.previews`) should be; None once it is gone (a
+        preview: no longer asked for, or its pull request is no longer open)."""
+        pr = parse_preview_id(space_id)
         with self.d.db.transaction() as s:
-            repo = s.get(Repo, space_id)
+            repo = s.get(Repo, pr[0] if pr else space_id)
             if repo is None:
                 return None
-            space = s.get(Space, space_id)
+            space = s.get(Space, repo.id)
+            host, preview = self.d.space_host(repo.full_name), None
+            if pr is not None:
+                d = wanted(s, repo.id, pr[1])
+                if d is None or d.preview_at is None:
+                    return None
+                head = self.d.git.ref_target(repo.id, f"refs/pr/{pr[1]}")
+                preview = desired_mod.PreviewOf(space_id, head, d.preview_at.isoformat())
+                label, dot, rest = host.partition(".")
+                host = host_label(label, pr[1]) + dot + rest
             state = desired_mod.read_space(
                 s,
                 self.d.git,
@@ -462,21 +484,26 @@ class Reconciler:
                 catalog=self.d.catalog,
                 machine=self.d.machine,
                 hub_url=self.d.hub_url(),
-                host=self.d.space_host(repo.full_name),
+                host=host,
                 user_env=self.d.user_env,
                 sleep=self._sleep_mode(space, run),
                 storage=self.d.storage,
                 place=lambda f, devices: self.scheduler.offer(space_id, f, devices),
                 fallback=run.hardware.get(run.serving) if run.serving else None,
                 id_key=self.id_key,
+                preview=preview,
             )
-            return replace(state, change_seq=space.change_seq if space is not None else 0)
+            return replace(state, change_seq=space.change_seq if space is not None and pr is None else 0)
 
     async def _pass(self, space_id: str, run: SpaceRun) -> None:
         run.pass_started = self.clock.monotonic()
+        for preview in self._previews_of(space_id):  # a commit to refs/pr/N, a deletion: each preview looks again
+            self.kick(preview)
         state = await asyncio.to_thread(self._read, space_id, run)
         if state is None:  # the Space is gone: the plan stops what runs, drops its builds and forgets it
             gone = Desired(space_id, revision=None, build_id=None, release_id=None, deleting=True)
+            run.stage = Stage.DELETING.value  # said before acting: a visitor waiting in wake() stops waiting
+            run.changed.set()
             for action in plan(gone, run.observed(), self.clock.time()).actions:
                 await self._apply(space_id, run, None, action)
             for state_listener in self.state_listeners:
@@ -512,6 +539,11 @@ class Reconciler:
         d = state.desired
         if run.sleep_check is not None and not (d.static or d.paused or d.deleting):
             self._pass_in(space_id, run, run.sleep_check)  # its sleep time runs out then: no sweep needed
+
+    def _previews_of(self, space_id: str) -> list[str]:
+        """The previews of a Space's pull requests that this reconciler keeps (none for a preview)."""
+        prefix = space_id + "-pr-"
+        return [key for key in self.runs if key.startswith(prefix)]
 
     def _account(self, space_id: str, run: SpaceRun, desired: Any, release: Any) -> None:
         """Record the devices the Space holds after this pass: its live instances' and, when it should run, its
@@ -581,6 +613,8 @@ class Reconciler:
     def _save_status(
         self, space_id: str, run: SpaceRun, stage: Stage, error: str | None, detail: str | None, state: Any
     ) -> None:
+        if parse_preview_id(space_id) is not None:
+            return  # a preview has no status row: the reconciler's memory is its status (FrontDoor.stage)
         serving = run.serving
         enforced = run.limits.get(serving) if serving else None
         hardware = run.hardware.get(serving) if serving else None

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Forbidden, NotFound
-from spacehub.services import accounts, repos, webhooks
+from spacehub.services import accounts, previews, repos, webhooks
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.services.discussion_format import discussion_url, event_json, item_json
@@ -400,6 +400,8 @@ def change_discussion_status(
         raise BadRequest(f"Discussion #{num} is already {status}")
     d.status = status
     ev = add_event(s, d, "status-change", p, {"status": status})
+    if status == "closed":
+        previews.end(ctx, s, repo, d)  # a closed pull request's preview stops (reopening does not start it again)
     webhooks.emit_discussion(ctx, s, repo, d, "update")
     if comment:
         webhooks.emit_discussion(ctx, s, repo, d, "create", add_comment(s, d, p, comment), scope="discussion.comment")

@@ -10,16 +10,17 @@ announced as any commit is (`commits.after_commit`: a Space rebuilds from the me
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, RevisionNotFound
-from spacehub.services import accounts, commits, discussions, repos, webhooks
+from spacehub.services import accounts, commits, discussions, previews, repos, webhooks
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
 from spacehub.services.discussion_format import event_json
-from spacehub.storage.models import Repo
+from spacehub.storage.models import Discussion, Repo
 
 PR_REF = re.compile(r"^refs/pr/([1-9][0-9]{0,8})$")
 
@@ -56,6 +57,44 @@ def commit_access(
     return repo, rev
 
 
+class PushRights(NamedTuple):
+    """What a ``git push`` may update (`push_rights`)."""
+
+    writer: bool  # branches and tags
+    pull_requests: dict[str, str]  # refs/pr/N → "" (may push to it) or why not
+    author: bool  # the pusher opened a pull request of this repo (open or not): the hook explains its refusals
+
+
+def push_rights(s: Session, p: Principal, repo: Repo) -> PushRights:
+    """What a ``git push`` by ``p`` may update, for the pre-receive hook (`git.push_checks`): whether it may push
+    branches and tags (a writer), and for each pull request's ref, ``""`` when it may push to it (an open pull
+    request, its author or a writer, as `commit_access` says for an API commit), else why not."""
+    writer, author = accounts.can_write(p, repo), False
+    rights = {}
+    for d in s.scalars(select(Discussion).where(Discussion.repo_id == repo.id, Discussion.is_pull_request.is_(True))):
+        author = author or (d.author_id is not None and d.author_id == p.user_id)
+        if d.status not in ("open", "draft"):
+            rights[discussions.pr_ref(d.num)] = f"pull request #{d.num} is {d.status}: it takes no more commits"
+        elif d.author_id != p.user_id and not writer:
+            rights[discussions.pr_ref(d.num)] = (
+                f"only the author of pull request #{d.num} or a writer of {repo.full_name} may push to it"
+            )
+        else:
+            rights[discussions.pr_ref(d.num)] = ""
+    return PushRights(writer, rights, author)
+
+
+def record_push(ctx: HubContext, s: Session, repo: Repo, ref: str, old: str | None, new: str, user_id: int) -> None:
+    """The commits a ``git push`` added to ``refs/pr/{num}`` (from ``old`` to ``new``, oldest first; at most 100) in
+    the pull request's timeline, as API commits to it are."""
+    m = PR_REF.match(ref)
+    if m is None:
+        return
+    p = Principal(user_id=user_id)
+    for c in ctx.git.added(repo.id, new, old):
+        discussions.record_commit(s, repo, int(m.group(1)), p, c.id, c.title, list(c.parents))
+
+
 def merge_pull_request(
     ctx: HubContext, s: Session, p: Principal, repo_type: str, repo_id: str, num: int, comment: Any
 ) -> dict[str, Any]:
@@ -78,6 +117,7 @@ def merge_pull_request(
         ctx, repo, target, discussions.pr_ref(num), f"Pull request #{num}", f"Merge pull request #{num}: {d.title}", p
     )
     d.status, d.merge_commit = "merged", sha
+    previews.end(ctx, s, repo, d)  # the Space now runs the merged code: its preview stops
     ev = discussions.add_event(s, d, "status-change", p, {"status": "merged"})
     webhooks.emit_discussion(ctx, s, repo, d, "update")
     if comment:

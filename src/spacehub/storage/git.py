@@ -302,6 +302,20 @@ class GitStore:
         for c in repo.walk(pygit2.Oid(hex=sha), pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME):
             yield _entry(c)
 
+    def added(self, repo_id: str, new: str, old: str | None, limit: int = 100) -> list[CommitEntry]:
+        """The commits ``new`` reaches and ``old`` does not (``git rev-list new --not old``), oldest first; at most
+        ``limit`` (the newest)."""
+        repo = self.open(repo_id)
+        walker = repo.walk(pygit2.Oid(hex=new), pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)
+        if old is not None and old in repo:
+            walker.hide(pygit2.Oid(hex=old))
+        out = []
+        for c in walker:
+            if len(out) == limit:
+                break
+            out.append(_entry(c))
+        return out[::-1]
+
     def tree_of(self, repo_id: str, sha: str) -> tuple[pygit2.Repository, pygit2.Tree]:
         repo = self.open(repo_id)
         return repo, repo[sha].peel(pygit2.Tree)

@@ -257,6 +257,9 @@ class Discussion(Base):
     status: Mapped[str] = mapped_column(String(8))  # open | closed | merged | draft
     target_branch: Mapped[str | None] = mapped_column(String(255), nullable=True)  # refs/heads/main (PRs only)
     merge_commit: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # A Space's pull request: when a preview of it was asked for (None: no preview). It runs while the pull request
+    # is open (`storage.previews`, services.previews).
+    preview_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -63,6 +63,14 @@ class BuildSpec:
     # secrets the Dockerfile mounts (``RUN --mount=type=secret,id=NAME``). Values are secret: kept out of repr.
     build_args: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     build_secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # The repo whose ``revision`` is built when it is not ``space_id``'s: a pull request's preview runs under a
+    # runtime id of its own (`storage.previews`), with the code of the Space it previews.
+    repo_id: str = ""
+
+    @property
+    def repo(self) -> str:
+        """The repo id to read ``revision`` from."""
+        return self.repo_id or self.space_id
 
 
 @dataclass(frozen=True)

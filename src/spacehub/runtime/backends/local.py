@@ -178,7 +178,7 @@ class LocalProcessBackend:
         if spec.sdk not in ("gradio", "streamlit", "docker", "static"):
             raise BuildFailed(f"Unknown sdk {spec.sdk!r}: use gradio, streamlit, docker or static")
         log(f"Checking out {spec.revision}")
-        stats = self._repos().write(spec.space_id, spec.revision, tmp / "src", log)
+        stats = self._repos().write(spec.repo, spec.revision, tmp / "src", log)
         how = f", {stats.copied} copied" if stats.copied else ""
         log(f"Checked out {stats.files} files ({stats.lfs_files} from LFS, {stats.lfs_bytes} bytes{how})")
         meta: dict[str, Any] = {
