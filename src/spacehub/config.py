@@ -162,6 +162,12 @@ class KubernetesSettings(BaseModel):
         default=None, description="The StorageClass of Spaces' storage claims (default: the cluster's default)."
     )
     build_timeout: float = Field(default=1800.0, description="Seconds a build Job may run before it fails.")
+    sdk_packages: dict[str, list[str]] = Field(
+        default_factory=lambda: {"gradio": ["gradio", "spaces"], "streamlit": ["streamlit"]},
+        description="The packages the install init container adds per SDK, with the Space's requirements (the first "
+        "pinned to the README's sdk_version), as on HF where a Space need not list its SDK; an SDK with an empty "
+        "list (or an image that has it) installs nothing more. Pods reach the package index for them.",
+    )
     endpoints: Literal["service", "pod"] = Field(
         default="service",
         description="How SpaceHub reaches a Space's app: 'service', the release's Service by its cluster DNS name "

@@ -132,6 +132,7 @@ def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Ba
         run_log=run_log,
         build_timeout=k.build_timeout,
         endpoints=k.endpoints,
+        sdk_packages=k.sdk_packages,
     )
 
 

@@ -24,6 +24,7 @@ from tests.k8s.code_server import code_server
 from tests.k8s.node import Node
 from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec, wait_http
 
+NO_SDK = {"gradio": (), "streamlit": ()}  # plain-Python apps: nothing from the index
 pytestmark = [pytest.mark.slow, pytest.mark.pods]
 
 
@@ -45,7 +46,7 @@ def backend(
     with code_server(space_repo.git_dir, "alice/demo", "hf_scoped", node.ip) as hub:
         k8s = KubernetesBackend(Cluster(pod_kube, pod_namespace), options, lambda space_id: ("alice/demo", "hf_scoped"),
                                 hub, run_log=lambda space_id: tmp_path / "run.log", poll_interval=0.1,
-                                endpoints="pod")  # fmt: skip
+                                endpoints="pod", sdk_packages=NO_SDK)  # fmt: skip
         sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": APP})
         k8s.build(build_spec(space_repo, sha), lambda line: None)
         yield k8s
