@@ -151,6 +151,14 @@ class KubernetesSettings(BaseModel):
         description="Addresses of the Hub as CIDRs: the only peer a Space's NetworkPolicy lets in, and one it may "
         "reach. Empty: the policy admits nothing in.",
     )
+    hub_pod_labels: dict[str, str] | None = Field(
+        default=None,
+        description="When the Hub runs in the cluster: the labels of its pods, a peer of every Space's NetworkPolicy "
+        "(with hub_namespace_labels: in the namespaces they select; alone: in the Spaces' namespace).",
+    )
+    hub_namespace_labels: dict[str, str] | None = Field(
+        default=None, description="The labels of the namespace the Hub's pods run in (with hub_pod_labels)."
+    )
     hub_ports: list[int] = Field(default_factory=list, description="The Hub's ports a Space may reach (empty: any).")
     allow_internet: bool = Field(
         default=False, description="Spaces may reach public addresses (never private ranges or another Space)."
