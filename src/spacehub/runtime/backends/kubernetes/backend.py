@@ -660,7 +660,7 @@ class KubernetesBackend:
     def _follow_pods(self, space_id: str, label: str, stopped: threading.Event, since: str | None) -> None:
         """Until the release is stopped and its pods are gone, or it has had no pod for RELAY_IDLE seconds."""
         last: dict[str, str] = {}  # pod uid → the time of the last line copied (the container runtime's clock)
-        done: set[tuple[str, int]] = set()  # (pod uid, restart count): every line of that container is copied
+        done: set[tuple[str, ...]] = set()  # (pod uid, restart count): every line of that container is copied
         seen = time.monotonic()
         while True:
             try:
@@ -670,20 +670,21 @@ class KubernetesBackend:
                 elif stopped.is_set() or time.monotonic() - seen > RELAY_IDLE:
                     return
                 for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp):
+                    self._copy_init(space_id, pod, last, done, since)
                     app = next((c for c in pod.status.container_statuses or [] if c.name == "app"), None)
                     if app is None:
                         continue
                     if app.state.waiting and app.last_state and app.last_state.terminated:
                         # waiting to restart after an exit (CrashLoopBackOff): the ended container's lines, in
                         # case it started and ended between two looks
-                        instance = (pod.metadata.uid, -app.restart_count)
+                        instance = (pod.metadata.uid, str(-app.restart_count))
                         if instance not in done:
                             done.add(instance)
                             self._copy(space_id, pod.metadata.name, pod.metadata.uid, last, since, previous=True)
                         continue
                     if not (app.state.running or app.state.terminated):
                         continue
-                    instance = (pod.metadata.uid, app.restart_count)
+                    instance = (pod.metadata.uid, str(app.restart_count))
                     if instance in done:
                         continue
                     if app.state.terminated:  # it wrote its last line: this read takes all of them
@@ -693,17 +694,37 @@ class KubernetesBackend:
                 log.debug("relaying the logs of %s: %s", label, e)
             time.sleep(0.5)
 
+    def _copy_init(self, space_id: str, pod: Any, last: dict[str, str], done: set[tuple[str, ...]],
+                   since: str | None) -> None:  # fmt: skip
+        """The output of the pod's init containers (fetch: the code; install: pip), each run once it has ended
+        (one that failed and waits to run again: the run that failed), so that the run log says how the pod got
+        its code and packages, and why it did not when it could not."""
+        for ic in pod.status.init_container_statuses or []:
+            if ic.state.terminated:
+                previous = False
+            elif ic.state.waiting and ic.last_state and ic.last_state.terminated:
+                previous = True
+            else:
+                continue
+            instance = (pod.metadata.uid, ic.name, str(ic.restart_count), str(previous))
+            if instance in done:
+                continue
+            done.add(instance)
+            self._copy(space_id, pod.metadata.name, pod.metadata.uid, last, since, previous=previous,
+                       container=ic.name, follow=False)  # fmt: skip
+
     def _copy(self, space_id: str, pod: str, uid: str, last: dict[str, str], since: str | None,
-              previous: bool = False) -> None:  # fmt: skip
-        """Follow one pod's app container until it ends (``previous``: read the one that ended before it), copying
-        the lines newer than those copied before."""
-        resp = self.cluster.core.read_namespaced_pod_log(pod, self.namespace, container="app", follow=not previous,
-                                                         previous=previous, timestamps=True,
-                                                         _preload_content=False)  # fmt: skip
+              previous: bool = False, container: str = "app", follow: bool = True) -> None:  # fmt: skip
+        """Follow one pod's container (the app's, unless told) until it ends (``previous``: read the one that ended
+        before it; not ``follow``: what it wrote so far), copying the lines newer than those copied before."""
+        resp = self.cluster.core.read_namespaced_pod_log(pod, self.namespace, container=container,
+                                                         follow=follow and not previous, previous=previous,
+                                                         timestamps=True, _preload_content=False)  # fmt: skip
+        key = uid if container == "app" else f"{uid}/{container}"
         try:
             # copied before: up to this time (within one read every line is new; stdout's and stderr's lines are
             # timed apart, so their times are not always in the order the log has them)
-            copied, rest = last.get(uid, since or ""), b""
+            copied, rest = last.get(key, since or ""), b""
             for chunk in resp.stream(65536):
                 *lines, rest = (rest + chunk).split(b"\n")
                 for raw in lines:
@@ -711,7 +732,7 @@ class KubernetesBackend:
                     at = _log_time(stamp_)
                     if at <= copied:
                         continue
-                    last[uid] = max(at, last.get(uid, ""))
+                    last[key] = max(at, last.get(key, ""))
                     self._log(space_id, text)
         finally:
             resp.release_conn()
