@@ -225,6 +225,8 @@ def main() -> int:
                 "SPACEHUB_RUNTIME__RECONCILE_INTERVAL": "0.2",
                 "SPACEHUB_RUNTIME__CUSTOM_SLEEP_ON_FREE_HARDWARE": "true",
                 "SPACEHUB_RUNTIME__MIN_AVAILABLE_MEMORY_MB": "0",
+                # a plain-Python app (sdk gradio without gradio): the pods install nothing from the package index
+                "SPACEHUB_KUBERNETES__SDK_PACKAGES": '{"gradio": [], "streamlit": []}',
             }
             with start_server(Path(tmp) / "data", env=env, port=port) as srv:
                 api = HfApi(endpoint=srv.url, token=srv.user("alice"))
@@ -234,7 +236,14 @@ def main() -> int:
                 t0 = time.monotonic()
                 push(api, repo, {"README.md": README, "app.py": APP})
                 bench = Bench(kube, namespace, api, srv.url, host, repo)
-                wait("the first 200", lambda: serves(srv.url, host), args.timeout, 0.1)
+                try:
+                    wait("the first 200", lambda: serves(srv.url, host), args.timeout, 0.1)
+                except RuntimeError:
+                    pods = [(p.metadata.name, p.spec.node_name, p.status.phase, p.status.conditions)
+                            for p in core.list_namespaced_pod(namespace).items]  # fmt: skip
+                    log(f"runtime: {api.get_space_runtime(repo).raw}\npods: {pods}\n"
+                        + srv.log.read_text(errors="replace")[-3000:])  # fmt: skip
+                    raise
                 log(f"push -> first 200 through the proxy in {time.monotonic() - t0:.1f} s")
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # the client warns on cpu-basic; this hub allows it

@@ -78,7 +78,14 @@ def test_a_file_written_to_data_survives_a_restart_in_a_new_pod(
             mounted = [p for p in live if any(v.persistent_volume_claim for v in p.spec.volumes or [])]
             return mounted[0] if len(pods) == 1 and mounted else None
 
-        first_pod = wait_for("one running pod with the claim mounted", one_pod, timeout=RUN_TIMEOUT)
+        try:
+            first_pod = wait_for("one running pod with the claim mounted", one_pod, timeout=RUN_TIMEOUT)
+        except AssertionError as e:  # what the cluster shows then
+            pods = [(p.metadata.name, p.spec.node_name, p.status.phase, p.status.conditions)
+                    for p in core.list_namespaced_pod(namespace).items]  # fmt: skip
+            claims = [(c.metadata.name, c.status.phase) for c in core.list_namespaced_persistent_volume_claim(
+                namespace).items]  # fmt: skip
+            raise AssertionError(f"{e}\npods: {pods}\nclaims: {claims}\n{h.report(repo_id)}") from None
         claims = core.list_namespaced_persistent_volume_claim
         (claim,) = claims(namespace, label_selector=f"spacehub.dev/space={space_id}").items
         assert claim.status.phase == "Bound" and claim.spec.volume_name == volume.name, claim.status
