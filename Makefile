@@ -39,7 +39,7 @@ test-fast: install system-deps
 
 # the Kubernetes pod tier alone: a real kubelet on containerd runs the Spaces (docs/kubernetes.md, "The pod tier")
 test-pods: install system-deps
-	$(BIN)/pytest -n 2 -m pods $(PYTEST_ARGS) tests/k8s tests/runtime/backends/test_contract.py
+	$(BIN)/pytest -n 2 -m pods $(PYTEST_ARGS) tests/k8s tests/runtime/backends/test_contract.py tests/bench/test_k8s_wake_bench.py
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -68,9 +68,12 @@ class HubServer:
         self.stop()
 
 
-def start_server(data_dir: Path, env: dict[str, str] | None = None, timeout: float = 60) -> HubServer:
-    """Start ``spacehub serve`` on a free port and wait until it answers. Raises RuntimeError if it does not."""
-    port = free_port()
+def start_server(
+    data_dir: Path, env: dict[str, str] | None = None, timeout: float = 60, port: int | None = None
+) -> HubServer:
+    """Start ``spacehub serve`` on ``port`` (default: a free one) and wait until it answers. Raises RuntimeError if
+    it does not."""
+    port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / f"server-{port}.log"
     proc = subprocess.Popen(

@@ -159,6 +159,14 @@ class KubernetesSettings(BaseModel):
         description="Addresses of the Hub as CIDRs: the only peer a Space's NetworkPolicy lets in, and one it may "
         "reach. Empty: the policy admits nothing in.",
     )
+    hub_pod_labels: dict[str, str] | None = Field(
+        default=None,
+        description="When the Hub runs in the cluster: the labels of its pods, a peer of every Space's NetworkPolicy "
+        "(with hub_namespace_labels: in the namespaces they select; alone: in the Spaces' namespace).",
+    )
+    hub_namespace_labels: dict[str, str] | None = Field(
+        default=None, description="The labels of the namespace the Hub's pods run in (with hub_pod_labels)."
+    )
     hub_ports: list[int] = Field(default_factory=list, description="The Hub's ports a Space may reach (empty: any).")
     allow_internet: bool = Field(
         default=False, description="Spaces may reach public addresses (never private ranges or another Space)."
@@ -170,6 +178,12 @@ class KubernetesSettings(BaseModel):
         default=None, description="The StorageClass of Spaces' storage claims (default: the cluster's default)."
     )
     build_timeout: float = Field(default=1800.0, description="Seconds a build Job may run before it fails.")
+    sdk_packages: dict[str, list[str]] = Field(
+        default_factory=lambda: {"gradio": ["gradio", "spaces"], "streamlit": ["streamlit"]},
+        description="The packages the install init container adds per SDK, with the Space's requirements (the first "
+        "pinned to the README's sdk_version), as on HF where a Space need not list its SDK; an SDK with an empty "
+        "list (or an image that has it) installs nothing more. Pods reach the package index for them.",
+    )
     endpoints: Literal["service", "pod"] = Field(
         default="service",
         description="How SpaceHub reaches a Space's app: 'service', the release's Service by its cluster DNS name "

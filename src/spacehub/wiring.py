@@ -116,7 +116,7 @@ def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Ba
     k = settings.kubernetes
     options = ClusterOptions(
         namespace=k.namespace,
-        hub=Peer(cidrs=tuple(k.hub_cidrs)),
+        hub=Peer(cidrs=tuple(k.hub_cidrs), pod_labels=k.hub_pod_labels, namespace_labels=k.hub_namespace_labels),
         hub_ports=tuple(k.hub_ports),
         allow_internet=k.allow_internet,
         cluster_cidrs=tuple(k.cluster_cidrs),
@@ -132,6 +132,7 @@ def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Ba
         run_log=run_log,
         build_timeout=k.build_timeout,
         endpoints=k.endpoints,
+        sdk_packages=k.sdk_packages,
     )
 
 

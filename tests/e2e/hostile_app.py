@@ -12,7 +12,10 @@ the Space's variables, set by the test (tests/e2e/test_hostile.py), which knows 
 - ``HOSTILE_HUB_PORT``: SpaceHub's listen port; ``HOSTILE_HOST_ADDRS``: the host's other (non-loopback) addresses;
 - ``HOSTILE_HOST_PIDS``: host pids of other processes (the victim, its supervisor, SpaceHub);
 - ``HOSTILE_LISTEN_PORT``: a port to listen on at 0.0.0.0 (the test then looks for it from the host);
-- ``HOSTILE_OWN_DIRS``: folders that are the app's own to write (a docker Space's code is in its own image).
+- ``HOSTILE_OWN_DIRS``: folders that are the app's own to write (a docker Space's code is in its own image);
+- on Kubernetes (tests/k8s/test_pod_hostile.py) only: ``HOSTILE_KUBE_API``, the API server's URLs (comma-separated),
+  ``HOSTILE_KUBELETS``, the kubelets' ``host:port``s, and ``HOSTILE_NAMESPACE``, the Spaces' namespace; with them the
+  report has the Kubernetes attempts too (``kubernetes_attempts``).
 
 The report: ``{"attempts": {name: {"ok": bool, "detail": str}}, "identity": {...}, "hub": {...}, "listening":
 {...}, "kill_all": str}``. ``ok`` is true when the attempt *succeeded*, i.e. when the sandbox failed. ``listening``
@@ -51,8 +54,15 @@ HUB_PORT = int(ENV.get("HOSTILE_HUB_PORT", "0"))
 HOST_ADDRS = [a for a in ENV.get("HOSTILE_HOST_ADDRS", "").split(",") if a]
 HOST_PIDS = [int(p) for p in ENV.get("HOSTILE_HOST_PIDS", "").split(",") if p]
 LISTEN_PORT = int(ENV.get("HOSTILE_LISTEN_PORT", "0"))
+KUBE_API = [u for u in ENV.get("HOSTILE_KUBE_API", "").split(",") if u]
+KUBELETS = [k for k in ENV.get("HOSTILE_KUBELETS", "").split(",") if k]
+NAMESPACE = ENV.get("HOSTILE_NAMESPACE", "default")
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+FETCH_TOKEN = "/var/run/spacehub/fetch/token"  # mounted in the fetch init container only (manifests.TOKEN_PATH)
 NONCE = os.urandom(6).hex()
-SLIRP_HOST = "10.0.2.2"  # slirp4netns's address of the host (its loopback, unless disabled)
+# slirp4netns's address of the host (its loopback, unless disabled); a pod has no slirp4netns: there it is whatever
+# 10.0.2.2 is outside, so the pod test gives none (HOSTILE_SLIRP_HOST empty)
+SLIRP_HOST = ENV.get("HOSTILE_SLIRP_HOST", "10.0.2.2")
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
 PTRACE_ATTACH = 16
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -357,9 +367,11 @@ def kernel_attempts() -> dict[str, dict[str, object]]:
 
 def network_attempts() -> dict[str, dict[str, object]]:
     out = {}
-    addrs = ["127.0.0.1", SLIRP_HOST, *HOST_ADDRS]
-    # The victim's host port, and its page without the proxy.
-    res = {f"{a}:{VICTIM_PORT}": connect(a, VICTIM_PORT, http_get(a, VICTIM_PORT, VICTIM_HOST)) for a in addrs}
+    addrs = ["127.0.0.1", *([SLIRP_HOST] if SLIRP_HOST else []), *HOST_ADDRS]
+    # The victim's host port, and its page without the proxy. In a network namespace of our own, 127.0.0.1 at our own
+    # port is us (in pods every Space listens on the same port): not tried.
+    res = {f"{a}:{VICTIM_PORT}": connect(a, VICTIM_PORT, http_get(a, VICTIM_PORT, VICTIM_HOST)) for a in addrs
+           if not (a == "127.0.0.1" and VICTIM_PORT == PORT)}  # fmt: skip
     out["reach_victim_port"] = attempt(any(ok for ok, _ in res.values()), {k: d for k, (ok, d) in res.items()})
     # SpaceHub's own listen port anywhere but the forwarded Hub URL (127.0.0.1:HUB_PORT in the sandbox is the Hub,
     # by design; see below).
@@ -376,6 +388,47 @@ def network_attempts() -> dict[str, dict[str, object]]:
     )
     out["victim_through_api"] = attempt(
         api[0] == 200 or secrets[0] == 200, {"info": [api[0], api[1][:300]], "secrets": [secrets[0], secrets[1][:300]]}
+    )
+    return out
+
+
+def https_get(url: str) -> tuple[int, str]:
+    """GET ``url`` without credentials and without checking the certificate (what an attacker would do)."""
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=5, context=ctx) as r:
+            return r.status, r.read(300).decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(200).decode(errors="replace")
+    except Exception as e:
+        return -1, why(e) if isinstance(e, OSError) else repr(e)[:200]
+
+
+def kubernetes_attempts() -> dict[str, dict[str, object]]:
+    """In a pod: the service account's token (never mounted), the fetch token (the fetch init container's only), the
+    API server's Secrets and the kubelets' pod lists and exec, anonymously."""
+    out = {
+        "read_service_account": reads([SERVICE_ACCOUNT, f"{SERVICE_ACCOUNT}/token", f"{SERVICE_ACCOUNT}/namespace"]),
+        "read_fetch_token": reads([FETCH_TOKEN, os.path.dirname(FETCH_TOKEN)]),
+    }
+    res = {}
+    for base in KUBE_API:
+        for path in (f"/api/v1/namespaces/{NAMESPACE}/secrets", "/api/v1/secrets", "/api/v1/nodes"):
+            res[base + path] = https_get(base + path)
+    out["kube_api"] = attempt(any(c == 200 for c, _ in res.values()), {u: [c, d[:200]] for u, (c, d) in res.items()})
+    res = {}
+    for kubelet in KUBELETS:
+        for path in ("/pods", "/runningpods/", "/configz", f"/run/{NAMESPACE}/x/app?cmd=id"):
+            res[f"https://{kubelet}{path}"] = https_get(f"https://{kubelet}{path}")
+    read_only = {}  # the kubelet's unauthenticated read-only port
+    for host in {k.rsplit(":", 1)[0] for k in KUBELETS}:
+        read_only[f"{host}:10255"] = connect(host, 10255, b"GET /pods HTTP/1.0\r\n\r\n")
+    out["kubelet_api"] = attempt(
+        any(c == 200 for c, _ in res.values()) or any(ok for ok, _ in read_only.values()),
+        {"https": {u: [c, d[:200]] for u, (c, d) in res.items()}, "read-only port": read_only},
     )
     return out
 
@@ -446,6 +499,8 @@ def report() -> dict[str, object]:
     attempts["write_outside"] = write_attempts()
     attempts |= kernel_attempts()
     attempts |= network_attempts()
+    if KUBE_API or KUBELETS:
+        attempts |= kubernetes_attempts()
     return {
         "attempts": attempts,
         "identity": identity(),

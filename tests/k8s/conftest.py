@@ -11,16 +11,21 @@ stop running.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from huggingface_hub import HfApi
 from kubernetes import client
 
 from spacehub.runtime.backends.kubernetes import objects
 from spacehub.runtime.backends.kubernetes.manifests import ACCELERATOR_LABEL, ClusterOptions, Peer
+from tests.conftest import free_port, start_server, stop_server
+from tests.e2e.conftest import Hub
 from tests.k8s.cluster import ControlPlane, Unavailable, binaries
 from tests.k8s.kubelet import FakeNode, StandInKubelet
 from tests.k8s.node import Node, check_machine
@@ -34,6 +39,17 @@ GPU_NODE = FakeNode(
     labels={ACCELERATOR_LABEL: "A10G"},
     taints=({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"},),
 )
+
+
+NO_SDK_PACKAGES = '{"gradio": [], "streamlit": []}'
+# cpu-basic as small as a test app needs: the node has this machine's 2 CPUs, and the catalog's cpu-basic (2 CPU,
+# 16 GB, requests = limits) takes all of them, so that a second Space would wait for the first
+SMALL_FLAVORS = """
+[[flavor]]
+name = "cpu-basic"
+cpu = 0.5
+memory_gb = 1.5
+"""
 
 
 def _unavailable(tier: str, why: str) -> None:
@@ -149,3 +165,72 @@ def options(namespace: str) -> ClusterOptions:
         hub_ports=(8000,),
         cluster_cidrs=("10.244.0.0/16", "10.96.0.0/16"),
     )
+
+
+@contextlib.contextmanager
+def pod_hub(plane: ControlPlane, node: Node, kube: client.ApiClient, data_dir: Path, small: bool = False,
+            **env: str) -> Iterator[tuple[Hub, str]]:  # fmt: skip
+    """A live `spacehub serve` with the Kubernetes backend on the pod tier (``kubernetes.endpoints = pod``, listening
+    where the pods reach it: the node's address), its Spaces in a namespace of their own (deleted afterwards), and
+    the user alice; ``small``: cpu-basic is 0.5 CPU and 1.5 GB (several Spaces at once); ``env``: more settings.
+    Yields the Hub and the namespace."""
+    if small:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir.parent / "flavors.toml").write_text(SMALL_FLAVORS)
+        env = {"SPACEHUB_RUNTIME__FLAVORS_FILE": str(data_dir.parent / "flavors.toml"), **env}
+    core = client.CoreV1Api(kube)
+    namespace = f"spaces-{secrets.token_hex(3)}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    wait_for("the default service account", lambda: core.list_namespaced_service_account(namespace).items)
+    port = free_port()
+    settings = {
+        "SPACEHUB_RUNTIME__BACKEND": "kubernetes",
+        "SPACEHUB_KUBERNETES__KUBECONFIG": str(plane.kubeconfig),
+        "SPACEHUB_KUBERNETES__NAMESPACE": namespace,
+        "SPACEHUB_KUBERNETES__HUB_URL": f"http://{node.ip}:{port}",  # where the pods fetch the code
+        "SPACEHUB_KUBERNETES__HUB_CIDRS": f'["{node.ip}/32"]',
+        "SPACEHUB_KUBERNETES__ENDPOINTS": "pod",
+        "SPACEHUB_SERVER__HOST": "0.0.0.0",  # the pods reach it at the node's address, the tests at 127.0.0.1
+        "SPACEHUB_RUNTIME__RECONCILE_INTERVAL": "0.5",
+        "SPACEHUB_RUNTIME__CUSTOM_SLEEP_ON_FREE_HARDWARE": "true",
+        "SPACEHUB_RUNTIME__MIN_AVAILABLE_MEMORY_MB": "0",
+        # plain-Python apps (sdk: gradio without gradio, as examples/spaces/python-http): nothing from the index
+        "SPACEHUB_KUBERNETES__SDK_PACKAGES": NO_SDK_PACKAGES,
+        **env,
+    }
+    server = start_server(data_dir, env=settings, port=port)
+    alice = server.user("alice")
+    try:
+        yield Hub(server, alice, HfApi(endpoint=server.url, token=alice)), namespace
+    finally:
+        stop_server(server)
+        core.delete_namespace(namespace)
+
+
+@contextlib.contextmanager
+def host_path_volumes(kube: client.ApiClient, node: Node, count: int = 1,
+                      capacity: str = "1Ti") -> Iterator[list[Path]]:  # fmt: skip
+    """``count`` PersistentVolumes on the node's disk (hostPath folders in its folder, owned by the Spaces' uid 1000:
+    a hostPath volume is not chowned to the pod's fsGroup), so that a Space's claim binds: the pod tier has no
+    provisioner. No storage class (the test cluster has no default one, so a claim without a class binds to them);
+    ReadWriteOnce, ``capacity`` at least the tiers' size (a hostPath volume enforces no size). Yields their folders;
+    deletes the volumes afterwards (the folders go with the node)."""
+    core = client.CoreV1Api(kube)
+    names, folders = [], []
+    for _ in range(count):
+        name = f"pv-{node.id}-{secrets.token_hex(3)}"
+        folder = node.workdir / "volumes" / name
+        folder.mkdir(parents=True)
+        os.chown(folder, 1000, 1000)
+        core.create_persistent_volume({
+            "metadata": {"name": name, "labels": {"spacehub.dev/test-node": node.name}},
+            "spec": {"capacity": {"storage": capacity}, "accessModes": ["ReadWriteOnce"],
+                     "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": str(folder), "type": "Directory"}},
+        })  # fmt: skip
+        names.append(name)
+        folders.append(folder)
+    try:
+        yield folders
+    finally:
+        for name in names:
+            core.delete_persistent_volume(name)

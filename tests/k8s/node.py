@@ -134,6 +134,37 @@ def _images() -> tuple[Path, Path]:
     return pause, python
 
 
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+CA_IMAGE = "localhost/python-hostca:3.11-slim"
+
+
+def host_ca_image() -> Path:
+    """An OCI archive of the Python image that trusts this machine's CA bundle (pip included: ``PIP_CERT``), for
+    pods that install from the package index where this machine's egress re-signs TLS with its own CA (as it does
+    here: with the image's own bundle pip fails with CERTIFICATE_VERIFY_FAILED). An operator behind such a proxy
+    does the same: an image (``kubernetes.image``) that trusts their CA. Built once per bundle, cached.
+    Raises: Unavailable."""
+    import hashlib
+
+    python = images()[1]  # the Python image, in podman's store too
+    key = hashlib.sha256(HOST_CA.read_bytes() + python.name.encode()).hexdigest()[:16]
+    archive = CACHE / f"python-hostca-{key}.tar"
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not archive.exists():
+            with tempfile.TemporaryDirectory() as d:
+                shutil.copy(HOST_CA, Path(d) / "ca-certificates.crt")
+                (Path(d) / "Containerfile").write_text(
+                    f"FROM {PYTHON}\nCOPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\n"
+                    "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt "
+                    "REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt\n"
+                )
+                _run("podman", "build", "-q", "--pull=never", "-t", CA_IMAGE, d)
+            _run("podman", "save", "--format", "oci-archive", "-o", f"{archive}.part", CA_IMAGE)
+            Path(f"{archive}.part").rename(archive)
+    return archive
+
+
 def _used_networks() -> list[ipaddress.IPv4Network]:
     out = _run("ip", "-4", "-o", "addr", "show").stdout + _run("ip", "-4", "route", "show").stdout
     nets = []
@@ -410,6 +441,12 @@ exec sleep 2147483647
             time.sleep(0.2)
         raise TimeoutError(f"{what}: not after {timeout} s\n" + "\n".join(
             f"--- {n}:\n{self.log(n)[-2500:]}" for n in ("containerd", "kubelet")))  # fmt: skip
+
+    def import_image(self, archive: Path, base: str) -> None:
+        """Import an OCI archive into this node's containerd (pods then use it without a pull)."""
+        proc = self._ctr("images", "import", "--base-name", base, str(archive), timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ctr images import {archive}: {proc.stderr.strip()[-1500:]}")
 
     # ---- observe -------------------------------------------------------------------------------------------------
     def log(self, name: str) -> str:

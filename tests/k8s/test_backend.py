@@ -151,7 +151,7 @@ def test_pods_get_the_code_from_the_hub_with_a_scoped_token_that_only_the_fetch_
 ) -> None:
     sid = space()
     build(backend, sid)
-    backend.start(release(sid))
+    backend.start(release(sid, env={"HF_ENDPOINT": "https://hub.example.com"}))  # its users' URL
     running(backend, "r1")
     api = cluster.api
     spec = app_pods(cluster, sid)[0]["spec"]
@@ -163,6 +163,8 @@ def test_pods_get_the_code_from_the_hub_with_a_scoped_token_that_only_the_fetch_
     assert all(v["name"] != "fetch-token" for v in install["volumeMounts"])
     app = spec["containers"][0]
     assert all(v["name"] != "fetch-token" for v in app.get("volumeMounts", []))  # the app never sees the token
+    # the app's HF_ENDPOINT is the Hub as the pods reach it (kubernetes.hub_url), not the URL its users have
+    assert {e["name"]: e.get("value") for e in app["env"]}["HF_ENDPOINT"] == "http://192.0.2.10:8000"
     assert app["workingDir"] == "/code" and app["command"] == ["python3", "app.py"]
     for c in (fetch, install, app):  # every container held in, as the app
         sc = c["securityContext"]

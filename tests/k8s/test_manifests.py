@@ -228,3 +228,30 @@ def test_every_catalog_flavor_makes_valid_resources() -> None:
         assert quantities.parse(res["limits"]["cpu"]) == pytest.approx(flavor.cpu)
         assert quantities.parse(res["limits"]["memory"]) == flavor.memory_bytes
         assert res["requests"]["cpu"] == res["limits"]["cpu"]
+
+
+def test_the_sdks_packages_are_arguments_of_the_install_container_never_part_of_its_program() -> None:
+    code = m.CodeFetch("alice/demo", "a" * 40, "http://hub:8000", "space-x-fetch", "python:3.11-slim", True,
+                       ("gradio==5.1.0", "spaces"))  # fmt: skip
+    _, install = m.pod_spec(release(code=code), OPTS)["initContainers"]
+    assert install["command"] == ["sh", "-c", m.INSTALL_SCRIPT, "install", "gradio==5.1.0", "spaces"]
+    assert "gradio" not in m.INSTALL_SCRIPT
+    bare = dataclasses.replace(code, packages=())
+    assert m.pod_spec(release(code=bare), OPTS)["initContainers"][1]["command"] == ["sh", "-c", m.INSTALL_SCRIPT,
+                                                                                   "install"]  # fmt: skip
+    for bad in ("--index-url=http://evil/", "-rrequirements.txt", "x; rm -rf /", "a b", "$(id)", ""):
+        with pytest.raises(ValueError, match="is not a package requirement"):
+            dataclasses.replace(code, packages=(bad,))
+
+
+def test_the_backend_pins_the_sdks_first_package_to_the_readmes_version() -> None:
+    from spacehub.runtime.backends.kubernetes.backend import KubernetesBackend
+
+    backend = KubernetesBackend(None, OPTS, lambda s: ("a/b", "t"), "http://hub:8000")  # type: ignore[arg-type]
+    assert backend._packages("gradio", "5.1.0") == ["gradio==5.1.0", "spaces"]
+    assert backend._packages("gradio", None) == ["gradio", "spaces"]
+    assert backend._packages("streamlit", "1.40.0") == ["streamlit==1.40.0"]
+    assert backend._packages("static", None) == [] and backend._packages("docker", "1") == []
+    none = KubernetesBackend(None, OPTS, lambda s: ("a/b", "t"), "http://hub:8000",  # type: ignore[arg-type]
+                             sdk_packages={"gradio": ()})  # fmt: skip
+    assert none._packages("gradio", "5.1.0") == []

@@ -6,6 +6,7 @@ copying again what the run log holds."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pygit2
 import pytest
 from kubernetes import client
 
-from spacehub.runtime.backends.base import Resources
+from spacehub.runtime.backends.base import BuildFailed, Resources
 from spacehub.runtime.backends.kubernetes.backend import KubernetesBackend
 from spacehub.runtime.backends.kubernetes.manifests import ClusterOptions, Peer
 from spacehub.runtime.backends.kubernetes.objects import Cluster
@@ -24,6 +25,7 @@ from tests.k8s.code_server import code_server
 from tests.k8s.node import Node
 from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec, wait_http
 
+NO_SDK = {"gradio": (), "streamlit": ()}  # plain-Python apps: nothing from the index
 pytestmark = [pytest.mark.slow, pytest.mark.pods]
 
 
@@ -45,7 +47,7 @@ def backend(
     with code_server(space_repo.git_dir, "alice/demo", "hf_scoped", node.ip) as hub:
         k8s = KubernetesBackend(Cluster(pod_kube, pod_namespace), options, lambda space_id: ("alice/demo", "hf_scoped"),
                                 hub, run_log=lambda space_id: tmp_path / "run.log", poll_interval=0.1,
-                                endpoints="pod")  # fmt: skip
+                                endpoints="pod", sdk_packages=NO_SDK)  # fmt: skip
         sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": APP})
         k8s.build(build_spec(space_repo, sha), lambda line: None)
         yield k8s
@@ -135,3 +137,53 @@ def test_a_restarted_hub_adopts_a_running_release_and_relays_only_what_is_new(
     assert httpx.get(f"{url}/second", timeout=5).text == "ok"
     text = log_has(log, "served /second")
     assert text.count("started") == 1 and text.count("served /first") == 1, text
+
+
+def test_the_build_jobs_output_is_in_the_build_log(backend: KubernetesBackend, space_repo: SpaceRepo) -> None:
+    """What the build Job's containers print (the fetch init container's, pip's in the install init container, the
+    main container's) reaches the build log, in that order, when the build succeeds and when it fails."""
+    lines: list[str] = []
+    sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": TALKER})
+    backend.build(build_spec(space_repo, sha, build_id="b2"), lines.append)
+    text = "\n".join(lines)
+    fetched = re.search(rf"fetched \d+ files of alice/demo at {sha[:7]}", text)
+    assert fetched, text
+    assert (
+        fetched.start()
+        < text.index("the code is in /code and its requirements are installed")
+        < text.index("build done")
+    )
+    lines.clear()
+    sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": TALKER,
+                             "requirements.txt": "no-such-package-x9==0.0.1\n"})  # fmt: skip
+    with pytest.raises(BuildFailed, match="install exited with code 1"):
+        backend.build(build_spec(space_repo, sha, build_id="b3"), lines.append)
+    text = "\n".join(lines)
+    assert re.search(rf"fetched \d+ files of alice/demo at {sha[:7]}", text), text
+    assert "ERROR:" in text and "no-such-package-x9" in text, text  # pip's own words, from the install container
+
+
+def test_the_init_containers_output_of_a_spaces_pod_is_in_its_run_log(
+    backend: KubernetesBackend, space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    """The run log says how the pod got its code (the fetch init container's line, before the app's first line),
+    and, when it could not, why: a fetch refused by the Hub (a revoked token) is in the run log with the Hub's
+    answer, each failed run once."""
+    backend.start(release_spec(space_repo))
+    text = log_has(tmp_path / "run.log", "fetched", "MARKER app starting", timeout=60)
+    assert text.index("files of alice/demo at") < text.index("MARKER app starting"), text
+    backend.stop("r1")
+    refused = dataclasses.replace(backend, code_access=lambda space_id: ("alice/demo", "hf_revoked"), _relays={},
+                                  _relayed={}, _last={})  # fmt: skip
+    (tmp_path / "run.log").write_text("")
+    refused.start(release_spec(space_repo, "r2"))
+    text = log_has(tmp_path / "run.log", "HTTP Error 401", timeout=90)
+    assert "Traceback" in text and "MARKER app starting" not in text, text
+    # the kubelet runs the fetch again after a back-off: each failed run's output is copied once
+    deadline = time.monotonic() + 60
+    while (text := (tmp_path / "run.log").read_text()).count("HTTP Error 401") < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    (pod,) = backend.cluster.core.list_namespaced_pod(backend.namespace, label_selector="spacehub.dev/release=r2").items
+    runs = pod.status.init_container_statuses[0].restart_count + 1
+    assert 2 <= text.count("HTTP Error 401") <= runs, text
+    refused.stop("r2")

@@ -5,20 +5,17 @@ visit wakes it (a scale to one, a new pod)."""
 
 from __future__ import annotations
 
-import secrets
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi
 from kubernetes import client
 
-from tests.conftest import free_port, start_server, stop_server
 from tests.e2e.conftest import Hub
 from tests.k8s.cluster import ControlPlane
-from tests.k8s.conftest import wait_for
+from tests.k8s.conftest import pod_hub, wait_for
 from tests.k8s.node import Node
 
 pytestmark = [pytest.mark.slow, pytest.mark.pods]
@@ -37,31 +34,8 @@ def page_boot(text: str) -> str:
 def hub(
     pod_plane: tuple[ControlPlane, Node], pod_kube: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Hub, str]]:
-    plane, node = pod_plane
-    core = client.CoreV1Api(pod_kube)
-    namespace = f"spaces-{secrets.token_hex(3)}"
-    core.create_namespace({"metadata": {"name": namespace}})
-    wait_for("the default service account", lambda: core.list_namespaced_service_account(namespace).items)
-    port = free_port()
-    env = {
-        "SPACEHUB_RUNTIME__BACKEND": "kubernetes",
-        "SPACEHUB_KUBERNETES__KUBECONFIG": str(plane.kubeconfig),
-        "SPACEHUB_KUBERNETES__NAMESPACE": namespace,
-        "SPACEHUB_KUBERNETES__HUB_URL": f"http://{node.ip}:{port}",  # where the pods fetch the code
-        "SPACEHUB_KUBERNETES__HUB_CIDRS": f'["{node.ip}/32"]',
-        "SPACEHUB_KUBERNETES__ENDPOINTS": "pod",
-        "SPACEHUB_SERVER__HOST": "0.0.0.0",  # the pods reach it at the node's address, the tests at 127.0.0.1
-        "SPACEHUB_RUNTIME__RECONCILE_INTERVAL": "0.5",
-        "SPACEHUB_RUNTIME__CUSTOM_SLEEP_ON_FREE_HARDWARE": "true",
-        "SPACEHUB_RUNTIME__MIN_AVAILABLE_MEMORY_MB": "0",
-    }
-    server = start_server(tmp_path_factory.mktemp("e2e-k8s") / "data", env=env, port=port)
-    alice = server.user("alice")
-    try:
-        yield Hub(server, alice, HfApi(endpoint=server.url, token=alice)), namespace
-    finally:
-        stop_server(server)
-        core.delete_namespace(namespace)
+    with pod_hub(*pod_plane, pod_kube, tmp_path_factory.mktemp("e2e-k8s") / "data") as found:
+        yield found
 
 
 def test_a_space_serves_from_its_pod_sleeps_to_zero_and_a_visit_wakes_it(

@@ -24,6 +24,7 @@ from spacehub.runtime.backends.local import LocalProcessBackend
 from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec, wait_for, wait_http
 
 NO_POD_RUNS = "the control-plane tier runs no container (a stand-in kubelet): this needs the pod tier"
+NO_SDK = {"gradio": (), "streamlit": ()}  # plain-Python apps on the pod tier: nothing from the package index
 
 
 @pytest.fixture(
@@ -78,7 +79,7 @@ def kubernetes_pods_backend(request: pytest.FixtureRequest, tmp_path: Path) -> I
     with code_server(repo.git_dir, "alice/demo", "hf_scoped", node.ip) as hub:
         k8s = KubernetesBackend(Cluster(kube, namespace), options, lambda space_id: ("alice/demo", "hf_scoped"), hub,
                                 run_log=lambda space_id: tmp_path / "run.log", poll_interval=0.1,
-                                endpoints="pod")  # fmt: skip
+                                endpoints="pod", sdk_packages=NO_SDK)  # fmt: skip
         k8s.pods = True  # type: ignore[attr-defined]
         yield k8s
         for inst in k8s.list_instances():

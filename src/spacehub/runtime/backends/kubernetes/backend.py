@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,9 @@ ANNOTATION_PREVIOUS = "spacehub.dev/previous-release"  # the release a rollout r
 ANNOTATION_PREVIOUS_BUILD = "spacehub.dev/previous-build"
 ANNOTATION_BUILD = "spacehub.dev/build"
 ANNOTATION_SDK = "spacehub.dev/sdk"
+ANNOTATION_PACKAGES = "spacehub.dev/packages"  # the SDK's packages the build installed (JSON), which its pods install
+# The SDK's own package first (``sdk_version`` pins it), as the local backend installs them (local_build.py).
+DEFAULT_SDK_PACKAGES: dict[str, tuple[str, ...]] = {"gradio": ("gradio", "spaces"), "streamlit": ("streamlit",)}
 LABEL_BUILD = "spacehub.dev/build"
 LABEL_KIND = "spacehub.dev/kind"  # build | task: the Jobs of a Space
 LIMITS = "kubernetes: requests = limits (cpu, memory, nvidia.com/gpu), enforced by the node's kubelet and cgroups"
@@ -101,7 +105,9 @@ def _get(obj: Any, *path: str) -> Any:
 class KubernetesBackend:
     """``cluster``: the API client and the Spaces' namespace; ``options``: the operator's choices (manifests);
     ``code_access``: who the Space is and a token scoped to it (the composition root mints it); ``hub_url``: the
-    Hub as the pods reach it; ``image``: the image Python Spaces (and the fetch containers) run in."""
+    Hub as the pods reach it; ``image``: the image Python Spaces (and the fetch containers) run in;
+    ``sdk_packages``: what the install init container adds for each SDK (the first pinned to the README's
+    ``sdk_version``), as on HF where a gradio Space need not list gradio."""
 
     cluster: Cluster
     options: m.ClusterOptions
@@ -114,6 +120,7 @@ class KubernetesBackend:
     poll_interval: float = 0.2
     endpoints: str = "service"  # "service": the release's Service by name; "pod": its pod's IP and the app port
     address_timeout: float = 60.0  # "pod": how long start waits for the pod's IP before it says try again
+    sdk_packages: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_SDK_PACKAGES))
     name: str = "kubernetes"
     _relayed: dict[str, str] = field(default_factory=dict)  # release → the last reason written to its run log
     _relays: dict[str, threading.Event] = field(default_factory=dict)  # release → set when it is stopped
@@ -150,13 +157,24 @@ class KubernetesBackend:
         memory = spec.resources.memory_bytes or 2 * 1024**3
         return Flavor("custom", "custom", cpus, memory / 1024**3)
 
-    def _code(self, space_id: str, repo: str, revision: str, install: bool) -> m.CodeFetch:
-        return m.CodeFetch(repo, revision, self.hub_url, m.fetch_secret_name(space_id), self.image, install)
+    def _code(self, space_id: str, repo: str, revision: str, install: bool,
+              packages: Sequence[str] = ()) -> m.CodeFetch:  # fmt: skip
+        return m.CodeFetch(repo, revision, self.hub_url, m.fetch_secret_name(space_id), self.image, install,
+                           tuple(packages))  # fmt: skip
 
-    def _release(self, spec: ReleaseSpec, revision: str, repo: str) -> tuple[m.SpaceRelease, dict[str, str]]:
+    def _packages(self, sdk: str, sdk_version: str | None) -> list[str]:
+        packages = list(self.sdk_packages.get(sdk, ()))
+        if packages and sdk_version:
+            packages[0] = f"{packages[0]}=={sdk_version}"
+        return packages
+
+    def _release(self, spec: ReleaseSpec, revision: str, repo: str,
+                 packages: Sequence[str] = ()) -> tuple[m.SpaceRelease, dict[str, str]]:  # fmt: skip
         """The manifests' view of ``spec`` and the values of its Secret."""
         env = {k: v for k, v in spec.env.items() if k in PLATFORM_ENV}
         env |= {"PORT": str(spec.app_port)}
+        if "HF_ENDPOINT" in env:  # the Hub as the pods reach it (kubernetes.hub_url), not as its users do
+            env["HF_ENDPOINT"] = self.hub_url.rstrip("/")
         if spec.sdk == "gradio":
             env |= {"GRADIO_SERVER_PORT": str(spec.app_port), "GRADIO_SERVER_NAME": "0.0.0.0"}
         secret = {k: v for k, v in spec.env.items() if k not in env}
@@ -182,7 +200,7 @@ class KubernetesBackend:
             storage_bytes=spec.data_limit_bytes if storage else None,
             storage_name=storage,
             readiness_path="/_stcore/health" if spec.sdk == "streamlit" else None,
-            code=self._code(spec.space_id, repo, revision, install=spec.sdk != "static"),
+            code=self._code(spec.space_id, repo, revision, install=spec.sdk != "static", packages=packages),
             working_dir=m.CODE_PATH,
         )
         return release, secret
@@ -208,18 +226,25 @@ class KubernetesBackend:
         if job is not None:  # an earlier attempt failed or was cut off: this one starts afresh
             self._delete_job(f"build-{spec.build_id}", wait=True)
         repo, token = self.code_access(spec.space_id)
+        packages = self._packages(spec.sdk, spec.sdk_version)
+        try:
+            code = self._code(spec.space_id, repo, spec.revision, install=spec.sdk != "static", packages=packages)
+        except ValueError as e:
+            raise BuildFailed(str(e)) from e
         release = m.SpaceRelease(
             space_id=spec.space_id, repo=repo, commit=spec.revision, release_id=spec.build_id,
             flavor=Flavor("build", "build", 1.0, 2.0), image=self.image, app_port=8080,
             command=("python3", "-c", "print('the code is in /code and its requirements are installed')"),
-            code=self._code(spec.space_id, repo, spec.revision, install=spec.sdk != "static"), working_dir=m.CODE_PATH,
+            code=code, working_dir=m.CODE_PATH,
         )  # fmt: skip
         self._call(self.cluster.apply_one, m.fetch_secret(release, token, self.options))
         manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout))
         for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
             meta["labels"] |= {LABEL_KIND: "build", LABEL_BUILD: spec.build_id}
             meta["annotations"][ANNOTATION_SDK] = spec.sdk
-        log(f"a build Job fetches {repo} at {spec.revision[:7]} from the Hub and installs its requirements")
+            meta["annotations"][ANNOTATION_PACKAGES] = json.dumps(packages)
+        log(f"a build Job fetches {repo} at {spec.revision[:7]} from the Hub and installs its requirements"
+            + (f" and {' '.join(packages)}" if packages else ""))  # fmt: skip
         self._call(self.cluster.batch.create_namespaced_job, self.namespace, manifest)
         deadline = time.monotonic() + self.build_timeout + 60
         while True:
@@ -301,11 +326,13 @@ class KubernetesBackend:
                 return None
             raise
 
-    def _revision(self, build_id: str) -> str:
+    def _revision(self, build_id: str) -> tuple[str, list[str]]:
+        """The commit the build fetched and the SDK's packages it installed (which the pods install too)."""
         job = self._build_job(build_id)
         if job is None or not _get(job, "status", "succeeded"):
             raise BuildFailed(f"build {build_id} does not exist on the cluster")
-        return str(job["metadata"]["annotations"][m.LABEL_COMMIT])
+        annotations = job["metadata"]["annotations"]
+        return str(annotations[m.LABEL_COMMIT]), list(json.loads(annotations.get(ANNOTATION_PACKAGES) or "[]"))
 
     # ---- start -------------------------------------------------------------------------------------------------
     def start(self, spec: ReleaseSpec) -> Endpoint | None:
@@ -315,10 +342,10 @@ class KubernetesBackend:
             raise BuildFailed("docker Spaces need an image builder and a registry: not yet on the Kubernetes backend")
         if spec.volumes:
             raise BuildFailed("repo volumes are not yet mounted on the Kubernetes backend")
-        revision = self._revision(spec.build_id)
+        revision, packages = self._revision(spec.build_id)
         repo, token = self.code_access(spec.space_id)
         try:
-            release, secret = self._release(spec, revision, repo)
+            release, secret = self._release(spec, revision, repo, packages)
         except ValueError as e:
             raise BuildFailed(str(e)) from e
         unfit = self._call(read_nodes, self.cluster.core, self.options.accelerator_label).unfit(release.flavor)
@@ -633,7 +660,7 @@ class KubernetesBackend:
     def _follow_pods(self, space_id: str, label: str, stopped: threading.Event, since: str | None) -> None:
         """Until the release is stopped and its pods are gone, or it has had no pod for RELAY_IDLE seconds."""
         last: dict[str, str] = {}  # pod uid → the time of the last line copied (the container runtime's clock)
-        done: set[tuple[str, int]] = set()  # (pod uid, restart count): every line of that container is copied
+        done: set[tuple[str, ...]] = set()  # (pod uid, restart count): every line of that container is copied
         seen = time.monotonic()
         while True:
             try:
@@ -643,20 +670,21 @@ class KubernetesBackend:
                 elif stopped.is_set() or time.monotonic() - seen > RELAY_IDLE:
                     return
                 for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp):
+                    self._copy_init(space_id, pod, last, done, since)
                     app = next((c for c in pod.status.container_statuses or [] if c.name == "app"), None)
                     if app is None:
                         continue
                     if app.state.waiting and app.last_state and app.last_state.terminated:
                         # waiting to restart after an exit (CrashLoopBackOff): the ended container's lines, in
                         # case it started and ended between two looks
-                        instance = (pod.metadata.uid, -app.restart_count)
+                        instance = (pod.metadata.uid, str(-app.restart_count))
                         if instance not in done:
                             done.add(instance)
                             self._copy(space_id, pod.metadata.name, pod.metadata.uid, last, since, previous=True)
                         continue
                     if not (app.state.running or app.state.terminated):
                         continue
-                    instance = (pod.metadata.uid, app.restart_count)
+                    instance = (pod.metadata.uid, str(app.restart_count))
                     if instance in done:
                         continue
                     if app.state.terminated:  # it wrote its last line: this read takes all of them
@@ -666,17 +694,37 @@ class KubernetesBackend:
                 log.debug("relaying the logs of %s: %s", label, e)
             time.sleep(0.5)
 
+    def _copy_init(self, space_id: str, pod: Any, last: dict[str, str], done: set[tuple[str, ...]],
+                   since: str | None) -> None:  # fmt: skip
+        """The output of the pod's init containers (fetch: the code; install: pip), each run once it has ended
+        (one that failed and waits to run again: the run that failed), so that the run log says how the pod got
+        its code and packages, and why it did not when it could not."""
+        for ic in pod.status.init_container_statuses or []:
+            if ic.state.terminated:
+                previous = False
+            elif ic.state.waiting and ic.last_state and ic.last_state.terminated:
+                previous = True
+            else:
+                continue
+            instance = (pod.metadata.uid, ic.name, str(ic.restart_count), str(previous))
+            if instance in done:
+                continue
+            done.add(instance)
+            self._copy(space_id, pod.metadata.name, pod.metadata.uid, last, since, previous=previous,
+                       container=ic.name, follow=False)  # fmt: skip
+
     def _copy(self, space_id: str, pod: str, uid: str, last: dict[str, str], since: str | None,
-              previous: bool = False) -> None:  # fmt: skip
-        """Follow one pod's app container until it ends (``previous``: read the one that ended before it), copying
-        the lines newer than those copied before."""
-        resp = self.cluster.core.read_namespaced_pod_log(pod, self.namespace, container="app", follow=not previous,
-                                                         previous=previous, timestamps=True,
-                                                         _preload_content=False)  # fmt: skip
+              previous: bool = False, container: str = "app", follow: bool = True) -> None:  # fmt: skip
+        """Follow one pod's container (the app's, unless told) until it ends (``previous``: read the one that ended
+        before it; not ``follow``: what it wrote so far), copying the lines newer than those copied before."""
+        resp = self.cluster.core.read_namespaced_pod_log(pod, self.namespace, container=container,
+                                                         follow=follow and not previous, previous=previous,
+                                                         timestamps=True, _preload_content=False)  # fmt: skip
+        key = uid if container == "app" else f"{uid}/{container}"
         try:
             # copied before: up to this time (within one read every line is new; stdout's and stderr's lines are
             # timed apart, so their times are not always in the order the log has them)
-            copied, rest = last.get(uid, since or ""), b""
+            copied, rest = last.get(key, since or ""), b""
             for chunk in resp.stream(65536):
                 *lines, rest = (rest + chunk).split(b"\n")
                 for raw in lines:
@@ -684,7 +732,7 @@ class KubernetesBackend:
                     at = _log_time(stamp_)
                     if at <= copied:
                         continue
-                    last[uid] = max(at, last.get(uid, ""))
+                    last[key] = max(at, last.get(key, ""))
                     self._log(space_id, text)
         finally:
             resp.release_conn()

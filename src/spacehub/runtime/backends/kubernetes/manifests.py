@@ -79,10 +79,13 @@ for name in files:
         shutil.copyfileobj(r, out)
 print(f"fetched {len(files)} files of {repo} at {rev[:7]}", flush=True)
 """
+# The install init container's program: pre-requirements.txt first (as on HF), then the SDK's packages (given as
+# arguments: ``sh -c INSTALL_SCRIPT install gradio==5.1 spaces``, never spliced into the program) with
+# requirements.txt, in one resolve, into /code/.spacehub/env (on the app's PYTHONPATH).
 INSTALL_SCRIPT = (
-    "set -e; cd /code; for f in pre-requirements.txt requirements.txt; do "
-    '[ -f "$f" ] && python3 -m pip install --disable-pip-version-check --target /code/.spacehub/env -r "$f"; '
-    "done; true"
+    "set -e; cd /code; pip() { python3 -m pip install --disable-pip-version-check --target /code/.spacehub/env "
+    '"$@"; }; if [ -f pre-requirements.txt ]; then pip -r pre-requirements.txt; fi; '
+    'if [ -f requirements.txt ]; then set -- "$@" -r requirements.txt; fi; if [ $# -gt 0 ]; then pip "$@"; fi'
 )
 
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
@@ -133,8 +136,9 @@ class CodeFetch:
     """How a pod gets its Space's code without a registry: an init container (``image``: any with Python 3, the
     standard library is enough) downloads the snapshot of ``repo`` at ``revision`` from the Hub's API into /code,
     with a token scoped to that Space, read from the Secret ``token_secret`` (key ``token``), mounted in that
-    init container only: the app never sees it. Then, for Python Spaces, ``pip install --target`` of its
-    requirements into /code/.spacehub/env (on the app's PYTHONPATH)."""
+    init container only: the app never sees it. Then, for Python Spaces, ``pip install --target`` of its SDK's
+    packages (``packages``, e.g. gradio at the README's sdk_version) and its requirements into /code/.spacehub/env
+    (on the app's PYTHONPATH)."""
 
     repo: str  # owner/name
     revision: str  # the commit sha
@@ -142,6 +146,7 @@ class CodeFetch:
     token_secret: str  # the Secret holding the scoped token (key "token")
     image: str
     install: bool = True  # install requirements.txt (Python Spaces)
+    packages: tuple[str, ...] = ()  # the SDK's packages (pip requirement specifiers), installed with them
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", self.revision):
@@ -150,6 +155,9 @@ class CodeFetch:
             raise ValueError(f"repo {self.repo!r} is not owner/name")
         if not re.fullmatch(r"https?://[^\s]+", self.hub_url):
             raise ValueError(f"hub url {self.hub_url!r} is not an http(s) URL")
+        for package in self.packages:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\[\],-]*(?:[=<>!~]=?[A-Za-z0-9.*+!,<>=~-]+)?", package):
+                raise ValueError(f"{package!r} is not a package requirement")
 
 
 @dataclass(frozen=True)
@@ -347,7 +355,7 @@ def fetch_containers(code: CodeFetch, flavor: Flavor) -> list[Manifest]:
             {
                 "name": "install",
                 "image": code.image,
-                "command": ["sh", "-c", INSTALL_SCRIPT],
+                "command": ["sh", "-c", INSTALL_SCRIPT, "install", *code.packages],
                 "env": [{"name": "HOME", "value": "/tmp"}, {"name": "PIP_NO_CACHE_DIR", "value": "1"}],
                 "resources": amounts,
                 "securityContext": _held_in(),
