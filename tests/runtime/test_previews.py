@@ -10,6 +10,7 @@ import pytest
 
 from spacehub.proxy.space_routes import RuntimeRouteTable
 from spacehub.runtime.backends.fake import FakeBackend
+from spacehub.runtime.front import FrontDoor
 from spacehub.services import accounts, discussions, spaces
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
@@ -82,7 +83,7 @@ async def test_a_preview_runs_the_pull_request_without_secrets_and_sleeps_like_t
     assert get(rec, key).startswith("hello from r")
 
     # the proxy: the preview's host, private exactly when the Space is
-    routes = RuntimeRouteTable(ctx, rec)
+    routes = RuntimeRouteTable(ctx, FrontDoor(rec))
     routes.refresh()
     host = f"{subdomain(full_name)}--pr-{num}.{ctx.settings.runtime.spaces_domain}"
     target = routes.lookup(host)
@@ -148,7 +149,7 @@ async def test_a_static_spaces_preview_is_served_from_the_pull_requests_files(
     rec.kick(key)
     await until(rec, key, "RUNNING")
     assert rec.runs[key].static_revision == ctx.git.ref_target(space, f"refs/pr/{num}") and not backend.instances
-    routes = RuntimeRouteTable(ctx, rec)
+    routes = RuntimeRouteTable(ctx, FrontDoor(rec))
     routes.refresh()
     with ctx.db.transaction() as s:
         full_name = s.get(Repo, space).full_name
