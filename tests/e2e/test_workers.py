@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -165,6 +166,41 @@ def test_usage_is_read_through_a_worker(hub: Hub, tmp_path: Path) -> None:
                 if len(samples) == 2:
                     break
     assert samples[-1]["memory_used_bytes"] > 0, samples
+
+
+def test_a_new_commit_is_served_without_a_gap_through_the_workers(hub: Hub, tmp_path: Path) -> None:
+    """The controller switches to the new release and stops the old one; a worker whose routes lag that switch
+    finds the old address refused and asks the controller where the Space serves now (no 502 in between)."""
+    repo_id = env_app(hub, tmp_path, "switch")
+    results: list[int | str] = []
+    stop = threading.Event()
+
+    def load() -> None:  # about 20 requests a second, each on a new connection (either worker takes it)
+        while not stop.is_set():
+            try:
+                r = fresh_get(hub, repo_id)
+                results.append(r.json()["marker"] if r.status_code == 200 else r.status_code)
+            except httpx.HTTPError as exc:
+                results.append(repr(exc))
+            time.sleep(0.05)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    try:
+        time.sleep(0.5)
+        v2 = ENV_APP.replace('"env-app"', '"env-app-v2"')
+        v2 = v2.replace("import json, os", "import json, os, time\ntime.sleep(1)")  # the old release serves meanwhile
+        hub.upload(repo_id, "python-http", tmp_path, create=False, files={"app.py": v2})
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while "env-app-v2" not in results[-3:]:
+            assert time.monotonic() < deadline, results[-10:]
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        stop.set()
+        loader.join(30)
+    first = results.index("env-app-v2")
+    assert set(results[:first]) == {"env-app"} and set(results[first:]) == {"env-app-v2"}, results
 
 
 def test_a_worker_that_dies_is_replaced_while_the_other_serves(hub: Hub, tmp_path: Path) -> None:

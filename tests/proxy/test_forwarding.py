@@ -162,6 +162,28 @@ def test_upstream_restart_is_healed_by_a_new_connection() -> None:
         px.server.should_exit = True
 
 
+def test_a_refused_address_asks_the_runtime_where_the_space_moved(upstream: Upstream) -> None:
+    """An HTTP worker's routes may lag the controller's switch to a new release: the old address refuses, the
+    runtime's answer (``wake``) is the new one, and the request, body included, is served there once."""
+    table = StaticRouteTable()
+    table.set("app.localhost", RouteTarget.to_upstream("alice/app", "127.0.0.1", free_port()))
+
+    async def now_here() -> RouteTarget:
+        return RouteTarget.to_upstream("alice/app", "127.0.0.1", upstream.port)
+
+    table.wakers["alice/app"] = now_here
+    px = start_proxy(table)
+    try:
+        with px.client() as c:
+            r = c.post("/echo", content=b"the body goes once", headers={"content-type": "text/plain"})
+            assert r.status_code == 200 and r.json()["body"] == "the body goes once"
+            assert table.wake_calls == {"alice/app": 1}
+            assert c.get("/echo").status_code == 200  # the table now holds the new address
+            assert table.wake_calls == {"alice/app": 1}
+    finally:
+        px.server.should_exit = True
+
+
 def test_read_timeout_is_504(upstream: Upstream) -> None:
     table = StaticRouteTable()
     table.set("app.localhost", RouteTarget.to_upstream("alice/app", "127.0.0.1", upstream.port))

@@ -12,7 +12,10 @@ One request, in order:
    the body streams up as it arrives, the response streams down as it arrives (every SSE event is sent when it is
    read; nothing waits for a buffer to fill). A connection that fails before any answer byte is
    retried once on a new connection when it was a reused one and the request had no body (the app may have closed
-   it for idleness just then, as nginx's ``proxy_next_upstream error`` assumes).
+   it for idleness just then, as nginx's ``proxy_next_upstream error`` assumes). When the app's address cannot
+   be connected to at all, the route may have moved under this process (an HTTP worker's mirror of the
+   controller's routes lags a switch to a new release by a long poll): ``routes.wake`` gives the Space's current
+   target, and a request that sent nothing yet goes there once, if it is another address.
 5. WebSockets go to ``websocket.relay_websocket``.
 
 Errors: cannot connect / reset / invalid response → 502; no answer within ``read_timeout`` → 504; after the
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
@@ -145,7 +149,8 @@ class SpaceProxy:
             return await target.asgi(scope, receive, send)
         assert target.upstream is not None
         if scope["type"] == "http":
-            return await self.forward(scope, receive, send, target.upstream)
+            space_id = target.space_id
+            return await self.forward(scope, receive, send, target.upstream, lambda: self._moved(space_id))
         headers, _ = forwarded_headers(scope)
         space_id = target.space_id
         await relay_websocket(
@@ -194,9 +199,26 @@ class SpaceProxy:
         if not task.cancelled() and task.exception() is not None:
             log.warning("waking %s failed: %s", space_id, task.exception())
 
+    async def _moved(self, space_id: str) -> tuple[str, int] | None:
+        """Where the Space serves now, asked of the runtime after its address refused a connection."""
+        try:
+            target = await asyncio.wait_for(self.routes.wake(space_id), self.wake_timeout)
+        except Exception as exc:
+            log.warning("re-routing %s failed: %s", space_id, exc)
+            return None
+        return target.upstream
+
     # ---- HTTP forwarding ---------------------------------------------------------------------------------------
-    async def forward(self, scope: Scope, receive: Receive, send: Send, upstream: tuple[str, int]) -> None:
-        """Forward one HTTP request to ``upstream`` and stream the answer back."""
+    async def forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        upstream: tuple[str, int],
+        moved: Callable[[], Awaitable[tuple[str, int] | None]] | None = None,
+    ) -> None:
+        """Forward one HTTP request to ``upstream`` and stream the answer back. ``moved`` answers the Space's
+        address now, asked once when ``upstream`` refuses to connect."""
         headers, framing = forwarded_headers(scope)
         method = scope["method"]
         target = scope.get("raw_path") or scope["path"].encode()
@@ -216,11 +238,21 @@ class SpaceProxy:
             if first["type"] == "http.disconnect":
                 return
         pool = self.pool
-        for attempt in (0, 1):
+        attempts = 0
+        while True:
+            attempt, attempts = attempts, attempts + 1
             conn = pool.take(upstream) if attempt == 0 else None  # a retry never trusts another idle connection
             try:
                 if conn is None:
-                    conn = await pool.connect(upstream)
+                    try:
+                        conn = await pool.connect(upstream)
+                    except UpstreamError as exc:
+                        new = await moved() if moved is not None and not exc.timeout else None
+                        moved = None  # asked once per request
+                        if new is None or new == upstream:
+                            raise
+                        upstream = new
+                        continue
                 conn.head_only = method == "HEAD"
                 pump = self._send_request(conn, head, first, framing, receive)
                 if pump is None:
