@@ -140,7 +140,10 @@ def test_a_stopped_node_leaves_nothing_behind(pod_plane, pod_kube, pod_namespace
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert second.bridge not in links and second.dummy not in links
     assert second.ip not in subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
-    assert iptables() == rules
+    # nothing of the second node is left; another node (a parallel test's) may add or drop its own rules meanwhile
+    after = iptables()
+    assert not [r for r in after if second.name in r or second.pod_cidr in r or second.bridge in r], after
+    assert [r for r in after if "spacehub-node-" not in r] == [r for r in rules if "spacehub-node-" not in r]
     assert str(second.workdir) not in Path("/proc/self/mountinfo").read_text()
     assert not second.workdir.exists()
     for path in HOST_PATHS:  # what kubelet and containerd make there are in the node's own mount namespace
