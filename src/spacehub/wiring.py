@@ -253,7 +253,12 @@ def make_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, Fro
         from spacehub.runtime.backends.storage_monitor import StorageMonitor
 
         monitor = StorageMonitor(settings, ctx.db, rec.kick_threadsafe)
-    front = FrontDoor(rec, monitor.check_soon if monitor is not None else None)
+    gpus = None
+    if settings.runtime.backend == "local" and scheduler.devices:  # this machine's GPUs, given to its Spaces
+        from spacehub.runtime.gpu_usage import GpuSampler
+
+        gpus = GpuSampler(scheduler.devices)
+    front = FrontDoor(rec, monitor.check_soon if monitor is not None else None, gpus)
     ctx.runtime = front
     _tell_runtime(ctx)
     lease = Lease(ctx.db, "runtime", holder_id(), settings.runtime.lease_seconds)

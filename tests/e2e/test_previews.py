@@ -20,7 +20,7 @@ import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from tests.e2e.conftest import Hub, pid_alive
+from tests.e2e.conftest import Hub, pid_alive, restart_hub
 
 pytestmark = pytest.mark.slow
 RUN_TIMEOUT = 180  # a first build installs gradio (the app is an sdk: gradio Space without gradio)
@@ -249,3 +249,34 @@ def test_closing_or_stopping_ends_a_preview(hub: Hub, tmp_path: Path) -> None:
     assert call("DELETE", route, hub.alice).status_code == 200
     gone(hub, host)
     no_instance_left(hub, runtime_id)
+
+
+def test_a_running_preview_survives_a_restart_of_spacehub(hub: Hub, tmp_path: Path, uv_cache: Path) -> None:
+    """SpaceHub stops and starts again on the same data dir: the preview's app kept running and is adopted (the
+    same process serves at once, no wake, no second start), and its stage reads RUNNING."""
+    repo_id = hub.name("preview-restart")
+    hub.upload(repo_id, "python-http", tmp_path, files={"app.py": ENV_APP})
+    bob_api = HfApi(endpoint=hub.url, token=hub.server.user("bob"))
+    num = bob_api.create_commit(repo_id, [CommitOperationAdd("app.py", app_with("survives"))],
+                                commit_message="s", repo_type="space", create_pr=True).pr_num  # fmt: skip
+    assert num is not None
+    route = preview_route(hub, repo_id, num)
+    host = urlsplit(call("POST", route, hub.alice).json()["url"]).netloc
+    assert serves(hub, host, "survives")["secret"] is None
+    runtime_id = f"{hub.space_id(repo_id)}-pr-{num}"
+    (before,) = live_instances(hub, runtime_id)
+    startups = "===== starting"
+    run_log = hub.server.data_dir / "spaces" / runtime_id / "logs" / "run.log"
+    assert run_log.read_text().count(startups) == 1
+
+    restart_hub(hub, uv_cache)
+    first = fetch(hub, host)  # the first request after the restart: served by the adopted app
+    assert first.status_code == 200 and first.json()["marker"] == "survives", first.text[:200]
+    deadline = time.monotonic() + 30
+    while (stage := call("GET", route).json().get("stage")) != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stage == "RUNNING"
+    (after,) = live_instances(hub, runtime_id)
+    assert (after["pid"], after.get("starttime")) == (before["pid"], before.get("starttime"))
+    assert run_log.read_text().count(startups) == 1  # never started again
+    assert serves(hub, hub.host(repo_id), "preview-v1")["marker"] == "preview-v1"  # the Space too

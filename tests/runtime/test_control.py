@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from spacehub.proxy.space_routes import SharedGeneration
-from spacehub.runtime.backends.base import ResourceUsage
+from spacehub.runtime.backends.base import GpuUsage, ResourceUsage
 from spacehub.runtime.control import ControllerClient, RouteFeed, control_app
 from spacehub.runtime.front import RouteState
 
@@ -60,6 +60,8 @@ class FakeFront:
         return UP
 
     def usage(self, space_id: str) -> ResourceUsage | None:
+        if space_id == "gpu":  # a Space holding a GPU: its figures come through too
+            return ResourceUsage(0.5, 1024, None, None, {"1": GpuUsage(91, 8 * 2**30, 16 * 2**30)})
         return ResourceUsage(1.5, 2048, 10, None) if space_id in self.states else None
 
 
@@ -175,6 +177,8 @@ async def test_a_worker_mirrors_states_and_its_notices_reach_the_runtime(tmp_pat
             usage = await asyncio.to_thread(client.usage, "z")
             assert usage == ResourceUsage(1.5, 2048, 10, None)
             assert await asyncio.to_thread(client.usage, "nothing") is None
+            gpu = await asyncio.to_thread(client.usage, "gpu")
+            assert gpu == ResourceUsage(0.5, 1024, None, None, {"1": GpuUsage(91, 8 * 2**30, 16 * 2**30)})
         finally:
             await client.stop()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import delete
 
 from spacehub.proxy.space_routes import RuntimeRouteTable
 from spacehub.runtime.backends.fake import FakeBackend
@@ -17,7 +18,7 @@ from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
 from spacehub.storage.db import utcnow
 from spacehub.storage.git import Change
-from spacehub.storage.models import Repo, SpaceVariable
+from spacehub.storage.models import PreviewStatus, Repo, SpaceVariable
 from spacehub.storage.previews import parse_host_label, parse_preview_id, preview_id
 from tests.runtime.conftest import StartReconciler
 from tests.runtime.reconciling import README, clock_of, get, make_space, serving_env, settle, until
@@ -159,11 +160,45 @@ async def test_a_static_spaces_preview_is_served_from_the_pull_requests_files(
     assert page.status_code == 200 and "pull request" in page.text
 
 
-async def test_after_a_restart_a_preview_sleeps_until_its_next_visit(
+def live(backend: FakeBackend, key: str) -> list[str]:
+    """The release ids of ``key``'s instances that run."""
+    return sorted(rid for rid, i in backend.instances.items() if i.spec.space_id == key and i.exit_code is None)
+
+
+def preview_row(ctx: HubContext, key: str) -> tuple[str, str | None] | None:
+    parsed = parse_preview_id(key)
+    assert parsed is not None
+    with ctx.db.transaction() as s:
+        row = s.get(PreviewStatus, parsed)
+        return None if row is None else (row.stage, row.serving_release)
+
+
+async def test_after_a_restart_a_running_preview_is_adopted_running(
     ctx: HubContext, start_reconciler: StartReconciler
 ) -> None:
-    """A preview's instance is not adopted (no status row records it): a restart of SpaceHub stops it, the preview
-    is known again (its host answers) and asleep, and a visit starts it."""
+    """Its status row (preview_status) records the release it serves from: a restart of SpaceHub adopts that
+    instance, which serves on at once (no wake, no new start), and says RUNNING."""
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    key = preview_id(space, open_pull_request(ctx, space, {"app.py": "print(2)"}))
+    rec.kick(key)
+    await until(rec, key, "RUNNING")
+    serving = rec.runs[key].serving
+    assert serving is not None and preview_row(ctx, key) == ("RUNNING", serving)
+    starts = backend.started.count(serving)
+    await rec.stop()
+
+    again = await start_reconciler(backend)
+    assert again.runs[key].serving == serving and again.serving_endpoint(key) is not None  # before any pass
+    await until(again, key, "RUNNING")
+    assert live(backend, key) == [serving] and backend.started.count(serving) == starts == 1
+    assert get(again, key).startswith("hello from r")
+
+
+async def test_after_a_restart_a_preview_whose_app_died_starts_again_running(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
     backend = FakeBackend()
     rec = await start_reconciler(backend)
     space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
@@ -171,8 +206,87 @@ async def test_after_a_restart_a_preview_sleeps_until_its_next_visit(
     rec.kick(key)
     await until(rec, key, "RUNNING")
     await rec.stop()
+    for rid in live(backend, key):
+        backend.stop(rid)  # e.g. the machine rebooted
+
+    again = await start_reconciler(backend)
+    assert again.runs[key].stage != "SLEEPING"
+    await until(again, key, "RUNNING")
+    assert len(live(backend, key)) == 1 and get(again, key).startswith("hello from r")
+
+
+async def test_after_a_restart_a_sleeping_preview_sleeps_as_deeply_as_it_did(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    with ctx.db.transaction() as s:
+        spaces.space_row(s, s.get(Repo, space)).sleep_time = 600
+    key = preview_id(space, open_pull_request(ctx, space, {"app.py": "print(2)"}))
+    rec.kick(key)
+    await until(rec, key, "RUNNING")
+    clock_of(rec).advance(601)
+    rec.kick(key)
+    await until(rec, key, "SLEEPING")
+    (frozen,) = live(backend, key)
+    assert backend.instances[frozen].frozen and preview_row(ctx, key) == ("SLEEPING", frozen)
+    await rec.stop()
+
+    again = await start_reconciler(backend)  # frozen: adopted frozen, asleep; a visit thaws it
+    assert again.runs[key].stage == "SLEEPING" and again.runs[key].serving == frozen
+    again.kick(key)
+    await until(again, key, "SLEEPING")
+    assert live(backend, key) == [frozen] and backend.instances[frozen].frozen
+    clock_of(again).advance(again.deep_sleep_after + 1)
+    again.kick(key)
+    await settle(again, key, lambda: not live(backend, key))
+    await settle(again, key, lambda: preview_row(ctx, key) == ("SLEEPING", None))
+    await again.stop()
+
+    third = await start_reconciler(backend)  # stopped: asleep, nothing started until a visit
+    third.kick(key)
+    await until(third, key, "SLEEPING")
+    assert not live(backend, key)
+    assert await third.wake(key, timeout=10) is not None and get(third, key).startswith("hello from r")
+
+
+async def test_a_preview_that_ended_while_spacehub_was_down_stays_ended(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    num = open_pull_request(ctx, space, {"app.py": "print(2)"})
+    key = preview_id(space, num)
+    rec.kick(key)
+    await until(rec, key, "RUNNING")
+    await rec.stop()
+    with ctx.db.transaction() as s:
+        discussions.find(s, s.get(Repo, space), num).status = "closed"
+
+    again = await start_reconciler(backend)
+    assert key not in again.runs and not live(backend, key)  # its instance was an orphan: stopped
+    assert preview_row(ctx, key) is None
+    assert await again.wake(key, timeout=1) is None
+
+
+async def test_a_preview_without_a_status_row_sleeps_until_its_next_visit(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    """A preview started by a SpaceHub without preview_status (before migration 0015): its instance is not adopted,
+    the preview is known again (its host answers) and asleep, and a visit starts it."""
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    key = preview_id(space, open_pull_request(ctx, space, {"app.py": "print(2)"}))
+    rec.kick(key)
+    await until(rec, key, "RUNNING")
+    await rec.stop()
+    with ctx.db.transaction() as s:
+        s.execute(delete(PreviewStatus))
 
     again = await start_reconciler(backend)
     assert again.runs[key].stage == "SLEEPING"
-    assert not any(i.spec.space_id == key and i.exit_code is None for i in backend.instances.values())
+    assert not live(backend, key)
     assert await again.wake(key, timeout=10) is not None and get(again, key).startswith("hello from r")

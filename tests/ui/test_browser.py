@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from huggingface_hub import HfApi
 
@@ -467,3 +468,65 @@ def test_a_model_is_found_in_the_models_list_and_its_card_is_readable(browser: A
         "tiny",
     ]
     shot(page, "model")
+
+
+def test_a_pull_requests_page_has_a_preview_button_for_its_author_that_starts_the_preview(
+    browser: Any, hub: Server, tmp_path: Path
+) -> None:
+    """dave opens a pull request to carol's Space; its page shows him (its author) a "Preview" button, none to
+    erin (signed in, neither its author nor a writer) nor to anonymous visitors. His click (a CSRF-protected form)
+    starts the preview: the page then links to its host, which serves the pull request's code once it runs."""
+    from huggingface_hub import CommitOperationAdd
+
+    upload(hub, "carol", "carol/previewed", EXAMPLES / "python-http", sdk="gradio")
+    create_web_user(hub, "erin")
+    dave_api = HfApi(endpoint=hub.url, token=hub.tokens["dave"])
+    app = (EXAMPLES / "python-http" / "app.py").read_text().replace('"python-http-v1"', '"python-http-pr"')
+    num = dave_api.create_commit("carol/previewed", [CommitOperationAdd("app.py", app.encode())],
+                                 commit_message="Say pr", repo_type="space", create_pr=True).pr_num  # fmt: skip
+    assert num is not None
+    url = f"{hub.url}/spaces/carol/previewed/discussions/{num}"
+    button = {"name": "Preview", "exact": True}
+
+    anonymous = browser.new_page()
+    anonymous.goto(f"{hub.url}/spaces/carol/previewed/discussions")
+    anonymous.get_by_role("link", name=f"#{num} Say pr").click()
+    anonymous.wait_for_url(url)
+    assert anonymous.get_by_role("button", **button).count() == 0
+    assert "No preview runs" in anonymous.locator("#preview").inner_text()
+    erin = signed_in(browser, hub, "erin")
+    erin.goto(url)
+    assert erin.get_by_role("heading", name=f"#{num} Say pr").is_visible()
+    assert erin.get_by_role("button", **button).count() == 0
+
+    dave = signed_in(browser, hub, "dave")
+    dave.goto(url)
+    # another site's form, sent with dave's cookies but without the page's CSRF token, is refused and starts nothing
+    cookies = {c["name"]: c["value"] for c in dave.context.cookies()}
+    forged = httpx.post(f"{url}/preview", data={"csrf_token": "forged"}, cookies=cookies,
+                        headers={"accept": "text/html"}, timeout=30)  # fmt: skip
+    assert forged.status_code == 403 and "did not come from this site" in forged.text
+    assert httpx.get(f"{hub.url}/api/spaces/carol/previewed/discussions/{num}/preview", timeout=30).status_code == 404
+    dave.get_by_role("button", **button).click()
+    dave.wait_for_url(url)
+    link = dave.locator("#preview-url")
+    preview_url = link.get_attribute("href")
+    assert preview_url is not None and f"--pr-{num}." in preview_url
+    deadline = time.monotonic() + 240
+    while dave.locator("#preview-stage").get_attribute("data-stage") != "RUNNING":
+        assert time.monotonic() < deadline, dave.locator("#preview").inner_text()
+        time.sleep(1)
+        dave.reload()
+    assert dave.get_by_role("button", name="Preview again").is_visible()
+    shot(dave, "pull-request-preview")
+    dave.goto(preview_url)  # the preview's own host (*.localhost resolves to this machine)
+    assert dave.locator("#marker").inner_text(timeout=30_000) == "python-http-pr"
+    carol = signed_in(browser, hub, "carol")  # a writer of the Space sees the button too
+    carol.goto(url)
+    assert carol.get_by_role("button", name="Preview again").is_visible()
+    HfApi(endpoint=hub.url, token=hub.tokens["carol"]).change_discussion_status(
+        "carol/previewed", num, "closed", repo_type="space"
+    )
+    carol.reload()
+    assert carol.get_by_role("button", name="Preview again").count() == 0  # closed: nothing to preview
+    assert "No preview runs" in carol.locator("#preview").inner_text()

@@ -332,9 +332,18 @@ class SpaceStatusEvent(_Answer):
     timestamp: str
 
 
+class SpaceMetricsGpu(_Answer):
+    """One GPU of a metric (the client's Jobs metrics: ``hf jobs stats`` shows these three)."""
+
+    utilization: int
+    memory_used_bytes: int
+    memory_total_bytes: int
+
+
 class SpaceMetrics(_Answer):
-    """One ``event: metric`` of GET /api/spaces/{id}/metrics, in the client's Jobs metrics format (``gpus``: none
-    measured yet)."""
+    """One ``event: metric`` of GET /api/spaces/{id}/metrics, in the client's Jobs metrics format (``gpus``: the
+    GPUs the Space's instance holds, by device id: ``utilization`` percent, ``memory_used_bytes``,
+    ``memory_total_bytes``)."""
 
     cpu_usage_pct: float
     cpu_millicores: int
@@ -342,7 +351,7 @@ class SpaceMetrics(_Answer):
     memory_total_bytes: int
     rx_bps: int
     tx_bps: int
-    gpus: dict[str, Any]
+    gpus: dict[str, SpaceMetricsGpu]
 
 
 class SpaceSecret(_Answer):

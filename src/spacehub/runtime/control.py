@@ -27,6 +27,7 @@ import secrets
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from spacehub.runtime.backends.base import ResourceUsage
+from spacehub.runtime.backends.base import GpuUsage, ResourceUsage
 from spacehub.runtime.front import RouteState
 from spacehub.runtime.logs import FileLogStream, SpaceLogs
 
@@ -140,7 +141,8 @@ def control_app(
             return JSONResponse({"usage": None})
         u = await asyncio.to_thread(front.usage, request.path_params["space_id"])
         body = None if u is None else {"cpu_seconds": u.cpu_seconds, "memory_bytes": u.memory_bytes,
-                                       "rx_bytes": u.rx_bytes, "tx_bytes": u.tx_bytes}  # fmt: skip
+                                       "rx_bytes": u.rx_bytes, "tx_bytes": u.tx_bytes,
+                                       "gpus": {k: asdict(g) for k, g in u.gpus.items()}}  # fmt: skip
         return JSONResponse({"usage": body})
 
     async def routes(request: Request) -> Response:
@@ -224,7 +226,10 @@ class ControllerClient:
     def usage(self, space_id: str) -> ResourceUsage | None:
         """(From a thread: a request to the controller.)"""
         body = self._sync.get(f"/usage/{space_id}").raise_for_status().json()["usage"]
-        return None if body is None else ResourceUsage(**body)
+        if body is None:
+            return None
+        gpus = {k: GpuUsage(**g) for k, g in (body.pop("gpus", None) or {}).items()}
+        return ResourceUsage(**body, gpus=gpus)
 
     # ---- runtime.front.Runs ------------------------------------------------------------------------------------
     def state(self, space_id: str) -> RouteState | None:

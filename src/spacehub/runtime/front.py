@@ -11,10 +11,11 @@ other processes, `runtime.control.ControllerClient` answers the same from the co
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from spacehub.runtime.backends.base import ResourceUsage
+from spacehub.runtime.gpu_usage import GpuSampler
 from spacehub.runtime.logs import FileLogStream, SpaceLogs
 from spacehub.runtime.types import InstanceState
 
@@ -65,10 +66,16 @@ class Runs(Protocol):
 
 
 class FrontDoor:
-    """``check_storage`` measures every Space's storage soon (the local backend's storage monitor), if any."""
+    """``check_storage`` measures every Space's storage soon (the local backend's storage monitor), if any;
+    ``gpus`` reads this machine's GPUs for the metrics of the Spaces that hold some (None: no GPU figures)."""
 
-    def __init__(self, reconciler: Reconciler, check_storage: Callable[[], None] | None = None) -> None:
-        self.reconciler, self.check_storage = reconciler, check_storage
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        check_storage: Callable[[], None] | None = None,
+        gpus: GpuSampler | None = None,
+    ) -> None:
+        self.reconciler, self.check_storage, self.gpus = reconciler, check_storage, gpus
 
     # ---- services.runtime.Runtime ------------------------------------------------------------------------------
     def space_changed(self, space_id: str) -> None:
@@ -86,11 +93,18 @@ class FrontDoor:
         return run.stage if run is not None else None
 
     def usage(self, space_id: str) -> ResourceUsage | None:
-        """The usage of the release serving the Space now, measured by its backend."""
+        """The usage of the release serving the Space now, measured by its backend, with the figures of the GPUs
+        that release was given (and no other)."""
         run = self.reconciler.runs.get(space_id)
         if run is None or run.serving is None:
             return None
-        return self.reconciler.d.backend.usage(run.serving)
+        serving = run.serving
+        usage = self.reconciler.d.backend.usage(serving)
+        devices = run.devices.get(serving, ())
+        if usage is None or not devices or self.gpus is None:
+            return usage
+        figures = self.gpus.figures(devices)
+        return replace(usage, gpus=figures) if figures else usage
 
     def logs(self, space_id: str, kind: str) -> FileLogStream:
         path = SpaceLogs(self.reconciler.logs_root, space_id).path(kind)

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from spacehub.flavors import Catalog, MachineInfo, this_machine
@@ -69,8 +70,8 @@ from spacehub.runtime.types import (
 )
 from spacehub.storage.db import Database, utcnow
 from spacehub.storage.git import GitStore
-from spacehub.storage.models import Repo, Space, SpaceStatus
-from spacehub.storage.previews import all_wanted, host_label, parse_preview_id, repo_of, wanted
+from spacehub.storage.models import PreviewStatus, Repo, Space, SpaceStatus
+from spacehub.storage.previews import all_wanted, host_label, parse_preview_id, preview_id, repo_of, wanted
 
 log = logging.getLogger("spacehub.runtime")
 PROBE_INTERVAL = 0.1
@@ -220,13 +221,23 @@ class Reconciler:
             statuses = {st.repo_id: st for st in s.scalars(select(SpaceStatus))}
             sleep_times = {sp.repo_id: sp.sleep_time for sp in s.scalars(select(Space))}
             previews = all_wanted(s)
+            wanted_previews = set(previews)
+            preview_rows: dict[str, PreviewStatus] = {}
+            for row in s.scalars(select(PreviewStatus)):
+                pid = preview_id(row.repo_id, row.num)
+                if pid in wanted_previews:
+                    preview_rows[pid] = row
+                else:
+                    s.delete(row)  # ended while nothing ran its finalizer (e.g. SpaceHub stopped mid-pass)
         known = set(spaces)
         recorded = {space_id: st.serving_release for space_id, st in statuses.items() if space_id in known}
+        recorded |= {pid: row.serving_release for pid, row in preview_rows.items()}
         usable = [rid for rid, i in alive.items() if i.running and i.endpoint is not None]
         keep, orphans = adopt(recorded, usable, alive)
-        for space_id in spaces:
+        saved: list[tuple[str, Any]] = [(sid, statuses.get(sid)) for sid in spaces]
+        saved += [(pid, preview_rows.get(pid)) for pid in previews]
+        for space_id, st in saved:
             run = self._run(space_id)
-            st = statuses.get(space_id)
             if st is not None and space_id in keep:
                 inst = alive[keep[space_id]]
                 assert inst.endpoint is not None
@@ -237,21 +248,18 @@ class Reconciler:
                 run.hardware[inst.release_id] = st.current_hardware or "cpu-basic"
                 run.revisions[inst.release_id] = st.serving_revision or ""
                 run.limits[inst.release_id] = inst.limits
-                run.devices[inst.release_id] = tuple(st.devices.split(",")) if st.devices else ()
+                devices = getattr(st, "devices", None)  # a preview has none (never accelerators)
+                run.devices[inst.release_id] = tuple(devices.split(",")) if devices else ()
                 self.scheduler.allocator.hold(space_id, run.devices[inst.release_id])
                 run.serving = inst.release_id
-            if st is not None and st.stage == Stage.SLEEPING.value:  # it stays asleep, as deeply as it was
-                sleep_time = sleep_times.get(space_id)
+            # It stays asleep, as deeply as it was. A preview that a SpaceHub before its status rows ran (no row)
+            # sleeps stopped until a visit.
+            if (st is not None and st.stage == Stage.SLEEPING.value) or (st is None and space_id not in known):
+                sleep_time = sleep_times.get(repo_of(space_id))
                 idle = float(DEFAULT_SLEEP if sleep_time is None else max(sleep_time, 0))
-                run.stage = st.stage
+                run.stage = Stage.SLEEPING.value
                 deep = self.deep_sleep_after if run.serving is None else 0
                 run.last_activity = self.clock.monotonic() - idle - deep
-        for pid in previews:  # a preview's instance is not adopted (an orphan): it sleeps stopped until a visit
-            run = self._run(pid)
-            sleep_time = sleep_times.get(repo_of(pid))
-            run.stage = Stage.SLEEPING.value
-            idle = float(DEFAULT_SLEEP if sleep_time is None else max(sleep_time, 0))
-            run.last_activity = self.clock.monotonic() - idle - self.deep_sleep_after
         for rid in orphans:
             log.info("stopping orphan instance %s", rid)
             self.d.backend.stop(rid)
@@ -613,8 +621,10 @@ class Reconciler:
     def _save_status(
         self, space_id: str, run: SpaceRun, stage: Stage, error: str | None, detail: str | None, state: Any
     ) -> None:
-        if parse_preview_id(space_id) is not None:
-            return  # a preview has no status row: the reconciler's memory is its status (FrontDoor.stage)
+        preview = parse_preview_id(space_id)
+        if preview is not None:  # no space_status row (nor webhooks): FrontDoor.stage says its stage
+            self._save_preview_status(preview, run, stage)
+            return
         serving = run.serving
         enforced = run.limits.get(serving) if serving else None
         hardware = run.hardware.get(serving) if serving else None
@@ -655,6 +665,41 @@ class Reconciler:
                     log.exception("the status listener failed for %s", space_id)
         run.saved = key  # committed
 
+    def _save_preview_status(self, preview: tuple[str, int], run: SpaceRun, stage: Stage) -> None:
+        """A preview's `PreviewStatus` row: what a restart needs to bring it back as it is (adopt its instance, or
+        keep it asleep). Written only when it changes."""
+        serving = run.serving
+        values = {
+            "stage": stage.value,
+            "serving_release": serving,
+            "serving_revision": run.revisions.get(serving) if serving else None,
+            "current_hardware": run.hardware.get(serving) if serving else None,
+        }
+        key = tuple(values.values())
+        if key == run.saved:
+            return
+        repo_id, num = preview
+        try:
+            with self.d.db.transaction() as s:
+                if s.get(Repo, repo_id) is None:
+                    return  # the Space is gone: its preview is being deleted
+                row = s.get(PreviewStatus, (repo_id, num))
+                if row is None:
+                    row = PreviewStatus(repo_id=repo_id, num=num, stage=stage.value)
+                    s.add(row)
+                for column, value in values.items():
+                    setattr(row, column, value)
+                row.updated_at = utcnow()
+        except IntegrityError:  # the Space was deleted meanwhile
+            return
+        run.saved = key
+
+    def _forget_preview_status(self, preview: tuple[str, int]) -> None:
+        with self.d.db.transaction() as s:
+            row = s.get(PreviewStatus, preview)
+            if row is not None:
+                s.delete(row)
+
     def _factory_done(self, space_id: str) -> None:
         """A factory reboot's build without caches is done: later builds may use the caches again."""
         with self.d.db.transaction() as s:
@@ -672,6 +717,9 @@ class Reconciler:
         if self.d.meter is not None:
             await asyncio.to_thread(self.d.meter, space_id, set())
         await asyncio.to_thread(delete_logs, self.logs_root, space_id)
+        preview = parse_preview_id(space_id)
+        if preview is not None:
+            await asyncio.to_thread(self._forget_preview_status, preview)
         self.runs.pop(space_id, None)
 
     # ---- doing -------------------------------------------------------------------------------------------------

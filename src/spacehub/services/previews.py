@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spacehub.errors import BadRequest, Forbidden, NotFound
+from spacehub.errors import BadRequest, Forbidden, HubError, NotFound
 from spacehub.services import accounts, repos
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
@@ -86,6 +86,21 @@ def get_preview(ctx: HubContext, s: Session, p: Principal, repo_id: str, num: in
     whoever may read the Space. Raises: RepoNotFound, NotFound (no preview), BadRequest."""
     repo, d = _pull_request(s, p, repo_id, num)
     return _document(ctx, repo, d, base_url)
+
+
+def preview_panel(ctx: HubContext, s: Session, p: Principal, repo_id: str, num: int, base_url: str) -> dict[str, Any]:
+    """What a pull request's web page shows of its preview: ``can_request`` (whether ``p`` may ask for one now, by
+    the very checks of `request_preview`) and ``preview`` (`get_preview`'s document, or None when none runs).
+    Raises: RepoNotFound, NotFound, BadRequest (not a pull request)."""
+    repo, d = _pull_request(s, p, repo_id, num)
+    try:  # the checks only (they write nothing)
+        _pull_request(s, p, repo_id, num, "contribute")
+        _author_or_writer(p, repo, d, "preview it")
+        can = d.status in OPEN
+    except HubError:
+        can = False
+    doc = _document(ctx, repo, d, base_url) if d.preview_at is not None and d.status in OPEN else None
+    return {"can_request": can, "preview": doc}
 
 
 def stop_preview(ctx: HubContext, s: Session, p: Principal, repo_id: str, num: int) -> None:

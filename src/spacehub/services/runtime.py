@@ -9,6 +9,7 @@ notices to a controller in another process fits the same protocol.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -25,14 +26,31 @@ class LogStream(Protocol):
         """Whether the Space may still write to it (a follower stops when it may not)."""
 
 
+class GpuFigures(Protocol):
+    """What one GPU a Space holds is doing now (`runtime.backends.base.GpuUsage` is one)."""
+
+    @property
+    def utilization(self) -> int: ...  # percent
+
+    @property
+    def memory_used_bytes(self) -> int: ...
+
+    @property
+    def memory_total_bytes(self) -> int: ...
+
+
 class Usage(Protocol):
     """What a Space's running instance uses now, as counters (`runtime.backends.base.ResourceUsage` is one): CPU
-    seconds and network bytes grow, memory is current; a counter the runtime cannot measure is None."""
+    seconds and network bytes grow, memory is current; a counter the runtime cannot measure is None. ``gpus``: the
+    figures of the GPUs the instance was given, by device id (none: it holds none, or they cannot be read)."""
 
     cpu_seconds: float
     memory_bytes: int
     rx_bytes: int | None
     tx_bytes: int | None
+
+    @property
+    def gpus(self) -> Mapping[str, GpuFigures]: ...
 
 
 class _NoLog:

@@ -3,7 +3,8 @@ status each time it changes (stage, hardware, replicas, error), read from the sa
 `get_space_runtime` (the runtime's observations, written by the reconciler, through `spaces.runtime`);
 ``GET /api/spaces/{id}/metrics`` samples what its running instance uses, in the client's Jobs metrics format
 (``cpu_usage_pct``, ``cpu_millicores``, ``memory_used_bytes``, ``memory_total_bytes``, ``rx_bps``, ``tx_bps``,
-``gpus``), from the runtime's front door (``ctx.runtime.usage``): the services never import the runtime.
+``gpus``: ``{device id: {utilization, memory_used_bytes, memory_total_bytes}}`` of the GPUs the instance holds), from
+the runtime's front door (``ctx.runtime.usage``): the services never import the runtime.
 
 The capacity (millicores, memory total) is the flavor the Space runs on. Rates are counters' differences between two
 samples of one stream, so the first sample of a stream says 0 for them. A Space that runs nowhere says 0 used."""
@@ -82,8 +83,23 @@ class MetricsStream:
             "memory_total_bytes": flavor.memory_bytes if flavor is not None else 0,
             "rx_bps": round(rx_bps),
             "tx_bps": round(tx_bps),
-            "gpus": {},
+            "gpus": gpu_figures(usage),
         }
+
+
+def gpu_figures(usage: Usage | None) -> dict[str, dict[str, int]]:
+    """The ``gpus`` of a metric: for each GPU the instance holds, by its device id, ``utilization`` (percent),
+    ``memory_used_bytes`` and ``memory_total_bytes`` (the keys the client's Jobs metrics have)."""
+    if usage is None:
+        return {}
+    return {
+        dev: {
+            "utilization": g.utilization,
+            "memory_used_bytes": g.memory_used_bytes,
+            "memory_total_bytes": g.memory_total_bytes,
+        }
+        for dev, g in sorted(usage.gpus.items())
+    }
 
 
 def open_metrics(ctx: HubContext, caller: Caller, repo_id: str) -> MetricsStream:

@@ -175,6 +175,21 @@ class SpaceStatus(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class PreviewStatus(Base):
+    """What a pull request's preview is, as the runtime last saw it: what a restart of SpaceHub needs to adopt its
+    instance (the release it served from) and to bring it back as it was (running, or asleep). Written by the
+    reconciler only; deleted when the preview ends."""
+
+    __tablename__ = "preview_status"
+    repo_id: Mapped[str] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    num: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(24))
+    serving_release: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    serving_revision: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    current_hardware: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class SpaceVariable(Base):
     """An environment variable of a Space (public: readers of the Space see it, and duplicates copy it)."""
 

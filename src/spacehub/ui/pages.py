@@ -8,7 +8,17 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from spacehub.errors import NotFound
-from spacehub.ui import accounts, duplicate, explore, files, new_space, repo_pages, space_pages, space_settings
+from spacehub.ui import (
+    accounts,
+    discussion_pages,
+    duplicate,
+    explore,
+    files,
+    new_space,
+    repo_pages,
+    space_pages,
+    space_settings,
+)
 from spacehub.ui.routing import PageRoute
 from spacehub.ui.web import HERE, error_page
 from spacehub.web import look
@@ -29,6 +39,7 @@ for part in (
     new_space.router,
     space_pages.router,
     space_settings.router,
+    discussion_pages.router,
     files.router,
     duplicate.router,
 ):

@@ -107,6 +107,15 @@ class InstanceStatus:
     limits: str  # how resource limits are enforced, e.g. "cgroup v1", "cgroup v2", "none: <why>"
 
 
+@dataclass(frozen=True, slots=True)
+class GpuUsage:
+    """What one GPU is doing now: its utilization (percent, as nvidia-smi says it) and its memory."""
+
+    utilization: int
+    memory_used_bytes: int
+    memory_total_bytes: int
+
+
 @dataclass(frozen=True)
 class ResourceUsage:
     """What one instance uses now, as counters: CPU time and network bytes grow (rates are the reader's business),
@@ -117,6 +126,7 @@ class ResourceUsage:
     memory_bytes: int
     rx_bytes: int | None = None
     tx_bytes: int | None = None
+    gpus: Mapping[str, GpuUsage] = field(default_factory=dict)  # device id → figures, its own devices only
 
 
 class BuildFailed(PermanentBackendError):
