@@ -85,6 +85,10 @@ class PayloadTooLarge(HubError):
     status_code = 413
 
 
+class TooManyRequests(HubError):
+    status_code = 429
+
+
 class RequestHeaderFieldsTooLarge(HubError):
     status_code = 431
 

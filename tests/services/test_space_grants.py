@@ -8,7 +8,6 @@ import pytest
 from itsdangerous import TimestampSigner
 
 from spacehub.services import space_grants
-from spacehub.ui.web import Throttle
 
 
 def test_a_url_grant_is_exchanged_only_for_its_own_space(tmp_path: Path) -> None:
@@ -34,15 +33,3 @@ def test_a_url_grant_expires_after_a_minute(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
     assert space_grants.exchange(tmp_path, "space-a", old) is None
     assert space_grants.exchange(tmp_path, "space-a", space_grants.sign_url_grant(tmp_path, "space-a", 7))
-
-
-def test_throttle_refuses_past_the_limit_until_the_window_moves() -> None:
-    t = Throttle(limit=3, window=60)
-    for i in range(3):
-        assert t.retry_after("user:x", now=100 + i) == 0
-        t.fail("user:x", now=100 + i)
-    assert t.retry_after("user:x", now=103) == 57
-    assert t.retry_after("user:y", now=103) == 0
-    assert t.retry_after("user:x", now=160.5) == 0  # the first failure left the window
-    t.forget("user:x")
-    assert t.retry_after("user:x", now=103) == 0

@@ -4,6 +4,11 @@ A web session is a token of kind "session" in the tokens table: pages call the s
 (``Caller(session_token, …)``), so they get exactly the API's permission checks, and signing out deletes it. It is
 a write token (the user themself at the keyboard) that expires after `SESSION_DAYS`. Passwords are argon2id hashes
 (argon2-cffi's defaults: memory-hard, salted, parameters in the hash so they can be raised later).
+
+Failed sign-ins are throttled per user name and per client address (`SIGN_IN_LIMITS`: past ``limit`` failures in
+``window`` seconds a key is refused until its oldest failure leaves the window). The failures are rows in the
+database, so every HTTP worker (`server.workers`) and every replica counts the same ones: N workers do not give a
+guesser N times the attempts.
 """
 
 from __future__ import annotations
@@ -15,20 +20,23 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from spacehub.errors import BadRequest, NotFound, Unauthorized
+from spacehub.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
 from spacehub.services import accounts
 from spacehub.services.context import HubContext
 from spacehub.services.formats import iso
 from spacehub.storage.db import utcnow
 from spacehub.storage.keys import hex_key
-from spacehub.storage.models import Account, Token
+from spacehub.storage.models import Account, SignInFailure, Token
 
 SESSION_DAYS = 14
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 BAD_SIGN_IN = "Invalid user name or password"
+# key prefix → (failures allowed, window in seconds): a guessed password a minute for one account, and a cap per
+# client address across names
+SIGN_IN_LIMITS = {"user": (5, 300.0), "client": (30, 300.0)}
 _hasher = PasswordHasher()
 
 
@@ -51,9 +59,39 @@ def set_password(s: Session, name: str, password: str) -> None:
     user.password_hash = _hasher.hash(password)
 
 
-def sign_in(ctx: HubContext, name: str, password: str) -> str:
-    """A new session token for ``name``. Raises: Unauthorized (unknown user, no password set, wrong password: one
-    message for all, so that sign-in does not tell which user names exist)."""
+def sign_in(ctx: HubContext, name: str, password: str, client: str = "?") -> str:
+    """A new session token for ``name``, signing in from address ``client``. Raises: TooManyRequests (too many
+    failures for this name or address lately; ``Retry-After`` says when to try again), Unauthorized (unknown user,
+    no password set, wrong password: one message for all, so that sign-in does not tell which user names exist)."""
+    keys = {"user": f"user:{name.lower()}"[:320], "client": f"client:{client}"[:320]}
+    with ctx.db.transaction() as s:
+        wait = max(_retry_after(s, keys[kind], *SIGN_IN_LIMITS[kind]) for kind in keys)
+    if wait:
+        raise TooManyRequests(f"Too many failed sign-ins: try again in {wait} s", headers={"Retry-After": str(wait)})
+    try:
+        return _check_password(ctx, name, password)
+    except Unauthorized:
+        with ctx.db.transaction() as s:
+            now = utcnow()
+            oldest = now - dt.timedelta(seconds=max(window for _, window in SIGN_IN_LIMITS.values()))
+            s.execute(delete(SignInFailure).where(SignInFailure.at <= oldest))  # what no window holds any more
+            s.add_all([SignInFailure(key=key, at=now) for key in keys.values()])
+        raise
+
+
+def _retry_after(s: Session, key: str, limit: int, window: float) -> int:
+    """Seconds until ``key`` may try again (0: now)."""
+    now = utcnow()
+    since = now - dt.timedelta(seconds=window)
+    count, oldest = s.execute(
+        select(func.count(), func.min(SignInFailure.at)).where(SignInFailure.key == key, SignInFailure.at > since)
+    ).one()
+    if count < limit or oldest is None:
+        return 0
+    return max(1, int((oldest - since).total_seconds() + 0.999))
+
+
+def _check_password(ctx: HubContext, name: str, password: str) -> str:
     dummy = _dummy_hash()  # before the lookup: the first sign-in pays for it whoever signs in
     with ctx.db.transaction() as s:
         user = accounts.get_account(s, name) if len(password) <= MAX_PASSWORD else None
@@ -66,6 +104,7 @@ def sign_in(ctx: HubContext, name: str, password: str) -> str:
             raise Unauthorized(BAD_SIGN_IN)
         if _hasher.check_needs_rehash(stored):
             user.password_hash = _hasher.hash(password)
+        s.execute(delete(SignInFailure).where(SignInFailure.key == f"user:{name.lower()}"[:320]))
         expires = utcnow() + dt.timedelta(days=SESSION_DAYS)
         return accounts.create_token(s, user.name, "write", "web session", kind="session", expires_at=expires)
 

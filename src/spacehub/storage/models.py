@@ -362,3 +362,13 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(256))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
     acquired_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class SignInFailure(Base):
+    """A failed web sign-in of one key (``user:NAME`` or ``client:ADDRESS``), kept for the throttle's window
+    (`services.sessions`): in the database, so that every HTTP worker and replica counts the same failures."""
+
+    __tablename__ = "sign_in_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(320), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)

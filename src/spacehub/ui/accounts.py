@@ -7,15 +7,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from spacehub.errors import BadRequest, Unauthorized
+from spacehub.errors import BadRequest, TooManyRequests, Unauthorized
 from spacehub.services import sessions
 from spacehub.ui.routing import PageRoute
-from spacehub.ui.web import Throttle, caller, clear_session, current_user, render, session_token, set_session
+from spacehub.ui.web import caller, clear_session, current_user, render, session_token, set_session
 from spacehub.web.deps import ctx_of
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-per_user = Throttle(limit=5, window=300)  # a guessed password per minute for one account
-per_client = Throttle(limit=30, window=300)  # and a cap per address, across names
 
 
 def safe_next(value: object) -> str:
@@ -43,20 +41,12 @@ async def login(request: Request) -> Response:
     name, password = _form_text(form, "username", 64).strip(), _form_text(form, "password")
     target = safe_next(form.get("next"))
     client = request.client.host if request.client else "?"
-    keys = (f"user:{name.lower()}", f"client:{client}")
-    wait = max(per_user.retry_after(keys[0]), per_client.retry_after(keys[1]))
-    if wait:
-        message = f"Too many failed sign-ins: try again in {wait} s"
-        response = render(request, "login.html", 429, next=target, error=message, name=name)
-        response.headers["Retry-After"] = str(wait)
-        return response
     try:
-        token = await run_in_threadpool(sessions.sign_in, ctx_of(request), name, password)
-    except Unauthorized as e:
-        per_user.fail(keys[0])
-        per_client.fail(keys[1])
-        return render(request, "login.html", 401, next=target, error=e.message, name=name)
-    per_user.forget(keys[0])
+        token = await run_in_threadpool(sessions.sign_in, ctx_of(request), name, password, client)
+    except (Unauthorized, TooManyRequests) as e:  # throttled: the page says when to try again
+        response = render(request, "login.html", e.status_code, next=target, error=e.message, name=name)
+        response.headers.update(e.headers)
+        return response
     response = RedirectResponse(target, status_code=303)
     set_session(request, response, token)
     return response

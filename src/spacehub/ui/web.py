@@ -1,4 +1,4 @@
-"""What every page needs: the signed session cookie, CSRF tokens, the sign-in throttle, and rendering.
+"""What every page needs: the signed session cookie, CSRF tokens, and rendering.
 
 - The session cookie ``spacehub_session`` holds a session token (`services.sessions`) signed with itsdangerous
   (key ``{data_dir}/session-signing.key``): HttpOnly, SameSite=Lax, host-only (no ``Domain``, so a Space's host
@@ -15,9 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,40 +129,6 @@ def render(request: Request, template: str, status: int = 200, **values: Any) ->
 
 def error_page(request: Request, err: HubError) -> HTMLResponse:
     return render(request, "error.html", err.status_code, code=err.status_code, message=err.message)
-
-
-# ---- the sign-in throttle ----------------------------------------------------------------------------------------
-class Throttle:
-    """Failed sign-ins per key (the user name, the client address) in a sliding window: past ``limit`` failures in
-    ``window`` seconds a key is refused until the oldest failure leaves the window. In memory, per process: a
-    restart forgets, which is fine for slowing down guessing, not for auditing."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def retry_after(self, key: str, now: float | None = None) -> int:
-        """Seconds until ``key`` may try again (0: now)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            q = self._failures.get(key)
-            while q and q[0] <= now - self.window:
-                q.popleft()
-            if not q or len(q) < self.limit:
-                return 0
-            return max(1, int(q[0] + self.window - now + 0.999))
-
-    def fail(self, key: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            if len(self._failures) > 100_000:  # bounded memory under a spray of names
-                self._failures.clear()
-            self._failures.setdefault(key, deque()).append(now)
-
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
 
 
 @contextmanager
