@@ -67,6 +67,7 @@ ANNOTATION_PREVIOUS_BUILD = "spacehub.dev/previous-build"
 ANNOTATION_BUILD = "spacehub.dev/build"
 ANNOTATION_SDK = "spacehub.dev/sdk"
 ANNOTATION_PACKAGES = "spacehub.dev/packages"  # the SDK's packages the build installed (JSON), which its pods install
+ANNOTATION_ENV = "spacehub.dev/env"  # the key of the environment the build kept in the cache, which its pods mount
 # The SDK's own package first (``sdk_version`` pins it), as the local backend installs them (local_build.py).
 DEFAULT_SDK_PACKAGES: dict[str, tuple[str, ...]] = {"gradio": ("gradio", "spaces"), "streamlit": ("streamlit",)}
 LABEL_BUILD = "spacehub.dev/build"
@@ -157,10 +158,10 @@ class KubernetesBackend:
         memory = spec.resources.memory_bytes or 2 * 1024**3
         return Flavor("custom", "custom", cpus, memory / 1024**3)
 
-    def _code(self, space_id: str, repo: str, revision: str, install: bool,
-              packages: Sequence[str] = ()) -> m.CodeFetch:  # fmt: skip
+    def _code(self, space_id: str, repo: str, revision: str, install: bool, packages: Sequence[str] = (),
+              **env: Any) -> m.CodeFetch:  # fmt: skip
         return m.CodeFetch(repo, revision, self.hub_url, m.fetch_secret_name(space_id), self.image, install,
-                           tuple(packages))  # fmt: skip
+                           tuple(packages), **env)  # fmt: skip
 
     def _packages(self, sdk: str, sdk_version: str | None) -> list[str]:
         packages = list(self.sdk_packages.get(sdk, ()))
@@ -168,8 +169,8 @@ class KubernetesBackend:
             packages[0] = f"{packages[0]}=={sdk_version}"
         return packages
 
-    def _release(self, spec: ReleaseSpec, revision: str, repo: str,
-                 packages: Sequence[str] = ()) -> tuple[m.SpaceRelease, dict[str, str]]:  # fmt: skip
+    def _release(self, spec: ReleaseSpec, revision: str, repo: str, packages: Sequence[str] = (),
+                 env_key: str | None = None) -> tuple[m.SpaceRelease, dict[str, str]]:  # fmt: skip
         """The manifests' view of ``spec`` and the values of its Secret."""
         env = {k: v for k, v in spec.env.items() if k in PLATFORM_ENV}
         env |= {"PORT": str(spec.app_port)}
@@ -200,7 +201,9 @@ class KubernetesBackend:
             storage_bytes=spec.data_limit_bytes if storage else None,
             storage_name=storage,
             readiness_path="/_stcore/health" if spec.sdk == "streamlit" else None,
-            code=self._code(spec.space_id, repo, revision, install=spec.sdk != "static", packages=packages),
+            code=self._code(
+                spec.space_id, repo, revision, install=spec.sdk != "static", packages=packages, env_key=env_key
+            ),
             working_dir=m.CODE_PATH,
         )
         return release, secret
@@ -228,7 +231,8 @@ class KubernetesBackend:
         repo, token = self.code_access(spec.space_id)
         packages = self._packages(spec.sdk, spec.sdk_version)
         try:
-            code = self._code(spec.space_id, repo, spec.revision, install=spec.sdk != "static", packages=packages)
+            code = self._code(spec.space_id, repo, spec.revision, install=spec.sdk != "static", packages=packages,
+                              env_build=True, env_salt="" if spec.use_cache else spec.build_id)  # fmt: skip
         except ValueError as e:
             raise BuildFailed(str(e)) from e
         release = m.SpaceRelease(
@@ -253,6 +257,7 @@ class KubernetesBackend:
                 raise TemporaryBackendError("the build Job was deleted while it ran", 1)
             if _get(job, "status", "succeeded"):
                 self._relay_pod_logs(f"build-{spec.build_id}", log)
+                self._record_env(spec.build_id)
                 log("build done")
                 return
             if _get(job, "status", "failed") or _job_failed(job):
@@ -261,6 +266,17 @@ class KubernetesBackend:
             if time.monotonic() > deadline:
                 raise BuildFailed(f"the build did not finish within {self.build_timeout:g} s")
             time.sleep(self.poll_interval)
+
+    def _record_env(self, build_id: str) -> None:
+        """The key of the environment the build kept in the cache (its publish container's termination message),
+        recorded on the Job, the build's record, for the pods of its releases."""
+        for pod in self._job_pods(f"build-{build_id}"):
+            for cs in _get(pod, "status", "initContainerStatuses") or []:
+                key = (_get(cs, "state", "terminated", "message") or "").strip()
+                if cs.get("name") == "publish" and re.fullmatch(r"[0-9a-f]{32}", key):
+                    patch = {"metadata": {"annotations": {ANNOTATION_ENV: key}}}
+                    self._call(self.cluster.batch.patch_namespaced_job, f"build-{build_id}", self.namespace, patch)
+                    return
 
     def _job_pods(self, job_name: str) -> list[dict[str, Any]]:
         pods = self._call(self.cluster.core.list_namespaced_pod, self.namespace, label_selector=f"job-name={job_name}")
@@ -326,13 +342,15 @@ class KubernetesBackend:
                 return None
             raise
 
-    def _revision(self, build_id: str) -> tuple[str, list[str]]:
-        """The commit the build fetched and the SDK's packages it installed (which the pods install too)."""
+    def _revision(self, build_id: str) -> tuple[str, list[str], str | None]:
+        """The commit the build fetched, the SDK's packages it installed (which the pods install too) and the key of
+        the environment it kept in the cache (None: none, the pods install their own)."""
         job = self._build_job(build_id)
         if job is None or not _get(job, "status", "succeeded"):
             raise BuildFailed(f"build {build_id} does not exist on the cluster")
         annotations = job["metadata"]["annotations"]
-        return str(annotations[m.LABEL_COMMIT]), list(json.loads(annotations.get(ANNOTATION_PACKAGES) or "[]"))
+        packages = list(json.loads(annotations.get(ANNOTATION_PACKAGES) or "[]"))
+        return str(annotations[m.LABEL_COMMIT]), packages, annotations.get(ANNOTATION_ENV) or None
 
     # ---- start -------------------------------------------------------------------------------------------------
     def start(self, spec: ReleaseSpec) -> Endpoint | None:
@@ -342,10 +360,10 @@ class KubernetesBackend:
             raise BuildFailed("docker Spaces need an image builder and a registry: not yet on the Kubernetes backend")
         if spec.volumes:
             raise BuildFailed("repo volumes are not yet mounted on the Kubernetes backend")
-        revision, packages = self._revision(spec.build_id)
+        revision, packages, env_key = self._revision(spec.build_id)
         repo, token = self.code_access(spec.space_id)
         try:
-            release, secret = self._release(spec, revision, repo, packages)
+            release, secret = self._release(spec, revision, repo, packages, env_key)
         except ValueError as e:
             raise BuildFailed(str(e)) from e
         unfit = self._call(read_nodes, self.cluster.core, self.options.accelerator_label).unfit(release.flavor)
