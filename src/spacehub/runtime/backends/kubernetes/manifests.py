@@ -101,22 +101,23 @@ ENVS_ROOT = "/envs"  # the whole volume: in the build's prepare and publish cont
 # app user's, computes the key from the fetched files, and makes the scratch folder. The install container cannot
 # change the key: it mounts neither the volume's root nor the key file.
 PREPARE_SCRIPT = """import hashlib, os, pathlib, re, sys
-code, root, pod = pathlib.Path("/code"), pathlib.Path(os.environ["SPACEHUB_ENVS"]), os.environ["POD_NAME"]
+code = pathlib.Path(os.environ.get("SPACEHUB_CODE", "/code"))
+root, pod = pathlib.Path(os.environ["SPACEHUB_ENVS"]), os.environ["POD_NAME"]
 if root.stat().st_uid != 1000:
     os.chown(root, 1000, 1000)
 h = hashlib.sha256()
 for part in (os.environ.get("SPACEHUB_ENV_SALT", ""), os.environ["SPACEHUB_IMAGE"], *sys.argv[1:]):
-    h.update(part.encode() + b"\0")
+    h.update(part.encode() + b"\\0")
 local = False
 for name in ("pre-requirements.txt", "requirements.txt"):
     text = (code / name).read_bytes() if (code / name).is_file() else b""
-    h.update(name.encode() + b"\0" + hashlib.sha256(text).digest())
+    h.update(name.encode() + b"\\0" + hashlib.sha256(text).digest())
     for line in text.decode(errors="replace").splitlines():
         s = line.strip()
         local |= bool(re.match(r"(-e|--editable|-r|--requirement|-c|--constraint|[./~]|file:)", s)) or "file:" in s
 if local:  # the environment holds the Space's own files: the key digests them all
     for f in sorted(p for p in code.rglob("*") if p.is_file() and ".spacehub" not in p.relative_to(code).parts):
-        h.update(str(f.relative_to(code)).encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+        h.update(str(f.relative_to(code)).encode() + b"\\0" + hashlib.sha256(f.read_bytes()).digest())
 key = h.hexdigest()[:32]
 tmp = root / ".tmp"
 tmp.mkdir(exist_ok=True)
