@@ -278,13 +278,16 @@ def code(**kw: object) -> m.CodeFetch:
 
 def test_a_build_keeps_the_environment_and_only_its_install_runs_code_of_the_space_without_the_volumes_root() -> None:
     spec = m.pod_spec(release(code=code(env_build=True, env_salt="")), CACHE)
-    _, prepare, install, publish = spec["initContainers"]
-    assert [c["name"] for c in spec["initContainers"]] == ["fetch", "prepare", "install", "publish"]
+    _, own, prepare, install, publish = spec["initContainers"]
+    assert [c["name"] for c in spec["initContainers"]] == ["fetch", "own", "prepare", "install", "publish"]
     assert {"name": "envs", "hostPath": {"path": "/var/lib/spacehub/envs", "type": "DirectoryOrCreate"}} in spec[
         "volumes"
     ]
-    # prepare: root with CAP_CHOWN only; the key digests the packages (arguments, never the program)
-    assert prepare["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    # own: root with CAP_CHOWN only, and only the volume; prepare: the key digests the packages (arguments, never
+    # the program), as the app user
+    assert own["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    assert [v["name"] for v in own["volumeMounts"]] == ["envs"] and own["command"][:2] == ["python3", "-c"]
+    assert prepare["securityContext"] == m._held_in()
     assert prepare["command"] == ["python3", "-c", m.PREPARE_SCRIPT, "gradio"]
     # install (pip: the Space's code) mounts only its scratch folder, held in as the app
     assert install["securityContext"] == m._held_in()
@@ -331,7 +334,6 @@ def _prepare(tmp: Path, files: dict[str, str], *packages: str, salt: str = "") -
     return (envs / ".tmp" / f"{pod}.key").read_text()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="prepare chowns the volume to uid 1000, as root in its container")
 def test_the_key_digests_the_requirements_packages_and_salt_and_local_files_only_when_they_are_installed(
     tmp_path: Path,
 ) -> None:
@@ -348,4 +350,3 @@ def test_the_key_digests_the_requirements_packages_and_salt_and_local_files_only
     # a requirement that installs the Space's own files: their content is part of the key
     local = {"requirements.txt": "./pkg\n", "app.py": "print(1)\n"}
     assert _prepare(tmp_path, local) != _prepare(tmp_path, {**local, "app.py": "print(2)\n"})
-    assert (tmp_path / "envs").stat().st_uid == 1000

@@ -97,14 +97,15 @@ INSTALL_SCRIPT = (
 ENV_CACHE_PATH = "/opt/spacehub/env"  # a pod's own environment, read-only (subPath <key>)
 NEW_ENV_PATH = "/opt/spacehub/new"  # the build's scratch folder (subPath .tmp/<pod>), the only part it may write
 ENVS_ROOT = "/envs"  # the whole volume: in the build's prepare and publish containers only (no Space code runs there)
-# prepare (uid 0 with CAP_CHOWN only, before any code of the Space runs: pip runs setup.py): makes the volume the
-# app user's, computes the key from the fetched files, and makes the scratch folder. The install container cannot
-# change the key: it mounts neither the volume's root nor the key file.
+# own (uid 0 with CAP_CHOWN only: no DAC override, so it can do nothing else there): a new hostPath folder is
+# root's; it becomes the app user's.
+OWN_SCRIPT = "import os; r = os.environ['SPACEHUB_ENVS']; os.stat(r).st_uid == 1000 or os.chown(r, 1000, 1000)"
+# prepare (as the app, before any code of the Space runs: pip runs setup.py): computes the key from the fetched
+# files and makes the scratch folder. The install container cannot change the key: it mounts neither the volume's
+# root nor the key file.
 PREPARE_SCRIPT = """import hashlib, os, pathlib, re, sys
 code = pathlib.Path(os.environ.get("SPACEHUB_CODE", "/code"))
 root, pod = pathlib.Path(os.environ["SPACEHUB_ENVS"]), os.environ["POD_NAME"]
-if root.stat().st_uid != 1000:
-    os.chown(root, 1000, 1000)
 h = hashlib.sha256()
 for part in (os.environ.get("SPACEHUB_ENV_SALT", ""), os.environ["SPACEHUB_IMAGE"], *sys.argv[1:]):
     h.update(part.encode() + b"\\0")
@@ -121,13 +122,10 @@ if local:  # the environment holds the Space's own files: the key digests them a
 key = h.hexdigest()[:32]
 tmp = root / ".tmp"
 tmp.mkdir(exist_ok=True)
-os.chown(tmp, 1000, 1000)
 (tmp / pod).mkdir()
-os.chown(tmp / pod, 1000, 1000)
 (tmp / (pod + ".key")).write_text(key)
 flag = code / ".spacehub"
 flag.mkdir(exist_ok=True)
-os.chown(flag, 1000, 1000)
 if (root / key / ".complete").is_file():
     (flag / "env-cached").write_text(key)
     print(f"environment {key}: in the cache, nothing to install", flush=True)
@@ -424,10 +422,26 @@ def _pod_name_env() -> Manifest:
     return {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
 
 
-def _build_env_containers(code: CodeFetch, amounts: Manifest) -> tuple[Manifest, Manifest, Manifest]:
-    """A build Job's prepare, install and publish containers (see PREPARE_SCRIPT): only install runs code of the
-    Space (pip), and it mounts only its scratch folder of the volume."""
+def _build_env_containers(code: CodeFetch, amounts: Manifest) -> tuple[Manifest, ...]:
+    """A build Job's own, prepare, install and publish containers (see PREPARE_SCRIPT): only install runs code of
+    the Space (pip), and it mounts only its scratch folder of the volume."""
     env = [_pod_name_env(), {"name": "SPACEHUB_ENVS", "value": ENVS_ROOT}]
+    own: Manifest = {
+        "name": "own",
+        "image": code.image,
+        "command": ["python3", "-c", OWN_SCRIPT],
+        "env": env[1:],
+        "resources": amounts,
+        "securityContext": {
+            "runAsUser": 0,
+            "runAsGroup": 0,
+            "runAsNonRoot": False,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
+        },
+        "volumeMounts": [{"name": "envs", "mountPath": ENVS_ROOT}],
+    }
     prepare: Manifest = {
         "name": "prepare",
         "image": code.image,
@@ -438,16 +452,7 @@ def _build_env_containers(code: CodeFetch, amounts: Manifest) -> tuple[Manifest,
             {"name": "SPACEHUB_ENV_SALT", "value": code.env_salt},
         ],
         "resources": amounts,
-        # root, to make a new hostPath folder the app user's: with CAP_CHOWN only (no DAC override: it reads and
-        # writes only its own and the app user's files)
-        "securityContext": {
-            "runAsUser": 0,
-            "runAsGroup": 0,
-            "runAsNonRoot": False,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
-        },
+        "securityContext": _held_in(),
         "volumeMounts": [{"name": "code", "mountPath": CODE_PATH}, {"name": "envs", "mountPath": ENVS_ROOT}],
     }
     install: Manifest = {
@@ -471,7 +476,7 @@ def _build_env_containers(code: CodeFetch, amounts: Manifest) -> tuple[Manifest,
         "securityContext": _held_in(),
         "volumeMounts": [{"name": "envs", "mountPath": ENVS_ROOT}],
     }
-    return prepare, install, publish
+    return own, prepare, install, publish
 
 
 def fetch_containers(code: CodeFetch, flavor: Flavor, opts: ClusterOptions | None = None) -> list[Manifest]:
