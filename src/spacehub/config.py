@@ -196,6 +196,17 @@ class KubernetesSettings(BaseModel):
         description="Instead of env_cache_host_path: a PersistentVolumeClaim in the Spaces' namespace (ReadWriteMany "
         "on a cluster of several nodes, so that every node sees what a build kept), writable by uid 1000.",
     )
+    registry: str | None = Field(
+        default=None,
+        description="docker Spaces: the registry (host[:port][/path]) podman pushes their images to, where SpaceHub "
+        "runs, and the cluster's nodes pull them from (space-<id>:<build id>). None: docker Spaces fail their build "
+        "with the reason.",
+    )
+    registry_tls_verify: bool = Field(
+        default=True,
+        description="podman push verifies the registry's TLS certificate; false for a plain-HTTP registry (the nodes' "
+        "container runtime must then be told the same).",
+    )
     endpoints: Literal["service", "pod"] = Field(
         default="service",
         description="How SpaceHub reaches a Space's app: 'service', the release's Service by its cluster DNS name "

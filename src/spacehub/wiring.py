@@ -140,6 +140,9 @@ def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Ba
         build_timeout=k.build_timeout,
         endpoints=k.endpoints,
         sdk_packages=k.sdk_packages,
+        registry=k.registry,
+        registry_tls_verify=k.registry_tls_verify,
+        build_user=settings.runtime.build_user,
     )
 
 

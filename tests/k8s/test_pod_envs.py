@@ -37,7 +37,10 @@ def hub(
 ) -> Iterator[tuple[Hub, str, Node]]:
     pod_plane[1].import_image(host_ca_image(), CA_IMAGE.rsplit(":", 1)[0])
     env = {"SPACEHUB_KUBERNETES__IMAGE": CA_IMAGE}
-    with pod_hub(*pod_plane, pod_kube, tmp_path_factory.mktemp("envs-k8s") / "data", **env) as (h, namespace):
+    with pod_hub(*pod_plane, pod_kube, tmp_path_factory.mktemp("envs-k8s") / "data", small=True, **env) as (
+        h,
+        namespace,
+    ):
         yield h, namespace, pod_plane[1]
 
 
