@@ -277,7 +277,7 @@ class KubernetesBackend:
         release = m.SpaceRelease(
             space_id=spec.space_id, repo=repo, commit=spec.revision, release_id=spec.build_id,
             flavor=Flavor("build", "build", 0.1, 0.25), image=self.image, app_port=8080,
-            command=("python3", "-c", f"print('the image is {tag}')"),
+            command=("python3", "-c", f"print('the image is ' + {tag!r})"),
         )  # fmt: skip
         manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout))
         for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
