@@ -75,20 +75,23 @@ def load() -> str:
 
 
 @contextlib.contextmanager
-def pod_tier(kubeconfig: str | None) -> Iterator[tuple[Path, str]]:
-    """The cluster's kubeconfig and its node's InternalIP: the given cluster's, or a pod tier started here."""
+def pod_tier(kubeconfig: str | None, host_ca: bool = False) -> Iterator[tuple[Path, str]]:
+    """The cluster's kubeconfig and its node's InternalIP: the given cluster's, or a pod tier started here (with
+    ``host_ca``: its node also has the image that trusts this machine's CA)."""
     if kubeconfig:
         yield Path(kubeconfig), node_ip(Path(kubeconfig))
         return
     sys.path.insert(0, str(ROOT))
     from tests.k8s.cluster import ControlPlane, binaries
-    from tests.k8s.node import Node
+    from tests.k8s.node import CA_IMAGE, Node, host_ca_image
 
     bin_dir = binaries(build=True)
     t0 = time.monotonic()
     plane = ControlPlane.start(bin_dir)
     try:
         node = Node.start(plane, bin_dir)
+        if host_ca:
+            node.import_image(host_ca_image(), CA_IMAGE.rsplit(":", 1)[0])
         log(f"pod tier up in {time.monotonic() - t0:.1f} s (node Ready at {node.ip})")
         try:
             yield plane.kubeconfig, node.ip
@@ -198,6 +201,24 @@ def main() -> int:
     ap.add_argument("--kubeconfig", help="an existing pod-tier cluster (default: start one here)")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument(
+        "--requirements",
+        default="",
+        help="the Space's requirements.txt, e.g. 'six': installed by its "
+        "build into the environment cache, or by every pod with --no-env-cache (pods reach the index)",
+    )
+    ap.add_argument(
+        "--no-env-cache",
+        action="store_true",
+        help="kubernetes.env_cache_host_path empty: every pod "
+        "installs its own environment (the figure before the cache)",
+    )
+    ap.add_argument(
+        "--host-ca",
+        action="store_true",
+        help="on a tier started here: the pods run an image that "
+        "trusts this machine's CA (tests/k8s/node.py), for pip behind an egress that re-signs TLS",
+    )
     args = ap.parse_args()
     from kubernetes import client
 
@@ -206,7 +227,7 @@ def main() -> int:
     started_load = load()
     wakes: list[float] = []
     baselines: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp, pod_tier(args.kubeconfig) as (kubeconfig, ip):
+    with tempfile.TemporaryDirectory() as tmp, pod_tier(args.kubeconfig, args.host_ca) as (kubeconfig, ip):
         kube = objects.connect(kubeconfig)
         core = client.CoreV1Api(kube)
         namespace = f"bench-{secrets.token_hex(3)}"
@@ -228,13 +249,20 @@ def main() -> int:
                 # a plain-Python app (sdk gradio without gradio): the pods install nothing from the package index
                 "SPACEHUB_KUBERNETES__SDK_PACKAGES": '{"gradio": [], "streamlit": []}',
             }
+            if args.no_env_cache:
+                env["SPACEHUB_KUBERNETES__ENV_CACHE_HOST_PATH"] = ""
+            if args.host_ca:
+                env["SPACEHUB_KUBERNETES__IMAGE"] = "localhost/python-hostca:3.11-slim"  # tests/k8s/node.CA_IMAGE
             with start_server(Path(tmp) / "data", env=env, port=port) as srv:
                 api = HfApi(endpoint=srv.url, token=srv.user("alice"))
                 repo = "alice/k8s-wake"
                 api.create_repo(repo, repo_type="space", space_sdk="gradio")
                 host = f"{api.space_info(repo).subdomain}.localhost:{srv.port}"
                 t0 = time.monotonic()
-                push(api, repo, {"README.md": README, "app.py": APP})
+                files = {"README.md": README, "app.py": APP}
+                if args.requirements:
+                    files["requirements.txt"] = args.requirements.replace(",", "\n") + "\n"
+                push(api, repo, files)
                 bench = Bench(kube, namespace, api, srv.url, host, repo)
                 try:
                     wait("the first 200", lambda: serves(srv.url, host), args.timeout, 0.1)
@@ -267,7 +295,9 @@ def main() -> int:
                 wait(f"the pods of {namespace} to go", lambda: not core.list_namespaced_pod(namespace).items, 60, 0.2)
             kube.close()
     ratio = statistics.median(wakes) / statistics.median(baselines)
-    print(f"load average: {started_load} at the start, {load()} at the end; {args.rounds} rounds")
+    what = f"requirements {args.requirements!r}" if args.requirements else "no requirements"
+    cache = "without the environment cache" if args.no_env_cache else "with the environment cache"
+    print(f"load average: {started_load} at the start, {load()} at the end; {args.rounds} rounds; {what}, {cache}")
     print(f"{'what':34} {'median (min-max)':28} {'baseline: pod from scratch -> 200':34} ratio")
     print(f"{'wake from zero replicas -> 200':34} {fmt(wakes):28} {fmt(baselines):34} {ratio:.2f}x")
     if args.json:

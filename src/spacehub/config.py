@@ -184,6 +184,29 @@ class KubernetesSettings(BaseModel):
         "pinned to the README's sdk_version), as on HF where a Space need not list its SDK; an SDK with an empty "
         "list (or an image that has it) installs nothing more. Pods reach the package index for them.",
     )
+    env_cache_host_path: str = Field(
+        default="/var/lib/spacehub/envs",
+        description="Where each node keeps Python environments, one per key (image, SDK packages, "
+        "pre-requirements.txt, requirements.txt): a hostPath folder, made the app user's (uid 1000) by the build. "
+        "A build installs an environment once; the pods of every Space with the same key mount it read-only and "
+        "install nothing. Empty (and no env_cache_claim): every pod installs its own.",
+    )
+    env_cache_claim: str | None = Field(
+        default=None,
+        description="Instead of env_cache_host_path: a PersistentVolumeClaim in the Spaces' namespace (ReadWriteMany "
+        "on a cluster of several nodes, so that every node sees what a build kept), writable by uid 1000.",
+    )
+    registry: str | None = Field(
+        default=None,
+        description="docker Spaces: the registry (host[:port][/path]) podman pushes their images to, where SpaceHub "
+        "runs, and the cluster's nodes pull them from (space-<id>:<build id>). None: docker Spaces fail their build "
+        "with the reason.",
+    )
+    registry_tls_verify: bool = Field(
+        default=True,
+        description="podman push verifies the registry's TLS certificate; false for a plain-HTTP registry (the nodes' "
+        "container runtime must then be told the same).",
+    )
     endpoints: Literal["service", "pod"] = Field(
         default="service",
         description="How SpaceHub reaches a Space's app: 'service', the release's Service by its cluster DNS name "

@@ -121,6 +121,13 @@ def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Ba
         allow_internet=k.allow_internet,
         cluster_cidrs=tuple(k.cluster_cidrs),
         storage_class=k.storage_class,
+        env_cache=(
+            {"persistentVolumeClaim": {"claimName": k.env_cache_claim}}
+            if k.env_cache_claim
+            else {"hostPath": {"path": k.env_cache_host_path, "type": "DirectoryOrCreate"}}
+            if k.env_cache_host_path
+            else None
+        ),
     )
     return KubernetesBackend(
         Cluster(connect(k.kubeconfig, k.context), k.namespace),
@@ -133,6 +140,9 @@ def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Ba
         build_timeout=k.build_timeout,
         endpoints=k.endpoints,
         sdk_packages=k.sdk_packages,
+        registry=k.registry,
+        registry_tls_verify=k.registry_tls_verify,
+        build_user=settings.runtime.build_user,
     )
 
 

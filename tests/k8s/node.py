@@ -313,6 +313,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [{cri}.containerd.runtimes.runc.options]
   SystemdCgroup = false
   BinaryName = "{shutil.which("runc")}"
+[{cri}.registry]
+  config_path = "{w}/certs.d"
 """)
         conflist = {
             "cniVersion": "0.4.0",
@@ -447,6 +449,15 @@ exec sleep 2147483647
         proc = self._ctr("images", "import", "--base-name", base, str(archive), timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"ctr images import {archive}: {proc.stderr.strip()[-1500:]}")
+
+    def trust_registry(self, host: str) -> None:
+        """Pull from the registry at ``host`` (host:port) over plain HTTP: containerd's hosts.toml for it (read at
+        each pull, no restart)."""
+        folder = self.workdir / "certs.d" / host
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "hosts.toml").write_text(
+            f'server = "http://{host}"\n\n[host."http://{host}"]\n  capabilities = ["pull", "resolve"]\n'
+        )
 
     # ---- observe -------------------------------------------------------------------------------------------------
     def log(self, name: str) -> str:

@@ -105,8 +105,11 @@ def test_a_build_whose_fetch_fails_raises_build_failed_with_the_reason(
     assert backend.build_exists("b1")
 
 
-def test_docker_spaces_are_refused_with_a_reason(backend: KubernetesBackend) -> None:
-    with pytest.raises(BuildFailed, match="image builder"):
+def test_docker_spaces_without_a_registry_are_refused_with_a_reason(backend: KubernetesBackend) -> None:
+    assert backend.registry is None
+    with pytest.raises(
+        BuildFailed, match=r"need a registry the cluster pulls from: the operator sets kubernetes\.registry"
+    ):
         backend.build(BuildSpec(space(), "b1", SHA, "docker", None, None), lambda line: None)
 
 

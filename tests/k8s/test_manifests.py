@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -255,3 +259,94 @@ def test_the_backend_pins_the_sdks_first_package_to_the_readmes_version() -> Non
     none = KubernetesBackend(None, OPTS, lambda s: ("a/b", "t"), "http://hub:8000",  # type: ignore[arg-type]
                              sdk_packages={"gradio": ()})  # fmt: skip
     assert none._packages("gradio", "5.1.0") == []
+
+
+# ---- the environment cache -------------------------------------------------------------------------------------
+CACHE = dataclasses.replace(
+    OPTS, env_cache={"hostPath": {"path": "/var/lib/spacehub/envs", "type": "DirectoryOrCreate"}}
+)
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+def code(**kw: object) -> m.CodeFetch:
+    base: dict[str, object] = dict(repo="alice/demo", revision="a" * 40, hub_url="http://hub:8000",
+                                   token_secret="space-x-fetch", image="python:3.11-slim",
+                                   packages=("gradio",))  # fmt: skip
+    base.update(kw)
+    return m.CodeFetch(**base)  # type: ignore[arg-type]
+
+
+def test_a_build_keeps_the_environment_and_only_its_install_runs_code_of_the_space_without_the_volumes_root() -> None:
+    spec = m.pod_spec(release(code=code(env_build=True, env_salt="")), CACHE)
+    _, own, prepare, install, publish = spec["initContainers"]
+    assert [c["name"] for c in spec["initContainers"]] == ["fetch", "own", "prepare", "install", "publish"]
+    assert {"name": "envs", "hostPath": {"path": "/var/lib/spacehub/envs", "type": "DirectoryOrCreate"}} in spec[
+        "volumes"
+    ]
+    # own: root with CAP_CHOWN only, and only the volume; prepare: the key digests the packages (arguments, never
+    # the program), as the app user
+    assert own["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    assert [v["name"] for v in own["volumeMounts"]] == ["envs"] and own["command"][:2] == ["python3", "-c"]
+    assert prepare["securityContext"] == m._held_in()
+    assert prepare["command"] == ["python3", "-c", m.PREPARE_SCRIPT, "gradio"]
+    # install (pip: the Space's code) mounts only its scratch folder, held in as the app
+    assert install["securityContext"] == m._held_in()
+    envs = [v for v in install["volumeMounts"] if v["name"] == "envs"]
+    assert envs == [{"name": "envs", "mountPath": m.NEW_ENV_PATH, "subPathExpr": ".tmp/$(POD_NAME)"}]
+    assert publish["securityContext"] == m._held_in() and publish["command"] == ["sh", "-c", m.PUBLISH_SCRIPT]
+    # the app container of a build mounts no environment; neither does anything without the cache
+    assert all(v["name"] != "envs" for v in spec["containers"][0].get("volumeMounts", []))
+    plain = m.pod_spec(release(code=code(env_build=True)), OPTS)
+    assert [c["name"] for c in plain["initContainers"]] == ["fetch", "install"]
+    assert all(v["name"] != "envs" for v in plain["volumes"])
+
+
+def test_a_pod_mounts_its_own_environment_read_only_and_installs_only_when_it_is_missing() -> None:
+    spec = m.pod_spec(release(code=code(env_key=KEY)), CACHE)
+    fetch, install = spec["initContainers"]
+    (app,) = spec["containers"]
+    mount = {"name": "envs", "mountPath": m.ENV_CACHE_PATH, "subPath": KEY, "readOnly": True}
+    assert mount in install["volumeMounts"] and mount in app["volumeMounts"]
+    assert all(v["name"] != "envs" for v in fetch["volumeMounts"])
+    assert install["command"] == ["sh", "-c", m.POD_INSTALL_SCRIPT, "install", "gradio"]
+    assert {"name": "PYTHONPATH", "value": f"{m.ENV_CACHE_PATH}/site:{m.ENV_PATH}"} in app["env"]
+    # a build that kept no environment (or no cache): the pod installs its own, as before
+    for spec in (m.pod_spec(release(code=code()), CACHE), m.pod_spec(release(code=code(env_key=KEY)), OPTS)):
+        assert spec["initContainers"][1]["command"][2] == m.INSTALL_SCRIPT
+        assert all(v["name"] != "envs" for v in spec["volumes"])
+    for bad in ("../other", "ABC", "0" * 31, KEY + "/x"):
+        with pytest.raises(ValueError, match="is not a key"):
+            code(env_key=bad)
+
+
+def _prepare(tmp: Path, files: dict[str, str], *packages: str, salt: str = "") -> str:
+    """Run the prepare program here on ``files`` as the fetched code: its key."""
+    src, envs = tmp / f"code-{len(list(tmp.iterdir()))}", tmp / "envs"
+    src.mkdir()
+    envs.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (src / name).write_text(text)
+    pod = f"pod-{src.name}"
+    env = {**os.environ, "SPACEHUB_CODE": str(src), "SPACEHUB_ENVS": str(envs), "POD_NAME": pod,
+           "SPACEHUB_IMAGE": "python:3.11-slim", "SPACEHUB_ENV_SALT": salt}  # fmt: skip
+    subprocess.run([sys.executable, "-c", m.PREPARE_SCRIPT, *packages], env=env, check=True, capture_output=True)
+    assert (envs / ".tmp" / pod).is_dir()
+    return (envs / ".tmp" / f"{pod}.key").read_text()
+
+
+def test_the_key_digests_the_requirements_packages_and_salt_and_local_files_only_when_they_are_installed(
+    tmp_path: Path,
+) -> None:
+    reqs = {"requirements.txt": "six\n", "app.py": "print(1)\n"}
+    key = _prepare(tmp_path, reqs, "gradio")
+    assert len(key) == 32 and _prepare(tmp_path, {**reqs, "app.py": "print(2)\n"}, "gradio") == key
+    others = {
+        _prepare(tmp_path, {**reqs, "requirements.txt": "six==1.16\n"}, "gradio"),
+        _prepare(tmp_path, {**reqs, "pre-requirements.txt": "pip<25\n"}, "gradio"),
+        _prepare(tmp_path, reqs, "gradio==5.1"),
+        _prepare(tmp_path, reqs, "gradio", salt="b1"),
+    }
+    assert key not in others and len(others) == 4
+    # a requirement that installs the Space's own files: their content is part of the key
+    local = {"requirements.txt": "./pkg\n", "app.py": "print(1)\n"}
+    assert _prepare(tmp_path, local) != _prepare(tmp_path, {**local, "app.py": "print(2)\n"})

@@ -1,8 +1,9 @@
 """The static and gradio example Spaces on the pod tier, pushed with huggingface_hub to a live `spacehub serve` on the
 Kubernetes backend and served through its proxy (as tests/e2e/test_sdks.py does on the local backend): a static page
 is served by SpaceHub itself from git, no pod made; a real gradio Interface is built (a Job whose install container
-pip-installs gradio and spaces from the package index, as `kubernetes.sdk_packages` says), runs in its pod and
-answers its page and an API call. The pods run an image that trusts this machine's CA (node.host_ca_image): its
+pip-installs gradio and spaces from the package index, as `kubernetes.sdk_packages` says, into the node's
+environment cache), runs in its pod (which mounts that environment and installs nothing) and answers its page and
+an API call. The pods run an image that trusts this machine's CA (node.host_ca_image): its
 egress re-signs TLS, which the stock image's pip refuses (CERTIFICATE_VERIFY_FAILED)."""
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests.k8s.node import CA_IMAGE, Node, host_ca_image
 
 pytestmark = [pytest.mark.slow, pytest.mark.pods]
 APP_PODS = "app.kubernetes.io/managed-by=spacehub,spacehub.dev/kind notin (build)"
-GRADIO_TIMEOUT = 900  # the build Job and then the pod each install gradio and its dependencies (~80 MB) with pip
+GRADIO_TIMEOUT = 900  # the build Job installs gradio and its dependencies (~80 MB) with pip
 SDK_PACKAGES = {"gradio": ["gradio", "spaces"], "streamlit": ["streamlit"]}  # the setting's default
 
 
@@ -97,8 +98,11 @@ def test_a_gradio_space_builds_with_gradio_and_serves_from_its_pod(
         if p.status.phase == "Running"], timeout=30)  # fmt: skip
     install = next(c for c in pod.spec.init_containers if c.name == "install")
     assert install.command[3:] == ["install", "gradio", "spaces"], install.command
+    # the build Job installed gradio once, into the node's environment cache; the pod mounts it and installs nothing
+    build = "\n".join(h.logs(repo_id, "build"))
+    assert "Successfully installed" in build and "gradio-" in build and "kept in the cache" in build, build[-2000:]
     installed = core.read_namespaced_pod_log(pod.metadata.name, namespace, container="install")
-    assert "Successfully installed" in installed and "gradio-" in installed, installed[-2000:]
+    assert "from the cache, nothing to install" in installed and "Successfully" not in installed, installed[-2000:]
     wait_for("gradio's start in the run log", lambda: "Running on local URL:" in "\n".join(h.logs(repo_id)),
              timeout=30)  # fmt: skip
     assert "`spaces` package is required" not in "\n".join(h.logs(repo_id))

@@ -52,8 +52,8 @@ from spacehub.runtime.backends.base import (
     ReleaseSpec,
     TemporaryBackendError,
 )
+from spacehub.runtime.backends.kubernetes import images, quantities
 from spacehub.runtime.backends.kubernetes import manifests as m
-from spacehub.runtime.backends.kubernetes import quantities
 from spacehub.runtime.backends.kubernetes.capacity import read_nodes
 from spacehub.runtime.backends.kubernetes.health import space_health
 from spacehub.runtime.backends.kubernetes.objects import Cluster
@@ -67,6 +67,8 @@ ANNOTATION_PREVIOUS_BUILD = "spacehub.dev/previous-build"
 ANNOTATION_BUILD = "spacehub.dev/build"
 ANNOTATION_SDK = "spacehub.dev/sdk"
 ANNOTATION_PACKAGES = "spacehub.dev/packages"  # the SDK's packages the build installed (JSON), which its pods install
+ANNOTATION_IMAGE = "spacehub.dev/image"  # a docker build's image in the registry, which its pods run
+ANNOTATION_ENV = "spacehub.dev/env"  # the key of the environment the build kept in the cache, which its pods mount
 # The SDK's own package first (``sdk_version`` pins it), as the local backend installs them (local_build.py).
 DEFAULT_SDK_PACKAGES: dict[str, tuple[str, ...]] = {"gradio": ("gradio", "spaces"), "streamlit": ("streamlit",)}
 LABEL_BUILD = "spacehub.dev/build"
@@ -121,6 +123,9 @@ class KubernetesBackend:
     endpoints: str = "service"  # "service": the release's Service by name; "pod": its pod's IP and the app port
     address_timeout: float = 60.0  # "pod": how long start waits for the pod's IP before it says try again
     sdk_packages: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_SDK_PACKAGES))
+    registry: str | None = None  # docker Spaces: where their images are pushed and pulled (host[:port]/path)
+    registry_tls_verify: bool = True
+    build_user: str = "spacehub-builder"  # who runs a Dockerfile's RUN steps when SpaceHub is root
     name: str = "kubernetes"
     _relayed: dict[str, str] = field(default_factory=dict)  # release → the last reason written to its run log
     _relays: dict[str, threading.Event] = field(default_factory=dict)  # release → set when it is stopped
@@ -157,10 +162,10 @@ class KubernetesBackend:
         memory = spec.resources.memory_bytes or 2 * 1024**3
         return Flavor("custom", "custom", cpus, memory / 1024**3)
 
-    def _code(self, space_id: str, repo: str, revision: str, install: bool,
-              packages: Sequence[str] = ()) -> m.CodeFetch:  # fmt: skip
+    def _code(self, space_id: str, repo: str, revision: str, install: bool, packages: Sequence[str] = (),
+              **env: Any) -> m.CodeFetch:  # fmt: skip
         return m.CodeFetch(repo, revision, self.hub_url, m.fetch_secret_name(space_id), self.image, install,
-                           tuple(packages))  # fmt: skip
+                           tuple(packages), **env)  # fmt: skip
 
     def _packages(self, sdk: str, sdk_version: str | None) -> list[str]:
         packages = list(self.sdk_packages.get(sdk, ()))
@@ -168,8 +173,9 @@ class KubernetesBackend:
             packages[0] = f"{packages[0]}=={sdk_version}"
         return packages
 
-    def _release(self, spec: ReleaseSpec, revision: str, repo: str,
-                 packages: Sequence[str] = ()) -> tuple[m.SpaceRelease, dict[str, str]]:  # fmt: skip
+    def _release(self, spec: ReleaseSpec, revision: str, repo: str, packages: Sequence[str] = (),
+                 env_key: str | None = None,
+                 image: str | None = None) -> tuple[m.SpaceRelease, dict[str, str]]:  # fmt: skip
         """The manifests' view of ``spec`` and the values of its Secret."""
         env = {k: v for k, v in spec.env.items() if k in PLATFORM_ENV}
         env |= {"PORT": str(spec.app_port)}
@@ -180,6 +186,8 @@ class KubernetesBackend:
         secret = {k: v for k, v in spec.env.items() if k not in env}
         if spec.run_to_exit:
             command: tuple[str, ...] = spec.command
+        elif spec.sdk == "docker":
+            command = ()  # the image's own entrypoint and command
         elif spec.sdk == "streamlit":
             command = ("python3", "-m", "streamlit", "run", spec.app_file or "app.py", "--server.port",
                        str(spec.app_port), "--server.address", "0.0.0.0")  # fmt: skip
@@ -192,7 +200,7 @@ class KubernetesBackend:
             commit=revision,
             release_id=spec.release_id,
             flavor=self._flavor(spec),
-            image=self.image,
+            image=image or self.image,
             app_port=spec.app_port,
             command=command,
             env=env,
@@ -200,8 +208,12 @@ class KubernetesBackend:
             storage_bytes=spec.data_limit_bytes if storage else None,
             storage_name=storage,
             readiness_path="/_stcore/health" if spec.sdk == "streamlit" else None,
-            code=self._code(spec.space_id, repo, revision, install=spec.sdk != "static", packages=packages),
-            working_dir=m.CODE_PATH,
+            code=None
+            if image
+            else self._code(
+                spec.space_id, repo, revision, install=spec.sdk != "static", packages=packages, env_key=env_key
+            ),
+            working_dir=None if image else m.CODE_PATH,
         )
         return release, secret
 
@@ -221,14 +233,20 @@ class KubernetesBackend:
         if job is not None and _get(job, "status", "succeeded"):
             log("build exists")
             return
-        if spec.sdk == "docker":
-            raise BuildFailed("docker Spaces need an image builder and a registry: not yet on the Kubernetes backend")
+        if spec.sdk == "docker" and not self.registry:
+            raise BuildFailed(
+                "docker Spaces on Kubernetes need a registry the cluster pulls from: the operator sets "
+                "kubernetes.registry (podman builds the Dockerfile here and pushes the image there)"
+            )
         if job is not None:  # an earlier attempt failed or was cut off: this one starts afresh
             self._delete_job(f"build-{spec.build_id}", wait=True)
         repo, token = self.code_access(spec.space_id)
+        if spec.sdk == "docker":
+            return self._build_docker(spec, repo, token, log)
         packages = self._packages(spec.sdk, spec.sdk_version)
         try:
-            code = self._code(spec.space_id, repo, spec.revision, install=spec.sdk != "static", packages=packages)
+            code = self._code(spec.space_id, repo, spec.revision, install=spec.sdk != "static", packages=packages,
+                              env_build=True, env_salt="" if spec.use_cache else spec.build_id)  # fmt: skip
         except ValueError as e:
             raise BuildFailed(str(e)) from e
         release = m.SpaceRelease(
@@ -246,6 +264,29 @@ class KubernetesBackend:
         log(f"a build Job fetches {repo} at {spec.revision[:7]} from the Hub and installs its requirements"
             + (f" and {' '.join(packages)}" if packages else ""))  # fmt: skip
         self._call(self.cluster.batch.create_namespaced_job, self.namespace, manifest)
+        self._wait_build(spec, log)
+
+    def _build_docker(self, spec: BuildSpec, repo: str, token: str, log: Callable[[str], None]) -> None:
+        """podman builds the Dockerfile here and pushes the image to the registry; a Job that succeeds at once is
+        the build's record on the cluster (with the image), as a Python Space's build Job is."""
+        assert self.registry is not None
+        tag = images.image_name(self.registry, spec.space_id, spec.build_id)
+        log(f"podman builds {repo} at {spec.revision[:7]} and pushes it to {tag}")
+        images.build_and_push(spec, repo, token, self.hub_url, tag, build_user=self.build_user,
+                              tls_verify=self.registry_tls_verify, timeout=self.build_timeout, log=log)  # fmt: skip
+        release = m.SpaceRelease(
+            space_id=spec.space_id, repo=repo, commit=spec.revision, release_id=spec.build_id,
+            flavor=Flavor("build", "build", 0.1, 0.25), image=self.image, app_port=8080,
+            command=("python3", "-c", f"print('the image is ' + {tag!r})"),
+        )  # fmt: skip
+        manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout))
+        for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
+            meta["labels"] |= {LABEL_KIND: "build", LABEL_BUILD: spec.build_id}
+            meta["annotations"] |= {ANNOTATION_SDK: "docker", ANNOTATION_IMAGE: tag}
+        self._call(self.cluster.batch.create_namespaced_job, self.namespace, manifest)
+        self._wait_build(spec, log)
+
+    def _wait_build(self, spec: BuildSpec, log: Callable[[str], None]) -> None:
         deadline = time.monotonic() + self.build_timeout + 60
         while True:
             job = self._build_job(spec.build_id)
@@ -253,6 +294,7 @@ class KubernetesBackend:
                 raise TemporaryBackendError("the build Job was deleted while it ran", 1)
             if _get(job, "status", "succeeded"):
                 self._relay_pod_logs(f"build-{spec.build_id}", log)
+                self._record_env(spec.build_id)
                 log("build done")
                 return
             if _get(job, "status", "failed") or _job_failed(job):
@@ -261,6 +303,17 @@ class KubernetesBackend:
             if time.monotonic() > deadline:
                 raise BuildFailed(f"the build did not finish within {self.build_timeout:g} s")
             time.sleep(self.poll_interval)
+
+    def _record_env(self, build_id: str) -> None:
+        """The key of the environment the build kept in the cache (its publish container's termination message),
+        recorded on the Job, the build's record, for the pods of its releases."""
+        for pod in self._job_pods(f"build-{build_id}"):
+            for cs in _get(pod, "status", "initContainerStatuses") or []:
+                key = (_get(cs, "state", "terminated", "message") or "").strip()
+                if cs.get("name") == "publish" and re.fullmatch(r"[0-9a-f]{32}", key):
+                    patch = {"metadata": {"annotations": {ANNOTATION_ENV: key}}}
+                    self._call(self.cluster.batch.patch_namespaced_job, f"build-{build_id}", self.namespace, patch)
+                    return
 
     def _job_pods(self, job_name: str) -> list[dict[str, Any]]:
         pods = self._call(self.cluster.core.list_namespaced_pod, self.namespace, label_selector=f"job-name={job_name}")
@@ -326,26 +379,29 @@ class KubernetesBackend:
                 return None
             raise
 
-    def _revision(self, build_id: str) -> tuple[str, list[str]]:
-        """The commit the build fetched and the SDK's packages it installed (which the pods install too)."""
+    def _revision(self, build_id: str) -> tuple[str, list[str], str | None, str | None]:
+        """The commit the build fetched, the SDK's packages it installed (which the pods install too), the key of
+        the environment it kept in the cache (None: none, the pods install their own) and a docker build's image."""
         job = self._build_job(build_id)
         if job is None or not _get(job, "status", "succeeded"):
             raise BuildFailed(f"build {build_id} does not exist on the cluster")
         annotations = job["metadata"]["annotations"]
-        return str(annotations[m.LABEL_COMMIT]), list(json.loads(annotations.get(ANNOTATION_PACKAGES) or "[]"))
+        packages = list(json.loads(annotations.get(ANNOTATION_PACKAGES) or "[]"))
+        env_key, image = annotations.get(ANNOTATION_ENV) or None, annotations.get(ANNOTATION_IMAGE) or None
+        return str(annotations[m.LABEL_COMMIT]), packages, env_key, image
 
     # ---- start -------------------------------------------------------------------------------------------------
     def start(self, spec: ReleaseSpec) -> Endpoint | None:
         _check_id("space id", spec.space_id)
         _check_id("release id", spec.release_id)
-        if spec.sdk == "docker":
-            raise BuildFailed("docker Spaces need an image builder and a registry: not yet on the Kubernetes backend")
         if spec.volumes:
             raise BuildFailed("repo volumes are not yet mounted on the Kubernetes backend")
-        revision, packages = self._revision(spec.build_id)
+        revision, packages, env_key, image = self._revision(spec.build_id)
+        if spec.sdk == "docker" and not image:
+            raise BuildFailed(f"build {spec.build_id} has no image: rebuild the Space")
         repo, token = self.code_access(spec.space_id)
         try:
-            release, secret = self._release(spec, revision, repo, packages)
+            release, secret = self._release(spec, revision, repo, packages, env_key, image)
         except ValueError as e:
             raise BuildFailed(str(e)) from e
         unfit = self._call(read_nodes, self.cluster.core, self.options.accelerator_label).unfit(release.flavor)
@@ -361,7 +417,8 @@ class KubernetesBackend:
             self._relay(spec.space_id, spec.release_id)
             return self._reach(spec.space_id, spec.release_id)
         objects = m.space_objects(release, self.options, secret, {})
-        objects.insert(0, m.fetch_secret(release, token, self.options))
+        if release.code is not None:
+            objects.insert(0, m.fetch_secret(release, token, self.options))
         objects.insert(-1, m.release_service(release, self.options))
         live = bool(current and current != spec.release_id and _get(deployment, "spec", "replicas"))
         # a rollout: the old release serves until this one is Ready, and stays known until it is stopped
@@ -381,8 +438,8 @@ class KubernetesBackend:
         if self._read_job(name) is not None:
             return None
         # the task's own Secret (a Space's service may be running with other values)
-        assert release.code is not None
-        task = dataclasses.replace(release, code=dataclasses.replace(release.code, token_secret=f"{name}-fetch"))
+        code = release.code and dataclasses.replace(release.code, token_secret=f"{name}-fetch")
+        task = dataclasses.replace(release, code=code)
         secret_manifest = m.secret(task, secret, self.options)
         secret_manifest["metadata"]["name"] = f"{name}-secrets"
         manifest = m.job(task, self.options, name)
@@ -393,7 +450,8 @@ class KubernetesBackend:
         for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
             meta["labels"][LABEL_KIND] = "task"
             meta["annotations"][ANNOTATION_BUILD] = spec.build_id
-        self._call(self.cluster.apply, [m.fetch_secret(task, token, self.options), secret_manifest])
+        self._call(self.cluster.apply, [m.fetch_secret(task, token, self.options), secret_manifest] if code
+                   else [secret_manifest])  # fmt: skip
         self._call(self.cluster.batch.create_namespaced_job, self.namespace, manifest)
         self._log(spec.space_id, f"a Job runs the task {spec.release_id}: {' '.join(spec.command)}")
         return None

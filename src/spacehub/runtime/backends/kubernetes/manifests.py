@@ -88,6 +88,76 @@ INSTALL_SCRIPT = (
     'if [ -f requirements.txt ]; then set -- "$@" -r requirements.txt; fi; if [ $# -gt 0 ]; then pip "$@"; fi'
 )
 
+# ---- the environment cache (``ClusterOptions.env_cache``): one environment per key, built once by a build Job ----
+# The key digests the image, the SDK's packages, pre-requirements.txt and requirements.txt (and every file of the
+# Space when a requirement names a local path: then the environment holds the Space's own files), and the build id
+# on a factory rebuild. Layout of the volume: ``<key>/site`` (the packages) and ``<key>/.complete`` (written last,
+# before the folder is renamed into place: a folder named by a key is complete or empty, never half written);
+# ``.tmp/<pod>`` is a build's scratch folder, ``.tmp/<pod>.key`` its key.
+ENV_CACHE_PATH = "/opt/spacehub/env"  # a pod's own environment, read-only (subPath <key>)
+NEW_ENV_PATH = "/opt/spacehub/new"  # the build's scratch folder (subPath .tmp/<pod>), the only part it may write
+ENVS_ROOT = "/envs"  # the whole volume: in the build's prepare and publish containers only (no Space code runs there)
+# own (uid 0 with CAP_CHOWN only: no DAC override, so it can do nothing else there): a new hostPath folder is
+# root's; it becomes the app user's.
+OWN_SCRIPT = "import os; r = os.environ['SPACEHUB_ENVS']; os.stat(r).st_uid == 1000 or os.chown(r, 1000, 1000)"
+# prepare (as the app, before any code of the Space runs: pip runs setup.py): computes the key from the fetched
+# files and makes the scratch folder. The install container cannot change the key: it mounts neither the volume's
+# root nor the key file.
+PREPARE_SCRIPT = """import hashlib, os, pathlib, re, sys
+code = pathlib.Path(os.environ.get("SPACEHUB_CODE", "/code"))
+root, pod = pathlib.Path(os.environ["SPACEHUB_ENVS"]), os.environ["POD_NAME"]
+h = hashlib.sha256()
+for part in (os.environ.get("SPACEHUB_ENV_SALT", ""), os.environ["SPACEHUB_IMAGE"], *sys.argv[1:]):
+    h.update(part.encode() + b"\\0")
+local = False
+for name in ("pre-requirements.txt", "requirements.txt"):
+    text = (code / name).read_bytes() if (code / name).is_file() else b""
+    h.update(name.encode() + b"\\0" + hashlib.sha256(text).digest())
+    for line in text.decode(errors="replace").splitlines():
+        s = line.strip()
+        local |= bool(re.match(r"(-e|--editable|-r|--requirement|-c|--constraint|[./~]|file:)", s)) or "file:" in s
+if local:  # the environment holds the Space's own files: the key digests them all
+    for f in sorted(p for p in code.rglob("*") if p.is_file() and ".spacehub" not in p.relative_to(code).parts):
+        h.update(str(f.relative_to(code)).encode() + b"\\0" + hashlib.sha256(f.read_bytes()).digest())
+key = h.hexdigest()[:32]
+tmp = root / ".tmp"
+tmp.mkdir(exist_ok=True)
+(tmp / pod).mkdir()
+(tmp / (pod + ".key")).write_text(key)
+flag = code / ".spacehub"
+flag.mkdir(exist_ok=True)
+if (root / key / ".complete").is_file():
+    (flag / "env-cached").write_text(key)
+    print(f"environment {key}: in the cache, nothing to install", flush=True)
+else:
+    print(f"environment {key}: not in the cache, the build installs it", flush=True)
+"""
+# install in a build Job: the SDK's packages and requirements into the scratch folder, unless prepare found the key
+BUILD_INSTALL_SCRIPT = (
+    "set -e; cd /code; if [ -f .spacehub/env-cached ]; then exit 0; fi; "
+    "pip() { python3 -m pip install --disable-pip-version-check --target " + NEW_ENV_PATH + '/site "$@"; }; '
+    "if [ -f pre-requirements.txt ]; then pip -r pre-requirements.txt; fi; "
+    'if [ -f requirements.txt ]; then set -- "$@" -r requirements.txt; fi; if [ $# -gt 0 ]; then pip "$@"; fi; '
+    "mkdir -p " + NEW_ENV_PATH + "/site"
+)
+# publish (uid 1000, no code of the Space): the marker last, then one rename into place; a build of the same key
+# that got there first wins and this one's scratch folder goes. Its key is its termination message.
+PUBLISH_SCRIPT = (
+    'set -e; cd "$SPACEHUB_ENVS/.tmp"; key=$(cat "$POD_NAME.key"); rm -f "$POD_NAME.key"; d="../$key"; '
+    'if [ -f "$d/.complete" ]; then rm -rf "$POD_NAME"; echo "environment $key: in the cache"; '
+    'else date -u +%FT%TZ > "$POD_NAME/.complete"; '
+    'if mv -T "$POD_NAME" "$d" 2>/dev/null; then echo "environment $key: built once, kept in the cache"; '
+    'else rm -rf "$POD_NAME"; [ -f "$d/.complete" ] || { echo "environment $key: cannot be kept" >&2; exit 1; }; '
+    'echo "environment $key: another build kept it first"; fi; fi; printf %s "$key" > /dev/termination-log'
+)
+# install in a pod of a release whose build kept its environment: nothing to do when this node's cache has it
+# (read-only at ENV_CACHE_PATH); otherwise (another node, without a shared volume) the install as before.
+POD_INSTALL_SCRIPT = (
+    'if [ -f "' + ENV_CACHE_PATH + '/.complete" ]; then echo "environment $SPACEHUB_ENV_KEY: from the cache, '
+    'nothing to install"; exit 0; fi; echo "environment $SPACEHUB_ENV_KEY: not in this node\'s cache, installing"; '
+    + INSTALL_SCRIPT
+)
+
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$")
 _OBJECT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?$")  # so that "space-<id>-variables" stays ≤ 63
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -129,6 +199,9 @@ class ClusterOptions:
     image_pull_policy: str = "IfNotPresent"
     termination_grace_seconds: int = 10  # apps that ignore SIGTERM would otherwise hold a sleeping Space for 30 s
     progress_deadline_seconds: int = 1800  # a release not Ready by then is a runtime error (the start timeout)
+    # the volume that keeps Python environments, one per key (a volume source: ``{"hostPath": {...}}`` or
+    # ``{"persistentVolumeClaim": {"claimName": ...}}``); None: every pod installs its own
+    env_cache: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,8 +220,13 @@ class CodeFetch:
     image: str
     install: bool = True  # install requirements.txt (Python Spaces)
     packages: tuple[str, ...] = ()  # the SDK's packages (pip requirement specifiers), installed with them
+    env_key: str | None = None  # a pod's: the environment its build kept in the cache (None: it installs its own)
+    env_build: bool = False  # a build Job's: it computes the key and keeps the environment in the cache
+    env_salt: str = ""  # a factory rebuild: a key of its own (an environment built from nothing)
 
     def __post_init__(self) -> None:
+        if self.env_key is not None and not re.fullmatch(r"[0-9a-f]{32}", self.env_key):
+            raise ValueError(f"environment key {self.env_key!r} is not a key")
         if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", self.revision):
             raise ValueError(f"revision {self.revision!r} is not a commit sha")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*", self.repo):
@@ -307,7 +385,11 @@ def container(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
         mounts.append({"name": "data", "mountPath": DATA_PATH})
     if r.code is not None:
         mounts.append({"name": "code", "mountPath": CODE_PATH})
-        c["env"] = [*c["env"], {"name": "PYTHONPATH", "value": ENV_PATH}]
+        path = ENV_PATH
+        if _cached_env(r.code, opts):
+            mounts.append(_env_mount(r.code))
+            path = f"{ENV_CACHE_PATH}/site:{ENV_PATH}"
+        c["env"] = [*c["env"], {"name": "PYTHONPATH", "value": path}]
     if mounts:
         c["volumeMounts"] = mounts
     if r.working_dir:
@@ -326,9 +408,82 @@ def _held_in() -> Manifest:
     }
 
 
-def fetch_containers(code: CodeFetch, flavor: Flavor) -> list[Manifest]:
+def _cached_env(code: CodeFetch, opts: ClusterOptions) -> bool:
+    """The pods of this release read their environment from the cache."""
+    return bool(opts.env_cache is not None and code.install and code.env_key and not code.env_build)
+
+
+def _env_mount(code: CodeFetch) -> Manifest:
+    """The release's own environment in the cache, read-only: never the volume's root, never another key."""
+    return {"name": "envs", "mountPath": ENV_CACHE_PATH, "subPath": code.env_key, "readOnly": True}
+
+
+def _pod_name_env() -> Manifest:
+    return {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+
+
+def _build_env_containers(code: CodeFetch, amounts: Manifest) -> tuple[Manifest, ...]:
+    """A build Job's own, prepare, install and publish containers (see PREPARE_SCRIPT): only install runs code of
+    the Space (pip), and it mounts only its scratch folder of the volume."""
+    env = [_pod_name_env(), {"name": "SPACEHUB_ENVS", "value": ENVS_ROOT}]
+    own: Manifest = {
+        "name": "own",
+        "image": code.image,
+        "command": ["python3", "-c", OWN_SCRIPT],
+        "env": env[1:],
+        "resources": amounts,
+        "securityContext": {
+            "runAsUser": 0,
+            "runAsGroup": 0,
+            "runAsNonRoot": False,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
+        },
+        "volumeMounts": [{"name": "envs", "mountPath": ENVS_ROOT}],
+    }
+    prepare: Manifest = {
+        "name": "prepare",
+        "image": code.image,
+        "command": ["python3", "-c", PREPARE_SCRIPT, *code.packages],
+        "env": [
+            *env,
+            {"name": "SPACEHUB_IMAGE", "value": code.image},
+            {"name": "SPACEHUB_ENV_SALT", "value": code.env_salt},
+        ],
+        "resources": amounts,
+        "securityContext": _held_in(),
+        "volumeMounts": [{"name": "code", "mountPath": CODE_PATH}, {"name": "envs", "mountPath": ENVS_ROOT}],
+    }
+    install: Manifest = {
+        "name": "install",
+        "image": code.image,
+        "command": ["sh", "-c", BUILD_INSTALL_SCRIPT, "install", *code.packages],
+        "env": [_pod_name_env(), {"name": "HOME", "value": "/tmp"}, {"name": "PIP_NO_CACHE_DIR", "value": "1"}],
+        "resources": amounts,
+        "securityContext": _held_in(),
+        "volumeMounts": [
+            {"name": "code", "mountPath": CODE_PATH},
+            {"name": "envs", "mountPath": NEW_ENV_PATH, "subPathExpr": ".tmp/$(POD_NAME)"},
+        ],
+    }
+    publish: Manifest = {
+        "name": "publish",
+        "image": code.image,
+        "command": ["sh", "-c", PUBLISH_SCRIPT],
+        "env": env,
+        "resources": amounts,
+        "securityContext": _held_in(),
+        "volumeMounts": [{"name": "envs", "mountPath": ENVS_ROOT}],
+    }
+    return own, prepare, install, publish
+
+
+def fetch_containers(code: CodeFetch, flavor: Flavor, opts: ClusterOptions | None = None) -> list[Manifest]:
     """The init containers that put the Space's code in /code: ``fetch`` (the only container that mounts the
-    token), then ``install`` (requirements, without any token)."""
+    token), then ``install`` (requirements, without any token). With the environment cache: a build Job's
+    ``prepare``, ``install`` and ``publish`` keep the environment in it; a pod's ``install`` skips when its
+    environment is there."""
     env = [
         {"name": "SPACEHUB_REPO", "value": code.repo},
         {"name": "SPACEHUB_REVISION", "value": code.revision},
@@ -350,7 +505,26 @@ def fetch_containers(code: CodeFetch, flavor: Flavor) -> list[Manifest]:
         ],
     }
     out = [fetch]
-    if code.install:
+    cache = opts is not None and opts.env_cache is not None
+    if code.install and code.env_build and cache:
+        out.extend(_build_env_containers(code, amounts))
+    elif code.install and cache and code.env_key:
+        out.append(
+            {
+                "name": "install",
+                "image": code.image,
+                "command": ["sh", "-c", POD_INSTALL_SCRIPT, "install", *code.packages],
+                "env": [
+                    {"name": "HOME", "value": "/tmp"},
+                    {"name": "PIP_NO_CACHE_DIR", "value": "1"},
+                    {"name": "SPACEHUB_ENV_KEY", "value": code.env_key},
+                ],
+                "resources": amounts,
+                "securityContext": _held_in(),
+                "volumeMounts": [{"name": "code", "mountPath": CODE_PATH}, _env_mount(code)],
+            }
+        )
+    elif code.install:
         out.append(
             {
                 "name": "install",
@@ -365,14 +539,17 @@ def fetch_containers(code: CodeFetch, flavor: Flavor) -> list[Manifest]:
     return out
 
 
-def _code_volumes(r: SpaceRelease) -> list[Manifest]:
+def _code_volumes(r: SpaceRelease, opts: ClusterOptions) -> list[Manifest]:
     if r.code is None:
         return []
-    return [
+    volumes: list[Manifest] = [
         {"name": "code", "emptyDir": {}},
         # 0400, owned by the pod's fsGroup: readable by uid 1000 in the fetch container only (the only mount)
         {"name": "fetch-token", "secret": {"secretName": r.code.token_secret, "defaultMode": 0o440}},
     ]
+    if opts.env_cache is not None and r.code.install and (r.code.env_build or r.code.env_key):
+        volumes.append({"name": "envs", **dict(opts.env_cache)})
+    return volumes
 
 
 def pod_spec(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
@@ -390,13 +567,13 @@ def pod_spec(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
         "containers": [container(r, opts)],
     }
     if r.code is not None:
-        spec["initContainers"] = fetch_containers(r.code, r.flavor)
+        spec["initContainers"] = fetch_containers(r.code, r.flavor, opts)
     acc = r.flavor.accelerator
     if acc is not None:
         spec["nodeSelector"] = {opts.accelerator_label: acc.model}
         # GPU nodes are usually tainted so that only pods asking for a GPU land there
         spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
-    volumes = _code_volumes(r)
+    volumes = _code_volumes(r, opts)
     if r.storage_bytes is not None:
         volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": claim_name(r.space_id, r.storage_name)}})
     if volumes:
