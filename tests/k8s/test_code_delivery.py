@@ -80,7 +80,7 @@ def test_the_fetch_container_gets_the_space_at_its_commit_with_the_scoped_token(
     assert (tmp_path / "again" / "app.py").read_bytes() == FILES["app.py"]
 
 
-def test_the_scoped_token_reads_its_space_and_nothing_else_and_a_new_one_revokes_it(
+def test_the_scoped_token_reads_its_space_and_nothing_else_and_the_next_but_one_revokes_it(
     server: Server, api: HfApi, unique: str, tmp_path: Path
 ) -> None:
     repo_id, sha = private_space(api, unique)
@@ -98,12 +98,15 @@ def test_the_scoped_token_reads_its_space_and_nothing_else_and_a_new_one_revokes
     assert e.value.response.status_code in (401, 403)
     r = httpx.get(f"{server.url}/api/whoami-v2", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401, "it is nobody's token"
-    _, newer = mint(server, repo_id)  # the next start mints a new one: the old one stops working
+    _, newer = mint(server, repo_id)  # the next start mints a new one; a pod still given the old one fetches
     assert newer != token
+    assert scoped.space_info(repo_id).sha == sha
+    _, newest = mint(server, repo_id)  # the one after: the first stops working
     with pytest.raises(HfHubHTTPError) as e:
         scoped.space_info(repo_id)
     assert e.value.response.status_code == 401
-    assert HfApi(endpoint=server.url, token=newer).space_info(repo_id).sha is not None
+    for t in (newer, newest):
+        assert HfApi(endpoint=server.url, token=t).space_info(repo_id).sha == sha
 
 
 def test_the_fetch_refuses_a_path_outside_its_folder(tmp_path: Path) -> None:

@@ -180,9 +180,12 @@ def authenticate(s: Session, token: str | None) -> Principal:
 def create_fetch_token(s: Session, repo: Repo) -> str:
     """A token that reads ``repo`` (a Space's code, fetched by the pods of a cluster backend) and nothing else: it
     acts as nobody (anonymous) but for that one repo, cannot write, and is not listed with the owner's tokens. A new
-    one replaces the Space's previous one (revoked)."""
+    one revokes the Space's older ones but the one just before it: a pod that starts while the cluster still mounts
+    the Secret's previous value (the kubelet refreshes a mounted Secret on its own sync, a minute or more later) must
+    still fetch, or its init container fails with 401 until then."""
     scope = FETCH_PREFIX + repo.id
-    for old in s.scalars(select(Token).where(Token.kind == FETCH_KIND, Token.name == scope)):
+    rows = s.scalars(select(Token).where(Token.kind == FETCH_KIND, Token.name == scope).order_by(Token.id.desc()))
+    for old in list(rows)[1:]:
         s.delete(old)
     value = "hf_" + secrets.token_urlsafe(30).replace("-", "A").replace("_", "z")[:34]
     s.add(Token(user_id=repo.owner_id, name=scope, role="read", token_hash=hash_token(value), kind=FETCH_KIND))
