@@ -262,6 +262,10 @@ def test_a_secret_added_in_settings_restarts_the_app_with_it(browser: Any, hub: 
     assert app_text(page, "#state") == "API_KEY is set"
     assert app_text(page, "#digest") == hashlib.sha256(SECRET.encode()).hexdigest()[:16]  # the value, unseen
     page.get_by_role("button", name="Container").click()  # the run log says so too, and holds no value
+    background = "el => getComputedStyle(el).backgroundColor"  # the chosen log is seen chosen, not only announced
+    container, build = page.get_by_role("button", name="Container"), page.get_by_role("button", name="Build")
+    assert container.get_attribute("aria-pressed") == "true" and build.get_attribute("aria-pressed") == "false"
+    assert container.evaluate(background) == "rgb(17, 24, 39)" and build.evaluate(background) == "rgb(255, 255, 255)"
     page.wait_for_function("document.getElementById('logs').textContent.includes('API_KEY is set')", timeout=30_000)
     seen += [page.content(), page.frame_locator("#app-frame").locator("html").inner_html()]
     for path in ("/spaces", "/carol", "/spaces/carol/env-check/settings", "/spaces/carol/env-check/tree/main",

@@ -1,8 +1,11 @@
-"""The settings tab's sleep time in words (pure logic; the pages themselves: tests/ui/test_settings.py)."""
+"""Times in words on the pages (pure logic; the pages themselves: tests/ui/test_settings.py, test_accounts.py)."""
 
 from __future__ import annotations
 
+from markupsafe import Markup
+
 from spacehub.ui.space_settings import SLEEP_CHOICES, human_duration, sleep_view
+from spacehub.ui.web import when
 
 FLAVORS = [{"name": "cpu-basic", "unitCostUSD": 0}, {"name": "cpu-upgrade", "unitCostUSD": 0.0005}]
 
@@ -28,3 +31,12 @@ def test_the_rule_of_free_hardware_and_a_time_set_through_the_api() -> None:
     assert not paid["free"] and paid["current"] == -1 and paid["now"] == "never"
     odd = sleep_view(view(100, "cpu-upgrade"), custom_on_free=False)["choices"]
     assert odd[0] == (100, "1 minute 40 seconds (set through the API)") and odd[-1] == (-1, "Never")
+
+
+def test_timestamps_read_as_people_say_them_and_keep_the_exact_value() -> None:
+    exact = "2026-12-06T20:39:01.709Z"
+    assert str(when(exact)) == f'<time datetime="{exact}">2026-12-06 20:39 UTC</time>'
+    assert str(when("2026-12-06T21:39:01+01:00")).endswith(">2026-12-06 20:39 UTC</time>")  # in UTC
+    assert when(None, "never") == "never" and when("") == ""
+    odd = when('"><script>')  # not a timestamp: the text as it is, plain (the template escapes it), never markup
+    assert odd == '"><script>' and not isinstance(odd, Markup)
