@@ -376,8 +376,9 @@ def test_the_proxys_waking_paused_and_error_pages_wear_the_sites_look(
     upload(hub, "carol", "carol/slow-start", folder, sdk="gradio")
     owner = signed_in(browser, hub, "carol")  # the Space page frames the waking page while it builds and starts
     owner.goto(f"{hub.url}/spaces/carol/slow-start")
-    waiting = re.compile(r"^(Building|Starting) this Space…$")  # the frame shows the page while the Space is
-    owner.frame_locator("#app-frame").get_by_role("heading", name=waiting).wait_for(timeout=60_000)  # not served
+    # the frame shows the page while the Space is not served ("Waking up" until the runtime has taken it up)
+    waiting = re.compile(r"^(Waking up|Building|Starting) this Space…$")
+    owner.frame_locator("#app-frame").get_by_role("heading", name=waiting).wait_for(timeout=60_000)
     hub_look = {sel: look(owner, sel) for sel in ("body", "header.top", "header.top .brand", "h1")}
     shot(owner, "space-starting")
 
@@ -453,45 +454,40 @@ def test_a_space_that_builds_says_so_at_its_own_url_and_then_is_the_app(
     browser: Any, hub: Server, tmp_path: Path
 ) -> None:
     """Opened at its own URL while it builds, a Space says "Building" with what happens next and a link to the build
-    log on its page, in a browser without JavaScript too; the page reloads itself through "Starting" into the app."""
+    log on its page, in a browser without JavaScript; the page reloads itself through "Starting" into the app, and
+    the link leads its owner to the build's lines on the Space page."""
     port = hub.url.rsplit(":", 1)[1]
     host = f"http://carol-slow-build.localhost:{port}"
+    owner = signed_in(browser, hub, "carol", base=f"http://localhost:{port}")  # where the page's link leads
+    plain = browser.new_context(viewport={"width": 1280, "height": 720}, java_script_enabled=False).new_page()
     folder = tmp_path / "slow-build"
     folder.mkdir()
-    (folder / "app.py").write_text(SLOW_START.replace("'15'", "'6'"))  # answers 6 s after it starts
+    (folder / "app.py").write_text(SLOW_START.replace("'15'", "'10'"))  # answers 10 s after it starts
     # requirements of its own: a new environment is made (gradio and its ~70 packages installed), a build of seconds
     (folder / "requirements.txt").write_text(f"# an environment of its own: {uuid.uuid4().hex}\n")
     (folder / "README.md").write_text("---\ntitle: Slow build\nemoji: 🧱\nsdk: gradio\napp_file: app.py\n---\n")
     upload(hub, "carol", "carol/slow-build", folder, sdk="gradio")
-    api = HfApi(endpoint=hub.url, token=hub.tokens["carol"])
 
-    plain = browser.new_context(viewport={"width": 1280, "height": 720}, java_script_enabled=False).new_page()
     until_served(plain, host + "/", "Building this Space…", timeout=60)  # once the runtime has taken the commit
     assert plain.locator(".space").inner_text().split() == ["carol/slow-build", "building"]  # name and badge
     assert "once the build is done the app starts" in plain.locator(".next").inner_text()
     logs = plain.get_by_role("link", name="Follow the build in its logs on SpaceHub")
     hub_page = f"http://localhost:{port}/spaces/carol/slow-build"  # the Hub at the Space host's parent domain
-    assert logs.get_attribute("href") == hub_page + "#logs-title" and logs.get_attribute("target") == "_blank"
+    href = logs.get_attribute("href")
+    assert href == hub_page + "#logs-title" and logs.get_attribute("target") == "_blank"
+    shot(plain, "proxy-building")
 
-    # the owner (signed in at that address) follows the link: the Space page, at its logs, shows the build's lines
-    owner = signed_in(browser, hub, "carol", base=f"http://localhost:{port}")
-    owner.goto(host + "/")
-    assert owner.get_by_role("heading", level=1).inner_text() == "Building this Space…"
-    shot(owner, "proxy-building")
-    with owner.context.expect_page() as opened:
-        owner.get_by_role("link", name="Follow the build in its logs on SpaceHub").click()
-    space_page = opened.value
-    space_page.wait_for_url(hub_page + "#logs-title")
-    assert space_page.get_by_role("heading", name="Logs").is_visible()
-    space_page.wait_for_function("document.getElementById('logs').textContent.includes('===== building')",
-                                 timeout=60_000)  # fmt: skip
-
-    # without JavaScript, the page turned into the app by itself: building, then starting, then the app
-    seen = headings_until_the_app(plain)
+    # without JavaScript, the page turns into the app by itself: building, then starting, then the app
+    seen = ["Building this Space…", *headings_until_the_app(plain)]
     assert plain.url == host + "/" and plain.locator("#state").inner_text() == "API_KEY is not set"
-    assert seen[0] == "Building this Space…" and "Starting this Space…" in seen, seen
-    assert set(seen) <= {"Building this Space…", "Starting this Space…"}, seen
-    assert api.get_space_runtime("carol/slow-build").stage == "RUNNING"
+    assert "Starting this Space…" in seen and set(seen) == {"Building this Space…", "Starting this Space…"}, seen
+    assert HfApi(endpoint=hub.url, token=hub.tokens["carol"]).get_space_runtime("carol/slow-build").stage == "RUNNING"
+
+    # the link, followed by the owner: the Space page at its logs, whose build log has the build's lines
+    owner.goto(href)
+    assert owner.get_by_role("heading", name="Logs").is_visible()
+    owner.wait_for_function("document.getElementById('logs').textContent.includes('===== building')",
+                            timeout=60_000)  # fmt: skip
 
 
 MODEL_CARD = """---
