@@ -47,6 +47,10 @@ CASES = [  # (name, call, status, title, stage badge, words of "what happens nex
     ("waking", lambda sc, se: pages.waking(sc, se), 503, "Waking up this Space…", None, "reloads by itself", True),
     ("building", lambda sc, se: pages.waking(sc, se, stage="BUILDING", space_page=HUB), 503, "Building this Space…",
      "BUILDING", "reloads by itself", True),
+    ("starting", lambda sc, se: pages.waking(sc, se, stage="APP_STARTING", space_page=HUB), 503,
+     "Starting this Space…", "APP_STARTING", "shows the app as soon as it answers", True),
+    ("rebuilding", lambda sc, se: pages.waking(sc, se, stage="RUNNING_BUILDING", space_page=HUB), 503,
+     "Building this Space…", "RUNNING_BUILDING", "once the build is done the app starts", True),
     ("paused", page(503, PAUSED, "alice/demo"), 503, "This Space is paused", "PAUSED", "until its owner restarts it",
      False),
     ("error", page(503, ERROR, "alice/demo"), 503, "This Space has an error", "BUILD_ERROR",
@@ -91,6 +95,26 @@ def test_a_space_status_page_names_the_space_and_links_the_hub() -> None:
     assert f'<a class="brand" href="http://localhost:8000/spaces" {new_tab}>' in body  # the brand leads to the Hub
     _, _, body = answer(lambda sc, se: pages.waking(sc, se))
     assert "href" not in body  # the waking page knows no name: no link, no guessed address
+
+
+def test_the_building_page_says_what_happens_next_and_links_the_build_log() -> None:
+    _, headers, body = answer(lambda sc, se: pages.waking(sc, se, stage="BUILDING", space_page=HUB))
+    assert headers["retry-after"] == "2" and '<meta http-equiv="refresh" content="2">' in body  # no JavaScript needed
+    assert '<span class="mono">alice/demo</span> <span class="badge BUILDING">building</span>' in body
+    nxt = re.search(r'<div class="next"><h2>What happens next</h2><p>(.*?)</p></div>', body)
+    assert nxt and "once the build is done the app starts, and this page shows it" in nxt.group(1)
+    assert "If the build fails, this page says so" in nxt.group(1)
+    new_tab = 'target="_blank" rel="noopener"'
+    assert f'<a href="{HUB}#logs-title" {new_tab}>Follow the build in its logs on SpaceHub</a>' in body
+    assert f'<a class="brand" href="http://localhost:8000/spaces" {new_tab}>' in body
+    # starting: the Space's page, no build log to point at; an unknown stage: the plain waking page, no badge
+    _, _, body = answer(lambda sc, se: pages.waking(sc, se, stage="APP_STARTING", space_page=HUB))
+    assert f'<a href="{HUB}" {new_tab}>See this Space on SpaceHub: its status and logs</a>' in body
+    _, _, body = answer(lambda sc, se: pages.waking(sc, se, stage="DELETING", space_page=HUB))
+    assert "<h1>" in body and "Waking up this Space…" in body and 'class="badge' not in body
+    for accept in ("*/*", "application/json"):  # API clients: the error alone, no stage, no link
+        _, headers, body = answer(lambda sc, se: pages.waking(sc, se, stage="BUILDING", space_page=HUB), accept)
+        assert json.loads(body) == {"error": pages._WAKING["BUILDING"][1]}
 
 
 @pytest.mark.parametrize(

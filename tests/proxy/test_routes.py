@@ -150,6 +150,39 @@ def test_browser_gets_waking_page_that_reloads(upstream: Upstream) -> None:
         px.server.should_exit = True
 
 
+def test_a_browser_is_told_a_space_builds_and_a_stranger_is_told_nothing(upstream: Upstream) -> None:
+    """The target's stage and name reach the waking page: "Building", the link to the build log on the Hub. A
+    private Space's page is only for a reader: a stranger's request is the 404 of an unknown host, with nothing of
+    the Space in it."""
+    table, woke = sleeping_table(upstream, 1.0)
+    table.set("sleepy.localhost", RouteTarget.sleeping("alice/sleepy", stage="BUILDING", name="alice/sleepy"))
+    table.set("secret.localhost", RouteTarget.sleeping("alice/secret", private=True, stage="BUILDING",
+                                                       name="alice/secret"))  # fmt: skip
+    table.readers["alice/secret"] = {"hf_reader"}
+    table.wakers["alice/secret"] = table.wakers["alice/sleepy"]
+    px = start_proxy(table)
+    html = {"Accept": "text/html"}
+    try:
+        with px.client("sleepy") as c:
+            r = c.get("/", headers=html)
+            assert r.status_code == 503 and "<h1>" in r.text and "Building this Space…" in r.text
+            assert '<span class="badge BUILDING">building</span>' in r.text
+            hub = f"http://localhost:{px.port}/spaces/alice/sleepy#logs-title"  # the Space host's parent domain
+            assert f'<a href="{hub}" target="_blank" rel="noopener">Follow the build in its logs' in r.text
+            assert woke.wait(10)
+        with px.client("secret") as c:
+            for headers in (html, {**html, "Authorization": "Bearer hf_stranger"}):
+                r = c.get("/", headers=headers)
+                assert r.status_code == 404 and "Space not found" in r.text
+                assert "alice" not in r.text and "Building" not in r.text and "logs-title" not in r.text
+            assert table.wake_calls.get("alice/secret") is None  # nor was it woken
+            r = c.get("/", headers={**html, "Cookie": "spacehub_token=hf_reader"})  # a reader: the page (the wake
+            assert r.status_code == 503 and "Building this Space…" in r.text  # takes 1 s, past the browser's grace)
+            assert '<span class="mono">alice/secret</span>' in r.text
+    finally:
+        px.server.should_exit = True
+
+
 def test_failed_wake_is_503(upstream: Upstream) -> None:
     table = StaticRouteTable()
     table.set("sleepy.localhost", RouteTarget.sleeping("alice/sleepy"))  # no waker: wake raises

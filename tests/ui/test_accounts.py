@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from huggingface_hub import HfApi
@@ -74,6 +76,9 @@ def test_tokens_page_makes_a_token_the_python_client_uses_then_revokes_it(server
         api.create_repo(f"{carol}/from-read-token", repo_type="space", space_sdk="static")
     listing = web.get("/settings/tokens").text
     assert "laptop" in listing and value not in listing  # shown once: never again
+    row = listing.split("<td>laptop</td>", 1)[1].split("</tr>", 1)[0]  # dates as people read them, exact in <time>
+    assert re.search(r'<td><time datetime="\d{4}-\d\d-\d\dT[\d:.]+Z">\d{4}-\d\d-\d\d \d\d:\d\d UTC</time></td>', row)
+    assert "<td><time" in row.split("</td>", 2)[2] and "Z</td>" not in row  # last used (by whoami above)
     token_id = listing.split("laptop", 1)[1].split('action="/settings/tokens/', 1)[1].split("/", 1)[0]
     r = web.form(f"/settings/tokens/{token_id}/delete", {}, page="/settings/tokens")
     assert r.status_code == 303

@@ -5,8 +5,10 @@ docs/screenshots/ (the committed ones are from such a run)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,14 +51,16 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def signed_in(browser: Any, hub: Server, name: str) -> Any:
-    """A fresh browser context (its own cookies) signed in as ``name``, through the sign-in form."""
-    page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
-    page.goto(f"{hub.url}/login")
+def signed_in(browser: Any, hub: Server, name: str, base: str | None = None, **options: Any) -> Any:
+    """A fresh browser context (its own cookies; ``options`` for ``new_context``) signed in as ``name`` at ``base``
+    (``hub.url`` by default), through the sign-in form."""
+    base = base or hub.url
+    page = browser.new_context(viewport={"width": 1280, "height": 860}, **options).new_page()
+    page.goto(f"{base}/login")
     page.get_by_label("User name").fill(name)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{hub.url}/spaces")
+    page.wait_for_url(f"{base}/spaces")
     assert page.get_by_role("button", name="Sign out").is_visible()
     return page
 
@@ -259,6 +263,10 @@ def test_a_secret_added_in_settings_restarts_the_app_with_it(browser: Any, hub: 
     assert app_text(page, "#state") == "API_KEY is set"
     assert app_text(page, "#digest") == hashlib.sha256(SECRET.encode()).hexdigest()[:16]  # the value, unseen
     page.get_by_role("button", name="Container").click()  # the run log says so too, and holds no value
+    background = "el => getComputedStyle(el).backgroundColor"  # the chosen log is seen chosen, not only announced
+    container, build = page.get_by_role("button", name="Container"), page.get_by_role("button", name="Build")
+    assert container.get_attribute("aria-pressed") == "true" and build.get_attribute("aria-pressed") == "false"
+    assert container.evaluate(background) == "rgb(17, 24, 39)" and build.evaluate(background) == "rgb(255, 255, 255)"
     page.wait_for_function("document.getElementById('logs').textContent.includes('API_KEY is set')", timeout=30_000)
     seen += [page.content(), page.frame_locator("#app-frame").locator("html").inner_html()]
     for path in ("/spaces", "/carol", "/spaces/carol/env-check/settings", "/spaces/carol/env-check/tree/main",
@@ -369,7 +377,9 @@ def test_the_proxys_waking_paused_and_error_pages_wear_the_sites_look(
     upload(hub, "carol", "carol/slow-start", folder, sdk="gradio")
     owner = signed_in(browser, hub, "carol")  # the Space page frames the waking page while it builds and starts
     owner.goto(f"{hub.url}/spaces/carol/slow-start")
-    owner.frame_locator("#app-frame").get_by_role("heading", name="Waking up this Space…").wait_for(timeout=60_000)
+    # the frame shows the page while the Space is not served ("Waking up" until the runtime has taken it up)
+    waiting = re.compile(r"^(Waking up|Building|Starting) this Space…$")
+    owner.frame_locator("#app-frame").get_by_role("heading", name=waiting).wait_for(timeout=60_000)
     hub_look = {sel: look(owner, sel) for sel in ("body", "header.top", "header.top .brand", "h1")}
     shot(owner, "space-starting")
 
@@ -378,7 +388,7 @@ def test_the_proxys_waking_paused_and_error_pages_wear_the_sites_look(
     visitor.on("request", lambda r: requests.append((r.resource_type, r.url)))
     r = visitor.goto(host + "/")
     assert r is not None and r.status == 503
-    assert visitor.get_by_role("heading", level=1).inner_text() == "Waking up this Space…"
+    assert waiting.match(visitor.get_by_role("heading", level=1).inner_text())
     assert "reloads by itself every 2 seconds" in visitor.locator(".next").inner_text()
     assert {sel: look(visitor, sel) for sel in hub_look} == hub_look  # the Hub's look, to the pixel sizes
     shot(visitor, "proxy-waking")
@@ -422,6 +432,63 @@ def test_the_proxys_waking_paused_and_error_pages_wear_the_sites_look(
     assert "logs on SpaceHub say what went wrong" in visitor.locator(".next").inner_text()
     assert visitor.get_by_role("link", name="See this Space on SpaceHub: its status and logs").is_visible()
     shot(visitor, "proxy-error")
+
+
+def headings_until_the_app(page: Any, timeout: float = 300) -> list[str]:
+    """The page's ``h1`` at each look (deduplicated in order) until the app's ``#state`` is there, without touching
+    the page: it reloads by itself (a meta refresh)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while page.locator("#state").count() == 0:
+        assert time.monotonic() < deadline, seen
+        try:
+            text = page.locator("h1").first.inner_text(timeout=1000)
+        except Exception:  # between two documents: look again
+            text = None
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        page.wait_for_timeout(200)
+    return seen
+
+
+def test_a_space_that_builds_says_so_at_its_own_url_and_then_is_the_app(
+    browser: Any, hub: Server, tmp_path: Path
+) -> None:
+    """Opened at its own URL while it builds, a Space says "Building" with what happens next and a link to the build
+    log on its page, in a browser without JavaScript; the page reloads itself through "Starting" into the app, and
+    the link leads its owner to the build's lines on the Space page."""
+    port = hub.url.rsplit(":", 1)[1]
+    host = f"http://carol-slow-build.localhost:{port}"
+    owner = signed_in(browser, hub, "carol", base=f"http://localhost:{port}")  # where the page's link leads
+    plain = browser.new_context(viewport={"width": 1280, "height": 720}, java_script_enabled=False).new_page()
+    folder = tmp_path / "slow-build"
+    folder.mkdir()
+    (folder / "app.py").write_text(SLOW_START.replace("'15'", "'10'"))  # answers 10 s after it starts
+    # requirements of its own: a new environment is made (gradio and its ~70 packages installed), a build of seconds
+    (folder / "requirements.txt").write_text(f"# an environment of its own: {uuid.uuid4().hex}\n")
+    (folder / "README.md").write_text("---\ntitle: Slow build\nemoji: 🧱\nsdk: gradio\napp_file: app.py\n---\n")
+    upload(hub, "carol", "carol/slow-build", folder, sdk="gradio")
+
+    until_served(plain, host + "/", "Building this Space…", timeout=60)  # once the runtime has taken the commit
+    assert plain.locator(".space").inner_text().split() == ["carol/slow-build", "building"]  # name and badge
+    assert "once the build is done the app starts" in plain.locator(".next").inner_text()
+    logs = plain.get_by_role("link", name="Follow the build in its logs on SpaceHub")
+    hub_page = f"http://localhost:{port}/spaces/carol/slow-build"  # the Hub at the Space host's parent domain
+    href = logs.get_attribute("href")
+    assert href == hub_page + "#logs-title" and logs.get_attribute("target") == "_blank"
+    shot(plain, "proxy-building")
+
+    # without JavaScript, the page turns into the app by itself: building, then starting, then the app
+    seen = ["Building this Space…", *headings_until_the_app(plain)]
+    assert plain.url == host + "/" and plain.locator("#state").inner_text() == "API_KEY is not set"
+    assert "Starting this Space…" in seen and set(seen) == {"Building this Space…", "Starting this Space…"}, seen
+    assert HfApi(endpoint=hub.url, token=hub.tokens["carol"]).get_space_runtime("carol/slow-build").stage == "RUNNING"
+
+    # the link, followed by the owner: the Space page at its logs, whose build log has the build's lines
+    owner.goto(href)
+    assert owner.get_by_role("heading", name="Logs").is_visible()
+    owner.wait_for_function("document.getElementById('logs').textContent.includes('===== building')",
+                            timeout=60_000)  # fmt: skip
 
 
 MODEL_CARD = """---

@@ -49,5 +49,6 @@ def test_refusals_are_shown_and_create_nothing(server: Server, carol: str, dave:
     assert (
         web.form("/new-space", {"owner": carol, "name": unique, "sdk": "static"}, page="/new-space").status_code == 303
     )
-    r = web.form("/new-space", {"owner": carol, "name": unique, "sdk": "static"}, page="/new-space")
-    assert r.status_code == 409
+    r = web.form("/new-space", {"owner": carol, "name": unique.upper(), "sdk": "static"}, page="/new-space")
+    assert r.status_code == 409 and 'id="new-space-error"' in r.text  # taken (in any case): the form says so
+    assert f"{carol}/{unique.upper()} already exists: choose another name ({unique.upper()}-2 is free)." in r.text

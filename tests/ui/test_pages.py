@@ -101,6 +101,7 @@ def test_logs_stream_for_writers_only(server: Server, carol: str, dave: str, uni
 def test_profiles_list_an_accounts_spaces_and_unknown_pages_are_html_404s(server: Server, web: Web, carol: str) -> None:
     r = web.get(f"/{carol}")
     assert r.status_code == 200 and "<h2>Spaces</h2>" in r.text
+    assert f'<h1>{carol} <span class="muted">user</span></h1>' in r.text  # the name once when it is the full name
     for path in ("/no-such-user-here", "/a/b/c/d", "/spaces/nobody/nothing"):
         r = web.get(path)
         assert r.status_code == 404 and r.headers["content-type"].startswith("text/html") and "Page not found" in r.text

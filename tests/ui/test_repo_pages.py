@@ -137,4 +137,7 @@ def test_the_wide_model_route_leaves_the_hub_alone(server: Server, web: Web, car
     assert '<link rel="stylesheet" href="/static/site.css">\n<link rel="stylesheet" href="/static/app.css">' in (
         web.get("/spaces").text
     )
+    icon = web.get("/static/favicon.svg")  # the tab's icon: the browser asks no /favicon.ico (a 404 on every page)
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in web.get("/spaces").text
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml" and "<svg" in icon.text
     assert web.get("/nobody-here/nothing").status_code == 404

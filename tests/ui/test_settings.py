@@ -3,6 +3,8 @@ say why and change nothing, and no page ever shows a secret's value."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
@@ -76,6 +78,36 @@ def test_hardware_this_machine_lacks_is_refused_with_the_reason(server: Server, 
     assert "Sleep time saved" not in page
 
 
+HUB_CHOICES = ["5 minutes", "15 minutes", "30 minutes", "1 hour", "10 hours", "24 hours", "48 hours", "72 hours",
+               "1 week", "Never"]  # fmt: skip
+
+
+def sleep_options(page: str) -> list[tuple[str, str, bool]]:
+    """The sleep time picker's options: (value posted, label, selected)."""
+    picker = page.split('<select id="sleep-seconds" name="seconds"', 1)[1].split("</select>", 1)[0]
+    return [
+        (v, label, bool(sel)) for v, sel, label in re.findall(r'<option value="(-?\d+)"( selected)?>([^<]*)<', picker)
+    ]
+
+
+def test_the_sleep_time_is_chosen_in_the_hubs_words_and_free_hardware_keeps_48_hours(
+    server: Server, owner: Web, space: str
+) -> None:
+    page = owner.get(f"/spaces/{space}/settings").text
+    options = sleep_options(page)
+    assert [label for _, label, _ in options] == HUB_CHOICES
+    assert [(v, label) for v, label, selected in options if selected] == [("172800", "48 hours")]
+    assert '<label for="sleep-seconds">Sleep after</label>' in page
+    assert "sleeps after 48 hours without a visit" in page
+    assert "On free hardware (cpu-basic) it is always 48 hours: upgrade the Space's" in page  # the rule, said
+    r = post(owner, space, "sleep", {"seconds": "3600"})  # "1 hour", on free hardware: the 48 hours are kept
+    page = owner.get(r.headers["location"]).text
+    assert "On free hardware the sleep time stays 48 hours: upgrade the hardware to choose another" in page
+    assert api(server).get_space_runtime(space).sleep_time == 172800
+    r = post(owner, space, "sleep", {"seconds": "soon"})  # not a choice: the API's 400, said on the tab
+    assert r.status_code == 400 and "must be a whole number of seconds" in r.text and 'id="settings-error"' in r.text
+
+
 def test_a_sleep_time_on_paid_hardware_is_saved(server: Server, owner: Web, carol: str, unique: str) -> None:
     org = f"paid{unique.replace('-', '')}"[:40]
     server.cli("orgs", "create", org)
@@ -84,9 +116,18 @@ def test_a_sleep_time_on_paid_hardware_is_saved(server: Server, owner: Web, caro
     space = f"{org}/sleepy"
     api(server).create_repo(space, repo_type="space", space_sdk="gradio")
     assert post(owner, space, "hardware", {"flavor": "cpu-upgrade"}).status_code == 303
-    r = post(owner, space, "sleep", {"seconds": "600"})
-    assert r.status_code == 303 and "Sleep time saved" in owner.get(r.headers["location"]).text
-    assert api(server).get_space_runtime(space).sleep_time == 600
+    page = owner.get(f"/spaces/{space}/settings").text
+    assert [label for _, label, selected in sleep_options(page) if selected] == ["Never"]  # upgraded: never sleeps
+    assert "On upgraded hardware the Space never sleeps unless you choose a time" in page
+    r = post(owner, space, "sleep", {"seconds": "36000"})
+    page = owner.get(r.headers["location"]).text
+    assert r.status_code == 303 and "Sleep time saved: 10 hours" in page
+    assert api(server).get_space_runtime(space).sleep_time == 36000
+    assert [label for _, label, selected in sleep_options(page) if selected] == ["10 hours"]
+    api(server).set_space_sleep_time(space, 5400)  # a time the Hub's list lacks, set through the API: shown as it is
+    options = sleep_options(owner.get(f"/spaces/{space}/settings").text)
+    assert ("5400", "1 hour 30 minutes (set through the API)", True) in options
+    assert [label for _, label, _ in options if "API" not in label] == HUB_CHOICES
 
 
 def test_pause_restart_and_visibility(server: Server, owner: Web, space: str) -> None:

@@ -84,7 +84,11 @@ def space_server(hub: ASGIApp, settings: Settings, routes: RouteTable, **options
     """The app ``spacehub serve`` runs: ``hub`` for the Hub's hosts, the Space proxy (and nginx) for Spaces."""
     p = settings.proxy
     proxy = SpaceProxy(
-        routes, connect_timeout=p.connect_timeout, read_timeout=p.read_timeout, wake_timeout=p.wake_timeout
+        routes,
+        connect_timeout=p.connect_timeout,
+        read_timeout=p.read_timeout,
+        wake_timeout=p.wake_timeout,
+        public_url=settings.server.public_url,
     )
     plane = None
     if p.mode == "nginx":

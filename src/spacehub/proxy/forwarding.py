@@ -2,8 +2,10 @@
 
 One request, in order:
 1. ``routes.lookup(host)`` → no target: 404. A private target asks ``routes.authorize`` first; refused: the same 404.
-2. An asleep target: a browser navigation is served if the wake completes within ``BROWSER_WAKE_GRACE`` (a frozen
-   Space thaws in milliseconds), else gets the "waking up" page (the wake goes on in the background); any other
+2. An asleep target (asleep, building or starting): a browser navigation is served if the wake completes within
+   ``BROWSER_WAKE_GRACE`` (a frozen Space thaws in milliseconds), else gets the "waking up" page, which says the
+   target's stage ("Building this Space…") and links its page on the Hub (the build log), while the wake goes on in
+   the background; any other
    request awaits ``routes.wake`` (coalesced per Space, bounded by ``wake_timeout``) and goes on.
 3. ``routes.touch(space_id)``, then the target serves it: an in-process ASGI app, or the app's port.
 4. HTTP is forwarded on a pooled keep-alive connection (``upstream.py``): the request head is rewritten (hop-by-hop
@@ -118,8 +120,10 @@ class SpaceProxy:
         wake_timeout: float = 600.0,
         idle_timeout: float = 4.0,
         max_idle: int = 64,
+        public_url: str | None = None,
     ) -> None:
         self.routes = routes
+        self.public_url = public_url  # server.public_url: where the pages link a Space's page on the Hub
         self.connect_timeout, self.wake_timeout = connect_timeout, wake_timeout
         self.pool = UpstreamPool(
             connect_timeout=connect_timeout, read_timeout=read_timeout, idle_timeout=idle_timeout, max_idle=max_idle
@@ -176,7 +180,10 @@ class SpaceProxy:
             # shows the self-reloading "waking up" page without making the browser wait.
             done, _ = await asyncio.wait({wake}, timeout=BROWSER_WAKE_GRACE)
             if not done or wake.cancelled() or wake.exception() is not None or wake.result().asleep:
-                await pages.waking(scope, send)
+                # Only a request that may read the Space gets here (a private one was authorized above), so its
+                # stage and its page on the Hub may be shown.
+                link = pages.hub_page(scope, self.public_url, target.name) if target.name else None
+                await pages.waking(scope, send, stage=target.stage, space_page=link)
                 return None
             return wake.result()
         try:

@@ -1,6 +1,7 @@
 """The proxy's own answers: "not found", "bad gateway", "timed out", the paused and error pages of a Space that is not
 running, and the self-reloading "waking up" page (also shown while a Space builds or starts). HTML for browsers,
-JSON (``{"error": …}``, as the Hub API answers) for everything else.
+JSON (``{"error": …}``, as the Hub API answers) for everything else. The "waking up" page says "Building…" or
+"Starting…" when the proxy knows the Space's stage, and then links the build log on the Space's page.
 
 They are written straight to the ASGI ``send``: these pages are on the proxy's hot error paths (a Space restarting
 can turn every request into a 502) and need nothing from a framework.
@@ -43,6 +44,7 @@ _STYLE = "<style>" + SITE_CSS + _PAGE_CSS + "</style>"
 # Links to the Hub open a tab of their own: in the Space page's frame (sandboxed, no top navigation) the Hub's page
 # would load inside the frame, which it refuses (a broken frame, found in the browser).
 _NEW_TAB = ' target="_blank" rel="noopener"'
+_HUB_LINK = "See this Space on SpaceHub: its status and logs"
 
 
 def wants_html(scope: Scope) -> bool:
@@ -61,6 +63,7 @@ def _document(
     reload_after: int | None,
     space_page: str | None,
     stage: str | None,
+    link_text: str | None = None,
 ) -> bytes:
     """The page: the site's header bar, the Space's name and stage (when known), what happened, what happens next,
     and the way to the Space's page on the Hub."""
@@ -69,7 +72,7 @@ def _document(
     brand = '<span class="brand">🚀 SpaceHub</span>'
     space = ""
     if space_page:  # hub_page's URL: {hub}/spaces/{owner}/{name}
-        hub, name = space_page.rsplit("/spaces/", 1)
+        hub, name = space_page.partition("#")[0].rsplit("/spaces/", 1)
         brand = f'<a class="brand" href="{e(hub)}/spaces"{_NEW_TAB}>🚀 SpaceHub</a>'
         space = f'<span class="mono">{e(name)}</span>'
     if stage:
@@ -84,9 +87,7 @@ def _document(
         f'<p class="space">{space}</p>\n' if space else "",
         f"<h1>{spinner}{e(title)}</h1>\n<p>{e(message)}</p>\n",
         f'<div class="next"><h2>What happens next</h2><p>{e(next_step)}</p></div>\n' if next_step else "",
-        f'<p><a href="{e(space_page)}"{_NEW_TAB}>See this Space on SpaceHub: its status and logs</a></p>\n'
-        if space_page
-        else "",
+        f'<p><a href="{e(space_page)}"{_NEW_TAB}>{e(link_text or _HUB_LINK)}</a></p>\n' if space_page else "",
         "</section></main>\n</body></html>\n",
     ]
     return "".join(parts).encode()
@@ -104,6 +105,7 @@ async def send_page(
     space_page: str | None = None,
     next_step: str | None = None,
     stage: str | None = None,
+    link_text: str | None = None,
 ) -> None:
     """Answer ``status`` with a small page; a WebSocket handshake gets the same status as an HTTP denial.
     ``space_page``: the Space's page on the Hub (its status, logs and settings), linked from the HTML; ``next_step``:
@@ -111,7 +113,8 @@ async def send_page(
     ``{"error": message}`` and nothing else."""
     extra = list(headers or [])
     if wants_html(scope):
-        body = _document(title, message, next_step, reload_after=reload_after, space_page=space_page, stage=stage)
+        page = {"space_page": space_page, "stage": stage, "link_text": link_text}
+        body = _document(title, message, next_step, reload_after=reload_after, **page)
         content_type = b"text/html; charset=utf-8"
     else:
         body = json.dumps({"error": message}).encode()
@@ -194,21 +197,41 @@ def hub_page(scope: Scope, public_url: str | None, full_name: str) -> str:
     return f"{scheme}://{parent}/spaces/{full_name}"
 
 
-_WAKING = {  # stage → (title, what is going on); None: the proxy does not know whether it sleeps or builds
+_WAITING = ("This page reloads by itself every {n} seconds and shows the app as soon as it answers: there is nothing "
+            "to do but wait.")  # fmt: skip
+_BUILDING = (
+    "Building this Space…",
+    "SpaceHub is building the Space's app (its image and requirements) after a change "
+    "to its files or settings. A build can take a few minutes.",
+    "This page reloads by itself every {n} seconds: once the build is done the app starts, and this page "
+    "shows it as soon as it answers. If the build fails, this page says so and the build log says why.",
+)
+_STARTING = ("Starting this Space…", "The Space is built and its app is starting.", _WAITING)
+_WAKING = {  # stage → (title, what is going on, what happens next); None: the proxy does not know which
     None: ("Waking up this Space…", "The Space is starting: after a sleep it is back in a few seconds; after a change "
-           "to its files or settings it is built first, which can take a few minutes."),
-    "SLEEPING": ("Waking up this Space…", "The Space was asleep and is starting. It is back in a few seconds."),
-    "BUILDING": ("Building this Space…", "SpaceHub is building the Space's app (its image and requirements) after a "
-                 "change to its files or settings. A build can take a few minutes."),
-    "APP_STARTING": ("Starting this Space…", "The Space is built and its app is starting."),
+           "to its files or settings it is built first, which can take a few minutes.", _WAITING),
+    "SLEEPING": ("Waking up this Space…", "The Space was asleep and is starting. It is back in a few seconds.",
+                 _WAITING),
+    "BUILDING": _BUILDING,
+    "RUNNING_BUILDING": _BUILDING,  # (routed here only while no release answers)
+    "APP_STARTING": _STARTING,
+    "RUNNING_APP_STARTING": _STARTING,
 }  # fmt: skip
+BUILD_STAGES = ("BUILDING", "RUNNING_BUILDING")
+LOGS_ANCHOR = "#logs-title"  # the logs panel of the Space page (ui/templates/space.html), the build log first
 
 
 async def waking(scope: Scope, send: Send, *, stage: str | None = None, space_page: str | None = None) -> None:
-    """A browser asked for a Space that is asleep, building or starting: say so and reload until the app answers
-    (the wake runs meanwhile). ``stage`` and ``space_page``, when the caller knows them, make the page say which and
-    link the Space's page on the Hub (its build log)."""
-    title, message = _WAKING.get(stage, _WAKING[None])
+    """A browser asked for a Space that is asleep, building or starting: say which and reload until the app answers
+    (the wake runs meanwhile; a meta refresh, so no JavaScript is needed). ``stage`` and ``space_page``, when the
+    caller knows them, make the page say "Building…" or "Starting…" and link the Space's page on the Hub (for a
+    build, at its logs). Only ever called for a request that may read the Space."""
+    known = stage in _WAKING
+    title, message, next_step = _WAKING[stage if known else None]
+    link_text = None
+    if space_page and stage in BUILD_STAGES:
+        space_page += LOGS_ANCHOR
+        link_text = "Follow the build in its logs on SpaceHub"
     await send_page(
         scope,
         send,
@@ -218,7 +241,7 @@ async def waking(scope: Scope, send: Send, *, stage: str | None = None, space_pa
         headers=[(b"retry-after", str(WAKE_RELOAD_SECONDS).encode())],
         reload_after=WAKE_RELOAD_SECONDS,
         space_page=space_page,
-        next_step=f"This page reloads by itself every {WAKE_RELOAD_SECONDS} seconds and shows the app as soon as it "
-        "answers: there is nothing to do but wait.",
-        stage=stage if stage in _WAKING else None,
+        link_text=link_text,
+        next_step=next_step.format(n=WAKE_RELOAD_SECONDS),
+        stage=stage if known else None,
     )

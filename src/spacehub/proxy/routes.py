@@ -7,7 +7,10 @@ The proxy asks the table, on every request to ``{subdomain}.{spaces_domain}``, w
   lookup, never a database query.
 - A target is exactly one of: an ``upstream`` ``(host, port)`` the request is forwarded to; an ``asgi`` app that
   serves it in-process (static Spaces served from git, "paused", "building", "runtime error" pages); or ``asleep``
-  (the Space sleeps: ``wake`` is awaited first). Each carries ``space_id`` and ``private``.
+  (the Space sleeps, builds or starts: ``wake`` is awaited first). Each carries ``space_id`` and ``private``; an
+  asleep target may also carry the Space's ``stage`` (``BUILDING``, ``APP_STARTING``, ``SLEEPING``…) and ``name``
+  (``owner/name``), which the browser's "waking up" page shows (it says "Building" and links the build log on the
+  Space's page). Both are shown only to a request that passed ``authorize``.
 - ``touch(space_id)`` runs on every request that reaches a Space (upstream or asgi): the runtime tracks the last
   activity for sleep. It must be cheap: record a timestamp in memory, never write to the database per request.
 - ``await wake(space_id)`` runs when the target is asleep and answers the target to use once the app answers HTTP.
@@ -51,6 +54,8 @@ class RouteTarget:
     asgi: ASGIApp | None = None
     asleep: bool = False
     private: bool = False
+    stage: str | None = None  # an asleep target's stage, when the runtime knows it: what the waking page says
+    name: str | None = None  # the Space's "owner/name": the waking page links its page on the Hub (its logs)
 
     def __post_init__(self) -> None:
         if (self.upstream is not None) + (self.asgi is not None) + self.asleep != 1:
@@ -67,9 +72,12 @@ class RouteTarget:
         return cls(space_id, asgi=app, private=private)
 
     @classmethod
-    def sleeping(cls, space_id: str, *, private: bool = False) -> RouteTarget:
-        """The Space sleeps: the proxy awaits ``RouteTable.wake`` before serving."""
-        return cls(space_id, asleep=True, private=private)
+    def sleeping(
+        cls, space_id: str, *, private: bool = False, stage: str | None = None, name: str | None = None
+    ) -> RouteTarget:
+        """The Space sleeps, builds or starts (``stage``, when known): the proxy awaits ``RouteTable.wake`` before
+        serving; a browser gets the self-reloading page, which names ``stage`` and links the Space ``name``'s page."""
+        return cls(space_id, asleep=True, private=private, stage=stage, name=name)
 
 
 @runtime_checkable

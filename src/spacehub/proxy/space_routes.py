@@ -215,8 +215,9 @@ class RuntimeRouteTable:
         if space is None:
             return None
         st = self.runs.state(space.repo_id)
+        name = space.full_name or None
         if st is None:
-            return RouteTarget.sleeping(space.repo_id, private=space.private)
+            return RouteTarget.sleeping(space.repo_id, private=space.private, name=name)
         if st.static_revision is not None and st.stage == Stage.RUNNING.value:
             return RouteTarget.to_asgi(space.repo_id, self._static_app(space, st.static_revision),
                                        private=space.private)  # fmt: skip
@@ -228,7 +229,8 @@ class RuntimeRouteTable:
         if st.stage in ERROR_STAGES:
             reason = f"This Space has an error ({st.stage}). Its owner can read the logs."
             return RouteTarget.to_asgi(space.repo_id, self._page(reason, space), private=space.private)
-        return RouteTarget.sleeping(space.repo_id, private=space.private)  # asleep, building or starting: wait
+        # asleep, building or starting: wait (a browser gets the page that says which, and links the build log)
+        return RouteTarget.sleeping(space.repo_id, private=space.private, stage=st.stage, name=name)
 
     def _catch_up(self) -> None:
         """Another worker committed a change to the index: read it again before routing (on the event loop: the

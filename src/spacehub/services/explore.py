@@ -6,8 +6,10 @@ the README's front matter says about the Space (emoji, colors, title, short desc
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import NotFound, RevisionNotFound
@@ -306,10 +308,27 @@ def duplicate_view(ctx: HubContext, s: Session, p: Principal, repo_id: str, base
     view = space_view(ctx, s, p, repo_id, base_url)
     repo = repos.get_repo(s, p, "space", repo_id)
     secrets = sorted(space_settings.get_space_secrets(s, repo)) if view["can_write"] else []
+    owners = namespaces(s, p)
     return {
         **view,
         "variables": sorted(space_settings.get_space_variables(s, repo).items()),
         "secret_names": secrets,
-        "owners": namespaces(s, p),
+        "owners": owners,
+        "free_name": free_space_name(s, owners[0], repo.name) if owners else repo.name,
         "flavors": hardware.list_hardware(ctx.hardware),
     }
+
+
+def free_space_name(s: Session, owner: str, name: str) -> str:
+    """``name`` when ``owner`` has no Space of that name (any case, as `create_repo` compares), else the first free
+    ``{name}-2``, ``{name}-3``… (cut to fit the Hub's 96 characters): the duplicate form's default, so that taking
+    it as offered does not conflict."""
+    query = select(Repo.name).join(Account, Account.id == Repo.owner_id)
+    taken = {n.lower() for n in s.scalars(query.where(Repo.type == "space", Account.name == owner))}
+    if name.lower() not in taken:
+        return name
+    for n in itertools.count(2):
+        candidate = f"{name[: 96 - len(str(n)) - 1].rstrip('-_.')}-{n}"
+        if candidate.lower() not in taken:
+            return candidate
+    raise AssertionError("unreachable")

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from spacehub.errors import HubError
+from spacehub.errors import Conflict, HubError
 from spacehub.services import creation, explore
 from spacehub.ui.routing import PageRoute
 from spacehub.ui.web import caller, current_user, render, unit
@@ -20,10 +20,31 @@ from spacehub.web.deps import base_url, ctx_of
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
-def _form(request: Request, repo_id: str, status: int = 200, error: str | None = None) -> Response:
+def _form(
+    request: Request,
+    repo_id: str,
+    status: int = 200,
+    error: str | None = None,
+    posted: Any = None,
+    conflict: bool = False,
+) -> Response:
+    """The form: by default the signed-in user's own namespace and a name that is free there (the source's, else
+    ``{name}-2``…); after a refusal, what was posted (never a secret's value) with the reason; after a ``conflict``
+    (the name is taken), a name that is free in the namespace posted."""
     with unit(request) as (ctx, s, p):
         view = explore.duplicate_view(ctx, s, p, repo_id, base_url(request))
-    return render(request, "duplicate.html", status, space=view, tab="app", error=error)
+        if conflict:
+            owner, name = str(posted.get("to_owner", "")), str(posted.get("to_name", ""))
+            free = explore.free_space_name(s, owner, name)
+            error = f"{owner}/{name} already exists: choose another name ({free} is free)."
+    values = {"to_owner": view["owners"][0] if view["owners"] else "", "to_name": view["free_name"],
+              "private": "0", "hardware": "cpu-basic", "variables": {}}  # fmt: skip
+    if posted is not None:
+        for key in ("to_owner", "to_name", "private", "hardware"):
+            if isinstance(value := posted.get(key), str):
+                values[key] = value
+        values["variables"] = {v["key"]: v["value"] for v in _pairs(posted, "variable")}
+    return render(request, "duplicate.html", status, space=view, tab="app", error=error, values=values)
 
 
 @router.get("/spaces/{owner}/{name}/duplicate")
@@ -64,6 +85,8 @@ async def duplicate(request: Request, owner: str, name: str) -> Response:
         out = await run_in_threadpool(
             creation.duplicate_repo, ctx_of(request), who.token, "space", source, body, base_url(request)
         )
+    except Conflict as err:  # a Space of that name exists: the form says so, and offers a name that is free
+        return await run_in_threadpool(_form, request, source, err.status_code, None, form, True)
     except HubError as err:
-        return await run_in_threadpool(_form, request, source, err.status_code, err.message)
+        return await run_in_threadpool(_form, request, source, err.status_code, err.message, form)
     return RedirectResponse("/spaces/" + out["url"].split("/spaces/", 1)[1], status_code=303)

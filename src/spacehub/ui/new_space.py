@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from spacehub.errors import HubError
+from spacehub.errors import Conflict, HubError
 from spacehub.services import explore, hardware, starters
 from spacehub.ui.routing import PageRoute
 from spacehub.ui.web import caller, current_user, render, unit
@@ -19,10 +19,21 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 def _form(
-    request: Request, status: int = 200, error: str | None = None, values: dict[str, Any] | None = None
+    request: Request,
+    status: int = 200,
+    error: str | None = None,
+    values: dict[str, Any] | None = None,
+    conflict: bool = False,
 ) -> Response:
+    """The form (again, after a refusal: with what was posted and the reason; a name taken in that namespace is
+    said with a free one, as on the duplicate form)."""
     with unit(request) as (ctx, s, p):
         owners = explore.namespaces(s, p)
+        if conflict and values is not None:
+            owner = values.get("owner") or (owners[0] if owners else "")
+            name = values.get("name", "")
+            free = explore.free_space_name(s, owner, name)
+            error = f"{owner}/{name} already exists: choose another name ({free} is free)."
     flavors = hardware.list_hardware(ctx.hardware)
     return render(request, "new_space.html", status, owners=owners, flavors=flavors, sdks=starters.SDKS,
                   error=error, values=values or {"sdk": "gradio", "hardware": "cpu-basic", "private": "0"})  # fmt: skip
@@ -50,6 +61,8 @@ async def create_space(request: Request) -> Response:
     who = caller(request)
     try:
         out = await run_in_threadpool(starters.create_space, ctx_of(request), who.token, body, base_url(request))
+    except Conflict as err:
+        return await run_in_threadpool(_form, request, err.status_code, None, values, True)
     except HubError as err:
         return await run_in_threadpool(_form, request, err.status_code, err.message, values)
     return RedirectResponse(f"/spaces/{out['name']}", status_code=303)

@@ -29,11 +29,62 @@ PREFIX = "/spaces/{owner}/{name}/settings"
 T = TypeVar("T")
 
 
+# The Hub's choices of sleep time (its settings tab), in seconds as `set_space_sleep_time` takes them; -1: never.
+SLEEP_CHOICES = (
+    (300, "5 minutes"),
+    (900, "15 minutes"),
+    (1800, "30 minutes"),
+    (3600, "1 hour"),
+    (36000, "10 hours"),
+    (86400, "24 hours"),
+    (172800, "48 hours"),
+    (259200, "72 hours"),
+    (604800, "1 week"),
+    (-1, "Never"),
+)
+_UNITS = (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def human_duration(seconds: int | None) -> str:
+    """A sleep time as people say it: "never" for -1 (or None, the API's "never sleeps"), the Hub's label for its
+    choices ("10 hours", "1 week"), else weeks, days, hours, minutes and seconds ("1 hour 30 minutes")."""
+    if seconds is None or seconds < 0:
+        return "never"
+    for value, label in SLEEP_CHOICES:
+        if value == seconds:
+            return label
+    parts = []
+    for unit_name, size in _UNITS:
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n} {unit_name}{'s' if n > 1 else ''}")
+    return " ".join(parts) or "0 seconds"
+
+
+def sleep_view(view: dict[str, Any], custom_on_free: bool) -> dict[str, Any]:
+    """The sleep time form: the time in force in words, the Hub's choices (and the time in force when it is none
+    of them, set through the API), and whether the Space's hardware is free, where the 48 hour rule holds unless
+    the admin allows a choice (``runtime.custom_sleep_on_free_hardware``)."""
+    runtime = view["runtime"]
+    now = runtime.get("gcTimeout")
+    current = -1 if now is None else int(now)
+    requested = (runtime.get("hardware") or {}).get("requested")
+    free = any(f["name"] == requested and not f.get("unitCostUSD") for f in view["flavors"])
+    choices = [(value, label) for value, label in SLEEP_CHOICES]
+    if current not in dict(choices):
+        choices.append((current, human_duration(current) + " (set through the API)"))
+        choices.sort(key=lambda c: (c[0] < 0, c[0]))
+    return {"now": human_duration(current), "current": current, "choices": choices, "free": free,
+            "fixed": free and not custom_on_free}  # fmt: skip
+
+
 def _settings(request: Request, repo_id: str, status: int = 200, error: str | None = None) -> Response:
     with unit(request) as (ctx, s, p):
         view = explore.space_settings_view(ctx, s, p, repo_id, base_url(request))
+        sleep = sleep_view(view, ctx.hardware.custom_sleep_on_free)
     done = request.query_params.get("done", "")[:100]
-    return render(request, "space_settings.html", status, space=view, tab="settings", error=error, done=done)
+    return render(request, "space_settings.html", status, space=view, tab="settings", error=error, done=done,
+                  sleep=sleep)  # fmt: skip
 
 
 @router.get(PREFIX)
@@ -117,9 +168,9 @@ def set_sleep_time(ctx: Any, who: Caller, repo_id: str, form: Any) -> str:
     asked = int(value.strip())  # the call accepted it: a whole number of seconds, or -1
     kept = runtime.get("gcTimeout")
     if kept != (None if asked < 0 else asked):  # free hardware keeps its 48 hours (as the Hub, which accepts the call)
-        hours = f"{kept // 3600} hours" if kept else "its rule"
+        hours = human_duration(kept) if kept else "its rule"
         return f"On free hardware the sleep time stays {hours}: upgrade the hardware to choose another"
-    return "Sleep time saved"
+    return f"Sleep time saved: {human_duration(asked)}"
 
 
 @action("pause")

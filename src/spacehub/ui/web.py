@@ -17,11 +17,13 @@ import hmac
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from itsdangerous import BadSignature, TimestampSigner
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -40,6 +42,21 @@ HERE = Path(__file__).parent
 templates = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True), auto_reload=False
 )
+
+
+def when(value: str | None, empty: str = "") -> Markup | str:
+    """An API timestamp (ISO 8601, ``…Z``) as people read it, ``2026-12-06 20:39 UTC``, in a ``<time>`` that keeps
+    the exact value; ``empty`` when there is none, the value itself when it is not a timestamp."""
+    if not value:
+        return empty
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return value
+    return Markup('<time datetime="{}">{}</time>').format(value, moment.strftime("%Y-%m-%d %H:%M UTC"))
+
+
+templates.filters["when"] = when
 
 
 def _key(request: Request) -> bytes:
