@@ -372,3 +372,13 @@ class SignInFailure(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(320), index=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+
+class CredentialGeneration(Base):
+    """One row whose ``n`` grows in the same transaction as any change to who a token is: a token, an account or
+    a membership added, changed or removed (`storage.credentials`). A cached answer to "whose token is this"
+    (`services.accounts.authenticate`) holds only while ``n`` has not moved, in every process and replica."""
+
+    __tablename__ = "credential_generation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
