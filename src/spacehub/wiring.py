@@ -93,14 +93,16 @@ def make_backend(settings: Settings, git: GitStore, db: Database | None = None) 
 
 
 def fetch_access(db: Database) -> Any:
-    """space id → (its "owner/name", a new token that reads that Space and nothing else; the previous one revoked).
-    Raises: PermanentBackendError (the Space is gone)."""
+    """(space id, the token it holds now) → (its "owner/name", a token that reads that Space and nothing else: the
+    one it holds while still valid, else a new one). Raises: PermanentBackendError (the Space is gone)."""
 
-    def access(space_id: str) -> tuple[str, str]:
+    def access(space_id: str, current: str | None = None) -> tuple[str, str]:
         with db.transaction() as s:
             repo = s.get(Repo, space_id)
             if repo is None:
                 raise PermanentBackendError(f"space {space_id} does not exist")
+            if current is not None and accounts.is_fetch_token_of(s, repo, current):
+                return repo.full_name, current
             return repo.full_name, accounts.create_fetch_token(s, repo)
 
     return access

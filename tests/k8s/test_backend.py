@@ -41,7 +41,7 @@ SHA = "a" * 40
 
 @pytest.fixture
 def backend(cluster: Cluster, options: ClusterOptions, tmp_path: Path) -> Iterator[KubernetesBackend]:
-    yield KubernetesBackend(cluster, options, lambda space_id: ("alice/demo", TOKEN), "http://192.0.2.10:8000",
+    yield KubernetesBackend(cluster, options, lambda space_id, current=None: ("alice/demo", TOKEN), "http://192.0.2.10:8000",
                             image="localhost/spacehub/python:3.11", run_log=lambda space_id: tmp_path / "run.log",
                             poll_interval=0.05, build_timeout=120)  # fmt: skip
 
@@ -322,7 +322,7 @@ def dead_api() -> client.ApiClient:
 
 
 def test_an_unreachable_api_server_is_a_temporary_error(options: ClusterOptions) -> None:
-    dead = KubernetesBackend(Cluster(dead_api(), "x"), options, lambda s: ("a/b", TOKEN), "http://h:1")
+    dead = KubernetesBackend(Cluster(dead_api(), "x"), options, lambda s, current=None: ("a/b", TOKEN), "http://h:1")
     with pytest.raises(TemporaryBackendError, match="cannot be reached"):
         dead.build(BuildSpec(space(), "b1", SHA, "gradio", None, None), lambda line: None)
     assert dead.status("r1") is None  # never read: nothing to answer but "not there"

@@ -42,13 +42,15 @@ def private_space(api: HfApi, name: str) -> tuple[str, str]:
     return repo_id, sha
 
 
-def mint(server: Server, repo_id: str) -> tuple[str, str]:
+def mint(server: Server, repo_id: str, current: str | None = None) -> tuple[str, str]:
+    """What the Kubernetes backend asks at a build or start: the Space's token (``current``: the one its Secret
+    holds)."""
     db = Database(f"sqlite:///{server.data_dir / 'spacehub.db'}")
     with db.transaction() as s:
         repo = repos.find_repo(s, "space", repo_id)
         assert repo is not None
         space_id = repo.id
-    return fetch_access(db)(space_id)
+    return fetch_access(db)(space_id, current)
 
 
 def fetch(server: Server, repo_id: str, sha: str, token: str, dest: Path) -> subprocess.CompletedProcess[str]:
@@ -107,6 +109,20 @@ def test_the_scoped_token_reads_its_space_and_nothing_else_and_the_next_but_one_
     assert e.value.response.status_code == 401
     for t in (newer, newest):
         assert HfApi(endpoint=server.url, token=t).space_info(repo_id).sha == sha
+
+
+def test_a_start_keeps_the_token_its_space_holds_while_it_is_valid(server: Server, api: HfApi, unique: str) -> None:
+    """Starts in a row (a build, a start, its retries) must not rotate the token: a pod may still be given the
+    Secret's older value for a minute, and its fetch would get 401 until then."""
+    repo_id, sha = private_space(api, unique)
+    other, _ = private_space(api, f"{unique}-other")
+    _, token = mint(server, repo_id)
+    for _ in range(3):
+        assert mint(server, repo_id, token)[1] == token
+    assert HfApi(endpoint=server.url, token=token).space_info(repo_id).sha == sha
+    _, others = mint(server, other)
+    assert mint(server, repo_id, others)[1] not in (others, token)  # another Space's token is never kept
+    assert mint(server, repo_id, "hf_not_a_token")[1] != "hf_not_a_token"
 
 
 def test_the_fetch_refuses_a_path_outside_its_folder(tmp_path: Path) -> None:

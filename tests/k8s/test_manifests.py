@@ -251,12 +251,12 @@ def test_the_sdks_packages_are_arguments_of_the_install_container_never_part_of_
 def test_the_backend_pins_the_sdks_first_package_to_the_readmes_version() -> None:
     from spacehub.runtime.backends.kubernetes.backend import KubernetesBackend
 
-    backend = KubernetesBackend(None, OPTS, lambda s: ("a/b", "t"), "http://hub:8000")  # type: ignore[arg-type]
+    backend = KubernetesBackend(None, OPTS, lambda s, current=None: ("a/b", "t"), "http://hub:8000")  # type: ignore[arg-type]
     assert backend._packages("gradio", "5.1.0") == ["gradio==5.1.0", "spaces"]
     assert backend._packages("gradio", None) == ["gradio", "spaces"]
     assert backend._packages("streamlit", "1.40.0") == ["streamlit==1.40.0"]
     assert backend._packages("static", None) == [] and backend._packages("docker", "1") == []
-    none = KubernetesBackend(None, OPTS, lambda s: ("a/b", "t"), "http://hub:8000",  # type: ignore[arg-type]
+    none = KubernetesBackend(None, OPTS, lambda s, current=None: ("a/b", "t"), "http://hub:8000",  # type: ignore[arg-type]
                              sdk_packages={"gradio": ()})  # fmt: skip
     assert none._packages("gradio", "5.1.0") == []
 

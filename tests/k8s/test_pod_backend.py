@@ -45,7 +45,7 @@ def backend(
     options = ClusterOptions(namespace=pod_namespace, hub=Peer(cidrs=(f"{node.ip}/32",)),
                              cluster_cidrs=(node.pod_cidr,), image_pull_policy="Never")  # fmt: skip
     with code_server(space_repo.git_dir, "alice/demo", "hf_scoped", node.ip) as hub:
-        k8s = KubernetesBackend(Cluster(pod_kube, pod_namespace), options, lambda space_id: ("alice/demo", "hf_scoped"),
+        k8s = KubernetesBackend(Cluster(pod_kube, pod_namespace), options, lambda *_: ("alice/demo", "hf_scoped"),
                                 hub, run_log=lambda space_id: tmp_path / "run.log", poll_interval=0.1,
                                 endpoints="pod", sdk_packages=NO_SDK)  # fmt: skip
         sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": APP})
@@ -173,7 +173,7 @@ def test_the_init_containers_output_of_a_spaces_pod_is_in_its_run_log(
     text = log_has(tmp_path / "run.log", "fetched", "MARKER app starting", timeout=60)
     assert text.index("files of alice/demo at") < text.index("MARKER app starting"), text
     backend.stop("r1")
-    refused = dataclasses.replace(backend, code_access=lambda space_id: ("alice/demo", "hf_revoked"), _relays={},
+    refused = dataclasses.replace(backend, code_access=lambda *_: ("alice/demo", "hf_revoked"), _relays={},
                                   _relayed={}, _last={})  # fmt: skip
     (tmp_path / "run.log").write_text("")
     refused.start(release_spec(space_repo, "r2"))

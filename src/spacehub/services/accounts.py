@@ -250,6 +250,17 @@ def create_fetch_token(s: Session, repo: Repo) -> str:
     return value
 
 
+def is_fetch_token_of(s: Session, repo: Repo, token: str) -> bool:
+    """Whether ``token`` is a live (not revoked, not expired) fetch token of ``repo`` (`create_fetch_token`)."""
+    row = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
+    return (
+        row is not None
+        and row.kind == FETCH_KIND
+        and row.name == FETCH_PREFIX + repo.id
+        and (row.expires_at is None or row.expires_at > utcnow())
+    )
+
+
 _AUTH_TOKEN = "spacehub.auth_token"
 
 

@@ -58,7 +58,7 @@ def kubernetes_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backen
 
     kube, namespace = request.getfixturevalue("kube"), request.getfixturevalue("namespace")
     k8s = KubernetesBackend(Cluster(kube, namespace), request.getfixturevalue("options"),
-                            lambda space_id: ("alice/demo", "hf_scoped"), "http://192.0.2.10:8000",
+                            lambda *_: ("alice/demo", "hf_scoped"), "http://192.0.2.10:8000",
                             run_log=lambda space_id: tmp_path / "run.log", poll_interval=0.05)  # fmt: skip
     k8s.stand_in = request.getfixturevalue("kubelet")  # type: ignore[attr-defined]  # the tests script its pods
     return k8s
@@ -77,7 +77,7 @@ def kubernetes_pods_backend(request: pytest.FixtureRequest, tmp_path: Path) -> I
     options = ClusterOptions(namespace=namespace, hub=Peer(cidrs=(f"{node.ip}/32",)),
                              cluster_cidrs=(node.pod_cidr,), image_pull_policy="Never")  # fmt: skip
     with code_server(repo.git_dir, "alice/demo", "hf_scoped", node.ip) as hub:
-        k8s = KubernetesBackend(Cluster(kube, namespace), options, lambda space_id: ("alice/demo", "hf_scoped"), hub,
+        k8s = KubernetesBackend(Cluster(kube, namespace), options, lambda *_: ("alice/demo", "hf_scoped"), hub,
                                 run_log=lambda space_id: tmp_path / "run.log", poll_interval=0.1,
                                 endpoints="pod", sdk_packages=NO_SDK)  # fmt: skip
         k8s.pods = True  # type: ignore[attr-defined]

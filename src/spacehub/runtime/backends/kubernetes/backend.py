@@ -27,6 +27,7 @@ What each call becomes (every object labelled with the Space, commit and release
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import json
@@ -87,7 +88,9 @@ _TEMPORARY = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 RELAY_IDLE = 60.0  # seconds a release's log relay waits for a pod of it before it ends
 
 # space id → (the repo's "owner/name", a token that may read that Space's repo and nothing else)
-CodeAccess = Callable[[str], tuple[str, str]]
+# (space id, the token its fetch Secret holds now or None) → (its "owner/name", the token to use: that one while it
+# is still valid, else a new one)
+CodeAccess = Callable[[str, str | None], tuple[str, str]]
 
 
 def _check_id(kind: str, value: str) -> None:
@@ -240,7 +243,7 @@ class KubernetesBackend:
             )
         if job is not None:  # an earlier attempt failed or was cut off: this one starts afresh
             self._delete_job(f"build-{spec.build_id}", wait=True)
-        repo, token = self.code_access(spec.space_id)
+        repo, token = self.code_access(spec.space_id, self._fetch_token(spec.space_id))
         if spec.sdk == "docker":
             return self._build_docker(spec, repo, token, log)
         packages = self._packages(spec.sdk, spec.sdk_version)
@@ -399,7 +402,7 @@ class KubernetesBackend:
         revision, packages, env_key, image = self._revision(spec.build_id)
         if spec.sdk == "docker" and not image:
             raise BuildFailed(f"build {spec.build_id} has no image: rebuild the Space")
-        repo, token = self.code_access(spec.space_id)
+        repo, token = self.code_access(spec.space_id, self._fetch_token(spec.space_id))
         try:
             release, secret = self._release(spec, revision, repo, packages, env_key, image)
         except ValueError as e:
@@ -481,6 +484,22 @@ class KubernetesBackend:
                 raise TemporaryBackendError(f"the pod of release {release_id} has no address yet", 2)
             time.sleep(self.poll_interval)
         return ep
+
+    def _fetch_token(self, space_id: str) -> str | None:
+        """The token the Space's fetch Secret holds now (None: no Secret yet). It is kept while valid: a new token at
+        every start would revoke the one a starting pod may still be given (the kubelet refreshes a mounted Secret
+        on its own sync, a minute or more later), and its fetch would get 401 until then."""
+        try:
+            secret = self._call(self.cluster.core.read_namespaced_secret, m.fetch_secret_name(space_id), self.namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        value = (secret.data or {}).get("token")
+        try:
+            return base64.b64decode(value).decode() if value else None
+        except (ValueError, UnicodeDecodeError):
+            return None
 
     def _deployment(self, space_id: str) -> dict[str, Any] | None:
         try:
