@@ -252,7 +252,7 @@ def create_fetch_token(s: Session, repo: Repo) -> str:
 
 def is_fetch_token_of(s: Session, repo: Repo, token: str) -> bool:
     """Whether ``token`` is a live (not revoked, not expired) fetch token of ``repo`` (`create_fetch_token`)."""
-    row = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
+    row = s.scalar(_TOKEN_BY_HASH, {"token_hash": hash_token(token)})
     return (
         row is not None
         and row.kind == FETCH_KIND

@@ -69,7 +69,7 @@ def sign_in(ctx: HubContext, name: str, password: str, client: str = "?") -> str
     if wait:
         raise TooManyRequests(f"Too many failed sign-ins: try again in {wait} s", headers={"Retry-After": str(wait)})
     try:
-        return _check_password(ctx, name, password)
+        return _check_password(ctx, name, password, keys["user"])
     except Unauthorized:
         with ctx.db.transaction() as s:
             now = utcnow()
@@ -91,7 +91,8 @@ def _retry_after(s: Session, key: str, limit: int, window: float) -> int:
     return max(1, int((oldest - since).total_seconds() + 0.999))
 
 
-def _check_password(ctx: HubContext, name: str, password: str) -> str:
+def _check_password(ctx: HubContext, name: str, password: str, user_key: str) -> str:
+    """A new session token once ``password`` is ``name``'s; the name's failures (``user_key``) are forgotten."""
     dummy = _dummy_hash()  # before the lookup: the first sign-in pays for it whoever signs in
     with ctx.db.transaction() as s:
         user = accounts.get_account(s, name) if len(password) <= MAX_PASSWORD else None
@@ -104,7 +105,7 @@ def _check_password(ctx: HubContext, name: str, password: str) -> str:
             raise Unauthorized(BAD_SIGN_IN)
         if _hasher.check_needs_rehash(stored):
             user.password_hash = _hasher.hash(password)
-        s.execute(delete(SignInFailure).where(SignInFailure.key == f"user:{name.lower()}"[:320]))
+        s.execute(delete(SignInFailure).where(SignInFailure.key == user_key))
         expires = utcnow() + dt.timedelta(days=SESSION_DAYS)
         return accounts.create_token(s, user.name, "write", "web session", kind="session", expires_at=expires)
 
