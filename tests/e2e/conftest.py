@@ -202,6 +202,17 @@ class Hub:
             headers["authorization"] = f"Bearer {token}"
         return httpx.get(self.url + path, headers=headers, timeout=kw.pop("timeout", 30.0), **kw)
 
+    def answers(self, repo_id: str, status: int, timeout: float = 30.0, **kw: Any) -> httpx.Response:
+        """Wait until the Space's page (through the proxy) answers ``status``. A pause or a failure is in the runtime
+        document at once (the accepted stage) and in the proxy's routes after the runtime's next pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.get(repo_id, **kw)
+            if r.status_code == status or time.monotonic() > deadline:
+                assert r.status_code == status, f"{repo_id}: {r.status_code} {r.text[:300]!r}\n" + self.report(repo_id)
+                return r
+            time.sleep(0.2)
+
     def serves(self, repo_id: str, text: str, timeout: float = 30.0) -> httpx.Response:
         """Wait until the Space's page (through the proxy) answers 200 with ``text`` in it."""
         deadline = time.monotonic() + timeout

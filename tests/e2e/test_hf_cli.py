@@ -89,7 +89,7 @@ def test_a_space_made_and_managed_with_hf_spaces(hub: Hub) -> None:
 
     hf(hub, "spaces", "pause", repo_id)
     hub.wait(repo_id, "PAUSED", 60)
-    assert hub.get(repo_id).status_code == 503
+    hub.answers(repo_id, 503)
     hf(hub, "spaces", "restart", repo_id)
     hf(hub, "spaces", "wait", repo_id, "--timeout", "180s")
     hub.serves(repo_id, "python-http-v1")

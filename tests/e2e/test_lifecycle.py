@@ -193,8 +193,8 @@ def test_pause_then_restart(hub: Hub, tmp_path: Path) -> None:
     boot = hub.serves(repo_id, V1).text.split("<p id='boot'>")[1].split("<")[0]
     assert hub.api.pause_space(repo_id).stage == "PAUSED"
     hub.wait(repo_id, "PAUSED", 30)
-    r = hub.get(repo_id)
-    assert r.status_code == 503 and "paused" in r.text.lower(), r.text
+    r = hub.answers(repo_id, 503)
+    assert "paused" in r.text.lower(), r.text
     page = hub.get(repo_id, headers={"accept": "text/html"})
     assert page.status_code == 503 and "<html" in page.text and "paused" in page.text.lower()
     assert f'href="http://localhost:{hub.port}/spaces/{repo_id}"' in page.text  # its status and logs on the Hub
