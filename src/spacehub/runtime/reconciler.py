@@ -7,7 +7,8 @@ Event-driven: a Space that does not change costs nothing between events. Its own
 alone calls for (its sleep time running out: ``sleep.next_sleep_check``; a plan's ``requeue_after``), and a slow
 resync gives every Space one more pass per ``runtime.reconcile_interval``, spread evenly over it (never a burst),
 to heal anything missed. At start, instances that survived a SpaceHub restart are adopted (the Space's last serving
-release, recorded in ``space_status``) and any other instance is stopped: no orphans.
+release, recorded in ``space_status``) and any other instance is stopped: no orphans. Only the Spaces that need
+it get a pass at once (`_needs_a_start_pass`): resting ones (asleep, paused, static) keep their recorded stage.
 
 Concurrency: one pass at a time per Space (a lock; kicks during a pass coalesce into one more pass). Builds and
 backend calls run in worker threads; probes are asyncio tasks.
@@ -81,6 +82,25 @@ MEMORY_INTERVAL = 10.0  # how often available memory is read (runtime.min_availa
 METER_INTERVAL = 30.0  # running Spaces are metered this often between passes (under billing.STALE_AFTER)
 RESYNC_TICK = 0.1  # the resync kicks a few Spaces at most this often (not one timer per Space)
 DEFAULT_SLEEP = 48 * 3600
+
+
+# Stages a Space can be left in across a restart of SpaceHub without a pass: nothing runs for it, and nothing will
+# until a visit (asleep; static Spaces are served by SpaceHub itself, from git, after the pass that visit brings), an
+# owner (paused) or a change.
+RESTING_STAGES = frozenset({Stage.SLEEPING.value, Stage.PAUSED.value})
+
+
+def _needs_a_start_pass(
+    st: SpaceStatus | PreviewStatus | None, sdk: str | None, change_seq: int, adopted: bool
+) -> bool:
+    """Whether a Space needs a pass as soon as SpaceHub starts: one with an instance to look after, a change the
+    runtime has not acted on, a stage that was under way (a build or a start stopped with SpaceHub) or an error (its
+    build is tried again), or no status yet. The others (asleep, paused, a static Space that served, with nothing
+    changed since) keep the stage their row says, and get their pass from a visit, a change or the resync: at start,
+    10,000 resting Spaces cost a read of their rows, not 10,000 passes at once."""
+    if adopted or st is None or not isinstance(st, SpaceStatus) or change_seq > (st.seen_change or 0):
+        return True
+    return not (st.stage in RESTING_STAGES or (sdk == "static" and st.stage == Stage.RUNNING.value))
 
 
 def _id_key(path: Path) -> bytes:
@@ -176,6 +196,7 @@ class Reconciler:
         self.min_available = int(getattr(deps.settings.runtime, "min_available_memory_mb", 0)) * 2**20
         self.scheduler = deps.scheduler or Scheduler(deps.catalog, deps.machine)
         self._waiting: set[str] = set()  # Spaces whose requested hardware waits for devices
+        self._start_passes: list[str] = []  # what `_adopt` found needs a pass at once (`_needs_a_start_pass`)
         self.id_key = _id_key(deps.settings.data_dir / "runtime-id.key")  # release ids hash secret values
         self.route_listeners: list[Callable[[], None]] = []  # called (in the loop) after each pass
         self.state_listeners: list[Callable[[str], None]] = []  # called (in the loop) with the Space after its pass
@@ -194,8 +215,9 @@ class Reconciler:
             self._spawn(self._watch_memory())
         if self.d.meter is not None:
             self._spawn(self._meter_running())
-        for space_id in list(self.runs):
+        for space_id in self._start_passes:
             self.kick(space_id)
+        self._start_passes = []
 
     async def stop(self) -> None:
         """Stop reconciling. Running apps keep running: the next start adopts them. Builds under way are stopped
@@ -217,9 +239,13 @@ class Reconciler:
     def _adopt(self) -> None:
         alive = {i.release_id: i for i in self.d.backend.list_instances()}
         with self.d.db.transaction() as s:
-            spaces = list(s.scalars(select(Repo.id).where(Repo.type == "space")))
+            sdks: dict[str, str | None] = {
+                rid: sdk for rid, sdk in s.execute(select(Repo.id, Repo.sdk).where(Repo.type == "space"))
+            }
+            spaces = list(sdks)
             statuses = {st.repo_id: st for st in s.scalars(select(SpaceStatus))}
-            sleep_times = {sp.repo_id: sp.sleep_time for sp in s.scalars(select(Space))}
+            rows = {sp.repo_id: (sp.sleep_time, sp.change_seq) for sp in s.scalars(select(Space))}
+            sleep_times = {repo_id: row[0] for repo_id, row in rows.items()}
             previews = all_wanted(s)
             wanted_previews = set(previews)
             preview_rows: dict[str, PreviewStatus] = {}
@@ -260,6 +286,10 @@ class Reconciler:
                 run.stage = Stage.SLEEPING.value
                 deep = self.deep_sleep_after if run.serving is None else 0
                 run.last_activity = self.clock.monotonic() - idle - deep
+            if _needs_a_start_pass(st, sdks.get(space_id), rows.get(space_id, (None, 0))[1], space_id in keep):
+                self._start_passes.append(space_id)
+            elif st is not None:
+                run.stage = st.stage
         for rid in orphans:
             log.info("stopping orphan instance %s", rid)
             self.d.backend.stop(rid)
