@@ -309,7 +309,7 @@ def test_a_pod_mounts_its_own_environment_read_only_and_installs_only_when_it_is
     assert mount in install["volumeMounts"] and mount in app["volumeMounts"]
     assert all(v["name"] != "envs" for v in fetch["volumeMounts"])
     assert install["command"] == ["sh", "-c", m.POD_INSTALL_SCRIPT, "install", "gradio"]
-    assert {"name": "PYTHONPATH", "value": f"{m.ENV_CACHE_PATH}/site:{m.ENV_PATH}"} in app["env"]
+    assert {"name": "PYTHONPATH", "value": f"{m.ENV_CACHE_PATH}/site-packages:{m.ENV_PATH}"} in app["env"]
     # a build that kept no environment (or no cache): the pod installs its own, as before
     for spec in (m.pod_spec(release(code=code()), CACHE), m.pod_spec(release(code=code(env_key=KEY)), OPTS)):
         assert spec["initContainers"][1]["command"][2] == m.INSTALL_SCRIPT

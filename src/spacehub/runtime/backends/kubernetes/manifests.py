@@ -48,7 +48,10 @@ GPU_RESOURCE = "nvidia.com/gpu"
 APP_UID = 1000
 DATA_PATH = "/data"
 CODE_PATH = "/code"
-ENV_PATH = "/code/.spacehub/env"
+# Packages live in folders named site-packages, as in any Python install: some packages tell an install from a source
+# checkout by that name (streamlit turns on its development mode, which refuses server.port, when its own file is not
+# under a site-packages or dist-packages folder).
+ENV_PATH = "/code/.spacehub/site-packages"
 TOKEN_PATH = "/var/run/spacehub/fetch"
 SERVICE_PORT = 80
 
@@ -81,19 +84,20 @@ print(f"fetched {len(files)} files of {repo} at {rev[:7]}", flush=True)
 """
 # The install init container's program: pre-requirements.txt first (as on HF), then the SDK's packages (given as
 # arguments: ``sh -c INSTALL_SCRIPT install gradio==5.1 spaces``, never spliced into the program) with
-# requirements.txt, in one resolve, into /code/.spacehub/env (on the app's PYTHONPATH).
+# requirements.txt, in one resolve, into /code/.spacehub/site-packages (on the app's PYTHONPATH).
 INSTALL_SCRIPT = (
-    "set -e; cd /code; pip() { python3 -m pip install --disable-pip-version-check --target /code/.spacehub/env "
-    '"$@"; }; if [ -f pre-requirements.txt ]; then pip -r pre-requirements.txt; fi; '
+    "set -e; cd /code; pip() { python3 -m pip install --disable-pip-version-check --target "
+    + ENV_PATH
+    + ' "$@"; }; if [ -f pre-requirements.txt ]; then pip -r pre-requirements.txt; fi; '
     'if [ -f requirements.txt ]; then set -- "$@" -r requirements.txt; fi; if [ $# -gt 0 ]; then pip "$@"; fi'
 )
 
 # ---- the environment cache (``ClusterOptions.env_cache``): one environment per key, built once by a build Job ----
 # The key digests the image, the SDK's packages, pre-requirements.txt and requirements.txt (and every file of the
 # Space when a requirement names a local path: then the environment holds the Space's own files), and the build id
-# on a factory rebuild. Layout of the volume: ``<key>/site`` (the packages) and ``<key>/.complete`` (written last,
-# before the folder is renamed into place: a folder named by a key is complete or empty, never half written);
-# ``.tmp/<pod>`` is a build's scratch folder, ``.tmp/<pod>.key`` its key.
+# on a factory rebuild. Layout of the volume: ``<key>/site-packages`` (the packages) and ``<key>/.complete``
+# (written last, before the folder is renamed into place: a folder named by a key is complete or empty, never half
+# written); ``.tmp/<pod>`` is a build's scratch folder, ``.tmp/<pod>.key`` its key.
 ENV_CACHE_PATH = "/opt/spacehub/env"  # a pod's own environment, read-only (subPath <key>)
 NEW_ENV_PATH = "/opt/spacehub/new"  # the build's scratch folder (subPath .tmp/<pod>), the only part it may write
 ENVS_ROOT = "/envs"  # the whole volume: in the build's prepare and publish containers only (no Space code runs there)
@@ -106,7 +110,7 @@ OWN_SCRIPT = "import os; r = os.environ['SPACEHUB_ENVS']; os.stat(r).st_uid == 1
 PREPARE_SCRIPT = """import hashlib, os, pathlib, re, sys
 code = pathlib.Path(os.environ.get("SPACEHUB_CODE", "/code"))
 root, pod = pathlib.Path(os.environ["SPACEHUB_ENVS"]), os.environ["POD_NAME"]
-h = hashlib.sha256()
+h = hashlib.sha256(b"layout 2\\0")  # 2: packages in <key>/site-packages (was <key>/site)
 for part in (os.environ.get("SPACEHUB_ENV_SALT", ""), os.environ["SPACEHUB_IMAGE"], *sys.argv[1:]):
     h.update(part.encode() + b"\\0")
 local = False
@@ -135,10 +139,10 @@ else:
 # install in a build Job: the SDK's packages and requirements into the scratch folder, unless prepare found the key
 BUILD_INSTALL_SCRIPT = (
     "set -e; cd /code; if [ -f .spacehub/env-cached ]; then exit 0; fi; "
-    "pip() { python3 -m pip install --disable-pip-version-check --target " + NEW_ENV_PATH + '/site "$@"; }; '
+    "pip() { python3 -m pip install --disable-pip-version-check --target " + NEW_ENV_PATH + '/site-packages "$@"; }; '
     "if [ -f pre-requirements.txt ]; then pip -r pre-requirements.txt; fi; "
     'if [ -f requirements.txt ]; then set -- "$@" -r requirements.txt; fi; if [ $# -gt 0 ]; then pip "$@"; fi; '
-    "mkdir -p " + NEW_ENV_PATH + "/site"
+    "mkdir -p " + NEW_ENV_PATH + "/site-packages"
 )
 # publish (uid 1000, no code of the Space): the marker last, then one rename into place; a build of the same key
 # that got there first wins and this one's scratch folder goes. Its key is its termination message.
@@ -210,8 +214,8 @@ class CodeFetch:
     standard library is enough) downloads the snapshot of ``repo`` at ``revision`` from the Hub's API into /code,
     with a token scoped to that Space, read from the Secret ``token_secret`` (key ``token``), mounted in that
     init container only: the app never sees it. Then, for Python Spaces, ``pip install --target`` of its SDK's
-    packages (``packages``, e.g. gradio at the README's sdk_version) and its requirements into /code/.spacehub/env
-    (on the app's PYTHONPATH)."""
+    packages (``packages``, e.g. gradio at the README's sdk_version) and its requirements into
+    /code/.spacehub/site-packages (on the app's PYTHONPATH)."""
 
     repo: str  # owner/name
     revision: str  # the commit sha
@@ -388,7 +392,7 @@ def container(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
         path = ENV_PATH
         if _cached_env(r.code, opts):
             mounts.append(_env_mount(r.code))
-            path = f"{ENV_CACHE_PATH}/site:{ENV_PATH}"
+            path = f"{ENV_CACHE_PATH}/site-packages:{ENV_PATH}"
         c["env"] = [*c["env"], {"name": "PYTHONPATH", "value": path}]
     if mounts:
         c["volumeMounts"] = mounts
