@@ -5,6 +5,7 @@ copying again what the run log holds."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import time
@@ -128,6 +129,16 @@ def test_a_restarted_hub_adopts_a_running_release_and_relays_only_what_is_new(
     assert ep is not None
     url = f"http://{ep.host}:{ep.port}"
     wait_http(f"{url}/first")
+    # the line as the kubelet stamped it (containerd reads the app's output after the request is answered: at load,
+    # later than this test's next step), so that it is older than the run log's write below
+    core, namespace = before.cluster.core, before.namespace
+    (pod,) = [p.metadata.name for p in core.list_namespaced_pod(namespace).items if p.status.pod_ip == ep.host]
+    deadline, said = time.monotonic() + 60, ""
+    while "served /first" not in said:  # (the API may still say PodInitializing for a while: a 400 meanwhile)
+        assert time.monotonic() < deadline, f"the pod's log never said it served /first: {said!r}"
+        time.sleep(0.1)
+        with contextlib.suppress(client.ApiException):
+            said = core.read_namespaced_pod_log(pod, namespace, container="app")
     log = tmp_path / "run.log"
     log.write_text("2026-01-01T00:00:00.000Z started\n2026-01-01T00:00:00.000Z served /first\n")  # what it had copied
     time.sleep(0.05)  # the pod's later lines are newer than the log's last write
