@@ -185,6 +185,10 @@ async def test_restart_of_spacehub_adopts_the_running_instance(
     assert again.runs[space].serving == rid
     assert backend.started.count(rid) == 1  # adopted, not restarted
     assert "orphan" not in backend.instances  # an instance no Space serves is stopped
+    # the crash monitor watches the adopted instance (it looks only at Spaces with an instance)
+    backend.crash(rid, 3)
+    clock_of(again).advance(MONITOR_INTERVAL)
+    await settle(again, space, lambda: again.runs[space].instances[rid].state in ("exited", "failed"))
 
 
 async def test_a_restart_of_spacehub_passes_only_the_spaces_that_need_it(

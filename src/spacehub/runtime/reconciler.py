@@ -197,6 +197,10 @@ class Reconciler:
         self.scheduler = deps.scheduler or Scheduler(deps.catalog, deps.machine)
         self._waiting: set[str] = set()  # Spaces whose requested hardware waits for devices
         self._start_passes: list[str] = []  # what `_adopt` found needs a pass at once (`_needs_a_start_pass`)
+        # Spaces with an instance record (running, starting, frozen, exited): what the per-second crash monitor, the
+        # meter and the memory watch look at, instead of every Space (a record is made and dropped only by a pass or
+        # by the adoption at start, so it is brought up to date after each)
+        self._live: set[str] = set()
         self.id_key = _id_key(deps.settings.data_dir / "runtime-id.key")  # release ids hash secret values
         self.route_listeners: list[Callable[[], None]] = []  # called (in the loop) after each pass
         self.state_listeners: list[Callable[[str], None]] = []  # called (in the loop) with the Space after its pass
@@ -278,6 +282,7 @@ class Reconciler:
                 run.devices[inst.release_id] = tuple(devices.split(",")) if devices else ()
                 self.scheduler.allocator.hold(space_id, run.devices[inst.release_id])
                 run.serving = inst.release_id
+                self._live.add(space_id)
             # It stays asleep, as deeply as it was. A preview that a SpaceHub before its status rows ran (no row)
             # sleeps stopped until a visit.
             if (st is not None and st.stage == Stage.SLEEPING.value) or (st is None and space_id not in known):
@@ -392,9 +397,7 @@ class Reconciler:
         assert meter is not None
         while True:
             await self.clock.sleep(METER_INTERVAL)
-            running = [
-                (space_id, flavors) for space_id, run in list(self.runs.items()) if (flavors := self._billable(run))
-            ]
+            running = [(space_id, flavors) for space_id, run in self._live_runs() if (flavors := self._billable(run))]
             if running:
                 await asyncio.to_thread(_each, meter, running)
 
@@ -418,7 +421,8 @@ class Reconciler:
                 await self._reconcile(evict.space_id)
 
     def _residents(self) -> list[Resident]:
-        """Every Space this reconciler keeps, as `plan.relieve_memory` and `plan.free_devices` see them."""
+        """Every Space with an instance, as `plan.relieve_memory` and `plan.free_devices` see them (what they stop
+        is asleep and holds memory or devices: an instance)."""
         holders = self.scheduler.allocator.holders()
         return [
             Resident(
@@ -429,7 +433,7 @@ class Reconciler:
                 devices=holders.get(space_id, ()),
                 evicted=run.evicted,
             )
-            for space_id, run in list(self.runs.items())
+            for space_id, run in self._live_runs()
         ]
 
     def _evict(self, evict: Evict) -> bool:
@@ -448,7 +452,7 @@ class Reconciler:
         status = self.d.backend.status
         while True:
             await self.clock.sleep(MONITOR_INTERVAL)
-            ready = [(space_id, run, rid) for space_id, run in list(self.runs.items()) if run.instances
+            ready = [(space_id, run, rid) for space_id, run in self._live_runs()
                      for rid, inst in list(run.instances.items()) if inst.state is InstanceState.READY]  # fmt: skip
             if not ready:
                 continue
@@ -482,8 +486,19 @@ class Reconciler:
                     await self._pass(space_id, run)
                 except Exception:
                     log.exception("reconcile %s failed", space_id)
+                finally:
+                    self._note_live(space_id, run)
                 if not run.dirty or self._closing:
                     break
+
+    def _note_live(self, space_id: str, run: SpaceRun) -> None:
+        if run.instances and self.runs.get(space_id) is run:
+            self._live.add(space_id)
+        else:
+            self._live.discard(space_id)
+
+    def _live_runs(self) -> list[tuple[str, SpaceRun]]:
+        return [(space_id, run) for space_id in list(self._live) if (run := self.runs.get(space_id)) is not None]
 
     def _sleep_mode(self, space: Space | None, run: SpaceRun) -> SleepMode:
         sleep_time = space.sleep_time if space is not None and space.sleep_time is not None else DEFAULT_SLEEP
