@@ -135,6 +135,10 @@ class KubernetesBackend:
     _relays_lock: threading.Lock = field(default_factory=threading.Lock)
     _last: dict[str, InstanceStatus] = field(default_factory=dict)  # release → its last status read
 
+    def __post_init__(self) -> None:
+        if self.options.hub_url is None:  # the pods' firewall resolves it when the Hub is given by pod labels
+            self.options = dataclasses.replace(self.options, hub_url=self.hub_url)
+
     # ---- errors ------------------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """An API call, its failures sorted: the server unreachable or failing (5xx, 429) is temporary."""
@@ -259,7 +263,7 @@ class KubernetesBackend:
             code=code, working_dir=m.CODE_PATH,
         )  # fmt: skip
         self._call(self.cluster.apply_one, m.fetch_secret(release, token, self.options))
-        manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout))
+        manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout), role="build")
         for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
             meta["labels"] |= {LABEL_KIND: "build", LABEL_BUILD: spec.build_id}
             meta["annotations"][ANNOTATION_SDK] = spec.sdk
@@ -282,7 +286,7 @@ class KubernetesBackend:
             flavor=Flavor("build", "build", 0.1, 0.25), image=self.image, app_port=8080,
             command=("python3", "-c", f"print('the image is ' + {tag!r})"),
         )  # fmt: skip
-        manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout))
+        manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout), role="build")
         for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
             meta["labels"] |= {LABEL_KIND: "build", LABEL_BUILD: spec.build_id}
             meta["annotations"] |= {ANNOTATION_SDK: "docker", ANNOTATION_IMAGE: tag}
