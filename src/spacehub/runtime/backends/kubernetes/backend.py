@@ -22,6 +22,8 @@ What each call becomes (every object labelled with the Space, commit and release
   a new release that is stopped while the one it replaced is still live rolls the Deployment back to it; the
   replaced release is just forgotten (the Deployment controller has retired its pods). A task's Job is deleted.
 - ``freeze``: False (a pod cannot be suspended: the reconciler then sleeps the Space by stopping it).
+- every pod it makes (a build's, a task's, a Space's) starts with its own firewall (manifests.firewall_container,
+  firewall.py): a build's reaches the package index, a task's and a Space's what the Space's NetworkPolicy allows.
 - ``storage_size(name)``: the size of the claim ``data-<name>``; ``delete_space`` and ``delete_storage`` clean up.
 """
 
@@ -838,11 +840,14 @@ def _job_failed(job: Mapping[str, Any]) -> bool:
 
 
 def _exit_code(pods: list[dict[str, Any]]) -> int | None:
-    """The exit code of the (newest) pod's app container: its terminated state, else its last one."""
+    """The exit code of the (newest) pod's app container: its terminated state, else its last one; when the app
+    never ran, that of the init container that failed (the firewall that could not install its rules, a fetch the
+    Hub refused)."""
     pods = sorted(pods, key=lambda p: _get(p, "metadata", "creationTimestamp") or "")
     for pod in reversed(pods):
-        for cs in _get(pod, "status", "containerStatuses") or []:
-            term = _get(cs, "state", "terminated") or _get(cs, "lastState", "terminated")
-            if term and term.get("exitCode") is not None:
-                return int(term["exitCode"])
+        for kind in ("containerStatuses", "initContainerStatuses"):
+            for cs in _get(pod, "status", kind) or []:
+                term = _get(cs, "state", "terminated") or _get(cs, "lastState", "terminated")
+                if term and term.get("exitCode") is not None and (kind == "containerStatuses" or term["exitCode"]):
+                    return int(term["exitCode"])
     return None

@@ -9,7 +9,8 @@ Per Space, in the operator's namespace, named after the Space's database id (sta
     ConfigMap      space-<id>-variables  the Space's variables (env by name)
     PVC            space-<id>-data       the storage tier (size = tier), mounted at /data
     NetworkPolicy  space-<id>            in: only the Hub; out: the Hub, DNS and, by setting, the internet; never
-                                         another Space (the private ranges and the cluster's own are excluded)
+                                         another Space (the private ranges and the cluster's own are excluded);
+                                         each pod's own firewall says the same in its network namespace
 
 Every object carries the labels ``spacehub.dev/space`` (selects everything of a Space, e.g. to delete it),
 ``spacehub.dev/commit`` and ``spacehub.dev/release``, and annotations with the repo's name and the flavor. The
@@ -21,8 +22,8 @@ Pods are held in as on the local backend: uid/gid 1000, runAsNonRoot, no privile
 dropped, the runtime's default seccomp profile (``securityContext.seccompProfile``, GA in 1.19), no service-account
 token, no service links (other Services' addresses as env). With ``ClusterOptions.pod_firewall`` (the default) every
 pod's first init container, ``firewall``, installs the NetworkPolicy's rules in the pod's own network namespace
-(firewall.py), so that they hold whatever the CNI: the only container with a capability added (NET_ADMIN), running
-SpaceHub's program before any code of the Space is even fetched.
+(firewall.py), so that they hold whatever the CNI: SpaceHub's own program, as root with NET_ADMIN alone, before any
+code of the Space is even fetched.
 
 Only APIs already in Kubernetes 1.20: core/v1, apps/v1, networking.k8s.io/v1.
 """
