@@ -175,7 +175,8 @@ def test_the_rules_are_whole_replace_the_table_and_refuse_loudly() -> None:
     assert "-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT" in fw.template(p, 6)
     # a placeholder line with no address of its family is left out
     assert fw.NODE not in fw.render(fw.template(p, 4), 4) and "-s  " not in fw.render(fw.template(p, 4), 4)
-    for bad in ({"hub_cidrs": ("10.0.0.0/8 -j ACCEPT",)}, {"blocked": ("",)}, {"app_port": 0}, {"hub_ports": (70000,)}):
+    for bad in ({"hub_cidrs": ("10.0.0.0/8 -j ACCEPT",)}, {"hub_cidrs": ("10.0.0.0/33",)}, {"blocked": ("",)},
+                {"app_port": 0}, {"hub_ports": (70000,)}):  # fmt: skip
         with pytest.raises(ValueError):
             Policy(**bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError):

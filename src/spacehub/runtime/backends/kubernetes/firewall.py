@@ -47,6 +47,7 @@ builds an image of that name offline (``scripts/build-firewall-image``).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -92,9 +93,11 @@ class Policy:
         for port in (*self.hub_ports, *([self.app_port] if self.app_port is not None else [])):
             if not 0 < port < 65536:
                 raise ValueError(f"port {port} is out of range")
-        for cidr in (*self.hub_cidrs, *self.blocked):
-            if not cidr or any(ch not in "0123456789abcdefABCDEF:./" for ch in cidr):
-                raise ValueError(f"{cidr!r} is not an address or CIDR")
+        for cidr in (*self.hub_cidrs, *self.blocked):  # an address or CIDR, never anything else in a rule line
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an address or CIDR") from None
 
 
 def _family(address: str) -> int:
