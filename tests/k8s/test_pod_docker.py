@@ -125,14 +125,14 @@ def test_a_docker_space_is_built_with_podman_pushed_and_served_from_its_pod(
     assert fields["caps"] == "0000000000000000" and fields["seccomp"] == "2", r.text
     build = "\n".join(h.logs(repo_id, "build"))
     assert "podman push" in build and SECRET not in build, build[-3000:]
-    # the pod runs the pushed image, held in, with no code fetch (the image has the code)
+    # the pod runs the pushed image, held in by its firewall, with no code fetch (the image has the code)
     sid = h.space_id(repo_id)
     (pod,) = wait_for("one Running app pod", lambda: [p for p in core.list_namespaced_pod(
         namespace, label_selector=f"{APP_PODS},spacehub.dev/space={sid}").items if p.status.phase == "Running"],
         timeout=60)  # fmt: skip
     (app,) = pod.spec.containers
     assert app.image.startswith(f"{reg}/spacehub/space-{sid}:"), app.image
-    assert not pod.spec.init_containers and app.ports[0].container_port == 7860
+    assert [c.name for c in pod.spec.init_containers] == ["firewall"] and app.ports[0].container_port == 7860
     assert pod.spec.automount_service_account_token is False
     assert (
         pod.spec.security_context.run_as_non_root and pod.spec.security_context.seccomp_profile.type == "RuntimeDefault"
