@@ -147,7 +147,8 @@ def test_a_docker_space_is_built_with_podman_pushed_and_served_from_its_pod(
         warnings.simplefilter("ignore", UserWarning)
         h.api.set_space_sleep_time(repo_id, 2)
     h.wait(repo_id, "SLEEPING", 62)
-    assert apps.read_namespaced_deployment(f"space-{sid}", namespace).spec.replicas == 0
+    # (a pod cannot be frozen: the pass that finds so says SLEEPING, and the next one scales it to zero)
+    wait_for("zero replicas", lambda: apps.read_namespaced_deployment(f"space-{sid}", namespace).spec.replicas == 0, 30)
     wait_for("the pod to go", lambda: not core.list_namespaced_pod(
         namespace, label_selector=f"{APP_PODS},spacehub.dev/space={sid}").items, 60)  # fmt: skip
     woken = time.monotonic()
