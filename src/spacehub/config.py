@@ -129,7 +129,9 @@ class RuntimeSettings(BaseModel):
         "unprivileged user (made by scripts/setup-build-user), so that a Dockerfile's RUN steps never run as root.",
     )
     storage_check_interval: float = Field(
-        default=10.0, description="Seconds between measurements of each Space's storage usage (and monitor checks)."
+        default=10.0,
+        description="Seconds between measurements of each Space's storage usage (and monitor checks); on "
+        "Kubernetes, between sweeps that delete the claims of storage no Space owns.",
     )
 
     def storage_tier_bytes(self, tier: str) -> int:

@@ -23,6 +23,9 @@ What each call becomes (every object labelled with the Space, commit and release
   replaced release is just forgotten (the Deployment controller has retired its pods). A task's Job is deleted.
 - ``freeze``: False (a pod cannot be suspended: the reconciler then sleeps the Space by stopping it).
 - ``storage_size(name)``: the size of the claim ``data-<name>``; ``delete_space`` and ``delete_storage`` clean up.
+- ``forget(space id)`` (a deleted Space): every object labelled with it; ``spaces()``: the Spaces any object is
+  labelled with (a restarted SpaceHub forgets those the Hub no longer has); ``storage_names()``: the claims, whose
+  storage no Space owns the runtime's sweep deletes (`runtime.storage_sweep`).
 """
 
 from __future__ import annotations
@@ -134,6 +137,8 @@ class KubernetesBackend:
     _relays: dict[str, threading.Event] = field(default_factory=dict)  # release → set when it is stopped
     _relays_lock: threading.Lock = field(default_factory=threading.Lock)
     _last: dict[str, InstanceStatus] = field(default_factory=dict)  # release → its last status read
+    _gone: set[str] = field(default_factory=set)  # Spaces forgotten: their relays end and write nothing more
+    _log_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ---- errors ------------------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -232,6 +237,7 @@ class KubernetesBackend:
     def build(self, spec: BuildSpec, log: Callable[[str], None]) -> None:
         _check_id("build id", spec.build_id)
         _check_id("space id", spec.space_id)
+        self._gone.discard(spec.space_id)  # a runtime id in use again (a preview asked for again)
         job = self._build_job(spec.build_id)
         if job is not None and _get(job, "status", "succeeded"):
             log("build exists")
@@ -397,6 +403,7 @@ class KubernetesBackend:
     def start(self, spec: ReleaseSpec) -> Endpoint | None:
         _check_id("space id", spec.space_id)
         _check_id("release id", spec.release_id)
+        self._gone.discard(spec.space_id)
         if spec.volumes:
             raise BuildFailed("repo volumes are not yet mounted on the Kubernetes backend")
         revision, packages, env_key, image = self._revision(spec.build_id)
@@ -695,11 +702,30 @@ class KubernetesBackend:
         if _ID.match(name):
             self._delete(self.cluster.core.delete_namespaced_persistent_volume_claim, m.claim_name("", name))
 
+    def spaces(self) -> set[str]:
+        return set(self._call(self.cluster.space_ids))
+
+    def storage_names(self) -> set[str]:
+        """The storage this backend holds: the names of SpaceHub's claims ``data-<name>`` (but those being
+        deleted), for the runtime's sweep of storage no Space owns (`runtime.storage_sweep`)."""
+        claims = self._call(self.cluster.managed, "PersistentVolumeClaim")
+        return {n.removeprefix("data-") for c in claims if (n := c["metadata"]["name"]).startswith("data-")}
+
     def delete_space(self, space_id: str, keep_storage: bool = False) -> None:
         """Every object of the Space: its Deployment, Services, Secrets, ConfigMap, NetworkPolicy, Jobs and (unless
         ``keep_storage``) its claims. The garbage collector removes the pods."""
         _check_id("space id", space_id)
         self._call(self.cluster.delete, space_id, keep_storage)
+
+    def forget(self, space_id: str) -> None:
+        """The Space is gone: every object labelled with it (`delete_space`: its Secrets, the fetch token's
+        included, ConfigMap, Services, NetworkPolicy, Deployment, Jobs and claims), and its log relays end without
+        writing another line. A preview's objects carry its own runtime id: they are not the Space's."""
+        if not _ID.match(space_id):
+            return  # no object is named by it
+        with self._log_lock:  # from now on nothing is written to its run log (which the reconciler deletes next)
+            self._gone.add(space_id)
+        self.delete_space(space_id)
 
     # ---- logs --------------------------------------------------------------------------------------------------
     def _relay(self, space_id: str, release_id: str, adopted: bool = False) -> None:
@@ -740,6 +766,8 @@ class KubernetesBackend:
         done: set[tuple[str, ...]] = set()  # (pod uid, restart count): every line of that container is copied
         seen = time.monotonic()
         while True:
+            if space_id in self._gone:
+                return
             try:
                 pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector=label).items
                 if pods:
@@ -817,10 +845,13 @@ class KubernetesBackend:
     def _log(self, space_id: str, line: str) -> None:
         if self.run_log is None:
             return
-        path = self.run_log(space_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as f:
-            f.write(f"{stamp()} {line}\n")
+        with self._log_lock:
+            if space_id in self._gone:
+                return
+            path = self.run_log(space_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as f:
+                f.write(f"{stamp()} {line}\n")
 
 
 def _log_time(stamp_: str) -> str:
