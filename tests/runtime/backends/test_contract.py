@@ -226,6 +226,14 @@ def test_forget_removes_what_is_left_of_a_space_and_nothing_of_another(backend: 
     # a Space's storage: not on the pod tier, which has no provisioner (a claim there waits for a volume the test
     # makes: test_pod_storage.py); the control-plane tier makes the claim, the local backend its disk
     storage = not getattr(backend, "pods", False)
+    try:
+        _forget_one_of_two(backend, space_repo, sha, gone, kept, storage)
+    finally:
+        for space_id in (gone, kept):  # nothing left behind (a local disk image stays mounted until forgotten)
+            backend.forget(space_id)  # type: ignore[attr-defined]
+
+
+def _forget_one_of_two(backend: Backend, space_repo: SpaceRepo, sha: str, gone: str, kept: str, storage: bool) -> None:
     for space_id, n in ((gone, "a"), (kept, "b")):
         backend.build(BuildSpec(space_id, f"b{n}", sha, "gradio", None, None, repo_id=space_repo.space_id),
                       lambda line: None)  # fmt: skip
@@ -249,4 +257,3 @@ def test_forget_removes_what_is_left_of_a_space_and_nothing_of_another(backend: 
     backend.forget(gone)  # type: ignore[attr-defined]  # idempotent
     backend.forget("../" + kept)  # type: ignore[attr-defined]  # an id, never a path or a pattern
     assert kept in backend.spaces() and backend.build_exists("bb")  # type: ignore[attr-defined]
-    backend.stop("rb")

@@ -8,7 +8,7 @@ Layout under ``root`` (e.g. ``{data_dir}/runtime``)::
     envs/, uv-cache/              shared Python environments and uv's cache (local_build.py)
     instances/<release_id>/       launch.json (by us), state.json and exit.json (by the supervisor), supervisor.log
     instances/.locks/             flocks: one per release, one for port allocation
-    homes/<space_id>/             HOME of the Space's processes, kept across restarts
+    homes/<space_id>/             HOME of the Space's processes, kept until the Space is deleted (forget)
     volumes/<repo id>-<commit>/   read-only checkouts of mounted repos (local_volumes.py)
 
 Outside it, given at construction: the repos it checks out (``repos``, a `RepoFiles`), the persistent storage
