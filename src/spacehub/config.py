@@ -198,6 +198,13 @@ class KubernetesSettings(BaseModel):
         description="Instead of env_cache_host_path: a PersistentVolumeClaim in the Spaces' namespace (ReadWriteMany "
         "on a cluster of several nodes, so that every node sees what a build kept), writable by uid 1000.",
     )
+    env_cache_keep_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="An environment of the cache that no Deployment, ReplicaSet, Job or pod mounts and that was not "
+        "used for this many days is removed (by a Job on the cache volume, on each node for a hostPath, after a "
+        "build, at most once an hour).",
+    )
     registry: str | None = Field(
         default=None,
         description="docker Spaces: the registry (host[:port][/path]) podman pushes their images to, where SpaceHub "

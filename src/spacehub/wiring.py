@@ -145,6 +145,7 @@ def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Ba
         registry=k.registry,
         registry_tls_verify=k.registry_tls_verify,
         build_user=settings.runtime.build_user,
+        env_keep_days=k.env_cache_keep_days,
     )
 
 

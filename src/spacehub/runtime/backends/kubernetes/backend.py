@@ -56,7 +56,7 @@ from spacehub.runtime.backends.base import (
     ReleaseSpec,
     TemporaryBackendError,
 )
-from spacehub.runtime.backends.kubernetes import images, quantities
+from spacehub.runtime.backends.kubernetes import envs, images, quantities
 from spacehub.runtime.backends.kubernetes import manifests as m
 from spacehub.runtime.backends.kubernetes.capacity import read_nodes
 from spacehub.runtime.backends.kubernetes.health import space_health
@@ -132,12 +132,16 @@ class KubernetesBackend:
     registry: str | None = None  # docker Spaces: where their images are pushed and pulled (host[:port]/path)
     registry_tls_verify: bool = True
     build_user: str = "spacehub-builder"  # who runs a Dockerfile's RUN steps when SpaceHub is root
+    env_keep_days: float = 7.0  # an environment of the cache unused this long, and mounted by nothing, is removed
+    env_gc_every: float = 3600.0  # seconds: the cache is collected after a build at most this often
     name: str = "kubernetes"
     _relayed: dict[str, str] = field(default_factory=dict)  # release → the last reason written to its run log
     _relays: dict[str, threading.Event] = field(default_factory=dict)  # release → set when it is stopped
     _relays_lock: threading.Lock = field(default_factory=threading.Lock)
     _last: dict[str, InstanceStatus] = field(default_factory=dict)  # release → its last status read
     _gone: set[str] = field(default_factory=set)  # Spaces forgotten: their relays end and write nothing more
+    _gc_last: float = field(default_factory=time.monotonic)  # the last collection of the cache (or the start)
+    _gc_lock: threading.Lock = field(default_factory=threading.Lock)
     _log_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ---- errors ------------------------------------------------------------------------------------------------
@@ -305,6 +309,7 @@ class KubernetesBackend:
                 self._relay_pod_logs(f"build-{spec.build_id}", log)
                 self._record_env(spec.build_id)
                 log("build done")
+                self._collect_soon()
                 return
             if _get(job, "status", "failed") or _job_failed(job):
                 self._relay_pod_logs(f"build-{spec.build_id}", log)
@@ -323,6 +328,101 @@ class KubernetesBackend:
                     patch = {"metadata": {"annotations": {ANNOTATION_ENV: key}}}
                     self._call(self.cluster.batch.patch_namespaced_job, f"build-{build_id}", self.namespace, patch)
                     return
+
+    # ---- the environment cache's garbage collection (envs.py) --------------------------------------------------
+    def _collect_soon(self) -> None:
+        """After a build: a collection of the environment cache in the background, at most every env_gc_every."""
+        if self.options.env_cache is None or time.monotonic() - self._gc_last < self.env_gc_every:
+            return
+        self._gc_last = time.monotonic()
+
+        def collect() -> None:
+            try:
+                self.collect_envs()
+            except Exception as e:  # the next build tries again, env_gc_every later
+                log.warning("collecting the environment cache failed: %s", e)
+
+        threading.Thread(target=collect, daemon=True, name="k8s-envs-gc").start()
+
+    def collect_envs(self, timeout: float = 660.0) -> dict[str, dict[str, Any]]:
+        """Remove the environments of the cache that nothing mounts and nothing used for ``env_keep_days`` (one Job
+        on each Ready node's hostPath folder, or one on the claim), and wait for it: answers, by node ("" for a
+        claim), what each removed (``removed``: keys, ``removed_count``, ``kept``: unused ones still within the
+        days, ``scratch``: scratch entries cleared) or ``error``. Nothing when there is no cache or a collection is
+        under way."""
+        if self.options.env_cache is None or not self._gc_lock.acquire(blocking=False):
+            return {}
+        try:
+            self._gc_last = time.monotonic()
+            return self._collect_envs(timeout)
+        finally:
+            self._gc_lock.release()
+
+    def _collect_envs(self, timeout: float) -> dict[str, dict[str, Any]]:
+        self._delete_collections()  # an earlier run's, cut off
+        # whatever mounts an environment now, whoever made it: every pod template and pod of the namespace
+        specs: list[dict[str, Any]] = []
+        for list_all in (self.cluster.apps.list_namespaced_deployment, self.cluster.apps.list_namespaced_replica_set,
+                         self.cluster.batch.list_namespaced_job, self.cluster.core.list_namespaced_pod):  # fmt: skip
+            specs += [self._json(o) for o in self._call(list_all, self.namespace).items]
+        in_use = envs.keys_in_use(specs)
+        stamp = f"{envs.KIND}-{int(time.time() * 1000)}"
+        nodes: list[str] = [""]
+        if "persistentVolumeClaim" not in self.options.env_cache:  # a hostPath: each node's own folder
+            nodes = sorted(
+                n.metadata.name
+                for n in self._call(self.cluster.core.list_node).items
+                if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+            )
+        self._call(self.cluster.core.create_namespaced_config_map, self.namespace,
+                   envs.gc_config_map(stamp, in_use, self.options))  # fmt: skip
+        jobs: dict[str, str] = {}
+        for i, node in enumerate(nodes):
+            manifest = envs.gc_job(f"{stamp}-{i}", stamp, node or None, self.image, self.options,
+                                   self.env_keep_days * 86400, self.build_timeout + 3600)  # fmt: skip
+            self._call(self.cluster.batch.create_namespaced_job, self.namespace, manifest)
+            jobs[f"{stamp}-{i}"] = node
+        results: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        try:
+            while len(results) < len(jobs) and time.monotonic() < deadline:
+                for name, node in jobs.items():
+                    job = self._read_job(name)
+                    if node in results or job is None:
+                        continue
+                    if _get(job, "status", "succeeded"):
+                        results[node] = self._collected(name)
+                    elif _get(job, "status", "failed") or _job_failed(job):
+                        results[node] = {"error": self._job_failure(name, job)}
+                time.sleep(self.poll_interval)
+        finally:
+            self._delete_collections()
+        for node, result in sorted(results.items()):
+            where = f"node {node}" if node else "the cache claim"
+            if "error" in result:
+                log.warning("collecting the environment cache on %s failed: %s", where, result["error"])
+            elif result.get("removed_count") or result.get("scratch"):
+                log.info("environment cache on %s: removed %s (%s unused ones kept, %s scratch entries cleared)",
+                         where, ", ".join(result.get("removed", [])) or "none", result.get("kept"),
+                         result.get("scratch"))  # fmt: skip
+        return results
+
+    def _collected(self, job_name: str) -> dict[str, Any]:
+        for pod in self._job_pods(job_name):
+            for cs in _get(pod, "status", "containerStatuses") or []:
+                message = _get(cs, "state", "terminated", "message")
+                if message:
+                    try:
+                        return dict(json.loads(message))
+                    except (ValueError, TypeError):
+                        return {"error": f"an unreadable report: {message[:200]!r}"}
+        return {"error": "no report"}
+
+    def _delete_collections(self) -> None:
+        label = f"{envs.LABEL_KIND}={envs.KIND}"
+        for job in self._call(self.cluster.batch.list_namespaced_job, self.namespace, label_selector=label).items:
+            self._delete_job(job.metadata.name)
+        self._call(self.cluster.core.delete_collection_namespaced_config_map, self.namespace, label_selector=label)
 
     def _job_pods(self, job_name: str) -> list[dict[str, Any]]:
         pods = self._call(self.cluster.core.list_namespaced_pod, self.namespace, label_selector=f"job-name={job_name}")
