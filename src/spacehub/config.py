@@ -216,6 +216,19 @@ class KubernetesSettings(BaseModel):
         description="podman push verifies the registry's TLS certificate; false for a plain-HTTP registry (the nodes' "
         "container runtime must then be told the same).",
     )
+    registry_auth_file: Path | None = Field(
+        default=None,
+        description="docker Spaces: the registry's credentials, a docker config.json or containers auth.json "
+        '({"auths": {"host[:port]": {"auth": base64 of user:password}}}, as `podman login --authfile` writes it), '
+        "readable by SpaceHub only. podman pushes with it (--authfile), and it becomes the kubernetes.io/"
+        "dockerconfigjson Secret spacehub-registry-auth that docker Spaces' pods pull with (imagePullSecrets). "
+        "It is read at each build and start (a new login is taken up); its content is never logged.",
+    )
+    registry_pull_secret: str | None = Field(
+        default=None,
+        description="docker Spaces: an existing pull secret in the Spaces' namespace (kubernetes.io/dockerconfigjson) "
+        "that their pods pull with, instead of one made from registry_auth_file (which podman still pushes with).",
+    )
     endpoints: Literal["service", "pod"] = Field(
         default="service",
         description="How SpaceHub reaches a Space's app: 'service', the release's Service by its cluster DNS name "

@@ -144,6 +144,8 @@ def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Ba
         sdk_packages=k.sdk_packages,
         registry=k.registry,
         registry_tls_verify=k.registry_tls_verify,
+        registry_auth_file=k.registry_auth_file,
+        registry_pull_secret=k.registry_pull_secret,
         build_user=settings.runtime.build_user,
         env_keep_days=k.env_cache_keep_days,
     )

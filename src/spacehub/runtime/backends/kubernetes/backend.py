@@ -131,6 +131,8 @@ class KubernetesBackend:
     sdk_packages: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_SDK_PACKAGES))
     registry: str | None = None  # docker Spaces: where their images are pushed and pulled (host[:port]/path)
     registry_tls_verify: bool = True
+    registry_auth_file: Path | None = None  # the registry's credentials (config.json / auth.json): push and pull
+    registry_pull_secret: str | None = None  # an existing pull secret the nodes pull docker Spaces' images with
     build_user: str = "spacehub-builder"  # who runs a Dockerfile's RUN steps when SpaceHub is root
     env_keep_days: float = 7.0  # an environment of the cache unused this long, and mounted by nothing, is removed
     env_gc_every: float = 3600.0  # seconds: the cache is collected after a build at most this often
@@ -284,9 +286,12 @@ class KubernetesBackend:
         the build's record on the cluster (with the image), as a Python Space's build Job is."""
         assert self.registry is not None
         tag = images.image_name(self.registry, spec.space_id, spec.build_id)
+        if self.registry_auth_file is not None:
+            images.read_auth_file(self.registry_auth_file)  # a bad file is said before the build, not after it
         log(f"podman builds {repo} at {spec.revision[:7]} and pushes it to {tag}")
         images.build_and_push(spec, repo, token, self.hub_url, tag, build_user=self.build_user,
-                              tls_verify=self.registry_tls_verify, timeout=self.build_timeout, log=log)  # fmt: skip
+                              tls_verify=self.registry_tls_verify, timeout=self.build_timeout, log=log,
+                              authfile=self.registry_auth_file)  # fmt: skip
         release = m.SpaceRelease(
             space_id=spec.space_id, repo=repo, commit=spec.revision, release_id=spec.build_id,
             flavor=Flavor("build", "build", 0.1, 0.25), image=self.image, app_port=8080,
@@ -529,6 +534,8 @@ class KubernetesBackend:
         objects = m.space_objects(release, self.options, secret, {})
         if release.code is not None:
             objects.insert(0, m.fetch_secret(release, token, self.options))
+        else:  # an image from the registry: pulled with its credentials, if it needs them
+            objects[:0] = self._pull_secrets(objects[-1]["spec"]["template"]["spec"])
         objects.insert(-1, m.release_service(release, self.options))
         live = bool(current and current != spec.release_id and _get(deployment, "spec", "replicas"))
         # a rollout: the old release serves until this one is Ready, and stays known until it is stopped
@@ -560,11 +567,24 @@ class KubernetesBackend:
         for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
             meta["labels"][LABEL_KIND] = "task"
             meta["annotations"][ANNOTATION_BUILD] = spec.build_id
-        self._call(self.cluster.apply, [m.fetch_secret(task, token, self.options), secret_manifest] if code
-                   else [secret_manifest])  # fmt: skip
+        pull = [] if code else self._pull_secrets(manifest["spec"]["template"]["spec"])
+        self._call(self.cluster.apply, [*pull, m.fetch_secret(task, token, self.options), secret_manifest] if code
+                   else [*pull, secret_manifest])  # fmt: skip
         self._call(self.cluster.batch.create_namespaced_job, self.namespace, manifest)
         self._log(spec.space_id, f"a Job runs the task {spec.release_id}: {' '.join(spec.command)}")
         return None
+
+    def _pull_secrets(self, pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
+        """A pod spec of a docker Space's image gets the registry's pull secret (``imagePullSecrets``): the one the
+        operator names, or the one made from the auth file, which is answered, to be applied first (read again at
+        each start: a new login is taken up). Raises: BuildFailed (the file cannot be read or is not one)."""
+        if self.registry_pull_secret:
+            pod_spec["imagePullSecrets"] = [{"name": self.registry_pull_secret}]
+            return []
+        if self.registry_auth_file is None:
+            return []
+        pod_spec["imagePullSecrets"] = [{"name": images.PULL_SECRET}]
+        return [images.pull_secret(images.read_auth_file(self.registry_auth_file), self.namespace)]
 
     def _endpoint(self, space_id: str, release_id: str) -> Endpoint | None:
         """Where the Hub reaches the release: its Service by its cluster DNS name (``endpoints = "service"``: the
