@@ -81,6 +81,7 @@ MONITOR_INTERVAL = 1.0
 MEMORY_INTERVAL = 10.0  # how often available memory is read (runtime.min_available_memory_mb)
 METER_INTERVAL = 30.0  # running Spaces are metered this often between passes (under billing.STALE_AFTER)
 RESYNC_TICK = 0.1  # the resync kicks a few Spaces at most this often (not one timer per Space)
+LEFTOVERS_EVERY = 300.0  # after a resync round, what the backend holds of gone Spaces is looked for at most this often
 DEFAULT_SLEEP = 48 * 3600
 
 
@@ -177,6 +178,7 @@ class Reconciler:
         self.min_available = int(getattr(deps.settings.runtime, "min_available_memory_mb", 0)) * 2**20
         self.scheduler = deps.scheduler or Scheduler(deps.catalog, deps.machine)
         self._waiting: set[str] = set()  # Spaces whose requested hardware waits for devices
+        self._swept = self.clock.monotonic()  # when the backend was last looked for leftovers (at start: `_adopt`)
         self.id_key = _id_key(deps.settings.data_dir / "runtime-id.key")  # release ids hash secret values
         self.route_listeners: list[Callable[[], None]] = []  # called (in the loop) after each pass
         self.state_listeners: list[Callable[[str], None]] = []  # called (in the loop) with the Space after its pass
@@ -362,7 +364,8 @@ class Reconciler:
         """Heal anything missed: every Space gets a pass once per ``runtime.reconcile_interval``, the passes spread
         evenly over it (a few Spaces every ``RESYNC_TICK`` at most), so that its cost per second stays flat and
         small whatever the number of Spaces (events, not this, drive what changes). After each round, what the
-        backend holds of Spaces that are gone gets a pass too (`_leftovers`), which deletes it."""
+        backend holds of Spaces that are gone gets a pass too (`_leftovers`, at most every LEFTOVERS_EVERY), which
+        deletes it."""
         interval = float(getattr(self.d.settings.runtime, "reconcile_interval", 10800.0))
         while True:
             ids = await asyncio.to_thread(self._space_ids)
@@ -375,8 +378,10 @@ class Reconciler:
                     await self.clock.sleep(tick)
                     for space_id in ids[i : i + per]:
                         self.kick(space_id)
-            for space_id in await asyncio.to_thread(self._leftovers):  # once per interval: what deletions left
-                self.kick(space_id)
+            if self.clock.monotonic() - self._swept >= LEFTOVERS_EVERY:  # what deletions left (a short interval
+                self._swept = self.clock.monotonic()  # would list the backend's objects too often)
+                for space_id in await asyncio.to_thread(self._leftovers):
+                    self.kick(space_id)
 
     def _space_ids(self) -> list[str]:
         with self.d.db.transaction() as s:
