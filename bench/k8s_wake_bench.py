@@ -251,6 +251,8 @@ def main() -> int:
             }
             if args.no_env_cache:
                 env["SPACEHUB_KUBERNETES__ENV_CACHE_HOST_PATH"] = ""
+                if args.requirements:  # each pod installs from the package index: its firewall must let it out
+                    env["SPACEHUB_KUBERNETES__ALLOW_INTERNET"] = "true"
             if args.host_ca:
                 env["SPACEHUB_KUBERNETES__IMAGE"] = "localhost/python-hostca:3.11-slim"  # tests/k8s/node.CA_IMAGE
             with start_server(Path(tmp) / "data", env=env, port=port) as srv:

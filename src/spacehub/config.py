@@ -229,6 +229,21 @@ class KubernetesSettings(BaseModel):
         description="docker Spaces: an existing pull secret in the Spaces' namespace (kubernetes.io/dockerconfigjson) "
         "that their pods pull with, instead of one made from registry_auth_file (which podman still pushes with).",
     )
+    pod_firewall: bool = Field(
+        default=True,
+        description="Every Space's pod (and build pod) holds itself in: a first init container, SpaceHub's own program "
+        "running as root with NET_ADMIN before any code of the Space is fetched, installs the NetworkPolicy's rules as "
+        "netfilter rules in the pod's network namespace, so that they hold whatever the cluster's CNI (many do not "
+        "enforce NetworkPolicies); the pod does not start when they cannot be installed. Off: the NetworkPolicy alone, "
+        "for clusters whose CNI enforces it and whose namespace enforces Pod Security 'restricted' (which refuses a "
+        "NET_ADMIN init container).",
+    )
+    firewall_image: str = Field(
+        default="registry.k8s.io/build-image/debian-iptables:bookworm-v1.0.0",
+        description="The image the firewall init container runs (pod_firewall): it needs sh, getent and "
+        "iptables-nft-restore (and ip6tables-nft-restore); the default is the Kubernetes project's own Debian image "
+        "with iptables.",
+    )
     endpoints: Literal["service", "pod"] = Field(
         default="service",
         description="How SpaceHub reaches a Space's app: 'service', the release's Service by its cluster DNS name "

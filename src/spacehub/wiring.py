@@ -123,6 +123,8 @@ def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Ba
         allow_internet=k.allow_internet,
         cluster_cidrs=tuple(k.cluster_cidrs),
         storage_class=k.storage_class,
+        pod_firewall=k.pod_firewall,
+        firewall_image=k.firewall_image,
         env_cache=(
             {"persistentVolumeClaim": {"claimName": k.env_cache_claim}}
             if k.env_cache_claim

@@ -15,7 +15,10 @@ the Space's variables, set by the test (tests/e2e/test_hostile.py), which knows 
 - ``HOSTILE_OWN_DIRS``: folders that are the app's own to write (a docker Space's code is in its own image);
 - on Kubernetes (tests/k8s/test_pod_hostile.py) only: ``HOSTILE_KUBE_API``, the API server's URLs (comma-separated),
   ``HOSTILE_KUBELETS``, the kubelets' ``host:port``s, and ``HOSTILE_NAMESPACE``, the Spaces' namespace; with them the
-  report has the Kubernetes attempts too (``kubernetes_attempts``).
+  report has the Kubernetes attempts too (``kubernetes_attempts``), and first the attempts to undo the pod's own
+  firewall (``firewall_attempts``: netfilter over netlink, a raw socket, iptables itself);
+- ``HOSTILE_PEERS``: more ``host:port``s to connect to (the victim pod's IP and app port, the cloud's metadata
+  service), as ``reach_peers``.
 
 The report: ``{"attempts": {name: {"ok": bool, "detail": str}}, "identity": {...}, "hub": {...}, "listening":
 {...}, "kill_all": str}``. ``ok`` is true when the attempt *succeeded*, i.e. when the sandbox failed. ``listening``
@@ -57,6 +60,7 @@ LISTEN_PORT = int(ENV.get("HOSTILE_LISTEN_PORT", "0"))
 KUBE_API = [u for u in ENV.get("HOSTILE_KUBE_API", "").split(",") if u]
 KUBELETS = [k for k in ENV.get("HOSTILE_KUBELETS", "").split(",") if k]
 NAMESPACE = ENV.get("HOSTILE_NAMESPACE", "default")
+PEERS = [p.rsplit(":", 1) for p in ENV.get("HOSTILE_PEERS", "").split(",") if p]
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 FETCH_TOKEN = "/var/run/spacehub/fetch/token"  # mounted in the fetch init container only (manifests.TOKEN_PATH)
 NONCE = os.urandom(6).hex()
@@ -389,7 +393,74 @@ def network_attempts() -> dict[str, dict[str, object]]:
     out["victim_through_api"] = attempt(
         api[0] == 200 or secrets[0] == 200, {"info": [api[0], api[1][:300]], "secrets": [secrets[0], secrets[1][:300]]}
     )
+    if PEERS:  # other pods and hosts: the victim pod's own address, the cloud's metadata service
+        res = {f"{h}:{p}": connect(h, int(p), http_get(h, int(p), VICTIM_HOST)) for h, p in PEERS}
+        out["reach_peers"] = attempt(any(ok for ok, _ in res.values()), {k: d for k, (ok, d) in res.items()})
     return out
+
+
+def firewall_attempts() -> dict[str, dict[str, object]]:
+    """Undo the pod's own netfilter rules (its firewall init container's): nf_tables' netlink API (what
+    ``nft flush ruleset`` and iptables-nft use) asked to delete the filter table, a raw socket (iptables-legacy's
+    way in), and iptables itself if the image has it. Each needs CAP_NET_ADMIN (and the raw socket CAP_NET_RAW) in
+    the pod's network namespace, which the app does not have. Run before the network attempts, so that if one
+    worked they would show it."""
+    import shutil
+    import struct
+    import subprocess
+
+    out: dict[str, object] = {}
+    ok = False
+    # nfnetlink: a batch [begin, NFT_MSG_DELTABLE "filter" of NFPROTO_IPV4, end], with an ack asked for
+    NETLINK_NETFILTER, NFNL_SUBSYS_NFTABLES, NFT_MSG_DELTABLE = 12, 10, 2
+    NLM_F_REQUEST, NLM_F_ACK, NLMSG_ERROR = 1, 4, 2
+
+    def message(kind: int, seq: int, family: int, payload: bytes = b"", res_id: int = 0) -> bytes:
+        body = struct.pack("=BB", family, 0) + struct.pack("!H", res_id) + payload
+        return struct.pack("=IHHII", 16 + len(body), kind, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
+
+    name = b"filter\0"
+    attr = struct.pack("=HH", 4 + len(name), 1) + name + b"\0" * (-len(name) % 4)  # NFTA_TABLE_NAME
+    batch = (message(0x10, 1, 0, res_id=NFNL_SUBSYS_NFTABLES)
+             + message((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELTABLE, 2, 2, attr)
+             + message(0x11, 3, 0, res_id=NFNL_SUBSYS_NFTABLES))  # fmt: skip
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as s:
+            s.settimeout(5)
+            s.sendto(batch, (0, 0))
+            acks: dict[int, int] = {}  # seq → its ack's error (0, or minus an errno)
+            while not any(e < 0 for e in acks.values()) and 2 not in acks:
+                data, at = s.recv(65536), 0
+                while at + 20 <= len(data):
+                    length, kind, _, seq, _ = struct.unpack_from("=IHHII", data, at)
+                    if kind == NLMSG_ERROR:
+                        acks[seq] = struct.unpack_from("=i", data, at + 16)[0]
+                    at += max(16, (length + 3) & ~3)
+            refused = next((e for e in acks.values() if e < 0), 0)
+            if refused:  # without CAP_NET_ADMIN: the first message's ack, and the batch is dropped
+                out["nf_tables delete table"] = f"refused: {errno.errorcode.get(-refused, str(-refused))}"
+            else:
+                ok = True
+                out["nf_tables delete table"] = f"deleted (acks {acks})"
+    except OSError as e:
+        out["nf_tables delete table"] = why(e)
+    try:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        raw.close()
+        ok = True
+        out["raw socket"] = "opened"
+    except OSError as e:
+        out["raw socket"] = why(e)
+    for tool in ("iptables", "iptables-nft", "iptables-legacy", "nft"):
+        path = shutil.which(tool)
+        if path:
+            flush = [path, "flush", "ruleset"] if tool == "nft" else [path, "-F"]
+            proc = subprocess.run(flush, capture_output=True, text=True, timeout=10)
+            ok |= proc.returncode == 0
+            out[tool] = f"exit {proc.returncode}: {proc.stderr.strip()[:200]}"
+        else:
+            out[tool] = "not in the image"
+    return {"undo_firewall": attempt(ok, out)}
 
 
 def https_get(url: str) -> tuple[int, str]:
@@ -498,6 +569,8 @@ def report() -> dict[str, object]:
     attempts |= process_attempts()
     attempts["write_outside"] = write_attempts()
     attempts |= kernel_attempts()
+    if KUBE_API or KUBELETS:
+        attempts |= firewall_attempts()
     attempts |= network_attempts()
     if KUBE_API or KUBELETS:
         attempts |= kubernetes_attempts()

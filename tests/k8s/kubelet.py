@@ -11,7 +11,8 @@ backend will meet it on a real node:
     oomkilled   as crashloop, last terminated OOMKilled (exit code 137)
     imagepull   Pending, waiting ImagePullBackOff, and the kubelet's Warning "Failed" event
     exit-N      the container ran and exited with code N: Succeeded (N = 0) or Failed; the default for a Job's pods
-                (``restartPolicy: Never``) is exit-0. A failing init container is ``init-exit-N`` (the app never ran)
+                (``restartPolicy: Never``) is exit-0. A failing init container is ``init-exit-N`` (the first one
+                after the firewall; the app never ran)
 
 The stand-in runs nothing: a test that scripts ``exit-3`` for a task says what the container would do, as a
 FakeBackend's ``task_exit`` does; what it proves is the rest (the Job, its controller, the status read back).
@@ -302,8 +303,10 @@ class StandInKubelet:
             "startTime": now,
         }
         done = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}
-        if in_init:
-            status["initContainerStatuses"] = statuses(init[:1], {"terminated": terminated})
+        if in_init:  # the firewall (which the stand-in takes as having installed its rules) ran; the next one failed
+            first = next((i for i, c in enumerate(init) if c.name != "firewall"), 0)
+            failed = statuses(init[first : first + 1], {"terminated": terminated})
+            status["initContainerStatuses"] = [*statuses(init[:first], done), *failed]
             status["containerStatuses"] = statuses(pod.spec.containers, {"waiting": {"reason": "PodInitializing"}})
         else:
             status["initContainerStatuses"] = statuses(init, done)

@@ -28,7 +28,9 @@ them to itself, so that it can be removed whole and two nodes (two test workers)
 
 Images: nothing can be pulled here. The pause image is a static C program (gcc) built into an OCI archive by this
 module; the Python image is `scripts/build-base-images`' (podman), saved once as an OCI archive. Both are kept in
-``~/.cache/spacehub/k8s-node`` and imported into this node's containerd at start (`ctr -n k8s.io images import`).
+``~/.cache/spacehub/k8s-node`` and imported into this node's containerd at start (`ctr -n k8s.io images import`),
+with the pods' firewall image (`scripts/build-firewall-image`: Debian with iptables, under the name
+``kubernetes.firewall_image`` defaults to; its archive is kept in ``~/.cache/spacehub/firewall-image``).
 
 Needs root with CAP_NET_ADMIN and cgroup v1 (hybrid) or the same files; `Unavailable` says what is missing.
 containerd's CRI runs with ``restrict_oom_score_adj = true``: this VM lacks CAP_SYS_RESOURCE (probe §1.5).
@@ -61,6 +63,7 @@ CGROUP = Path("/sys/fs/cgroup")
 CNI_BIN = Path("/usr/lib/cni")
 PAUSE = "localhost/pause:3.2"
 PYTHON = "docker.io/library/python:3.11-slim"
+FIREWALL_BASE = "registry.k8s.io/build-image/debian-iptables"  # kubernetes.firewall_image's default, built offline
 PROGRAMS = {"containerd": "containerd", "ctr": "containerd", "runc": "runc", "unshare": "util-linux",
             "nsenter": "util-linux", "ip": "iproute2", "gcc": "gcc", "podman": "podman"}  # fmt: skip
 # what kubelet 1.20 sets these to when they differ (pkg/kubelet/cm setupKernelTunables), shown to it as such
@@ -104,16 +107,16 @@ def _hierarchies() -> list[Path]:
     return found
 
 
-def images() -> tuple[Path, Path]:
-    """The OCI archives of the pause image and the Python image (built once, cached; test workers take turns).
-    Raises: Unavailable."""
+def images() -> tuple[Path, Path, Path]:
+    """The OCI archives of the pause image, the Python image and the firewall image (built once, cached; test
+    workers take turns). Raises: Unavailable."""
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _images()
 
 
-def _images() -> tuple[Path, Path]:
+def _images() -> tuple[Path, Path, Path]:
     pause = CACHE / "pause-3.2.tar"
     if not pause.exists():
         with tempfile.TemporaryDirectory() as d:
@@ -131,7 +134,11 @@ def _images() -> tuple[Path, Path]:
     if not python.exists():
         _run("podman", "save", "--format", "oci-archive", "-o", f"{python}.part", PYTHON)
         Path(f"{python}.part").rename(python)
-    return pause, python
+    # the pods' firewall init container's image, under the name kubernetes.firewall_image defaults to
+    build = subprocess.run([str(ROOT / "scripts" / "build-firewall-image")], capture_output=True, text=True)
+    if build.returncode != 0:
+        raise Unavailable(f"scripts/build-firewall-image failed: {build.stderr.strip()[-1500:]}")
+    return pause, python, Path(build.stdout.strip().splitlines()[-1])
 
 
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -225,17 +232,17 @@ class Node:
         """Start containerd and kubelet, import the images, and wait for the Node to be Ready. Raises:
         Unavailable (this machine cannot), RuntimeError or TimeoutError (it failed: the logs are in the message)."""
         check_machine()
-        pause, python = images()
+        archives = images()
         node = cls(plane, bin_dir, Path(tempfile.mkdtemp(prefix="spacehub-node-")))
         try:
-            node._start(pause, python, timeout)
+            node._start(archives, timeout)
         except BaseException:
             node.stop()
             raise
         return node
 
     # ---- start ---------------------------------------------------------------------------------------------------
-    def _start(self, pause: Path, python: Path, timeout: float) -> None:
+    def _start(self, archives: tuple[Path, Path, Path], timeout: float) -> None:
         t0 = time.monotonic()
         self._network()
         self._cgroups()
@@ -244,7 +251,7 @@ class Node:
         self._spawn("containerd", ["containerd", "--config", str(self.workdir / "containerd.toml")])
         self._wait("containerd", lambda: self.socket.exists() and self._ctr("version").returncode == 0, 30)
         self.timings["containerd"] = time.monotonic() - t0
-        for archive, base in ((pause, "localhost/pause"), (python, "docker.io/library/python")):
+        for archive, base in zip(archives, ("localhost/pause", "docker.io/library/python", FIREWALL_BASE), strict=True):
             proc = self._ctr("images", "import", "--base-name", base, str(archive), timeout=300)
             if proc.returncode != 0:
                 raise RuntimeError(f"ctr images import {archive}: {proc.stderr.strip()[-1500:]}")

@@ -81,7 +81,11 @@ def test_a_build_is_a_job_that_fetches_the_code_and_is_kept_as_the_build_record(
     job = cluster.batch.read_namespaced_job("build-b1", cluster.namespace)
     assert job.metadata.annotations[m.LABEL_COMMIT] == SHA and job.metadata.labels[m.LABEL_SPACE] == sid
     init = [c.name for c in job.spec.template.spec.init_containers]
-    assert init == ["fetch", "install"]
+    assert init == ["firewall", "fetch", "install"]
+    # a build's firewall lets its pip reach public addresses (never another pod, the node or a private address)
+    summary = next(e.value for e in job.spec.template.spec.init_containers[0].env
+                   if e.name == "SPACEHUB_FIREWALL_SUMMARY")  # fmt: skip
+    assert summary == "in: nothing; out: DNS, the Hub, no private address, public addresses"
     # a second build of the same id answers at once, a restarted backend (a new object) still finds the build
     again: list[str] = []
     backend.build(BuildSpec(sid, "b1", SHA, "gradio", None, None), again.append)
@@ -158,7 +162,8 @@ def test_pods_get_the_code_from_the_hub_with_a_scoped_token_that_only_the_fetch_
     running(backend, "r1")
     api = cluster.api
     spec = app_pods(cluster, sid)[0]["spec"]
-    fetch, install = spec["initContainers"]
+    wall, fetch, install = spec["initContainers"]
+    assert wall["name"] == "firewall" and "volumeMounts" not in wall  # first, and it sees nothing of the Space
     env = {e["name"]: e.get("value") for e in fetch["env"]}
     assert env["SPACEHUB_REPO"] == "alice/demo" and env["SPACEHUB_REVISION"] == SHA
     assert env["HF_ENDPOINT"] == "http://192.0.2.10:8000"

@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client
 
 from spacehub.flavors import Catalog, Flavor
+from spacehub.runtime.backends.kubernetes import firewall
 from spacehub.runtime.backends.kubernetes import manifests as m
 from spacehub.runtime.backends.kubernetes.capacity import read_nodes
 from spacehub.runtime.backends.kubernetes.manifests import ClusterOptions, SpaceRelease
@@ -63,6 +64,19 @@ def test_api_server_accepts_a_space_as_built_and_it_runs(cluster: Cluster, optio
     assert pod_spec["automountServiceAccountToken"] is False and pod_spec["enableServiceLinks"] is False
     assert pod_spec["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert pod_spec["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "16Gi"}
+    # the pod's own firewall comes first, root with NET_ADMIN added and nothing else; the app still drops everything
+    (wall,) = pod_spec["initContainers"]
+    assert wall["name"] == "firewall" and wall["command"] == ["sh", "-c", firewall.PROGRAM, "firewall"]
+    assert wall["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN"]}
+    assert wall["securityContext"]["runAsUser"] == 0 and wall["securityContext"]["allowPrivilegeEscalation"] is False
+    assert wall["securityContext"]["readOnlyRootFilesystem"] is True and wall["securityContext"]["privileged"] is False
+    assert wall["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    rules = {e["name"]: e.get("value") or e.get("valueFrom") for e in wall["env"]}
+    assert rules["SPACEHUB_RULES_V4"] == firewall.template(m.firewall_policy(r, options), 4)  # kept to the byte
+    assert rules["SPACEHUB_HOST_IP"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.hostIP"}}
+    app = pod_spec["containers"][0]["securityContext"]
+    assert app["capabilities"] == {"drop": ["ALL"]} and app["runAsUser"] == 1000 and app["runAsNonRoot"] is True
+    assert app["allowPrivilegeEscalation"] is False
     pol = cluster.networking.read_namespaced_network_policy(m.name(r.space_id), cluster.namespace)
     assert pol.spec.policy_types == ["Ingress", "Egress"]
     svc = cluster.core.read_namespaced_service(m.name(r.space_id), cluster.namespace)

@@ -70,10 +70,10 @@ def age(path: Path, days: float) -> None:
 def env(root: Path, key: str, days: float) -> Path:
     """An environment a build kept ``days`` ago."""
     d = root / key
-    (d / "site").mkdir(parents=True)
-    (d / "site" / "six.py").write_text("")
+    (d / "site-packages").mkdir(parents=True)
+    (d / "site-packages" / "six.py").write_text("")
     (d / ".complete").write_text("")
-    for p in (d / "site" / "six.py", d / "site", d / ".complete", d):
+    for p in (d / "site-packages" / "six.py", d / "site-packages", d / ".complete", d):
         age(p, days)
     return d
 
@@ -122,7 +122,7 @@ def test_the_collection_removes_only_what_nothing_mounts_and_nothing_used_within
     assert report["kept"] == 2 and report["scratch"] == 2, report
     assert f"removed environment {B}: unused for 8.0 days" in str(report["log"])
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [A, C, D]
-    assert (root / A / "site" / "six.py").is_file() and (root / A / ".complete").is_file()
+    assert (root / A / "site-packages" / "six.py").is_file() and (root / A / ".complete").is_file()
     assert [p.name for p in (root / ".tmp").iterdir()] == ["build-y-def"]
     assert not any((root / ".trash").iterdir())
     # the key in use is seen in use now: once nothing mounts it, it stays for the days

@@ -93,6 +93,25 @@ def test_crash_loop_and_oom_say_why() -> None:
     assert "out of memory" in oom.error and "16Gi" in oom.error and "OOMKilled" in oom.error
 
 
+def test_a_firewall_that_cannot_install_its_rules_keeps_the_pod_from_starting_and_says_why() -> None:
+    message = "firewall: the IPv4 rules cannot be installed: iptables-restore: line 7 failed"
+    failed = {"name": "firewall", "image": "fw:1", "restartCount": 0,
+              "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": message}}}  # fmt: skip
+    p = pod()
+    p["status"]["initContainerStatuses"] = [failed]
+    p["status"]["containerStatuses"] = [{"name": "app", "state": {"waiting": {"reason": "PodInitializing"}}}]
+    h = space_health(deployment(), [p])
+    assert h.stage is Stage.RUNTIME_ERROR
+    assert h.error == f"its firewall init container exited with code 1: {message}"
+    # the kubelet runs it again after a back-off: the run that failed, and how often
+    again = {**failed, "restartCount": 2, "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+             "lastState": failed["state"]}  # fmt: skip
+    p["status"]["initContainerStatuses"] = [again]
+    assert space_health(deployment(), [p]).error == (
+        f"its firewall init container exited with code 1: {message}; restarted 2 times (CrashLoopBackOff)"
+    )
+
+
 def test_image_pull_errors_prefer_the_kubelets_event() -> None:
     p = pod(waiting="ImagePullBackOff")
     events = [

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from spacehub.flavors import Catalog
+from spacehub.runtime.backends.kubernetes import firewall, quantities
 from spacehub.runtime.backends.kubernetes import manifests as m
-from spacehub.runtime.backends.kubernetes import quantities
 from spacehub.runtime.backends.kubernetes.manifests import ClusterOptions, Peer, SpaceRelease
 
 CATALOG = Catalog()
@@ -40,6 +40,13 @@ def release(**kw: object) -> SpaceRelease:
     )
     base.update(kw)
     return SpaceRelease(**base)  # type: ignore[arg-type]
+
+
+def code_inits(spec: dict[str, object]) -> list[dict[str, object]]:
+    """The init containers that deliver the code: those after the firewall, which comes first."""
+    inits = spec["initContainers"]
+    assert isinstance(inits, list) and inits[0]["name"] == "firewall"
+    return inits[1:]
 
 
 def test_every_object_is_labelled_and_annotated_with_space_commit_and_release() -> None:
@@ -195,6 +202,80 @@ def test_in_cluster_hub_as_a_pod_selector() -> None:
     assert pol["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "spacehub"}}}]
 
 
+def test_every_pod_holds_itself_in_with_a_firewall_init_container_first() -> None:
+    r = release(code=code())
+    spec = m.deployment(r, OPTS)["spec"]["template"]["spec"]
+    wall = spec["initContainers"][0]
+    assert wall["name"] == "firewall" and wall["image"] == firewall.FIREWALL_IMAGE == OPTS.firewall_image
+    assert wall["command"] == ["sh", "-c", firewall.PROGRAM, "firewall"]  # SpaceHub's program, nothing of the Space
+    assert wall["imagePullPolicy"] == OPTS.image_pull_policy
+    assert wall["terminationMessagePolicy"] == "FallbackToLogsOnError"  # its reason, or its log's tail, is read back
+    # root, for NET_ADMIN in the pod's network namespace: that capability alone, nothing mounted, nothing written
+    assert wall["securityContext"] == {
+        "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
+        "privileged": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]},
+    }  # fmt: skip
+    assert "volumeMounts" not in wall
+    env = {e["name"]: e for e in wall["env"]}
+    assert env["SPACEHUB_HOST_IP"] == {"name": "SPACEHUB_HOST_IP",
+                                       "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}  # fmt: skip
+    policy = m.firewall_policy(r, OPTS)
+    assert policy == firewall.Policy(hub_cidrs=("192.0.2.10/32",), hub_ports=(8000,), blocked=OPTS.cluster_cidrs,
+                                     app_port=7860)  # fmt: skip
+    assert env["SPACEHUB_RULES_V4"]["value"] == firewall.template(policy, 4)
+    assert env["SPACEHUB_RULES_V6"]["value"] == firewall.template(policy, 6)
+    assert "SPACEHUB_HUB_HOST" not in env  # the Hub is given by its addresses
+    # the app and the code's containers keep every capability dropped, as uid 1000
+    for c in (*spec["initContainers"][1:], *spec["containers"]):
+        assert c["securityContext"] == m._held_in(), c["name"]
+    # an init container's resources: the flavor's without its GPU (an init container would hold it too)
+    gpu = m.pod_spec(release(flavor=CATALOG.get("a10g-small")), OPTS)
+    assert "nvidia.com/gpu" not in gpu["initContainers"][0]["resources"]["limits"]
+    # a docker Space (no code to fetch) has the firewall alone; a pod without it when the operator turns it off
+    assert [c["name"] for c in m.pod_spec(release(), OPTS)["initContainers"]] == ["firewall"]
+    off = dataclasses.replace(OPTS, pod_firewall=False, firewall_image="elsewhere/iptables:1")
+    assert "initContainers" not in m.pod_spec(release(), off)
+    assert [c["name"] for c in m.pod_spec(r, off)["initContainers"]] == ["fetch", "install"]
+    assert m.pod_spec(release(), dataclasses.replace(OPTS, firewall_image="elsewhere/iptables:1"))[
+        "initContainers"][0]["image"] == "elsewhere/iptables:1"  # fmt: skip
+
+
+def test_a_build_reaches_the_internet_a_task_takes_nothing_in_and_the_hub_by_labels_is_resolved_in_the_pod() -> None:
+    def policy(manifest: dict[str, object]) -> str:
+        env = manifest["spec"]["template"]["spec"]["initContainers"][0]["env"]  # type: ignore[index]
+        return next(e["value"] for e in env if e["name"] == "SPACEHUB_FIREWALL_SUMMARY")
+
+    r = release(code=code())
+    build = m.job(r, OPTS, "build-b1", role="build")
+    assert policy(build) == firewall.summary(m.firewall_policy(r, OPTS, "build"))
+    assert m.firewall_policy(r, OPTS, "build").internet and m.firewall_policy(r, OPTS, "build").app_port is None
+    assert policy(build).startswith("in: nothing;") and policy(build).endswith("public addresses")
+    task = m.job(r, OPTS, "task-r1")
+    assert policy(task) == "in: nothing; out: DNS, the Hub, no private address, nothing else"
+    assert m.firewall_policy(r, dataclasses.replace(OPTS, allow_internet=True), "task").internet
+    # the Hub in the cluster, given by its pods' labels: its addresses are what its URL's host resolves to, in the
+    # pod, and the app port is open to all (the Hub's address is not fixed; other Spaces' own rules refuse)
+    labels = dataclasses.replace(OPTS, hub=Peer(pod_labels={"app": "spacehub"}), hub_url="http://spacehub.hub.svc:8000")
+    wall = m.pod_spec(r, labels)["initContainers"][0]
+    assert {"name": "SPACEHUB_HUB_HOST", "value": "spacehub.hub.svc"} in wall["env"]
+    assert m.firewall_policy(r, labels) == firewall.Policy(hub_by_name=True, hub_ports=(8000,),
+                                                           blocked=OPTS.cluster_cidrs, app_port=7860,
+                                                           app_port_open=True)  # fmt: skip
+    with pytest.raises(ValueError, match="needs its URL"):
+        m.pod_spec(r, dataclasses.replace(labels, hub_url=None))
+
+
+def test_the_backend_gives_its_hub_url_to_the_firewall_and_builds_are_builds() -> None:
+    from spacehub.runtime.backends.kubernetes.backend import KubernetesBackend
+
+    backend = KubernetesBackend(None, OPTS, lambda s, current=None: ("a/b", "t"), "http://hub:8000")  # type: ignore[arg-type]
+    assert backend.options.hub_url == "http://hub:8000" and OPTS.hub_url is None
+    mine = dataclasses.replace(OPTS, hub_url="http://other:1")
+    assert KubernetesBackend(None, mine, lambda s, current=None: ("a/b", "t"), "http://hub:8000").options.hub_url == (  # type: ignore[arg-type]
+        "http://other:1"
+    )
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -237,12 +318,12 @@ def test_every_catalog_flavor_makes_valid_resources() -> None:
 def test_the_sdks_packages_are_arguments_of_the_install_container_never_part_of_its_program() -> None:
     code = m.CodeFetch("alice/demo", "a" * 40, "http://hub:8000", "space-x-fetch", "python:3.11-slim", True,
                        ("gradio==5.1.0", "spaces"))  # fmt: skip
-    _, install = m.pod_spec(release(code=code), OPTS)["initContainers"]
+    _, install = code_inits(m.pod_spec(release(code=code), OPTS))
     assert install["command"] == ["sh", "-c", m.INSTALL_SCRIPT, "install", "gradio==5.1.0", "spaces"]
     assert "gradio" not in m.INSTALL_SCRIPT
     bare = dataclasses.replace(code, packages=())
-    assert m.pod_spec(release(code=bare), OPTS)["initContainers"][1]["command"] == ["sh", "-c", m.INSTALL_SCRIPT,
-                                                                                   "install"]  # fmt: skip
+    assert code_inits(m.pod_spec(release(code=bare), OPTS))[1]["command"] == ["sh", "-c", m.INSTALL_SCRIPT,
+                                                                               "install"]  # fmt: skip
     for bad in ("--index-url=http://evil/", "-rrequirements.txt", "x; rm -rf /", "a b", "$(id)", ""):
         with pytest.raises(ValueError, match="is not a package requirement"):
             dataclasses.replace(code, packages=(bad,))
@@ -278,8 +359,8 @@ def code(**kw: object) -> m.CodeFetch:
 
 def test_a_build_keeps_the_environment_and_only_its_install_runs_code_of_the_space_without_the_volumes_root() -> None:
     spec = m.pod_spec(release(code=code(env_build=True, env_salt="")), CACHE)
-    _, own, prepare, install, publish = spec["initContainers"]
-    assert [c["name"] for c in spec["initContainers"]] == ["fetch", "own", "prepare", "install", "publish"]
+    _, own, prepare, install, publish = code_inits(spec)
+    assert [c["name"] for c in spec["initContainers"]] == ["firewall", "fetch", "own", "prepare", "install", "publish"]
     assert {"name": "envs", "hostPath": {"path": "/var/lib/spacehub/envs", "type": "DirectoryOrCreate"}} in spec[
         "volumes"
     ]
@@ -297,22 +378,22 @@ def test_a_build_keeps_the_environment_and_only_its_install_runs_code_of_the_spa
     # the app container of a build mounts no environment; neither does anything without the cache
     assert all(v["name"] != "envs" for v in spec["containers"][0].get("volumeMounts", []))
     plain = m.pod_spec(release(code=code(env_build=True)), OPTS)
-    assert [c["name"] for c in plain["initContainers"]] == ["fetch", "install"]
+    assert [c["name"] for c in plain["initContainers"]] == ["firewall", "fetch", "install"]
     assert all(v["name"] != "envs" for v in plain["volumes"])
 
 
 def test_a_pod_mounts_its_own_environment_read_only_and_installs_only_when_it_is_missing() -> None:
     spec = m.pod_spec(release(code=code(env_key=KEY)), CACHE)
-    fetch, install = spec["initContainers"]
+    fetch, install = code_inits(spec)
     (app,) = spec["containers"]
     mount = {"name": "envs", "mountPath": m.ENV_CACHE_PATH, "subPath": KEY, "readOnly": True}
     assert mount in install["volumeMounts"] and mount in app["volumeMounts"]
     assert all(v["name"] != "envs" for v in fetch["volumeMounts"])
     assert install["command"] == ["sh", "-c", m.POD_INSTALL_SCRIPT, "install", "gradio"]
-    assert {"name": "PYTHONPATH", "value": f"{m.ENV_CACHE_PATH}/site:{m.ENV_PATH}"} in app["env"]
+    assert {"name": "PYTHONPATH", "value": f"{m.ENV_CACHE_PATH}/site-packages:{m.ENV_PATH}"} in app["env"]
     # a build that kept no environment (or no cache): the pod installs its own, as before
     for spec in (m.pod_spec(release(code=code()), CACHE), m.pod_spec(release(code=code(env_key=KEY)), OPTS)):
-        assert spec["initContainers"][1]["command"][2] == m.INSTALL_SCRIPT
+        assert code_inits(spec)[1]["command"][2] == m.INSTALL_SCRIPT
         assert all(v["name"] != "envs" for v in spec["volumes"])
     for bad in ("../other", "ABC", "0" * 31, KEY + "/x"):
         with pytest.raises(ValueError, match="is not a key"):

@@ -5,6 +5,7 @@ copying again what the run log holds."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import time
@@ -20,6 +21,7 @@ from spacehub.runtime.backends.base import BuildFailed, Resources
 from spacehub.runtime.backends.kubernetes.backend import KubernetesBackend
 from spacehub.runtime.backends.kubernetes.manifests import ClusterOptions, Peer
 from spacehub.runtime.backends.kubernetes.objects import Cluster
+from spacehub.runtime.types import Stage
 from tests.k8s.cluster import ControlPlane
 from tests.k8s.code_server import code_server
 from tests.k8s.node import Node
@@ -128,6 +130,16 @@ def test_a_restarted_hub_adopts_a_running_release_and_relays_only_what_is_new(
     assert ep is not None
     url = f"http://{ep.host}:{ep.port}"
     wait_http(f"{url}/first")
+    # the line as the kubelet stamped it (containerd reads the app's output after the request is answered: at load,
+    # later than this test's next step), so that it is older than the run log's write below
+    core, namespace = before.cluster.core, before.namespace
+    (pod,) = [p.metadata.name for p in core.list_namespaced_pod(namespace).items if p.status.pod_ip == ep.host]
+    deadline, said = time.monotonic() + 60, ""
+    while "served /first" not in said:  # (the API may still say PodInitializing for a while: a 400 meanwhile)
+        assert time.monotonic() < deadline, f"the pod's log never said it served /first: {said!r}"
+        time.sleep(0.1)
+        with contextlib.suppress(client.ApiException):
+            said = core.read_namespaced_pod_log(pod, namespace, container="app")
     log = tmp_path / "run.log"
     log.write_text("2026-01-01T00:00:00.000Z started\n2026-01-01T00:00:00.000Z served /first\n")  # what it had copied
     time.sleep(0.05)  # the pod's later lines are newer than the log's last write
@@ -163,6 +175,31 @@ def test_the_build_jobs_output_is_in_the_build_log(backend: KubernetesBackend, s
     assert "ERROR:" in text and "no-such-package-x9" in text, text  # pip's own words, from the install container
 
 
+def test_a_pod_whose_firewall_cannot_install_its_rules_does_not_start_and_says_why(
+    backend: KubernetesBackend, space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    """The firewall fails loudly: given an image without iptables (the Python image), its init container exits with
+    the reason, nothing of the Space runs (no code fetched, no app), the stage is RUNTIME_ERROR and errorMessage
+    (the run log's reason) says which container and why; a build with it fails with the same reason."""
+    broken = dataclasses.replace(backend, options=dataclasses.replace(backend.options,
+                                 firewall_image="docker.io/library/python:3.11-slim"), _relays={}, _relayed={},
+                                 _last={})  # fmt: skip
+    why = "firewall: iptables-nft-restore is not in this image: kubernetes.firewall_image must have iptables"
+    sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": TALKER})
+    with pytest.raises(BuildFailed, match=f"firewall exited with code 1: {why}"):
+        broken.build(build_spec(space_repo, sha, build_id="b2"), lambda line: None)
+    broken.start(release_spec(space_repo))
+    assert exited(broken, "r1") == 1
+    health = broken.cluster.health(space_repo.space_id)
+    assert health.stage is Stage.RUNTIME_ERROR and health.error is not None
+    assert health.error.startswith(f"its firewall init container exited with code 1: {why}"), health.error
+    text = log_has(tmp_path / "run.log", why, f"its firewall init container exited with code 1: {why}", timeout=60)
+    assert "fetched" not in text and "MARKER app starting" not in text, text
+    (pod,) = backend.cluster.core.list_namespaced_pod(backend.namespace, label_selector="spacehub.dev/release=r1").items
+    assert pod.status.phase == "Pending" and not pod.status.container_statuses[0].state.running
+    broken.stop("r1")
+
+
 def test_the_init_containers_output_of_a_spaces_pod_is_in_its_run_log(
     backend: KubernetesBackend, space_repo: SpaceRepo, tmp_path: Path
 ) -> None:
@@ -184,6 +221,6 @@ def test_the_init_containers_output_of_a_spaces_pod_is_in_its_run_log(
     while (text := (tmp_path / "run.log").read_text()).count("HTTP Error 401") < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
     (pod,) = backend.cluster.core.list_namespaced_pod(backend.namespace, label_selector="spacehub.dev/release=r2").items
-    runs = pod.status.init_container_statuses[0].restart_count + 1
+    runs = next(c for c in pod.status.init_container_statuses if c.name == "fetch").restart_count + 1
     assert 2 <= text.count("HTTP Error 401") <= runs, text
     refused.stop("r2")

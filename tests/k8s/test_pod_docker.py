@@ -151,14 +151,14 @@ def test_a_docker_space_is_built_with_podman_pushed_and_served_from_its_pod(
     pull = core.read_namespaced_secret("spacehub-registry-auth", namespace)
     assert pull.type == "kubernetes.io/dockerconfigjson"
     assert json.loads(base64.b64decode(pull.data[".dockerconfigjson"]))["auths"][reg]["auth"] == basic
-    # the pod runs the pushed image, held in, with no code fetch (the image has the code)
+    # the pod runs the pushed image, held in by its firewall, with no code fetch (the image has the code)
     sid = h.space_id(repo_id)
     (pod,) = wait_for("one Running app pod", lambda: [p for p in core.list_namespaced_pod(
         namespace, label_selector=f"{APP_PODS},spacehub.dev/space={sid}").items if p.status.phase == "Running"],
         timeout=60)  # fmt: skip
     (app,) = pod.spec.containers
     assert app.image.startswith(f"{reg}/spacehub/space-{sid}:"), app.image
-    assert not pod.spec.init_containers and app.ports[0].container_port == 7860
+    assert [c.name for c in pod.spec.init_containers] == ["firewall"] and app.ports[0].container_port == 7860
     assert [s.name for s in pod.spec.image_pull_secrets] == ["spacehub-registry-auth"]
     assert pod.spec.automount_service_account_token is False
     assert (
@@ -174,7 +174,8 @@ def test_a_docker_space_is_built_with_podman_pushed_and_served_from_its_pod(
         warnings.simplefilter("ignore", UserWarning)
         h.api.set_space_sleep_time(repo_id, 2)
     h.wait(repo_id, "SLEEPING", 62)
-    assert apps.read_namespaced_deployment(f"space-{sid}", namespace).spec.replicas == 0
+    # (a pod cannot be frozen: the pass that finds so says SLEEPING, and the next one scales it to zero)
+    wait_for("zero replicas", lambda: apps.read_namespaced_deployment(f"space-{sid}", namespace).spec.replicas == 0, 30)
     wait_for("the pod to go", lambda: not core.list_namespaced_pod(
         namespace, label_selector=f"{APP_PODS},spacehub.dev/space={sid}").items, 60)  # fmt: skip
     woken = time.monotonic()

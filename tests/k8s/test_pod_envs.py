@@ -78,13 +78,13 @@ def test_an_environment_is_built_once_and_mounted_by_every_pod_of_its_key(
     assert f"environment {key}: from the cache, nothing to install" in log and "Successfully" not in log, log
     # the app imports six from its environment, read-only in the cache
     r = h.serves(first, "python-http-v1")
-    assert "<p id='six'>/opt/spacehub/env/site/six.py</p>" in r.text, r.text
+    assert "<p id='six'>/opt/spacehub/env/site-packages/six.py</p>" in r.text, r.text
     (app,) = pod.spec.containers
     mount = next(m for m in app.volume_mounts if m.name == "envs")
     assert (mount.sub_path, mount.read_only, mount.mount_path) == (key, True, "/opt/spacehub/env")
     # on the node: one complete environment, the app user's, and no scratch folder left
     done = envs / key / ".complete"
-    assert done.is_file() and (envs / key / "site" / "six.py").is_file()
+    assert done.is_file() and (envs / key / "site-packages" / "six.py").is_file()
     assert (envs.stat().st_uid, (envs / key).stat().st_uid) == (1000, 1000)
     assert {p.name for p in envs.iterdir() if not p.name.startswith(".")} - before == {key}
     assert not any((envs / ".tmp").iterdir()), list((envs / ".tmp").iterdir())
@@ -99,7 +99,7 @@ def test_an_environment_is_built_once_and_mounted_by_every_pod_of_its_key(
     woken = time.monotonic()
     r = h.get(first, "/again", timeout=120)
     print(f"wake from zero replicas → 200 in {time.monotonic() - woken:.1f} s")
-    assert r.status_code == 200 and "/opt/spacehub/env/site/six.py" in r.text
+    assert r.status_code == 200 and "/opt/spacehub/env/site-packages/six.py" in r.text
     again = app_pod(core, namespace, h.space_id(first), exclude=frozenset({pod.metadata.uid}))
     log = install_log(core, namespace, again)
     assert "from the cache, nothing to install" in log and "Successfully" not in log, log
@@ -118,6 +118,6 @@ def test_an_environment_is_built_once_and_mounted_by_every_pod_of_its_key(
     assert "Successfully installed" not in build and "Collecting" not in build, build[-3000:]
     pod = app_pod(core, namespace, h.space_id(second))
     assert "from the cache, nothing to install" in install_log(core, namespace, pod)
-    assert "/opt/spacehub/env/site/six.py" in h.serves(second, "python-http-v1").text
+    assert "/opt/spacehub/env/site-packages/six.py" in h.serves(second, "python-http-v1").text
     assert {p.name for p in envs.iterdir() if not p.name.startswith(".")} - before == {key}
     assert apps.read_namespaced_deployment(f"space-{h.space_id(second)}", namespace).spec.replicas == 1

@@ -6,19 +6,24 @@ host pids of the victim, SpaceHub, kubelet and containerd, the API server's and 
 to the app as Space variables, so that every attempt aims at the real thing; the app adds the Kubernetes attempts
 (the service-account token, its own fetch token, the API server's Secrets and the kubelet's API, anonymously).
 
+The network too: the pod tier's bridge plugin enforces no NetworkPolicy, so what refuses is each pod's own firewall
+(its first init container's netfilter rules, kubernetes.pod_firewall, on by default). The app aims at the victim
+pod's IP and app port, at every address of the host but the Hub's (the node's bridge, other test nodes, the host's
+own), at 10.0.2.2 and at the cloud's metadata service 169.254.169.254, each at the victim's port and SpaceHub's, and
+tries to undo its firewall (nf_tables over netlink, a raw socket, iptables). Each connection is refused by the rules
+("No route to host", EHOSTUNREACH: the firewall's answer, not a port where nothing listens), the undoing by the
+kernel (EPERM), while the Hub still serves it through the proxy and it still fetched its code and reaches the Hub's
+API. With the firewall off (``kubernetes.pod_firewall = false``) this test fails: the victim's pod answers.
+
 Asserted: every attempt fails; the app runs as uid 1000 with no capabilities, NoNewPrivs and the runtime's seccomp
 filter; the victim's secret is nowhere in the report; nothing it wrote or listened on is on the host; the victim's
 pod and SpaceHub run on untouched, and the hostile pod still serves, unrestarted; the app reaches the Hub API with
 its own token.
-
-Not here: pod-to-pod and pod-to-host traffic beyond the Hub. The NetworkPolicy that forbids it is made (the
-control-plane tier checks its shape), but the pod tier's bridge plugin does not enforce policies, so the app is not
-given the victim pod's IP, the host's other addresses or 10.0.2.2 to aim at (docs/kubernetes.md, "What is left");
-the test pins that the victim's pod IP is reachable from the hostile pod on this tier.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -41,7 +46,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.pods]
 RUN_TIMEOUT = 180
 PROBE_TIMEOUT = 120
 APP_PODS = "app.kubernetes.io/managed-by=spacehub,spacehub.dev/kind notin (build)"
-KUBERNETES_ATTEMPTS = {"read_service_account", "read_fetch_token", "kube_api", "kubelet_api"}
+KUBERNETES_ATTEMPTS = {
+    "read_service_account",
+    "read_fetch_token",
+    "kube_api",
+    "kubelet_api",
+    "undo_firewall",
+    "reach_peers",
+}
+METADATA = "169.254.169.254"  # the cloud's metadata service
+REFUSED = "OSError EHOSTUNREACH"  # connect()'s answer to the firewall's REJECT (icmp-admin-prohibited)
 EXPECTED = {
     *("read_data_dir", "read_key_files", "read_database", "read_builds", "read_instances", "read_named_files"),
     *("read_source", "read_host_homes", "read_launch_json", "read_via_proc_root", "find_victim_files"),
@@ -114,18 +128,24 @@ def test_a_hostile_space_cannot_get_out_of_its_pod(
     assert len(pod_pids(node, victim_pod.metadata.uid)) >= 2, "the victim's pause and app"
     listen_port = free_port()
     api_port = plane.url.rsplit(":", 1)[1]
+    victim_port = victim_pod.spec.containers[0].ports[0].container_port
+    # every address of this machine but the Hub's (the node's address): its own, this node's bridge (the pods'
+    # gateway), other test nodes' addresses and bridges
+    others = [a for a in host_addresses() if a != node.ip]
+    assert any(a.startswith("10.244.") for a in others), others  # the bridge, the node as its pods see it
     values = {
         "HOSTILE_DATA_DIR": str(data),
         "HOSTILE_SOURCE_DIR": str(ROOT),
         "HOSTILE_FILES": ",".join(named),
         "HOSTILE_HOME_FILES": ",".join(home_files),
-        "HOSTILE_VICTIM_PORT": str(victim_pod.spec.containers[0].ports[0].container_port),
+        "HOSTILE_VICTIM_PORT": str(victim_port),
         "HOSTILE_VICTIM_HOST": h.host(victim),
         "HOSTILE_VICTIM_ID": victim,
         "HOSTILE_VICTIM_KEY": "VICTIM_MARKER",
         "HOSTILE_HUB_PORT": str(h.port),
-        "HOSTILE_HOST_ADDRS": "",  # see the module's docstring: no policy enforcement on this tier
-        "HOSTILE_SLIRP_HOST": "",  # no slirp4netns in a pod: 10.0.2.2 is somewhere outside
+        "HOSTILE_HOST_ADDRS": ",".join(others),
+        "HOSTILE_SLIRP_HOST": "10.0.2.2",  # no slirp4netns in a pod: whatever 10.0.2.2 is outside
+        "HOSTILE_PEERS": f"{victim_pod.status.pod_ip}:{victim_port},{METADATA}:80",
         "HOSTILE_HOST_PIDS": ",".join(str(p) for p in dict.fromkeys(host_pids)),
         "HOSTILE_LISTEN_PORT": str(listen_port),
         "HOSTILE_KUBE_API": f"{plane.url},https://{node.ip}:{api_port}",
@@ -162,6 +182,18 @@ def test_a_hostile_space_cannot_get_out_of_its_pod(
     assert any(c == 401 for c, _ in kubelet["https"].values()), kubelet  # it was reached, and said no
     sa = json.loads(report["attempts"]["read_service_account"]["detail"])
     assert all(d.startswith("FileNotFoundError") for d in sa.values()), sa  # no token is mounted at all
+    # the network: the victim's pod, every other address of this machine, 10.0.2.2 and the metadata service, each
+    # refused by the pod's own firewall (its REJECT's answer), none merely unanswered
+    peers = json.loads(report["attempts"]["reach_peers"]["detail"])
+    assert set(peers) == {f"{victim_pod.status.pod_ip}:{victim_port}", f"{METADATA}:80"}
+    victim_ports = json.loads(report["attempts"]["reach_victim_port"]["detail"])
+    listeners = json.loads(report["attempts"]["reach_spacehub_listener"]["detail"])
+    aimed = {**peers, **victim_ports, **listeners}
+    assert {f"{a}:{p}" for a in (*others, "10.0.2.2") for p in (victim_port, h.port)} <= set(aimed)
+    assert {k: v for k, v in aimed.items() if v != REFUSED} == {}, aimed
+    # and it cannot undo its rules: the kernel refuses nf_tables' netlink without CAP_NET_ADMIN, and a raw socket
+    undo = json.loads(report["attempts"]["undo_firewall"]["detail"])
+    assert undo["nf_tables delete table"] == "refused: EPERM" and undo["raw socket"] == "PermissionError EPERM", undo
 
     ident = report["identity"]
     assert (ident["uid"], ident["gid"], ident["euid"]) == (1000, 1000, 1000), ident
@@ -186,14 +218,20 @@ def test_a_hostile_space_cannot_get_out_of_its_pod(
     assert "python-http-v1" in get(h, victim, "/", h.alice, 30).text
     assert h.get(victim).status_code in (401, 403, 404)  # still private to anyone else
 
-    # What this tier cannot hold (the module's docstring): its bridge plugin enforces no NetworkPolicy, so the hostile
-    # pod reaches the victim pod's IP, though both Spaces' policies forbid it. Pinned, so that a tier whose CNI
-    # enforces policies shows up here (then aim the app at the victim's IP above and assert it fails).
+    # The pod held itself in: its firewall ran first and said what it let through (the Space's run log, which also
+    # says the code was fetched: the Hub is let through), and from outside the app's process (an exec in its
+    # container) the victim's pod is still refused after all of the above.
+    assert [c.name for c in again.spec.init_containers][:2] == ["firewall", "fetch"]
+    log = "\n".join(h.logs(repo_id, token=bob))
+    assert "firewall: IPv4:" in log and "rules in place (iptables-nft-restore)" in log, log[-3000:]
+    assert "firewall: in: port 7860 from the Hub and the node; out: DNS, the Hub, no private address" in log
+    assert log.index("firewall: IPv4:") < log.index("fetched ")
+    # the NetworkPolicies are there as well (enforced by a CNI that can: not this tier's)
     policies = client.NetworkingV1Api(pod_kube).list_namespaced_network_policy(namespace).items
     selected = {p.spec.pod_selector.match_labels["spacehub.dev/space"] for p in policies}
     assert selected >= {h.space_id(victim), h.space_id(repo_id)}
-    reach = (f"import socket; s = socket.create_connection(('{after.status.pod_ip}', "
-             f"{victim_pod.spec.containers[0].ports[0].container_port}), timeout=5); print('connected')")  # fmt: skip
+    reach = (f"import socket\ntry:\n    socket.create_connection(('{after.status.pod_ip}', {victim_port}), timeout=5)"
+             "\n    print('connected')\nexcept OSError as e:\n    print(e.errno)")  # fmt: skip
     out = stream(core.connect_get_namespaced_pod_exec, again.metadata.name, namespace, container="app",
                  command=["python3", "-c", reach], stderr=True, stdin=False, stdout=True, tty=False)  # fmt: skip
-    assert out.strip() == "connected", out
+    assert out.strip() == str(errno.EHOSTUNREACH), out

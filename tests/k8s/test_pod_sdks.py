@@ -9,6 +9,7 @@ egress re-signs TLS, which the stock image's pip refuses (CERTIFICATE_VERIFY_FAI
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +107,37 @@ def test_a_gradio_space_builds_with_gradio_and_serves_from_its_pod(
     wait_for("gradio's start in the run log", lambda: "Running on local URL:" in "\n".join(h.logs(repo_id)),
              timeout=30)  # fmt: skip
     assert "`spaces` package is required" not in "\n".join(h.logs(repo_id))
+
+
+def test_a_streamlit_space_builds_with_streamlit_and_serves_from_its_pod(
+    hub: tuple[Hub, str], pod_kube: client.ApiClient, tmp_path: Path
+) -> None:
+    h, namespace = hub
+    repo_id = h.name("streamlit")
+    pushed = time.monotonic()
+    h.upload(repo_id, "streamlit", tmp_path)
+    h.wait(repo_id, "RUNNING", GRADIO_TIMEOUT)
+    r = h.serves(repo_id, "<title>Streamlit</title>", timeout=120)
+    print(f"streamlit: push → RUNNING → 200 through the proxy in {time.monotonic() - pushed:.1f} s")
+    assert 'id="root"' in r.text
+    health = h.get(repo_id, "/_stcore/health")
+    assert health.status_code == 200 and health.text == "ok"
+    # the WebSocket the page opens, through the proxy to the pod
+    from websockets.sync.client import connect
+
+    sock = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+    with connect(f"ws://{h.host(repo_id)}/_stcore/stream", sock=sock, subprotocols=["streamlit"],  # type: ignore[list-item]
+                 open_timeout=10) as ws:  # fmt: skip
+        assert ws.subprotocol == "streamlit"
+        ws.ping().wait(5)
+    # streamlit came from the build's install into the environment cache, as `kubernetes.sdk_packages` says
+    build = "\n".join(h.logs(repo_id, "build"))
+    assert "streamlit-" in build and "kept in the cache" in build, build[-2000:]
+    core = client.CoreV1Api(pod_kube)
+    (pod,) = wait_for("one Running app pod", lambda: [p for p in core.list_namespaced_pod(
+        namespace, label_selector=f"{APP_PODS},spacehub.dev/space={h.space_id(repo_id)}").items
+        if p.status.phase == "Running"], timeout=30)  # fmt: skip
+    install = next(c for c in pod.spec.init_containers if c.name == "install")
+    assert install.command[3:] == ["install", "streamlit"], install.command
+    wait_for("streamlit's start in the run log",
+             lambda: "You can now view your Streamlit app" in "\n".join(h.logs(repo_id)), timeout=30)  # fmt: skip

@@ -24,6 +24,7 @@ from tests.runtime.reconciling import (
     get,
     make_space,
     passes,
+    set_space,
     settle,
     stage_in_db,
     started,
@@ -184,6 +185,46 @@ async def test_restart_of_spacehub_adopts_the_running_instance(
     assert again.runs[space].serving == rid
     assert backend.started.count(rid) == 1  # adopted, not restarted
     assert "orphan" not in backend.instances  # an instance no Space serves is stopped
+    # the crash monitor watches the adopted instance (it looks only at Spaces with an instance)
+    backend.crash(rid, 3)
+    clock_of(again).advance(MONITOR_INTERVAL)
+    await settle(again, space, lambda: again.runs[space].instances[rid].state in ("exited", "failed"))
+
+
+async def test_a_restart_of_spacehub_passes_only_the_spaces_that_need_it(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    """At start, a pass at once for a Space with an instance to adopt or a change not acted on yet; a static Space
+    that served, a paused or a sleeping one keeps its stage without a pass (10,000 of them cost a read, not 10,000
+    passes), and a static one gets its pass from the first visit."""
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    running = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    changed = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    paused = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    static = make_space(ctx, {"README.md": "---\nsdk: static\n---\n", "index.html": "<p>hi</p>"})
+    with ctx.db.transaction() as s:
+        s.get(repos.Repo, static).sdk = "static"  # as a commit of that README records it (services.commits)
+    set_space(ctx, paused, paused=True)
+    for space, stage in [(running, "RUNNING"), (changed, "RUNNING"), (paused, "PAUSED"), (static, "RUNNING")]:
+        rec.kick(space)
+        await until(rec, space, stage)
+    await rec.stop()
+    backend.stop(rec.runs[changed].serving)  # its app is gone too, and its owner changed something meanwhile
+    with ctx.db.transaction() as s:
+        spaces.under_way(s, s.get(repos.Repo, changed), building=False)
+
+    again = await start_reconciler(backend, rec.clock)
+    passed: list[str] = []
+    again.state_listeners.append(passed.append)  # before the start's passes run (they are tasks, not begun yet)
+    await until(again, running, "RUNNING")
+    await until(again, changed, "RUNNING")
+    await asyncio.sleep(0.2)
+    assert set(passed) == {running, changed}, passed  # (a start takes a few passes)
+    assert again.runs[paused].stage == "PAUSED" and again.runs[static].stage == "RUNNING"
+    assert again.runs[static].static_revision is None  # not served yet: the first visit brings its pass
+    await again.wake(static, timeout=10)
+    assert again.runs[static].static_revision == ctx.git.resolve(static, "main") and static in passed
 
 
 async def test_temporary_backend_errors_are_retried_and_explained(

@@ -7,6 +7,7 @@ is gone, and after a reboot every recorded pid means nothing (the boot id tells)
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -21,7 +22,9 @@ def alive(pid: int | None, starttime: int | None) -> bool:
     return pid is not None and starttime is not None and proc_starttime(pid) == starttime
 
 
+@functools.cache
 def boot_id() -> str:
+    """This boot's id (the same for as long as this process lives: read once; the crash monitor asks every second)."""
     with contextlib.suppress(OSError):
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     return ""

@@ -7,8 +7,10 @@ Event-driven: a Space that does not change costs nothing between events. Its own
 alone calls for (its sleep time running out: ``sleep.next_sleep_check``; a plan's ``requeue_after``), and a slow
 resync gives every Space one more pass per ``runtime.reconcile_interval``, spread evenly over it (never a burst),
 to heal anything missed. At start, instances that survived a SpaceHub restart are adopted (the Space's last serving
-release, recorded in ``space_status``) and any other instance is stopped: no orphans; what the backend still holds of
-Spaces deleted meanwhile (its ``spaces``) is deleted, as a deletion's last step (``forget``) does.
+release, recorded in ``space_status``) and any other instance is stopped: no orphans. Only the Spaces that need
+it get a pass at once (`_needs_a_start_pass`): resting ones (asleep, paused, static) keep their recorded stage; and
+what the backend still holds of Spaces deleted meanwhile (its ``spaces``) is deleted, as a deletion's last step
+(``forget``) does.
 
 Concurrency: one pass at a time per Space (a lock; kicks during a pass coalesce into one more pass). Builds and
 backend calls run in worker threads; probes are asyncio tasks.
@@ -83,6 +85,25 @@ METER_INTERVAL = 30.0  # running Spaces are metered this often between passes (u
 RESYNC_TICK = 0.1  # the resync kicks a few Spaces at most this often (not one timer per Space)
 LEFTOVERS_EVERY = 300.0  # after a resync round, what the backend holds of gone Spaces is looked for at most this often
 DEFAULT_SLEEP = 48 * 3600
+
+
+# Stages a Space can be left in across a restart of SpaceHub without a pass: nothing runs for it, and nothing will
+# until a visit (asleep; static Spaces are served by SpaceHub itself, from git, after the pass that visit brings), an
+# owner (paused) or a change.
+RESTING_STAGES = frozenset({Stage.SLEEPING.value, Stage.PAUSED.value})
+
+
+def _needs_a_start_pass(
+    st: SpaceStatus | PreviewStatus | None, sdk: str | None, change_seq: int, adopted: bool
+) -> bool:
+    """Whether a Space needs a pass as soon as SpaceHub starts: one with an instance to look after, a change the
+    runtime has not acted on, a stage that was under way (a build or a start stopped with SpaceHub) or an error (its
+    build is tried again), or no status yet. The others (asleep, paused, a static Space that served, with nothing
+    changed since) keep the stage their row says, and get their pass from a visit, a change or the resync: at start,
+    10,000 resting Spaces cost a read of their rows, not 10,000 passes at once."""
+    if adopted or st is None or not isinstance(st, SpaceStatus) or change_seq > (st.seen_change or 0):
+        return True
+    return not (st.stage in RESTING_STAGES or (sdk == "static" and st.stage == Stage.RUNNING.value))
 
 
 def _id_key(path: Path) -> bytes:
@@ -178,6 +199,11 @@ class Reconciler:
         self.min_available = int(getattr(deps.settings.runtime, "min_available_memory_mb", 0)) * 2**20
         self.scheduler = deps.scheduler or Scheduler(deps.catalog, deps.machine)
         self._waiting: set[str] = set()  # Spaces whose requested hardware waits for devices
+        self._start_passes: list[str] = []  # what `_adopt` found needs a pass at once (`_needs_a_start_pass`)
+        # Spaces with an instance record (running, starting, frozen, exited): what the per-second crash monitor, the
+        # meter and the memory watch look at, instead of every Space (a record is made and dropped only by a pass or
+        # by the adoption at start, so it is brought up to date after each)
+        self._live: set[str] = set()
         self._swept = self.clock.monotonic()  # when the backend was last looked for leftovers (at start: `_adopt`)
         self.id_key = _id_key(deps.settings.data_dir / "runtime-id.key")  # release ids hash secret values
         self.route_listeners: list[Callable[[], None]] = []  # called (in the loop) after each pass
@@ -197,8 +223,9 @@ class Reconciler:
             self._spawn(self._watch_memory())
         if self.d.meter is not None:
             self._spawn(self._meter_running())
-        for space_id in list(self.runs):
+        for space_id in self._start_passes:
             self.kick(space_id)
+        self._start_passes = []
 
     async def stop(self) -> None:
         """Stop reconciling. Running apps keep running: the next start adopts them. Builds under way are stopped
@@ -245,9 +272,13 @@ class Reconciler:
         held = self._held()  # before the database is read (see `_leftovers`)
         alive = {i.release_id: i for i in self.d.backend.list_instances()}
         with self.d.db.transaction() as s:
-            spaces = list(s.scalars(select(Repo.id).where(Repo.type == "space")))
+            sdks: dict[str, str | None] = {
+                rid: sdk for rid, sdk in s.execute(select(Repo.id, Repo.sdk).where(Repo.type == "space"))
+            }
+            spaces = list(sdks)
             statuses = {st.repo_id: st for st in s.scalars(select(SpaceStatus))}
-            sleep_times = {sp.repo_id: sp.sleep_time for sp in s.scalars(select(Space))}
+            rows = {sp.repo_id: (sp.sleep_time, sp.change_seq) for sp in s.scalars(select(Space))}
+            sleep_times = {repo_id: row[0] for repo_id, row in rows.items()}
             previews = all_wanted(s)
             wanted_previews = set(previews)
             preview_rows: dict[str, PreviewStatus] = {}
@@ -280,6 +311,7 @@ class Reconciler:
                 run.devices[inst.release_id] = tuple(devices.split(",")) if devices else ()
                 self.scheduler.allocator.hold(space_id, run.devices[inst.release_id])
                 run.serving = inst.release_id
+                self._live.add(space_id)
             # It stays asleep, as deeply as it was. A preview that a SpaceHub before its status rows ran (no row)
             # sleeps stopped until a visit.
             if (st is not None and st.stage == Stage.SLEEPING.value) or (st is None and space_id not in known):
@@ -288,12 +320,17 @@ class Reconciler:
                 run.stage = Stage.SLEEPING.value
                 deep = self.deep_sleep_after if run.serving is None else 0
                 run.last_activity = self.clock.monotonic() - idle - deep
+            if _needs_a_start_pass(st, sdks.get(space_id), rows.get(space_id, (None, 0))[1], space_id in keep):
+                self._start_passes.append(space_id)
+            elif st is not None:
+                run.stage = st.stage
         for rid in orphans:
             log.info("stopping orphan instance %s", rid)
             self.d.backend.stop(rid)
         for space_id in sorted(held - known - wanted_previews):  # deleted while SpaceHub was down: deleted now
             log.info("%s is gone: removing what the backend still holds of it", space_id)
             self._run(space_id)
+            self._start_passes.append(space_id)
 
     def _run(self, space_id: str) -> SpaceRun:
         """The Space's record, made on first use (its idle time counted from now, on the reconciler's clock)."""
@@ -399,9 +436,7 @@ class Reconciler:
         assert meter is not None
         while True:
             await self.clock.sleep(METER_INTERVAL)
-            running = [
-                (space_id, flavors) for space_id, run in list(self.runs.items()) if (flavors := self._billable(run))
-            ]
+            running = [(space_id, flavors) for space_id, run in self._live_runs() if (flavors := self._billable(run))]
             if running:
                 await asyncio.to_thread(_each, meter, running)
 
@@ -425,7 +460,8 @@ class Reconciler:
                 await self._reconcile(evict.space_id)
 
     def _residents(self) -> list[Resident]:
-        """Every Space this reconciler keeps, as `plan.relieve_memory` and `plan.free_devices` see them."""
+        """Every Space with an instance, as `plan.relieve_memory` and `plan.free_devices` see them (what they stop
+        is asleep and holds memory or devices: an instance)."""
         holders = self.scheduler.allocator.holders()
         return [
             Resident(
@@ -436,7 +472,7 @@ class Reconciler:
                 devices=holders.get(space_id, ()),
                 evicted=run.evicted,
             )
-            for space_id, run in list(self.runs.items())
+            for space_id, run in self._live_runs()
         ]
 
     def _evict(self, evict: Evict) -> bool:
@@ -455,7 +491,7 @@ class Reconciler:
         status = self.d.backend.status
         while True:
             await self.clock.sleep(MONITOR_INTERVAL)
-            ready = [(space_id, run, rid) for space_id, run in list(self.runs.items()) if run.instances
+            ready = [(space_id, run, rid) for space_id, run in self._live_runs()
                      for rid, inst in list(run.instances.items()) if inst.state is InstanceState.READY]  # fmt: skip
             if not ready:
                 continue
@@ -489,8 +525,19 @@ class Reconciler:
                     await self._pass(space_id, run)
                 except Exception:
                     log.exception("reconcile %s failed", space_id)
+                finally:
+                    self._note_live(space_id, run)
                 if not run.dirty or self._closing:
                     break
+
+    def _note_live(self, space_id: str, run: SpaceRun) -> None:
+        if run.instances and self.runs.get(space_id) is run:
+            self._live.add(space_id)
+        else:
+            self._live.discard(space_id)
+
+    def _live_runs(self) -> list[tuple[str, SpaceRun]]:
+        return [(space_id, run) for space_id in list(self._live) if (run := self.runs.get(space_id)) is not None]
 
     def _sleep_mode(self, space: Space | None, run: SpaceRun) -> SleepMode:
         sleep_time = space.sleep_time if space is not None and space.sleep_time is not None else DEFAULT_SLEEP

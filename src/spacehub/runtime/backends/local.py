@@ -127,6 +127,7 @@ class LocalProcessBackend:
         storage_root: Path | None = None,
     ) -> None:
         self.root = root.resolve()
+        self._json_cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}  # `_known_json`
         self.repos = repos
         self.run_log = run_log or (lambda space_id: self.root / "logs" / space_id / "run.log")
         self.storage_root = (storage_root or self.root.parent / "storage").resolve()
@@ -498,7 +499,31 @@ class LocalProcessBackend:
     # ---- observing -------------------------------------------------------------------------------------------
     def _files(self, release_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
         inst = self.instances / release_id
-        return _read_json(inst / "launch.json"), _read_json(inst / "state.json"), _read_json(inst / "exit.json")
+        return (
+            self._known_json(inst / "launch.json"),
+            self._known_json(inst / "state.json"),
+            _read_json(inst / "exit.json"),
+        )
+
+    def _known_json(self, path: Path) -> dict[str, Any] | None:
+        """``path``'s JSON, read again only when the file changed (its inode, size or mtime: launch.json and
+        state.json are written once per start, by replacing them; the crash monitor asks for every running instance
+        every second)."""
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            self._json_cache.pop(path, None)
+            return None
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._json_cache.get(path)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        data = _read_json(path)
+        if len(self._json_cache) > 4096:
+            self._json_cache.clear()
+        if data is not None:
+            self._json_cache[path] = (sig, data)
+        return data
 
     def status(self, release_id: str) -> InstanceStatus | None:
         if not ID_RE.match(release_id):

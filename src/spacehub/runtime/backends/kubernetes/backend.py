@@ -22,6 +22,8 @@ What each call becomes (every object labelled with the Space, commit and release
   a new release that is stopped while the one it replaced is still live rolls the Deployment back to it; the
   replaced release is just forgotten (the Deployment controller has retired its pods). A task's Job is deleted.
 - ``freeze``: False (a pod cannot be suspended: the reconciler then sleeps the Space by stopping it).
+- every pod it makes (a build's, a task's, a Space's) starts with its own firewall (manifests.firewall_container,
+  firewall.py): a build's reaches the package index, a task's and a Space's what the Space's NetworkPolicy allows.
 - ``storage_size(name)``: the size of the claim ``data-<name>``; ``delete_space`` and ``delete_storage`` clean up.
 - ``forget(space id)`` (a deleted Space): every object labelled with it; ``spaces()``: the Spaces any object is
   labelled with (a restarted SpaceHub forgets those the Hub no longer has); ``storage_names()``: the claims, whose
@@ -145,6 +147,10 @@ class KubernetesBackend:
     _gc_last: float = field(default_factory=time.monotonic)  # the last collection of the cache (or the start)
     _gc_lock: threading.Lock = field(default_factory=threading.Lock)
     _log_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.options.hub_url is None:  # the pods' firewall resolves it when the Hub is given by pod labels
+            self.options = dataclasses.replace(self.options, hub_url=self.hub_url)
 
     # ---- errors ------------------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -271,7 +277,7 @@ class KubernetesBackend:
             code=code, working_dir=m.CODE_PATH,
         )  # fmt: skip
         self._call(self.cluster.apply_one, m.fetch_secret(release, token, self.options))
-        manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout))
+        manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout), role="build")
         for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
             meta["labels"] |= {LABEL_KIND: "build", LABEL_BUILD: spec.build_id}
             meta["annotations"][ANNOTATION_SDK] = spec.sdk
@@ -297,7 +303,7 @@ class KubernetesBackend:
             flavor=Flavor("build", "build", 0.1, 0.25), image=self.image, app_port=8080,
             command=("python3", "-c", f"print('the image is ' + {tag!r})"),
         )  # fmt: skip
-        manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout))
+        manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout), role="build")
         for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
             meta["labels"] |= {LABEL_KIND: "build", LABEL_BUILD: spec.build_id}
             meta["annotations"] |= {ANNOTATION_SDK: "docker", ANNOTATION_IMAGE: tag}
@@ -985,11 +991,14 @@ def _job_failed(job: Mapping[str, Any]) -> bool:
 
 
 def _exit_code(pods: list[dict[str, Any]]) -> int | None:
-    """The exit code of the (newest) pod's app container: its terminated state, else its last one."""
+    """The exit code of the (newest) pod's app container: its terminated state, else its last one; when the app
+    never ran, that of the init container that failed (the firewall that could not install its rules, a fetch the
+    Hub refused)."""
     pods = sorted(pods, key=lambda p: _get(p, "metadata", "creationTimestamp") or "")
     for pod in reversed(pods):
-        for cs in _get(pod, "status", "containerStatuses") or []:
-            term = _get(cs, "state", "terminated") or _get(cs, "lastState", "terminated")
-            if term and term.get("exitCode") is not None:
-                return int(term["exitCode"])
+        for kind in ("containerStatuses", "initContainerStatuses"):
+            for cs in _get(pod, "status", kind) or []:
+                term = _get(cs, "state", "terminated") or _get(cs, "lastState", "terminated")
+                if term and term.get("exitCode") is not None and (kind == "containerStatuses" or term["exitCode"]):
+                    return int(term["exitCode"])
     return None

@@ -91,27 +91,28 @@ def _limit(pod: Obj) -> str | None:
     return _get(containers[0], "resources", "limits", "memory")
 
 
-def _terminated(term: Obj, pod: Obj) -> str:
+def _terminated(term: Obj, pod: Obj, who: str = "the app") -> str:
     code, reason = term.get("exitCode"), term.get("reason")
     if reason == "OOMKilled":
         limit = _limit(pod)
-        return f"the app ran out of memory (OOMKilled{f' at its {limit} limit' if limit else ''}); exit code {code}"
+        return f"{who} ran out of memory (OOMKilled{f' at its {limit} limit' if limit else ''}); exit code {code}"
     message = (term.get("message") or "").strip()
     return (
-        f"the app exited with code {code}"
+        f"{who} exited with code {code}"
         + (f" ({reason})" if reason and reason != "Error" else "")
         + (f": {message}" if message else "")
     )
 
 
 def _container_problem(pod: Obj, events: Sequence[Obj]) -> str | None:
-    """What is wrong with the pod's containers (init containers first), or None."""
+    """What is wrong with the pod's containers (init containers first, each named: the firewall that could not
+    install its rules, the fetch the Hub refused), or None."""
     statuses = [
-        *(_get(pod, "status", "initContainerStatuses") or []),
-        *(_get(pod, "status", "containerStatuses") or []),
+        *((f"its {cs.get('name')} init container", cs) for cs in _get(pod, "status", "initContainerStatuses") or []),
+        *(("the app", cs) for cs in _get(pod, "status", "containerStatuses") or []),
     ]
     pod_name = _get(pod, "metadata", "name")
-    for cs in statuses:
+    for who, cs in statuses:
         waiting = _get(cs, "state", "waiting") or {}
         reason = waiting.get("reason")
         if reason in IMAGE_ERRORS:
@@ -123,13 +124,14 @@ def _container_problem(pod: Obj, events: Sequence[Obj]) -> str | None:
         if reason == "CrashLoopBackOff" and last:
             restarts = cs.get("restartCount", 0)
             return (
-                f"{_terminated(last, pod)}; restarted {restarts} time{'s' if restarts != 1 else ''} (CrashLoopBackOff)"
+                f"{_terminated(last, pod, who)}; restarted {restarts} time{'s' if restarts != 1 else ''} "
+                "(CrashLoopBackOff)"
             )
         if reason == "CrashLoopBackOff":
-            return "the app keeps crashing (CrashLoopBackOff)"
+            return f"{who} keeps crashing (CrashLoopBackOff)"
         term = _get(cs, "state", "terminated")
         if term and term.get("exitCode", 0) != 0:
-            return _terminated(term, pod)
+            return _terminated(term, pod, who)
     return None
 
 

@@ -9,7 +9,8 @@ Per Space, in the operator's namespace, named after the Space's database id (sta
     ConfigMap      space-<id>-variables  the Space's variables (env by name)
     PVC            space-<id>-data       the storage tier (size = tier), mounted at /data
     NetworkPolicy  space-<id>            in: only the Hub; out: the Hub, DNS and, by setting, the internet; never
-                                         another Space (the private ranges and the cluster's own are excluded)
+                                         another Space (the private ranges and the cluster's own are excluded);
+                                         each pod's own firewall says the same in its network namespace
 
 Every object carries the labels ``spacehub.dev/space`` (selects everything of a Space, e.g. to delete it),
 ``spacehub.dev/commit`` and ``spacehub.dev/release``, and annotations with the repo's name and the flavor. The
@@ -19,7 +20,10 @@ Deployment, but the release id digests them (runtime/desired.py), so a changed v
 
 Pods are held in as on the local backend: uid/gid 1000, runAsNonRoot, no privilege escalation, every capability
 dropped, the runtime's default seccomp profile (``securityContext.seccompProfile``, GA in 1.19), no service-account
-token, no service links (other Services' addresses as env).
+token, no service links (other Services' addresses as env). With ``ClusterOptions.pod_firewall`` (the default) every
+pod's first init container, ``firewall``, installs the NetworkPolicy's rules in the pod's own network namespace
+(firewall.py), so that they hold whatever the CNI: SpaceHub's own program, as root with NET_ADMIN alone, before any
+code of the Space is even fetched.
 
 Only APIs already in Kubernetes 1.20: core/v1, apps/v1, networking.k8s.io/v1.
 """
@@ -27,12 +31,13 @@ Only APIs already in Kubernetes 1.20: core/v1, apps/v1, networking.k8s.io/v1.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from spacehub.flavors import Flavor
-from spacehub.runtime.backends.kubernetes import quantities
+from spacehub.runtime.backends.kubernetes import firewall, quantities
 
 Manifest = dict[str, Any]
 
@@ -48,7 +53,10 @@ GPU_RESOURCE = "nvidia.com/gpu"
 APP_UID = 1000
 DATA_PATH = "/data"
 CODE_PATH = "/code"
-ENV_PATH = "/code/.spacehub/env"
+# Packages live in folders named site-packages, as in any Python install: some packages tell an install from a source
+# checkout by that name (streamlit turns on its development mode, which refuses server.port, when its own file is not
+# under a site-packages or dist-packages folder).
+ENV_PATH = "/code/.spacehub/site-packages"
 TOKEN_PATH = "/var/run/spacehub/fetch"
 SERVICE_PORT = 80
 
@@ -81,19 +89,20 @@ print(f"fetched {len(files)} files of {repo} at {rev[:7]}", flush=True)
 """
 # The install init container's program: pre-requirements.txt first (as on HF), then the SDK's packages (given as
 # arguments: ``sh -c INSTALL_SCRIPT install gradio==5.1 spaces``, never spliced into the program) with
-# requirements.txt, in one resolve, into /code/.spacehub/env (on the app's PYTHONPATH).
+# requirements.txt, in one resolve, into /code/.spacehub/site-packages (on the app's PYTHONPATH).
 INSTALL_SCRIPT = (
-    "set -e; cd /code; pip() { python3 -m pip install --disable-pip-version-check --target /code/.spacehub/env "
-    '"$@"; }; if [ -f pre-requirements.txt ]; then pip -r pre-requirements.txt; fi; '
+    "set -e; cd /code; pip() { python3 -m pip install --disable-pip-version-check --target "
+    + ENV_PATH
+    + ' "$@"; }; if [ -f pre-requirements.txt ]; then pip -r pre-requirements.txt; fi; '
     'if [ -f requirements.txt ]; then set -- "$@" -r requirements.txt; fi; if [ $# -gt 0 ]; then pip "$@"; fi'
 )
 
 # ---- the environment cache (``ClusterOptions.env_cache``): one environment per key, built once by a build Job ----
 # The key digests the image, the SDK's packages, pre-requirements.txt and requirements.txt (and every file of the
 # Space when a requirement names a local path: then the environment holds the Space's own files), and the build id
-# on a factory rebuild. Layout of the volume: ``<key>/site`` (the packages) and ``<key>/.complete`` (written last,
-# before the folder is renamed into place: a folder named by a key is complete or empty, never half written);
-# ``.tmp/<pod>`` is a build's scratch folder, ``.tmp/<pod>.key`` its key.
+# on a factory rebuild. Layout of the volume: ``<key>/site-packages`` (the packages) and ``<key>/.complete``
+# (written last, before the folder is renamed into place: a folder named by a key is complete or empty, never half
+# written); ``.tmp/<pod>`` is a build's scratch folder, ``.tmp/<pod>.key`` its key.
 ENV_CACHE_PATH = "/opt/spacehub/env"  # a pod's own environment, read-only (subPath <key>)
 NEW_ENV_PATH = "/opt/spacehub/new"  # the build's scratch folder (subPath .tmp/<pod>), the only part it may write
 ENVS_ROOT = "/envs"  # the whole volume: in the build's prepare and publish containers only (no Space code runs there)
@@ -106,7 +115,7 @@ OWN_SCRIPT = "import os; r = os.environ['SPACEHUB_ENVS']; os.stat(r).st_uid == 1
 PREPARE_SCRIPT = """import hashlib, os, pathlib, re, sys
 code = pathlib.Path(os.environ.get("SPACEHUB_CODE", "/code"))
 root, pod = pathlib.Path(os.environ["SPACEHUB_ENVS"]), os.environ["POD_NAME"]
-h = hashlib.sha256()
+h = hashlib.sha256(b"layout 2\\0")  # 2: packages in <key>/site-packages (was <key>/site)
 for part in (os.environ.get("SPACEHUB_ENV_SALT", ""), os.environ["SPACEHUB_IMAGE"], *sys.argv[1:]):
     h.update(part.encode() + b"\\0")
 local = False
@@ -137,17 +146,17 @@ else:
 # install in a build Job: the SDK's packages and requirements into the scratch folder, unless prepare found the key
 BUILD_INSTALL_SCRIPT = (
     "set -e; cd /code; if [ -f .spacehub/env-cached ]; then exit 0; fi; "
-    "pip() { python3 -m pip install --disable-pip-version-check --target " + NEW_ENV_PATH + '/site "$@"; }; '
+    "pip() { python3 -m pip install --disable-pip-version-check --target " + NEW_ENV_PATH + '/site-packages "$@"; }; '
     "if [ -f pre-requirements.txt ]; then pip -r pre-requirements.txt; fi; "
     'if [ -f requirements.txt ]; then set -- "$@" -r requirements.txt; fi; if [ $# -gt 0 ]; then pip "$@"; fi; '
-    "mkdir -p " + NEW_ENV_PATH + "/site"
+    "mkdir -p " + NEW_ENV_PATH + "/site-packages"
 )
 # publish (uid 1000, no code of the Space): the marker last, then one rename into place; a build of the same key
 # that got there first wins and this one's scratch folder goes. Its key is its termination message.
 PUBLISH_SCRIPT = (
     'set -e; cd "$SPACEHUB_ENVS/.tmp"; key=$(cat "$POD_NAME.key"); rm -f "$POD_NAME.key"; d="../$key"; '
     'if [ -f "$d/.complete" ]; then rm -rf "$POD_NAME"; echo "environment $key: in the cache"; '
-    'elif [ ! -d "$POD_NAME/site" ]; then rm -rf "$POD_NAME"; '  # found by prepare, collected since (envs.py)
+    'elif [ ! -d "$POD_NAME/site-packages" ]; then rm -rf "$POD_NAME"; '  # found by prepare, collected since (envs.py)
     'echo "environment $key: gone from the cache meanwhile: the pods install their own"; '
     'else date -u +%FT%TZ > "$POD_NAME/.complete"; '
     'if mv -T "$POD_NAME" "$d" 2>/dev/null; then echo "environment $key: built once, kept in the cache"; '
@@ -206,6 +215,13 @@ class ClusterOptions:
     # the volume that keeps Python environments, one per key (a volume source: ``{"hostPath": {...}}`` or
     # ``{"persistentVolumeClaim": {"claimName": ...}}``); None: every pod installs its own
     env_cache: Mapping[str, Any] | None = None
+    # every pod holds itself in: a first init container installs the NetworkPolicy's rules in the pod's own network
+    # namespace (firewall.py), whatever the CNI; off: the NetworkPolicy alone, enforced by the CNI if it can
+    pod_firewall: bool = True
+    firewall_image: str = firewall.FIREWALL_IMAGE  # sh, getent and iptables-nft-restore
+    # the Hub as the pods reach it: with the Hub given by pod labels, the firewall lets through what its host resolves
+    # to in the pod (the backend fills it in from its own hub_url)
+    hub_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,8 +230,8 @@ class CodeFetch:
     standard library is enough) downloads the snapshot of ``repo`` at ``revision`` from the Hub's API into /code,
     with a token scoped to that Space, read from the Secret ``token_secret`` (key ``token``), mounted in that
     init container only: the app never sees it. Then, for Python Spaces, ``pip install --target`` of its SDK's
-    packages (``packages``, e.g. gradio at the README's sdk_version) and its requirements into /code/.spacehub/env
-    (on the app's PYTHONPATH)."""
+    packages (``packages``, e.g. gradio at the README's sdk_version) and its requirements into
+    /code/.spacehub/site-packages (on the app's PYTHONPATH)."""
 
     repo: str  # owner/name
     revision: str  # the commit sha
@@ -392,7 +408,7 @@ def container(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
         path = ENV_PATH
         if _cached_env(r.code, opts):
             mounts.append(_env_mount(r.code))
-            path = f"{ENV_CACHE_PATH}/site:{ENV_PATH}"
+            path = f"{ENV_CACHE_PATH}/site-packages:{ENV_PATH}"
         c["env"] = [*c["env"], {"name": "PYTHONPATH", "value": path}]
     if mounts:
         c["volumeMounts"] = mounts
@@ -556,7 +572,70 @@ def _code_volumes(r: SpaceRelease, opts: ClusterOptions) -> list[Manifest]:
     return volumes
 
 
-def pod_spec(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
+def firewall_policy(r: SpaceRelease, opts: ClusterOptions, role: firewall.Role = "app") -> firewall.Policy:
+    """What a pod of ``r`` may do on the network, by its ``role``: the NetworkPolicy's promises (`network_policy`)
+    for the app ("app": the app port in) and a task ("task": nothing in); a build ("build": nothing in) also reaches
+    public addresses whatever ``allow_internet`` says, since its ``pip install`` reaches the package index, but never
+    another pod or the node (firewall.py)."""
+    by_name = opts.hub.pod_labels is not None or opts.hub.namespace_labels is not None
+    return firewall.Policy(
+        hub_cidrs=opts.hub.cidrs,
+        hub_by_name=by_name,
+        hub_ports=opts.hub_ports,
+        internet=opts.allow_internet or role == "build",
+        blocked=opts.cluster_cidrs,
+        app_port=r.app_port if role == "app" else None,
+        app_port_open=by_name,
+    )
+
+
+def _hub_host(opts: ClusterOptions) -> str:
+    """The host of the Hub's URL, which the firewall resolves in the pod. Raises: ValueError (none given)."""
+    host = urllib.parse.urlsplit(opts.hub_url or "").hostname
+    if not host or not re.fullmatch(r"[A-Za-z0-9.:-]+", host):
+        raise ValueError(f"the Hub is given by pod labels: the firewall needs its URL (hub url {opts.hub_url!r})")
+    return host
+
+
+def firewall_container(r: SpaceRelease, opts: ClusterOptions, role: firewall.Role = "app") -> Manifest:
+    """The first init container: SpaceHub's firewall program (firewall.PROGRAM, never the Space's code, which is not
+    even fetched yet) installs the pod's rules in its network namespace. Root with NET_ADMIN alone (nf_tables needs
+    no NET_RAW), a read-only root file system, no volume; the rules are its environment, with the node's address from
+    the downward API. It fails, and the pod does not start, when the rules cannot be installed; its message (or its
+    log's tail) is the termination message health.py reads."""
+    policy = firewall_policy(r, opts, role)
+    amounts = resources(r.flavor)
+    amounts["limits"].pop(GPU_RESOURCE, None)  # init containers would hold the GPU too
+    env: list[Manifest] = [
+        {"name": "SPACEHUB_RULES_V4", "value": firewall.template(policy, 4)},
+        {"name": "SPACEHUB_RULES_V6", "value": firewall.template(policy, 6)},
+        {"name": "SPACEHUB_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+        {"name": "SPACEHUB_FIREWALL_SUMMARY", "value": firewall.summary(policy)},
+    ]
+    if policy.hub_by_name:
+        env.append({"name": "SPACEHUB_HUB_HOST", "value": _hub_host(opts)})
+    return {
+        "name": "firewall",
+        "image": opts.firewall_image,
+        "imagePullPolicy": opts.image_pull_policy,
+        "command": ["sh", "-c", firewall.PROGRAM, "firewall"],
+        "env": env,
+        "resources": amounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "runAsUser": 0,
+            "runAsGroup": 0,
+            "runAsNonRoot": False,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]},
+        },
+    }
+
+
+def pod_spec(r: SpaceRelease, opts: ClusterOptions, role: firewall.Role = "app") -> Manifest:
+    """The pod of ``r``: the app's Deployment's ("app"), a task's or a build's Job's (``role``: its firewall rules)."""
     spec: Manifest = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -570,8 +649,11 @@ def pod_spec(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
         },
         "containers": [container(r, opts)],
     }
+    inits = [firewall_container(r, opts, role)] if opts.pod_firewall else []
     if r.code is not None:
-        spec["initContainers"] = fetch_containers(r.code, r.flavor, opts)
+        inits += fetch_containers(r.code, r.flavor, opts)
+    if inits:
+        spec["initContainers"] = inits
     acc = r.flavor.accelerator
     if acc is not None:
         spec["nodeSelector"] = {opts.accelerator_label: acc.model}
@@ -740,10 +822,11 @@ def release_service(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
     return svc
 
 
-def job(r: SpaceRelease, opts: ClusterOptions, job_name: str, deadline_seconds: int | None = None) -> Manifest:
-    """A run-to-exit workload (a task, or a build): the release's pod, never restarted (``backoffLimit`` 0,
-    ``restartPolicy: Never``), without a port or a readiness probe; its exit code is its result."""
-    spec = pod_spec(r, opts)
+def job(r: SpaceRelease, opts: ClusterOptions, job_name: str, deadline_seconds: int | None = None,
+        role: firewall.Role = "task") -> Manifest:  # fmt: skip
+    """A run-to-exit workload (a task, or a build: ``role``): the release's pod, never restarted (``backoffLimit``
+    0, ``restartPolicy: Never``), without a port or a readiness probe; its exit code is its result."""
+    spec = pod_spec(r, opts, role)
     spec["restartPolicy"] = "Never"
     for c in spec["containers"]:
         c.pop("ports", None)
