@@ -129,7 +129,9 @@ class RuntimeSettings(BaseModel):
         "unprivileged user (made by scripts/setup-build-user), so that a Dockerfile's RUN steps never run as root.",
     )
     storage_check_interval: float = Field(
-        default=10.0, description="Seconds between measurements of each Space's storage usage (and monitor checks)."
+        default=10.0,
+        description="Seconds between measurements of each Space's storage usage (and monitor checks); on "
+        "Kubernetes, between sweeps that delete the claims of storage no Space owns.",
     )
 
     def storage_tier_bytes(self, tier: str) -> int:
@@ -196,6 +198,13 @@ class KubernetesSettings(BaseModel):
         description="Instead of env_cache_host_path: a PersistentVolumeClaim in the Spaces' namespace (ReadWriteMany "
         "on a cluster of several nodes, so that every node sees what a build kept), writable by uid 1000.",
     )
+    env_cache_keep_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="An environment of the cache that no Deployment, ReplicaSet, Job or pod mounts and that was not "
+        "used for this many days is removed (by a Job on the cache volume, on each node for a hostPath, after a "
+        "build, at most once an hour).",
+    )
     registry: str | None = Field(
         default=None,
         description="docker Spaces: the registry (host[:port][/path]) podman pushes their images to, where SpaceHub "
@@ -206,6 +215,19 @@ class KubernetesSettings(BaseModel):
         default=True,
         description="podman push verifies the registry's TLS certificate; false for a plain-HTTP registry (the nodes' "
         "container runtime must then be told the same).",
+    )
+    registry_auth_file: Path | None = Field(
+        default=None,
+        description="docker Spaces: the registry's credentials, a docker config.json or containers auth.json "
+        '({"auths": {"host[:port]": {"auth": base64 of user:password}}}, as `podman login --authfile` writes it), '
+        "readable by SpaceHub only. podman pushes with it (--authfile), and it becomes the kubernetes.io/"
+        "dockerconfigjson Secret spacehub-registry-auth that docker Spaces' pods pull with (imagePullSecrets). "
+        "It is read at each build and start (a new login is taken up); its content is never logged.",
+    )
+    registry_pull_secret: str | None = Field(
+        default=None,
+        description="docker Spaces: an existing pull secret in the Spaces' namespace (kubernetes.io/dockerconfigjson) "
+        "that their pods pull with, instead of one made from registry_auth_file (which podman still pushes with).",
     )
     pod_firewall: bool = Field(
         default=True,

@@ -146,7 +146,10 @@ def make_kubernetes_backend(settings: Settings, access: Any, run_log: Any) -> Ba
         sdk_packages=k.sdk_packages,
         registry=k.registry,
         registry_tls_verify=k.registry_tls_verify,
+        registry_auth_file=k.registry_auth_file,
+        registry_pull_secret=k.registry_pull_secret,
         build_user=settings.runtime.build_user,
+        env_keep_days=k.env_cache_keep_days,
     )
 
 
@@ -262,11 +265,15 @@ def make_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, Fro
             status_listener=webhooks.space_status_listener(ctx),
         )
     )
-    monitor = None
+    monitor: Any = None
     if settings.runtime.backend == "local":  # storage usage is measured where the data lives
         from spacehub.runtime.backends.storage_monitor import StorageMonitor
 
         monitor = StorageMonitor(settings, ctx.db, rec.kick_threadsafe)
+    elif hasattr(backend, "storage_names"):  # storage kept elsewhere (a cluster's claims): deleted when unowned
+        from spacehub.runtime.storage_sweep import StorageSweep
+
+        monitor = StorageSweep(ctx.db, backend, settings.runtime.storage_check_interval)
     gpus = None
     if settings.runtime.backend == "local" and scheduler.devices:  # this machine's GPUs, given to its Spaces
         from spacehub.runtime.gpu_usage import GpuSampler
@@ -285,7 +292,7 @@ def make_runtime(ctx: HubContext, scheduler: Scheduler) -> tuple[Reconciler, Fro
             ctx.webhook_sender.start()  # deliveries left by an earlier run go out now (by the one controller)
         await rec.start()
         if monitor is not None:
-            await monitor.start()  # after the reconciler: it stops Spaces through it
+            await monitor.start()  # after the reconciler: it stops Spaces through it (the sweep: it needs no order)
         try:
             yield
         finally:

@@ -207,6 +207,20 @@ def pod_hub(plane: ControlPlane, node: Node, kube: client.ApiClient, data_dir: P
         core.delete_namespace(namespace)
 
 
+def plane_settings(plane: ControlPlane, namespace: str, **env: str) -> dict[str, str]:
+    """The settings of a `spacehub serve` with the Kubernetes backend on the control-plane tier: its Spaces in
+    ``namespace``; no container runs there (the stand-in kubelet plays the pods), so a Space builds and starts (its
+    objects are made) but its app never answers the Hub (stage APP_STARTING). ``env``: more settings."""
+    return {
+        "SPACEHUB_RUNTIME__BACKEND": "kubernetes",
+        "SPACEHUB_KUBERNETES__KUBECONFIG": str(plane.kubeconfig),
+        "SPACEHUB_KUBERNETES__NAMESPACE": namespace,
+        "SPACEHUB_RUNTIME__MIN_AVAILABLE_MEMORY_MB": "0",
+        "SPACEHUB_KUBERNETES__SDK_PACKAGES": NO_SDK_PACKAGES,
+        **env,
+    }
+
+
 @contextlib.contextmanager
 def host_path_volumes(kube: client.ApiClient, node: Node, count: int = 1,
                       capacity: str = "1Ti") -> Iterator[list[Path]]:  # fmt: skip

@@ -60,7 +60,9 @@ def test_a_space_serves_from_its_pod_sleeps_to_zero_and_a_visit_wakes_it(
         assert h.api.set_space_sleep_time(repo_id, SLEEP).sleep_time == SLEEP
     h.wait(repo_id, "SLEEPING", SLEEP + 60)
     (deployment,) = apps.list_namespaced_deployment(namespace).items
-    assert deployment.spec.replicas == 0
+    # (a pod cannot be frozen: the pass that finds so says SLEEPING, and the next one scales it to zero)
+    wait_for("zero replicas", lambda: apps.read_namespaced_deployment(deployment.metadata.name, namespace)
+             .spec.replicas == 0, 30)  # fmt: skip
     wait_for("the pod to go", lambda: not core.list_namespaced_pod(namespace, label_selector=APP_PODS).items, 60)
     visited = time.monotonic()
     r = h.get(repo_id, "/again", timeout=120)  # an API client waits for the app

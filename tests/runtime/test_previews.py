@@ -5,6 +5,8 @@ stopped and forgotten when its pull request is closed. End to end with real proc
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from sqlalchemy import delete
@@ -121,6 +123,7 @@ async def test_a_preview_runs_the_pull_request_without_secrets_and_sleeps_like_t
     await settle(rec, space, lambda: key not in rec.runs)
     assert not any(i.spec.space_id == key for i in backend.instances.values())
     assert not builds & backend.builds
+    assert backend.forgotten == [key] and backend.spaces() == {space}  # what the backend kept of the preview only
     assert routes.lookup(host) is None
     assert await rec.wake(key, timeout=1) is None  # no preview: nothing to wake
     assert await rec.wake(space, timeout=10) is not None  # the Space (asleep too by now) is untouched
@@ -266,9 +269,16 @@ async def test_a_preview_that_ended_while_spacehub_was_down_stays_ended(
         discussions.find(s, s.get(Repo, space), num).status = "closed"
 
     again = await start_reconciler(backend)
-    assert key not in again.runs and not live(backend, key)  # its instance was an orphan: stopped
+    assert not live(backend, key)  # its instance was an orphan: stopped
     assert preview_row(ctx, key) is None
     assert await again.wake(key, timeout=1) is None
+    # what the backend still held of it is removed (a deletion pass of its own, which then forgets it)
+    for _ in range(500):
+        if key not in again.runs:
+            break
+        await asyncio.sleep(0.02)
+    assert key not in again.runs and key in backend.forgotten and key not in backend.spaces()
+    assert space not in backend.forgotten  # the Space's own runtime id is not the preview's
 
 
 async def test_a_preview_without_a_status_row_sleeps_until_its_next_visit(

@@ -280,6 +280,96 @@ async def test_a_deleted_space_is_stopped_dropped_and_forgotten(
     assert not backend.instances and not backend.builds and not logs.exists()
 
 
+async def test_a_deleted_space_is_forgotten_by_the_backend_and_retried_while_it_cannot(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    """The deletion's last step asks the backend to remove what it still holds of the Space (its storage, secrets,
+    objects: ``forget``); an engine that cannot now is asked again after its delay, and the Space's record and logs
+    stay until it could. Another Space is not touched."""
+    backend = FakeBackend(busy_forgets=2)
+    rec = await start_reconciler(backend)
+    space, other = (make_space(ctx, {"README.md": README, "app.py": f"print({i})"}) for i in (1, 2))
+    for s_ in (space, other):
+        rec.kick(s_)
+        await until(rec, s_, "RUNNING")
+    logs = ctx.settings.data_dir / "spaces" / space
+    with ctx.db.transaction() as s:
+        s.delete(s.get(repos.Repo, space))
+    rec.kick(space)
+    clock = clock_of(rec)
+    for tries in (1, 2):
+        await settle(rec, space, lambda tries=tries: backend.busy_forgets == 2 - tries)
+        assert space in rec.runs and rec.runs[space].stage == "DELETING" and logs.is_dir()  # not forgotten yet
+        assert backend.forgotten == []
+        clock.advance(0.2)  # the engine's delay
+    for _ in range(500):
+        if space not in rec.runs:
+            break
+        await asyncio.sleep(0.02)
+    assert backend.forgotten == [space] and space not in rec.runs and not logs.exists()
+    assert space not in backend.spaces() and backend.spaces() == {other}
+    assert rec.runs[other].stage == "RUNNING" and get(rec, other).startswith("hello from")
+
+
+async def test_a_space_deleted_while_spacehub_was_down_is_forgotten_at_start(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    """What the backend holds of a Space the Hub no longer has (deleted while SpaceHub was down: nothing ran its
+    deletion) is removed when SpaceHub starts; a Space that still exists is adopted as before."""
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    gone, kept = (make_space(ctx, {"README.md": README, "app.py": f"print({i})"}) for i in (1, 2))
+    for s_ in (gone, kept):
+        rec.kick(s_)
+        await until(rec, s_, "RUNNING")
+    serving = rec.runs[kept].serving
+    await rec.stop()
+    with ctx.db.transaction() as s:
+        s.delete(s.get(repos.Repo, gone))
+    assert backend.spaces() == {gone, kept}
+
+    again = await start_reconciler(backend, rec.clock)
+    for _ in range(500):
+        if backend.forgotten:
+            break
+        await asyncio.sleep(0.02)
+    await settle(again, kept, lambda: gone not in again.runs)
+    assert backend.forgotten == [gone] and backend.spaces() == {kept}
+    assert again.runs[kept].serving == serving and backend.started.count(serving) == 1  # adopted, untouched
+
+
+async def test_the_resync_forgets_what_a_failed_forget_left(ctx: HubContext, start_reconciler: StartReconciler) -> None:
+    """A forget that failed for good (not a temporary error) is logged and the Space's record goes; what the backend
+    still holds of it is found by the next resync round, which asks again."""
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "print(1)"})
+    rec.kick(space)
+    await until(rec, space, "RUNNING")
+    broken = backend.forget
+
+    def fail(space_id: str) -> None:
+        raise RuntimeError("the engine said no")
+
+    backend.forget = fail  # type: ignore[method-assign]
+    with ctx.db.transaction() as s:
+        s.delete(s.get(repos.Repo, space))
+    rec.kick(space)
+    for _ in range(500):
+        if space not in rec.runs:
+            break
+        await asyncio.sleep(0.02)
+    assert space not in rec.runs and backend.forgotten == [] and not backend.instances and not backend.builds
+    assert backend.spaces() == {space}  # what it keeps of a Space beyond instances and builds
+    backend.forget = broken  # type: ignore[method-assign]
+    clock_of(rec).advance(float(ctx.settings.runtime.reconcile_interval))
+    for _ in range(500):
+        if backend.forgotten:
+            break
+        await asyncio.sleep(0.02)
+    assert set(backend.forgotten) == {space} and backend.spaces() == set()  # (a kick of the round's may ask twice)
+
+
 async def test_without_a_freezer_sleep_stops_the_app(ctx: HubContext, start_reconciler: StartReconciler) -> None:
     """Where the backend cannot freeze, the plan puts the Space to sleep stopped (traffic routed away first), and a
     visit starts it again."""

@@ -8,7 +8,9 @@ alone calls for (its sleep time running out: ``sleep.next_sleep_check``; a plan'
 resync gives every Space one more pass per ``runtime.reconcile_interval``, spread evenly over it (never a burst),
 to heal anything missed. At start, instances that survived a SpaceHub restart are adopted (the Space's last serving
 release, recorded in ``space_status``) and any other instance is stopped: no orphans. Only the Spaces that need
-it get a pass at once (`_needs_a_start_pass`): resting ones (asleep, paused, static) keep their recorded stage.
+it get a pass at once (`_needs_a_start_pass`): resting ones (asleep, paused, static) keep their recorded stage; and
+what the backend still holds of Spaces deleted meanwhile (its ``spaces``) is deleted, as a deletion's last step
+(``forget``) does.
 
 Concurrency: one pass at a time per Space (a lock; kicks during a pass coalesce into one more pass). Builds and
 backend calls run in worker threads; probes are asyncio tasks.
@@ -81,6 +83,7 @@ MONITOR_INTERVAL = 1.0
 MEMORY_INTERVAL = 10.0  # how often available memory is read (runtime.min_available_memory_mb)
 METER_INTERVAL = 30.0  # running Spaces are metered this often between passes (under billing.STALE_AFTER)
 RESYNC_TICK = 0.1  # the resync kicks a few Spaces at most this often (not one timer per Space)
+LEFTOVERS_EVERY = 300.0  # after a resync round, what the backend holds of gone Spaces is looked for at most this often
 DEFAULT_SLEEP = 48 * 3600
 
 
@@ -201,6 +204,7 @@ class Reconciler:
         # meter and the memory watch look at, instead of every Space (a record is made and dropped only by a pass or
         # by the adoption at start, so it is brought up to date after each)
         self._live: set[str] = set()
+        self._swept = self.clock.monotonic()  # when the backend was last looked for leftovers (at start: `_adopt`)
         self.id_key = _id_key(deps.settings.data_dir / "runtime-id.key")  # release ids hash secret values
         self.route_listeners: list[Callable[[], None]] = []  # called (in the loop) after each pass
         self.state_listeners: list[Callable[[str], None]] = []  # called (in the loop) with the Space after its pass
@@ -240,7 +244,32 @@ class Reconciler:
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
 
+    def _held(self) -> set[str]:
+        """The runtime ids the backend holds anything of (its optional ``spaces``; empty when it cannot say)."""
+        spaces = getattr(self.d.backend, "spaces", None)
+        if spaces is None:
+            return set()
+        try:
+            return set(spaces())
+        except Exception as e:
+            log.warning("cannot list what the backend holds: %s", e)
+            return set()
+
+    def _leftovers(self) -> list[str]:
+        """The runtime ids the backend holds something of that are neither a Space nor a preview that should run: a
+        Space deleted while SpaceHub was down, a preview that ended meanwhile, a `forget` that failed. Each gets a
+        pass, which reads the database again: what is gone is deleted (plan's finalizer, ending in Forget), anything
+        else is reconciled as usual. The backend is listed before the database is read (its objects of a Space are
+        made only after the Space was committed, so one the read misses was deleted)."""
+        held = self._held()
+        if not held:
+            return []
+        with self.d.db.transaction() as s:
+            known = set(s.scalars(select(Repo.id).where(Repo.type == "space"))) | set(all_wanted(s))
+        return sorted(held - known)
+
     def _adopt(self) -> None:
+        held = self._held()  # before the database is read (see `_leftovers`)
         alive = {i.release_id: i for i in self.d.backend.list_instances()}
         with self.d.db.transaction() as s:
             sdks: dict[str, str | None] = {
@@ -298,6 +327,10 @@ class Reconciler:
         for rid in orphans:
             log.info("stopping orphan instance %s", rid)
             self.d.backend.stop(rid)
+        for space_id in sorted(held - known - wanted_previews):  # deleted while SpaceHub was down: deleted now
+            log.info("%s is gone: removing what the backend still holds of it", space_id)
+            self._run(space_id)
+            self._start_passes.append(space_id)
 
     def _run(self, space_id: str) -> SpaceRun:
         """The Space's record, made on first use (its idle time counted from now, on the reconciler's clock)."""
@@ -367,18 +400,24 @@ class Reconciler:
     async def _resync(self) -> None:
         """Heal anything missed: every Space gets a pass once per ``runtime.reconcile_interval``, the passes spread
         evenly over it (a few Spaces every ``RESYNC_TICK`` at most), so that its cost per second stays flat and
-        small whatever the number of Spaces (events, not this, drive what changes)."""
+        small whatever the number of Spaces (events, not this, drive what changes). After each round, what the
+        backend holds of Spaces that are gone gets a pass too (`_leftovers`, at most every LEFTOVERS_EVERY), which
+        deletes it."""
         interval = float(getattr(self.d.settings.runtime, "reconcile_interval", 10800.0))
         while True:
             ids = await asyncio.to_thread(self._space_ids)
             if not ids:
                 await self.clock.sleep(interval)
-                continue
-            tick = max(interval / len(ids), RESYNC_TICK)
-            per = max(1, round(len(ids) * tick / interval))
-            for i in range(0, len(ids), per):
-                await self.clock.sleep(tick)
-                for space_id in ids[i : i + per]:
+            else:
+                tick = max(interval / len(ids), RESYNC_TICK)
+                per = max(1, round(len(ids) * tick / interval))
+                for i in range(0, len(ids), per):
+                    await self.clock.sleep(tick)
+                    for space_id in ids[i : i + per]:
+                        self.kick(space_id)
+            if self.clock.monotonic() - self._swept >= LEFTOVERS_EVERY:  # what deletions left (a short interval
+                self._swept = self.clock.monotonic()  # would list the backend's objects too often)
+                for space_id in await asyncio.to_thread(self._leftovers):
                     self.kick(space_id)
 
     def _space_ids(self) -> list[str]:
@@ -753,14 +792,28 @@ class Reconciler:
                 row.factory_done = space.factory_generation
 
     async def _forget(self, space_id: str) -> None:
-        """The Space is gone and nothing of it runs any more (plan's Forget): remove its runtime state, the
-        in-memory record last (until then, a kick of the Space coalesces into this pass)."""
+        """The Space is gone and nothing of it runs any more (plan's Forget): the backend removes what it still
+        holds of it (its ``forget``: storage, secrets, objects), then its runtime state goes, the in-memory record
+        last (until then, a kick of the Space coalesces into this pass). A backend that cannot now (a temporary
+        error) is asked again after its delay: the record stays, and the next pass plans Forget again. Any other
+        failure is logged, and the backend is asked again by the leftover sweep (at start and at each resync),
+        which finds the Space among what the backend holds (`_leftovers`)."""
         if self.scheduler.allocator.hold(space_id, ()):
             for other in self._waiting - {space_id}:
                 self.kick(other)
         self._waiting.discard(space_id)
         if self.d.meter is not None:
             await asyncio.to_thread(self.d.meter, space_id, set())
+        forget = getattr(self.d.backend, "forget", None)
+        if forget is not None:
+            try:
+                await asyncio.to_thread(forget, space_id)
+            except TemporaryBackendError as e:
+                log.warning("cannot remove what is left of %s yet (%s): trying again in %gs", space_id, e, e.delay)
+                self._later(space_id, e.delay)
+                return
+            except Exception:
+                log.exception("removing what is left of %s failed: the leftover sweep tries again", space_id)
         await asyncio.to_thread(delete_logs, self.logs_root, space_id)
         preview = parse_preview_id(space_id)
         if preview is not None:

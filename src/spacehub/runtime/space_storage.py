@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spacehub.errors import RevisionNotFound
 from spacehub.runtime.backends.base import VolumeMount
+from spacehub.storage.db import Database
 from spacehub.storage.git import GitStore
 from spacehub.storage.models import Repo, Space, SpaceStorage
 
@@ -39,6 +41,18 @@ class StorageSpec:
 
 def storage_name(repo_id: str, key: str) -> str:
     return f"{repo_id}-{key}"
+
+
+def owned_storage(db: Database) -> dict[str, tuple[str, str]]:
+    """storage name → (Space id, tier): the storage Spaces own now. Storage is made only after its key was committed,
+    so a name a backend held before this read and missing from it was deleted (list first, then read this)."""
+    with db.transaction() as s:
+        rows = s.execute(
+            select(SpaceStorage.repo_id, SpaceStorage.key, Space.storage_tier)
+            .join(Space, Space.repo_id == SpaceStorage.repo_id)
+            .where(SpaceStorage.key.is_not(None), Space.storage_tier.is_not(None))
+        ).all()
+    return {storage_name(r, k): (r, t) for r, k, t in rows}
 
 
 def parse_volumes(text: str | None) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ fetches the commit from a code server at the node's address and pip runs in its 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from spacehub.runtime.backends.base import Backend, BuildFailed
+from spacehub.runtime.backends.base import Backend, BuildFailed, BuildSpec
 from spacehub.runtime.backends.fake import FakeBackend
 from spacehub.runtime.backends.local import LocalProcessBackend
 from tests.runtime.backends.conftest import APP, README, SpaceRepo, build_spec, release_spec, wait_for, wait_http
@@ -214,3 +215,45 @@ def test_a_task_runs_to_exit_and_its_exit_code_is_its_result(built: tuple[Backen
 def test_storage_is_named_and_sized_by_the_backend(backend: Backend) -> None:
     assert backend.storage_size("0123456789abcdef01234567-k1") is None  # nothing provisioned under that name
     assert backend.storage_size("../../etc") is None  # a name, never a path
+
+
+def test_forget_removes_what_is_left_of_a_space_and_nothing_of_another(backend: Backend, space_repo: SpaceRepo) -> None:
+    """A deleted Space: ``forget`` removes everything the backend holds of it (what still runs, its builds, its
+    persistent storage, whatever else it keeps: ``spaces`` no longer lists it), idempotently, and nothing of another
+    Space, which still runs and answers."""
+    sha = space_repo.commit({"README.md": README.format(sdk="gradio"), "app.py": APP})
+    gone, kept = "0123456789abcdef0123456a", "0123456789abcdef0123456b"  # repo ids (24 hex digits)
+    # a Space's storage: not on the pod tier, which has no provisioner (a claim there waits for a volume the test
+    # makes: test_pod_storage.py); the control-plane tier makes the claim, the local backend its disk
+    storage = not getattr(backend, "pods", False)
+    try:
+        _forget_one_of_two(backend, space_repo, sha, gone, kept, storage)
+    finally:
+        for space_id in (gone, kept):  # nothing left behind (a local disk image stays mounted until forgotten)
+            backend.forget(space_id)  # type: ignore[attr-defined]
+
+
+def _forget_one_of_two(backend: Backend, space_repo: SpaceRepo, sha: str, gone: str, kept: str, storage: bool) -> None:
+    for space_id, n in ((gone, "a"), (kept, "b")):
+        backend.build(BuildSpec(space_id, f"b{n}", sha, "gradio", None, None, repo_id=space_repo.space_id),
+                      lambda line: None)  # fmt: skip
+        spec = release_spec(space_repo, f"r{n}", f"b{n}", storage=f"{space_id}-k1" if storage else None,
+                            data_limit_bytes=64 * 2**20 if storage else None)  # fmt: skip
+        backend.start(dataclasses.replace(spec, space_id=space_id))
+    if backend.name != "kubernetes" or getattr(backend, "pods", False):
+        wait_http(url(backend, "rb"))
+    assert {gone, kept} <= backend.spaces()  # type: ignore[attr-defined]
+    sizes = {s: backend.storage_size(f"{s}-k1") for s in (gone, kept)}
+
+    backend.forget(gone)  # type: ignore[attr-defined]
+    assert gone not in backend.spaces() and kept in backend.spaces()  # type: ignore[attr-defined]
+    assert backend.status("ra") is None and not backend.build_exists("ba")
+    assert backend.storage_size(f"{gone}-k1") is None
+    st = backend.status("rb")
+    assert st is not None and st.running and backend.build_exists("bb")
+    assert backend.storage_size(f"{kept}-k1") == sizes[kept]
+    if backend.name != "kubernetes" or getattr(backend, "pods", False):
+        assert wait_http(url(backend, "rb")).status_code == 200
+    backend.forget(gone)  # type: ignore[attr-defined]  # idempotent
+    backend.forget("../" + kept)  # type: ignore[attr-defined]  # an id, never a path or a pattern
+    assert kept in backend.spaces() and backend.build_exists("bb")  # type: ignore[attr-defined]

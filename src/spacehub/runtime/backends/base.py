@@ -171,3 +171,17 @@ class Backend(Protocol):
     def storage_size(self, name: str) -> int | None:
         """The size persistent storage ``name`` was provisioned with (None: not yet, or no fixed size). A larger
         tier on a running Space then needs a cold start (this one's disk grows only while nothing uses it)."""
+
+    # Optional (the reconciler asks with getattr; a backend that keeps nothing of a Space beyond its builds and
+    # instances need not have them):
+
+    def forget(self, space_id: str) -> None:
+        """The Space (or preview: a runtime id) is gone for good: remove everything this backend still holds of it,
+        whatever its kind (what still runs, builds, persistent storage, secrets, per-Space folders or objects), and
+        nothing of any other. Called by the reconciler's last step of a deletion (plan's `Forget`), again until it
+        succeeds, and at start for the ids `spaces` lists that the Hub no longer has. Idempotent. Raises:
+        TemporaryBackendError (tried again after its delay)."""
+
+    def spaces(self) -> set[str]:
+        """The runtime ids this backend holds anything of (so that those of Spaces deleted while SpaceHub was down,
+        or left by a failed `forget`, are forgotten). Raises: TemporaryBackendError."""

@@ -4,8 +4,9 @@ thread (so probes and the proxy talk real HTTP), but no process is spawned and n
 Scriptable: ``fail_builds`` (build id or "*" → message), ``fail_starts``, ``busy_builds`` and ``busy_starts``
 (how many builds and starts fail with a `TemporaryBackendError` first), ``crash(release_id, code)``, ``slow_builds``
 (seconds), ``build_gate`` (builds wait while it is clear: a test holds a build under way as long as it needs). A
-run-to-exit task "runs" its command by exiting at once with ``task_exit`` (code). Never enough on its own: the local
-backend is tested with real processes.
+run-to-exit task "runs" its command by exiting at once with ``task_exit`` (code). ``busy_forgets``: how many
+``forget`` calls fail with a `TemporaryBackendError` first; ``forgotten`` lists the ids it was asked to forget.
+Never enough on its own: the local backend is tested with real processes.
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ class FakeBackend:
     instances: dict[str, _Instance] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)  # release ids in start order
     build_count: int = 0
+    built_for: dict[str, str] = field(default_factory=dict)  # build id → the Space (runtime id) it was built for
+    kept: set[str] = field(default_factory=set)  # Spaces built or started: as a real engine keeps their storage,
+    # secrets or objects after their instances stop and builds go, until they are forgotten
+    busy_forgets: int = 0  # how many forgets fail with a TemporaryBackendError first
+    forgotten: list[str] = field(default_factory=list)  # runtime ids forgotten, in order (each call)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def build(self, spec: BuildSpec, log: Callable[[str], None]) -> None:
@@ -97,12 +103,32 @@ class FakeBackend:
             log(reason)
             raise BuildFailed(reason)
         self.builds.add(spec.build_id)
+        self.built_for[spec.build_id] = spec.space_id
+        self.kept.add(spec.space_id)
 
     def build_exists(self, build_id: str) -> bool:
         return build_id in self.builds
 
     def drop_build(self, build_id: str) -> None:
         self.builds.discard(build_id)
+        self.built_for.pop(build_id, None)
+
+    def forget(self, space_id: str) -> None:
+        """Whatever of the Space is left: its instances stopped, its builds dropped, what it kept of it gone."""
+        if self.busy_forgets > 0:
+            self.busy_forgets -= 1
+            raise TemporaryBackendError("the fake engine cannot delete now", delay=0.2)
+        self.forgotten.append(space_id)
+        for rid, inst in list(self.instances.items()):
+            if inst.spec.space_id == space_id:
+                self.stop(rid)
+        for build_id, owner in list(self.built_for.items()):
+            if owner == space_id:
+                self.drop_build(build_id)
+        self.kept.discard(space_id)
+
+    def spaces(self) -> set[str]:
+        return set(self.kept)
 
     def start(self, spec: ReleaseSpec) -> Endpoint | None:
         reason = self.fail_starts.get(spec.release_id) or self.fail_starts.get("*")
@@ -111,6 +137,7 @@ class FakeBackend:
         if self.busy_starts > 0:
             self.busy_starts -= 1
             raise TemporaryBackendError("the fake engine is busy", delay=0.2)
+        self.kept.add(spec.space_id)
         current = self.instances.get(spec.release_id)
         if current is not None and current.exit_code is None:
             return None if spec.run_to_exit else current.endpoint

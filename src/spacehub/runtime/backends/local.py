@@ -8,7 +8,7 @@ Layout under ``root`` (e.g. ``{data_dir}/runtime``)::
     envs/, uv-cache/              shared Python environments and uv's cache (local_build.py)
     instances/<release_id>/       launch.json (by us), state.json and exit.json (by the supervisor), supervisor.log
     instances/.locks/             flocks: one per release, one for port allocation
-    homes/<space_id>/             HOME of the Space's processes, kept across restarts
+    homes/<space_id>/             HOME of the Space's processes, kept until the Space is deleted (forget)
     volumes/<repo id>-<commit>/   read-only checkouts of mounted repos (local_volumes.py)
 
 Outside it, given at construction: the repos it checks out (``repos``, a `RepoFiles`), the persistent storage
@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from spacehub.runtime import sandbox
+from spacehub.runtime.backends import local_disks
 from spacehub.runtime.backends.base import (
     BuildFailed,
     BuildSpec,
@@ -64,6 +65,7 @@ from spacehub.runtime.backends.local_launch import (
     build_env,
     container_launch,
     home_dir,
+    home_path,
     launch_for,
 )
 from spacehub.runtime.backends.local_mounts import add_container_volumes, mounts_for
@@ -258,6 +260,42 @@ class LocalProcessBackend:
                     remove_image(engine_args(meta["engine"]), builder, meta["image"], self.env)
         if meta.get("env"):
             self.envs.prune(Path(meta["env"]).parent.name, self._pinned_envs())
+
+    # ---- a deleted Space -------------------------------------------------------------------------------------
+    def _owned(self) -> list[tuple[str, str, str]]:
+        """(kind, what, runtime id) of everything kept here for a Space: instances, builds (their checkouts,
+        images and environment pins), HOME folders and persistent storage (``<space id>-<key>``)."""
+        found: list[tuple[str, str, str]] = []
+        for kind, root, meta in (("instance", self.instances, "launch.json"), ("build", self.builds, "build.json")):
+            for d in sorted(root.iterdir()):
+                if d.name.startswith(".") or not d.is_dir():
+                    continue
+                owner = (_read_json(d / meta) or {}).get("space_id")
+                if isinstance(owner, str):
+                    found.append((kind, d.name, owner))
+        found += [("home", d.name, d.name) for d in sorted(self.homes.iterdir()) if d.is_dir()]
+        found += [("storage", n, n.rsplit("-", 1)[0]) for n in sorted(local_disks.names(self.storage_root))]
+        return found
+
+    def spaces(self) -> set[str]:
+        return {owner for _, _, owner in self._owned()}
+
+    def forget(self, space_id: str) -> None:
+        """Everything kept here for the Space: its instances stopped, its builds dropped, its HOME folder and its
+        persistent storage deleted (the storage monitor deletes storage no Space owns too; this is at once).
+        Nothing of another Space: a preview (``<space id>-pr-<n>``) is a runtime id of its own. Idempotent."""
+        if not ID_RE.match(space_id):
+            return  # nothing here is named by it
+        for kind, what, owner in self._owned():
+            if owner != space_id:
+                continue
+            if kind == "instance":
+                self.stop(what)
+            elif kind == "build":
+                self.drop_build(what)
+            elif kind == "storage":
+                local_disks.remove(self.storage_root, what)
+        shutil.rmtree(home_path(self.homes, space_id), ignore_errors=True)
 
     def _pinned_envs(self) -> set[Path]:
         return {Path(p.read_text().strip()) for p in self.builds.glob("*/env.pin") if p.is_file()} | {

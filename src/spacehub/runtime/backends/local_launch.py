@@ -117,8 +117,13 @@ def apply_limits(launch: dict[str, Any], spec: ReleaseSpec, cgroups: CgroupHost 
         launch["oom_file"] = str(Path(mem) / ("memory.oom_control" if cg.version == 1 else "memory.events"))
 
 
+def home_path(homes: Path, space_id: str) -> Path:
+    """The HOME folder of the Space's processes (made by `home_dir`)."""
+    return homes / re.sub(r"[^A-Za-z0-9._-]", "_", space_id)
+
+
 def home_dir(homes: Path, space_id: str) -> Path:
-    home = homes / re.sub(r"[^A-Za-z0-9._-]", "_", space_id)
+    home = home_path(homes, space_id)
     home.mkdir(parents=True, exist_ok=True)
     return home
 

@@ -19,10 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from spacehub.runtime.backends import local_disks, local_volumes
-from spacehub.runtime.space_storage import storage_name
+from spacehub.runtime.space_storage import owned_storage, storage_name
 from spacehub.storage.db import Database, utcnow
 from spacehub.storage.models import Space, SpaceStorage
 
@@ -89,13 +87,7 @@ class StorageMonitor:
     def _owned(self) -> dict[str, tuple[str, str]]:
         """storage name → (Space id, tier). A name is on disk only after its key was committed, so storage listed
         before this read and missing from it was deleted."""
-        with self.db.transaction() as s:
-            rows = s.execute(
-                select(SpaceStorage.repo_id, SpaceStorage.key, Space.storage_tier)
-                .join(Space, Space.repo_id == SpaceStorage.repo_id)
-                .where(SpaceStorage.key.is_not(None), Space.storage_tier.is_not(None))
-            ).all()
-        return {storage_name(r, k): (r, t) for r, k, t in rows}
+        return owned_storage(self.db)
 
     def _measure(self, name: str, repo_id: str, limit: int) -> None:
         usage = local_disks.usage(self.root, name)

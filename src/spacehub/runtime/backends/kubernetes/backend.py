@@ -25,6 +25,9 @@ What each call becomes (every object labelled with the Space, commit and release
 - every pod it makes (a build's, a task's, a Space's) starts with its own firewall (manifests.firewall_container,
   firewall.py): a build's reaches the package index, a task's and a Space's what the Space's NetworkPolicy allows.
 - ``storage_size(name)``: the size of the claim ``data-<name>``; ``delete_space`` and ``delete_storage`` clean up.
+- ``forget(space id)`` (a deleted Space): every object labelled with it; ``spaces()``: the Spaces any object is
+  labelled with (a restarted SpaceHub forgets those the Hub no longer has); ``storage_names()``: the claims, whose
+  storage no Space owns the runtime's sweep deletes (`runtime.storage_sweep`).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from spacehub.runtime.backends.base import (
     ReleaseSpec,
     TemporaryBackendError,
 )
-from spacehub.runtime.backends.kubernetes import images, quantities
+from spacehub.runtime.backends.kubernetes import envs, images, quantities
 from spacehub.runtime.backends.kubernetes import manifests as m
 from spacehub.runtime.backends.kubernetes.capacity import read_nodes
 from spacehub.runtime.backends.kubernetes.health import space_health
@@ -130,12 +133,20 @@ class KubernetesBackend:
     sdk_packages: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_SDK_PACKAGES))
     registry: str | None = None  # docker Spaces: where their images are pushed and pulled (host[:port]/path)
     registry_tls_verify: bool = True
+    registry_auth_file: Path | None = None  # the registry's credentials (config.json / auth.json): push and pull
+    registry_pull_secret: str | None = None  # an existing pull secret the nodes pull docker Spaces' images with
     build_user: str = "spacehub-builder"  # who runs a Dockerfile's RUN steps when SpaceHub is root
+    env_keep_days: float = 7.0  # an environment of the cache unused this long, and mounted by nothing, is removed
+    env_gc_every: float = 3600.0  # seconds: the cache is collected after a build at most this often
     name: str = "kubernetes"
     _relayed: dict[str, str] = field(default_factory=dict)  # release → the last reason written to its run log
     _relays: dict[str, threading.Event] = field(default_factory=dict)  # release → set when it is stopped
     _relays_lock: threading.Lock = field(default_factory=threading.Lock)
     _last: dict[str, InstanceStatus] = field(default_factory=dict)  # release → its last status read
+    _gone: set[str] = field(default_factory=set)  # Spaces forgotten: their relays end and write nothing more
+    _gc_last: float = field(default_factory=time.monotonic)  # the last collection of the cache (or the start)
+    _gc_lock: threading.Lock = field(default_factory=threading.Lock)
+    _log_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         if self.options.hub_url is None:  # the pods' firewall resolves it when the Hub is given by pod labels
@@ -238,6 +249,7 @@ class KubernetesBackend:
     def build(self, spec: BuildSpec, log: Callable[[str], None]) -> None:
         _check_id("build id", spec.build_id)
         _check_id("space id", spec.space_id)
+        self._gone.discard(spec.space_id)  # a runtime id in use again (a preview asked for again)
         job = self._build_job(spec.build_id)
         if job is not None and _get(job, "status", "succeeded"):
             log("build exists")
@@ -280,9 +292,12 @@ class KubernetesBackend:
         the build's record on the cluster (with the image), as a Python Space's build Job is."""
         assert self.registry is not None
         tag = images.image_name(self.registry, spec.space_id, spec.build_id)
+        if self.registry_auth_file is not None:
+            images.read_auth_file(self.registry_auth_file)  # a bad file is said before the build, not after it
         log(f"podman builds {repo} at {spec.revision[:7]} and pushes it to {tag}")
         images.build_and_push(spec, repo, token, self.hub_url, tag, build_user=self.build_user,
-                              tls_verify=self.registry_tls_verify, timeout=self.build_timeout, log=log)  # fmt: skip
+                              tls_verify=self.registry_tls_verify, timeout=self.build_timeout, log=log,
+                              authfile=self.registry_auth_file)  # fmt: skip
         release = m.SpaceRelease(
             space_id=spec.space_id, repo=repo, commit=spec.revision, release_id=spec.build_id,
             flavor=Flavor("build", "build", 0.1, 0.25), image=self.image, app_port=8080,
@@ -305,6 +320,7 @@ class KubernetesBackend:
                 self._relay_pod_logs(f"build-{spec.build_id}", log)
                 self._record_env(spec.build_id)
                 log("build done")
+                self._collect_soon()
                 return
             if _get(job, "status", "failed") or _job_failed(job):
                 self._relay_pod_logs(f"build-{spec.build_id}", log)
@@ -323,6 +339,101 @@ class KubernetesBackend:
                     patch = {"metadata": {"annotations": {ANNOTATION_ENV: key}}}
                     self._call(self.cluster.batch.patch_namespaced_job, f"build-{build_id}", self.namespace, patch)
                     return
+
+    # ---- the environment cache's garbage collection (envs.py) --------------------------------------------------
+    def _collect_soon(self) -> None:
+        """After a build: a collection of the environment cache in the background, at most every env_gc_every."""
+        if self.options.env_cache is None or time.monotonic() - self._gc_last < self.env_gc_every:
+            return
+        self._gc_last = time.monotonic()
+
+        def collect() -> None:
+            try:
+                self.collect_envs()
+            except Exception as e:  # the next build tries again, env_gc_every later
+                log.warning("collecting the environment cache failed: %s", e)
+
+        threading.Thread(target=collect, daemon=True, name="k8s-envs-gc").start()
+
+    def collect_envs(self, timeout: float = 660.0) -> dict[str, dict[str, Any]]:
+        """Remove the environments of the cache that nothing mounts and nothing used for ``env_keep_days`` (one Job
+        on each Ready node's hostPath folder, or one on the claim), and wait for it: answers, by node ("" for a
+        claim), what each removed (``removed``: keys, ``removed_count``, ``kept``: unused ones still within the
+        days, ``scratch``: scratch entries cleared) or ``error``. Nothing when there is no cache or a collection is
+        under way."""
+        if self.options.env_cache is None or not self._gc_lock.acquire(blocking=False):
+            return {}
+        try:
+            self._gc_last = time.monotonic()
+            return self._collect_envs(timeout)
+        finally:
+            self._gc_lock.release()
+
+    def _collect_envs(self, timeout: float) -> dict[str, dict[str, Any]]:
+        self._delete_collections()  # an earlier run's, cut off
+        # whatever mounts an environment now, whoever made it: every pod template and pod of the namespace
+        specs: list[dict[str, Any]] = []
+        for list_all in (self.cluster.apps.list_namespaced_deployment, self.cluster.apps.list_namespaced_replica_set,
+                         self.cluster.batch.list_namespaced_job, self.cluster.core.list_namespaced_pod):  # fmt: skip
+            specs += [self._json(o) for o in self._call(list_all, self.namespace).items]
+        in_use = envs.keys_in_use(specs)
+        stamp = f"{envs.KIND}-{int(time.time() * 1000)}"
+        nodes: list[str] = [""]
+        if "persistentVolumeClaim" not in self.options.env_cache:  # a hostPath: each node's own folder
+            nodes = sorted(
+                n.metadata.name
+                for n in self._call(self.cluster.core.list_node).items
+                if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+            )
+        self._call(self.cluster.core.create_namespaced_config_map, self.namespace,
+                   envs.gc_config_map(stamp, in_use, self.options))  # fmt: skip
+        jobs: dict[str, str] = {}
+        for i, node in enumerate(nodes):
+            manifest = envs.gc_job(f"{stamp}-{i}", stamp, node or None, self.image, self.options,
+                                   self.env_keep_days * 86400, self.build_timeout + 3600)  # fmt: skip
+            self._call(self.cluster.batch.create_namespaced_job, self.namespace, manifest)
+            jobs[f"{stamp}-{i}"] = node
+        results: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        try:
+            while len(results) < len(jobs) and time.monotonic() < deadline:
+                for name, node in jobs.items():
+                    job = self._read_job(name)
+                    if node in results or job is None:
+                        continue
+                    if _get(job, "status", "succeeded"):
+                        results[node] = self._collected(name)
+                    elif _get(job, "status", "failed") or _job_failed(job):
+                        results[node] = {"error": self._job_failure(name, job)}
+                time.sleep(self.poll_interval)
+        finally:
+            self._delete_collections()
+        for node, result in sorted(results.items()):
+            where = f"node {node}" if node else "the cache claim"
+            if "error" in result:
+                log.warning("collecting the environment cache on %s failed: %s", where, result["error"])
+            elif result.get("removed_count") or result.get("scratch"):
+                log.info("environment cache on %s: removed %s (%s unused ones kept, %s scratch entries cleared)",
+                         where, ", ".join(result.get("removed", [])) or "none", result.get("kept"),
+                         result.get("scratch"))  # fmt: skip
+        return results
+
+    def _collected(self, job_name: str) -> dict[str, Any]:
+        for pod in self._job_pods(job_name):
+            for cs in _get(pod, "status", "containerStatuses") or []:
+                message = _get(cs, "state", "terminated", "message")
+                if message:
+                    try:
+                        return dict(json.loads(message))
+                    except (ValueError, TypeError):
+                        return {"error": f"an unreadable report: {message[:200]!r}"}
+        return {"error": "no report"}
+
+    def _delete_collections(self) -> None:
+        label = f"{envs.LABEL_KIND}={envs.KIND}"
+        for job in self._call(self.cluster.batch.list_namespaced_job, self.namespace, label_selector=label).items:
+            self._delete_job(job.metadata.name)
+        self._call(self.cluster.core.delete_collection_namespaced_config_map, self.namespace, label_selector=label)
 
     def _job_pods(self, job_name: str) -> list[dict[str, Any]]:
         pods = self._call(self.cluster.core.list_namespaced_pod, self.namespace, label_selector=f"job-name={job_name}")
@@ -403,6 +514,7 @@ class KubernetesBackend:
     def start(self, spec: ReleaseSpec) -> Endpoint | None:
         _check_id("space id", spec.space_id)
         _check_id("release id", spec.release_id)
+        self._gone.discard(spec.space_id)
         if spec.volumes:
             raise BuildFailed("repo volumes are not yet mounted on the Kubernetes backend")
         revision, packages, env_key, image = self._revision(spec.build_id)
@@ -428,6 +540,8 @@ class KubernetesBackend:
         objects = m.space_objects(release, self.options, secret, {})
         if release.code is not None:
             objects.insert(0, m.fetch_secret(release, token, self.options))
+        else:  # an image from the registry: pulled with its credentials, if it needs them
+            objects[:0] = self._pull_secrets(objects[-1]["spec"]["template"]["spec"])
         objects.insert(-1, m.release_service(release, self.options))
         live = bool(current and current != spec.release_id and _get(deployment, "spec", "replicas"))
         # a rollout: the old release serves until this one is Ready, and stays known until it is stopped
@@ -459,11 +573,24 @@ class KubernetesBackend:
         for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
             meta["labels"][LABEL_KIND] = "task"
             meta["annotations"][ANNOTATION_BUILD] = spec.build_id
-        self._call(self.cluster.apply, [m.fetch_secret(task, token, self.options), secret_manifest] if code
-                   else [secret_manifest])  # fmt: skip
+        pull = [] if code else self._pull_secrets(manifest["spec"]["template"]["spec"])
+        self._call(self.cluster.apply, [*pull, m.fetch_secret(task, token, self.options), secret_manifest] if code
+                   else [*pull, secret_manifest])  # fmt: skip
         self._call(self.cluster.batch.create_namespaced_job, self.namespace, manifest)
         self._log(spec.space_id, f"a Job runs the task {spec.release_id}: {' '.join(spec.command)}")
         return None
+
+    def _pull_secrets(self, pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
+        """A pod spec of a docker Space's image gets the registry's pull secret (``imagePullSecrets``): the one the
+        operator names, or the one made from the auth file, which is answered, to be applied first (read again at
+        each start: a new login is taken up). Raises: BuildFailed (the file cannot be read or is not one)."""
+        if self.registry_pull_secret:
+            pod_spec["imagePullSecrets"] = [{"name": self.registry_pull_secret}]
+            return []
+        if self.registry_auth_file is None:
+            return []
+        pod_spec["imagePullSecrets"] = [{"name": images.PULL_SECRET}]
+        return [images.pull_secret(images.read_auth_file(self.registry_auth_file), self.namespace)]
 
     def _endpoint(self, space_id: str, release_id: str) -> Endpoint | None:
         """Where the Hub reaches the release: its Service by its cluster DNS name (``endpoints = "service"``: the
@@ -701,11 +828,30 @@ class KubernetesBackend:
         if _ID.match(name):
             self._delete(self.cluster.core.delete_namespaced_persistent_volume_claim, m.claim_name("", name))
 
+    def spaces(self) -> set[str]:
+        return set(self._call(self.cluster.space_ids))
+
+    def storage_names(self) -> set[str]:
+        """The storage this backend holds: the names of SpaceHub's claims ``data-<name>`` (but those being
+        deleted), for the runtime's sweep of storage no Space owns (`runtime.storage_sweep`)."""
+        claims = self._call(self.cluster.managed, "PersistentVolumeClaim")
+        return {n.removeprefix("data-") for c in claims if (n := c["metadata"]["name"]).startswith("data-")}
+
     def delete_space(self, space_id: str, keep_storage: bool = False) -> None:
         """Every object of the Space: its Deployment, Services, Secrets, ConfigMap, NetworkPolicy, Jobs and (unless
         ``keep_storage``) its claims. The garbage collector removes the pods."""
         _check_id("space id", space_id)
         self._call(self.cluster.delete, space_id, keep_storage)
+
+    def forget(self, space_id: str) -> None:
+        """The Space is gone: every object labelled with it (`delete_space`: its Secrets, the fetch token's
+        included, ConfigMap, Services, NetworkPolicy, Deployment, Jobs and claims), and its log relays end without
+        writing another line. A preview's objects carry its own runtime id: they are not the Space's."""
+        if not _ID.match(space_id):
+            return  # no object is named by it
+        with self._log_lock:  # from now on nothing is written to its run log (which the reconciler deletes next)
+            self._gone.add(space_id)
+        self.delete_space(space_id)
 
     # ---- logs --------------------------------------------------------------------------------------------------
     def _relay(self, space_id: str, release_id: str, adopted: bool = False) -> None:
@@ -746,6 +892,8 @@ class KubernetesBackend:
         done: set[tuple[str, ...]] = set()  # (pod uid, restart count): every line of that container is copied
         seen = time.monotonic()
         while True:
+            if space_id in self._gone:
+                return
             try:
                 pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector=label).items
                 if pods:
@@ -823,10 +971,13 @@ class KubernetesBackend:
     def _log(self, space_id: str, line: str) -> None:
         if self.run_log is None:
             return
-        path = self.run_log(space_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as f:
-            f.write(f"{stamp()} {line}\n")
+        with self._log_lock:
+            if space_id in self._gone:
+                return
+            path = self.run_log(space_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as f:
+                f.write(f"{stamp()} {line}\n")
 
 
 def _log_time(stamp_: str) -> str:

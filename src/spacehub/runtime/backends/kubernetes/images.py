@@ -1,7 +1,10 @@
 """docker Spaces on Kubernetes: the Space's Dockerfile built with podman where SpaceHub runs, the local backend's
 build path (`local_docker.build_image`: rootless as the build user when SpaceHub is root, the Space's variables as
 build args, its secrets as build secrets, never in a layer, the docker Spaces' seccomp profile for RUN steps), then
-pushed to the registry the operator names (``kubernetes.registry``), which the cluster's nodes pull from.
+pushed to the registry the operator names (``kubernetes.registry``), which the cluster's nodes pull from. A registry
+that needs a login: podman pushes with the operator's auth file (``kubernetes.registry_auth_file``, ``--authfile``),
+and the nodes pull with a ``kubernetes.io/dockerconfigjson`` Secret made from it (`pull_secret`), or with the pull
+secret the operator names (``kubernetes.registry_pull_secret``). The credentials are never logged.
 
 The code is the Space's snapshot at the commit, fetched from the Hub's API with the token scoped to the Space, by
 the same program the pods' fetch container runs (`manifests.FETCH_SCRIPT`), so the build reads exactly what a pod
@@ -10,6 +13,8 @@ would.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +27,40 @@ from spacehub.runtime.backends.kubernetes import manifests as m
 from spacehub.runtime.backends.local_build import run_logged
 from spacehub.runtime.backends.local_builder import BuildUserUnavailable, find_build_user, remove_image
 from spacehub.runtime.backends.local_docker import build_image, engine_args, find_engine, write_seccomp_profile
+
+PULL_SECRET = "spacehub-registry-auth"  # the pull secret made from kubernetes.registry_auth_file
+
+
+def read_auth_file(path: Path) -> bytes:
+    """The registry credentials file (a docker ``config.json`` or a containers ``auth.json``: ``{"auths": {host:
+    {"auth": base64(user:password)}}}``), checked. Raises: BuildFailed, saying what is wrong, never what it holds."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BuildFailed(f"kubernetes.registry_auth_file {path} cannot be read: {e.strerror}") from None
+    try:
+        auths = json.loads(data).get("auths")
+    except (ValueError, AttributeError):
+        auths = None
+    if not isinstance(auths, dict) or not auths:
+        raise BuildFailed(f'kubernetes.registry_auth_file {path} is not a registry auth file ({{"auths": {{…}}}})')
+    return data
+
+
+def pull_secret(data: bytes, namespace: str) -> dict[str, object]:
+    """The ``kubernetes.io/dockerconfigjson`` Secret the nodes pull docker Spaces' images with (shared by them)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {
+            "name": PULL_SECRET,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": m.MANAGED_BY},
+            "annotations": {},  # (applying again merges them)
+        },
+        "data": {".dockerconfigjson": base64.b64encode(data).decode()},
+    }
 
 
 def image_name(registry: str, space_id: str, build_id: str) -> str:
@@ -62,8 +101,10 @@ def build_and_push(
     timeout: float,
     log: Callable[[str], None],
     env: Mapping[str, str] | None = None,
+    authfile: Path | None = None,
 ) -> None:
-    """Fetch, build ``tag`` with podman and push it. Raises: BuildFailed (secret values masked)."""
+    """Fetch, build ``tag`` with podman and push it (with the registry credentials in ``authfile``, if any, read by
+    podman only). Raises: BuildFailed (secret values masked)."""
     engine = find_engine()
     if engine is None or Path(engine).name != "podman":
         raise BuildFailed("docker Spaces on Kubernetes are built with podman where SpaceHub runs: install podman")
@@ -83,7 +124,8 @@ def build_and_push(
                     seccomp, builder)  # fmt: skip
         try:
             log(f"$ podman push {tag}")
-            run_logged([*engine_args(engine), "push", f"--tls-verify={'true' if tls_verify else 'false'}", tag],
+            auth = ["--authfile", str(authfile)] if authfile is not None else []
+            run_logged([*engine_args(engine), "push", f"--tls-verify={'true' if tls_verify else 'false'}", *auth, tag],
                        run_env, Path(tmp), log, "podman push", timeout)  # fmt: skip
         except BuildFailed as e:
             raise BuildFailed(f"the image could not be pushed to the registry: {e}") from None

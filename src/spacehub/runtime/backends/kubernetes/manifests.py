@@ -135,6 +135,8 @@ tmp.mkdir(exist_ok=True)
 (tmp / (pod + ".key")).write_text(key)
 flag = code / ".spacehub"
 flag.mkdir(exist_ok=True)
+(root / ".used").mkdir(exist_ok=True)
+(root / ".used" / key).touch()  # used now (before it is looked for: see envs.py, the garbage collection)
 if (root / key / ".complete").is_file():
     (flag / "env-cached").write_text(key)
     print(f"environment {key}: in the cache, nothing to install", flush=True)
@@ -154,6 +156,8 @@ BUILD_INSTALL_SCRIPT = (
 PUBLISH_SCRIPT = (
     'set -e; cd "$SPACEHUB_ENVS/.tmp"; key=$(cat "$POD_NAME.key"); rm -f "$POD_NAME.key"; d="../$key"; '
     'if [ -f "$d/.complete" ]; then rm -rf "$POD_NAME"; echo "environment $key: in the cache"; '
+    'elif [ ! -d "$POD_NAME/site-packages" ]; then rm -rf "$POD_NAME"; '  # found by prepare, collected since (envs.py)
+    'echo "environment $key: gone from the cache meanwhile: the pods install their own"; '
     'else date -u +%FT%TZ > "$POD_NAME/.complete"; '
     'if mv -T "$POD_NAME" "$d" 2>/dev/null; then echo "environment $key: built once, kept in the cache"; '
     'else rm -rf "$POD_NAME"; [ -f "$d/.complete" ] || { echo "environment $key: cannot be kept" >&2; exit 1; }; '

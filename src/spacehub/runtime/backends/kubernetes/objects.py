@@ -170,6 +170,20 @@ class Cluster:
                     if e.status != 404:
                         raise
 
+    def managed(self, kind: str) -> list[dict[str, Any]]:
+        """Every object of ``kind`` SpaceHub made in the namespace (``app.kubernetes.io/managed-by``), but those
+        being deleted."""
+        label = f"app.kubernetes.io/managed-by={manifests.MANAGED_BY}"
+        items = self._call(kind, "list", self.namespace, label_selector=label).items
+        return [o for o in (self._json(i) for i in items) if not o["metadata"].get("deletionTimestamp")]
+
+    def space_ids(self) -> set[str]:
+        """The Spaces (runtime ids) that any object SpaceHub made here belongs to, by their label."""
+        found: set[str] = set()
+        for kind in KINDS:
+            found |= {o["metadata"]["labels"].get(manifests.LABEL_SPACE) for o in self.managed(kind)} - {None}
+        return found
+
     def leftovers(self, space_id: str) -> dict[str, list[str]]:
         """What of the Space is still there, by kind (pods and ReplicaSets included): empty when it is gone."""
         found = {kind: [o["metadata"]["name"] for o in self._selected(kind, space_id)] for kind in KINDS}

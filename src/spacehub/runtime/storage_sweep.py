@@ -1,0 +1,64 @@
+"""The storage sweep, for a backend that keeps persistent storage away from this machine (the Kubernetes backend's
+claims): the storage no Space owns any more (``delete_space_storage``, a Space deleted) is deleted for good, at
+once after a storage change (the Hub's ``storage_changed`` notice), at start and every
+``runtime.storage_check_interval`` seconds (a claim a pass made from a read just before the deletion is found by the
+next sweep). The local backend's storage monitor does the same for its disks, and measures them.
+
+The backend says what it holds (``storage_names()``, listed before the database is read: storage is made only after
+its key was committed, so a name the read misses was deleted) and deletes one (``delete_storage(name)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from spacehub.runtime.space_storage import owned_storage
+from spacehub.storage.db import Database
+
+log = logging.getLogger("spacehub.runtime.storage")
+
+
+class StorageSweep:
+    def __init__(self, db: Database, backend: Any, interval: float) -> None:
+        self.db, self.backend, self.interval = db, backend, interval
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def check_soon(self) -> None:
+        """Sweep now (from any thread): after a deletion, the data goes at once."""
+        if self._loop is not None and self._wake is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            self._wake.clear()
+            try:
+                await asyncio.to_thread(self.check)
+            except Exception as e:  # the cluster away: the next sweep tries again
+                log.warning("storage sweep failed: %s", e)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+
+    def check(self) -> list[str]:
+        """Delete the storage no Space owns; answers the names deleted."""
+        held = set(self.backend.storage_names())  # first: see the module's docstring
+        gone = sorted(held - set(owned_storage(self.db)))
+        for name in gone:
+            log.info("deleting storage %s (no Space owns it)", name)
+            self.backend.delete_storage(name)
+        return gone
