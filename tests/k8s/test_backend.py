@@ -86,6 +86,10 @@ def test_a_build_is_a_job_that_fetches_the_code_and_is_kept_as_the_build_record(
     summary = next(e.value for e in job.spec.template.spec.init_containers[0].env
                    if e.name == "SPACEHUB_FIREWALL_SUMMARY")  # fmt: skip
     assert summary == "in: nothing; out: DNS, the Hub, no private address, public addresses"
+    # and its NetworkPolicy, as the 1.20 API server kept it: builds only, the same way out, nothing in
+    pol = cluster.networking.read_namespaced_network_policy(m.name(sid) + "-build", cluster.namespace).spec
+    assert pol.pod_selector.match_labels == {m.LABEL_SPACE: sid, m.LABEL_KIND: "build"} and pol.ingress is None
+    assert [p.ip_block.cidr for p in pol.egress[-1].to] == ["0.0.0.0/0", "::/0"]
     # a second build of the same id answers at once, a restarted backend (a new object) still finds the build
     again: list[str] = []
     backend.build(BuildSpec(sid, "b1", SHA, "gradio", None, None), again.append)
@@ -130,7 +134,7 @@ def test_a_space_starts_as_its_objects_runs_sleeps_and_wakes(
     assert sorted(kinds["Secret"]) == [f"space-{sid}-fetch", f"space-{sid}-secrets"]
     assert kinds["ConfigMap"] == [f"space-{sid}-variables"]
     assert kinds["PersistentVolumeClaim"] == [f"data-{sid}-k1"]
-    assert kinds["NetworkPolicy"] == [f"space-{sid}"]
+    assert sorted(kinds["NetworkPolicy"]) == [f"space-{sid}", f"space-{sid}-build"]  # the build made its own
     st = running(backend, "r1")
     assert st.endpoint == ep and st.build_id == "b1" and not st.frozen and "kubernetes" in st.limits
     live, backend.cluster = backend.cluster, Cluster(dead_api(), cluster.namespace)

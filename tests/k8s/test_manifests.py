@@ -189,6 +189,28 @@ def test_network_policy_admits_only_the_hub_and_never_other_spaces() -> None:
     assert internet[1]["ipBlock"]["cidr"] == "::/0" and "fc00::/7" in internet[1]["ipBlock"]["except"]
 
 
+def test_builds_have_a_network_policy_of_their_own() -> None:
+    """A pod selected by two policies gets the union of their rules: the Space's policy leaves its builds out, and
+    theirs admits nothing in and lets them out to the Hub, DNS and public addresses (the package index) whatever
+    allow_internet says; never a private range, the cluster's or another Space."""
+    app = m.network_policy(release(), OPTS)["spec"]["podSelector"]
+    assert app == {"matchLabels": {m.LABEL_SPACE: "0123456789abcdef01234567"},
+                   "matchExpressions": [{"key": m.LABEL_KIND, "operator": "NotIn", "values": ["build"]}]}  # fmt: skip
+    pol = m.build_network_policy(release(), OPTS)
+    assert pol["metadata"]["name"] == m.name("0123456789abcdef01234567") + "-build"
+    assert pol["metadata"]["labels"][m.LABEL_SPACE] == "0123456789abcdef01234567"  # deleted with the Space
+    spec = pol["spec"]
+    assert spec["podSelector"] == {"matchLabels": {m.LABEL_SPACE: "0123456789abcdef01234567", m.LABEL_KIND: "build"}}
+    assert spec["policyTypes"] == ["Ingress", "Egress"] and spec["ingress"] == []
+    assert OPTS.allow_internet is False
+    hub, dns, internet = spec["egress"]
+    assert hub["to"] == [{"ipBlock": {"cidr": "192.0.2.10/32"}}]
+    assert dns["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    v4 = internet["to"][0]["ipBlock"]
+    assert v4["cidr"] == "0.0.0.0/0" and {"10.0.0.0/8", "169.254.0.0/16", "10.244.0.0/16"} <= set(v4["except"])
+    assert m.LABEL_SPACE not in json.dumps(spec["egress"])  # no Space is a peer
+
+
 def test_network_policy_without_a_hub_peer_denies_rather_than_allows_all() -> None:
     # an empty "from" would admit everyone: with no Hub peer configured there must be no rule at all
     pol = m.network_policy(release(), ClusterOptions(namespace="spaces"))["spec"]

@@ -78,7 +78,7 @@ ANNOTATION_ENV = "spacehub.dev/env"  # the key of the environment the build kept
 # The SDK's own package first (``sdk_version`` pins it), as the local backend installs them (local_build.py).
 DEFAULT_SDK_PACKAGES: dict[str, tuple[str, ...]] = {"gradio": ("gradio", "spaces"), "streamlit": ("streamlit",)}
 LABEL_BUILD = "spacehub.dev/build"
-LABEL_KIND = "spacehub.dev/kind"  # build | task: the Jobs of a Space
+LABEL_KIND = m.LABEL_KIND  # build | task: the Jobs of a Space
 LIMITS = "kubernetes: requests = limits (cpu, memory, nvidia.com/gpu), enforced by the node's kubelet and cgroups"
 # Env a Space gets from the platform (desired.PLATFORM_ENV and the quiet flags): plain env in the Deployment. Every
 # other key may be a secret (the spec does not say), so its value goes in the Secret.
@@ -277,6 +277,7 @@ class KubernetesBackend:
             code=code, working_dir=m.CODE_PATH,
         )  # fmt: skip
         self._call(self.cluster.apply_one, m.fetch_secret(release, token, self.options))
+        self._call(self.cluster.apply_one, m.build_network_policy(release, self.options))
         manifest = m.job(release, self.options, f"build-{spec.build_id}", int(self.build_timeout), role="build")
         for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
             meta["labels"] |= {LABEL_KIND: "build", LABEL_BUILD: spec.build_id}

@@ -45,6 +45,7 @@ MANAGED_BY = "spacehub"
 LABEL_SPACE = "spacehub.dev/space"
 LABEL_COMMIT = "spacehub.dev/commit"
 LABEL_RELEASE = "spacehub.dev/release"
+LABEL_KIND = "spacehub.dev/kind"  # build | task: the Jobs of a Space (its app's pods have none)
 ANNOTATION_REPO = "spacehub.dev/repo"
 ANNOTATION_FLAVOR = "spacehub.dev/flavor"
 ANNOTATION_STATE = "spacehub.dev/state"  # running | sleeping | paused: why a Deployment has the replicas it has
@@ -772,7 +773,43 @@ def claim(r: SpaceRelease, opts: ClusterOptions) -> Manifest | None:
 def network_policy(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
     """In: the Hub only, to the app port. Out: the Hub, DNS, and with ``allow_internet`` public addresses. Other
     Spaces are pods of the cluster, so they are never a peer: not selected here, and inside ``cluster_cidrs`` and
-    the private ranges that the internet rule excludes."""
+    the private ranges that the internet rule excludes. It selects the Space's pods except its builds', which have
+    a policy of their own (`build_network_policy`): a pod selected by two policies gets the union of their rules,
+    and a build must reach the package index whatever ``allow_internet`` says."""
+    egress = _egress(opts, internet=opts.allow_internet)
+    hub = opts.hub.manifests()
+    ingress = [{"from": hub, "ports": [{"protocol": "TCP", "port": r.app_port}]}] if hub else []
+    not_builds = [{"key": LABEL_KIND, "operator": "NotIn", "values": ["build"]}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(r, name(r.space_id), opts),
+        "spec": {
+            "podSelector": {"matchLabels": selector(r.space_id), "matchExpressions": not_builds},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": ingress,
+            "egress": egress,
+        },
+    }
+
+
+def build_network_policy(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
+    """The Space's build Jobs' pods: nothing in; out, the Hub (the code), DNS and public addresses (the package
+    index), never a private one or another Space (the pods' own firewall gives builds the same rules)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(r, name(r.space_id) + "-build", opts),
+        "spec": {
+            "podSelector": {"matchLabels": {**selector(r.space_id), LABEL_KIND: "build"}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": _egress(opts, internet=True),
+        },
+    }
+
+
+def _egress(opts: ClusterOptions, internet: bool) -> list[Manifest]:
     hub = opts.hub.manifests()
     hub_egress: Manifest = {"to": hub}
     if opts.hub_ports:
@@ -784,7 +821,7 @@ def network_policy(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
         }
     )
-    if opts.allow_internet:
+    if internet:
         v4 = [c for c in opts.cluster_cidrs if ":" not in c]
         v6 = [c for c in opts.cluster_cidrs if ":" in c]
         egress.append(
@@ -795,18 +832,7 @@ def network_policy(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
                 ]
             }
         )
-    ingress = [{"from": hub, "ports": [{"protocol": "TCP", "port": r.app_port}]}] if hub else []
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _metadata(r, name(r.space_id), opts),
-        "spec": {
-            "podSelector": {"matchLabels": selector(r.space_id)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": ingress,
-            "egress": egress,
-        },
-    }
+    return egress
 
 
 def release_service_name(space_id: str, release_id: str) -> str:
