@@ -107,6 +107,17 @@ def test_a_gradio_space_builds_with_gradio_and_serves_from_its_pod(
     wait_for("gradio's start in the run log", lambda: "Running on local URL:" in "\n".join(h.logs(repo_id)),
              timeout=30)  # fmt: skip
     assert "`spaces` package is required" not in "\n".join(h.logs(repo_id))
+    gone(h, pod_kube, namespace, repo_id)
+
+
+def gone(h: Hub, kube: client.ApiClient, namespace: str, repo_id: str) -> None:
+    """Delete the Space, and wait until its pods are gone: a cpu-basic pod takes both of the node's CPUs, so the
+    next test's build Job could not be scheduled beside it (its build then waits until its timeout)."""
+    space_id = h.space_id(repo_id)
+    h.api.delete_repo(repo_id, repo_type="space")
+    core = client.CoreV1Api(kube)
+    wait_for("the Space's pods to go", lambda: not core.list_namespaced_pod(
+        namespace, label_selector=f"spacehub.dev/space={space_id}").items, timeout=120)  # fmt: skip
 
 
 def test_a_streamlit_space_builds_with_streamlit_and_serves_from_its_pod(
@@ -141,3 +152,4 @@ def test_a_streamlit_space_builds_with_streamlit_and_serves_from_its_pod(
     assert install.command[3:] == ["install", "streamlit"], install.command
     wait_for("streamlit's start in the run log",
              lambda: "You can now view your Streamlit app" in "\n".join(h.logs(repo_id)), timeout=30)  # fmt: skip
+    gone(h, pod_kube, namespace, repo_id)
