@@ -10,49 +10,23 @@ its key was committed, so a name the read misses was deleted) and deletes one (`
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
+from spacehub.runtime.periodic import PeriodicCheck
 from spacehub.runtime.space_storage import owned_storage
 from spacehub.storage.db import Database
 
 log = logging.getLogger("spacehub.runtime.storage")
 
 
-class StorageSweep:
+class StorageSweep(PeriodicCheck):
     def __init__(self, db: Database, backend: Any, interval: float) -> None:
+        super().__init__()
         self.db, self.backend, self.interval = db, backend, interval
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
-        self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def check_soon(self) -> None:
-        """Sweep now (from any thread): after a deletion, the data goes at once."""
-        if self._loop is not None and self._wake is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake.set)
-
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while True:
-            self._wake.clear()
-            try:
-                await asyncio.to_thread(self.check)
-            except Exception as e:  # the cluster away: the next sweep tries again
-                log.warning("storage sweep failed: %s", e)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+    def failed(self, e: Exception) -> None:  # the cluster away: the next sweep tries again
+        log.warning("storage sweep failed: %s", e)
 
     def check(self) -> list[str]:
         """Delete the storage no Space owns; answers the names deleted."""

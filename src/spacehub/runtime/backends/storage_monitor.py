@@ -12,14 +12,13 @@ storage change) it
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from spacehub.runtime.backends import local_disks, local_volumes
+from spacehub.runtime.periodic import PeriodicCheck
 from spacehub.runtime.space_storage import owned_storage, storage_name
 from spacehub.storage.db import Database, utcnow
 from spacehub.storage.models import Space, SpaceStorage
@@ -35,43 +34,17 @@ def over_limit_reason(used: int, limit: int) -> str:
     )
 
 
-class StorageMonitor:
+class StorageMonitor(PeriodicCheck):
     def __init__(self, settings: Any, db: Database, kick: Callable[[str], None]) -> None:
+        super().__init__()
         self.settings, self.db, self.kick = settings, db, kick
         self.root: Path = settings.data_dir / "storage"
         self.volumes_root: Path = settings.data_dir / "runtime" / "volumes"
         self.instances_root: Path = settings.data_dir / "runtime" / "instances"
         self.interval = float(settings.runtime.storage_check_interval)
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    # ---- the loop --------------------------------------------------------------------------------------------
-    async def start(self) -> None:
-        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
-        self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def check_soon(self) -> None:
-        """Run a check now (from any thread): after a deletion, the data goes at once."""
-        if self._loop is not None and self._wake is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake.set)
-
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while True:
-            self._wake.clear()
-            try:
-                await asyncio.to_thread(self.check)
-            except Exception:
-                log.exception("storage check failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+    def failed(self, e: Exception) -> None:
+        log.exception("storage check failed")
 
     # ---- one check -------------------------------------------------------------------------------------------
     def check(self) -> None:
