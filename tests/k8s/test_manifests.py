@@ -249,7 +249,7 @@ def test_every_pod_holds_itself_in_with_a_firewall_init_container_first() -> Non
     assert "SPACEHUB_HUB_HOST" not in env  # the Hub is given by its addresses
     # the app and the code's containers keep every capability dropped, as uid 1000
     for c in (*spec["initContainers"][1:], *spec["containers"]):
-        assert c["securityContext"] == m._held_in(), c["name"]
+        assert c["securityContext"] == m.held_in(), c["name"]
     # an init container's resources: the flavor's without its GPU (an init container would hold it too)
     gpu = m.pod_spec(release(flavor=CATALOG.get("a10g-small")), OPTS)
     assert "nvidia.com/gpu" not in gpu["initContainers"][0]["resources"]["limits"]
@@ -390,13 +390,13 @@ def test_a_build_keeps_the_environment_and_only_its_install_runs_code_of_the_spa
     # the program), as the app user
     assert own["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
     assert [v["name"] for v in own["volumeMounts"]] == ["envs"] and own["command"][:2] == ["python3", "-c"]
-    assert prepare["securityContext"] == m._held_in()
+    assert prepare["securityContext"] == m.held_in()
     assert prepare["command"] == ["python3", "-c", m.PREPARE_SCRIPT, "gradio"]
     # install (pip: the Space's code) mounts only its scratch folder, held in as the app
-    assert install["securityContext"] == m._held_in()
+    assert install["securityContext"] == m.held_in()
     envs = [v for v in install["volumeMounts"] if v["name"] == "envs"]
     assert envs == [{"name": "envs", "mountPath": m.NEW_ENV_PATH, "subPathExpr": ".tmp/$(POD_NAME)"}]
-    assert publish["securityContext"] == m._held_in() and publish["command"] == ["sh", "-c", m.PUBLISH_SCRIPT]
+    assert publish["securityContext"] == m.held_in() and publish["command"] == ["sh", "-c", m.PUBLISH_SCRIPT]
     # the app container of a build mounts no environment; neither does anything without the cache
     assert all(v["name"] != "envs" for v in spec["containers"][0].get("volumeMounts", []))
     plain = m.pod_spec(release(code=code(env_build=True)), OPTS)

@@ -30,7 +30,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from spacehub.runtime.backends.kubernetes.manifests import APP_UID, ENVS_ROOT, MANAGED_BY, ClusterOptions, Manifest
+from spacehub.runtime.backends.kubernetes.manifests import (
+    ENVS_ROOT,
+    MANAGED_BY,
+    ClusterOptions,
+    Manifest,
+    held_in,
+    pod_security,
+)
 
 LABEL_KIND = "spacehub.dev/kind"
 KIND = "envs-gc"
@@ -159,13 +166,7 @@ def gc_job(name: str, config_map: str, node: str | None, image: str, opts: Clust
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "restartPolicy": "Never",
-        "securityContext": {
-            "runAsUser": APP_UID,
-            "runAsGroup": APP_UID,
-            "fsGroup": APP_UID,
-            "runAsNonRoot": True,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(),
         "containers": [
             {
                 "name": "collect",
@@ -179,14 +180,7 @@ def gc_job(name: str, config_map: str, node: str | None, image: str, opts: Clust
                     {"name": "SPACEHUB_SCRATCH_SECONDS", "value": f"{scratch_seconds:g}"},
                 ],
                 "resources": {"requests": amounts, "limits": amounts},
-                "securityContext": {
-                    "runAsUser": APP_UID,
-                    "runAsGroup": APP_UID,
-                    "runAsNonRoot": True,
-                    "allowPrivilegeEscalation": False,
-                    "privileged": False,
-                    "capabilities": {"drop": ["ALL"]},
-                },
+                "securityContext": held_in(),
                 "volumeMounts": [
                     {"name": "envs", "mountPath": ENVS_ROOT},
                     {"name": "in-use", "mountPath": IN_USE_PATH, "readOnly": True},

@@ -395,7 +395,7 @@ def container(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
         "env": _env(r),
         "resources": resources(r.flavor),
         "readinessProbe": _probe(r),
-        "securityContext": _held_in(),
+        "securityContext": held_in(),
     }
     if r.command:
         c["command"] = list(r.command)
@@ -418,7 +418,19 @@ def container(r: SpaceRelease, opts: ClusterOptions) -> Manifest:
     return c
 
 
-def _held_in() -> Manifest:
+def pod_security() -> Manifest:
+    """A pod's own security context: the app user, never root, the container runtime's default seccomp profile."""
+    return {
+        "runAsUser": APP_UID,
+        "runAsGroup": APP_UID,
+        "fsGroup": APP_UID,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def held_in() -> Manifest:
+    """A container's security context, as the app user with no capability and no way to gain one."""
     return {
         "runAsUser": APP_UID,
         "runAsGroup": APP_UID,
@@ -473,7 +485,7 @@ def _build_env_containers(code: CodeFetch, amounts: Manifest) -> tuple[Manifest,
             {"name": "SPACEHUB_ENV_SALT", "value": code.env_salt},
         ],
         "resources": amounts,
-        "securityContext": _held_in(),
+        "securityContext": held_in(),
         "volumeMounts": [{"name": "code", "mountPath": CODE_PATH}, {"name": "envs", "mountPath": ENVS_ROOT}],
     }
     install: Manifest = {
@@ -482,7 +494,7 @@ def _build_env_containers(code: CodeFetch, amounts: Manifest) -> tuple[Manifest,
         "command": ["sh", "-c", BUILD_INSTALL_SCRIPT, "install", *code.packages],
         "env": [_pod_name_env(), {"name": "HOME", "value": "/tmp"}, {"name": "PIP_NO_CACHE_DIR", "value": "1"}],
         "resources": amounts,
-        "securityContext": _held_in(),
+        "securityContext": held_in(),
         "volumeMounts": [
             {"name": "code", "mountPath": CODE_PATH},
             {"name": "envs", "mountPath": NEW_ENV_PATH, "subPathExpr": ".tmp/$(POD_NAME)"},
@@ -494,7 +506,7 @@ def _build_env_containers(code: CodeFetch, amounts: Manifest) -> tuple[Manifest,
         "command": ["sh", "-c", PUBLISH_SCRIPT],
         "env": env,
         "resources": amounts,
-        "securityContext": _held_in(),
+        "securityContext": held_in(),
         "volumeMounts": [{"name": "envs", "mountPath": ENVS_ROOT}],
     }
     return own, prepare, install, publish
@@ -519,7 +531,7 @@ def fetch_containers(code: CodeFetch, flavor: Flavor, opts: ClusterOptions | Non
         "command": ["python3", "-c", FETCH_SCRIPT],
         "env": env,
         "resources": amounts,
-        "securityContext": _held_in(),
+        "securityContext": held_in(),
         "volumeMounts": [
             {"name": "code", "mountPath": CODE_PATH},
             {"name": "fetch-token", "mountPath": TOKEN_PATH, "readOnly": True},
@@ -541,7 +553,7 @@ def fetch_containers(code: CodeFetch, flavor: Flavor, opts: ClusterOptions | Non
                     {"name": "SPACEHUB_ENV_KEY", "value": code.env_key},
                 ],
                 "resources": amounts,
-                "securityContext": _held_in(),
+                "securityContext": held_in(),
                 "volumeMounts": [{"name": "code", "mountPath": CODE_PATH}, _env_mount(code)],
             }
         )
@@ -553,7 +565,7 @@ def fetch_containers(code: CodeFetch, flavor: Flavor, opts: ClusterOptions | Non
                 "command": ["sh", "-c", INSTALL_SCRIPT, "install", *code.packages],
                 "env": [{"name": "HOME", "value": "/tmp"}, {"name": "PIP_NO_CACHE_DIR", "value": "1"}],
                 "resources": amounts,
-                "securityContext": _held_in(),
+                "securityContext": held_in(),
                 "volumeMounts": [{"name": "code", "mountPath": CODE_PATH}],
             }
         )
@@ -641,13 +653,7 @@ def pod_spec(r: SpaceRelease, opts: ClusterOptions, role: firewall.Role = "app")
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": opts.termination_grace_seconds,
-        "securityContext": {
-            "runAsUser": APP_UID,
-            "runAsGroup": APP_UID,
-            "fsGroup": APP_UID,
-            "runAsNonRoot": True,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(),
         "containers": [container(r, opts)],
     }
     inits = [firewall_container(r, opts, role)] if opts.pod_firewall else []
