@@ -22,12 +22,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(data_dir: Path, *args: str) -> str:
+def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "spacehub", *args, "--data-dir", str(data_dir)],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     return out.stdout
 
@@ -39,6 +40,7 @@ class HubServer:
     data_dir: Path
     proc: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # the server's settings from the environment (its database…)
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -48,8 +50,8 @@ class HubServer:
     def user(self, name: str) -> str:
         """Create ``name`` (if new) and return a write token."""
         if name not in self.tokens:
-            cli(self.data_dir, "users", "create", name)
-            self.tokens[name] = cli(self.data_dir, "tokens", "create", name).strip().splitlines()[-1]
+            cli(self.data_dir, "users", "create", name, env=self.env)
+            self.tokens[name] = cli(self.data_dir, "tokens", "create", name, env=self.env).strip().splitlines()[-1]
         return self.tokens[name]
 
     def stop(self) -> None:
@@ -89,7 +91,7 @@ def start_server(
             raise RuntimeError(f"server exited: {log.read_text()}")
         try:
             httpx.get(url + "/api/agent-harnesses", timeout=1)
-            return HubServer(url, port, data_dir, proc, log)
+            return HubServer(url, port, data_dir, proc, log, dict(env or {}))
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()

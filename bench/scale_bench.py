@@ -42,6 +42,7 @@ from hubserver import HubServer, proc_cpu_seconds, proc_status_kb, start_server
 from runtime_bench import TINY_APP, push, readme, wait_200
 
 BASELINE_PATH = "/api/agent-harnesses"  # the cheapest endpoint: a constant answer, no database, no token
+WARMUP_SECONDS = 1  # a wrk run on each path before the measured ones
 
 
 def log(msg: str) -> None:
@@ -178,8 +179,20 @@ def tenth(times: list[tuple[float, float]], last: bool) -> tuple[float, float]:
 
 # ---- the run --------------------------------------------------------------------------------------------------
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    if args.database == "sqlite":
+        return run_on(args, tmp, {})
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.postgres import throwaway_cluster
+
+    with throwaway_cluster() as cluster:
+        log(f"PostgreSQL cluster on port {cluster.port}")
+        return run_on(args, tmp, {"SPACEHUB_DB__URL": cluster.create_database()})
+
+
+def run_on(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[str, Any]:
     result: dict[str, Any] = {"args": vars(args), "load_start": load(), "cpus": os.cpu_count()}
-    env = {"SPACEHUB_RUNTIME__RECONCILE_INTERVAL": str(args.reconcile_interval)} if args.reconcile_interval else {}
+    if args.reconcile_interval:
+        env["SPACEHUB_RUNTIME__RECONCILE_INTERVAL"] = str(args.reconcile_interval)
     env["SPACEHUB_SERVER__WORKERS"] = str(args.workers)
     with start_server(tmp / "data", env) as srv:
         token = srv.user("alice")
@@ -249,6 +262,8 @@ def measure(args: argparse.Namespace, srv: HubServer, api: HfApi, token: str, ru
     reads = {"get_space_runtime": (f"/api/spaces/{target}/runtime", token),
              "space_info": (f"/api/spaces/{target}", token),
              "whoami-v2": ("/api/whoami-v2", token)}  # fmt: skip
+    for path, tok in [(BASELINE_PATH, None), *reads.values()]:  # warm-up, not reported: connections open, caches
+        run_wrk(srv, path, tok, max(args.connections), WARMUP_SECONDS)  # filled (tokens, kept answers, the pools)
     for c in args.connections:
         base = run_wrk(srv, BASELINE_PATH, None, c, args.wrk_seconds)
         result["wrk"][f"baseline c{c}"] = {**base, "load": load()}
@@ -264,6 +279,9 @@ def measure(args: argparse.Namespace, srv: HubServer, api: HfApi, token: str, ru
 def report(res: dict[str, Any]) -> None:
     b, a, c = res["before"], res["after"], res["create"]
     n0, n1 = b["spaces"], a["spaces"]
+    args = res["args"]
+    print(f"\nserver: {args['database']} database, {args['workers']} HTTP worker(s)"
+          f"{' beside a controller' if args['workers'] > 1 else ' (one process)'}")  # fmt: skip
     print(f"\n{'measurement':<44} {'SpaceHub':>11} {'baseline':>11} {'ratio':>7}  baseline")
     print("-" * 110)
 
@@ -290,17 +308,19 @@ def report(res: dict[str, Any]) -> None:
     if res.get("wrk_missing"):
         print(f"API reads: n/a ({res['wrk_missing']})")
     elif res["wrk"]:
-        print(f"\n{'API read (wrk)':<28} {'req/s':>8} {'p99 ms':>8} {'CPU us/req':>11}   "
-              f"{'baseline req/s':>14} {'CPU us/req':>10}  {'req/s ratio':>11} {'CPU ratio':>9}  load")  # fmt: skip
+        print(f"\n{'API read (wrk)':<24} {'req/s':>7} {'p99 ms':>7} {'CPU us/req':>10}   "
+              f"{'baseline req/s':>14} {'p99 ms':>7} {'CPU us/req':>10}  {'req/s ratio':>11} {'CPU ratio':>9}  "
+              "load")  # fmt: skip
         for key, r in res["wrk"].items():
             if key.startswith("baseline"):
                 continue
             base = res["wrk"]["baseline " + key.rsplit(" ", 1)[1]]
             if not (r["requests"] and base["requests"]):
-                print(f"{key:<28} n/a: no request answered within the run (too short for this load)")
+                print(f"{key:<24} n/a: no request answered within the run (too short for this load)")
                 continue
-            print(f"{key:<28} {r['rps']:>8.0f} {r['p99_ms']:>8.1f} {r['cpu_us_per_request']:>11.0f}   "
-                  f"{base['rps']:>14.0f} {base['cpu_us_per_request']:>10.0f}  {r['rps'] / base['rps']:>10.2f}x "
+            print(f"{key:<24} {r['rps']:>7.0f} {r['p99_ms']:>7.1f} {r['cpu_us_per_request']:>10.0f}   "
+                  f"{base['rps']:>14.0f} {base['p99_ms']:>7.1f} {base['cpu_us_per_request']:>10.0f}  "
+                  f"{r['rps'] / base['rps']:>10.2f}x "
                   f"{r['cpu_us_per_request'] / base['cpu_us_per_request']:>8.1f}x  {r['load']}")  # fmt: skip
         print(f"baseline: GET {BASELINE_PATH} (no database, no token) on the same server, same connections")
     print(f"load average: {res['load_start']} at the start, {res.get('load_end', load())} at the end "
@@ -329,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="server.workers: HTTP worker processes (default 1: one process; above 1, a controller beside them)",
     )
+    ap.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="the server's database: SQLite in its data dir (default), or a throwaway PostgreSQL cluster "
+                    "(Debian's server binaries, tests/postgres.py)")  # fmt: skip
     ap.add_argument("--json", type=Path, help="also write every figure as JSON")
     ap.add_argument("--workdir", type=Path, help="where the temporary folder goes (default: system temp)")
     ap.add_argument("--keep", action="store_true", help="keep that folder (the server log is in it)")

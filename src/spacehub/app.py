@@ -116,6 +116,7 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
         users,
         webhooks,
     )
+    from spacehub.api.answer_cache import AnswerCache
     from spacehub.git import routes as git_routes
     from spacehub.ui import pages
 
@@ -154,6 +155,7 @@ def create_app(ctx: HubContext, lifespan: Any = None) -> FastAPI:
     app.include_router(pages.router)  # after the API and git: its /{owner} and /spaces/{owner}/{name} are wide
     app.include_router(files.router)  # its model route /{ns}/{name}/resolve/... is the widest pattern
     app.include_router(missing.router)  # last: ids without a namespace, where no namespaced route matched
+    app.add_middleware(AnswerCache, ctx=ctx)  # innermost of the three: inside RequestIds, which names every answer
     app.add_middleware(RequestIds, max_bytes=ctx.settings.storage.max_request_bytes)
     app.add_middleware(RawPathMiddleware)
     return app

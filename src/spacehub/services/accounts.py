@@ -234,6 +234,24 @@ def authenticate(s: Session, token: str | None) -> Principal:
     return principal
 
 
+def known_principal(engine: Any, token: str | None, generation: int) -> Principal | None:
+    """Who ``token`` is, when `authenticate` on ``engine`` would answer it from memory at credential generation
+    ``generation`` without reading or writing anything else (resolved before at that generation, not expired, read
+    again recently). None otherwise (not resolved yet, or due to be read again): `authenticate` must run."""
+    if not token:
+        return ANONYMOUS
+    known = _principals.get(engine, hash_token(token))
+    now = utcnow()
+    if (
+        known is None
+        or known.generation != generation
+        or (known.expires_at is not None and known.expires_at <= now)
+        or now - known.read_at >= REREAD_AFTER
+    ):
+        return None
+    return known.principal
+
+
 def create_fetch_token(s: Session, repo: Repo) -> str:
     """A token that reads ``repo`` (a Space's code, fetched by the pods of a cluster backend) and nothing else: it
     acts as nobody (anonymous) but for that one repo, cannot write, and is not listed with the owner's tokens. A new

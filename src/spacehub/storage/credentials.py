@@ -52,4 +52,5 @@ def _before_flush(s: Session, _flush: object, _instances: object) -> None:
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _ended(s: Session) -> None:
-    s.info.pop(_MOVED, None)
+    if not s.in_nested_transaction():  # SQLAlchemy calls these for a savepoint too: the transaction goes on
+        s.info.pop(_MOVED, None)

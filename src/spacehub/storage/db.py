@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Executable, Row, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _AFTER_COMMIT = "spacehub.after_commit"
 log = logging.getLogger("spacehub.db")
 SQLITE_POOL = 40  # SQLite connections kept open: one per request thread
+PEEK_TIMEOUT_MS = 1000  # `Database.peek` on a database over a network: a read that takes longer fails
 
 
 class Base(DeclarativeBase):
@@ -26,7 +28,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, peeks: bool = False) -> Engine:
+    """The engine of ``url``; with ``peeks``, one for `Database.peek` (a database over a network only)."""
+    if peeks:  # read on the event loop (api/answer_cache.py): a read that stalls fails within a second or two
+        args = {"connect_timeout": 2, "options": f"-c statement_timeout={PEEK_TIMEOUT_MS}"}
+        return create_engine(url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=8, connect_args=args)
     if url.startswith("sqlite"):
         # A connection kept per request thread (anyio's 40 by default): with the default pool (5 kept, 10 more
         # opened and closed again), concurrent requests opened a new connection (and ran the pragmas) for most
@@ -63,9 +69,15 @@ class Database:
     """Holds the engine and hands out sessions; ``transaction()`` commits or rolls back as one unit."""
 
     def __init__(self, url: str) -> None:
+        # the counters every ORM session moves as it writes (their listeners), in whichever process opens a database
+        from spacehub.storage import credentials, repo_generation  # noqa: F401
+
         self.url = url
         self.engine = make_engine(url)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite reads outside a transaction already (pysqlite begins one at the first write); elsewhere `peek` has
+        # connections of its own in autocommit, without the pool's ping: one round trip a read
+        self._peeker = self.engine if url.startswith("sqlite") else make_engine(url, peeks=True)
 
     def session(self) -> Session:
         return self._factory()
@@ -74,6 +86,13 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         with self._factory() as s, s.begin():
             yield s
+
+    def peek(self, statement: Executable, params: Mapping[str, Any]) -> Row[Any] | None:
+        """The first row of one small read (a Core statement), outside any transaction: no BEGIN, no COMMIT, no ORM,
+        and no ping of the connection first (a broken one raises, and the pool replaces it). For the reads on every
+        request that check a kept answer (api/answer_cache.py)."""
+        with self._peeker.connect() as c:
+            return c.execute(statement, params).first()
 
 
 def after_commit(s: Session, fn: Callable[[], None]) -> None:
@@ -87,6 +106,8 @@ def after_commit(s: Session, fn: Callable[[], None]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _committed(s: Session) -> None:
+    if s.in_nested_transaction():  # a savepoint's release (SQLAlchemy calls this then too): nothing is durable yet
+        return
     for fn in s.info.pop(_AFTER_COMMIT, []):
         try:
             fn()
@@ -96,4 +117,5 @@ def _committed(s: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _rolled_back(s: Session) -> None:
-    s.info.pop(_AFTER_COMMIT, None)
+    if not s.in_nested_transaction():  # a savepoint rolled back: the transaction goes on, and commits its callbacks
+        s.info.pop(_AFTER_COMMIT, None)

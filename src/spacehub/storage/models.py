@@ -90,6 +90,8 @@ class Repo(Base):
     lfs_indexed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # moved by every transaction that changes the repo or a row of it (storage/repo_generation.py)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     owner: Mapped[Account] = relationship()
 

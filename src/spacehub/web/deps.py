@@ -42,7 +42,11 @@ def ctx_of(request: Request) -> HubContext:
 
 def bearer_token(request: Request) -> str | None:
     """The token from ``Authorization: Bearer …``, or the password of HTTP basic auth (git's way)."""
-    auth = request.headers.get("authorization", "")
+    return token_of(request.headers.get("authorization", ""))
+
+
+def token_of(auth: str) -> str | None:
+    """The token an ``Authorization`` header value carries (`bearer_token`)."""
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer":
         return value.strip() or None

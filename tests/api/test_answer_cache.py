@@ -1,0 +1,216 @@
+"""Kept answers (api/answer_cache.py): ``get_space_runtime``, ``space_info`` and ``whoami`` asked again are answered
+from the Hub's last answer, and every change to what an answer shows is in the next one, whichever process made it.
+
+The real `huggingface_hub` client on the Hub app in-process (tests/inprocess.py); a change "by another process" is
+made through a second `Database` on the same file, as the controller, an HTTP worker or the ``spacehub`` command
+line would (its own engine, its own caches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from spacehub.api.answer_cache import AnswerCache
+from spacehub.services import accounts, repos
+from spacehub.storage.db import Database, utcnow
+from spacehub.storage.git import Change
+from spacehub.storage.models import SpaceStatus, SpaceStorage, Token
+from tests.inprocess import InProcessHub
+
+
+def cache_of(hub: InProcessHub) -> AnswerCache:
+    node: Any = hub.http.app.middleware_stack  # type: ignore[attr-defined]
+    while not isinstance(node, AnswerCache):
+        node = node.app
+    return node
+
+
+def served(hub: InProcessHub, read: Callable[[], Any]) -> tuple[Any, bool]:
+    """What ``read`` got, and whether it came from a kept answer."""
+    cache = cache_of(hub)
+    before = cache.served
+    got = read()
+    return got, cache.served > before
+
+
+def kept(hub: InProcessHub, read: Callable[[], Any]) -> Any:
+    """Ask until the answer is served from the cache (the first asking fills it); what it then answers."""
+    for _ in range(3):
+        got, hit = served(hub, read)
+        if hit:
+            return got
+    raise AssertionError("the read was never answered from a kept answer")
+
+
+def other_process(hub: InProcessHub) -> Database:
+    """The same database as another process opens it: its own engine, its own caches."""
+    return Database(hub.ctx.settings.database_url)
+
+
+@pytest.fixture
+def space(hub: InProcessHub, api: HfApi, unique: str) -> str:
+    repo_id = f"alice/kept-{unique}"
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    return repo_id
+
+
+def test_the_three_reads_asked_again_are_answered_from_the_kept_answer(hub: InProcessHub, api: HfApi,
+                                                                       space: str) -> None:  # fmt: skip
+    headers = {"authorization": f"Bearer {hub.tokens['alice']}"}
+    for path in (f"/api/spaces/{space}/runtime", f"/api/spaces/{space}", "/api/whoami-v2"):
+        first = hub.http.get(path, headers=headers)
+        assert first.status_code == 200
+        again = kept(hub, lambda p=path: hub.http.get(p, headers=headers))
+        assert again.content == first.content
+        assert again.headers["content-type"] == first.headers["content-type"]
+        assert again.headers["x-request-id"] != first.headers["x-request-id"]  # each answer still named anew
+    runtime, hit = served(hub, lambda: api.get_space_runtime(space))
+    assert hit and runtime.stage in ("BUILDING", "NO_APP_FILE", "RUNNING", "APP_STARTING")
+    info, hit = served(hub, lambda: api.space_info(space))
+    assert hit and info.id == space
+    me, hit = served(hub, api.whoami)
+    assert hit and me["name"] == "alice"
+
+
+def test_every_change_to_a_space_is_in_the_next_answer(hub: InProcessHub, api: HfApi, bob: str, space: str) -> None:
+    kept(hub, lambda: api.get_space_runtime(space))
+    api.pause_space(space)
+    assert api.get_space_runtime(space).stage == "PAUSED"
+
+    kept(hub, lambda: api.get_space_runtime(space))
+    api.restart_space(space)
+    assert api.get_space_runtime(space).stage != "PAUSED"
+
+    before = kept(hub, lambda: api.space_info(space))
+    api.upload_file(path_or_fileobj=b"print('hi')\n", path_in_repo="app.py", repo_id=space, repo_type="space")
+    after = api.space_info(space)
+    assert after.sha != before.sha and "app.py" in {s.rfilename for s in after.siblings or []}
+
+    kept(hub, lambda: api.space_info(space))
+    api.upload_file(path_or_fileobj=b"---\ntitle: Renamed card\nsdk: gradio\n---\n", path_in_repo="README.md",
+                    repo_id=space, repo_type="space")  # fmt: skip
+    assert api.space_info(space).card_data.title == "Renamed card"
+
+    assert kept(hub, lambda: api.space_info(space)).likes == 0
+    hub.http.post(f"/api/spaces/{space}/like", headers={"authorization": f"Bearer {bob}"}).raise_for_status()
+    assert api.space_info(space).likes == 1
+
+
+def test_a_space_made_private_is_closed_to_a_kept_anonymous_answer(hub: InProcessHub, api: HfApi,
+                                                                    space: str) -> None:  # fmt: skip
+    anonymous = hub.api(None)
+    kept(hub, lambda: anonymous.space_info(space))
+    kept(hub, lambda: anonymous.get_space_runtime(space))
+    api.update_repo_settings(space, private=True, repo_type="space")
+    with pytest.raises(RepositoryNotFoundError):
+        anonymous.space_info(space)
+    with pytest.raises(RepositoryNotFoundError):
+        anonymous.get_space_runtime(space)
+    assert api.space_info(space).private is True
+
+
+def test_a_moved_space_is_not_answered_at_its_old_name(hub: InProcessHub, api: HfApi, space: str) -> None:
+    before = kept(hub, lambda: api.get_space_runtime(space)).raw["domains"]
+    new = space + "-moved"
+    api.move_repo(space, new, repo_type="space")
+    moved = api.get_space_runtime(new).raw["domains"]
+    assert moved != before
+    assert api.get_space_runtime(space).raw["domains"] == moved  # the old name leads to the moved Space
+
+
+def test_a_change_another_process_commits_is_in_the_next_answer(hub: InProcessHub, api: HfApi, space: str) -> None:
+    """The controller writes a Space's status in its own process; the HTTP side must not answer the older one."""
+    kept(hub, lambda: api.get_space_runtime(space))
+    db = other_process(hub)
+    try:
+        with db.transaction() as s:
+            repo = repos.find_repo(s, "space", space)
+            assert repo is not None
+            row = s.get(SpaceStatus, repo.id) or SpaceStatus(repo_id=repo.id, stage="BUILDING")
+            row.stage, row.error_message, row.updated_at = "RUNTIME_ERROR", "exit code 3 (kept-answer test)", utcnow()
+            s.add(row)
+        runtime = api.get_space_runtime(space)
+        assert runtime.stage == "RUNTIME_ERROR" and runtime.raw["errorMessage"] == "exit code 3 (kept-answer test)"
+    finally:
+        db.engine.dispose()
+
+
+def test_whoami_follows_memberships_and_a_revoked_token(hub: InProcessHub, unique: str) -> None:
+    tag = unique.replace("-", "")[-10:]
+    name, org = f"who{tag}", f"org{tag}"
+    token = hub.user(name)
+    me = hub.api(token)
+    assert kept(hub, me.whoami)["orgs"] == []
+    hub.cli("orgs", "create", org)
+    hub.cli("orgs", "add-member", org, name, "--role", "write")  # the command line: another engine
+    assert [o["name"] for o in me.whoami()["orgs"]] == [org]
+
+    kept(hub, me.whoami)
+    db = other_process(hub)
+    try:
+        with db.transaction() as s:
+            s.delete(s.scalars(select(Token).where(Token.token_hash == accounts.hash_token(token))).one())
+    finally:
+        db.engine.dispose()
+    with pytest.raises(HfHubHTTPError) as e:
+        me.whoami()
+    assert e.value.response.status_code == 401
+
+
+def test_only_a_plain_get_that_succeeded_is_kept(hub: InProcessHub, api: HfApi, space: str) -> None:
+    headers = {"authorization": f"Bearer {hub.tokens['alice']}"}
+    kept(hub, lambda: hub.http.get(f"/api/spaces/{space}", headers=headers))
+    with_query, hit = served(hub, lambda: hub.http.get(f"/api/spaces/{space}?blobs=true", headers=headers))
+    assert with_query.status_code == 200 and not hit
+    for _ in range(2):
+        missing, hit = served(hub, lambda: hub.http.get(f"/api/spaces/{space}-none/runtime", headers=headers))
+        assert missing.status_code == 404 and not hit
+        bad, hit = served(hub, lambda: hub.http.get("/api/whoami-v2", headers={"authorization": "Bearer hf_nope"}))
+        assert bad.status_code == 401 and not hit
+
+
+def test_a_space_whose_answers_show_other_repos_is_not_kept(hub: InProcessHub, api: HfApi, space: str) -> None:
+    """Volumes name other repos, masked by whether the caller may read them: their changes are theirs."""
+    with hub.ctx.db.transaction() as s:
+        repo = repos.find_repo(s, "space", space)
+        assert repo is not None
+        s.add(SpaceStorage(repo_id=repo.id, volumes='[{"type": "dataset", "repoId": "x", "mountPath": "/d"}]'))
+    for _ in range(3):
+        got, hit = served(hub, lambda: api.get_space_runtime(space))
+        assert not hit
+    assert got.raw["volumes"] is not None
+
+
+def test_a_branch_moved_without_its_transaction_is_in_the_next_info(hub: InProcessHub, api: HfApi,
+                                                                     space: str) -> None:  # fmt: skip
+    """A commit whose ref moved but whose transaction never committed (a crash between the two) changes no
+    generation: ``space_info`` still answers the files ``main`` points at."""
+    before = kept(hub, lambda: api.space_info(space))
+    with hub.ctx.db.transaction() as s:
+        repo = repos.find_repo(s, "space", space)
+        assert repo is not None
+        repo_id = repo.id
+    git = hub.ctx.git
+    blob = git.write_blob(repo_id, b"written behind the Hub's back\n")
+    sha = git.commit(repo_id, "refs/heads/main", before.sha, [Change("behind.txt", blob)], "behind", "x", "x@x")
+    after = api.space_info(space)
+    assert after.sha == sha and "behind.txt" in {s.rfilename for s in after.siblings or []}
+
+
+def test_when_the_mark_cannot_be_read_the_app_answers(hub: InProcessHub, api: HfApi, space: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    kept(hub, lambda: api.get_space_runtime(space))
+
+    def away(*_: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("the database is away"))
+
+    monkeypatch.setattr(hub.ctx.db, "peek", away)
+    runtime, hit = served(hub, lambda: api.get_space_runtime(space))
+    assert not hit and runtime.raw["domains"]
