@@ -116,6 +116,7 @@ class RuntimeRouteTable:
     def __init__(self, ctx: HubContext, runs: Runs, shared: SharedGeneration | None = None) -> None:
         self.ctx, self.runs, self.shared = ctx, runs, shared
         self.by_host: dict[str, _Space] = {}
+        self._host_of: dict[str, str] = {}  # repo id → its host in ``by_host`` (changed under the lock only)
         self.suffix = "." + ctx.settings.runtime.spaces_domain.strip(".").lower()
         self._static: dict[tuple[str, str], StaticSpaceApp] = {}
         self._auth: dict[tuple[str, str], tuple[float, bool]] = {}
@@ -142,12 +143,24 @@ class RuntimeRouteTable:
 
     def update(self, repo_ids: set[str]) -> bool:
         """Rebuild the entries of ``repo_ids`` only (a commit changed them); True when the index changed. Read under
-        the lock, so each update reads after the one installed before it."""
+        the lock, so each update reads after the one installed before it. Its cost does not grow with the count of
+        Spaces but for one copy of the index (in C, ~0.2 ms at 10,000): filtering and comparing the whole index in
+        Python took ~8 ms of every create's CPU at 10,000 Spaces."""
         with self._lock:
             self._installed = next(self._reads)
             fresh = self._read(Repo.id.in_(repo_ids), Repo.type == "space")
-            index = {host: sp for host, sp in self.by_host.items() if sp.repo_id not in repo_ids} | fresh
-            return self._install(index)
+            old = self.by_host
+            before = {h: old[h] for h in (self._host_of.get(r) for r in repo_ids) if h is not None and h in old}
+            if before == fresh:
+                return False
+            index = dict(old)  # a new one: lookups read the installed index without the lock
+            for host, sp in before.items():
+                del index[host]
+                self._host_of.pop(sp.repo_id, None)
+            index.update(fresh)
+            self._host_of.update((sp.repo_id, host) for host, sp in fresh.items())
+            self._switch(old, index)
+            return True
 
     def _read(self, *where: Any) -> dict[str, _Space]:
         query = select(Repo.id, Account.name, Repo.name, Repo.private).join(Account, Account.id == Repo.owner_id)
@@ -157,13 +170,18 @@ class RuntimeRouteTable:
                 for repo_id, o, n, private in rows}  # fmt: skip
 
     def _install(self, index: dict[str, _Space]) -> bool:
+        """Put a whole new index in use (under the lock); True when it differs from the one in use."""
         old = self.by_host
         if index == old:
             return False
+        self._host_of = {sp.repo_id: host for host, sp in index.items()}
+        self._switch(old, index)
+        return True
+
+    def _switch(self, old: dict[str, _Space], index: dict[str, _Space]) -> None:
         for listener in self.sync_listeners:
             listener(old, index)
         self.by_host = index
-        return True
 
     def notify(self) -> None:
         """Run ``listeners`` (in the loop) after the index changed."""
@@ -177,7 +195,7 @@ class RuntimeRouteTable:
         factory = db._factory  # the sessionmaker: its events are this database's sessions only
         event.listen(factory, "after_flush", self._flushed)
         event.listen(factory, "after_commit", self._committed)
-        event.listen(factory, "after_rollback", lambda s: s.info.pop(_CHANGED, None))
+        event.listen(factory, "after_rollback", lambda s: s.in_nested_transaction() or s.info.pop(_CHANGED, None))
 
     @staticmethod
     def _flushed(session: Session, _flush: object) -> None:
@@ -191,6 +209,8 @@ class RuntimeRouteTable:
             session.info.setdefault(_CHANGED, set()).add(obj.id)
 
     def _committed(self, session: Session) -> None:
+        if session.in_nested_transaction():  # a savepoint's release: the transaction has not committed
+            return
         repo_ids = session.info.pop(_CHANGED, None)
         if not repo_ids:
             return
