@@ -201,41 +201,48 @@ class ControlPlane:
         self.timings["etcd"] = _wait(
             "etcd", lambda: httpx.get(f"{etcd_url}/health").json()["health"] == "true", 30, etcd, w / "etcd.log"
         )
-        self.url = f"https://127.0.0.1:{secure}"
-        api = self._spawn(
-            "kube-apiserver",
-            [
-                str(self.bin_dir / "kube-apiserver"),
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={secure}",
-                "--insecure-port=0",
-                "--advertise-address=127.0.0.1",
-                f"--cert-dir={w / 'certs'}",
-                f"--token-auth-file={w / 'tokens.csv'}",
-                f"--encryption-provider-config={w / 'encryption.yaml'}",
-                "--authorization-mode=RBAC",
-                f"--service-account-key-file={w / 'sa.pub'}",
-                f"--service-account-signing-key-file={w / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.96.0.0/16",
-                "--profiling=false",
-                "--anonymous-auth=false",  # a request without the token is refused (401), not anonymous
-                # a real kubelet (the pod tier) is reached at its node's InternalIP, with a client certificate
-                "--kubelet-preferred-address-types=InternalIP,Hostname",
-                f"--kubelet-client-certificate={w / 'kubelet-client.crt'}",
-                f"--kubelet-client-key={w / 'kubelet-client.key'}",
-                "--v=1",
-            ],
-        )
-        headers = {"Authorization": f"Bearer {self.token}"}
-        self.timings["kube-apiserver"] = _wait(
-            "kube-apiserver",
-            lambda: httpx.get(f"{self.url}/readyz", headers=headers, verify=False).text == "ok",
-            90,
-            api,
-            w / "kube-apiserver.log",
-        )
+        auth = {"Authorization": f"Bearer {self.token}"}
+        for attempt in range(3):  # its port was free when chosen; another process may have taken it since
+            secure = secure if attempt == 0 else free_port()
+            try:
+                self.url = f"https://127.0.0.1:{secure}"
+                api = self._spawn(
+                    "kube-apiserver",
+                    [
+                        str(self.bin_dir / "kube-apiserver"),
+                        f"--etcd-servers={etcd_url}",
+                        "--bind-address=127.0.0.1",
+                        f"--secure-port={secure}",
+                        "--insecure-port=0",
+                        "--advertise-address=127.0.0.1",
+                        f"--cert-dir={w / 'certs'}",
+                        f"--token-auth-file={w / 'tokens.csv'}",
+                        f"--encryption-provider-config={w / 'encryption.yaml'}",
+                        "--authorization-mode=RBAC",
+                        f"--service-account-key-file={w / 'sa.pub'}",
+                        f"--service-account-signing-key-file={w / 'sa.key'}",
+                        "--service-account-issuer=https://kubernetes.default.svc",
+                        "--service-cluster-ip-range=10.96.0.0/16",
+                        "--profiling=false",
+                        "--anonymous-auth=false",  # a request without the token is refused (401), not anonymous
+                        # a real kubelet (the pod tier) is reached at its node's InternalIP, with a client certificate
+                        "--kubelet-preferred-address-types=InternalIP,Hostname",
+                        f"--kubelet-client-certificate={w / 'kubelet-client.crt'}",
+                        f"--kubelet-client-key={w / 'kubelet-client.key'}",
+                        "--v=1",
+                    ],
+                )
+                self.timings["kube-apiserver"] = _wait(
+                    "kube-apiserver",
+                    lambda: httpx.get(f"{self.url}/readyz", headers=auth, verify=False).text == "ok",
+                    90,
+                    api,
+                    w / "kube-apiserver.log",
+                )
+                break
+            except RuntimeError as e:
+                if "address already in use" not in str(e) or attempt == 2:
+                    raise
         self.kubeconfig = self._write_kubeconfig()
         kc = f"--kubeconfig={self.kubeconfig}"
         if controllers:
