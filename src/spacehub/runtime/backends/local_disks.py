@@ -145,13 +145,8 @@ def _prepare_image(img: Path, path: Path, limit: int | None, busy: Callable[[], 
     return Prepared(path, IMAGE, note)
 
 
-ATTACHED_WAIT = 10.0  # seconds a grow waits for the loop device of a stopped instance to go
-
-
-def _attached(img: Path, wait: float = ATTACHED_WAIT) -> bool:
-    """A loop device still holds ``img`` (after an unmount, one goes once its last user has let go: the stopped
-    instance's mount namespace ends with its last process, which took more than 2 s on a loaded machine, and the
-    storage was then not grown until the next restart)."""
+def _attached(img: Path, wait: float = 2.0) -> bool:
+    """A loop device still holds ``img`` (after an unmount, one goes once its last user has let go)."""
     deadline = time.monotonic() + wait
     while True:
         held = False
