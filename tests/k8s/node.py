@@ -371,7 +371,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             f"/proc/sys/{key}\n"
             for key, value in KERNEL.items()
         )
+        # A copy of the host's mounts holds every SpaceHub storage image mounted at this moment by a server of another
+        # test for as long as the node lives: such an image could not be grown (the guide's storage upgrade, in CI).
+        # Drop them as SpaceHub's own sandboxes do (runtime/supervise.py, STORAGE_MOUNT_RE).
         script = f"""set -e
+awk '{{print $5}}' /proc/self/mountinfo | grep -E '/storage/[0-9a-f]{{24}}-[0-9a-z]{{1,16}}$' | \
+    while read -r point; do umount -l "$point" || true; done
 mount -t tmpfs -o mode=755 spacehub-node /run
 mkdir -p /run/netns
 mount --bind {w}/varlog /var/log
