@@ -26,6 +26,7 @@ import pygit2
 from spacehub.errors import BadRequest, Conflict, PreconditionFailed, RevisionNotFound
 
 ZERO_SHA = "0" * 40
+REF_MOVED = "The branch was updated since you opened this page. Please refresh and try again."
 HEX = set("0123456789abcdef")
 MIN_SHA_PREFIX = 7  # git's default abbreviation: shorter prefixes are never taken as revisions
 FILE_MODE = pygit2.enums.FileMode.BLOB
@@ -127,6 +128,7 @@ class GitStore:
         self.root = root
         self.hooks_dir = hooks_dir
         self._local = threading.local()
+        self._made_blank: Path | None = None  # `_blank`'s folder once it exists (its settings never change here)
         root.mkdir(parents=True, exist_ok=True)
 
     def path(self, repo_id: str) -> Path:
@@ -155,6 +157,8 @@ class GitStore:
         libgit2's own init keeps ~13 KB of the process for good at every call (pygit2 1.21, libgit2 1.9.7: 26 MB
         over 2,000 inits, with or without a template; opening a repository keeps nothing), which was most of the
         server's growth over 10,000 creates; a copy also writes the settings once, not once per repo."""
+        if self._made_blank is not None:
+            return self._made_blank
         settings = dict(REPO_CONFIG)
         if self.hooks_dir is not None:
             settings["core.hooksPath"] = str(self.hooks_dir)
@@ -172,6 +176,7 @@ class GitStore:
             with contextlib.suppress(OSError):  # whole or not at all; another thread or process may have made it
                 (tmp / "repo").rename(blank)
             shutil.rmtree(tmp, ignore_errors=True)
+        self._made_blank = blank
         return blank
 
     def delete(self, repo_id: str) -> None:
@@ -303,15 +308,14 @@ class GitStore:
             try:
                 self.open(repo_id).references.create(ref, new, force=False)
             except pygit2.AlreadyExistsError:
-                raise PreconditionFailed("The branch was updated since you opened this page. Please refresh and try "
-                                         "again.") from None  # fmt: skip
+                raise PreconditionFailed(REF_MOVED) from None
             flush_to_disk(self.path(repo_id))
             return
         args = ["git", "update-ref", "--no-deref"]
         args += ["-d", ref, old or ""] if new == ZERO_SHA else [ref, new, old or ZERO_SHA]
         r = subprocess.run(args, cwd=self.path(repo_id), capture_output=True, text=True)
         if r.returncode != 0:
-            raise PreconditionFailed("The branch was updated since you opened this page. Please refresh and try again.")
+            raise PreconditionFailed(REF_MOVED)
 
     def create_ref(self, repo_id: str, ref: str, target: str) -> None:
         """Raises: Conflict if the ref exists."""
