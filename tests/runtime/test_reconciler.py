@@ -13,7 +13,7 @@ import pytest
 
 from spacehub.runtime.backends.fake import FakeBackend
 from spacehub.runtime.plan import MAX_RESTARTS, backoff
-from spacehub.runtime.reconciler import MONITOR_INTERVAL, Reconciler
+from spacehub.runtime.reconciler import MONITOR_INTERVAL, MONITOR_SAFETY_ROUNDS, Reconciler
 from spacehub.services import repos, spaces
 from spacehub.services.context import HubContext
 from tests.runtime.conftest import StartReconciler
@@ -109,12 +109,13 @@ async def test_restart_retries_a_failed_build(ctx: HubContext, start_reconciler:
     await until(rec, space, "RUNNING")
 
 
+@pytest.mark.parametrize("exit_notices", [False, True], ids=["asked every second", "exit notices"])
 async def test_crash_is_restarted_then_crash_loop_ends_in_runtime_error(
-    ctx: HubContext, start_reconciler: StartReconciler
+    ctx: HubContext, start_reconciler: StartReconciler, exit_notices: bool
 ) -> None:
     """The monitor notices a crash within a second; the restart waits its backoff (1, 2, 4… s), all on the
     reconciler's clock; after MAX_RESTARTS the Space is RUNTIME_ERROR with the app's last words."""
-    backend = FakeBackend()
+    backend = FakeBackend(exit_notices=exit_notices)
     rec = await start_reconciler(backend)
     clock = clock_of(rec)
     space = make_space(ctx, {"README.md": README, "app.py": "v1"})
@@ -122,8 +123,12 @@ async def test_crash_is_restarted_then_crash_loop_ends_in_runtime_error(
     await until(rec, space, "RUNNING")
     rid = rec.runs[space].serving
     for n in range(MAX_RESTARTS + 1):  # each crash is followed by a restart, until the reconciler gives up
+        if exit_notices:
+            clock.advance(MONITOR_INTERVAL)  # the round that takes the instance's exit notice
+            await settle(rec, space, lambda: backend.notices(rid))
         backend.crash(rid, 3)
-        clock.advance(MONITOR_INTERVAL)  # the monitor looks
+        if not exit_notices:
+            clock.advance(MONITOR_INTERVAL)  # the monitor looks (with a notice, the loop is told at once)
         await settle(rec, space, lambda: rec.runs[space].instances[rid].state in ("exited", "failed"))
         if n == MAX_RESTARTS:
             break
@@ -137,6 +142,45 @@ async def test_crash_is_restarted_then_crash_loop_ends_in_runtime_error(
     await until(rec, space, "RUNTIME_ERROR")
     assert "exited with code 3" in stage_in_db(ctx, space)["errorMessage"]
     assert backend.started.count(rid) == 1 + MAX_RESTARTS
+
+
+async def test_an_exit_notice_is_acted_on_at_once_and_a_lost_one_by_the_safety_round(
+    ctx: HubContext, start_reconciler: StartReconciler
+) -> None:
+    """With exit notices (the local backend's pidfds), the monitor does not ask the backend of a ready instance
+    every round, notices its end with no round at all, and still finds an end whose notice was lost within
+    MONITOR_SAFETY_ROUNDS rounds."""
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    clock = clock_of(rec)
+    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    rec.kick(space)
+    await until(rec, space, "RUNNING")
+    rid = rec.runs[space].serving
+    clock.advance(MONITOR_INTERVAL)  # the round that takes its notice (and asks once more)
+    await settle(rec, space, lambda: backend.notices(rid))
+    asked = backend.asked[rid]
+    for _ in range(5):
+        clock.advance(MONITOR_INTERVAL)
+        await asyncio.sleep(0.05)
+    assert backend.asked[rid] == asked  # five rounds, not asked
+    backend.crash(rid, 3)  # no clock move: only the notice can tell
+    await settle(rec, space, lambda: rec.runs[space].instances[rid].state == "exited")
+    assert backend.asked[rid] == asked + 1
+    clock.advance(backoff(0))
+    await started(backend, rid, 2)
+    await until(rec, space, "RUNNING")
+
+    clock.advance(MONITOR_INTERVAL)  # the restarted instance's notice
+    await settle(rec, space, lambda: backend.notices(rid))
+    backend.crash(rid, 4, notify=False)  # lost: found by a safety round
+    for _ in range(MONITOR_SAFETY_ROUNDS - 1):
+        clock.advance(MONITOR_INTERVAL)
+        await asyncio.sleep(0.01)
+        if rec.runs[space].instances[rid].state == "exited":
+            break
+    await settle(rec, space, lambda: rec.runs[space].instances[rid].state == "exited")
+    assert "exited with code 4" in rec.runs[space].instances[rid].error
 
 
 async def test_pause_stops_and_restart_starts_again(ctx: HubContext, start_reconciler: StartReconciler) -> None:

@@ -71,6 +71,14 @@ def parse_log_line(line: str) -> tuple[str, str]:
     return stamp, text
 
 
+def _pidfd(pid: int) -> int | None:
+    """A descriptor readable once process ``pid`` has ended (None before Linux 5.3)."""
+    try:
+        return os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return None
+
+
 def proc_starttime(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), None when it is gone or
     a zombie. Together with the pid it names a process for good: pids get reused, (pid, starttime) do not."""
@@ -215,9 +223,12 @@ class Supervisor:
         fd = proc.stdout.fileno()
         buf = b""
         exited_at: float | None = None
+        # While the app runs, nothing wakes the supervisor but output and the app's end (its pidfd): no timer
+        exits = _pidfd(proc.pid)
         while True:
-            ready, _, _ = select.select([fd], [], [], 0.25)
-            if ready:
+            watch = [fd] if exits is None or exited_at is not None else [fd, exits]
+            ready, _, _ = select.select(watch, [], [], 0.25 if len(watch) == 1 else None)
+            if fd in ready:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     break
@@ -227,6 +238,8 @@ class Supervisor:
                 exited_at = exited_at or time.monotonic()
                 if time.monotonic() - exited_at > 0.5:
                     break
+        if exits is not None:
+            os.close(exits)
         if buf:
             self.line(buf)
 

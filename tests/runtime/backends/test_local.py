@@ -6,7 +6,9 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -327,6 +329,30 @@ def test_a_crashed_app_reports_its_exit_code(
     assert listed.exit_code == 3
     backend.start(release_spec(space_repo, env={"APP_MODE": "crash"}))  # a restart of an exited instance
     wait_for(lambda: log.read_text().count("exited with code 3") == 2)
+
+
+def test_the_exit_notice_is_readable_once_the_app_has_ended_and_its_exit_is_known(
+    backend: LocalProcessBackend, space_repo: SpaceRepo, tmp_path: Path
+) -> None:
+    """The crash monitor's notice (a pidfd of the supervisor): quiet while the app runs, readable when it ends, and
+    by then exit.json is written, so status answers the exit code at once (no wait for the supervisor)."""
+    assert backend.exit_notice("r1") is None  # no such instance
+    built(backend, space_repo)
+    backend.start(release_spec(space_repo))
+    wait_http(url(backend, "r1"))
+    fd = backend.exit_notice("r1")
+    assert fd is not None
+    try:
+        assert select.select([fd], [], [], 0.3)[0] == []
+        state = json.loads((backend.instances / "r1" / "state.json").read_text())
+        os.kill(state["pid"], signal.SIGTERM)
+        assert select.select([fd], [], [], 30)[0] == [fd]
+        assert (backend.instances / "r1" / "exit.json").exists()
+        st = backend.status("r1")
+        assert st is not None and not st.running and st.exit_code is not None
+        assert backend.exit_notice("r1") is None  # it has ended: nothing to wait for
+    finally:
+        os.close(fd)
 
 
 def test_freeze_stops_answering_and_thaw_answers_at_once(

@@ -182,6 +182,11 @@ class Backend(Protocol):
         succeeds, and at start for the ids `spaces` lists that the Hub no longer has. Idempotent. Raises:
         TemporaryBackendError (tried again after its delay)."""
 
+    def exit_notice(self, release_id: str) -> int | None:
+        """A file descriptor, now the caller's, that becomes readable once the running instance has ended (the local
+        backend's: a pidfd). The crash monitor waits on it instead of asking `status` every second, and asks anyway
+        now and then. None: none can be had for this instance (it is asked every second)."""
+
     def spaces(self) -> set[str]:
         """The runtime ids this backend holds anything of (so that those of Spaces deleted while SpaceHub was down,
         or left by a failed `forget`, are forgotten). Raises: TemporaryBackendError."""

@@ -11,8 +11,11 @@ Never enough on its own: the local backend is tested with real processes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,7 +88,10 @@ class FakeBackend:
     # secrets or objects after their instances stop and builds go, until they are forgotten
     busy_forgets: int = 0  # how many forgets fail with a TemporaryBackendError first
     forgotten: list[str] = field(default_factory=list)  # runtime ids forgotten, in order (each call)
+    exit_notices: bool = True  # False: exit_notice answers None, as a backend without notices (asked every second)
+    asked: Counter[str] = field(default_factory=Counter)  # release id → how often `status` was asked of it
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _notify: dict[str, list[int]] = field(default_factory=dict)  # release id → write ends of its exit notices
 
     def build(self, spec: BuildSpec, log: Callable[[str], None]) -> None:
         if spec.build_id in self.builds:
@@ -178,15 +184,42 @@ class FakeBackend:
         cpu = 0.25 * (time.monotonic() - inst.started_at)
         return ResourceUsage(cpu, FAKE_MEMORY, counters["rx"], counters["tx"])
 
-    def crash(self, release_id: str, code: int = 1) -> None:
+    def crash(self, release_id: str, code: int = 1, notify: bool = True) -> None:
+        """The app ends with ``code``; its exit notices become readable unless ``notify`` is False (a notice lost)."""
         inst = self.instances[release_id]
         if inst.server is not None:
             inst.server.shutdown()
             inst.server.server_close()
             inst.server = None
         inst.exit_code = code
+        if notify:
+            self._notify_exit(release_id)
+
+    def exit_notice(self, release_id: str) -> int | None:
+        """The read end of a pipe that gets a byte when the instance ends (`crash`, `stop`)."""
+        inst = self.instances.get(release_id)
+        if not self.exit_notices or inst is None or inst.exit_code is not None:
+            return None
+        r, w = os.pipe()
+        with self.lock:
+            self._notify.setdefault(release_id, []).append(w)
+        return r
+
+    def notices(self, release_id: str) -> int:
+        """How many exit notices of the instance are given out and not yet readable."""
+        with self.lock:
+            return len(self._notify.get(release_id, ()))
+
+    def _notify_exit(self, release_id: str) -> None:
+        with self.lock:
+            ends = self._notify.pop(release_id, [])
+        for w in ends:
+            with contextlib.suppress(BrokenPipeError):  # its reader has stopped waiting
+                os.write(w, b"x")
+            os.close(w)
 
     def status(self, release_id: str) -> InstanceStatus | None:
+        self.asked[release_id] += 1
         inst = self.instances.get(release_id)
         if inst is None:
             return None
@@ -201,6 +234,7 @@ class FakeBackend:
         if inst is not None and inst.server is not None:
             inst.server.shutdown()
             inst.server.server_close()
+        self._notify_exit(release_id)
 
     def freeze(self, release_id: str) -> bool:
         """As a frozen process: the port stays open (connections wait in its backlog) but nothing answers."""

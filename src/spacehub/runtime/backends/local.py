@@ -553,6 +553,27 @@ class LocalProcessBackend:
             limits=limits,
         )
 
+    def exit_notice(self, release_id: str) -> int | None:
+        """A pidfd of the instance's supervisor: readable once it has ended, which it does right after writing the
+        app's exit.json (so `status` then answers at once). None when the instance is not running under a live
+        supervisor of this boot, or pidfds are missing (Linux before 5.3)."""
+        if not ID_RE.match(release_id):
+            return None
+        launch, state, done = self._files(release_id)
+        if launch is None or state is None or done is not None or launch.get("boot_id") != boot_id():
+            return None
+        pid, starttime = state.get("supervisor_pid"), state.get("supervisor_starttime")
+        if pid is None:
+            return None
+        try:
+            fd = os.pidfd_open(pid)
+        except (OSError, AttributeError):
+            return None
+        if not alive(pid, starttime):  # checked after opening: the fd names that process for good, the pid may not
+            os.close(fd)
+            return None
+        return fd
+
     def usage(self, release_id: str) -> ResourceUsage | None:
         """Counted over the instance's processes: its cgroup's, else its process group's (procs.usage_of)."""
         if not ID_RE.match(release_id):
