@@ -44,7 +44,7 @@ from spacehub.runtime.types import Stage
 from spacehub.services import accounts, space_grants
 from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
-from spacehub.storage.db import Database
+from spacehub.storage.db import Database, outermost
 from spacehub.storage.models import Account, Repo
 from spacehub.storage.previews import parse_host_label, preview_id, repo_of
 
@@ -194,8 +194,8 @@ class RuntimeRouteTable:
         committing thread (so before the API call that made the change returns)."""
         factory = db._factory  # the sessionmaker: its events are this database's sessions only
         event.listen(factory, "after_flush", self._flushed)
-        event.listen(factory, "after_commit", self._committed)
-        event.listen(factory, "after_rollback", lambda s: s.in_nested_transaction() or s.info.pop(_CHANGED, None))
+        event.listen(factory, "after_commit", outermost(self._committed))
+        event.listen(factory, "after_rollback", outermost(lambda s: s.info.pop(_CHANGED, None)))
 
     @staticmethod
     def _flushed(session: Session, _flush: object) -> None:
@@ -209,8 +209,6 @@ class RuntimeRouteTable:
             session.info.setdefault(_CHANGED, set()).add(obj.id)
 
     def _committed(self, session: Session) -> None:
-        if session.in_nested_transaction():  # a savepoint's release: the transaction has not committed
-            return
         repo_ids = session.info.pop(_CHANGED, None)
         if not repo_ids:
             return

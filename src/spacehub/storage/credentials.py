@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session
 
+from spacehub.storage.db import outermost
 from spacehub.storage.models import Account, CredentialGeneration, Membership, Token
 
 _WATCHED = (Token, Account, Membership)
@@ -51,6 +52,6 @@ def _before_flush(s: Session, _flush: object, _instances: object) -> None:
 
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
+@outermost
 def _ended(s: Session) -> None:
-    if not s.in_nested_transaction():  # SQLAlchemy calls these for a savepoint too: the transaction goes on
-        s.info.pop(_MOVED, None)
+    s.info.pop(_MOVED, None)

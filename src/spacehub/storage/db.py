@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -95,6 +96,21 @@ class Database:
             return c.execute(statement, params).first()
 
 
+def outermost(listener: Callable[..., Any]) -> Callable[..., Any]:
+    """A session listener (``before_commit``, ``after_commit``, ``after_rollback``) called for the outermost
+    transaction only. SQLAlchemy calls those for a savepoint too (``begin_nested``): at its release nothing is durable
+    yet, and at its rollback the transaction goes on with what it did before the savepoint (so what the listeners keep
+    for the transaction's end must stay)."""
+
+    @functools.wraps(listener)
+    def call(s: Session, *args: Any) -> Any:
+        if not s.in_nested_transaction():
+            return listener(s, *args)
+        return None
+
+    return call
+
+
 def after_commit(s: Session, fn: Callable[[], None]) -> None:
     """Run ``fn`` once the transaction of ``s`` has committed, i.e. once what it wrote is durable and visible to
     other sessions (in the committing thread); never when it rolls back. At once when ``s`` is in no transaction."""
@@ -105,9 +121,8 @@ def after_commit(s: Session, fn: Callable[[], None]) -> None:
 
 
 @event.listens_for(Session, "after_commit")
+@outermost
 def _committed(s: Session) -> None:
-    if s.in_nested_transaction():  # a savepoint's release (SQLAlchemy calls this then too): nothing is durable yet
-        return
     for fn in s.info.pop(_AFTER_COMMIT, []):
         try:
             fn()
@@ -116,6 +131,6 @@ def _committed(s: Session) -> None:
 
 
 @event.listens_for(Session, "after_rollback")
+@outermost
 def _rolled_back(s: Session) -> None:
-    if not s.in_nested_transaction():  # a savepoint rolled back: the transaction goes on, and commits its callbacks
-        s.info.pop(_AFTER_COMMIT, None)
+    s.info.pop(_AFTER_COMMIT, None)

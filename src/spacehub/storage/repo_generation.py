@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import bindparam, event, update
 from sqlalchemy.orm import Session
 
+from spacehub.storage.db import outermost
 from spacehub.storage.models import Repo, RepoLfsObject, UsageInterval
 
 _UNRELATED = (UsageInterval, RepoLfsObject)
@@ -56,9 +57,8 @@ def _before_flush(s: Session, _flush: object, _instances: object) -> None:
 
 
 @event.listens_for(Session, "before_commit")
+@outermost
 def _before_commit(s: Session) -> None:
-    if s.in_nested_transaction():  # a savepoint's release: the transaction's own commit moves the counters
-        return
     s.flush()  # what is still pending is flushed after this hook: see it now
     touched = s.info.pop(_TOUCHED, None)
     if touched:
@@ -67,6 +67,6 @@ def _before_commit(s: Session) -> None:
 
 
 @event.listens_for(Session, "after_rollback")
+@outermost
 def _rolled_back(s: Session) -> None:
-    if not s.in_nested_transaction():  # a savepoint rolled back: what the transaction touched before it stays
-        s.info.pop(_TOUCHED, None)
+    s.info.pop(_TOUCHED, None)
