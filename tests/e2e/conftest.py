@@ -193,6 +193,15 @@ class Hub:
                 out.append(data)
         return out
 
+    def only_instance(self, repo_id: str, wait: float = 15.0) -> dict[str, Any]:
+        """The Space's one instance, once the release a switch replaced has drained and stopped (plan.DRAIN_SECONDS
+        after the switch, while the stage already says RUNNING)."""
+        deadline = time.monotonic() + wait
+        while len(found := self.instances(repo_id)) != 1:
+            assert time.monotonic() < deadline, f"instances of {repo_id}: {found}"
+            time.sleep(0.1)
+        return found[0]
+
     # ---- the proxy -------------------------------------------------------------------------------------------
     def host(self, repo_id: str) -> str:
         return f"{self.api.space_info(repo_id).subdomain}.localhost:{self.port}"

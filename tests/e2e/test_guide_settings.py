@@ -174,7 +174,7 @@ def test_secrets_reach_the_app_restart_it_without_a_gap_or_rebuild_and_never_lea
         assert set(served[:switch]) == {values["create"]} and set(served[switch:]) == {values["change"]}
         assert "RUNNING_APP_STARTING" in seen and set(seen) <= {"RUNNING", "RUNNING_APP_STARTING"}, seen
         second = wait_env(hub, repo_id, "HF_TOKEN", values["change"], not_boot=first["boot"])
-        (after,) = hub.instances(repo_id)
+        after = hub.only_instance(repo_id)
         assert after["build_id"] == before["build_id"] and after["release_id"] != before["release_id"]
         logs_dir = hub.server.data_dir / "spaces" / hub.space_id(repo_id) / "logs"
         assert (logs_dir / "build.log").read_text() == build_log  # no build ran: the environment was reused

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from spacehub.runtime import plan as plan_mod
 from spacehub.runtime.backends.fake import FakeBackend
 from spacehub.runtime.plan import MAX_RESTARTS, backoff
 from spacehub.runtime.reconciler import MONITOR_INTERVAL, MONITOR_SAFETY_ROUNDS, Reconciler
@@ -71,7 +72,31 @@ async def test_new_commit_switches_without_gap_and_stops_the_old(
     await until(rec, space, "RUNNING")
     assert seen <= {"RUNNING_BUILDING", "RUNNING_APP_STARTING", "RUNNING"}
     assert rec.runs[space].serving == backend.started[1]
-    assert first not in backend.instances  # the old one was stopped after the switch (and its drain)
+    assert first in backend.instances  # drained: requests sent to it just before the switch may still land
+    await settle(rec, space, lambda: first not in backend.instances)  # then stopped, by a later pass
+
+
+async def test_a_change_during_a_drain_is_acted_on_at_once(
+    ctx: HubContext, start_reconciler: StartReconciler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old release drains for DRAIN_SECONDS (real time) after a switch, but no pass waits for it: a new commit
+    right after a switch starts its release at once, and both older releases are stopped once drained."""
+    monkeypatch.setattr(plan_mod, "DRAIN_SECONDS", 4.0)  # a pass that waited for it would be seen to
+    backend = FakeBackend()
+    rec = await start_reconciler(backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    rec.kick(space)
+    await until(rec, space, "RUNNING")
+    first = backend.started[0]
+    commit(ctx, space, {"app.py": "v2"})
+    rec.kick(space)
+    await settle(rec, space, lambda: len(backend.started) == 2 and rec.runs[space].serving == backend.started[1])
+    commit(ctx, space, {"app.py": "v3"})
+    rec.kick(space)
+    await settle(rec, space, lambda: len(backend.started) == 3 and rec.runs[space].serving == backend.started[2])
+    assert first in backend.instances  # v3 serves while the first is still draining
+    await settle(rec, space, lambda: set(backend.instances) == {backend.started[2]}, wait=20)
+    assert get(rec, space) == f"hello from {backend.started[2]}"
 
 
 async def test_failed_build_keeps_old_version_and_says_why(ctx: HubContext, start_reconciler: StartReconciler) -> None:

@@ -164,6 +164,8 @@ class SpaceRun:
     dirty: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     replaced: dict[str, float] = field(default_factory=dict)  # release → when traffic switched from it (clock.time)
+    draining: set[str] = field(default_factory=set)  # releases given their drain time (real time) before a stop
+    drained: set[str] = field(default_factory=set)  # releases whose drain time has passed: stopped without a wait
     devices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # release → accelerators it was given
     evicted: bool = False  # frozen, then stopped early to free memory (until the next visit)
     waking: int = 0  # requests waiting in wake(): the Space is being visited, it must not fall asleep meanwhile
@@ -747,6 +749,20 @@ class Reconciler:
         live = (InstanceState.STARTING, InstanceState.READY)
         return {run.hardware[rid] for rid, inst in run.instances.items() if inst.state in live and rid in run.hardware}
 
+    def _drain(self, space_id: str, run: SpaceRun, rid: str, delay: float) -> None:
+        """Once ``delay`` seconds (real time) have passed, a pass over the Space stops ``rid`` without a wait."""
+        if rid in run.draining or self._loop is None:
+            return
+        run.draining.add(rid)
+
+        def drained() -> None:
+            run.draining.discard(rid)
+            if self.runs.get(space_id) is run:
+                run.drained.add(rid)
+                self.kick(space_id)
+
+        self._loop.call_later(delay, drained)
+
     def _later(self, space_id: str, delay: float) -> None:
         self.clock.call_later(delay, lambda: self.kick(space_id))
 
@@ -943,9 +959,15 @@ class Reconciler:
             path = "/_stcore/health" if state.release.sdk == "streamlit" else "/"
             self._spawn(self._probe(space_id, run, action.release_id, ep, path))
         elif isinstance(action, (StopInstance, FailInstance)):
-            if isinstance(action, StopInstance) and action.drain > 0:
+            rid = action.release_id
+            if isinstance(action, StopInstance) and action.drain > 0 and rid not in run.drained:
                 # Requests routed to it just before the switch may still be on their way: let them land (real time).
-                await asyncio.sleep(action.drain)
+                if state is None:  # a deletion's or a wake's actions: at once, in order
+                    await asyncio.sleep(action.drain)
+                else:  # a pass goes on (a change meanwhile is not kept waiting): a later one stops it
+                    self._drain(space_id, run, rid, action.drain)
+                    return
+            run.drained.discard(rid)
             run.replaced.pop(action.release_id, None)
             await asyncio.to_thread(self.d.backend.stop, action.release_id)
             if isinstance(action, FailInstance):
