@@ -160,9 +160,10 @@ def report(hub: Hub, repo_id: str, path: str = "/") -> dict[str, Any]:
 
 
 def instance(hub: Hub, repo_id: str) -> dict[str, Any]:
-    found = [i for i in hub.instances(repo_id) if i.get("pid")]
-    assert len(found) == 1, found
-    return found[0]
+    """The Space's one running instance, once the one a switch replaced has drained and stopped."""
+    inst = hub.only_instance(repo_id)
+    assert inst.get("pid"), inst
+    return inst
 
 
 def image_bytes(image: str, tmp: Path) -> list[tuple[str, bytes]]:

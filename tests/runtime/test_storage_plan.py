@@ -23,3 +23,10 @@ def test_cold_start_changes_nothing_once_the_new_release_runs_or_without_a_servi
     assert plan(want(cold_start=True), starting, NOW).stage is Stage.APP_STARTING
     # without cold_start the same situation is the usual zero-downtime start
     assert plan(want(), Observed(built("b1", "b2"), OLD, "r1"), NOW).actions == [StartInstance("r2", "b2")]
+
+
+def test_cold_start_stops_a_release_still_draining_at_once_too() -> None:
+    # r0 was replaced by r1 a moment ago and still drains; it holds /data as much as r1 does
+    observed = Observed(built("b0", "b1", "b2"), {**inst("r0", build="b0"), **OLD}, "r1", replaced={"r0": NOW - 0.1})
+    p = plan(want(cold_start=True), observed, NOW)
+    assert p.actions == [Route(None), StopInstance("r0"), StopInstance("r1")]

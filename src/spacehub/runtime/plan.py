@@ -115,6 +115,8 @@ def plan(desired: Desired, observed: Observed, now: float) -> Plan:
 def _drained(p: Plan, observed: Observed, now: float) -> Plan:
     """Each StopInstance of a release that traffic left for a newer one (before, or by a Route of this plan) waits
     for the rest of DRAIN_SECONDS since the switch. Traffic sent nowhere (pause, sleep, errors) is not drained."""
+    if any(isinstance(a, Route) and a.release_id is None for a in p.actions):
+        return p  # traffic now goes nowhere: what was draining has no one left to serve (and may hold /data)
     switched = dict(observed.replaced)
     for a in p.actions:
         if isinstance(a, Route) and a.release_id is not None and observed.serving not in (None, a.release_id):
