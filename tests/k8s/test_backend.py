@@ -231,6 +231,40 @@ def test_a_release_that_cannot_run_reports_an_exit_and_the_reason_in_its_run_log
     running(backend, "r1")
 
 
+def test_the_monitors_round_reads_each_kind_of_object_once_and_answers_as_status_does(
+    backend: KubernetesBackend, kubelet: StandInKubelet
+) -> None:
+    """`statuses` (the crash monitor's round over every running release) lists Jobs, Deployments, nodes, pods and
+    pod events once each, whatever the number of releases, and answers what `status` answers for each."""
+    ids = [space() for _ in range(3)]
+    for i, sid in enumerate(ids):
+        build(backend, sid, f"b{i}")
+    kubelet.behave(ids[1], "exit-2")
+    backend.start(release(ids[0], "r1", "b0"))
+    backend.start(release(ids[1], "r2", "b1"))
+    backend.start(release(ids[2], "t3", "b2", run_to_exit=True, command=("python3", "-c", "pass")))
+    running(backend, "r1")
+    wait_for("r2's exit", lambda: (s := backend.status("r2")) and not s.running)
+    wait_for("t3's end", lambda: (s := backend.status("t3")) and not s.running)
+    asked = ["r1", "r2", "t3", "r9", "../x"]
+    calls: list[Any] = []
+    call = backend._call
+    backend._call = lambda fn, *a, **kw: (calls.append(fn), call(fn, *a, **kw))[1]  # type: ignore[method-assign]
+    try:
+        together = backend.statuses(asked)
+    finally:
+        del backend._call
+    assert len(calls) <= 5, calls
+    assert together == [backend.status(rid) for rid in asked]
+    assert [(s.running, s.exit_code) if s else None for s in together] == [
+        (True, None),
+        (False, 2),
+        (False, 0),
+        None,
+        None,
+    ]
+
+
 def test_gpu_flavors_no_node_has_are_refused_and_busy_gpus_wait_with_the_reason(
     backend: KubernetesBackend, tmp_path: Path
 ) -> None:

@@ -136,8 +136,11 @@ def rid_asked(rid: str, rounds: int, notices: Mapping[str, int]) -> bool:
 
 
 def _observe(backend: Backend, ask: list[str], watch: list[str]) -> tuple[list[Any], list[int | None]]:
-    """The monitor's round in one worker thread: the status of each of ``ask``, an exit notice for each of ``watch``."""
-    return [backend.status(r) for r in ask], [backend.exit_notice(r) for r in watch]
+    """The monitor's round in one worker thread: the status of each of ``ask`` (in one call where the backend reads
+    them together, `Backend.statuses`), an exit notice for each of ``watch``."""
+    statuses = getattr(backend, "statuses", None)
+    found = statuses(ask) if statuses is not None and ask else [backend.status(r) for r in ask]
+    return found, [backend.exit_notice(r) for r in watch]
 
 
 def _each(call: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
@@ -757,7 +760,7 @@ class Reconciler:
 
         def drained() -> None:
             run.draining.discard(rid)
-            if self.runs.get(space_id) is run:
+            if self.runs.get(space_id) is run and rid in run.instances:  # not stopped meanwhile
                 run.drained.add(rid)
                 self.kick(space_id)
 

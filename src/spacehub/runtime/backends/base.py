@@ -21,7 +21,7 @@ message becomes the Space's error). `BuildFailed` is the permanent error of buil
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -186,6 +186,10 @@ class Backend(Protocol):
         """A file descriptor, now the caller's, that becomes readable once the running instance has ended (the local
         backend's: a pidfd). The crash monitor waits on it instead of asking `status` every second, and asks anyway
         now and then. None: none can be had for this instance (it is asked every second)."""
+
+    def statuses(self, release_ids: Sequence[str]) -> list[InstanceStatus | None]:
+        """`status` of each, in order, read together (the crash monitor's round; a cluster's backend lists each kind
+        of object once instead of reading it for each release)."""
 
     def spaces(self) -> set[str]:
         """The runtime ids this backend holds anything of (so that those of Spaces deleted while SpaceHub was down,

@@ -40,6 +40,7 @@ import logging
 import re
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -534,7 +535,7 @@ class KubernetesBackend:
         deployment = self._deployment(spec.space_id)
         current = _get(deployment, "spec", "template", "metadata", "labels", m.LABEL_RELEASE)
         if deployment is not None and current == spec.release_id and _get(deployment, "spec", "replicas"):
-            if not self._running(deployment, spec.release_id)[0]:
+            if not self._running(deployment, spec.release_id, _Reads(self))[0]:
                 self._restart_pods(spec.space_id, spec.release_id)
             self._relay(spec.space_id, spec.release_id)
             return self._reach(spec.space_id, spec.release_id)
@@ -593,13 +594,13 @@ class KubernetesBackend:
         pod_spec["imagePullSecrets"] = [{"name": images.PULL_SECRET}]
         return [images.pull_secret(images.read_auth_file(self.registry_auth_file), self.namespace)]
 
-    def _endpoint(self, space_id: str, release_id: str) -> Endpoint | None:
+    def _endpoint(self, space_id: str, release_id: str, reads: _Reads | None = None) -> Endpoint | None:
         """Where the Hub reaches the release: its Service by its cluster DNS name (``endpoints = "service"``: the
         Hub runs in the cluster), or its newest pod's IP and the app port (``"pod"``: the Hub routes to the pod
         network, as on a node; None until the pod has an address)."""
         if self.endpoints != "pod":
             return Endpoint(f"{m.release_service_name(space_id, release_id)}.{self.namespace}.svc", m.SERVICE_PORT)
-        pods = [p for p in self._call(self.cluster.pods, space_id)
+        pods = [p for p in (reads or _Reads(self)).pods(space_id)
                 if _get(p, "metadata", "labels", m.LABEL_RELEASE) == release_id and _get(p, "status", "podIP")
                 and not _get(p, "metadata", "deletionTimestamp")]  # fmt: skip
         if not pods:
@@ -650,18 +651,13 @@ class KubernetesBackend:
         self._call(self.cluster.core.delete_collection_namespaced_pod, self.namespace, label_selector=label)
 
     # ---- observe -----------------------------------------------------------------------------------------------
-    def _running(self, deployment: Mapping[str, Any], release_id: str) -> tuple[bool, int | None]:
+    def _running(self, deployment: Mapping[str, Any], release_id: str, reads: _Reads) -> tuple[bool, int | None]:
         """Whether the Deployment's current release can run, and the exit code of its pod when it cannot. The
         reason (health.py) goes to the Space's run log once per reason."""
         space_id = deployment["metadata"]["labels"][m.LABEL_SPACE]
-        capacity = self._call(read_nodes, self.cluster.core, self.options.accelerator_label)
-        pods = [p for p in self._call(self.cluster.pods, space_id) if _get(p, "metadata", "labels", m.LABEL_RELEASE)
-                == release_id]  # fmt: skip
-        events: list[dict[str, Any]] = []
-        for pod in pods:
-            selector = f"involvedObject.kind=Pod,involvedObject.name={pod['metadata']['name']}"
-            events += [self._json(e) for e in self._call(self.cluster.core.list_namespaced_event, self.namespace,
-                                                         field_selector=selector).items]  # fmt: skip
+        capacity = reads.capacity()
+        pods = [p for p in reads.pods(space_id) if _get(p, "metadata", "labels", m.LABEL_RELEASE) == release_id]
+        events = [e for pod in pods for e in reads.pod_events(pod["metadata"]["name"])]
         health = space_health(deployment, pods, events, (), capacity)
         if health.error and self._relayed.get(release_id) != health.error:
             self._relayed[release_id] = health.error
@@ -676,22 +672,42 @@ class KubernetesBackend:
         if not _ID.match(release_id):
             return None
         try:
-            st = self._status(release_id)
+            return self._kept_status(release_id, _Reads(self))
         except TemporaryBackendError as e:
             log.warning("status of %s: %s; answering the last one read", release_id, e)
             return self._last.get(release_id)
+
+    def statuses(self, release_ids: Sequence[str]) -> list[InstanceStatus | None]:
+        """`status` of each release, from one read of each kind of object (`_RoundReads`): the crash monitor's round
+        over every running release (one by one, each cost a Job read, a Deployment list, a node list, a pod list
+        and an event list per pod). Once the API server cannot be reached, the last status read of each left."""
+        reads = _RoundReads(self)
+        found: list[InstanceStatus | None] = []
+        for i, rid in enumerate(release_ids):
+            try:
+                found.append(self._kept_status(rid, reads) if _ID.match(rid) else None)
+            except TemporaryBackendError as e:
+                log.warning(
+                    "status of %s and %d more: %s; answering the last ones read", rid, len(release_ids) - i - 1, e
+                )
+                return found + [self._last.get(r) for r in release_ids[i:]]
+        return found
+
+    def _kept_status(self, release_id: str, reads: _Reads) -> InstanceStatus | None:
+        st = self._status(release_id, reads)
         if st is None:
             self._last.pop(release_id, None)
         else:
             self._last[release_id] = st
         return st
 
-    def _status(self, release_id: str) -> InstanceStatus | None:
-        task = self._read_job(f"task-{release_id}")
+    def _status(self, release_id: str, reads: _Reads | None = None) -> InstanceStatus | None:
+        reads = reads or _Reads(self)
+        task = reads.task_job(release_id)
         if task is not None:
-            return None if _get(task, "metadata", "deletionTimestamp") else self._task_status(release_id, task)
-        for d in self._deployments():
-            st = self._release_status(d, release_id)
+            return None if _get(task, "metadata", "deletionTimestamp") else self._task_status(release_id, task, reads)
+        for d in reads.deployments():
+            st = self._release_status(d, release_id, reads)
             if st is not None:
                 return st
         return None
@@ -701,50 +717,53 @@ class KubernetesBackend:
                            label_selector="app.kubernetes.io/managed-by=spacehub").items  # fmt: skip
         return [self._json(d) for d in items]
 
-    def _release_status(self, d: Mapping[str, Any], release_id: str) -> InstanceStatus | None:
+    def _release_status(
+        self, d: Mapping[str, Any], release_id: str, reads: _Reads | None = None
+    ) -> InstanceStatus | None:
         if not _get(d, "spec", "replicas") or _get(d, "metadata", "deletionTimestamp"):
             return None
+        reads = reads or _Reads(self)
         space_id = d["metadata"]["labels"][m.LABEL_SPACE]
         template = _get(d, "spec", "template", "metadata") or {}
         build_of = _get(d, "metadata", "annotations", ANNOTATION_BUILD) or ""
         if template.get("labels", {}).get(m.LABEL_RELEASE) == release_id:
             self._relay(space_id, release_id, adopted=True)
-            running, code = self._running(d, release_id)
-            return InstanceStatus(release_id, build_of, running, False,
-                                  self._endpoint(space_id, release_id) if running else None, code, LIMITS)  # fmt: skip
+            running, code = self._running(d, release_id, reads)
+            endpoint = self._endpoint(space_id, release_id, reads) if running else None
+            return InstanceStatus(release_id, build_of, running, False, endpoint, code, LIMITS)
         if (d["metadata"].get("annotations") or {}).get(ANNOTATION_PREVIOUS) == release_id:
             self._relay(space_id, release_id, adopted=True)
             previous_build = (d["metadata"].get("annotations") or {}).get(ANNOTATION_PREVIOUS_BUILD) or ""
-            return InstanceStatus(release_id, previous_build, True, False, self._endpoint(space_id, release_id),
-                                  None, LIMITS)  # fmt: skip
+            return InstanceStatus(release_id, previous_build, True, False,
+                                  self._endpoint(space_id, release_id, reads), None, LIMITS)  # fmt: skip
         return None
 
-    def _task_status(self, release_id: str, job: Mapping[str, Any]) -> InstanceStatus:
+    def _task_status(self, release_id: str, job: Mapping[str, Any], reads: _Reads | None = None) -> InstanceStatus:
         done = bool(_get(job, "status", "succeeded") or _get(job, "status", "failed") or _job_failed(job))
-        code = _exit_code(self._job_pods(f"task-{release_id}")) if done else None
-        if done:
-            space_id = job["metadata"]["labels"][m.LABEL_SPACE]
-            if self._relayed.get(release_id) != "done":
-                self._relayed[release_id] = "done"
-                self._relay_pod_logs(f"task-{release_id}", lambda line: self._log(space_id, line))
-                self._log(space_id, f"===== task {release_id} exited with code {code} =====")
+        space_id = job["metadata"]["labels"][m.LABEL_SPACE]
+        code = _exit_code((reads or _Reads(self)).job_pods(f"task-{release_id}", space_id)) if done else None
+        if done and self._relayed.get(release_id) != "done":
+            self._relayed[release_id] = "done"
+            self._relay_pod_logs(f"task-{release_id}", lambda line: self._log(space_id, line))
+            self._log(space_id, f"===== task {release_id} exited with code {code} =====")
         build_id = (job["metadata"].get("annotations") or {}).get(ANNOTATION_BUILD) or ""
         return InstanceStatus(release_id, build_id, not done, False, None, code if done else None, LIMITS)
 
     def list_instances(self) -> list[InstanceStatus]:
         found: list[InstanceStatus] = []
-        for d in self._deployments():
+        reads = _RoundReads(self)
+        for d in reads.deployments():
             annotations = d["metadata"].get("annotations") or {}
             for rid in (_get(d, "spec", "template", "metadata", "labels", m.LABEL_RELEASE),
                         annotations.get(ANNOTATION_PREVIOUS)):  # fmt: skip
-                if rid and (st := self._release_status(d, rid)) is not None:
+                if rid and (st := self._release_status(d, rid, reads)) is not None:
                     found.append(st)
         jobs = self._call(self.cluster.batch.list_namespaced_job, self.namespace,
                           label_selector=f"{LABEL_KIND}=task").items  # fmt: skip
         for j in jobs:
             job = self._json(j)
             if not _get(job, "metadata", "deletionTimestamp"):
-                found.append(self._task_status(job["metadata"]["labels"][m.LABEL_RELEASE], job))
+                found.append(self._task_status(job["metadata"]["labels"][m.LABEL_RELEASE], job, reads))
         return found
 
     # ---- stop --------------------------------------------------------------------------------------------------
@@ -1003,3 +1022,82 @@ def _exit_code(pods: list[dict[str, Any]]) -> int | None:
                 if term and term.get("exitCode") is not None and (kind == "containerStatuses" or term["exitCode"]):
                     return int(term["exitCode"])
     return None
+
+
+class _Reads:
+    """What a status reads of the cluster, as it needs it: each call an API request (one `status`)."""
+
+    def __init__(self, backend: KubernetesBackend) -> None:
+        self.b = backend
+
+    def task_job(self, release_id: str) -> dict[str, Any] | None:
+        return self.b._read_job(f"task-{release_id}")
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return self.b._deployments()
+
+    def capacity(self) -> Any:
+        return self.b._call(read_nodes, self.b.cluster.core, self.b.options.accelerator_label)
+
+    def pods(self, space_id: str) -> list[dict[str, Any]]:
+        return self.b._call(self.b.cluster.pods, space_id)  # type: ignore[no-any-return]
+
+    def job_pods(self, job_name: str, space_id: str) -> list[dict[str, Any]]:
+        return self.b._job_pods(job_name)
+
+    def pod_events(self, pod: str) -> list[dict[str, Any]]:
+        selector = f"involvedObject.kind=Pod,involvedObject.name={pod}"
+        items = self.b._call(self.b.cluster.core.list_namespaced_event, self.b.namespace, field_selector=selector)
+        return [self.b._json(e) for e in items.items]
+
+
+class _RoundReads(_Reads):
+    """The same reads for many releases at once (`statuses`, `list_instances`): each kind of object is listed once,
+    when first needed, and looked up after (a round of the crash monitor over N running releases makes at most five
+    requests, not ~5 N)."""
+
+    def __init__(self, backend: KubernetesBackend) -> None:
+        super().__init__(backend)
+        self._jobs: dict[str, dict[str, Any]] | None = None
+        self._deployments: list[dict[str, Any]] | None = None
+        self._capacity: Any = None
+        self._pods: dict[str, list[dict[str, Any]]] | None = None
+        self._events: dict[str, list[dict[str, Any]]] | None = None
+
+    def task_job(self, release_id: str) -> dict[str, Any] | None:
+        if self._jobs is None:
+            b = self.b
+            items = b._call(b.cluster.batch.list_namespaced_job, b.namespace, label_selector=f"{LABEL_KIND}=task")
+            self._jobs = {j["metadata"]["name"]: j for j in map(b._json, items.items)}
+        return self._jobs.get(f"task-{release_id}")
+
+    def deployments(self) -> list[dict[str, Any]]:
+        if self._deployments is None:
+            self._deployments = self.b._deployments()
+        return self._deployments
+
+    def capacity(self) -> Any:
+        if self._capacity is None:
+            self._capacity = super().capacity()
+        return self._capacity
+
+    def pods(self, space_id: str) -> list[dict[str, Any]]:
+        if self._pods is None:
+            b, grouped = self.b, defaultdict(list)
+            items = b._call(b.cluster.core.list_namespaced_pod, b.namespace, label_selector=m.LABEL_SPACE)
+            for pod in map(b._json, items.items):
+                grouped[pod["metadata"]["labels"][m.LABEL_SPACE]].append(pod)
+            self._pods = dict(grouped)
+        return self._pods.get(space_id, [])
+
+    def job_pods(self, job_name: str, space_id: str) -> list[dict[str, Any]]:
+        return [p for p in self.pods(space_id) if _get(p, "metadata", "labels", "job-name") == job_name]
+
+    def pod_events(self, pod: str) -> list[dict[str, Any]]:
+        if self._events is None:
+            b, grouped = self.b, defaultdict(list)
+            items = b._call(b.cluster.core.list_namespaced_event, b.namespace, field_selector="involvedObject.kind=Pod")
+            for event in map(b._json, items.items):
+                grouped[_get(event, "involvedObject", "name")].append(event)
+            self._events = dict(grouped)
+        return self._events.get(pod, [])
