@@ -35,6 +35,17 @@ from tests.runtime.reconciling import (
 pytestmark = pytest.mark.anyio
 
 
+async def running_v1(
+    start_reconciler: StartReconciler, ctx: HubContext, backend: FakeBackend
+) -> tuple[Reconciler, str]:
+    """A reconciler over ``backend`` and a Space of ``app.py`` "v1" it has brought to RUNNING."""
+    rec = await start_reconciler(backend)
+    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
+    rec.kick(space)
+    await until(rec, space, "RUNNING")
+    return rec, space
+
+
 async def test_space_builds_starts_and_runs(ctx: HubContext, start_reconciler: StartReconciler) -> None:
     backend = FakeBackend()
     rec = await start_reconciler(backend)
@@ -52,10 +63,7 @@ async def test_new_commit_switches_without_gap_and_stops_the_old(
     ctx: HubContext, start_reconciler: StartReconciler
 ) -> None:
     backend = FakeBackend()
-    rec = await start_reconciler(backend)
-    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
-    rec.kick(space)
-    await until(rec, space, "RUNNING")
+    rec, space = await running_v1(start_reconciler, ctx, backend)
     first = backend.started[0]
     backend.build_gate.clear()  # the new commit's build stays under way until the test has looked
     commit(ctx, space, {"app.py": "v2"})
@@ -83,10 +91,7 @@ async def test_a_change_during_a_drain_is_acted_on_at_once(
     right after a switch starts its release at once, and both older releases are stopped once drained."""
     monkeypatch.setattr(plan_mod, "DRAIN_SECONDS", 4.0)  # a pass that waited for it would be seen to
     backend = FakeBackend()
-    rec = await start_reconciler(backend)
-    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
-    rec.kick(space)
-    await until(rec, space, "RUNNING")
+    rec, space = await running_v1(start_reconciler, ctx, backend)
     first = backend.started[0]
     commit(ctx, space, {"app.py": "v2"})
     rec.kick(space)
@@ -101,10 +106,7 @@ async def test_a_change_during_a_drain_is_acted_on_at_once(
 
 async def test_failed_build_keeps_old_version_and_says_why(ctx: HubContext, start_reconciler: StartReconciler) -> None:
     backend = FakeBackend()
-    rec = await start_reconciler(backend)
-    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
-    rec.kick(space)
-    await until(rec, space, "RUNNING")
+    rec, space = await running_v1(start_reconciler, ctx, backend)
     first = rec.runs[space].serving
     backend.fail_builds["*"] = "ERROR: No matching distribution found for nopackage"
     commit(ctx, space, {"requirements.txt": "nopackage\n"})
@@ -141,11 +143,8 @@ async def test_crash_is_restarted_then_crash_loop_ends_in_runtime_error(
     """The monitor notices a crash within a second; the restart waits its backoff (1, 2, 4… s), all on the
     reconciler's clock; after MAX_RESTARTS the Space is RUNTIME_ERROR with the app's last words."""
     backend = FakeBackend(exit_notices=exit_notices)
-    rec = await start_reconciler(backend)
+    rec, space = await running_v1(start_reconciler, ctx, backend)
     clock = clock_of(rec)
-    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
-    rec.kick(space)
-    await until(rec, space, "RUNNING")
     rid = rec.runs[space].serving
     for n in range(MAX_RESTARTS + 1):  # each crash is followed by a restart, until the reconciler gives up
         if exit_notices:
@@ -176,11 +175,8 @@ async def test_an_exit_notice_is_acted_on_at_once_and_a_lost_one_by_the_safety_r
     every round, notices its end with no round at all, and still finds an end whose notice was lost within
     MONITOR_SAFETY_ROUNDS rounds."""
     backend = FakeBackend()
-    rec = await start_reconciler(backend)
+    rec, space = await running_v1(start_reconciler, ctx, backend)
     clock = clock_of(rec)
-    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
-    rec.kick(space)
-    await until(rec, space, "RUNNING")
     rid = rec.runs[space].serving
     clock.advance(MONITOR_INTERVAL)  # the round that takes its notice (and asks once more)
     await settle(rec, space, lambda: backend.notices(rid))
@@ -210,10 +206,7 @@ async def test_an_exit_notice_is_acted_on_at_once_and_a_lost_one_by_the_safety_r
 
 async def test_pause_stops_and_restart_starts_again(ctx: HubContext, start_reconciler: StartReconciler) -> None:
     backend = FakeBackend()
-    rec = await start_reconciler(backend)
-    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
-    rec.kick(space)
-    await until(rec, space, "RUNNING")
+    rec, space = await running_v1(start_reconciler, ctx, backend)
     with ctx.db.transaction() as s:
         spaces.pause(s, s.get(repos.Repo, space))
     rec.kick(space)
@@ -241,10 +234,7 @@ async def test_restart_of_spacehub_adopts_the_running_instance(
     ctx: HubContext, start_reconciler: StartReconciler
 ) -> None:
     backend = FakeBackend()
-    rec = await start_reconciler(backend)
-    space = make_space(ctx, {"README.md": README, "app.py": "v1"})
-    rec.kick(space)
-    await until(rec, space, "RUNNING")
+    rec, space = await running_v1(start_reconciler, ctx, backend)
     rid = rec.runs[space].serving
     backend.start(dataclasses.replace(backend.instances[rid].spec, release_id="orphan"))
     await rec.stop()
