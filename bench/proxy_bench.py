@@ -69,7 +69,8 @@ def serve_app(port: int, server: str) -> None:
 
 
 def serve_spacehub(port: int, upstream: int, data_dir: str, nginx_port: int | None = None) -> None:
-    """The stack ``spacehub serve`` runs (``space_server``), on uvicorn, 1 worker, access log off as for the others.
+    """The stack ``spacehub serve`` runs (``space_server``), on uvicorn and its event loop, 1 worker, access log off as
+    for the others.
 
     With ``nginx_port``: ``proxy.mode = "nginx"``, nginx on ``nginx_port`` and SpaceHub behind it on ``port``.
     """
@@ -77,6 +78,7 @@ def serve_spacehub(port: int, upstream: int, data_dir: str, nginx_port: int | No
 
     from spacehub.config import Settings
     from spacehub.proxy import RouteTarget, StaticRouteTable, listen_address, space_server
+    from spacehub.serving import HTTP_LOOP
     from spacehub.wiring import build_app
 
     settings = Settings(data_dir=Path(data_dir))
@@ -91,7 +93,7 @@ def serve_spacehub(port: int, upstream: int, data_dir: str, nginx_port: int | No
     if app.data_plane is not None:
         app.data_plane.set_routes(table.public_upstreams())
     host, port = listen_address(settings)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_keep_alive=30)
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_keep_alive=30, loop=HTTP_LOOP)
 
 
 NGINX_CONF = """worker_processes 1;

@@ -34,9 +34,18 @@ STOP_GRACE = 20.0  # seconds workers get to finish their requests when the serve
 CONTROLLER_PID = "SPACEHUB_CONTROLLER_PID"  # a worker's environment: the process that started it
 
 
+HTTP_LOOP = "asyncio"
+"""The event loop of the public HTTP side: the standard library's, not uvloop (uvicorn's choice when it is
+installed). With its loop kept busy by 64 connections, uvloop left a few requests in a thousand unread for
+100-800 ms while it answered the others (p99.9 460 ms for a trivial app spending 250 us a request; p99 550-960 ms
+for the API reads in one process on PostgreSQL); asyncio's loop serves the same load at the same rate with p99.9
+27 ms (docs/performance.md, "The one-process tail: uvloop"). The proxy's throughput is the same on both."""
+
+
 def http_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for the public HTTP side (in one process or in each worker)."""
     return {
+        "loop": HTTP_LOOP,
         "log_level": "info",
         "access_log": settings.server.access_log,
         "proxy_headers": False,
