@@ -197,6 +197,17 @@ def test_move_repo_onto_the_old_name_of_another_repo(api: HfApi, repo: str, uniq
     assert "other.txt" not in api.list_repo_files(f"alice/{unique}-renamed")
 
 
+def test_a_new_repo_takes_the_old_name_of_a_moved_one(api: HfApi, repo: str, unique: str) -> None:
+    api.move_repo(from_id=repo, to_id=f"alice/{unique}-renamed")
+    with pytest.raises(HfHubHTTPError) as e:  # the live name is taken, in any case
+        api.create_repo(f"alice/{unique}-RENAMED")
+    assert e.value.response.status_code == 409
+    api.create_repo(repo.upper().replace("ALICE/", "alice/"))  # only a redirect had that name
+    api.upload_file(path_or_fileobj=b"n", path_in_repo="new.txt", repo_id=repo)
+    assert "new.txt" in api.list_repo_files(repo)
+    assert "new.txt" not in api.list_repo_files(f"alice/{unique}-renamed")
+
+
 def test_move_then_delete_the_moved_repo(api: HfApi, repo: str, unique: str) -> None:
     api.move_repo(from_id=repo, to_id=f"alice/{unique}-moved")
     api.delete_repo(f"alice/{unique}-moved")

@@ -148,7 +148,7 @@ class RuntimeRouteTable:
         Python took ~8 ms of every create's CPU at 10,000 Spaces."""
         with self._lock:
             self._installed = next(self._reads)
-            fresh = self._read(Repo.id.in_(repo_ids), Repo.type == "space")
+            fresh = self._read(Repo.id.in_(repo_ids), Repo.type == "space", whole=False)
             old = self.by_host
             before = {h: old[h] for h in (self._host_of.get(r) for r in repo_ids) if h is not None and h in old}
             if before == fresh:
@@ -162,10 +162,15 @@ class RuntimeRouteTable:
             self._switch(old, index)
             return True
 
-    def _read(self, *where: Any) -> dict[str, _Space]:
+    def _read(self, *where: Any, whole: bool = True) -> dict[str, _Space]:
+        """Columns, not objects: ~10x less work per Space. The whole index is read in a transaction; a few entries
+        outside one (`Database.peek_all`: on PostgreSQL one round trip instead of four, at every create)."""
         query = select(Repo.id, Account.name, Repo.name, Repo.private).join(Account, Account.id == Repo.owner_id)
-        with self.ctx.db.transaction() as s:  # columns, not objects: ~10x less work per Space
-            rows = s.execute(query.where(*where)).all()
+        if whole:
+            with self.ctx.db.transaction() as s:
+                rows = s.execute(query.where(*where)).all()
+        else:
+            rows = self.ctx.db.peek_all(query.where(*where))
         return {subdomain(f"{o}/{n}") + self.suffix: _Space(repo_id, private, "index.html", f"{o}/{n}")
                 for repo_id, o, n, private in rows}  # fmt: skip
 

@@ -135,6 +135,7 @@ def read_space(
     s: Session,
     git: GitStore,
     repo: Repo,
+    space: Space | None,
     *,
     catalog: Catalog,
     machine: MachineInfo,
@@ -154,9 +155,10 @@ def read_space(
     devices), taking nothing: reading claims no device (the plan's ``Claim`` does, ``Desired.devices``). When the
     requested flavor cannot run now, the release stays on ``fallback`` (the flavor the Space runs on now), else the
     default flavor, and ``Desired.unmet`` says why. With ``preview``, the desired state of that pull request's
-    preview (see `PreviewOf`: what it does not get of the Space)."""
-    space = s.get(Space, repo.id) or Space(repo_id=repo.id, hardware="cpu-basic", paused=False,
-                                           restart_generation=0, factory_generation=0)  # fmt: skip
+    preview (see `PreviewOf`: what it does not get of the Space). ``space`` is its `Space` row (None: it has none,
+    and has the defaults)."""
+    space = space or Space(repo_id=repo.id, hardware="cpu-basic", paused=False, restart_generation=0,
+                           factory_generation=0)  # fmt: skip
     runtime_id, generation = repo.id, space.restart_generation
     if preview is not None:
         default = catalog.get(None)
@@ -196,6 +198,9 @@ def read_space(
     placement, unmet = choose_placement(requested, [catalog.get(fallback) if fallback else None,
                                                     catalog.get(None)], placer)  # fmt: skip
     flavor = placement.flavor
+    if cfg.sdk == "static":  # SpaceHub serves its files from git: nothing is built or started, no environment
+        desired = Desired(revision=revision, build_id=None, release_id=None, static=True, unmet=unmet, **base)
+        return SpaceState(desired, repo.full_name, flavor.name, None, None, cfg, placement.note, requested.name)
     deps = [_read_text(git, repo.id, revision, p) for p in ("requirements.txt", "pre-requirements.txt")]
     user = {k: v for k, v in user_env(s, repo).items() if k not in PLATFORM_ENV}
     build_args, build_secrets = docker_build_inputs(s, git, repo, revision, user) if cfg.sdk == "docker" else ({}, {})

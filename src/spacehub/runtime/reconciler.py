@@ -653,6 +653,7 @@ class Reconciler:
                 s,
                 self.d.git,
                 repo,
+                space,
                 catalog=self.d.catalog,
                 machine=self.d.machine,
                 hub_url=self.d.hub_url(),

@@ -108,18 +108,13 @@ def create_repo(
         if sdk not in SDKS:
             raise BadRequest(f"Invalid sdk {sdk!r}; use one of {', '.join(SDKS)}")
     owner = accounts.check_namespace_write(s, p, namespace)
-    full = f"{owner.name}/{name}"
-    existing = find_repo(s, repo_type, full)
-    if existing is not None and existing.full_name.lower() == full.lower():
+    # Only a live repo holds a name (an old name of a moved repo is free): one read, not `find_repo`'s redirects.
+    existing = s.scalar(_BY_NAME, {"type": repo_type, "ns": owner.name.lower(), "name": name.lower()})
+    if existing is not None:
         url = repo_url(base_url, repo_type, existing.full_name)  # its own spelling, whatever the case asked
         if accounts.can_read(p, existing):
             raise Conflict(f"You already created this {repo_type} repo", url=url)
         raise Conflict(f"A {repo_type} repo with this name already exists", url=url)
-    clash = s.scalar(
-        select(Repo).where(Repo.type == repo_type, Repo.owner_id == owner.id, func.lower(Repo.name) == name.lower())
-    )
-    if clash is not None:
-        raise Conflict(f"A {repo_type} repo with this name already exists", url=repo_url(base_url, repo_type, full))
     repo = Repo(
         id=secrets.token_hex(12),
         type=repo_type,

@@ -459,13 +459,24 @@ def _watches(w: Webhook, repo: Repo, owner_name: str) -> bool:
     return False
 
 
+_ENABLED = select(Webhook).where(Webhook.disabled.is_(False))
+
+
 def emit(ctx: HubContext, s: Session, repo: Repo, scope: str, action: str, **extra: Any) -> int:
     """Record the event for every enabled webhook that watches ``repo`` (itself, or its owner) in the scope's domain
     and whose owner may read it; they are posted once this transaction commits. Returns how many."""
+    return _emit(ctx, s, list(s.scalars(_ENABLED)), repo, scope, action, **extra)
+
+
+def _emit(
+    ctx: HubContext, s: Session, enabled: list[Webhook], repo: Repo, scope: str, action: str, **extra: Any
+) -> int:
+    if not enabled:  # most hubs have none: the repo's owner is not even loaded
+        return 0
     domain = "discussion" if scope.startswith("discussion") else "repo"
     owner = repo.owner.name
     targets = []
-    for w in s.scalars(select(Webhook).where(Webhook.disabled.is_(False))):
+    for w in enabled:
         if domain not in json.loads(w.domains) or not _watches(w, repo, owner):
             continue
         if repo.private:
@@ -541,7 +552,8 @@ def space_status_listener(
 
     def listener(s: Session, space_id: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> None:
         events = runtime_events(before, after)
-        repo = s.get(Repo, space_id) if events else None
+        enabled = list(s.scalars(_ENABLED)) if events else []
+        repo = s.get(Repo, space_id) if enabled else None  # read only when some webhook may want it
         if repo is None:
             return
         for name in events:
@@ -552,7 +564,7 @@ def space_status_listener(
                 "hardware": {"current": after.get("hardware"), "requested": after.get("requested")},
                 "errorMessage": after.get("error"),
             }
-            emit(ctx, s, repo, RUNTIME_SCOPE, "update", runtime=runtime)
+            _emit(ctx, s, enabled, repo, RUNTIME_SCOPE, "update", runtime=runtime)
 
     return listener
 

@@ -95,6 +95,12 @@ class Database:
         with self._peeker.connect() as c:
             return c.execute(statement, params).first()
 
+    def peek_all(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
+        """Every row of a small read (a Core statement), as `peek` reads: one round trip, for a read that needs no
+        snapshot shared with another (the host index's entries of the repos a commit changed)."""
+        with self._peeker.connect() as c:
+            return list(c.execute(statement, params or {}).all())
+
 
 def outermost(listener: Callable[..., Any]) -> Callable[..., Any]:
     """A session listener (``before_commit``, ``after_commit``, ``after_rollback``) called for the outermost
