@@ -213,6 +213,7 @@ class Reconciler:
         self.d = deps
         self.clock = deps.clock
         self.runs: dict[str, SpaceRun] = {}
+        self._previews: dict[str, set[str]] = {}  # a Space's repo id → its previews' ids in ``runs``
         self.logs_root: Path = deps.settings.data_dir / "spaces"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -364,6 +365,8 @@ class Reconciler:
         run = self.runs.get(space_id)
         if run is None:
             run = self.runs[space_id] = SpaceRun(last_activity=self.clock.monotonic())
+            if (pr := parse_preview_id(space_id)) is not None:
+                self._previews.setdefault(pr[0], set()).add(space_id)
         return run
 
     # ---- triggers ------------------------------------------------------------------------------------------------
@@ -714,9 +717,9 @@ class Reconciler:
             self._pass_in(space_id, run, run.sleep_check)  # its sleep time runs out then: no sweep needed
 
     def _previews_of(self, space_id: str) -> list[str]:
-        """The previews of a Space's pull requests that this reconciler keeps (none for a preview)."""
-        prefix = space_id + "-pr-"
-        return [key for key in self.runs if key.startswith(prefix)]
+        """The previews of a Space's pull requests that this reconciler keeps (none for a preview): an index kept as
+        runs come and go (a scan of every run cost ~1 ms of each pass at 10,000 Spaces)."""
+        return sorted(self._previews.get(space_id, ()))
 
     def _account(self, space_id: str, run: SpaceRun, desired: Any, release: Any) -> None:
         """Record the devices the Space holds after this pass: its live instances' and, when it should run, its
@@ -914,6 +917,10 @@ class Reconciler:
         if preview is not None:
             await asyncio.to_thread(self._forget_preview_status, preview)
         self.runs.pop(space_id, None)
+        if preview is not None and (keys := self._previews.get(preview[0])) is not None:
+            keys.discard(space_id)
+            if not keys:
+                del self._previews[preview[0]]
 
     # ---- doing -------------------------------------------------------------------------------------------------
     async def _apply(self, space_id: str, run: SpaceRun, state: Any, action: Action) -> None:
