@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 from starlette.types import Receive, Scope, Send
 
@@ -45,7 +45,7 @@ from spacehub.services import accounts, space_grants
 from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
 from spacehub.storage.db import Database, outermost
-from spacehub.storage.models import Account, Repo
+from spacehub.storage.models import Account, CredentialGeneration, Repo
 from spacehub.storage.previews import parse_host_label, preview_id, repo_of
 
 log = logging.getLogger("spacehub.routes")
@@ -109,6 +109,17 @@ class SharedGeneration:
         os.close(self._fd)
 
 
+# What the host index is made from, in one aggregate: the Spaces (a repo's generation moves with every change to its
+# row, storage/repo_generation.py; a deletion lowers the count, a creation brings a new newest) and the accounts
+# (the credential generation moves with any change to one, storage/credentials.py).
+_FINGERPRINT = select(
+    func.count(Repo.id),
+    func.coalesce(func.sum(Repo.generation), 0),
+    func.max(Repo.created_at),
+    select(CredentialGeneration.n).where(CredentialGeneration.id == 1).scalar_subquery(),
+).where(Repo.type == "space")
+
+
 class RuntimeRouteTable:
     """``shared``: with HTTP workers in several processes, the counter they bump when a commit changed the index,
     so that each rebuilds its own before it routes another request (`SharedGeneration`)."""
@@ -128,17 +139,29 @@ class RuntimeRouteTable:
         self._reads = itertools.count(1)
         self._installed = 0  # the read number of the index in use
         self._seen = shared.value() if shared is not None else 0  # the shared generation the index holds
+        self._whole_mark: tuple[Any, ...] | None = None  # `_FINGERPRINT` as of the last whole read
 
     def refresh(self) -> bool:
         """Rebuild the host index from the database (call from a thread); True when it changed.
 
+        First a fingerprint of what the index is made from (`_FINGERPRINT`: one aggregate read, in the database):
+        when it has not moved since the last whole read, nothing is read again. At 10,000 Spaces the whole read
+        costs ~50-100 ms of the interpreter (rows to entries), which every periodic refresh took from the requests
+        of the process, at rest too. The fingerprint is read before the index: a change that commits in between
+        is in the index, and moves the fingerprint for the next refresh.
+
         A rebuild whose read started before the read of the index in use is dropped: it may predate a commit."""
         read = next(self._reads)
+        with self.ctx.db.transaction() as s:
+            mark = tuple(s.execute(_FINGERPRINT).one())
+        if mark == self._whole_mark:
+            return False
         index = self._read(Repo.type == "space")
         with self._lock:
             if read < self._installed:
                 return False
             self._installed = read
+            self._whole_mark = mark
             return self._install(index)
 
     def update(self, repo_ids: set[str]) -> bool:
