@@ -6,10 +6,11 @@ the same database, as another HTTP worker or the command line would be)."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from spacehub.config import Settings
 from spacehub.errors import Unauthorized
@@ -94,3 +95,57 @@ def test_a_change_that_rolls_back_moves_nothing(two: tuple[HubContext, HubContex
     with a.db.transaction() as s:
         accounts.create_token(s, "alice", "read")
     assert generation(a) == (before or 0) + 1
+
+
+def statements(ctx: HubContext) -> list[str]:
+    """The SQL ``ctx`` runs from now on."""
+    seen: list[str] = []
+    event.listen(ctx.db.engine, "before_cursor_execute", lambda *a: seen.append(a[2].split()[0].upper()))
+    return seen
+
+
+def last_used(ctx: HubContext) -> dt.datetime | None:
+    with ctx.db.transaction() as s:
+        return s.scalar(select(Token.last_used_at).where(Token.name == "poller"))
+
+
+def test_a_due_last_used_at_is_written_by_one_request_while_the_others_go_on_from_memory(
+    two: tuple[HubContext, HubContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = two
+    with a.db.transaction() as s:
+        token = accounts.create_token(s, "alice", "write", "poller")
+    assert who(a, token).name == "alice"  # resolved: in memory, last_used_at written now
+    first = last_used(a)
+    later = utcnow() + accounts.TOUCH_EVERY + dt.timedelta(seconds=1)
+    monkeypatch.setattr(accounts, "utcnow", lambda: later)
+    seen = statements(a)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(who(a, token).name)) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["alice"] * 16
+    assert seen.count("UPDATE") == 1  # one write of last_used_at, not one per request
+    assert seen.count("SELECT") == 16  # each: the credential generation only, never the token again
+    assert first is not None and last_used(a) == later
+
+
+def test_kept_answers_leave_the_due_write_to_one_thread(
+    two: tuple[HubContext, HubContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = two
+    with a.db.transaction() as s:
+        token = accounts.create_token(s, "alice", "write", "poller")
+    gen = generation(a)
+    assert gen is not None and who(a, token).name == "alice"
+    later = utcnow() + accounts.TOUCH_EVERY + dt.timedelta(seconds=1)
+    monkeypatch.setattr(accounts, "utcnow", lambda: later)
+    # as the kept answers ask 64 times at once, on the event loop: all are answered, nothing is read or written
+    seen = statements(a)
+    assert {accounts.known_principal(a.db.engine, token, gen).name for _ in range(64)} == {"alice"}  # type: ignore[union-attr]
+    assert seen == [] and accounts.last_used_due(a.db.engine)
+    assert accounts.write_last_used(a.db) == 1 and not accounts.last_used_due(a.db.engine)
+    assert last_used(a) == later and seen.count("UPDATE") == 1
+    assert accounts.write_last_used(a.db) == 0  # written once

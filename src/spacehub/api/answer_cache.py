@@ -9,7 +9,9 @@ serves it again while a fresh read of the mark is equal:
 
 - who the caller is: the credential generation and the principal `accounts.known_principal` answers from memory
   (moved by any change to a token, an account or a membership, in any process: storage/credentials.py); a token
-  `authenticate` would read again (new, expired, due for its ``last_used_at``) is not served from here;
+  `authenticate` would read again (new, expired) is not served from here. A token whose ``last_used_at`` is due
+  (once a minute) is still served: its write goes to a thread once (`accounts.write_last_used`), never 64 requests
+  to the app at once;
 - for a Space: its generation (moved by every transaction that changes its repo row or a row of it, in any process:
   storage/repo_generation.py), read by its exact name; and for ``space_info``, the commit ``main`` points at (the
   files, card and ``lastModified`` come from it; a push moves the branch before its transaction commits).
@@ -25,6 +27,7 @@ its own answers (at most `LIMIT`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -34,7 +37,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spacehub.services import answer_marks
+from spacehub.services import accounts, answer_marks
 from spacehub.services.context import HubContext
 from spacehub.web.deps import token_of
 
@@ -59,6 +62,12 @@ class AnswerCache:
         self.app, self.ctx = app, ctx
         self.kept: dict[tuple[Any, ...], Kept] = {}
         self.served = self.made = 0  # answers served from here, answers the app made and were kept
+        self._writing: asyncio.Task[int] | None = None  # the write of tokens' last_used_at, in a thread
+
+    def _written(self, task: asyncio.Task[int]) -> None:
+        self._writing = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("writing tokens' last_used_at failed", exc_info=task.exception())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         read = _read_of(scope) if scope["type"] == "http" else None
@@ -84,6 +93,9 @@ class AnswerCache:
             self.served += 1
             await send(kept.start)
             await send({"type": "http.response.body", "body": kept.body})
+            if self._writing is None and accounts.last_used_due(self.ctx.db.engine):
+                self._writing = asyncio.create_task(asyncio.to_thread(accounts.write_last_used, self.ctx.db))
+                self._writing.add_done_callback(self._written)
             return
         await self.app(scope, receive, self._keeping(key, mark, send))
 

@@ -11,12 +11,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from spacehub.errors import BadRequest, Conflict, Forbidden, NotFound, RepoNotFound, Unauthorized
 from spacehub.storage import credentials
-from spacehub.storage.db import utcnow
+from spacehub.storage.db import Database, utcnow
 from spacehub.storage.models import Account, Membership, Repo, Token
 
 NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,40}[A-Za-z0-9])?$")
@@ -162,7 +162,8 @@ _ROLES_OF = select(Membership.org_id, Membership.role).where(Membership.user_id 
 
 @dataclass(frozen=True, slots=True)
 class _Known:
-    """A token `authenticate` resolved: who it is, until when, and the credential generation it was read at."""
+    """A token `authenticate` resolved: who it is, until when, the credential generation it was read at, and when
+    its ``last_used_at`` was last written (or found fresh)."""
 
     principal: Principal
     expires_at: dt.datetime | None
@@ -171,12 +172,15 @@ class _Known:
 
 
 class _Principals:
-    """token hash → `_Known`, per database engine (a process may hold several databases: tests do). Bounded."""
+    """token hash → `_Known`, per database engine (a process may hold several databases: tests do). Bounded.
+
+    Also the tokens whose ``last_used_at`` is due and that no request wrote yet (`used`, `take_due`)."""
 
     LIMIT = 10_000
 
     def __init__(self) -> None:
         self._by_engine: weakref.WeakKeyDictionary[Any, dict[str, _Known]] = weakref.WeakKeyDictionary()
+        self._due: weakref.WeakKeyDictionary[Any, dict[str, dt.datetime]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def get(self, engine: Any, token_hash: str) -> _Known | None:
@@ -190,17 +194,51 @@ class _Principals:
                 known.clear()
             known[token_hash] = entry
 
+    def used(self, engine: Any, token_hash: str, known: _Known, now: dt.datetime) -> bool:
+        """A use of ``known`` at ``now``. True for exactly one caller once its ``last_used_at`` is due
+        (`TOUCH_EVERY`): that caller writes it, or leaves it to `write_last_used` (``defer``). Every other caller
+        goes on from memory: with 64 connections on one token, all of them used to read the token again and write
+        its ``last_used_at`` at once, once a minute (a stall of 100-500 ms on SQLite)."""
+        if now - known.read_at < TOUCH_EVERY:
+            return False
+        with self._lock:
+            entries = self._by_engine.get(engine)
+            if entries is None or entries.get(token_hash) is not known:
+                return False  # another caller took it (or the entry was replaced)
+            entries[token_hash] = _Known(known.principal, known.expires_at, known.generation, now)
+            return True
+
+    def defer(self, engine: Any, token_hash: str, now: dt.datetime) -> None:
+        with self._lock:
+            due = self._due.setdefault(engine, {})
+            if len(due) < self.LIMIT:
+                due[token_hash] = now
+
+    def has_due(self, engine: Any) -> bool:
+        return bool(self._due.get(engine))
+
+    def take_due(self, engine: Any) -> dict[str, dt.datetime]:
+        with self._lock:
+            return self._due.pop(engine, None) or {}
+
 
 _principals = _Principals()
-REREAD_AFTER = dt.timedelta(seconds=60)  # a cached token is read again this often (its last_used_at is refreshed)
+TOUCH_EVERY = dt.timedelta(seconds=60)  # a token's last_used_at is written at most this often (per process)
+_TOUCH = (
+    update(Token)
+    .where(Token.token_hash.in_(bindparam("hashes", expanding=True)))
+    .values(last_used_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
 
 
 def authenticate(s: Session, token: str | None) -> Principal:
     """The principal behind a bearer token; anonymous when there is none.
 
     A token resolved before is answered from memory while the credential generation (`storage.credentials`: moved
-    by any change to a token, an account or a membership, in any process) has not moved since, the token has not
-    expired, and it was read less than `REREAD_AFTER` ago: one small read instead of three.
+    by any change to a token, an account or a membership, in any process) has not moved since and the token has not
+    expired: one small read instead of three. Its ``last_used_at`` is written at most once a `TOUCH_EVERY`, by one
+    request (`_Principals.used`), with those that kept answers served in the meantime (`take_due`).
 
     Raises: Unauthorized (a token was given but is not valid).
     """
@@ -216,13 +254,18 @@ def authenticate(s: Session, token: str | None) -> Principal:
         and generation is not None
         and known.generation == generation
         and (known.expires_at is None or known.expires_at > now)
-        and now - known.read_at < REREAD_AFTER
     ):
+        mine = _principals.used(engine, token_hash, known, now)
+        due = _principals.take_due(engine) if mine or _principals.has_due(engine) else {}
+        if mine:
+            due[token_hash] = now
+        if due:  # Core: no flush, no credential generation moved (storage.credentials ignores last_used_at anyway)
+            s.execute(_TOUCH, {"hashes": sorted(due), "now": max(due.values())})
         return known.principal
     row = s.scalar(_TOKEN_BY_HASH, {"token_hash": token_hash})
     if row is None or (row.expires_at is not None and row.expires_at <= now):
         raise Unauthorized(INVALID_CREDENTIALS)
-    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+    if row.last_used_at is None or now - row.last_used_at > TOUCH_EVERY:
         row.last_used_at = now  # coarse, so that reads do not write on every request
     s.info[_AUTH_TOKEN] = (token_hash, row)  # for whoami, in this unit of work (and it keeps the user loaded)
     if row.kind == FETCH_KIND:  # anonymous but for reading its one Space: no user's rights at all
@@ -234,21 +277,35 @@ def authenticate(s: Session, token: str | None) -> Principal:
     return principal
 
 
+def last_used_due(engine: Any) -> bool:
+    """Whether uses answered by `known_principal` left a token's ``last_used_at`` to be written."""
+    return _principals.has_due(engine)
+
+
+def write_last_used(db: Database) -> int:
+    """Write the ``last_used_at`` of the tokens that kept answers served while it was due (`known_principal`), in
+    one statement; how many."""
+    due = _principals.take_due(db.engine)
+    if due:
+        with db.transaction() as s:
+            s.execute(_TOUCH, {"hashes": sorted(due), "now": max(due.values())})
+    return len(due)
+
+
 def known_principal(engine: Any, token: str | None, generation: int) -> Principal | None:
     """Who ``token`` is, when `authenticate` on ``engine`` would answer it from memory at credential generation
-    ``generation`` without reading or writing anything else (resolved before at that generation, not expired, read
-    again recently). None otherwise (not resolved yet, or due to be read again): `authenticate` must run."""
+    ``generation`` (resolved before at that generation, not expired). None otherwise (not resolved yet):
+    `authenticate` must run. A use that finds the token's ``last_used_at`` due leaves it to be written
+    (`write_last_used`, or the next `authenticate`), without a request of its own."""
     if not token:
         return ANONYMOUS
-    known = _principals.get(engine, hash_token(token))
+    token_hash = hash_token(token)
+    known = _principals.get(engine, token_hash)
     now = utcnow()
-    if (
-        known is None
-        or known.generation != generation
-        or (known.expires_at is not None and known.expires_at <= now)
-        or now - known.read_at >= REREAD_AFTER
-    ):
+    if known is None or known.generation != generation or (known.expires_at is not None and known.expires_at <= now):
         return None
+    if _principals.used(engine, token_hash, known, now):
+        _principals.defer(engine, token_hash, now)
     return known.principal
 
 
