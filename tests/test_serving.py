@@ -1,19 +1,21 @@
 """How ``spacehub serve`` runs its HTTP side (serving.py): the workers' inherited socket, and the collector after
-start-up."""
+start-up and as the heap grows."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import socket
 import threading
 import time
+import weakref
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 
-from spacehub.serving import Settled, listening_socket
+from spacehub.serving import GcKeeper, Settled, listening_socket
 
 
 async def tiny(scope: Any, receive: Any, send: Any) -> None:
@@ -87,9 +89,83 @@ async def test_what_the_app_built_to_start_is_set_aside_from_the_collector() -> 
         sent.append((message["type"], gc.get_freeze_count()))
 
     gc.unfreeze()
+    settled = Settled(app)
     try:
-        await Settled(app)({"type": "lifespan"}, receive, send)
+        await settled({"type": "lifespan"}, receive, send)
         assert started == [0]
         assert sent[0][0] == "lifespan.startup.complete" and sent[0][1] > 0
+        assert settled.keeper._on_gc in gc.callbacks
     finally:
+        settled.keeper.stop()
+        gc.unfreeze()
+    assert settled.keeper._on_gc not in gc.callbacks
+
+
+class Node:
+    def __init__(self) -> None:
+        self.other: Any = self  # a cycle: only the collector frees it
+
+
+@pytest.fixture
+async def keeper() -> Any:
+    """A `GcKeeper` that takes every full collection for a slow one, on the test's loop; unfrozen after."""
+    k = GcKeeper(slow=0.0, regrow=1e9)
+    gc.unfreeze()
+    k.start(asyncio.get_running_loop())
+    try:
+        yield k
+    finally:
+        k.stop()
+        gc.unfreeze()
+
+
+async def settled_after_a_full_collection(k: GcKeeper) -> None:
+    before = k.refreezes
+    gc.collect()  # as the collector's own full collections: the callback hands over to the loop
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if k.refreezes > before:
+            return
+    raise AssertionError("no refreeze after a slow full collection")
+
+
+@pytest.mark.anyio
+async def test_what_survives_a_slow_full_collection_is_frozen(keeper: GcKeeper) -> None:
+    assert keeper.thorough == 1 and keeper.base > 0  # at start: collected, then frozen
+    before = gc.get_freeze_count()
+    grown = [Node() for _ in range(20_000)]  # what a server builds after start-up (its runs, its host index)
+    await settled_after_a_full_collection(keeper)
+    assert gc.get_freeze_count() - before >= len(grown)
+    assert not gc.get_objects(2) or len(gc.get_objects(2)) < len(grown)  # the next full collection skips them
+    assert keeper.thorough == 1
+
+
+@pytest.mark.anyio
+async def test_a_frozen_cycle_dropped_later_is_collected_once_the_frozen_set_has_grown(keeper: GcKeeper) -> None:
+    node = Node()
+    dead = weakref.ref(node)
+    await settled_after_a_full_collection(keeper)  # frozen while alive
+    del node
+    gc.collect()
+    assert dead() is not None  # the price of freezing: a frozen cycle is not collected
+    keeper.regrow = 1.0  # any growth now calls for a thorough collection
+    grown = [Node() for _ in range(1_000)]
+    await settled_after_a_full_collection(keeper)
+    assert keeper.thorough == 2 and dead() is None
+    assert gc.get_freeze_count() >= len(grown)
+
+
+@pytest.mark.anyio
+async def test_a_quick_full_collection_leaves_the_heap_as_it_is() -> None:
+    k = GcKeeper(slow=60.0)
+    gc.unfreeze()
+    k.start(asyncio.get_running_loop())
+    try:
+        frozen = gc.get_freeze_count()
+        young = [Node() for _ in range(1_000)]
+        gc.collect()
+        await asyncio.sleep(0.01)
+        assert k.refreezes == 0 and gc.get_freeze_count() <= frozen and young  # frozen ones may die
+    finally:
+        k.stop()
         gc.unfreeze()

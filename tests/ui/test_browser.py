@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from huggingface_hub import HfApi
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import Server, start_server, stop_server
 from tests.e2e.conftest import EXAMPLES, runtime_env, stop_apps, uv_cache  # noqa: F401 (uv_cache is a fixture)
@@ -76,6 +78,22 @@ def upload(hub: Server, owner: str, repo_id: str, folder: Path, private: bool = 
     api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="space")
 
 
+def frame_text(page: Any) -> str:
+    """What the Space page's frame shows (its address and text), for a failure's message."""
+    try:
+        return (
+            page.evaluate("document.getElementById('app-frame').src")
+            + ": "
+            + page.frame_locator("#app-frame").locator("body").inner_text(timeout=5_000)[:1_500]
+        )
+    except PlaywrightError as exc:
+        return f"(unreadable: {exc})"
+
+
+def log_tail(hub: Server, lines: int = 60) -> str:
+    return "\n".join(hub.log.read_text(errors="replace").splitlines()[-lines:])
+
+
 def test_sign_in_then_the_tokens_page_makes_a_token_the_python_client_uses(browser: Any, hub: Server) -> None:
     page = browser.new_page()
     page.goto(f"{hub.url}/login")
@@ -132,7 +150,13 @@ def test_a_gradio_space_made_on_the_new_space_page_goes_from_building_to_running
     assert stages[0] in ("BUILDING", "APP_STARTING", "RUNNING_BUILDING"), stages
     assert stages[-1] == "RUNNING", stages  # changed without a reload: the observer (and its list) survived
     frame = page.frame_locator("#app-frame")
-    frame.get_by_label("Name").fill("Ada", timeout=60_000)
+    try:
+        frame.get_by_label("Name").fill("Ada", timeout=120_000)
+    except PlaywrightTimeout:
+        raise AssertionError(
+            f"no app in the frame; stages {page.evaluate('window.__stages')}; the frame shows "
+            f"{frame_text(page)!r}; the server logged:\n{log_tail(hub)}"
+        ) from None
     frame.get_by_role("button", name="Submit").click()
     greeting = frame.get_by_label("Greeting")
     for _ in range(100):
