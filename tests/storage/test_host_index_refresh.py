@@ -4,11 +4,13 @@ replica: here another `Database` on the same database) is in the index after the
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 
-from spacehub.proxy.space_routes import RuntimeRouteTable
+from spacehub.proxy.space_routes import RuntimeRouteTable, SharedGeneration
 from spacehub.services import accounts, repos
 from spacehub.services.accounts import Principal
 from spacehub.services.context import HubContext
@@ -84,3 +86,65 @@ def test_a_refresh_at_rest_reads_one_aggregate_and_a_change_elsewhere_is_caught(
         assert routes.refresh() is False
     finally:
         other.engine.dispose()
+
+
+def test_a_worker_catches_up_with_the_entries_another_worker_changed(ctx: HubContext, tmp_path: Path) -> None:
+    """HTTP workers of one server: each its own database engine and index, one shared generation file. A change
+    committed through one is in the other's index at its next lookup, read by its ids alone; only a change of unknown
+    ids (or one more than a ring behind) makes it read the whole index."""
+    path = tmp_path / "hosts.gen"
+    one_db, two_db = Database(ctx.db.url), Database(ctx.db.url)
+    one_gen, two_gen = SharedGeneration(path), SharedGeneration(path)
+    try:
+        one = RuntimeRouteTable(replace(ctx, db=one_db), _Asleep(), one_gen)
+        two = RuntimeRouteTable(replace(ctx, db=two_db), _Asleep(), two_gen)
+        one.watch(one_db)
+        two.watch(two_db)
+        two.refresh()
+        reads: list[bool] = []  # the second worker's reads of its index: whole or not
+        read = two._read
+
+        def spy(*where: Any, whole: bool = True) -> Any:
+            reads.append(whole)
+            return read(*where, whole=whole)
+
+        two._read = spy  # type: ignore[method-assign]
+        rid = _create(one_db, ctx, "made-by-one")  # committed through the first worker
+        assert one.lookup(_host(ctx, "made-by-one")) is not None
+        assert two.lookup(_host(ctx, "made-by-one")) is not None  # caught up before routing
+        assert reads == [False]  # its entry only, not the whole index
+
+        with one_db.transaction() as s:
+            s.get(Repo, rid).private = True  # type: ignore[union-attr]
+        target = two.lookup(_host(ctx, "made-by-one"))
+        assert target is not None and target.private
+        with one_db.transaction() as s:
+            s.delete(s.get(Repo, rid))
+        assert two.lookup(_host(ctx, "made-by-one")) is None
+        assert reads == [False] * 3
+
+        _create(one_db, ctx, "read-whole")
+        one_gen.bump()  # a change of unknown ids: the other reads its whole index
+        assert two.lookup(_host(ctx, "read-whole")) is not None
+        assert reads[3:] == [True]
+    finally:
+        for gen in (one_gen, two_gen):
+            gen.close()
+        for db in (one_db, two_db):
+            db.engine.dispose()
+
+
+def test_the_shared_generation_keeps_the_ids_of_the_last_changes(tmp_path: Path) -> None:
+    one, two = SharedGeneration(tmp_path / "hosts.gen"), SharedGeneration(tmp_path / "hosts.gen")
+    try:
+        assert one.bump({"a" * 24, "b" * 24}) == 0 and two.value() == 2
+        assert two.changes(0, 2) == {"a" * 24, "b" * 24} and two.changes(1, 2) == {"b" * 24}
+        assert two.bump() == 2 and two.changes(0, 3) is None  # a change to be read whole
+        for k in range(SharedGeneration.RING):
+            one.bump({f"{k:024d}"})
+        assert two.changes(3, 3 + SharedGeneration.RING) is not None
+        assert two.changes(2, 3 + SharedGeneration.RING) is None  # more than a ring behind
+        assert two.changes(5, 4) is None
+    finally:
+        one.close()
+        two.close()
