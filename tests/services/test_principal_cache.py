@@ -109,16 +109,22 @@ def last_used(ctx: HubContext) -> dt.datetime | None:
         return s.scalar(select(Token.last_used_at).where(Token.name == "poller"))
 
 
+def remembered_then_due(ctx: HubContext, monkeypatch: pytest.MonkeyPatch) -> tuple[str, dt.datetime]:
+    """A token resolved once (in memory, its last_used_at written), then the clock a little past `TOUCH_EVERY`:
+    the token, and that time."""
+    with ctx.db.transaction() as s:
+        token = accounts.create_token(s, "alice", "write", "poller")
+    assert who(ctx, token).name == "alice" and last_used(ctx) is not None
+    later = utcnow() + accounts.TOUCH_EVERY + dt.timedelta(seconds=1)
+    monkeypatch.setattr(accounts, "utcnow", lambda: later)
+    return token, later
+
+
 def test_a_due_last_used_at_is_written_by_one_request_while_the_others_go_on_from_memory(
     two: tuple[HubContext, HubContext], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, _ = two
-    with a.db.transaction() as s:
-        token = accounts.create_token(s, "alice", "write", "poller")
-    assert who(a, token).name == "alice"  # resolved: in memory, last_used_at written now
-    first = last_used(a)
-    later = utcnow() + accounts.TOUCH_EVERY + dt.timedelta(seconds=1)
-    monkeypatch.setattr(accounts, "utcnow", lambda: later)
+    token, later = remembered_then_due(a, monkeypatch)
     seen = statements(a)
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(who(a, token).name)) for _ in range(16)]
@@ -129,19 +135,16 @@ def test_a_due_last_used_at_is_written_by_one_request_while_the_others_go_on_fro
     assert results == ["alice"] * 16
     assert seen.count("UPDATE") == 1  # one write of last_used_at, not one per request
     assert seen.count("SELECT") == 16  # each: the credential generation only, never the token again
-    assert first is not None and last_used(a) == later
+    assert last_used(a) == later
 
 
 def test_kept_answers_leave_the_due_write_to_one_thread(
     two: tuple[HubContext, HubContext], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, _ = two
-    with a.db.transaction() as s:
-        token = accounts.create_token(s, "alice", "write", "poller")
+    token, later = remembered_then_due(a, monkeypatch)
     gen = generation(a)
-    assert gen is not None and who(a, token).name == "alice"
-    later = utcnow() + accounts.TOUCH_EVERY + dt.timedelta(seconds=1)
-    monkeypatch.setattr(accounts, "utcnow", lambda: later)
+    assert gen is not None
     # as the kept answers ask 64 times at once, on the event loop: all are answered, nothing is read or written
     seen = statements(a)
     assert {accounts.known_principal(a.db.engine, token, gen).name for _ in range(64)} == {"alice"}  # type: ignore[union-attr]
