@@ -101,7 +101,7 @@ class Settled:
     from the garbage collector (``gc.freeze``), as a pre-forking server does, once it has started and again whenever
     it grew. Python's full collections otherwise walk all of it again and again while requests allocate: under 64
     connections they were most of the slowest answers (p99 280 -> 100 ms for the runtime read with three workers at
-    1,000 Spaces; at 10,000 Spaces each full collection over what grew after start-up took 78-97 ms, every 6-14 s
+    20 Spaces; at 10,000 Spaces each full collection over what grew after start-up took 78-97 ms, every 6-14 s
     under load). What is frozen is still freed by reference counting when dropped; only cycles among it are not
     collected, so `GcKeeper` collects everything again once the frozen set grew by a quarter."""
 
