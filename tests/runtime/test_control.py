@@ -206,7 +206,7 @@ async def test_a_worker_follows_a_new_controller(tmp_path: Path) -> None:
 def test_the_shared_generation_is_seen_by_every_mapping(tmp_path: Path) -> None:
     one, two = SharedGeneration(tmp_path / "hosts.gen"), SharedGeneration(tmp_path / "hosts.gen")
     assert one.value() == two.value() == 0
-    assert one.bump() == 0 and two.bump() == 1
+    assert one.bump() == (0, 1) and two.bump() == (1, 2)
     assert one.value() == two.value() == 2
     one.close()
     two.close()

@@ -137,9 +137,9 @@ def test_a_worker_catches_up_with_the_entries_another_worker_changed(ctx: HubCon
 def test_the_shared_generation_keeps_the_ids_of_the_last_changes(tmp_path: Path) -> None:
     one, two = SharedGeneration(tmp_path / "hosts.gen"), SharedGeneration(tmp_path / "hosts.gen")
     try:
-        assert one.bump({"a" * 24, "b" * 24}) == 0 and two.value() == 2
+        assert one.bump({"a" * 24, "b" * 24}) == (0, 2) and two.value() == 2
         assert two.changes(0, 2) == {"a" * 24, "b" * 24} and two.changes(1, 2) == {"b" * 24}
-        assert two.bump() == 2 and two.changes(0, 3) is None  # a change to be read whole
+        assert two.bump() == (2, 3) and two.changes(0, 3) is None  # a change to be read whole
         for k in range(SharedGeneration.RING):
             one.bump({f"{k:024d}"})
         assert two.changes(3, 3 + SharedGeneration.RING) is not None

@@ -104,9 +104,9 @@ class SharedGeneration:
     def value(self) -> int:
         return int(struct.unpack_from("<Q", self._map)[0])
 
-    def bump(self, ids: set[str] | frozenset[str] = frozenset()) -> int:
+    def bump(self, ids: set[str] | frozenset[str] = frozenset()) -> tuple[int, int]:
         """Record a change to the index entries of ``ids`` (none: a change to be read whole), under a lock on the
-        file, so no bump is lost; the value before. The counter moves by ``max(1, len(ids))``."""
+        file, so no bump is lost; the values before and after (it moves by one per id, or by one without ids)."""
         slots = [i.encode() if len(i.encode()) <= self.SLOT else b"" for i in sorted(ids)] or [b""]
         fcntl.lockf(self._fd, fcntl.LOCK_EX)
         try:
@@ -114,14 +114,11 @@ class SharedGeneration:
             for k, raw in enumerate(slots):  # the ids first, then the counter that makes them visible
                 at = self.HEAD + ((before + k) % self.RING) * self.SLOT
                 self._map[at : at + self.SLOT] = raw.ljust(self.SLOT, b"\0")
-            struct.pack_into("<Q", self._map, 0, before + len(slots))
-            return before
+            after = before + len(slots)
+            struct.pack_into("<Q", self._map, 0, after)
+            return before, after
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
-
-    @staticmethod
-    def moved_by(ids: set[str] | frozenset[str]) -> int:
-        return max(1, len(ids))
 
     def changes(self, since: int, upto: int) -> set[str] | None:
         """The ids changed between counter values ``since`` and ``upto``; None when they are not all known (more
@@ -281,9 +278,9 @@ class RuntimeRouteTable:
             log.exception("rebuilding the Space host index failed (the timer will retry)")
             return
         if self.shared is not None:  # the other workers catch up before their next request
-            before = self.shared.bump(repo_ids)
+            before, after = self.shared.bump(repo_ids)
             if before == self._seen:  # this index was current, and now holds this commit too
-                self._seen = before + self.shared.moved_by(repo_ids)
+                self._seen = after
         loop = self.loop
         if changed and loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.notify)

@@ -259,8 +259,8 @@ def authenticate(s: Session, token: str | None) -> Principal:
         due = _principals.take_due(engine) if mine or _principals.has_due(engine) else {}
         if mine:
             due[token_hash] = now
-        if due:  # Core: no flush, no credential generation moved (storage.credentials ignores last_used_at anyway)
-            s.execute(_TOUCH, {"hashes": sorted(due), "now": max(due.values())})
+        if due:
+            _touch(s, due)
         return known.principal
     row = s.scalar(_TOKEN_BY_HASH, {"token_hash": token_hash})
     if row is None or (row.expires_at is not None and row.expires_at <= now):
@@ -288,8 +288,14 @@ def write_last_used(db: Database) -> int:
     due = _principals.take_due(db.engine)
     if due:
         with db.transaction() as s:
-            s.execute(_TOUCH, {"hashes": sorted(due), "now": max(due.values())})
+            _touch(s, due)
     return len(due)
+
+
+def _touch(s: Session, due: dict[str, dt.datetime]) -> None:
+    """Write the ``last_used_at`` of the tokens in ``due`` (token hash → when it was used), in one statement. Core:
+    no flush, and no credential generation moved (storage.credentials ignores ``last_used_at`` anyway)."""
+    s.execute(_TOUCH, {"hashes": sorted(due), "now": max(due.values())})
 
 
 def known_principal(engine: Any, token: str | None, generation: int) -> Principal | None:
