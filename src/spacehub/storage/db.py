@@ -72,7 +72,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         # the counters every ORM session moves as it writes (their listeners), in whichever process opens a database
-        from spacehub.storage import credentials, repo_generation  # noqa: F401
+        from spacehub.storage import credentials, host_generation, repo_generation  # noqa: F401
 
         self.url = url
         self.engine = make_engine(url)

@@ -384,3 +384,14 @@ class CredentialGeneration(Base):
     __tablename__ = "credential_generation"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HostGeneration(Base):
+    """One row whose ``n`` grows in the same transaction as any change to what the proxy's host index is made of: a
+    Space created or deleted, renamed, moved or made private or public (`storage.host_generation`). A process's
+    index that remembers ``n`` (with the credential generation, which account renames move) is whole while neither
+    has moved: the periodic check for changes made elsewhere is one small read, whatever else changes."""
+
+    __tablename__ = "host_generation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
