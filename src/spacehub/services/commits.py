@@ -49,7 +49,7 @@ B64_CHUNK = 4 * 1024 * 1024  # a multiple of 4: every chunk of a base64 text dec
 
 def lfs_matcher(gitattributes: str) -> pathspec.PathSpec:
     patterns = [line.split()[0] for line in gitattributes.splitlines() if "filter=lfs" in line.split()[1:]]
-    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+    return pathspec.PathSpec.from_lines("gitignore", patterns)
 
 
 def client_version(user_agent: str | None) -> tuple[int, int] | None:
@@ -98,7 +98,7 @@ def preupload(ctx: HubContext, s: Session, repo: Repo, rev: str, body: Any, user
     if not isinstance(ignore_text, str):
         e = ctx.git.entry(repo.id, sha, ".gitignore")
         ignore_text = ctx.git.read_blob(repo.id, e.oid).decode("utf-8", "replace") if e and e.type == "file" else ""
-    ignore = pathspec.PathSpec.from_lines("gitwildmatch", ignore_text.splitlines())
+    ignore = pathspec.PathSpec.from_lines("gitignore", ignore_text.splitlines())
     version = client_version(user_agent)
     lfs_ok = version is not None and version < (1, 20)
     out = []
