@@ -8,6 +8,7 @@ line would (its own engine, its own caches).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from spacehub.api import answer_cache
 from spacehub.api.answer_cache import AnswerCache
 from spacehub.services import accounts, repos
 from spacehub.storage.db import Database, utcnow
@@ -241,3 +243,60 @@ def test_a_token_due_for_its_last_used_at_is_still_answered_and_written_once(
         assert time.monotonic() < deadline, f"last_used_at is {used}, not {later}"
         time.sleep(0.05)
     assert not accounts.last_used_due(hub.ctx.db.engine)
+
+
+def test_a_full_store_lets_its_oldest_answer_go_and_keeps_the_others(
+    hub: InProcessHub, space: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With more reads than it keeps, the store drops the oldest answer, not all of them: a poller of more Spaces
+    than ``LIMIT`` once emptied it at every turn, and every other caller's reads went to the app again."""
+    monkeypatch.setattr(answer_cache, "LIMIT", 2)
+    headers = {"authorization": f"Bearer {hub.tokens['alice']}"}
+    runtime, info = f"/api/spaces/{space}/runtime", f"/api/spaces/{space}"
+    kept(hub, lambda: hub.http.get(runtime, headers=headers))
+    kept(hub, lambda: hub.http.get(info, headers=headers))
+    kept(hub, lambda: hub.http.get("/api/whoami-v2", headers=headers))  # a third: the runtime's answer goes
+    assert len(cache_of(hub).kept) == 2
+    _, hit = served(hub, lambda: hub.http.get(info, headers=headers))
+    assert hit  # still kept
+    _, hit = served(hub, lambda: hub.http.get(runtime, headers=headers))
+    assert not hit  # the oldest went (and is kept again now, in place of the info)
+
+
+def test_requests_the_loop_starts_in_one_turn_share_a_mark_read_and_later_ones_read_again(hub: InProcessHub) -> None:
+    """The mark read for one request serves the others the loop starts in the same turn (their bytes were all
+    received before it began), and no request started after it: the next turn reads again."""
+    marks: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"made"})
+
+    async def call(cache: AnswerCache) -> None:
+        scope = {"type": "http", "method": "GET", "path": "/api/whoami-v2", "query_string": b"", "scheme": "http",
+                 "headers": [(b"host", b"hub"), (b"authorization", b"Bearer hf_x")]}  # fmt: skip
+
+        async def send(message: Any) -> None:
+            pass
+
+        await cache(scope, None, send)  # type: ignore[arg-type]
+
+    async def main() -> list[int]:
+        cache = AnswerCache(app, hub.ctx)
+
+        def mark(read: Any, token: Any) -> tuple[Any, ...]:
+            marks.append(len(marks))
+            return (len(marks),)
+
+        cache._mark = mark  # type: ignore[method-assign]
+        await asyncio.gather(*(call(cache) for _ in range(8)))  # eight started in one turn
+        first = cache.reads
+        await asyncio.sleep(0)
+        await call(cache)  # a later turn
+        await asyncio.gather(*(call(cache) for _ in range(3)))
+        return [first, cache.reads, cache.served]
+
+    first, reads, hits = asyncio.run(main())
+    assert first == 1  # one read for the eight
+    assert reads == 3  # one for the lone request, one for the three started together
+    assert hits == 7 + 2  # the first request of each turn was made by the app (each turn read a new mark here)

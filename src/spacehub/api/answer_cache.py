@@ -22,7 +22,13 @@ request goes to the app untouched. A mark is one statement outside any transacti
 event loop: a thread hop costs more than the read, and with 64 connections the threads' turns at the interpreter made
 the slowest answers seconds long (PostgreSQL, p99 1.7 s in a thread against 28 ms on the loop). A database over a
 network answers it within `storage.db.PEEK_TIMEOUT_MS` or the read fails, and the app answers. Each process keeps
-its own answers (at most `LIMIT`).
+its own answers (at most `LIMIT`, the oldest going first).
+
+Requests that the event loop starts in one turn share each mark read in that turn (`_fresh`, emptied by a callback
+scheduled at its first read, so before any request the loop starts after it). A request is started only once its
+bytes were received, and its start was scheduled before that read began: whatever a client saw acknowledged before
+it sent the request committed before the read, exactly as with a read of its own. At 64 connections one turn starts
+many requests for the same few reads; on PostgreSQL each read is a round trip that holds the loop.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ class AnswerCache:
         self.kept: dict[tuple[Any, ...], Kept] = {}
         self.served = self.made = 0  # answers served from here, answers the app made and were kept
         self._writing: asyncio.Task[int] | None = None  # the write of tokens' last_used_at, in a thread
+        self._fresh: dict[tuple[Any, ...], tuple[Any, ...] | None] = {}  # marks read in this turn of the loop
+        self.reads = 0  # marks read from the database (the others were shared within a turn)
 
     def _written(self, task: asyncio.Task[int]) -> None:
         self._writing = None
@@ -81,7 +89,7 @@ class AnswerCache:
                 host = value
         token = token_of(auth.decode("latin-1"))
         try:
-            mark = self._mark(read, token)  # on the event loop: one small read, shorter than a hop to a thread
+            mark = self._fresh_mark(read, token)  # on the event loop: one small read, shorter than a hop to a thread
         except (SQLAlchemyError, OSError):  # the database is slow or away: the app answers (or says why not)
             log.warning("reading the mark of a kept answer failed: the app answers", exc_info=True)
             mark = None
@@ -98,6 +106,18 @@ class AnswerCache:
                 self._writing.add_done_callback(self._written)
             return
         await self.app(scope, receive, self._keeping(key, mark, send))
+
+    def _fresh_mark(self, read: tuple[str, ...], token: str | None) -> tuple[Any, ...] | None:
+        """The mark of ``read`` as read in this turn of the loop, or read now (module docstring)."""
+        key = (read, token)
+        if key in self._fresh:
+            return self._fresh[key]
+        mark = self._mark(read, token)
+        self.reads += 1
+        if not self._fresh:  # the first read of this turn: forgotten before the loop starts another request
+            asyncio.get_running_loop().call_soon(self._fresh.clear)
+        self._fresh[key] = mark
+        return mark
 
     def _mark(self, read: tuple[str, ...], token: str | None) -> tuple[Any, ...] | None:
         """What the answer to ``read`` for ``token`` is made from, now; None: not to be answered from here."""
@@ -122,8 +142,9 @@ class AnswerCache:
                 size += len(body)
                 parts.append(body)
                 if not message.get("more_body", False) and size <= MAX_BODY:
-                    if len(self.kept) >= LIMIT:
-                        self.kept.clear()
+                    self.kept.pop(key, None)  # a new answer goes last
+                    while len(self.kept) >= LIMIT:  # the oldest kept goes: the others stay (a poller of more
+                        del self.kept[next(iter(self.kept))]  # Spaces than LIMIT once emptied the whole store)
                     self.kept[key] = Kept(mark, start, b"".join(parts))
                     self.made += 1
             await send(message)
