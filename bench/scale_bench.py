@@ -8,7 +8,8 @@ the same run.
                          commit to a static Space until the proxy serves it: at N against before the creates
   list_spaces            list_spaces(limit=1000): at N against before the creates
   API reads              wrk (Debian's) against get_space_runtime, space_info and whoami-v2 at 1, 8 and 64
-                         connections: req/s, p99 and server CPU per request, beside the same server's cheapest
+                         connections, and the runtimes of up to 1,000 Spaces in turn ("runtime of N": a poller of
+                         many Spaces): req/s, p99 and server CPU per request, beside the same server's cheapest
                          endpoint (GET /api/agent-harnesses: no database, no token) measured in the same run
 
 The server is a real `spacehub serve` on a temporary data dir with the defaults of the README's server (local
@@ -84,8 +85,28 @@ def hub_cpu(pid: int) -> float:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
-def run_wrk(srv: HubServer, path: str, token: str | None, connections: int, seconds: int) -> dict[str, float]:
+ROTATE_LUA = """paths = {%s}
+i = 0
+request = function()
+  i = i + 1
+  return wrk.format(nil, paths[i %% #paths + 1])
+end
+"""
+
+
+def rotating(tmp: Path, paths: list[str]) -> Path:
+    """A wrk script that asks for ``paths`` in turn, one after the other over all connections (wrk -t1: one Lua
+    state): the load of a poller of many Spaces, where no two requests in a row are for the same one."""
+    script = tmp / "rotate.lua"
+    script.write_text(ROTATE_LUA % ", ".join(f'"{p}"' for p in paths))
+    return script
+
+
+def run_wrk(srv: HubServer, path: str, token: str | None, connections: int, seconds: int,
+            script: Path | None = None) -> dict[str, float]:  # fmt: skip
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if script is not None:
+        cmd += ["-s", str(script)]
     if token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
     cpu0 = hub_cpu(srv.pid)
@@ -259,17 +280,24 @@ def measure(args: argparse.Namespace, srv: HubServer, api: HfApi, token: str, ru
     if not shutil.which("wrk"):
         result["wrk_missing"] = "wrk is not installed (scripts/install-system-deps installs it)"
         return result
-    reads = {"get_space_runtime": (f"/api/spaces/{target}/runtime", token),
-             "space_info": (f"/api/spaces/{target}", token),
-             "whoami-v2": ("/api/whoami-v2", token)}  # fmt: skip
-    for path, tok in [(BASELINE_PATH, None), *reads.values()]:  # warm-up, not reported: connections open, caches
-        run_wrk(srv, path, tok, max(args.connections), WARMUP_SECONDS)  # filled (tokens, kept answers, the pools)
+    # the runtimes of up to 1,000 Spaces in turn: a poller of many Spaces (each answer kept, but its mark read anew)
+    many = [f"/api/spaces/alice/s{i:05d}/runtime" for i in range(0, todo, max(1, todo // 1000))][:1000] or \
+        [f"/api/spaces/{target}/runtime"]  # fmt: skip
+    script = rotating(srv.data_dir.parent, many)
+    reads: dict[str, tuple[str, str | None, Path | None]] = {
+        "get_space_runtime": (f"/api/spaces/{target}/runtime", token, None),
+        "space_info": (f"/api/spaces/{target}", token, None),
+        "whoami-v2": ("/api/whoami-v2", token, None),
+        f"runtime of {len(many)}": (many[0], token, script),
+    }
+    for path, tok, lua in [(BASELINE_PATH, None, None), *reads.values()]:  # warm-up, not reported: connections,
+        run_wrk(srv, path, tok, max(args.connections), WARMUP_SECONDS, lua)  # tokens, kept answers, the pools
     for c in args.connections:
         base = run_wrk(srv, BASELINE_PATH, None, c, args.wrk_seconds)
         result["wrk"][f"baseline c{c}"] = {**base, "load": load()}
         log(f"  wrk c={c} baseline {base['rps']:.0f} req/s (load {load()})")
-        for name, (path, tok) in reads.items():
-            r = run_wrk(srv, path, tok, c, args.wrk_seconds)
+        for name, (path, tok, lua) in reads.items():
+            r = run_wrk(srv, path, tok, c, args.wrk_seconds, lua)
             result["wrk"][f"{name} c{c}"] = {**r, "load": load()}
             log(f"  wrk c={c} {name} {r['rps']:.0f} req/s p99 {r['p99_ms']:.1f} ms")
     result["load_end"] = load()

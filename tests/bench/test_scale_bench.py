@@ -52,7 +52,7 @@ def test_scale_bench_smoke(tmp_path: Path, database: str) -> None:
         assert data[side]["idle"]["rss_mb"] > 0 and data[side]["idle"]["cpu_pct"] >= 0
         assert data[side]["change"]["restart_s"] > 0 and data[side]["change"]["commit_s"] > 0
     if shutil.which("wrk"):
-        reads = ("get_space_runtime", "space_info", "whoami-v2")
+        reads = ("get_space_runtime", "space_info", "whoami-v2", "runtime of 18")  # the last: 18 Spaces in turn
         assert set(data["wrk"]) == {f"{n} c{c}" for n in ("baseline", *reads) for c in (1, 8, 64)}
         assert data["wrk"]["baseline c1"]["requests"] > 0  # a run of 2 s at one connection always gets answers
         for n in reads:
