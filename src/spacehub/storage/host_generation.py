@@ -41,13 +41,12 @@ def _before_flush(s: Session, _flush: object, _instances: object) -> None:
         s.info[_CHANGED] = True
 
 
-@event.listens_for(Session, "before_commit")
-@outermost
-def _before_commit(s: Session) -> None:
-    s.flush()  # what is still pending is flushed after this hook: see it now
+def at_commit(s: Session) -> None:
+    """Move the counter if this transaction changed a host: the transaction's very last statement, called by the one
+    before-commit hook of storage/repo_generation.py after its own (flushed) statements. Its row lock (PostgreSQL) is
+    held only while the transaction commits, and no row lock is taken after it: two transactions cannot each hold
+    what the other waits for (a repo's row, this row)."""
     if s.info.pop(_CHANGED, None):
-        # on the session's connection, last: a row lock (PostgreSQL) held only while the transaction commits, so
-        # concurrent creates do not wait for each other's whole transaction
         s.connection().execute(update(HostGeneration).values(n=HostGeneration.n + 1))
 
 

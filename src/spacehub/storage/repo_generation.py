@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import bindparam, event, update
 from sqlalchemy.orm import Session
 
+from spacehub.storage import host_generation
 from spacehub.storage.db import outermost
 from spacehub.storage.models import Repo, RepoLfsObject, UsageInterval
 
@@ -64,6 +65,7 @@ def _before_commit(s: Session) -> None:
     if touched:
         # on the session's connection, last: a row lock (PostgreSQL) held only while the transaction commits
         s.connection().execute(_MOVE, {"ids": sorted(touched)})
+    host_generation.at_commit(s)  # after the repos' rows: the one lock every host change takes comes last
 
 
 @event.listens_for(Session, "after_rollback")
