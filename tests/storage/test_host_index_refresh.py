@@ -1,7 +1,7 @@
 """The proxy's periodic rebuild of its host index (`RuntimeRouteTable.refresh`), on both databases: at rest it reads
-one aggregate and nothing more; a change made where this process's commit hooks never saw it (another process or
-replica: here another `Database` on the same database) is in the index after the next refresh, and a change to
-anything else about a Space (its status, its settings) costs no whole read."""
+two counters in one statement and nothing more; a change made where this process's commit hooks never saw it
+(another process or replica: here another `Database` on the same database) is in the index after the next refresh,
+and a change to anything else about a Space (its status, its settings) costs no whole read."""
 
 from __future__ import annotations
 

@@ -44,9 +44,9 @@ from spacehub.runtime.types import Stage
 from spacehub.services import accounts, space_grants
 from spacehub.services.context import HubContext
 from spacehub.services.formats import subdomain
-from spacehub.storage import host_generation
+from spacehub.storage import credentials, host_generation
 from spacehub.storage.db import Database, outermost
-from spacehub.storage.models import Account, CredentialGeneration, Repo
+from spacehub.storage.models import Account, Repo
 from spacehub.storage.previews import parse_host_label, preview_id, repo_of
 
 log = logging.getLogger("spacehub.routes")
@@ -148,7 +148,7 @@ class SharedGeneration:
 # moves those, and each move cost a whole read here (~50-100 ms of the interpreter at 10,000 Spaces).
 _FINGERPRINT = select(
     host_generation.CURRENT.scalar_subquery(),
-    select(CredentialGeneration.n).where(CredentialGeneration.id == 1).scalar_subquery(),
+    credentials.CURRENT.scalar_subquery(),
 )
 
 

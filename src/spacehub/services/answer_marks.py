@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import bindparam, select, true
 
 from spacehub.services import accounts
+from spacehub.storage import credentials
 from spacehub.storage.db import Database
 from spacehub.storage.models import Account, CredentialGeneration, Repo, SpaceStorage
 
-_CREDENTIALS = select(CredentialGeneration.n).where(CredentialGeneration.id == 1)
 _SPACE_ROW = (
     select(Repo.id, Repo.generation, SpaceStorage.volumes)
     .join(Account, Account.id == Repo.owner_id)
@@ -30,7 +30,7 @@ _SPACE = (
 
 def of_caller(db: Database, token: str | None) -> tuple[Any, ...] | None:
     """(credential generation, principal) for an answer about the caller alone (whoami); None: not known now."""
-    row = db.peek(_CREDENTIALS, {})
+    row = db.peek(credentials.CURRENT, {})
     if row is None:
         return None
     principal = accounts.known_principal(db.engine, token, int(row[0]))

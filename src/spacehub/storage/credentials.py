@@ -21,13 +21,13 @@ from spacehub.storage.models import Account, CredentialGeneration, Membership, T
 _WATCHED = (Token, Account, Membership)
 _QUIET = {"last_used_at"}  # what authentication writes by itself
 _MOVED = "spacehub.credentials_moved"  # Session.info: this transaction has moved the counter already
-_CURRENT = select(CredentialGeneration.n).where(CredentialGeneration.id == 1)
+CURRENT = select(CredentialGeneration.n).where(CredentialGeneration.id == 1)  # the counter, one primary-key read
 
 
 def current(s: Session) -> int | None:
     """The counter now (as this transaction sees it): one primary-key read. None without its row (nothing may be
     cached then)."""
-    n = s.connection().execute(_CURRENT).scalar_one_or_none()
+    n = s.connection().execute(CURRENT).scalar_one_or_none()
     return None if n is None else int(n)
 
 
